@@ -1,0 +1,265 @@
+#include "app.hpp"
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "aipe/ceilings.hpp"
+#include "aipe/check.hpp"
+#include "aipe/device.hpp"
+#include "aipe/registry.hpp"
+#include "aipe/report.hpp"
+#include "aipe/runner.hpp"
+#include "aipe/units.hpp"
+#include "aipe/version.hpp"
+#include "info_cmd.hpp"
+
+namespace aipe::cli {
+
+namespace {
+
+std::string join(const std::vector<std::string>& v, const std::string& sep) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : sep) + x;
+  return s;
+}
+
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Opens an output file now, so a typo in a path fails before a long run, not after it.
+std::unique_ptr<std::ofstream> open_out(const std::string& path) {
+  if (path.empty() || path == "-") return nullptr;
+  auto f = std::make_unique<std::ofstream>(path);
+  if (!*f) throw UsageError("cannot write '" + path + "'");
+  return f;
+}
+
+std::vector<const RegistryEntry*> select(const std::vector<std::string>& patterns) {
+  const Registry& reg = Registry::instance();
+  if (patterns.empty()) {
+    std::vector<const RegistryEntry*> all;
+    for (const auto& e : reg.entries()) all.push_back(&e);
+    return all;
+  }
+  std::vector<const RegistryEntry*> out;
+  std::set<std::string> seen;
+  for (const auto& p : patterns) {
+    const auto m = reg.match(p);
+    if (m.empty()) {
+      const auto s = reg.suggest(p);
+      throw UsageError("unknown example '" + p + "'" + (s.empty() ? "" : "; did you mean: " + join(s, ", ") + "?") +
+                       " ('aipe list' shows all)");
+    }
+    for (const auto* e : m)
+      if (seen.insert(e->info.id).second) out.push_back(e);
+  }
+  std::sort(out.begin(), out.end(), [](auto* a, auto* b) { return a->info.id < b->info.id; });
+  return out;
+}
+
+int cmd_list(const std::vector<std::string>& patterns, bool variants, std::ostream& out) {
+  const auto sel = select(patterns);
+  for (const auto* e : sel) {
+    char b[160];
+    std::snprintf(b, sizeof b, "%-34s %s", e->info.id.c_str(), e->info.title.c_str());
+    out << b << "\n";
+    if (variants) {
+      for (std::size_t i = 0; i < e->variant_names.size(); ++i) {
+        std::snprintf(b, sizeof b, "    %2zu %-22s ", i + 1, e->variant_names[i].c_str());
+        out << b << e->variant_summaries[i] << "\n";
+      }
+      std::string axes;
+      for (const auto& a : e->info.axes)
+        axes += (axes.empty() ? "" : ", ") + a.name + "=" + std::to_string(a.def) + " (" + a.help + ")";
+      if (!axes.empty()) out << "       sizes: " << axes << "\n";
+    }
+  }
+  if (!variants) out << sel.size() << " examples ('aipe list -v' shows their variants)\n";
+  return kOk;
+}
+
+int cmd_info(const std::string& json_path, std::ostream& out, std::ostream& err) {
+  auto jf = open_out(json_path);
+  if (auto why = gpu_unavailable_reason()) {
+    err << "aipe: " << *why << "\n";
+    return kNoGpu;
+  }
+  int n = 0;
+  AIPE_CUDA(cudaGetDeviceCount(&n));
+  nlohmann::json j = nlohmann::json::array();
+  for (int i = 0; i < n; ++i) {
+    const DeviceInfo d = query_device(i);
+    const SpecPeaks p = derive_spec_peaks(d);
+    if (i) out << "\n";
+    print_device(out, d, p);
+    j.push_back({{"device", d}, {"spec", p}});
+  }
+  if (json_path == "-") out << j.dump(2) << "\n";
+  else if (jf) *jf << j.dump(2) << "\n";
+  return kOk;
+}
+
+struct RunArgs {
+  std::vector<std::string> patterns, variants, sizes;
+  std::string json, csv, markdown;
+  bool quick = false, small = false, verify_only = false, no_progress = false;
+  double min_time = -1, max_noise = -1, budget = -1;
+  std::uint64_t seed = 0x5eed;
+  int device = 0;
+};
+
+int cmd_run(const RunArgs& a, const std::string& command_line, std::ostream& out, std::ostream& err) {
+  if (a.quick && a.small) throw UsageError("--quick and --small are exclusive");
+  const auto sel = select(a.patterns);
+
+  RunOptions o;
+  o.preset = a.small ? SizePreset::small : a.quick ? SizePreset::quick : SizePreset::def;
+  o.stop = stop_criteria_for(o.preset);
+  if (a.min_time >= 0) o.stop.min_time_s = a.min_time;
+  if (a.max_noise >= 0) o.stop.max_noise = a.max_noise;
+  if (a.budget >= 0) o.stop.budget_s = std::max(a.budget, o.stop.min_time_s);
+  o.seed = a.seed;
+  o.device = a.device;
+  o.verify_only = a.verify_only;
+
+  // Variants: each name must exist in the selection.
+  for (const auto& v : a.variants) {
+    bool found = false;
+    std::set<std::string> all;
+    for (const auto* e : sel) {
+      for (const auto& n : e->variant_names) all.insert(n);
+      found = found || std::count(e->variant_names.begin(), e->variant_names.end(), v);
+    }
+    if (!found) {
+      std::vector<std::pair<std::size_t, std::string>> near;
+      for (const auto& n : all) near.emplace_back(edit_distance(v, n), n);
+      std::sort(near.begin(), near.end());
+      std::vector<std::string> names;
+      for (std::size_t i = 0; i < near.size() && i < 6; ++i) names.push_back(near[i].second);
+      throw UsageError("unknown variant '" + v + "' for the selected examples; nearest: " + join(names, ", "));
+    }
+  }
+  o.variants = a.variants;
+
+  // Sizes: NAME=VALUE, NAME an axis of at least one selected example, VALUE in its range.
+  for (const auto& s : a.sizes) {
+    std::string why;
+    const auto kv = parse_size_assignment(s, &why);
+    if (!kv) throw UsageError("bad --size: " + why);
+    std::set<std::string> axes;
+    for (const auto* e : sel)
+      for (const auto& ax : e->info.axes) axes.insert(ax.name);
+    if (!axes.count(kv->first))
+      throw UsageError("no selected example has a size named '" + kv->first + "'; sizes: " +
+                       join(std::vector<std::string>(axes.begin(), axes.end()), ", "));
+    o.sizes[kv->first] = kv->second;
+  }
+  for (const auto* e : sel) {
+    try {
+      resolve_sizes(e->info, o);
+    } catch (const BadInput& ex) {
+      throw UsageError(std::string("bad size: ") + ex.what());
+    }
+  }
+
+  auto jf = open_out(a.json);
+  auto cf = open_out(a.csv);
+  auto mf = open_out(a.markdown);
+
+  if (auto why = gpu_unavailable_reason()) {
+    err << "aipe: " << *why << "\n"
+        << "aipe run measures on a GPU; 'aipe list' works without one\n";
+    return kNoGpu;
+  }
+  if (!a.no_progress) o.progress = [&err](const std::string& line) { err << line << "\n" << std::flush; };
+
+  RunReport rep = run_examples(sel, o);
+  rep.command = command_line;
+  write_table(out, rep);
+  if (a.json == "-") write_json(out, rep);
+  if (jf) write_json(*jf, rep);
+  if (cf) write_csv(*cf, rep);
+  if (mf) write_markdown(*mf, rep);
+  if (rep.bad_input) return kUsage;
+  return rep.failed() > 0 ? kFailed : kOk;
+}
+
+}  // namespace
+
+int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  CLI::App app{"aipe: measure what a GPU really delivers, and ladders of kernels from naive to the hardware limit"};
+  app.name("aipe");
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("aipe ") + version() + " (" + git_revision() + ", CUDA archs " +
+                                        cuda_architectures() + ")");
+
+  auto* info = app.add_subcommand("info", "describe the GPU(s) and the peaks their properties imply");
+  std::string info_json;
+  info->add_option("--json", info_json, "also write the report as JSON to FILE ('-' for stdout)");
+
+  auto* list = app.add_subcommand("list", "list examples (works without a GPU)");
+  std::vector<std::string> list_patterns;
+  bool list_variants = false;
+  list->add_option("patterns", list_patterns, "ids, chapter prefixes (ch07) or globs (*copy*)");
+  list->add_flag("-v,--variants", list_variants, "show each example's ladder and sizes");
+
+  auto* runc = app.add_subcommand("run", "verify, then time, the variants of the selected examples");
+  RunArgs ra;
+  runc->add_option("patterns", ra.patterns, "ids, chapter prefixes (ch07) or globs; all when omitted");
+  runc->add_option("--variant", ra.variants, "run only these variants (repeatable)");
+  runc->add_option("--size", ra.sizes, "override a size: NAME=VALUE, suffixes K/M/G = 2^10/2^20/2^30 (repeatable)");
+  runc->add_option("--json", ra.json, "write results as JSON to FILE ('-' for stdout)");
+  runc->add_option("--csv", ra.csv, "write results as CSV to FILE");
+  runc->add_option("--markdown", ra.markdown, "write results as Markdown to FILE");
+  runc->add_flag("--quick", ra.quick, "smaller sizes and shorter sampling");
+  runc->add_flag("--small", ra.small, "the small, awkward test sizes (what the GPU tests use)");
+  runc->add_flag("--verify-only", ra.verify_only, "verify every variant, time none");
+  runc->add_option("--min-time", ra.min_time, "seconds of sampling before the noise test may stop")->check(CLI::NonNegativeNumber);
+  runc->add_option("--max-noise", ra.max_noise, "relative noise under which sampling stops (0.01 = 1%)")->check(CLI::NonNegativeNumber);
+  runc->add_option("--budget", ra.budget, "seconds of sampling per variant at most")->check(CLI::NonNegativeNumber);
+  runc->add_option("--seed", ra.seed, "seed of the random inputs");
+  runc->add_option("--device", ra.device, "GPU ordinal")->check(CLI::NonNegativeNumber);
+  runc->add_flag("--no-progress", ra.no_progress, "no progress lines on stderr");
+
+  std::vector<std::string> rev(args.rbegin(), args.rend());
+  try {
+    app.parse(rev);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e, out, err);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e, out, err);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e, out, err);
+  } catch (const CLI::ParseError& e) {
+    err << "aipe: " << e.what() << "\n(see 'aipe --help' or 'aipe SUBCOMMAND --help')\n";
+    return kUsage;
+  }
+
+  std::string command_line = "aipe";
+  for (const auto& a : args) command_line += " " + a;
+  try {
+    if (info->parsed()) return cmd_info(info_json, out, err);
+    if (list->parsed()) return cmd_list(list_patterns, list_variants, out);
+    if (runc->parsed()) return cmd_run(ra, command_line, out, err);
+  } catch (const UsageError& e) {
+    err << "aipe: " << e.what() << "\n";
+    return kUsage;
+  } catch (const BadInput& e) {
+    err << "aipe: " << e.what() << "\n";
+    return kUsage;
+  } catch (const CudaError& e) {
+    err << "aipe: CUDA error: " << e.what() << "\n";
+    return kFailed;
+  } catch (const std::exception& e) {
+    err << "aipe: " << e.what() << "\n";
+    return kFailed;
+  }
+  return kUsage;
+}
+
+}  // namespace aipe::cli

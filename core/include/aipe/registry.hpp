@@ -1,0 +1,58 @@
+// The list of examples. Each example's .cu registers itself with one macro; nothing else changes
+// when an example is added.
+#pragma once
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "aipe/example.hpp"
+
+namespace aipe {
+
+struct RegistryEntry {
+  ExampleInfo info;
+  std::vector<std::string> variant_names;
+  std::vector<std::string> variant_summaries;
+  std::string source_file;
+  std::function<std::unique_ptr<Example>()> make;
+};
+
+class Registry {
+ public:
+  static Registry& instance();
+  // Throws std::logic_error on a malformed or duplicate id, or duplicate variant names.
+  void add(std::function<std::unique_ptr<Example>()> make, const char* source_file);
+  const std::vector<RegistryEntry>& entries() const { return entries_; }  // sorted by id
+  const RegistryEntry* find(const std::string& id) const;
+
+  // Pattern: an exact id, a prefix ending at a '/' boundary or a chapter ("ch07", "ch07/"),
+  // or a glob with '*' and '?'. Returns the entries that match, in id order.
+  std::vector<const RegistryEntry*> match(const std::string& pattern) const;
+  // Ids (and chapters) closest to a pattern that matched nothing, best first.
+  std::vector<std::string> suggest(const std::string& pattern, std::size_t max = 3) const;
+
+ private:
+  std::vector<RegistryEntry> entries_;
+};
+
+bool valid_example_id(const std::string& id);
+bool glob_match(const std::string& pattern, const std::string& text);
+std::size_t edit_distance(const std::string& a, const std::string& b);
+
+namespace detail {
+struct Registrar {
+  Registrar(std::function<std::unique_ptr<Example>()> make, const char* file) {
+    Registry::instance().add(std::move(make), file);
+  }
+};
+}  // namespace detail
+
+}  // namespace aipe
+
+#define AIPE_CONCAT_INNER(a, b) a##b
+#define AIPE_CONCAT(a, b) AIPE_CONCAT_INNER(a, b)
+// Registers an Example subclass (default-constructible, touching no GPU in its constructor).
+#define AIPE_REGISTER_EXAMPLE(Type)                                                  \
+  static const ::aipe::detail::Registrar AIPE_CONCAT(aipe_registrar_, __LINE__)(    \
+      [] { return std::unique_ptr<::aipe::Example>(new Type()); }, __FILE__)

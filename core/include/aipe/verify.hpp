@@ -1,0 +1,70 @@
+// Verification: compare a result with its reference, element by element (|out - ref| <= abs + rel*|ref|)
+// and as a whole (||out - ref||2 / ||ref||2 <= norm_rel). NaN and Inf never pass. Failures name the
+// first mismatches with their index, expected and actual values.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace aipe {
+
+enum class DType { f64, f32, tf32, f16, bf16, fp8_e4m3, i32, i8, u8, exact };
+const char* to_string(DType t);
+
+struct Tolerance {
+  double abs = 0;       // absolute term
+  double rel = 0;       // relative term, times |ref|
+  double norm_rel = 0;  // bound on ||out - ref|| / ||ref||
+};
+
+// Default tolerance for results produced in a given precision (the precision of the inputs that the
+// arithmetic rounds to, or of the stored output, whichever is coarser). Examples may scale it, and
+// say why in a comment.
+Tolerance tolerance_for(DType t);
+
+struct Mismatch {
+  std::size_t index;
+  double expected;
+  double actual;
+};
+
+struct VerifyResult {
+  bool ok = true;
+  std::size_t checked = 0;
+  std::size_t mismatches = 0;
+  std::size_t non_finite = 0;
+  double max_abs_error = 0;
+  double max_rel_error = 0;   // over elements with |ref| > the absolute tolerance
+  double norm_rel_error = 0;  // ||out - ref|| / ||ref||
+  std::vector<Mismatch> first;  // up to 8
+  std::string note;             // extra context from the example
+  std::string message() const;  // one line: "3 of 1000 elements wrong, first at [17]: expected 1.5, got nan; ..."
+  // Folds another result (a second output of the same variant) into this one.
+  void merge(const VerifyResult& other);
+};
+
+// Compares n values; out(i) and ref(i) return element i as double.
+VerifyResult compare(std::size_t n, const std::function<double(std::size_t)>& out,
+                     const std::function<double(std::size_t)>& ref, const Tolerance& tol);
+
+template <class T, class R>
+VerifyResult compare(std::span<const T> out, std::span<const R> ref, const Tolerance& tol) {
+  const std::size_t n = out.size() < ref.size() ? out.size() : ref.size();
+  VerifyResult r = compare(
+      n, [&](std::size_t i) { return static_cast<double>(out[i]); },
+      [&](std::size_t i) { return static_cast<double>(ref[i]); }, tol);
+  if (out.size() != ref.size()) {
+    r.ok = false;
+    r.note = "size mismatch: " + std::to_string(out.size()) + " outputs vs " + std::to_string(ref.size()) +
+             " reference values";
+  }
+  return r;
+}
+
+// A single scalar (a reduction's sum, a counter).
+VerifyResult compare_scalar(double out, double ref, const Tolerance& tol);
+
+}  // namespace aipe

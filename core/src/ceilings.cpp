@@ -1,0 +1,41 @@
+#include "aipe/ceilings.hpp"
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+
+namespace aipe {
+
+std::string cache_dir() {
+  if (const char* d = std::getenv("AIPE_CACHE_DIR"); d && *d) return d;
+  if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x) return std::string(x) + "/aipe";
+  if (const char* h = std::getenv("HOME"); h && *h) return std::string(h) + "/.cache/aipe";
+  return ".aipe-cache";
+}
+
+std::string peak_cache_path(const std::string& uuid) { return cache_dir() + "/peak-" + uuid + ".json"; }
+
+std::optional<SpecPeaks> load_measured_peaks(const std::string& uuid, std::string* source) {
+  const std::string path = peak_cache_path(uuid);
+  std::ifstream f(path);
+  if (!f) return std::nullopt;
+  try {
+    const nlohmann::json j = nlohmann::json::parse(f);
+    if (source) *source = j.value("source", path);
+    return j.at("peaks").get<SpecPeaks>();
+  } catch (const nlohmann::json::exception& e) {
+    throw std::runtime_error("malformed peak cache " + path + ": " + e.what() + " (delete it or rerun `aipe peak`)");
+  }
+}
+
+void save_measured_peaks(const std::string& uuid, const SpecPeaks& p, const std::string& source) {
+  std::filesystem::create_directories(cache_dir());
+  const std::string path = peak_cache_path(uuid);
+  std::ofstream f(path);
+  if (!f) throw std::runtime_error("cannot write " + path);
+  f << nlohmann::json{{"uuid", uuid}, {"source", source}, {"peaks", p}}.dump(2) << "\n";
+}
+
+}  // namespace aipe

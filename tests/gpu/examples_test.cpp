@@ -1,0 +1,48 @@
+// Every registered example, every variant, at the small awkward sizes: verification must pass.
+// A skip must carry a reason. Skipped as a whole (with the reason) where no GPU is usable.
+#include <gtest/gtest.h>
+
+#include "aipe/device.hpp"
+#include "aipe/registry.hpp"
+#include "aipe/runner.hpp"
+
+using namespace aipe;
+
+namespace {
+
+std::vector<std::string> ids() {
+  std::vector<std::string> v;
+  for (const auto& e : Registry::instance().entries()) v.push_back(e.info.id);
+  return v;
+}
+
+class EveryExample : public ::testing::TestWithParam<std::string> {};
+
+}  // namespace
+
+TEST_P(EveryExample, VerifiesAtSmallAwkwardSize) {
+  if (auto why = gpu_unavailable_reason()) GTEST_SKIP() << *why;
+  const RegistryEntry* e = Registry::instance().find(GetParam());
+  ASSERT_NE(e, nullptr);
+  RunOptions o;
+  o.preset = SizePreset::small;
+  o.verify_only = true;
+  o.seed = 0xC0FFEE ^ std::hash<std::string>{}(GetParam());  // fresh inputs per example, reproducible
+  const RunReport r = run_examples({e}, o);
+  ASSERT_EQ(r.results.size(), e->variant_names.size());
+  for (const Result& res : r.results) {
+    SCOPED_TRACE(res.variant);
+    EXPECT_NE(res.status, Status::failed) << res.reason;
+    if (res.status == Status::skipped) {
+      EXPECT_FALSE(res.reason.empty());
+      std::cout << "[ SKIPPED VARIANT ] " << res.example << " " << res.variant << ": " << res.reason << "\n";
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Registry, EveryExample, ::testing::ValuesIn(ids()), [](const auto& info) {
+  std::string n = info.param;
+  for (char& c : n)
+    if (c == '/') c = '_';
+  return n;
+});
