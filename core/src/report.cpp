@@ -157,7 +157,12 @@ std::string err(const Result& r) {
 
 std::string status_cell(const Result& r) {
   switch (r.status) {
-    case Status::passed: return r.note.empty() ? "ok" : "ok (" + r.note + ")";
+    case Status::passed: {
+      std::string extra;
+      for (const auto& [k, v] : r.metrics) extra += (extra.empty() ? "" : ", ") + k + " " + fmt("%.4g", v);
+      if (!r.note.empty()) extra += (extra.empty() ? "" : "; ") + r.note;
+      return extra.empty() ? "ok" : "ok (" + extra + ")";
+    }
     case Status::failed: return "FAILED: " + r.reason;
     case Status::skipped: return "SKIPPED: " + r.reason;
   }
@@ -282,7 +287,9 @@ void to_json(nlohmann::json& j, const Result& r) {
                      {"pct_of_measured", finite(r.pct_of_measured)},
                      {"bound", r.bound},
                      {"speedup_vs_baseline", finite(r.speedup_vs_baseline)},
-                     {"speedup_vs_library", finite(r.speedup_vs_library)}};
+                     {"speedup_vs_library", finite(r.speedup_vs_library)},
+                     {"metrics", nlohmann::json::object()}};
+  for (const auto& [k, v] : r.metrics) j["metrics"][k] = finite(v);
 }
 
 void from_json(const nlohmann::json& j, Result& r) {
@@ -315,6 +322,8 @@ void from_json(const nlohmann::json& j, Result& r) {
   r.bound = j.value("bound", "");
   r.speedup_vs_baseline = num_at(j, "speedup_vs_baseline");
   r.speedup_vs_library = num_at(j, "speedup_vs_library");
+  if (j.contains("metrics"))
+    for (const auto& [k, v] : j.at("metrics").items()) r.metrics[k] = v.is_null() ? 0.0 : v.get<double>();
 }
 
 void write_json(std::ostream& os, const RunReport& rep) {

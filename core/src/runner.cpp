@@ -253,6 +253,7 @@ RunReport run_examples(const std::vector<const RegistryEntry*>& selected, const 
         }
         r.timed = true;
         fill_rates(r, work, rep);
+        ex->metrics(v.name, r.median_ms, r.metrics);
       } catch (const CudaError& e) {
         r.status = Status::failed;
         r.reason = e.what();

@@ -61,6 +61,7 @@ RunReport fixture() {
   r.results.push_back(base("scalar", 1.0));
   r.results.push_back(base("vec4", 0.75));
   r.results.push_back(base("memcpy", 0.72));
+  r.results.back().metrics["overlap_pct"] = 91.5;
   Result f = base("broken", 0);
   f.status = Status::failed;
   f.timed = false;
@@ -161,6 +162,7 @@ TEST(Report, JsonRoundTrip) {
   EXPECT_EQ(b.results[4].sizes, a.results[4].sizes);
   ASSERT_TRUE(b.device);
   EXPECT_EQ(b.device->name, a.device->name);
+  EXPECT_DOUBLE_EQ(b.results[2].metrics.at("overlap_pct"), 91.5);
   ASSERT_TRUE(b.measured);
   EXPECT_DOUBLE_EQ(b.measured->dram_gbps, 3000);
 }

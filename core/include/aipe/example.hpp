@@ -86,6 +86,9 @@ class Example {
   virtual Work work() const = 0;
   // Checks the outputs of the variant that just ran against the reference.
   virtual VerifyResult verify(Context& ctx) = 0;
+  // Optional example-specific numbers for a timed variant (achieved overlap, time per kernel, ...),
+  // reported beside the standard ones. `median_ms` is the variant's measured median.
+  virtual void metrics(const std::string& /*variant*/, double /*median_ms*/, std::map<std::string, double>& /*out*/) {}
 };
 
 // What setup() and verify() get from the runner.

@@ -45,6 +45,7 @@ struct Result {
   std::string bound;            // "memory" or "compute"
   double speedup_vs_baseline = 0;  // baseline median / this median (first passed rung = baseline)
   double speedup_vs_library = 0;   // library median / this median (0 when the ladder has no library rung)
+  std::map<std::string, double> metrics;  // example-specific numbers (Example::metrics)
 };
 
 struct RunReport {
