@@ -15,6 +15,7 @@
 #include "aipe/runner.hpp"
 #include "aipe/units.hpp"
 #include "aipe/version.hpp"
+#include "command.hpp"
 #include "info_cmd.hpp"
 
 namespace aipe::cli {
@@ -26,10 +27,6 @@ std::string join(const std::vector<std::string>& v, const std::string& sep) {
   for (const auto& x : v) s += (s.empty() ? "" : sep) + x;
   return s;
 }
-
-struct UsageError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
 
 // Opens an output file now, so a typo in a path fails before a long run, not after it.
 std::unique_ptr<std::ofstream> open_out(const std::string& path) {
@@ -113,7 +110,7 @@ struct RunArgs {
   int device = 0;
 };
 
-int cmd_run(const RunArgs& a, const std::string& command_line, std::ostream& out, std::ostream& err) {
+int cmd_run(const RunArgs& a, std::ostream& out, std::ostream& err) {
   if (a.quick && a.small) throw UsageError("--quick and --small are exclusive");
   const auto sel = select(a.patterns);
 
@@ -179,7 +176,7 @@ int cmd_run(const RunArgs& a, const std::string& command_line, std::ostream& out
   if (!a.no_progress) o.progress = [&err](const std::string& line) { err << line << "\n" << std::flush; };
 
   RunReport rep = run_examples(sel, o);
-  rep.command = command_line;
+  rep.command = command_line();
   write_table(out, rep);
   if (a.json == "-") write_json(out, rep);
   if (jf) write_json(*jf, rep);
@@ -189,27 +186,28 @@ int cmd_run(const RunArgs& a, const std::string& command_line, std::ostream& out
   return rep.failed() > 0 ? kFailed : kOk;
 }
 
-}  // namespace
+CLI::App* add_info(CLI::App& app, Action& action) {
+  auto* c = app.add_subcommand("info", "describe the GPU(s) and the peaks their properties imply");
+  auto path = std::make_shared<std::string>();
+  c->add_option("--json", *path, "also write the report as JSON to FILE ('-' for stdout)");
+  action = [path](std::ostream& out, std::ostream& err) { return cmd_info(*path, out, err); };
+  return c;
+}
 
-int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
-  CLI::App app{"aipe: measure what a GPU really delivers, and ladders of kernels from naive to the hardware limit"};
-  app.name("aipe");
-  app.require_subcommand(1);
-  app.set_version_flag("--version", std::string("aipe ") + version() + " (" + git_revision() + ", CUDA archs " +
-                                        cuda_architectures() + ")");
+CLI::App* add_list(CLI::App& app, Action& action) {
+  auto* c = app.add_subcommand("list", "list examples (works without a GPU)");
+  auto patterns = std::make_shared<std::vector<std::string>>();
+  auto variants = std::make_shared<bool>(false);
+  c->add_option("patterns", *patterns, "ids, chapter prefixes (ch07) or globs (*copy*)");
+  c->add_flag("-v,--variants", *variants, "show each example's ladder and sizes");
+  action = [=](std::ostream& out, std::ostream&) { return cmd_list(*patterns, *variants, out); };
+  return c;
+}
 
-  auto* info = app.add_subcommand("info", "describe the GPU(s) and the peaks their properties imply");
-  std::string info_json;
-  info->add_option("--json", info_json, "also write the report as JSON to FILE ('-' for stdout)");
-
-  auto* list = app.add_subcommand("list", "list examples (works without a GPU)");
-  std::vector<std::string> list_patterns;
-  bool list_variants = false;
-  list->add_option("patterns", list_patterns, "ids, chapter prefixes (ch07) or globs (*copy*)");
-  list->add_flag("-v,--variants", list_variants, "show each example's ladder and sizes");
-
+CLI::App* add_run(CLI::App& app, Action& action) {
   auto* runc = app.add_subcommand("run", "verify, then time, the variants of the selected examples");
-  RunArgs ra;
+  auto a = std::make_shared<RunArgs>();
+  RunArgs& ra = *a;
   runc->add_option("patterns", ra.patterns, "ids, chapter prefixes (ch07) or globs; all when omitted");
   runc->add_option("--variant", ra.variants, "run only these variants (repeatable)");
   runc->add_option("--size", ra.sizes, "override a size: NAME=VALUE, suffixes K/M/G = 2^10/2^20/2^30 (repeatable)");
@@ -225,6 +223,39 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
   runc->add_option("--seed", ra.seed, "seed of the random inputs");
   runc->add_option("--device", ra.device, "GPU ordinal")->check(CLI::NonNegativeNumber);
   runc->add_flag("--no-progress", ra.no_progress, "no progress lines on stderr");
+  action = [a](std::ostream& out, std::ostream& err) { return cmd_run(*a, out, err); };
+  return runc;
+}
+
+AIPE_CLI_COMMAND(10, add_info);
+AIPE_CLI_COMMAND(20, add_list);
+AIPE_CLI_COMMAND(30, add_run);
+
+std::string g_command_line = "aipe";
+
+}  // namespace
+
+std::vector<CommandSpec>& commands() {
+  static std::vector<CommandSpec> c;
+  return c;
+}
+
+const std::string& command_line() { return g_command_line; }
+
+int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  CLI::App app{"aipe: measure what a GPU really delivers, and ladders of kernels from naive to the hardware limit"};
+  app.name("aipe");
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("aipe ") + version() + " (" + git_revision() + ", CUDA archs " +
+                                        cuda_architectures() + ")");
+  auto specs = commands();
+  std::sort(specs.begin(), specs.end(), [](const CommandSpec& a, const CommandSpec& b) { return a.order < b.order; });
+  std::vector<std::pair<CLI::App*, Action>> subs;
+  for (const auto& spec : specs) {
+    Action action;
+    CLI::App* sub = spec.add(app, action);
+    subs.emplace_back(sub, std::move(action));
+  }
 
   std::vector<std::string> rev(args.rbegin(), args.rend());
   try {
@@ -240,12 +271,11 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
     return kUsage;
   }
 
-  std::string command_line = "aipe";
-  for (const auto& a : args) command_line += " " + a;
+  g_command_line = "aipe";
+  for (const auto& a : args) g_command_line += " " + a;
   try {
-    if (info->parsed()) return cmd_info(info_json, out, err);
-    if (list->parsed()) return cmd_list(list_patterns, list_variants, out);
-    if (runc->parsed()) return cmd_run(ra, command_line, out, err);
+    for (auto& [sub, action] : subs)
+      if (sub->parsed()) return action(out, err);
   } catch (const UsageError& e) {
     err << "aipe: " << e.what() << "\n";
     return kUsage;
