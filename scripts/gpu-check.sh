@@ -34,7 +34,7 @@ if [ "$sanitizer" = 1 ]; then
   for tool in memcheck racecheck; do
     compute-sanitizer --tool "$tool" --error-exitcode 9 "$BIN/aipe" run "${patterns[@]}" --small --verify-only \
       --no-progress >"$OUT/sanitizer-$tool.log" 2>&1 || status=1
-    echo "compute-sanitizer $tool: $(grep -E 'ERROR SUMMARY' "$OUT/sanitizer-$tool.log" | tail -1)"
+    echo "compute-sanitizer $tool: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY|errors|hazard' "$OUT/sanitizer-$tool.log" | tail -1)"
   done
 fi
 "$BIN/aipe" run "${patterns[@]}" --json "$OUT/run.json" "${extra[@]}" >"$OUT/run.txt" 2>"$OUT/run.err" || status=1

@@ -62,7 +62,7 @@ double Timer::host_time_ms(const std::function<void(cudaStream_t)>& launch, cuda
 }
 
 Measurement Timer::measure(const std::function<void(cudaStream_t)>& launch, Timing timing, bool blocking,
-                           const StopCriteria& crit) {
+                           const StopCriteria& crit, bool flush_l2) {
   Measurement m;
   // Warm-up: one launch, then as many more as fit in ~20 ms (at most 10), so clocks ramp, caches and
   // TLBs fill and lazily loaded modules are resident before the first sample.
@@ -87,7 +87,7 @@ Measurement Timer::measure(const std::function<void(cudaStream_t)>& launch, Timi
       AIPE_CUDA(cudaStreamSynchronize(stream_));
     } else {
       if (blocking) blocker_.block(stream_);
-      if (timing != Timing::hot_l2) flush_.flush(stream_);
+      if (timing != Timing::hot_l2 && flush_l2) flush_.flush(stream_);
       AIPE_CUDA(cudaEventRecord(start_, stream_));
       launch(stream_);
       AIPE_CUDA(cudaEventRecord(stop_, stream_));

@@ -145,7 +145,7 @@ RunReport run_examples(const std::vector<const RegistryEntry*>& selected, const 
       r.variant = v.name;
       r.summary = v.summary;
       r.sizes = sizes;
-      r.timing = to_string(v.timing);
+      r.timing = v.timing == Timing::standard && !v.flush_l2 ? "standard_no_flush" : to_string(v.timing);
       return r;
     };
     auto fail_all = [&](Status st, const std::string& why) {
@@ -242,7 +242,7 @@ RunReport run_examples(const std::vector<const RegistryEntry*>& selected, const 
         } else {
           StopCriteria crit = opts.stop;
           if (v.budget_s > 0) crit.budget_s = std::min(crit.budget_s, v.budget_s);
-          const Measurement m = timer.measure(v.launch, v.timing, v.blocking, crit);
+          const Measurement m = timer.measure(v.launch, v.timing, v.blocking, crit, v.flush_l2);
           r.samples = m.time_ms.n;
           r.median_ms = m.time_ms.median;
           r.min_ms = m.time_ms.min;

@@ -1,11 +1,12 @@
 // ch01/launch_overhead: what launching a kernel costs, and the floor under every aipe measurement.
 //
-// Ladder (the same one-thread kernel, timed two ways):
+// Ladder (the same one-thread kernel, timed two ways; no L2 flush in either, since a flush in front of
+// the start event would itself keep the GPU busy while the launch is queued):
 //   1 unblocked  CUDA events around the launch on an idle stream: the start event fires before the
 //                launch reaches the GPU, so the host's launch latency is inside the measurement
-//   2 blocked    the harness's standard method: the stream is held by a blocking kernel while the
-//                events and the launch are queued, so only the GPU-side cost of the kernel remains.
-//                This is the smallest time aipe can report: the harness's own overhead.
+//   2 blocked    the stream is held by a blocking kernel while the events and the launch are queued,
+//                so only the GPU-side cost of the kernel remains: the smallest time aipe can report,
+//                the harness's own floor under every measurement.
 //
 // The kernel writes one stamp value so that the run is verifiable (poisoned before, checked after).
 // Napkin math: 4 bytes written, no FLOPs: nothing here is bound by the hardware's throughput.
@@ -34,7 +35,11 @@ class LaunchOverhead final : public aipe::Example {
     aipe::Variant unblocked{"unblocked", "events on an idle stream: the launch latency is timed too",
                             [this](cudaStream_t s) { launch(s); }};
     unblocked.blocking = false;
-    return {unblocked, {"blocked", "queued behind a blocking kernel: only the GPU-side cost", [this](cudaStream_t s) { launch(s); }}};
+    unblocked.flush_l2 = false;
+    aipe::Variant blocked{"blocked", "queued behind a blocking kernel: only the GPU-side cost",
+                          [this](cudaStream_t s) { launch(s); }};
+    blocked.flush_l2 = false;
+    return {unblocked, blocked};
   }
 
   void setup(aipe::Context& ctx) override {

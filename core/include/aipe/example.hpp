@@ -57,6 +57,10 @@ struct Variant {
   // false for launches that synchronize the host (cudaFree, cudaStreamSynchronize) or enqueue so many
   // operations that a blocked stream would fill the launch queue; then no blocking kernel is used.
   bool blocking = true;
+  // false where a flush in front of the start event would distort what the rung shows (launch-latency
+  // rungs: the flush keeps the GPU busy while the launch is queued). Reported as timing
+  // "standard_no_flush".
+  bool flush_l2 = true;
   double budget_s = 0;  // per-variant sampling budget (0: the run's default), for slow naive rungs
   Requirements requires_;  // extra requirements of this rung only
   // Returns a reason to skip this rung on this device/problem, or "" to run it.

@@ -51,7 +51,7 @@ class Timer {
  public:
   Timer(const DeviceInfo& dev, cudaStream_t stream);
   Measurement measure(const std::function<void(cudaStream_t)>& launch, Timing timing, bool blocking,
-                      const StopCriteria& crit);
+                      const StopCriteria& crit, bool flush_l2 = true);
   // Host-clock time of one launch + synchronize (used for Timing::first_launch on the verify run).
   static double host_time_ms(const std::function<void(cudaStream_t)>& launch, cudaStream_t s);
 
