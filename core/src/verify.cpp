@@ -40,34 +40,38 @@ Tolerance tolerance_for(DType t) {
   return {0, 0, 0};
 }
 
-VerifyResult compare(std::size_t n, const std::function<double(std::size_t)>& out,
-                     const std::function<double(std::size_t)>& ref, const Tolerance& tol) {
-  VerifyResult r;
-  r.checked = n;
-  double diff_sq = 0, ref_sq = 0;
-  for (std::size_t i = 0; i < n; ++i) {
-    const double o = out(i), e = ref(i);
-    const bool finite = std::isfinite(o) && std::isfinite(e);
-    const double d = std::fabs(o - e);
-    bool bad;
-    if (!finite) {
-      bad = true;
-      ++r.non_finite;
-    } else {
-      bad = d > tol.abs + tol.rel * std::fabs(e);
-      diff_sq += d * d;
-      ref_sq += e * e;
-      if (d > r.max_abs_error) r.max_abs_error = d;
-      if (std::fabs(e) > tol.abs && d / std::fabs(e) > r.max_rel_error) r.max_rel_error = d / std::fabs(e);
-    }
-    if (bad) {
-      ++r.mismatches;
-      if (r.first.size() < 8) r.first.push_back({i, e, o});
-    }
+namespace detail {
+
+void Accumulator::add(std::size_t i, double o, double e, const Tolerance& tol) {
+  const double d = std::fabs(o - e);
+  bool bad;
+  if (!std::isfinite(o) || !std::isfinite(e)) {
+    bad = true;
+    ++r.non_finite;
+  } else {
+    bad = d > tol.abs + tol.rel * std::fabs(e);
+    diff_sq += d * d;
+    ref_sq += e * e;
+    if (d > r.max_abs_error) r.max_abs_error = d;
+    if (std::fabs(e) > tol.abs && d > r.max_rel_error * std::fabs(e)) r.max_rel_error = d / std::fabs(e);
   }
+  if (bad) {
+    ++r.mismatches;
+    if (r.first.size() < 8) r.first.push_back({i, e, o});
+  }
+}
+
+VerifyResult Accumulator::finish(const Tolerance& tol) {
   r.norm_rel_error = ref_sq > 0 ? std::sqrt(diff_sq / ref_sq) : std::sqrt(diff_sq);
   r.ok = r.mismatches == 0 && r.non_finite == 0 && r.norm_rel_error <= tol.norm_rel + (ref_sq > 0 ? 0 : tol.abs);
   return r;
+}
+
+}  // namespace detail
+
+VerifyResult compare(std::size_t n, const std::function<double(std::size_t)>& out,
+                     const std::function<double(std::size_t)>& ref, const Tolerance& tol) {
+  return compare_fn(n, out, ref, tol);
 }
 
 VerifyResult compare_scalar(double out, double ref, const Tolerance& tol) {

@@ -46,14 +46,33 @@ struct VerifyResult {
   void merge(const VerifyResult& other);
 };
 
-// Compares n values; out(i) and ref(i) return element i as double.
+namespace detail {
+// Accumulates one element's comparison; the loop itself is inlined into each caller (verifying a
+// gigabyte through an indirect call per element would cost seconds).
+struct Accumulator {
+  VerifyResult r;
+  double diff_sq = 0, ref_sq = 0;
+  void add(std::size_t i, double o, double e, const Tolerance& tol);
+  VerifyResult finish(const Tolerance& tol);
+};
+}  // namespace detail
+
+// Compares n values; out(i) and ref(i) return element i as something convertible to double.
+template <class OutFn, class RefFn>
+VerifyResult compare_fn(std::size_t n, OutFn&& out, RefFn&& ref, const Tolerance& tol) {
+  detail::Accumulator acc;
+  for (std::size_t i = 0; i < n; ++i) acc.add(i, static_cast<double>(out(i)), static_cast<double>(ref(i)), tol);
+  acc.r.checked = n;
+  return acc.finish(tol);
+}
+
 VerifyResult compare(std::size_t n, const std::function<double(std::size_t)>& out,
                      const std::function<double(std::size_t)>& ref, const Tolerance& tol);
 
 template <class T, class R>
 VerifyResult compare(std::span<const T> out, std::span<const R> ref, const Tolerance& tol) {
   const std::size_t n = out.size() < ref.size() ? out.size() : ref.size();
-  VerifyResult r = compare(
+  VerifyResult r = compare_fn(
       n, [&](std::size_t i) { return static_cast<double>(out[i]); },
       [&](std::size_t i) { return static_cast<double>(ref[i]); }, tol);
   if (out.size() != ref.size()) {
