@@ -1,0 +1,68 @@
+// ch10/gemm_fp8: FP8 (E4M3) GEMM with per-tensor scales, FP32 accumulate, BF16 out, on Hopper tensor cores.
+//
+// Ladder:
+//   1 simt        CUDA cores: 64x64 tiles, E4M3 dequantized to FP32 into shared memory, 4x4 outputs a thread
+//   2 wgmma_ws    TMA + WGMMA (QGMMA in SASS), warp-specialized: a producer warpgroup streams 128x128 A and
+//                 256x128 B K-blocks (128-byte swizzle) through a 4-stage mbarrier ring; two consumer
+//                 warpgroups each run m64n256k32 wgmma on 64 rows; setmaxnreg moves registers to them; one CTA
+//                 per 128x256 tile
+//   3 persistent  one CTA per SM walking tiles in bands of 8 tile rows (L2 reuse of A and B panels); the
+//                 producer prefetches the next tile while the consumers store the last one
+//   4 cublaslt    cuBLASLt FP8 matmul, per-tensor scales, fast accumulation (the same numerics as ours)
+//
+// Problem, reference, tolerance and work model: gemm_fp8_common.cuh. Layout "TN": A M x K and B N x K,
+// both K-major (Hopper FP8 wgmma reads only K-major operands).
+// Napkin math at 8192^3: 1.1 PFLOP of work; 192 MB cross DRAM at the minimum (A, B: 64 MB each; C: 128 MB),
+// so the intensity is ~5,700 FLOP/B: far right of the ridge (~590 FLOP/B for 1979 TFLOP/s over 3.35 TB/s):
+// compute-bound. 2,048 tiles of 128x256 over 132 SMs = 15.5 waves.
+// The per-tensor kernel accumulates each tile's whole K inside the tensor cores, which is what cuBLASLt
+// calls fast accumulation; gemm_fp8_blockwise promotes every 128 K to CUDA-core FP32 instead.
+#include "gemm_fp8_common.cuh"
+#include "aipe/registry.hpp"
+
+namespace {
+
+using aipe::fp8::Scaling;
+
+class GemmFp8 final : public aipe::fp8::Fp8GemmProblem<Scaling::tensor> {
+ public:
+  aipe::ExampleInfo info() const override {
+    return {"ch10/gemm_fp8",
+            "FP8 E4M3 GEMM with per-tensor scales: CUDA cores, warp-specialized TMA + WGMMA, persistent, cuBLASLt",
+            "FP8 halves the bytes of BF16 and doubles the tensor-core rate (about 1,979 dense TFLOP/s on an H100 "
+            "SXM). Only the Hopper path reaches it: wgmma with E4M3 operands (QGMMA in SASS) fed by TMA into "
+            "128-byte-swizzled shared memory, a producer warpgroup that keeps the loads ahead through an mbarrier "
+            "ring, and consumer warpgroups that own the accumulators. A persistent, L2-aware tile order is the last "
+            "step to the library. The scales cost nothing here: one multiply per output in the epilogue.",
+            axes(),
+            {}};
+  }
+
+  std::vector<aipe::Variant> variants() override {
+    aipe::Variant simt{"simt", "CUDA cores: E4M3 dequantized to FP32 in shared memory, 4x4 outputs per thread",
+                       [this](cudaStream_t s) { aipe::fp8::launch_gemm_simt<Scaling::tensor>(a_.get(), b_.get(), args_, s); }};
+    simt.budget_s = 3;
+    aipe::Variant ws{"wgmma_ws", "TMA + m64n256k32 E4M3 wgmma, producer/consumer warpgroups, 4-stage mbarrier ring",
+                     [this](cudaStream_t s) {
+                       auto g = args_;
+                       g.group_m = 0;
+                       aipe::fp8::launch_gemm_ws<256, Scaling::tensor>(tmap_a_, tmap_b_, g, tiles_, s);
+                     }};
+    ws.requires_.sm90a = true;
+    aipe::Variant pers{"persistent", "one CTA per SM, tiles in bands of 8 rows for L2 reuse, loads run ahead across tiles",
+                       [this](cudaStream_t s) {
+                         auto g = args_;
+                         g.group_m = 8;
+                         aipe::fp8::launch_gemm_ws<256, Scaling::tensor>(tmap_a_, tmap_b_, g, std::min(tiles_, sms_), s);
+                       }};
+    pers.requires_.sm90a = true;
+    aipe::Variant lt{"cublaslt", "cuBLASLt FP8, per-tensor scales, fast accumulation, top heuristic",
+                     [this](cudaStream_t s) { run_cublaslt(s); }};
+    lt.skip_if = [this] { return cublaslt_skip(); };
+    return {simt, ws, pers, lt};
+  }
+};
+
+}  // namespace
+
+AIPE_REGISTER_EXAMPLE(GemmFp8);

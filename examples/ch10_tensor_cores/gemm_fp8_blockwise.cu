@@ -1,0 +1,67 @@
+// ch10/gemm_fp8_blockwise: FP8 (E4M3) GEMM with DeepSeek-V3 fine-grained scales: one FP32 scale per
+// 1x128 block of the activations A and per 128x128 block of the weights B, applied to each 128-deep
+// K block's partial product when it is promoted into the FP32 accumulator.
+//
+// Ladder:
+//   1 simt            CUDA cores: 64x64 tiles, each E4M3 element dequantized with its block scale into FP32
+//   2 wgmma_promote   warp-specialized TMA + WGMMA (QGMMA): per 128-deep K block, 4 m64n128k32 wgmma into a
+//                     fresh FP32 register tile, then acc += part * sa(row, kb) * sb(nb, kb) on the CUDA cores
+//                     (the DeepSeek-V3 recipe: it also bounds the tensor cores' limited-precision accumulation
+//                     to 128 terms); 128x128 tiles (one weight scale per tile and K block), 6-stage ring
+//   3 persistent      one CTA per SM, tiles in bands of 8 rows; two consumer warpgroups interleave: while one
+//                     promotes, the other's wgmma keeps the tensor cores busy
+//   4 cublaslt        cuBLASLt FP8 with A scale mode BLK128x128_32F (our B) and B scale mode VEC128_32F (our A)
+//
+// Problem, reference, tolerance and work model: gemm_fp8_common.cuh. k must be a multiple of 128.
+// Napkin math at 8192^3 as in gemm_fp8, plus the scales: 64 x 8192 + 64 x 64 floats (2 MB): noise.
+// The promotion costs 2 FMAs per accumulator per K block on the CUDA cores (64 per thread per 128-deep block).
+#include "gemm_fp8_common.cuh"
+#include "aipe/registry.hpp"
+
+namespace {
+
+using aipe::fp8::Scaling;
+
+class GemmFp8Blockwise final : public aipe::fp8::Fp8GemmProblem<Scaling::block> {
+ public:
+  aipe::ExampleInfo info() const override {
+    return {"ch10/gemm_fp8_blockwise",
+            "FP8 GEMM with 1x128 / 128x128 block scales (DeepSeek-V3): per-K-block promotion vs cuBLASLt",
+            "Per-tensor scales let one outlier flatten a whole tensor's resolution; DeepSeek-V3 scales each 1x128 "
+            "slice of the activations and each 128x128 block of the weights instead. The GEMM must then apply two "
+            "scales per 128-deep K block: the kernel multiplies each block into a fresh FP32 register tile with "
+            "wgmma and promotes it into the accumulator on the CUDA cores, which also caps how many terms the "
+            "tensor cores' reduced-precision accumulator ever adds. Two consumer warpgroups hide each other's "
+            "promotion.",
+            axes(),
+            {}};
+  }
+
+  std::vector<aipe::Variant> variants() override {
+    aipe::Variant simt{"simt", "CUDA cores: E4M3 dequantized with its block scales to FP32 in shared memory",
+                       [this](cudaStream_t s) { aipe::fp8::launch_gemm_simt<Scaling::block>(a_.get(), b_.get(), args_, s); }};
+    simt.budget_s = 3;
+    aipe::Variant ws{"wgmma_promote", "TMA + m64n128k32 E4M3 wgmma per K block, promoted with its scales into FP32",
+                     [this](cudaStream_t s) {
+                       auto g = args_;
+                       g.group_m = 0;
+                       aipe::fp8::launch_gemm_ws<128, Scaling::block>(tmap_a_, tmap_b_, g, tiles_, s);
+                     }};
+    ws.requires_.sm90a = true;
+    aipe::Variant pers{"persistent", "one CTA per SM, tiles in bands of 8 rows, loads run ahead across tiles",
+                       [this](cudaStream_t s) {
+                         auto g = args_;
+                         g.group_m = 8;
+                         aipe::fp8::launch_gemm_ws<128, Scaling::block>(tmap_a_, tmap_b_, g, std::min(tiles_, sms_), s);
+                       }};
+    pers.requires_.sm90a = true;
+    aipe::Variant lt{"cublaslt", "cuBLASLt FP8, BLK128x128 (weights) and VEC128 (activations) scale modes",
+                     [this](cudaStream_t s) { run_cublaslt(s); }};
+    lt.skip_if = [this] { return cublaslt_skip(); };
+    return {simt, ws, pers, lt};
+  }
+};
+
+}  // namespace
+
+AIPE_REGISTER_EXAMPLE(GemmFp8Blockwise);

@@ -1,0 +1,240 @@
+// The problem both FP8 GEMM ladders solve (gemm_fp8.cu: per-tensor scales; gemm_fp8_blockwise.cu:
+// DeepSeek-V3 1x128 / 128x128 block scales): inputs, scales, reference, tolerance, work model and the
+// cuBLASLt rung. Each ladder file adds its rungs and its registration.
+//
+//   C[m, n] = sum_k  A8[m, k] * sa(m, k) * B8[n, k] * sb(n, k)       (FP32 accumulate, BF16 out)
+//   A8: M x K row-major E4M3, B8: N x K row-major E4M3 (both K-major, as Hopper FP8 wgmma requires)
+//   per-tensor: sa, sb are one float each; block: sa per (row, 128-wide K block), sb per 128x128 block
+//
+// Inputs: E4M3 codes rounded from uniform [-448, 448) (the full E4M3 range, what a quantizer emits);
+// scales uniform in [0.25, 2) / 448 (per-tensor: fixed values of that size).
+// Reference: float64 on the CPU from the regenerated, dequantized inputs when M N K <= 2^28;
+// above that an FP32 cuBLAS SGEMM (pedantic math, no TF32) on FP32 copies of the dequantized
+// operands, which are exact products of an E4M3 code and an FP32 scale up to one FP32 rounding.
+// Tolerance: BF16 output (2^-8 relative rounding) plus the FP8 tensor cores' accumulation, which on
+// Hopper keeps fewer than FP32's 24 mantissa bits inside one wgmma chain: the absolute term is scaled
+// to the output's RMS (an error relative to the typical magnitude, not to an element that happens to
+// cancel to ~0), relative 2e-2, norm 1e-2.
+// Work: flops = 2 M N K; bytes = M K + N K (E4M3) + 2 M N (BF16) + the scales.
+#pragma once
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "aipe/buffer.hpp"
+#include "aipe/cublas.hpp"
+#include "aipe/example.hpp"
+#include "aipe/hopper_fp8.cuh"
+#include "aipe/random.hpp"
+
+namespace aipe::fp8 {
+
+template <Scaling S>
+class Fp8GemmProblem : public aipe::Example {
+ public:
+  static std::vector<aipe::Axis> axes() {
+    return {{"m", 8192, 4096, 333, "rows of A and C (tokens)"},
+            {"n", 8192, 4096, 472, "rows of B, columns of C (output features)"},
+            {"k", 8192, 4096, S == Scaling::block ? 512 : 208,
+             S == Scaling::block ? "inner dimension, a multiple of 128 (one scale per 128)" : "inner dimension, a multiple of 16 (TMA rows are 16-byte aligned)",
+             16}};
+  }
+
+  void setup(aipe::Context& ctx) override {
+    M_ = int(ctx.size("m"));
+    N_ = int(ctx.size("n"));
+    K_ = int(ctx.size("k"));
+    if (K_ % 16 != 0) throw aipe::BadInput("k must be a multiple of 16 (E4M3 rows are TMA boxes with 16-byte strides), got " + std::to_string(K_));
+    if (S == Scaling::block && K_ % 128 != 0)
+      throw aipe::BadInput("k must be a multiple of 128 for 1x128 / 128x128 block scales, got " + std::to_string(K_));
+    const int kb = (K_ + 127) / 128, nb = (N_ + 127) / 128;
+    ldsb_ = kb;
+    a_ = aipe::DeviceBuffer<__nv_fp8_e4m3>(std::size_t(M_) * K_);
+    b_ = aipe::DeviceBuffer<__nv_fp8_e4m3>(std::size_t(N_) * K_);
+    c_ = aipe::DeviceBuffer<__nv_bfloat16>(std::size_t(M_) * N_);
+    const std::size_t nsa = S == Scaling::block ? std::size_t(kb) * M_ : 1;
+    const std::size_t nsb = S == Scaling::block ? std::size_t(nb) * ldsb_ : 1;
+    sa_ = aipe::DeviceBuffer<float>(nsa);
+    sb_ = aipe::DeviceBuffer<float>(nsb);
+    const auto seed_a = aipe::sub_seed(ctx.seed(), 1), seed_b = aipe::sub_seed(ctx.seed(), 2);
+    const auto seed_sa = aipe::sub_seed(ctx.seed(), 3), seed_sb = aipe::sub_seed(ctx.seed(), 4);
+    fill_e4m3_kernel<<<1024, 256, 0, ctx.stream()>>>(a_.get(), a_.size(), seed_a, -448.f, 448.f);
+    AIPE_CHECK_LAUNCH();
+    fill_e4m3_kernel<<<1024, 256, 0, ctx.stream()>>>(b_.get(), b_.size(), seed_b, -448.f, 448.f);
+    AIPE_CHECK_LAUNCH();
+    if (S == Scaling::block) {
+      aipe::fill_uniform(sa_.get(), nsa, seed_sa, 0.25f / 448, 2.f / 448, ctx.stream());
+      aipe::fill_uniform(sb_.get(), nsb, seed_sb, 0.25f / 448, 2.f / 448, ctx.stream());
+    } else {
+      const float sa = 1.5f / 448, sb = 0.75f / 448;
+      AIPE_CUDA(cudaMemcpyAsync(sa_.get(), &sa, 4, cudaMemcpyHostToDevice, ctx.stream()));
+      AIPE_CUDA(cudaMemcpyAsync(sb_.get(), &sb, 4, cudaMemcpyHostToDevice, ctx.stream()));
+    }
+    ctx.output(c_.get(), c_.bytes());
+    args_.M = M_; args_.N = N_; args_.K = K_;
+    args_.C = c_.get(); args_.sa = sa_.get(); args_.sb = sb_.get(); args_.ldsb = ldsb_;
+    std::vector<float> hsa(nsa), hsb(nsb);
+    AIPE_CUDA(cudaMemcpyAsync(hsa.data(), sa_.get(), nsa * 4, cudaMemcpyDeviceToHost, ctx.stream()));
+    AIPE_CUDA(cudaMemcpyAsync(hsb.data(), sb_.get(), nsb * 4, cudaMemcpyDeviceToHost, ctx.stream()));
+    AIPE_CUDA(cudaStreamSynchronize(ctx.stream()));
+
+    constexpr int BN = S == Scaling::block ? 128 : 256;
+    tmap_a_ = make_tmap_2d(a_.get(), CU_TENSOR_MAP_DATA_TYPE_UINT8, K_, M_, K_, 128, 128, CU_TENSOR_MAP_SWIZZLE_128B);
+    tmap_b_ = make_tmap_2d(b_.get(), CU_TENSOR_MAP_DATA_TYPE_UINT8, K_, N_, K_, 128, BN, CU_TENSOR_MAP_SWIZZLE_128B);
+    tiles_ = ((M_ + 127) / 128) * ((N_ + BN - 1) / BN);
+    sms_ = ctx.device().sm_count;
+
+    reference(ctx, hsa, hsb, seed_a, seed_b);
+    setup_cublaslt(ctx);
+  }
+
+  aipe::Work work() const override {
+    const double m = M_, n = N_, k = K_;
+    return {m * k + n * k + 2 * m * n + 4.0 * (sa_.size() + sb_.size()), 2 * m * n * k, aipe::ComputeUnit::fp8};
+  }
+
+  aipe::VerifyResult verify(aipe::Context& ctx) override {
+    std::vector<__nv_bfloat16> out(c_.size());
+    AIPE_CUDA(cudaMemcpyAsync(out.data(), c_.get(), c_.bytes(), cudaMemcpyDeviceToHost, ctx.stream()));
+    AIPE_CUDA(cudaStreamSynchronize(ctx.stream()));
+    aipe::Tolerance tol = aipe::tolerance_for(aipe::DType::bf16);
+    tol.abs = 1e-2 * ref_rms_;  // see the header: relative to the output's typical magnitude
+    auto r = aipe::compare(
+        out.size(), [&](std::size_t i) { return double(__bfloat162float(out[i])); },
+        [&](std::size_t i) { return double(ref_[i]); }, tol);
+    r.note = ref_note_;
+    return r;
+  }
+
+ protected:
+  // The cuBLASLt rung: D^T = B8 . A8^T in cuBLAS's column-major terms (TRANSA = T, TRANSB = N).
+  void run_cublaslt(cudaStream_t s) {
+    const float alpha = 1.f, beta = 0.f;
+    AIPE_CUBLAS(cublasLtMatmul(lt_, desc_, &alpha, b_.get(), la_, a_.get(), lb_, &beta, c_.get(), lc_, c_.get(), lc_,
+                               &algo_, ws_.get(), ws_.size(), s));
+  }
+  std::string cublaslt_skip() const { return lt_reason_; }
+
+  int M_ = 0, N_ = 0, K_ = 0, ldsb_ = 0, tiles_ = 0, sms_ = 0;
+  aipe::DeviceBuffer<__nv_fp8_e4m3> a_, b_;
+  aipe::DeviceBuffer<__nv_bfloat16> c_;
+  aipe::DeviceBuffer<float> sa_, sb_;
+  GemmArgs args_;
+  CUtensorMap tmap_a_{}, tmap_b_{};
+
+ private:
+  void reference(aipe::Context& ctx, const std::vector<float>& hsa, const std::vector<float>& hsb,
+                 std::uint64_t seed_a, std::uint64_t seed_b) {
+    const std::size_t mn = std::size_t(M_) * N_;
+    ref_.assign(mn, 0.f);
+    auto scale_a = [&](int m, int k) { return S == Scaling::block ? hsa[std::size_t(k / 128) * M_ + m] : hsa[0]; };
+    auto scale_b = [&](int n, int k) { return S == Scaling::block ? hsb[std::size_t(n / 128) * ldsb_ + k / 128] : hsb[0]; };
+    if (double(M_) * N_ * K_ <= double(1 << 28)) {
+      ref_note_ = "reference: float64 on the CPU";
+      std::vector<double> A(std::size_t(M_) * K_), B(std::size_t(N_) * K_);
+      for (int m = 0; m < M_; ++m)
+        for (int k = 0; k < K_; ++k)
+          A[std::size_t(m) * K_ + k] =
+              double(float(__nv_fp8_e4m3(aipe::uniform_at(seed_a, std::size_t(m) * K_ + k, -448.f, 448.f)))) * scale_a(m, k);
+      for (int n = 0; n < N_; ++n)
+        for (int k = 0; k < K_; ++k)
+          B[std::size_t(n) * K_ + k] =
+              double(float(__nv_fp8_e4m3(aipe::uniform_at(seed_b, std::size_t(n) * K_ + k, -448.f, 448.f)))) * scale_b(n, k);
+      for (int m = 0; m < M_; ++m)
+        for (int n = 0; n < N_; ++n) {
+          double acc = 0;
+          const double* a = &A[std::size_t(m) * K_];
+          const double* b = &B[std::size_t(n) * K_];
+          for (int k = 0; k < K_; ++k) acc += a[k] * b[k];
+          ref_[std::size_t(m) * N_ + n] = float(acc);
+        }
+    } else {
+      ref_note_ = "reference: FP32 cuBLAS SGEMM on the dequantized operands";
+      aipe::DeviceBuffer<float> af(std::size_t(M_) * K_), bf(std::size_t(N_) * K_), cf(mn);
+      dequant_kernel<<<2048, 256, 0, ctx.stream()>>>(a_.get(), af.get(), M_, K_, args_, true, S == Scaling::block);
+      AIPE_CHECK_LAUNCH();
+      dequant_kernel<<<2048, 256, 0, ctx.stream()>>>(b_.get(), bf.get(), N_, K_, args_, false, S == Scaling::block);
+      AIPE_CHECK_LAUNCH();
+      auto h = aipe::CublasHandle::create();
+      AIPE_CUBLAS(cublasSetStream(h, ctx.stream()));
+      AIPE_CUBLAS(cublasSetMathMode(h, CUBLAS_PEDANTIC_MATH));
+      const float one = 1.f, zero = 0.f;
+      AIPE_CUBLAS(cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, N_, M_, K_, &one, bf.get(), K_, af.get(), K_, &zero, cf.get(), N_));
+      AIPE_CUDA(cudaMemcpyAsync(ref_.data(), cf.get(), mn * 4, cudaMemcpyDeviceToHost, ctx.stream()));
+      AIPE_CUDA(cudaStreamSynchronize(ctx.stream()));
+    }
+    double sq = 0;
+    for (float v : ref_) sq += double(v) * v;
+    ref_rms_ = std::sqrt(sq / double(mn));
+  }
+
+  void setup_cublaslt(aipe::Context& ctx) {
+    (void)ctx;
+    lt_reason_.clear();
+    if (S == Scaling::block && ldsb_ % 4 != 0) {
+      // cuBLASLt pads the K-block dimension of a 128x128 scale tensor to a multiple of 4.
+      lt_reason_ = "cuBLASLt's 128x128 scale layout pads ceil(k/128) to a multiple of 4; k/128 = " + std::to_string(ldsb_);
+      return;
+    }
+    lt_ = aipe::CublasLtHandle::create();
+    destroy_lt_objects();
+    AIPE_CUBLAS(cublasLtMatmulDescCreate(&desc_, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    const cublasOperation_t opT = CUBLAS_OP_T, opN = CUBLAS_OP_N;
+    AIPE_CUBLAS(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSA, &opT, sizeof opT));
+    AIPE_CUBLAS(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSB, &opN, sizeof opN));
+    const void* pa = sb_.get();  // cuBLAS's A is our B (weights)
+    const void* pb = sa_.get();  // cuBLAS's B is our A (activations)
+    AIPE_CUBLAS(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &pa, sizeof pa));
+    AIPE_CUBLAS(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &pb, sizeof pb));
+    if (S == Scaling::block) {
+      const int32_t ma = CUBLASLT_MATMUL_MATRIX_SCALE_BLK128x128_32F, mb = CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F;
+      AIPE_CUBLAS(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &ma, sizeof ma));
+      AIPE_CUBLAS(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &mb, sizeof mb));
+    } else {
+      // Same numerics as our per-tensor kernel: the whole K is accumulated inside the tensor cores
+      // ("fast accumulation"), no periodic promotion to CUDA-core FP32.
+      const int8_t fast = 1;
+      AIPE_CUBLAS(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fast, sizeof fast));
+    }
+    AIPE_CUBLAS(cublasLtMatrixLayoutCreate(&la_, CUDA_R_8F_E4M3, K_, N_, K_));
+    AIPE_CUBLAS(cublasLtMatrixLayoutCreate(&lb_, CUDA_R_8F_E4M3, K_, M_, K_));
+    AIPE_CUBLAS(cublasLtMatrixLayoutCreate(&lc_, CUDA_R_16BF, N_, M_, N_));
+    ws_ = aipe::DeviceBuffer<unsigned char>(64u << 20);
+    cublasLtMatmulPreference_t pref = nullptr;
+    AIPE_CUBLAS(cublasLtMatmulPreferenceCreate(&pref));
+    const std::size_t wsb = ws_.size();
+    AIPE_CUBLAS(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &wsb, sizeof wsb));
+    cublasLtMatmulHeuristicResult_t res{};
+    int found = 0;
+    const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(lt_, desc_, la_, lb_, lc_, lc_, pref, 1, &res, &found);
+    cublasLtMatmulPreferenceDestroy(pref);
+    if (st != CUBLAS_STATUS_SUCCESS || found == 0) {
+      lt_reason_ = std::string("cuBLASLt offers no FP8 algorithm for this problem (") + cublasGetStatusString(st) + ")";
+      return;
+    }
+    algo_ = res.algo;
+  }
+
+  void destroy_lt_objects() {
+    if (desc_) cublasLtMatmulDescDestroy(desc_);
+    if (la_) cublasLtMatrixLayoutDestroy(la_);
+    if (lb_) cublasLtMatrixLayoutDestroy(lb_);
+    if (lc_) cublasLtMatrixLayoutDestroy(lc_);
+    desc_ = nullptr; la_ = lb_ = lc_ = nullptr;
+  }
+
+ public:
+  ~Fp8GemmProblem() override { destroy_lt_objects(); }
+
+ private:
+  std::vector<float> ref_;
+  double ref_rms_ = 1;
+  std::string ref_note_, lt_reason_;
+  aipe::CublasLtHandle lt_;
+  cublasLtMatmulDesc_t desc_ = nullptr;
+  cublasLtMatrixLayout_t la_ = nullptr, lb_ = nullptr, lc_ = nullptr;
+  cublasLtMatmulAlgo_t algo_{};
+  aipe::DeviceBuffer<unsigned char> ws_;
+};
+
+}  // namespace aipe::fp8
