@@ -1,0 +1,804 @@
+// ch10/gemm_bf16: a BF16 GEMM from a naive kernel to a persistent, warp-specialized TMA + WGMMA kernel,
+// side by side with cuBLAS and cuBLASLt on the identical problem.
+//
+// Problem: C = A * B, BF16 inputs, FP32 accumulation, BF16 output.
+//   A: M x K row-major (K contiguous)            -- "K-major"
+//   B: stored as N x K row-major (K contiguous)   -- i.e. the K x N operand in column-major, also K-major,
+//      which is what WGMMA wants for both operands and what cuBLAS calls the "TN" GEMM
+//   C: M x N row-major
+//
+// Ladder (each rung solves the identical problem; what changed is on the right):
+//   1 naive              one thread per C element, dot product straight from global memory
+//   2 smem_tiles         32x32 tiles of A and B staged in shared memory, reused 32 times each
+//   3 register_blocking  128x128 tile, each thread an 8x8 block of C in registers (FP32 FMA)
+//   4 mma_sync           tensor cores the Ampere way: mma.sync m16n8k16 fed by ldmatrix, 4-stage cp.async ring
+//   5 wgmma_tma          Hopper: TMA loads into 128B-swizzled tiles, wgmma m64n128k16 from shared memory,
+//                        every warp both loads and computes (a block-wide barrier per K step)
+//   6 warp_specialized   one producer warpgroup (TMA) and two consumer warpgroups (wgmma m64n256k16),
+//                        128x256x64 tile, 4-stage full/empty mbarrier ring, setmaxnreg 40/232
+//   7 cluster_multicast  thread-block clusters of 2 along M: the two CTAs share the B tile, each loads
+//                        half of it with TMA multicast into both CTAs' shared memory
+//   8 persistent         one CTA pair per 2 SMs looping over tiles (a static tile scheduler), tiles taken in
+//                        grouped (swizzled) order for L2 reuse; the epilogue of one tile overlaps the
+//                        producer's loads for the next
+//   cublas               cublasGemmEx, BF16 in, FP32 compute, BF16 out
+//   cublaslt             cublasLtMatmul, the top heuristic with a 32 MiB workspace (what frameworks call)
+//
+// Napkin math at 8192^3: 2*M*N*K = 1.10 TFLOP; minimum DRAM traffic 2*(MK + NK + MN) bytes = 403 MB, so the
+// arithmetic intensity is ~2730 FLOP/byte: far right of the H100's ridge (~989 TFLOP/s / 3.35 TB/s = 295).
+// Compute bound: at ~800 TFLOP/s the GEMM takes ~1.4 ms. A 128x256 tile with K step 64 does
+// 2*128*256*64 = 4.2 MFLOP per 48 KiB of shared memory loaded, 85 FLOP per byte of shared memory.
+//
+// Edges: sizes need not be multiples of any tile. TMA zero-fills out-of-bounds boxes, cp.async uses a
+// zero source size, the scalar rungs guard their loads; every rung guards its stores. TMA and cp.async
+// need 16-byte aligned rows: K % 8 == 0 (the rungs that need it skip with that reason otherwise).
+//
+// Reference: a CPU float64 GEMM on the same BF16 values (regenerated with aipe::uniform_at) when
+// M*N*K <= 2^31; above that, cuBLAS with FP32 output on the same device inputs (FP32 accumulation, ~1e-6
+// relative, far below the BF16 output rounding we test for).
+// Tolerance: the output is rounded to BF16 (relative half-ulp 2^-8 = 0.0039). Norm-wise:
+// ||C - ref|| / ||ref|| <= 2^-8. Elementwise: |C - ref| <= 2^-7 |ref| + 2^-7 * sqrt(K)/3, where sqrt(K)/3 is
+// the RMS of an output element for inputs uniform in [-1, 1] (so the absolute term is one BF16 ulp of a
+// typical element: it covers near-zero results where FP32 accumulation order matters).
+#include <cuda_bf16.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <vector>
+
+#include "aipe/buffer.hpp"
+#include "aipe/cublas.hpp"
+#include "aipe/hopper.cuh"
+#include "aipe/random.hpp"
+#include "aipe/registry.hpp"
+
+namespace {
+
+using bf16 = __nv_bfloat16;
+namespace hp = aipe::hopper;
+
+// Stores one or two adjacent BF16 results of row `row` at columns col, col+1, guarded against the edges.
+__device__ __forceinline__ void store_pair(bf16* C, int M, int N, int row, int col, float v0, float v1) {
+  if (row >= M || col >= N) return;
+  bf16* p = C + static_cast<std::size_t>(row) * N + col;
+  if (col + 1 < N && (N % 2 == 0)) {
+    *reinterpret_cast<__nv_bfloat162*>(p) = __floats2bfloat162_rn(v0, v1);
+  } else {
+    p[0] = __float2bfloat16_rn(v0);
+    if (col + 1 < N) p[1] = __float2bfloat16_rn(v1);
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// 1 naive: thread (x, y) computes C[y][x]. Neighbouring threads read B rows K elements apart.
+// ------------------------------------------------------------------------------------------------
+__global__ void gemm_naive(const bf16* __restrict__ A, const bf16* __restrict__ B, bf16* __restrict__ C, int M, int N,
+                           int K) {
+  const int n = blockIdx.x * blockDim.x + threadIdx.x;
+  const int m = blockIdx.y * blockDim.y + threadIdx.y;
+  if (m >= M || n >= N) return;
+  const bf16* a = A + static_cast<std::size_t>(m) * K;
+  const bf16* b = B + static_cast<std::size_t>(n) * K;
+  float acc = 0.f;
+  for (int k = 0; k < K; ++k) acc += __bfloat162float(a[k]) * __bfloat162float(b[k]);
+  C[static_cast<std::size_t>(m) * N + n] = __float2bfloat16_rn(acc);
+}
+
+// ------------------------------------------------------------------------------------------------
+// 2 smem_tiles: 32x32 threads; each K step stages a 32x32 tile of A and of B (as float) in shared memory.
+// Rows padded to 33 floats so the column walk over Bs hits 32 different banks.
+// ------------------------------------------------------------------------------------------------
+constexpr int T2 = 32;
+__global__ void __launch_bounds__(T2* T2) gemm_smem_tiles(const bf16* __restrict__ A, const bf16* __restrict__ B,
+                                                         bf16* __restrict__ C, int M, int N, int K) {
+  __shared__ float As[T2][T2 + 1];  // [m][k]
+  __shared__ float Bs[T2][T2 + 1];  // [n][k]
+  const int tx = threadIdx.x, ty = threadIdx.y;
+  const int m0 = blockIdx.y * T2, n0 = blockIdx.x * T2;
+  float acc = 0.f;
+  for (int k0 = 0; k0 < K; k0 += T2) {
+    const int k = k0 + tx;
+    As[ty][tx] = (m0 + ty < M && k < K) ? __bfloat162float(A[static_cast<std::size_t>(m0 + ty) * K + k]) : 0.f;
+    Bs[ty][tx] = (n0 + ty < N && k < K) ? __bfloat162float(B[static_cast<std::size_t>(n0 + ty) * K + k]) : 0.f;
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < T2; ++kk) acc += As[ty][kk] * Bs[tx][kk];
+    __syncthreads();
+  }
+  if (m0 + ty < M && n0 + tx < N) C[static_cast<std::size_t>(m0 + ty) * N + n0 + tx] = __float2bfloat16_rn(acc);
+}
+
+// ------------------------------------------------------------------------------------------------
+// 3 register_blocking: 128x128 tile, K step 16, 256 threads each owning an 8x8 block of C.
+// Tiles stored transposed ([k][m], [k][n]) so a thread reads its 8 A and 8 B values as float4 pairs.
+// Per K step a thread does 64 FMA for 16 shared loads (vs 1 FMA per 2 loads in rung 2).
+// ------------------------------------------------------------------------------------------------
+constexpr int R_BM = 128, R_BN = 128, R_BK = 16, R_TM = 8, R_TN = 8;
+__global__ void __launch_bounds__(256) gemm_register_blocking(const bf16* __restrict__ A, const bf16* __restrict__ B,
+                                                              bf16* __restrict__ C, int M, int N, int K) {
+  __shared__ __align__(16) float As[R_BK][R_BM];
+  __shared__ __align__(16) float Bs[R_BK][R_BN];
+  const int tid = threadIdx.x;
+  const int tm = tid / 16, tn = tid % 16;
+  const int m0 = blockIdx.y * R_BM, n0 = blockIdx.x * R_BN;
+  // Loader: thread t loads row t/2, K chunk 8*(t%2) of each tile (128 rows x 16 K = 256 chunks of 8).
+  const int lr = tid / 2, lk = (tid % 2) * 8;
+  const bool vec_ok = (K % 8) == 0;
+  float acc[R_TM][R_TN] = {};
+  for (int k0 = 0; k0 < K; k0 += R_BK) {
+    auto load_row = [&](const bf16* src, int rows, int r0, float (*dst)[128]) {
+      const int r = r0 + lr, k = k0 + lk;
+      float v[8];
+      if (r < rows && vec_ok && k + 8 <= K) {
+        const uint4 raw = *reinterpret_cast<const uint4*>(src + static_cast<std::size_t>(r) * K + k);
+        const bf16* h = reinterpret_cast<const bf16*>(&raw);
+#pragma unroll
+        for (int j = 0; j < 8; ++j) v[j] = __bfloat162float(h[j]);
+      } else {
+#pragma unroll
+        for (int j = 0; j < 8; ++j)
+          v[j] = (r < rows && k + j < K) ? __bfloat162float(src[static_cast<std::size_t>(r) * K + k + j]) : 0.f;
+      }
+#pragma unroll
+      for (int j = 0; j < 8; ++j) dst[lk + j][lr] = v[j];
+    };
+    load_row(A, M, m0, As);
+    load_row(B, N, n0, Bs);
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < R_BK; ++kk) {
+      float a[R_TM], b[R_TN];
+      *reinterpret_cast<float4*>(&a[0]) = *reinterpret_cast<const float4*>(&As[kk][tm * R_TM]);
+      *reinterpret_cast<float4*>(&a[4]) = *reinterpret_cast<const float4*>(&As[kk][tm * R_TM + 4]);
+      *reinterpret_cast<float4*>(&b[0]) = *reinterpret_cast<const float4*>(&Bs[kk][tn * R_TN]);
+      *reinterpret_cast<float4*>(&b[4]) = *reinterpret_cast<const float4*>(&Bs[kk][tn * R_TN + 4]);
+#pragma unroll
+      for (int i = 0; i < R_TM; ++i)
+#pragma unroll
+        for (int j = 0; j < R_TN; ++j) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
+    }
+    __syncthreads();
+  }
+#pragma unroll
+  for (int i = 0; i < R_TM; ++i)
+#pragma unroll
+    for (int j = 0; j < R_TN; j += 2)
+      store_pair(C, M, N, m0 + tm * R_TM + i, n0 + tn * R_TN + j, acc[i][j], acc[i][j + 1]);
+}
+
+// ------------------------------------------------------------------------------------------------
+// 4 mma_sync: 128x128x32 tile, 8 warps as 2 (M) x 4 (N), warp tile 64x32 = 4 x 4 mma.sync m16n8k16.
+// Shared rows padded to 40 BF16 (80 bytes): the 8 row addresses of one ldmatrix phase land on 8
+// distinct 16-byte bank groups. 4-stage cp.async ring: loads for step k+3 fly while step k computes.
+// ------------------------------------------------------------------------------------------------
+constexpr int S_BM = 128, S_BN = 128, S_BK = 32, S_PAD = 8, S_LD = S_BK + S_PAD, S_STAGES = 4;
+constexpr int S_STAGE_ELEMS = (S_BM + S_BN) * S_LD;
+constexpr std::size_t S_SMEM = static_cast<std::size_t>(S_STAGES) * S_STAGE_ELEMS * sizeof(bf16);
+
+__device__ __forceinline__ void cp_async_16(void* smem, const void* gmem, bool valid) {
+  // src-size 0 writes 16 zero bytes without reading global memory (edge tiles).
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(hp::smem_u32(smem)), "l"(gmem),
+               "r"(valid ? 16 : 0)
+               : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+__device__ __forceinline__ void ldmatrix_x4(std::uint32_t (&r)[4], const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(hp::smem_u32(p)));
+}
+__device__ __forceinline__ void mma_bf16_16816(float (&d)[4], const std::uint32_t (&a)[4], std::uint32_t b0,
+                                               std::uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__global__ void __launch_bounds__(256) gemm_mma_sync(const bf16* __restrict__ A, const bf16* __restrict__ B,
+                                                     bf16* __restrict__ C, int M, int N, int K) {
+  extern __shared__ __align__(128) unsigned char smem_raw[];
+  bf16* smem = reinterpret_cast<bf16*>(smem_raw);
+  const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+  const int wm = warp / 4, wn = warp % 4;  // warp tile origin: (64*wm, 32*wn)
+  const int m0 = blockIdx.y * S_BM, n0 = blockIdx.x * S_BN;
+  const int ktiles = (K + S_BK - 1) / S_BK;
+
+  // Each stage: A rows [0,128) then B rows [0,128), S_LD elements each. 512 chunks of 16 B per operand:
+  // thread t copies chunks t and t+256 (row = c/4, K chunk = c%4).
+  auto load_stage = [&](int stage, int kt) {
+    bf16* sa = smem + stage * S_STAGE_ELEMS;
+    bf16* sb = sa + S_BM * S_LD;
+    const int k0 = kt * S_BK;
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      const int c = tid + i * 256, r = c / 4, kc = (c % 4) * 8;
+      const int k = k0 + kc;
+      const bool ka = k < K;  // K % 8 == 0, so a chunk is wholly in or out
+      const int ra = m0 + r, rb = n0 + r;
+      cp_async_16(sa + r * S_LD + kc, A + (ra < M && ka ? static_cast<std::size_t>(ra) * K + k : 0), ra < M && ka);
+      cp_async_16(sb + r * S_LD + kc, B + (rb < N && ka ? static_cast<std::size_t>(rb) * K + k : 0), rb < N && ka);
+    }
+  };
+
+  float acc[4][4][4] = {};  // [m16 block][n8 block][fragment]
+#pragma unroll
+  for (int s = 0; s < S_STAGES - 1; ++s) {
+    if (s < ktiles) load_stage(s, s);
+    cp_async_commit();
+  }
+  for (int kt = 0; kt < ktiles; ++kt) {
+    cp_async_wait<S_STAGES - 2>();  // stage kt has landed (for this thread's copies) ...
+    __syncthreads();                // ... and for everyone's; everyone is also done with stage kt-1
+    const int next = kt + S_STAGES - 1;
+    if (next < ktiles) load_stage(next % S_STAGES, next);
+    cp_async_commit();
+
+    const bf16* sa = smem + (kt % S_STAGES) * S_STAGE_ELEMS;
+    const bf16* sb = sa + S_BM * S_LD;
+#pragma unroll
+    for (int kk = 0; kk < S_BK; kk += 16) {
+      std::uint32_t af[4][4], bfr[2][4];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        // matrices: (rows 0-7, k 0-7), (rows 8-15, k 0-7), (rows 0-7, k 8-15), (rows 8-15, k 8-15)
+        const int r = wm * 64 + i * 16 + (lane % 8) + ((lane / 8) % 2) * 8;
+        ldmatrix_x4(af[i], sa + r * S_LD + kk + (lane / 16) * 8);
+      }
+#pragma unroll
+      for (int j = 0; j < 2; ++j) {
+        // matrices: (n 0-7, k 0-7), (n 0-7, k 8-15), (n 8-15, k 0-7), (n 8-15, k 8-15)
+        const int r = wn * 32 + j * 16 + (lane % 8) + (lane / 16) * 8;
+        ldmatrix_x4(bfr[j], sb + r * S_LD + kk + ((lane / 8) % 2) * 8);
+      }
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) mma_bf16_16816(acc[i][j], af[i], bfr[j / 2][(j % 2) * 2], bfr[j / 2][(j % 2) * 2 + 1]);
+    }
+  }
+  cp_async_wait<0>();
+  // Fragment: d0,d1 at (lane/4, 2*(lane%4) + {0,1}); d2,d3 eight rows below.
+#pragma unroll
+  for (int i = 0; i < 4; ++i)
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int r = m0 + wm * 64 + i * 16 + lane / 4, c = n0 + wn * 32 + j * 8 + 2 * (lane % 4);
+      store_pair(C, M, N, r, c, acc[i][j][0], acc[i][j][1]);
+      store_pair(C, M, N, r + 8, c, acc[i][j][2], acc[i][j][3]);
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Hopper tiles: A and B come through TMA in boxes of 128 rows x 64 K (16 KiB, 128-byte swizzle).
+// ------------------------------------------------------------------------------------------------
+constexpr int H_BK = 64;           // one 128-byte swizzle row of BF16
+constexpr int H_BOX_ROWS = 128;    // TMA box rows for both operands
+constexpr int H_BOX_BYTES = H_BOX_ROWS * H_BK * 2;
+
+// Stores a warpgroup's m64nN accumulator fragment (rows row0..row0+63, columns col0..col0+N-1).
+template <int BN>
+__device__ __forceinline__ void store_wgmma_tile(bf16* C, int M, int N, int row0, int col0, const float (&acc)[BN / 2]) {
+  const int t = threadIdx.x % 128;
+  const int r = row0 + 16 * (t / 32) + (t % 32) / 4;
+  const int c = col0 + 2 * (t % 4);
+  if (row0 + 64 <= M && col0 + BN <= N && N % 2 == 0) {  // interior tile: no guards
+    __nv_bfloat162* p0 = reinterpret_cast<__nv_bfloat162*>(C + static_cast<std::size_t>(r) * N + c);
+    __nv_bfloat162* p1 = reinterpret_cast<__nv_bfloat162*>(C + static_cast<std::size_t>(r + 8) * N + c);
+#pragma unroll
+    for (int j = 0; j < BN / 8; ++j) {
+      p0[4 * j] = __floats2bfloat162_rn(acc[4 * j + 0], acc[4 * j + 1]);
+      p1[4 * j] = __floats2bfloat162_rn(acc[4 * j + 2], acc[4 * j + 3]);
+    }
+    return;
+  }
+#pragma unroll
+  for (int j = 0; j < BN / 8; ++j) {
+    store_pair(C, M, N, r, c + 8 * j, acc[4 * j + 0], acc[4 * j + 1]);
+    store_pair(C, M, N, r + 8, c + 8 * j, acc[4 * j + 2], acc[4 * j + 3]);
+  }
+}
+
+// 5 wgmma_tma: 128x128x64 tile, 2 warpgroups (each 64x128 of C), 4-stage TMA ring. Thread 0 issues
+// TMA and also computes; a __syncthreads per K step guards the slot it refills.
+constexpr int W5_BM = 128, W5_BN = 128, W5_STAGES = 4;
+constexpr int W5_STAGE_BYTES = (W5_BM + W5_BN) * H_BK * 2;  // 32 KiB
+constexpr std::size_t W5_SMEM = 1024 + static_cast<std::size_t>(W5_STAGES) * W5_STAGE_BYTES + 64;
+
+__global__ void __launch_bounds__(256, 1) gemm_wgmma_tma(const __grid_constant__ CUtensorMap tma_a,
+                                                         const __grid_constant__ CUtensorMap tma_b, bf16* C, int M,
+                                                         int N, int K) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  extern __shared__ unsigned char smem_raw[];
+  unsigned char* smem = reinterpret_cast<unsigned char*>((reinterpret_cast<std::uintptr_t>(smem_raw) + 1023) & ~std::uintptr_t(1023));
+  auto sA = [&](int s) { return smem + s * W5_STAGE_BYTES; };
+  auto sB = [&](int s) { return smem + s * W5_STAGE_BYTES + W5_BM * H_BK * 2; };
+  std::uint64_t* full = reinterpret_cast<std::uint64_t*>(smem + W5_STAGES * W5_STAGE_BYTES);
+  const int tid = threadIdx.x, wg = tid / 128;
+  const int m0 = blockIdx.y * W5_BM, n0 = blockIdx.x * W5_BN;
+  const int ktiles = (K + H_BK - 1) / H_BK;
+  if (tid == 0) {
+    hp::tma_prefetch_descriptor(&tma_a);
+    hp::tma_prefetch_descriptor(&tma_b);
+    for (int s = 0; s < W5_STAGES; ++s) hp::mbar_init(&full[s], 1);
+    hp::fence_barrier_init();
+  }
+  __syncthreads();
+  auto issue = [&](int s, int kt) {
+    hp::mbar_arrive_expect_tx(&full[s], W5_STAGE_BYTES);
+    hp::tma_load_2d(sA(s), &tma_a, &full[s], kt * H_BK, m0);
+    hp::tma_load_2d(sB(s), &tma_b, &full[s], kt * H_BK, n0);
+  };
+  if (tid == 0)
+    for (int s = 0; s < W5_STAGES && s < ktiles; ++s) issue(s, s);
+
+  float acc[W5_BN / 2] = {};
+  for (int kt = 0; kt < ktiles; ++kt) {
+    const int s = kt % W5_STAGES;
+    hp::mbar_wait(&full[s], (kt / W5_STAGES) & 1);
+    hp::fence_regs(acc);
+    hp::wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < H_BK / 16; ++kk)
+      hp::wgmma_m64k16<W5_BN>(acc, hp::wgmma_desc_sw128(sA(s) + wg * 64 * 128) + 2 * kk,
+                              hp::wgmma_desc_sw128(sB(s)) + 2 * kk, 1);
+    hp::wgmma_commit();
+    hp::wgmma_wait<0>();
+    hp::fence_regs(acc);
+    __syncthreads();  // both warpgroups are done reading slot s
+    if (tid == 0 && kt + W5_STAGES < ktiles) issue(s, kt + W5_STAGES);
+  }
+  store_wgmma_tile<W5_BN>(C, M, N, m0 + wg * 64, n0, acc);
+#else
+  (void)M; (void)N; (void)K; (void)C;
+  __trap();
+#endif
+}
+
+// 6-8: producer warpgroup + 2 consumer warpgroups, 128x256x64 tile (each consumer 64x256 of C:
+// 128 FP32 accumulators per thread), 4-stage ring of 48 KiB slots guarded by full/empty mbarriers.
+//   CM         cluster size along M (1 or 2); with 2 the CTA pair shares B: each loads half, multicast
+//   PERSISTENT grid of (SMs / CM) clusters looping over tiles in grouped order; otherwise one tile per CTA
+//              in launch order (M fastest)
+constexpr int WS_BM = 128, WS_BN = 256, WS_STAGES = 4;
+constexpr int WS_A_BYTES = WS_BM * H_BK * 2;  // 16 KiB
+constexpr int WS_B_BYTES = WS_BN * H_BK * 2;  // 32 KiB
+constexpr int WS_STAGE_BYTES = WS_A_BYTES + WS_B_BYTES;
+constexpr std::size_t WS_SMEM = 1024 + static_cast<std::size_t>(WS_STAGES) * WS_STAGE_BYTES + 2 * WS_STAGES * 8;
+template <int GROUP_M>
+struct TileMap {
+  int units_m, tiles_n;  // units_m: cluster rows (CM tiles of 128 rows each)
+  bool grouped;
+  __device__ __forceinline__ void operator()(int u, int& um, int& tn) const {
+    if (!grouped) {
+      um = u % units_m;
+      tn = u / units_m;
+      return;
+    }
+    // Groups of GROUP_M cluster rows; inside a group walk down M first, then across N, so the
+    // clusters running at the same time share A panels and B panels in L2.
+    const int per_group = GROUP_M * tiles_n;
+    const int g = u / per_group, first = g * GROUP_M;
+    const int rows = min(GROUP_M, units_m - first);
+    const int r = u % per_group;
+    um = first + r % rows;
+    tn = r / rows;
+  }
+};
+
+template <int CM, bool PERSISTENT, int GROUP_M = 8>
+__global__ void __launch_bounds__(384, 1) gemm_ws(const __grid_constant__ CUtensorMap tma_a,
+                                                  const __grid_constant__ CUtensorMap tma_b, bf16* C, int M, int N,
+                                                  int K) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  extern __shared__ unsigned char smem_raw[];
+  unsigned char* smem = reinterpret_cast<unsigned char*>((reinterpret_cast<std::uintptr_t>(smem_raw) + 1023) & ~std::uintptr_t(1023));
+  auto sA = [&](int s) { return smem + s * WS_STAGE_BYTES; };
+  auto sB = [&](int s) { return smem + s * WS_STAGE_BYTES + WS_A_BYTES; };
+  std::uint64_t* full = reinterpret_cast<std::uint64_t*>(smem + WS_STAGES * WS_STAGE_BYTES);
+  std::uint64_t* empty = full + WS_STAGES;
+  const int wg = threadIdx.x / 128;
+  const std::uint32_t rank = CM > 1 ? hp::cluster_ctarank() : 0;
+  const int ktiles = (K + H_BK - 1) / H_BK;
+  const int tiles_m = (M + WS_BM - 1) / WS_BM, tiles_n = (N + WS_BN - 1) / WS_BN;
+  const TileMap<GROUP_M> map{(tiles_m + CM - 1) / CM, tiles_n, PERSISTENT};
+  const int units = map.units_m * tiles_n;
+  const int first_unit = blockIdx.x / CM;
+  const int unit_stride = PERSISTENT ? gridDim.x / CM : units;
+
+  if (threadIdx.x == 0) {
+    hp::tma_prefetch_descriptor(&tma_a);
+    hp::tma_prefetch_descriptor(&tma_b);
+    for (int s = 0; s < WS_STAGES; ++s) {
+      hp::mbar_init(&full[s], 1);        // the producer's arrive.expect_tx; TMA bytes complete it
+      hp::mbar_init(&empty[s], 2 * CM);  // one arrive per consumer warpgroup of every CTA in the cluster
+    }
+    hp::fence_barrier_init();
+  }
+  if constexpr (CM > 1) hp::cluster_sync();  // peers' barriers exist before any multicast or remote arrive
+  else __syncthreads();
+
+  if (wg == 0) {
+    // Producer warpgroup: one thread issues every TMA; the others just hand their registers back.
+    hp::setmaxnreg_dec<40>();
+    if (threadIdx.x == 0) {
+      int s = 0;
+      std::uint32_t phase = 0;
+      for (int u = first_unit; u < units; u += unit_stride) {
+        int um, tn;
+        map(u, um, tn);
+        const int m0 = (um * CM + static_cast<int>(rank)) * WS_BM, n0 = tn * WS_BN;
+        for (int kt = 0; kt < ktiles; ++kt) {
+          hp::mbar_wait(&empty[s], phase ^ 1);  // the slot is free in every CTA that will receive it
+          hp::mbar_arrive_expect_tx(&full[s], WS_STAGE_BYTES);
+          hp::tma_load_2d(sA(s), &tma_a, &full[s], kt * H_BK, m0);
+          if constexpr (CM == 1) {
+            hp::tma_load_2d(sB(s), &tma_b, &full[s], kt * H_BK, n0);
+            hp::tma_load_2d(sB(s) + H_BOX_BYTES, &tma_b, &full[s], kt * H_BK, n0 + H_BOX_ROWS);
+          } else {
+            static_assert(CM == 2, "B is split in two 128-row halves, one per CTA of the pair");
+            hp::tma_load_2d_multicast(sB(s) + rank * H_BOX_BYTES, &tma_b, &full[s], kt * H_BK,
+                                      n0 + static_cast<int>(rank) * H_BOX_ROWS, 0x3);
+          }
+          if (++s == WS_STAGES) { s = 0; phase ^= 1; }
+        }
+      }
+    }
+  } else {
+    hp::setmaxnreg_inc<232>();
+    const int c = wg - 1;  // consumer index: rows 64*c .. 64*c+63 of the tile
+    int s = 0;
+    std::uint32_t phase = 0;
+    for (int u = first_unit; u < units; u += unit_stride) {
+      int um, tn;
+      map(u, um, tn);
+      const int m0 = (um * CM + static_cast<int>(rank)) * WS_BM, n0 = tn * WS_BN;
+      float acc[WS_BN / 2];
+#pragma unroll
+      for (int i = 0; i < WS_BN / 2; ++i) acc[i] = 0.f;
+      int prev = -1;  // slot whose wgmma group may still be reading shared memory
+      for (int kt = 0; kt < ktiles; ++kt) {
+        hp::mbar_wait(&full[s], phase);
+        hp::fence_regs(acc);
+        hp::wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < H_BK / 16; ++kk)
+          hp::wgmma_m64k16<WS_BN>(acc, hp::wgmma_desc_sw128(sA(s) + c * 64 * 128) + 2 * kk,
+                                  hp::wgmma_desc_sw128(sB(s)) + 2 * kk, 1);
+        hp::wgmma_commit();
+        // Keep this step's group in flight; the previous one is done: release its slot.
+        hp::wgmma_wait<1>();
+        hp::fence_regs(acc);
+        if (prev >= 0 && threadIdx.x % 128 == 0) {
+          if constexpr (CM == 1) hp::mbar_arrive(&empty[prev]);
+          else
+            for (int r = 0; r < CM; ++r) hp::mbar_arrive_cluster(&empty[prev], r);
+        }
+        prev = s;
+        if (++s == WS_STAGES) { s = 0; phase ^= 1; }
+      }
+      hp::wgmma_wait<0>();
+      hp::fence_regs(acc);
+      if (prev >= 0 && threadIdx.x % 128 == 0) {
+        if constexpr (CM == 1) hp::mbar_arrive(&empty[prev]);
+        else
+          for (int r = 0; r < CM; ++r) hp::mbar_arrive_cluster(&empty[prev], r);
+      }
+      store_wgmma_tile<WS_BN>(C, M, N, m0 + c * 64, n0, acc);
+    }
+  }
+  // No CTA may exit while its peer can still multicast into its shared memory or arrive on its barriers.
+  if constexpr (CM > 1) hp::cluster_sync();
+#else
+  (void)M; (void)N; (void)K; (void)C;
+  __trap();
+#endif
+}
+
+// ------------------------------------------------------------------------------------------------
+// Host side
+// ------------------------------------------------------------------------------------------------
+float bf16_round(float x) {  // round to nearest even, as __float2bfloat16_rn does (inputs are finite)
+  std::uint32_t u;
+  std::memcpy(&u, &x, 4);
+  u += 0x7FFFu + ((u >> 16) & 1u);
+  u &= 0xFFFF0000u;
+  std::memcpy(&x, &u, 4);
+  return x;
+}
+
+class GemmBf16 final : public aipe::Example {
+ public:
+  aipe::ExampleInfo info() const override {
+    return {"ch10/gemm_bf16",
+            "BF16 GEMM: naive -> tiles -> registers -> mma.sync -> TMA+WGMMA -> warp specialization -> clusters -> "
+            "persistent, vs cuBLAS",
+            "A GEMM moves from bandwidth-bound to compute-bound only when every byte loaded is reused many times. "
+            "Shared-memory tiles and register blocking raise reuse on the FP32 pipes; mma.sync moves the math to "
+            "the tensor cores; Hopper then changes how the tensor cores are fed: TMA copies swizzled tiles "
+            "without threads, WGMMA multiplies straight from shared memory for a whole warpgroup, a producer "
+            "warpgroup keeps a ring of stages full while two consumer warpgroups compute, clusters halve the L2 "
+            "traffic for B through multicast, and a persistent kernel overlaps each tile's epilogue with the next "
+            "tile's loads and walks tiles in an L2-friendly order. The last rungs stand beside cuBLAS and "
+            "cuBLASLt on the identical problem.",
+            {{"m", 8192, 4096, 1000, "rows of A and C"},
+             {"n", 8192, 4096, 1500, "columns of C (rows of the stored N x K B)"},
+             {"k", 8192, 4096, 520, "inner dimension", 1, 1 << 20}},
+            {}};
+  }
+
+  std::vector<aipe::Variant> variants() override {
+    std::vector<aipe::Variant> v;
+    aipe::Variant naive{"naive", "one thread per output, operands straight from global memory",
+                        [this](cudaStream_t s) { launch_naive(s); }};
+    naive.budget_s = 1.0;  // ~1 s per launch at 8192^3: a few samples of the identical problem
+    v.push_back(naive);
+    aipe::Variant tiles{"smem_tiles", "32x32 tiles staged in shared memory, each element reused 32 times",
+                        [this](cudaStream_t s) { launch_smem(s); }};
+    tiles.budget_s = 1.0;
+    v.push_back(tiles);
+    v.push_back({"register_blocking", "128x128 tile, 8x8 outputs per thread in registers (FP32 FMA)",
+                 [this](cudaStream_t s) { launch_regblock(s); }});
+    aipe::Variant mma{"mma_sync", "tensor cores: mma.sync m16n8k16 + ldmatrix, 4-stage cp.async pipeline",
+                      [this](cudaStream_t s) { launch_mma(s); }};
+    mma.requires_.min_cc = 80;
+    mma.skip_if = [this] { return k_ % 8 ? std::string("cp.async copies 16-byte rows: needs K % 8 == 0") : ""; };
+    v.push_back(mma);
+    auto hopper = [this](std::string name, std::string summary, std::function<void(cudaStream_t)> f) {
+      aipe::Variant h{std::move(name), std::move(summary), std::move(f)};
+      h.requires_.sm90a = true;
+      h.skip_if = [this] { return tma_skip_; };
+      return h;
+    };
+    v.push_back(hopper("wgmma_tma", "TMA loads 128B-swizzled tiles, wgmma m64n128k16 from shared memory",
+                       [this](cudaStream_t s) { launch_wgmma_tma(s); }));
+    v.push_back(hopper("warp_specialized",
+                       "producer warpgroup + 2 consumer warpgroups, 128x256 tile, mbarrier ring, setmaxnreg",
+                       [this](cudaStream_t s) { launch_ws<1, false>(s); }));
+    v.push_back(hopper("cluster_multicast", "clusters of 2 CTAs share B through TMA multicast",
+                       [this](cudaStream_t s) { launch_ws<2, false>(s); }));
+    v.push_back(hopper("persistent", "persistent CTAs, static tile scheduler, grouped raster for L2 reuse",
+                       [this](cudaStream_t s) { launch_ws<2, true>(s); }));
+    v.push_back({"cublas", "cublasGemmEx, BF16 in, FP32 compute", [this](cudaStream_t s) { launch_cublas(s); }});
+    aipe::Variant lt{"cublaslt", "cublasLtMatmul, top heuristic, 32 MiB workspace",
+                     [this](cudaStream_t s) { launch_cublaslt(s); }};
+    lt.skip_if = [this] { return lt_skip_; };
+    v.push_back(lt);
+    return v;
+  }
+
+  void setup(aipe::Context& ctx) override {
+    m_ = ctx.size("m");
+    n_ = ctx.size("n");
+    k_ = ctx.size("k");
+    if (m_ > INT32_MAX / 2 || n_ > INT32_MAX / 2 || k_ > INT32_MAX / 2)
+      throw aipe::BadInput("ch10/gemm_bf16: m, n and k must each fit in a 32-bit int");
+    sm_count_ = ctx.device().sm_count;
+    a_ = aipe::DeviceBuffer<bf16>(static_cast<std::size_t>(m_ * k_));
+    b_ = aipe::DeviceBuffer<bf16>(static_cast<std::size_t>(n_ * k_));
+    c_ = aipe::DeviceBuffer<bf16>(static_cast<std::size_t>(m_ * n_));
+    const auto sa = aipe::sub_seed(ctx.seed(), 1), sb = aipe::sub_seed(ctx.seed(), 2);
+    aipe::fill_uniform(a_.get(), a_.size(), sa, -1.f, 1.f, ctx.stream());
+    aipe::fill_uniform(b_.get(), b_.size(), sb, -1.f, 1.f, ctx.stream());
+    ctx.output(c_.get(), c_.bytes());
+    handle_ = aipe::CublasHandle::create();
+
+    // Hopper rungs: tensor maps (128 x 64 boxes, 128B swizzle) and shared-memory opt-in.
+    tma_skip_.clear();
+    const std::size_t optin = ctx.device().smem_per_block_optin_bytes;
+    if (k_ % 8) tma_skip_ = "TMA needs 16-byte aligned rows: K % 8 == 0";
+    else if (optin < WS_SMEM) tma_skip_ = "needs " + std::to_string(WS_SMEM) + " B of shared memory per block";
+    if (tma_skip_.empty() && AIPE_HAVE_SM90A && ctx.device().cc() >= 90) {
+      tma_a_ = hp::make_tma_2d_bf16(a_.get(), m_, k_, k_, H_BOX_ROWS, H_BK);
+      tma_b_ = hp::make_tma_2d_bf16(b_.get(), n_, k_, k_, H_BOX_ROWS, H_BK);
+      AIPE_CUDA(cudaFuncSetAttribute(gemm_wgmma_tma, cudaFuncAttributeMaxDynamicSharedMemorySize, int(W5_SMEM)));
+      AIPE_CUDA(cudaFuncSetAttribute(gemm_ws<1, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(WS_SMEM)));
+      AIPE_CUDA(cudaFuncSetAttribute(gemm_ws<2, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(WS_SMEM)));
+      AIPE_CUDA(cudaFuncSetAttribute(gemm_ws<2, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(WS_SMEM)));
+      // How many CTA pairs the GPU can hold at once (GPCs with an odd SM count leave one SM idle): the
+      // persistent grid is exactly that many clusters, so no cluster waits for a second wave.
+      cudaLaunchConfig_t cfg{};
+      cfg.gridDim = dim3(2 * std::max(1, sm_count_ / 2));
+      cfg.blockDim = dim3(384);
+      cfg.dynamicSmemBytes = WS_SMEM;
+      cudaLaunchAttribute attr{};
+      attr.id = cudaLaunchAttributeClusterDimension;
+      attr.val.clusterDim.x = 2;
+      attr.val.clusterDim.y = 1;
+      attr.val.clusterDim.z = 1;
+      cfg.attrs = &attr;
+      cfg.numAttrs = 1;
+      AIPE_CUDA(cudaOccupancyMaxActiveClusters(&max_clusters_, gemm_ws<2, true>, &cfg));
+      if (max_clusters_ < 1) tma_skip_ = "no cluster of 2 CTAs with " + std::to_string(WS_SMEM) + " B of shared memory fits";
+    }
+    if (ctx.device().cc() >= 80)
+      AIPE_CUDA(cudaFuncSetAttribute(gemm_mma_sync, cudaFuncAttributeMaxDynamicSharedMemorySize, int(S_SMEM)));
+
+    setup_cublaslt();
+
+    // Reference.
+    const double mnk = static_cast<double>(m_) * n_ * k_;
+    ref_.assign(static_cast<std::size_t>(m_ * n_), 0.f);
+    if (mnk <= 2147483648.0) {
+      std::vector<float> A(static_cast<std::size_t>(m_ * k_)), B(static_cast<std::size_t>(n_ * k_));
+      for (std::size_t i = 0; i < A.size(); ++i) A[i] = bf16_round(aipe::uniform_at(sa, i, -1.f, 1.f));
+      for (std::size_t i = 0; i < B.size(); ++i) B[i] = bf16_round(aipe::uniform_at(sb, i, -1.f, 1.f));
+      for (std::int64_t i = 0; i < m_; ++i) {
+        const float* a = A.data() + i * k_;
+        for (std::int64_t j = 0; j < n_; ++j) {
+          const float* b = B.data() + j * k_;
+          double acc = 0;
+          for (std::int64_t p = 0; p < k_; ++p) acc += static_cast<double>(a[p]) * b[p];
+          ref_[i * n_ + j] = static_cast<float>(acc);
+        }
+      }
+      ref_note_ = "CPU float64 reference";
+    } else {
+      aipe::DeviceBuffer<float> ref(static_cast<std::size_t>(m_ * n_));
+      AIPE_CUBLAS(cublasSetStream(handle_, ctx.stream()));
+      const float one = 1.f, zero = 0.f;
+      AIPE_CUBLAS(cublasGemmEx(handle_, CUBLAS_OP_T, CUBLAS_OP_N, int(n_), int(m_), int(k_), &one, b_.get(),
+                               CUDA_R_16BF, int(k_), a_.get(), CUDA_R_16BF, int(k_), &zero, ref.get(), CUDA_R_32F,
+                               int(n_), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+      AIPE_CUDA(cudaMemcpyAsync(ref_.data(), ref.get(), ref.bytes(), cudaMemcpyDeviceToHost, ctx.stream()));
+      AIPE_CUDA(cudaStreamSynchronize(ctx.stream()));
+      ref_note_ = "cuBLAS FP32-output reference";
+    }
+  }
+
+  aipe::Work work() const override {
+    const double m = double(m_), n = double(n_), k = double(k_);
+    return {2.0 * (m * k + n * k + m * n), 2.0 * m * n * k, aipe::ComputeUnit::bf16};
+  }
+
+  void metrics(const std::string& variant, double, std::map<std::string, double>& out) override {
+    if (variant == "cluster_multicast" || variant == "persistent") out["max_active_clusters"] = max_clusters_;
+    if (variant == "persistent") out["persistent_ctas"] = 2.0 * std::min<std::int64_t>(max_clusters_, units2());
+  }
+
+  aipe::VerifyResult verify(aipe::Context& ctx) override {
+    std::vector<bf16> out(c_.size());
+    AIPE_CUDA(cudaMemcpyAsync(out.data(), c_.get(), c_.bytes(), cudaMemcpyDeviceToHost, ctx.stream()));
+    AIPE_CUDA(cudaStreamSynchronize(ctx.stream()));
+    // BF16 output: half an ulp is 2^-8 relative. See the header for the derivation of each term.
+    const double u = std::ldexp(1.0, -8);
+    aipe::Tolerance tol = aipe::tolerance_for(aipe::DType::bf16);
+    tol.norm_rel = u;
+    tol.rel = 2 * u;
+    tol.abs = 2 * u * std::sqrt(static_cast<double>(k_)) / 3.0;
+    auto r = aipe::compare(
+        out.size(), [&](std::size_t i) { return static_cast<double>(__bfloat162float(out[i])); },
+        [&](std::size_t i) { return static_cast<double>(ref_[i]); }, tol);
+    r.note = ref_note_;
+    return r;
+  }
+
+ private:
+  std::int64_t units2() const {  // cluster work units of the CM = 2 rungs
+    return ((m_ + 2 * WS_BM - 1) / (2 * WS_BM)) * ((n_ + WS_BN - 1) / WS_BN);
+  }
+  int M() const { return int(m_); }
+  int N() const { return int(n_); }
+  int K() const { return int(k_); }
+
+  void launch_naive(cudaStream_t s) {
+    const dim3 block(32, 8), grid((N() + 31) / 32, (M() + 7) / 8);
+    gemm_naive<<<grid, block, 0, s>>>(a_.get(), b_.get(), c_.get(), M(), N(), K());
+    AIPE_CHECK_LAUNCH();
+  }
+  void launch_smem(cudaStream_t s) {
+    const dim3 block(T2, T2), grid((N() + T2 - 1) / T2, (M() + T2 - 1) / T2);
+    gemm_smem_tiles<<<grid, block, 0, s>>>(a_.get(), b_.get(), c_.get(), M(), N(), K());
+    AIPE_CHECK_LAUNCH();
+  }
+  void launch_regblock(cudaStream_t s) {
+    const dim3 grid((N() + R_BN - 1) / R_BN, (M() + R_BM - 1) / R_BM);
+    gemm_register_blocking<<<grid, 256, 0, s>>>(a_.get(), b_.get(), c_.get(), M(), N(), K());
+    AIPE_CHECK_LAUNCH();
+  }
+  void launch_mma(cudaStream_t s) {
+    const dim3 grid((N() + S_BN - 1) / S_BN, (M() + S_BM - 1) / S_BM);
+    gemm_mma_sync<<<grid, 256, S_SMEM, s>>>(a_.get(), b_.get(), c_.get(), M(), N(), K());
+    AIPE_CHECK_LAUNCH();
+  }
+  void launch_wgmma_tma(cudaStream_t s) {
+    const dim3 grid((N() + W5_BN - 1) / W5_BN, (M() + W5_BM - 1) / W5_BM);
+    gemm_wgmma_tma<<<grid, 256, W5_SMEM, s>>>(tma_a_, tma_b_, c_.get(), M(), N(), K());
+    AIPE_CHECK_LAUNCH();
+  }
+  template <int CM, bool PERSISTENT, int GROUP_M = 8>
+  void launch_ws(cudaStream_t s) {
+    const int tiles_m = (M() + WS_BM - 1) / WS_BM, tiles_n = (N() + WS_BN - 1) / WS_BN;
+    const int units = ((tiles_m + CM - 1) / CM) * tiles_n;
+    int clusters = units;
+    if (PERSISTENT) clusters = std::min(units, max_clusters_);
+    cudaLaunchConfig_t cfg{};
+    cfg.gridDim = dim3(clusters * CM);
+    cfg.blockDim = dim3(384);
+    cfg.dynamicSmemBytes = WS_SMEM;
+    cfg.stream = s;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeClusterDimension;
+    attr[0].val.clusterDim.x = CM;
+    attr[0].val.clusterDim.y = 1;
+    attr[0].val.clusterDim.z = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+    AIPE_CUDA(cudaLaunchKernelEx(&cfg, gemm_ws<CM, PERSISTENT, GROUP_M>, tma_a_, tma_b_, c_.get(), M(), N(), K()));
+  }
+  void launch_cublas(cudaStream_t s) {
+    AIPE_CUBLAS(cublasSetStream(handle_, s));
+    const float one = 1.f, zero = 0.f;
+    // Column-major view: C^T (N x M) = B_stored^T(op T of the K x N column-major buffer) * A^T (K x M).
+    AIPE_CUBLAS(cublasGemmEx(handle_, CUBLAS_OP_T, CUBLAS_OP_N, N(), M(), K(), &one, b_.get(), CUDA_R_16BF, K(),
+                             a_.get(), CUDA_R_16BF, K(), &zero, c_.get(), CUDA_R_16BF, N(), CUBLAS_COMPUTE_32F,
+                             CUBLAS_GEMM_DEFAULT));
+  }
+
+  void setup_cublaslt() {
+    lt_skip_.clear();
+    lt_ = aipe::CublasLtHandle::create();
+    release_lt();
+    AIPE_CUBLAS(cublasLtMatmulDescCreate(&op_, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    AIPE_CUBLAS(cublasLtMatmulDescSetAttribute(op_, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
+    AIPE_CUBLAS(cublasLtMatmulDescSetAttribute(op_, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
+    AIPE_CUBLAS(cublasLtMatrixLayoutCreate(&la_, CUDA_R_16BF, k_, n_, k_));  // stored B: K x N column-major
+    AIPE_CUBLAS(cublasLtMatrixLayoutCreate(&lb_, CUDA_R_16BF, k_, m_, k_));  // A: K x M column-major
+    AIPE_CUBLAS(cublasLtMatrixLayoutCreate(&lc_, CUDA_R_16BF, n_, m_, n_));  // C^T: N x M column-major
+    workspace_ = aipe::DeviceBuffer<unsigned char>(kWorkspace);
+    cublasLtMatmulPreference_t pref = nullptr;
+    AIPE_CUBLAS(cublasLtMatmulPreferenceCreate(&pref));
+    const std::size_t ws = kWorkspace;
+    AIPE_CUBLAS(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
+    int found = 0;
+    const cublasStatus_t st =
+        cublasLtMatmulAlgoGetHeuristic(lt_, op_, la_, lb_, lc_, lc_, pref, 1, &heuristic_, &found);
+    cublasLtMatmulPreferenceDestroy(pref);
+    if (st != CUBLAS_STATUS_SUCCESS || found == 0) lt_skip_ = "cuBLASLt found no algorithm for this problem";
+  }
+  void launch_cublaslt(cudaStream_t s) {
+    const float one = 1.f, zero = 0.f;
+    AIPE_CUBLAS(cublasLtMatmul(lt_, op_, &one, b_.get(), la_, a_.get(), lb_, &zero, c_.get(), lc_, c_.get(), lc_,
+                               &heuristic_.algo, workspace_.get(), kWorkspace, s));
+  }
+  void release_lt() {
+    if (op_) cublasLtMatmulDescDestroy(op_);
+    if (la_) cublasLtMatrixLayoutDestroy(la_);
+    if (lb_) cublasLtMatrixLayoutDestroy(lb_);
+    if (lc_) cublasLtMatrixLayoutDestroy(lc_);
+    op_ = nullptr;
+    la_ = lb_ = lc_ = nullptr;
+  }
+
+ public:
+  ~GemmBf16() override { release_lt(); }
+
+ private:
+  static constexpr std::size_t kWorkspace = 32u << 20;
+  std::int64_t m_ = 0, n_ = 0, k_ = 0;
+  int sm_count_ = 1;
+  int max_clusters_ = 1;
+  aipe::DeviceBuffer<bf16> a_, b_, c_;
+  aipe::CublasHandle handle_;
+  aipe::CublasLtHandle lt_;
+  cublasLtMatmulDesc_t op_ = nullptr;
+  cublasLtMatrixLayout_t la_ = nullptr, lb_ = nullptr, lc_ = nullptr;
+  cublasLtMatmulHeuristicResult_t heuristic_{};
+  aipe::DeviceBuffer<unsigned char> workspace_;
+  CUtensorMap tma_a_{}, tma_b_{};
+  std::string tma_skip_, lt_skip_;
+  std::vector<float> ref_;
+  std::string ref_note_;
+};
+
+}  // namespace
+
+AIPE_REGISTER_EXAMPLE(GemmBf16);

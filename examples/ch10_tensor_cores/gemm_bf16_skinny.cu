@@ -1,0 +1,398 @@
+// ch10/gemm_bf16_skinny: the decode-shaped GEMM of LLM inference, C = A * W^T with few rows of A
+// (tokens, M = 16..256) and a large weight W (N x K = 4096..16384 squared), BF16 in, FP32 accumulate,
+// BF16 out, against cuBLAS / cuBLASLt.
+//
+// Layouts (as in ch10/gemm_bf16): A is M x K row-major, W is N x K row-major (K-major; the K x N operand
+// in column-major), C is M x N row-major.
+//
+// Why a separate kernel: a 128 x 256 output tile (the square GEMM's) covers all of M = 16 with 87% of
+// its rows empty, and N / 256 tiles give 32 CTAs for N = 8192: a quarter of the SMs stream the weights.
+// The problem is memory bound (at M = 64, N = K = 8192: 134 MB of weights for 8.6 GFLOP, 64 FLOP/byte,
+// under the H100's ridge of ~295), so what matters is keeping every SM's memory pipe full.
+//
+// Ladder:
+//   1 swap_ab          C^T = W * A^T: the weight rows fill WGMMA's M = 64 side (two consumer warpgroups,
+//                      128 rows of W per CTA), the few tokens ride on WGMMA's N side (M rounded up to
+//                      64 / 128 / 256; TMA zero-fills the missing rows, so they cost no DRAM bytes).
+//                      Warp-specialized: one TMA producer, an mbarrier ring of up to 8 stages.
+//   2 swap_ab_split_k  the same kernel with K split across CTAs so that the grid covers every SM
+//                      (splits = ceil(SMs / CTAs along N)); FP32 partial tiles then one small kernel that
+//                      sums them and rounds to BF16. The partials are extra traffic the rung pays for
+//                      (not counted in the work model, which holds the minimum bytes).
+//   cublas             cublasGemmEx (BF16 in, FP32 compute)
+//   cublaslt           cublasLtMatmul, top heuristic, 32 MiB workspace
+//
+// Napkin math: bytes = 2 (MK + NK + MN), dominated by the weight's 2NK; flops = 2MNK. At ~3 TB/s the
+// weight of N = K = 8192 takes ~45 us: that is the bar, whatever M is up to ~256.
+// Reference and tolerance: as ch10/gemm_bf16 (CPU float64 when M*N*K <= 2^31, else cuBLAS with FP32
+// output; ||C - ref|| / ||ref|| <= 2^-8, elementwise 2^-7 |ref| + 2^-7 sqrt(K)/3).
+#include <cuda_bf16.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "aipe/buffer.hpp"
+#include "aipe/cublas.hpp"
+#include "aipe/hopper.cuh"
+#include "aipe/random.hpp"
+#include "aipe/registry.hpp"
+
+namespace {
+
+using bf16 = __nv_bfloat16;
+namespace hp = aipe::hopper;
+
+constexpr int SK_BK = 64;        // one 128-byte swizzled row of BF16
+constexpr int SK_BN = 128;       // rows of W per CTA: two consumer warpgroups of 64
+constexpr int SK_W_BYTES = SK_BN * SK_BK * 2;
+constexpr int SK_SMEM_BUDGET = 200 * 1024;
+
+template <int MP>
+struct SkinnyCfg {
+  static constexpr int A_BYTES = MP * SK_BK * 2;
+  static constexpr int STAGE_BYTES = SK_W_BYTES + A_BYTES;
+  static constexpr int STAGES = std::min(8, SK_SMEM_BUDGET / STAGE_BYTES);
+  static constexpr std::size_t SMEM = 1024 + static_cast<std::size_t>(STAGES) * STAGE_BYTES + 2 * STAGES * 8;
+};
+
+// grid: (ceil(N / 128), splits). CTA (x, y) computes C^T rows [128x, 128x + 128) over K tiles
+// [y * kt_per_split, (y + 1) * kt_per_split). splits == 1: BF16 straight into C; else FP32 partials
+// into P[y][m][n].
+template <int MP>
+__global__ void __launch_bounds__(384, 1) gemm_swap_ab(const __grid_constant__ CUtensorMap tma_w,
+                                                       const __grid_constant__ CUtensorMap tma_a, bf16* C,
+                                                       float* P, int M, int N, int K, int kt_per_split) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  using Cfg = SkinnyCfg<MP>;
+  extern __shared__ unsigned char smem_raw[];
+  unsigned char* smem =
+      reinterpret_cast<unsigned char*>((reinterpret_cast<std::uintptr_t>(smem_raw) + 1023) & ~std::uintptr_t(1023));
+  auto sW = [&](int s) { return smem + s * Cfg::STAGE_BYTES; };
+  auto sA = [&](int s) { return smem + s * Cfg::STAGE_BYTES + SK_W_BYTES; };
+  std::uint64_t* full = reinterpret_cast<std::uint64_t*>(smem + Cfg::STAGES * Cfg::STAGE_BYTES);
+  std::uint64_t* empty = full + Cfg::STAGES;
+  const int wg = threadIdx.x / 128;
+  const int n0 = blockIdx.x * SK_BN;
+  const int ktiles = (K + SK_BK - 1) / SK_BK;
+  const int kt0 = blockIdx.y * kt_per_split, kt1 = min(ktiles, kt0 + kt_per_split);
+
+  if (threadIdx.x == 0) {
+    hp::tma_prefetch_descriptor(&tma_w);
+    hp::tma_prefetch_descriptor(&tma_a);
+    for (int s = 0; s < Cfg::STAGES; ++s) {
+      hp::mbar_init(&full[s], 1);
+      hp::mbar_init(&empty[s], 2);
+    }
+    hp::fence_barrier_init();
+  }
+  __syncthreads();
+
+  if (wg == 0) {
+    hp::setmaxnreg_dec<40>();
+    if (threadIdx.x == 0) {
+      int s = 0;
+      std::uint32_t phase = 0;
+      for (int kt = kt0; kt < kt1; ++kt) {
+        hp::mbar_wait(&empty[s], phase ^ 1);
+        hp::mbar_arrive_expect_tx(&full[s], Cfg::STAGE_BYTES);
+        hp::tma_load_2d(sW(s), &tma_w, &full[s], kt * SK_BK, n0);
+        // A rows [0, MP): a box of at most 256 rows; rows >= M are zero-filled.
+        hp::tma_load_2d(sA(s), &tma_a, &full[s], kt * SK_BK, 0);
+        if (++s == Cfg::STAGES) { s = 0; phase ^= 1; }
+      }
+    }
+  } else {
+    hp::setmaxnreg_inc<232>();
+    const int c = wg - 1;
+    float acc[MP / 2];
+#pragma unroll
+    for (int i = 0; i < MP / 2; ++i) acc[i] = 0.f;
+    int s = 0, prev = -1;
+    std::uint32_t phase = 0;
+    for (int kt = kt0; kt < kt1; ++kt) {
+      hp::mbar_wait(&full[s], phase);
+      hp::fence_regs(acc);
+      hp::wgmma_fence();
+#pragma unroll
+      for (int kk = 0; kk < SK_BK / 16; ++kk)
+        hp::wgmma_m64k16<MP>(acc, hp::wgmma_desc_sw128(sW(s) + c * 64 * 128) + 2 * kk,
+                             hp::wgmma_desc_sw128(sA(s)) + 2 * kk, 1);
+      hp::wgmma_commit();
+      hp::wgmma_wait<1>();
+      hp::fence_regs(acc);
+      if (prev >= 0 && threadIdx.x % 128 == 0) hp::mbar_arrive(&empty[prev]);
+      prev = s;
+      if (++s == Cfg::STAGES) { s = 0; phase ^= 1; }
+    }
+    hp::wgmma_wait<0>();
+    hp::fence_regs(acc);
+    if (prev >= 0 && threadIdx.x % 128 == 0) hp::mbar_arrive(&empty[prev]);
+    // Fragment of C^T: d[4j + 2h + e] is W row (n) 16*warp + lane/4 + 8h, token (m) 8j + 2*(lane%4) + e.
+    const int t = threadIdx.x % 128;
+    const int n = n0 + c * 64 + 16 * (t / 32) + (t % 32) / 4;
+    const int m = 2 * (t % 4);
+    float* part = gridDim.y > 1 ? P + static_cast<std::size_t>(blockIdx.y) * M * N : nullptr;
+#pragma unroll
+    for (int j = 0; j < MP / 8; ++j)
+#pragma unroll
+      for (int h = 0; h < 2; ++h)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int row = m + 8 * j + e, col = n + 8 * h;
+          if (row < M && col < N) {
+            const std::size_t idx = static_cast<std::size_t>(row) * N + col;
+            if (part) part[idx] = acc[4 * j + 2 * h + e];
+            else C[idx] = __float2bfloat16_rn(acc[4 * j + 2 * h + e]);
+          }
+        }
+  }
+#else
+  (void)C; (void)P; (void)M; (void)N; (void)K; (void)kt_per_split;
+  __trap();
+#endif
+}
+
+// Sums the split-K partials P[s][i] and rounds to BF16.
+__global__ void reduce_splits(const float* __restrict__ P, bf16* __restrict__ C, std::size_t mn, int splits) {
+  for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < mn;
+       i += static_cast<std::size_t>(gridDim.x) * blockDim.x) {
+    float acc = 0.f;
+    for (int s = 0; s < splits; ++s) acc += P[s * mn + i];
+    C[i] = __float2bfloat16_rn(acc);
+  }
+}
+
+float bf16_round(float x) {  // round to nearest even, as __float2bfloat16_rn does (inputs are finite)
+  std::uint32_t u;
+  std::memcpy(&u, &x, 4);
+  u += 0x7FFFu + ((u >> 16) & 1u);
+  u &= 0xFFFF0000u;
+  std::memcpy(&x, &u, 4);
+  return x;
+}
+
+class GemmBf16Skinny final : public aipe::Example {
+ public:
+  aipe::ExampleInfo info() const override {
+    return {"ch10/gemm_bf16_skinny",
+            "Decode-shaped BF16 GEMM (M = 16..256 tokens): swap A and B for WGMMA, split K to fill the SMs, vs cuBLAS",
+            "With a handful of tokens a GEMM is a weight stream: the bytes of W set the time, not the FLOPs. The "
+            "square GEMM's 128x256 tile wastes most of its rows and leaves most SMs idle. Swapping the operands "
+            "(C^T = W A^T) puts the weight rows on WGMMA's 64-row side and the tokens on its narrow N side; "
+            "splitting K across CTAs then gives every SM a share of the weight to stream, at the price of FP32 "
+            "partial sums that a second small kernel adds up.",
+            {{"m", 64, 32, 37, "tokens: rows of A and C (16..256 are decode shapes)", 1, 256},
+             {"n", 8192, 4096, 1000, "rows of the weight W, columns of C"},
+             {"k", 8192, 4096, 1000, "inner dimension", 8, 1 << 20}},
+            {}};
+  }
+
+  std::vector<aipe::Variant> variants() override {
+    aipe::Variant a{"swap_ab", "W rows on WGMMA's M side, tokens on its N side; one CTA per 128 rows of W",
+                    [this](cudaStream_t s) { launch_swap_ab(s, 1); }};
+    a.requires_.sm90a = true;
+    a.skip_if = [this] { return tma_skip_; };
+    aipe::Variant b{"swap_ab_split_k", "K split across CTAs to cover every SM; FP32 partials summed by a 2nd kernel",
+                    [this](cudaStream_t s) { launch_swap_ab(s, splits_); }};
+    b.requires_.sm90a = true;
+    b.skip_if = [this] { return tma_skip_; };
+    aipe::Variant lt{"cublaslt", "cublasLtMatmul, top heuristic, 32 MiB workspace",
+                     [this](cudaStream_t s) { launch_cublaslt(s); }};
+    lt.skip_if = [this] { return lt_skip_; };
+    return {a, b, {"cublas", "cublasGemmEx, BF16 in, FP32 compute", [this](cudaStream_t s) { launch_cublas(s); }},
+            lt};
+  }
+
+  void setup(aipe::Context& ctx) override {
+    m_ = ctx.size("m");
+    n_ = ctx.size("n");
+    k_ = ctx.size("k");
+    if (n_ > INT32_MAX / 2 || k_ > INT32_MAX / 2) throw aipe::BadInput("ch10/gemm_bf16_skinny: n and k must fit in int");
+    mp_ = m_ <= 64 ? 64 : m_ <= 128 ? 128 : 256;
+    a_ = aipe::DeviceBuffer<bf16>(static_cast<std::size_t>(m_ * k_));
+    w_ = aipe::DeviceBuffer<bf16>(static_cast<std::size_t>(n_ * k_));
+    c_ = aipe::DeviceBuffer<bf16>(static_cast<std::size_t>(m_ * n_));
+    const auto sa = aipe::sub_seed(ctx.seed(), 1), sw = aipe::sub_seed(ctx.seed(), 2);
+    aipe::fill_uniform(a_.get(), a_.size(), sa, -1.f, 1.f, ctx.stream());
+    aipe::fill_uniform(w_.get(), w_.size(), sw, -1.f, 1.f, ctx.stream());
+    ctx.output(c_.get(), c_.bytes());
+    handle_ = aipe::CublasHandle::create();
+
+    // Split K so that (CTAs along N) x splits fills the SMs in one wave (one CTA per SM: the ring takes
+    // ~200 KiB of shared memory), each split at least 4 K tiles.
+    const std::int64_t ctas_n = (n_ + SK_BN - 1) / SK_BN, ktiles = (k_ + SK_BK - 1) / SK_BK;
+    std::int64_t splits = std::max<std::int64_t>(1, ctx.device().sm_count / ctas_n);
+    splits = std::min(splits, std::max<std::int64_t>(1, ktiles / 4));
+    kt_per_split_ = static_cast<int>((ktiles + splits - 1) / splits);
+    splits_ = static_cast<int>((ktiles + kt_per_split_ - 1) / kt_per_split_);  // no empty split
+    ktiles_ = static_cast<int>(ktiles);
+    partial_ = aipe::DeviceBuffer<float>(splits_ > 1 ? static_cast<std::size_t>(splits_ * m_ * n_) : 0);
+
+    tma_skip_.clear();
+    if (k_ % 8) tma_skip_ = "TMA needs 16-byte aligned rows: K % 8 == 0";
+    if (tma_skip_.empty() && AIPE_HAVE_SM90A && ctx.device().cc() >= 90) {
+      tma_w_ = hp::make_tma_2d_bf16(w_.get(), n_, k_, k_, SK_BN, SK_BK);
+      tma_a_ = hp::make_tma_2d_bf16(a_.get(), m_, k_, k_, static_cast<std::uint32_t>(mp_), SK_BK);
+      const std::size_t need = smem_bytes();
+      if (ctx.device().smem_per_block_optin_bytes < need)
+        tma_skip_ = "needs " + std::to_string(need) + " B of shared memory per block";
+      else {
+        AIPE_CUDA(cudaFuncSetAttribute(gemm_swap_ab<64>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       int(SkinnyCfg<64>::SMEM)));
+        AIPE_CUDA(cudaFuncSetAttribute(gemm_swap_ab<128>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       int(SkinnyCfg<128>::SMEM)));
+        AIPE_CUDA(cudaFuncSetAttribute(gemm_swap_ab<256>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       int(SkinnyCfg<256>::SMEM)));
+      }
+    }
+    setup_cublaslt();
+
+    const double mnk = static_cast<double>(m_) * n_ * k_;
+    ref_.assign(static_cast<std::size_t>(m_ * n_), 0.f);
+    if (mnk <= 2147483648.0) {
+      std::vector<float> A(static_cast<std::size_t>(m_ * k_)), W(static_cast<std::size_t>(n_ * k_));
+      for (std::size_t i = 0; i < A.size(); ++i) A[i] = bf16_round(aipe::uniform_at(sa, i, -1.f, 1.f));
+      for (std::size_t i = 0; i < W.size(); ++i) W[i] = bf16_round(aipe::uniform_at(sw, i, -1.f, 1.f));
+      for (std::int64_t i = 0; i < m_; ++i)
+        for (std::int64_t j = 0; j < n_; ++j) {
+          const float* a = A.data() + i * k_;
+          const float* w = W.data() + j * k_;
+          double acc = 0;
+          for (std::int64_t p = 0; p < k_; ++p) acc += static_cast<double>(a[p]) * w[p];
+          ref_[i * n_ + j] = static_cast<float>(acc);
+        }
+      ref_note_ = "CPU float64 reference";
+    } else {
+      aipe::DeviceBuffer<float> ref(static_cast<std::size_t>(m_ * n_));
+      AIPE_CUBLAS(cublasSetStream(handle_, ctx.stream()));
+      const float one = 1.f, zero = 0.f;
+      AIPE_CUBLAS(cublasGemmEx(handle_, CUBLAS_OP_T, CUBLAS_OP_N, int(n_), int(m_), int(k_), &one, w_.get(),
+                               CUDA_R_16BF, int(k_), a_.get(), CUDA_R_16BF, int(k_), &zero, ref.get(), CUDA_R_32F,
+                               int(n_), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+      AIPE_CUDA(cudaMemcpyAsync(ref_.data(), ref.get(), ref.bytes(), cudaMemcpyDeviceToHost, ctx.stream()));
+      AIPE_CUDA(cudaStreamSynchronize(ctx.stream()));
+      ref_note_ = "cuBLAS FP32-output reference";
+    }
+  }
+
+  aipe::Work work() const override {
+    const double m = double(m_), n = double(n_), k = double(k_);
+    return {2.0 * (m * k + n * k + m * n), 2.0 * m * n * k, aipe::ComputeUnit::bf16};
+  }
+
+  void metrics(const std::string& variant, double, std::map<std::string, double>& out) override {
+    if (variant == "swap_ab") out["ctas"] = double((n_ + SK_BN - 1) / SK_BN);
+    if (variant == "swap_ab_split_k") {
+      out["ctas"] = double((n_ + SK_BN - 1) / SK_BN) * splits_;
+      out["k_splits"] = splits_;
+      // Extra DRAM traffic of the FP32 partials (written once, read once), beyond the work model.
+      out["partial_bytes"] = splits_ > 1 ? 8.0 * splits_ * double(m_) * double(n_) : 0.0;
+    }
+  }
+
+  aipe::VerifyResult verify(aipe::Context& ctx) override {
+    std::vector<bf16> out(c_.size());
+    AIPE_CUDA(cudaMemcpyAsync(out.data(), c_.get(), c_.bytes(), cudaMemcpyDeviceToHost, ctx.stream()));
+    AIPE_CUDA(cudaStreamSynchronize(ctx.stream()));
+    const double u = std::ldexp(1.0, -8);  // BF16 output: half an ulp, relative
+    aipe::Tolerance tol = aipe::tolerance_for(aipe::DType::bf16);
+    tol.norm_rel = u;
+    tol.rel = 2 * u;
+    tol.abs = 2 * u * std::sqrt(static_cast<double>(k_)) / 3.0;  // one ulp of a typical element (RMS sqrt(K)/3)
+    auto r = aipe::compare(
+        out.size(), [&](std::size_t i) { return static_cast<double>(__bfloat162float(out[i])); },
+        [&](std::size_t i) { return static_cast<double>(ref_[i]); }, tol);
+    r.note = ref_note_;
+    return r;
+  }
+
+  ~GemmBf16Skinny() override { release_lt(); }
+
+ private:
+  std::size_t smem_bytes() const {
+    return mp_ == 64 ? SkinnyCfg<64>::SMEM : mp_ == 128 ? SkinnyCfg<128>::SMEM : SkinnyCfg<256>::SMEM;
+  }
+
+  void launch_swap_ab(cudaStream_t s, int splits) {
+    const int kps = splits > 1 ? kt_per_split_ : ktiles_;
+    const dim3 grid(static_cast<unsigned>((n_ + SK_BN - 1) / SK_BN), static_cast<unsigned>(splits));
+    float* P = splits > 1 ? partial_.get() : nullptr;
+    const int M = int(m_), N = int(n_), K = int(k_);
+    if (mp_ == 64) gemm_swap_ab<64><<<grid, 384, SkinnyCfg<64>::SMEM, s>>>(tma_w_, tma_a_, c_.get(), P, M, N, K, kps);
+    else if (mp_ == 128)
+      gemm_swap_ab<128><<<grid, 384, SkinnyCfg<128>::SMEM, s>>>(tma_w_, tma_a_, c_.get(), P, M, N, K, kps);
+    else gemm_swap_ab<256><<<grid, 384, SkinnyCfg<256>::SMEM, s>>>(tma_w_, tma_a_, c_.get(), P, M, N, K, kps);
+    AIPE_CHECK_LAUNCH();
+    if (splits > 1) {
+      const std::size_t mn = static_cast<std::size_t>(m_ * n_);
+      const int blocks = static_cast<int>(std::min<std::size_t>((mn + 255) / 256, 4096));
+      reduce_splits<<<blocks, 256, 0, s>>>(partial_.get(), c_.get(), mn, splits);
+      AIPE_CHECK_LAUNCH();
+    }
+  }
+
+  void launch_cublas(cudaStream_t s) {
+    AIPE_CUBLAS(cublasSetStream(handle_, s));
+    const float one = 1.f, zero = 0.f;
+    AIPE_CUBLAS(cublasGemmEx(handle_, CUBLAS_OP_T, CUBLAS_OP_N, int(n_), int(m_), int(k_), &one, w_.get(),
+                             CUDA_R_16BF, int(k_), a_.get(), CUDA_R_16BF, int(k_), &zero, c_.get(), CUDA_R_16BF,
+                             int(n_), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  }
+
+  void setup_cublaslt() {
+    lt_skip_.clear();
+    lt_ = aipe::CublasLtHandle::create();
+    release_lt();
+    AIPE_CUBLAS(cublasLtMatmulDescCreate(&op_, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+    AIPE_CUBLAS(cublasLtMatmulDescSetAttribute(op_, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
+    AIPE_CUBLAS(cublasLtMatmulDescSetAttribute(op_, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
+    AIPE_CUBLAS(cublasLtMatrixLayoutCreate(&la_, CUDA_R_16BF, k_, n_, k_));  // W: K x N column-major
+    AIPE_CUBLAS(cublasLtMatrixLayoutCreate(&lb_, CUDA_R_16BF, k_, m_, k_));  // A: K x M column-major
+    AIPE_CUBLAS(cublasLtMatrixLayoutCreate(&lc_, CUDA_R_16BF, n_, m_, n_));  // C^T: N x M column-major
+    workspace_ = aipe::DeviceBuffer<unsigned char>(kWorkspace);
+    cublasLtMatmulPreference_t pref = nullptr;
+    AIPE_CUBLAS(cublasLtMatmulPreferenceCreate(&pref));
+    const std::size_t ws = kWorkspace;
+    AIPE_CUBLAS(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
+    int found = 0;
+    const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(lt_, op_, la_, lb_, lc_, lc_, pref, 1, &heuristic_, &found);
+    cublasLtMatmulPreferenceDestroy(pref);
+    if (st != CUBLAS_STATUS_SUCCESS || found == 0) lt_skip_ = "cuBLASLt found no algorithm for this problem";
+  }
+  void launch_cublaslt(cudaStream_t s) {
+    const float one = 1.f, zero = 0.f;
+    AIPE_CUBLAS(cublasLtMatmul(lt_, op_, &one, w_.get(), la_, a_.get(), lb_, &zero, c_.get(), lc_, c_.get(), lc_,
+                               &heuristic_.algo, workspace_.get(), kWorkspace, s));
+  }
+  void release_lt() {
+    if (op_) cublasLtMatmulDescDestroy(op_);
+    if (la_) cublasLtMatrixLayoutDestroy(la_);
+    if (lb_) cublasLtMatrixLayoutDestroy(lb_);
+    if (lc_) cublasLtMatrixLayoutDestroy(lc_);
+    op_ = nullptr;
+    la_ = lb_ = lc_ = nullptr;
+  }
+
+  static constexpr std::size_t kWorkspace = 32u << 20;
+  std::int64_t m_ = 0, n_ = 0, k_ = 0, mp_ = 64;
+  int splits_ = 1, kt_per_split_ = 1, ktiles_ = 1;
+  aipe::DeviceBuffer<bf16> a_, w_, c_;
+  aipe::DeviceBuffer<float> partial_;
+  aipe::CublasHandle handle_;
+  aipe::CublasLtHandle lt_;
+  cublasLtMatmulDesc_t op_ = nullptr;
+  cublasLtMatrixLayout_t la_ = nullptr, lb_ = nullptr, lc_ = nullptr;
+  cublasLtMatmulHeuristicResult_t heuristic_{};
+  aipe::DeviceBuffer<unsigned char> workspace_;
+  CUtensorMap tma_w_{}, tma_a_{};
+  std::string tma_skip_, lt_skip_;
+  std::vector<float> ref_;
+  std::string ref_note_;
+};
+
+}  // namespace
+
+AIPE_REGISTER_EXAMPLE(GemmBf16Skinny);
