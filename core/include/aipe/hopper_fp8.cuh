@@ -228,7 +228,7 @@ struct GemmConfig {
   static constexpr int kThreads = 128 * (kConsumers + 1);
   static constexpr int kABytes = BM * BK, kBBytes = BN * BK;
   static constexpr int kStageBytes = kABytes + kBBytes;
-  static constexpr int kStages = (190 * 1024) / kStageBytes;  // 4 stages at BN 256, 6 at BN 128
+  static constexpr int kStages = (220 * 1024) / kStageBytes;  // 4 stages at BN 256, 6 at BN 128
   static constexpr int kSmemBytes = kStages * kStageBytes + 2 * kStages * 8 + 1024;  // + barriers + alignment
 };
 
