@@ -1,0 +1,341 @@
+// ch07/copy_ladder: copying n floats, from one scalar per thread to the Hopper bulk-copy engine.
+//
+// Ladder (every rung copies the identical n floats; every rung verified bit for bit first):
+//   1 scalar         one 4-byte load and store per thread per iteration, grid-stride
+//   2 vec4           16-byte float4 accesses: a quarter of the instructions for the same bytes
+//   3 vec4_ilp4      four independent float4 loads issued before the first store: 64 B in flight per thread
+//   4 streaming      as vec4_ilp4 with streaming hints: ld.global.nc.L1::no_allocate (read-only, skip L1)
+//                    and st.global.cs (evict-first): the copy never re-reads, so it should not cache
+//   5 tma_bulk       cp.async.bulk global->shared completing on an mbarrier, then cp.async.bulk
+//                    shared->global (bulk_group), several chunks deep per block: one thread per block
+//                    drives the copy engine, no register round trip at all (sm_90). Knobs (axes):
+//                    bulk_kib (chunk size), bulk_stages (chunks in flight per block), bulk_order
+//                    (round-robin or contiguous chunks per block), bulk_evict_first (L2 policy); the
+//                    defaults are the best of a sweep on an H100 against memcpy in the same run
+//   6 memcpy         cudaMemcpyAsync device-to-device: the library ceiling
+//
+// Problem: dst[i] = src[i], i < n. Default n = 256 Mi floats (1 GiB each way), far past the 50 MB L2.
+// Napkin math: bytes = 2 * 4 * n (read once, write once), 0 FLOPs. At ~3.0 TB/s a GiB copy takes
+// ~0.7 ms. Little's law: ~3 TB/s x ~1 us of DRAM latency = ~3 MB in flight across the GPU, ~23 KB per
+// SM: a scalar-per-thread copy with 2048 threads/SM has only 8 KB in flight; four float4 per thread
+// has 128 KB; the bulk-copy rung has (stages - 1) x chunk per block in flight (metrics() reports it).
+// Reference: src regenerated from (seed, i) on the device; the comparison is bitwise (exact_check.cuh).
+// n is any size: vector rungs copy the last n % 4 floats with scalar accesses, the bulk rung moves
+// whole 16-byte units (its size granule) and leaves the last < 4 floats to ordinary stores.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "aipe/buffer.hpp"
+#include "aipe/random.hpp"
+#include "aipe/registry.hpp"
+#include "exact_check.cuh"
+
+namespace {
+
+constexpr int kThreads = 256;
+
+__global__ void copy_scalar(const float* __restrict__ src, float* __restrict__ dst, std::size_t n) {
+  const std::size_t stride = std::size_t(gridDim.x) * blockDim.x;
+  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < n; i += stride) dst[i] = src[i];
+}
+
+// The last n % 4 floats, shared by the vector rungs.
+__device__ __forceinline__ void copy_tail(const float* __restrict__ src, float* __restrict__ dst, std::size_t n) {
+  const std::size_t t = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x;
+  const std::size_t i = (n & ~std::size_t(3)) + t;
+  if (i < n) dst[i] = src[i];
+}
+
+__global__ void copy_vec4(const float* __restrict__ src, float* __restrict__ dst, std::size_t n) {
+  const std::size_t n4 = n / 4;
+  const std::size_t stride = std::size_t(gridDim.x) * blockDim.x;
+  const float4* s = reinterpret_cast<const float4*>(src);
+  float4* d = reinterpret_cast<float4*>(dst);
+  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < n4; i += stride) d[i] = s[i];
+  copy_tail(src, dst, n);
+}
+
+__device__ __forceinline__ float4 ld_plain(const float4* p) { return *p; }
+__device__ __forceinline__ void st_plain(float4* p, float4 v) { *p = v; }
+__device__ __forceinline__ float4 ld_stream(const float4* p) {
+  float4 v;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.f32 {%0,%1,%2,%3}, [%4];"
+               : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w)
+               : "l"(p));
+  return v;
+}
+__device__ __forceinline__ void st_stream(float4* p, float4 v) {
+  asm volatile("st.global.cs.v4.f32 [%0], {%1,%2,%3,%4};" ::"l"(p), "f"(v.x), "f"(v.y), "f"(v.z), "f"(v.w)
+               : "memory");
+}
+
+// Each thread loads kIlp float4 that are blockDim apart (so each load instruction stays coalesced
+// across the warp) before storing any of them.
+template <int kIlp, bool kStream>
+__global__ void copy_vec4_ilp(const float* __restrict__ src, float* __restrict__ dst, std::size_t n) {
+  const std::size_t n4 = n / 4;
+  const float4* s = reinterpret_cast<const float4*>(src);
+  float4* d = reinterpret_cast<float4*>(dst);
+  const std::size_t tile = std::size_t(blockDim.x) * kIlp;  // float4s per block per iteration
+  const std::size_t grid_stride = tile * gridDim.x;
+  std::size_t base = blockIdx.x * tile + threadIdx.x;
+  for (; base + (kIlp - 1) * blockDim.x < n4; base += grid_stride) {  // full tiles: no bounds checks
+    float4 v[kIlp];
+#pragma unroll
+    for (int k = 0; k < kIlp; ++k) v[k] = kStream ? ld_stream(s + base + k * blockDim.x) : ld_plain(s + base + k * blockDim.x);
+#pragma unroll
+    for (int k = 0; k < kIlp; ++k) kStream ? st_stream(d + base + k * blockDim.x, v[k]) : st_plain(d + base + k * blockDim.x, v[k]);
+  }
+  for (int k = 0; k < kIlp; ++k)  // the one partial tile (at most one per thread)
+    if (base + k * blockDim.x < n4) d[base + k * blockDim.x] = s[base + k * blockDim.x];
+  copy_tail(src, dst, n);
+}
+
+// ---- rung 5: the bulk-copy engine through shared memory ------------------------------------------
+// Tunable from the command line (axes bulk_kib, bulk_stages, bulk_order, bulk_evict_first); the
+// defaults are the best of a sweep on an H100 (docs/ch07.md).
+constexpr int kMaxStages = 16;
+
+struct BulkParams {
+  unsigned chunk;     // bytes per bulk copy (multiple of 16)
+  int stages;         // chunks in flight per block (<= kMaxStages)
+  bool contiguous;    // each block copies one contiguous range of chunks (else chunks dealt round-robin)
+  bool evict_first;   // L2 evict-first policy on both copies: the data is used once
+};
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+__device__ __forceinline__ std::uint32_t smem_addr(const void* p) {
+  return static_cast<std::uint32_t>(__cvta_generic_to_shared(p));
+}
+__device__ __forceinline__ void mbar_init(std::uint64_t* bar, unsigned count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_addr(bar)), "r"(count) : "memory");
+}
+__device__ __forceinline__ void mbar_expect_tx(std::uint64_t* bar, unsigned bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_addr(bar)), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void mbar_wait(std::uint64_t* bar, unsigned parity) {
+  asm volatile(
+      "{\n"
+      ".reg .pred p;\n"
+      "WAIT_%=:\n"
+      "mbarrier.try_wait.parity.shared::cta.b64 p, [%0], %1;\n"
+      "@!p bra WAIT_%=;\n"
+      "}\n" ::"r"(smem_addr(bar)),
+      "r"(parity)
+      : "memory");
+}
+// global -> shared, completion counted in bytes on the mbarrier.
+__device__ __forceinline__ void bulk_load(void* smem, const void* gmem, unsigned bytes, std::uint64_t* bar,
+                                          bool hint, std::uint64_t policy) {
+  if (hint)
+    asm volatile(
+        "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.L2::cache_hint [%0], [%1], %2, [%3], %4;" ::"r"(
+            smem_addr(smem)),
+        "l"(gmem), "r"(bytes), "r"(smem_addr(bar)), "l"(policy)
+        : "memory");
+  else
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(
+                     smem_addr(smem)),
+                 "l"(gmem), "r"(bytes), "r"(smem_addr(bar))
+                 : "memory");
+}
+// shared -> global, tracked by bulk groups.
+__device__ __forceinline__ void bulk_store(void* gmem, const void* smem, unsigned bytes, bool hint, std::uint64_t policy) {
+  if (hint)
+    asm volatile("cp.async.bulk.global.shared::cta.bulk_group.L2::cache_hint [%0], [%1], %2, %3;" ::"l"(gmem),
+                 "r"(smem_addr(smem)), "r"(bytes), "l"(policy)
+                 : "memory");
+  else
+    asm volatile("cp.async.bulk.global.shared::cta.bulk_group [%0], [%1], %2;" ::"l"(gmem), "r"(smem_addr(smem)), "r"(bytes)
+                 : "memory");
+  asm volatile("cp.async.bulk.commit_group;" ::: "memory");
+}
+template <int N>
+__device__ __forceinline__ void bulk_wait_read() {  // at most N store groups still reading shared memory
+  asm volatile("cp.async.bulk.wait_group.read %0;" ::"n"(N) : "memory");
+}
+#endif
+
+// One thread per block issues everything. This block's k-th chunk lives in stage k % stages.
+// Iteration k: wait for chunk k to land, store it; then the stage of chunk k-1, whose store was issued
+// one iteration ago, is refilled with chunk k-1+stages as soon as that store has finished reading it
+// (wait_group.read 1). So stages-1 loads and up to two stores are in flight at any time.
+__global__ void __launch_bounds__(32) copy_tma_bulk(const float* __restrict__ src, float* __restrict__ dst,
+                                                    std::size_t n, BulkParams p) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  extern __shared__ __align__(128) unsigned char stage[];  // p.stages x p.chunk
+  __shared__ __align__(8) std::uint64_t full[kMaxStages];
+  const std::size_t bytes16 = (n * sizeof(float)) & ~std::size_t(15);  // the bulk engine moves 16 B units
+  const std::size_t chunks = (bytes16 + p.chunk - 1) / p.chunk;
+  const char* s = reinterpret_cast<const char*>(src);
+  char* d = reinterpret_cast<char*>(dst);
+  if (threadIdx.x == 0) {
+    for (int i = 0; i < p.stages; ++i) mbar_init(&full[i], 1);
+    // Make the initialized barriers visible to the copy engine (the async proxy).
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+    std::uint64_t policy = 0;
+    if (p.evict_first) asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(policy));
+    // This block's chunks: k -> first + k * step.
+    std::size_t mine, first, step;
+    if (p.contiguous) {
+      const std::size_t q = chunks / gridDim.x, r = chunks % gridDim.x;
+      mine = q + (blockIdx.x < r);
+      first = blockIdx.x * q + std::min<std::size_t>(blockIdx.x, r);
+      step = 1;
+    } else {
+      mine = blockIdx.x < chunks ? (chunks - blockIdx.x + gridDim.x - 1) / gridDim.x : 0;
+      first = blockIdx.x;
+      step = gridDim.x;
+    }
+    const unsigned stages = static_cast<unsigned>(p.stages);
+    auto bytes_of = [&](std::size_t c) {
+      return static_cast<unsigned>(std::min<std::size_t>(p.chunk, bytes16 - c * p.chunk));
+    };
+    auto issue_load = [&](std::size_t k) {
+      const std::size_t c = first + k * step;
+      const unsigned b = bytes_of(c);
+      std::uint64_t* bar = &full[k % stages];
+      mbar_expect_tx(bar, b);
+      bulk_load(stage + (k % stages) * p.chunk, s + c * p.chunk, b, bar, p.evict_first, policy);
+    };
+    for (std::size_t k = 0; k < mine && k < stages; ++k) issue_load(k);
+    for (std::size_t k = 0; k < mine; ++k) {
+      mbar_wait(&full[k % stages], static_cast<unsigned>((k / stages) & 1));
+      const std::size_t c = first + k * step;
+      bulk_store(d + c * p.chunk, stage + (k % stages) * p.chunk, bytes_of(c), p.evict_first, policy);
+      if (k >= 1 && k - 1 + stages < mine) {
+        bulk_wait_read<1>();  // the store of chunk k-1 has read its stage
+        issue_load(k - 1 + stages);
+      }
+    }
+    // The block must not exit while its stores still read shared memory; global visibility of the
+    // writes is guaranteed at kernel completion.
+    asm volatile("cp.async.bulk.wait_group 0;" ::: "memory");
+  }
+  // The last (n*4 % 16)/4 floats: plain accesses.
+  if (blockIdx.x == 0) {
+    const std::size_t i = bytes16 / sizeof(float) + threadIdx.x;
+    if (i < n) dst[i] = src[i];
+  }
+#endif
+}
+
+struct SrcRef {
+  std::uint64_t seed;
+  __host__ __device__ float operator()(std::size_t i) const { return aipe::uniform_at(seed, i, -1.f, 1.f); }
+};
+
+class CopyLadder final : public aipe::Example {
+ public:
+  aipe::ExampleInfo info() const override {
+    return {"ch07/copy_ladder",
+            "Copy ladder: scalar, 16-byte vectors, loads in flight, streaming hints, bulk-copy engine",
+            "A copy does no arithmetic, so its speed is set by how many bytes each SM keeps in flight to cover "
+            "DRAM latency (Little's law) and by how few instructions it spends per byte. Scalar accesses leave "
+            "the memory system idle; 16-byte vectors cut the instruction count by 4; several independent loads "
+            "per thread multiply the bytes in flight; streaming cache hints keep a use-once stream out of the "
+            "caches; Hopper's bulk-copy engine (cp.async.bulk with an mbarrier) moves 16 KiB per instruction "
+            "through shared memory with a single thread per block. cudaMemcpyAsync is the ceiling to match.",
+            {{"n", 256ll << 20, 64ll << 20, 1000003, "floats to copy", 1, 1ll << 32},
+             {"bulk_kib", 64, 64, 64, "tma_bulk: KiB per bulk copy (chunk)", 1, 128},
+             {"bulk_stages", 3, 3, 3, "tma_bulk: chunks in flight per block (shared-memory stages)", 2, kMaxStages},
+             {"bulk_order", 0, 0, 0, "tma_bulk: 0 chunks dealt round-robin over blocks, 1 one contiguous range per block",
+              0, 1},
+             {"bulk_evict_first", 0, 0, 0, "tma_bulk: 1 = L2 evict-first cache policy on the bulk copies", 0, 1}},
+            {}};
+  }
+
+  std::vector<aipe::Variant> variants() override {
+    aipe::Variant tma{"tma_bulk",
+                      "cp.async.bulk global->shared on an mbarrier, then shared->global, several chunks in flight per block",
+                      [this](cudaStream_t s) {
+                        copy_tma_bulk<<<grid_bulk_, 32, smem_bulk_, s>>>(src_.get(), dst_.get(), n_, bulk_);
+                        AIPE_CHECK_LAUNCH();
+                      }};
+    tma.requires_.min_cc = 90;
+    return {
+        {"scalar", "one 4-byte load and store per thread per iteration, grid-stride",
+         [this](cudaStream_t s) {
+           copy_scalar<<<grid_, kThreads, 0, s>>>(src_.get(), dst_.get(), n_);
+           AIPE_CHECK_LAUNCH();
+         }},
+        {"vec4", "16-byte float4 loads and stores: 4x fewer memory instructions",
+         [this](cudaStream_t s) {
+           copy_vec4<<<grid_, kThreads, 0, s>>>(src_.get(), dst_.get(), n_);
+           AIPE_CHECK_LAUNCH();
+         }},
+        {"vec4_ilp4", "four independent float4 loads in flight per thread before the first store",
+         [this](cudaStream_t s) {
+           copy_vec4_ilp<4, false><<<grid_, kThreads, 0, s>>>(src_.get(), dst_.get(), n_);
+           AIPE_CHECK_LAUNCH();
+         }},
+        {"streaming", "as vec4_ilp4 with ld.global.nc.L1::no_allocate and st.global.cs (evict-first)",
+         [this](cudaStream_t s) {
+           copy_vec4_ilp<4, true><<<grid_, kThreads, 0, s>>>(src_.get(), dst_.get(), n_);
+           AIPE_CHECK_LAUNCH();
+         }},
+        tma,
+        {"memcpy", "cudaMemcpyAsync device-to-device: the copy-engine ceiling",
+         [this](cudaStream_t s) {
+           AIPE_CUDA(cudaMemcpyAsync(dst_.get(), src_.get(), n_ * sizeof(float), cudaMemcpyDeviceToDevice, s));
+         }},
+    };
+  }
+
+  void setup(aipe::Context& ctx) override {
+    n_ = static_cast<std::size_t>(ctx.size("n"));
+    src_ = aipe::DeviceBuffer<float>(n_);
+    dst_ = aipe::DeviceBuffer<float>(n_);
+    seed_ = aipe::sub_seed(ctx.seed(), 1);
+    aipe::fill_uniform(src_.get(), n_, seed_, -1.f, 1.f, ctx.stream());
+    ctx.output(dst_.get(), dst_.bytes());
+    sm_count_ = ctx.device().sm_count;
+    // Grids from the device: as many resident blocks as the SMs hold (persistent grid-stride).
+    int per_sm = 0;
+    AIPE_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, copy_vec4_ilp<4, true>, kThreads, 0));
+    grid_ = static_cast<unsigned>(std::max(1, per_sm) * sm_count_);
+    bulk_.chunk = static_cast<unsigned>(ctx.size("bulk_kib")) * 1024u;
+    bulk_.stages = static_cast<int>(ctx.size("bulk_stages"));
+    bulk_.contiguous = ctx.size("bulk_order") == 1;
+    bulk_.evict_first = ctx.size("bulk_evict_first") == 1;
+    smem_bulk_ = static_cast<std::size_t>(bulk_.chunk) * bulk_.stages;
+    if (smem_bulk_ + 1024 > ctx.device().smem_per_block_optin_bytes)
+      throw aipe::BadInput("bulk_kib x bulk_stages = " + std::to_string(smem_bulk_ / 1024) +
+                           " KiB of shared memory exceeds what a block may use (" +
+                           std::to_string(ctx.device().smem_per_block_optin_bytes / 1024) + " KiB)");
+    if (ctx.device().cc() >= 90) {
+      AIPE_CUDA(cudaFuncSetAttribute(copy_tma_bulk, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem_bulk_)));
+      int bulk_per_sm = 0;
+      AIPE_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&bulk_per_sm, copy_tma_bulk, 32, smem_bulk_));
+      grid_bulk_ = static_cast<unsigned>(std::max(1, bulk_per_sm) * sm_count_);
+    }
+  }
+
+  aipe::Work work() const override { return {2.0 * sizeof(float) * n_, 0, aipe::ComputeUnit::none}; }
+
+  aipe::VerifyResult verify(aipe::Context& ctx) override {
+    return ch07::verify_exact(dst_.get(), n_, SrcRef{seed_}, sm_count_, ctx.stream());
+  }
+
+  void metrics(const std::string& v, double, std::map<std::string, double>& out) override {
+    if (v != "tma_bulk") return;
+    out["bulk_blocks_per_sm"] = grid_bulk_ / std::max(1, sm_count_);
+    out["bulk_kib_in_flight_per_sm"] = (bulk_.stages - 1) * (bulk_.chunk / 1024.0) * (grid_bulk_ / std::max(1, sm_count_));
+  }
+
+ private:
+  std::size_t n_ = 0;
+  std::uint64_t seed_ = 0;
+  int sm_count_ = 1;
+  unsigned grid_ = 1, grid_bulk_ = 1;
+  std::size_t smem_bulk_ = 0;
+  BulkParams bulk_{};
+  aipe::DeviceBuffer<float> src_, dst_;
+};
+
+}  // namespace
+
+AIPE_REGISTER_EXAMPLE(CopyLadder);

@@ -1,0 +1,144 @@
+// ch07/transpose: out = in^T for a rows x cols float matrix, against the copy ceiling.
+//
+// Ladder (every transpose rung solves the identical problem; all verified bit for bit first):
+//   1 naive       each thread reads in[r][c] (coalesced) and writes out[c][r] (32 rows apart per warp:
+//                 every store instruction touches 32 sectors)
+//   2 smem_tile   32x32 tile staged in shared memory: global reads and writes both coalesced, but the
+//                 column read tile[tx][y] hits one bank 32 times (32-way bank conflict)
+//   3 padded      tile[32][33]: the extra column shifts each row by one bank, no conflicts
+//   4 swizzled    tile[32][32] with column c stored at c ^ row: conflict-free without wasting shared memory
+//   5 memcpy      cudaMemcpyAsync D2D of the same matrix: the copy ceiling a transpose is judged against.
+//                 It moves the same bytes but does not transpose; it is verified as a copy.
+//
+// Problem: in is rows x cols (row-major), out is cols x rows. Default 16384 x 16384 floats (1 GiB each).
+// Napkin math: bytes = 2 * 4 * rows * cols, 0 FLOPs; a transpose is a copy with a permutation, so the
+// bar is the copy's bandwidth (~3 TB/s on H100: ~0.7 ms at the default size).
+// Tiles: 32x32 elements per block of 32x8 threads (4 elements per thread). Edges: rows and cols need not
+// be multiples of 32 (the small size is 1001 x 777); every access is guarded.
+// Reference: out[c][r] must equal the generator's value for in index r*cols + c (exact_check.cuh).
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "aipe/buffer.hpp"
+#include "aipe/random.hpp"
+#include "aipe/registry.hpp"
+#include "exact_check.cuh"
+
+namespace {
+
+constexpr int kTile = 32;
+constexpr int kRowsPerPass = 8;  // blockDim.y: each thread handles kTile / kRowsPerPass elements
+
+__global__ void transpose_naive(const float* __restrict__ in, float* __restrict__ out, int rows, int cols) {
+  const int c = blockIdx.x * kTile + threadIdx.x;
+  const int r0 = blockIdx.y * kTile + threadIdx.y;
+  if (c >= cols) return;
+#pragma unroll
+  for (int j = 0; j < kTile; j += kRowsPerPass) {
+    const int r = r0 + j;
+    if (r < rows) out[std::size_t(c) * rows + r] = in[std::size_t(r) * cols + c];
+  }
+}
+
+// kPad = 1 adds a column; kSwizzle stores column x of row y at x ^ y (y, x < 32).
+template <int kPad, bool kSwizzle>
+__global__ void transpose_tiled(const float* __restrict__ in, float* __restrict__ out, int rows, int cols) {
+  __shared__ float tile[kTile][kTile + kPad];
+  const int bx = blockIdx.x * kTile, by = blockIdx.y * kTile;
+  const int tx = threadIdx.x, ty = threadIdx.y;
+  // Read a 32x32 tile of `in`: row by + y, column bx + tx (coalesced along tx).
+#pragma unroll
+  for (int j = 0; j < kTile; j += kRowsPerPass) {
+    const int y = ty + j, r = by + y, c = bx + tx;
+    if (r < rows && c < cols) tile[y][kSwizzle ? (tx ^ y) : tx] = in[std::size_t(r) * cols + c];
+  }
+  __syncthreads();
+  // Write the transposed tile: out row bx + y (an input column), column by + tx (an input row).
+#pragma unroll
+  for (int j = 0; j < kTile; j += kRowsPerPass) {
+    const int y = ty + j, orow = bx + y, ocol = by + tx;
+    if (orow < cols && ocol < rows) out[std::size_t(orow) * rows + ocol] = tile[tx][kSwizzle ? (y ^ tx) : y];
+  }
+}
+
+struct TransposeRef {
+  std::uint64_t seed;
+  int rows, cols;
+  __host__ __device__ float operator()(std::size_t i) const {  // i indexes out (cols x rows)
+    const std::size_t c = i / rows, r = i % rows;
+    return aipe::uniform_at(seed, r * cols + c, -1.f, 1.f);
+  }
+};
+struct CopyRef {
+  std::uint64_t seed;
+  __host__ __device__ float operator()(std::size_t i) const { return aipe::uniform_at(seed, i, -1.f, 1.f); }
+};
+
+class Transpose final : public aipe::Example {
+ public:
+  aipe::ExampleInfo info() const override {
+    return {"ch07/transpose",
+            "Matrix transpose: naive, shared-memory tile, padded, swizzled, against the copy ceiling",
+            "A transpose reads rows and writes columns, so one side of a naive kernel is uncoalesced: each "
+            "warp's store touches 32 separate 32-byte sectors. Staging a tile in shared memory makes both global "
+            "sides coalesced but moves the problem into shared memory, where reading a column hits one bank 32 "
+            "times. Padding each row by one float, or XOR-swizzling the column index, spreads a column over all "
+            "32 banks. The goal is the bandwidth of a plain copy of the same matrix.",
+            {{"rows", 16384, 8192, 1001, "rows of the input matrix", 1, 65535 * kTile},
+             {"cols", 16384, 8192, 777, "columns of the input matrix", 1, 65535 * kTile}},
+            {}};
+  }
+
+  std::vector<aipe::Variant> variants() override {
+    return {
+        {"naive", "read rows coalesced, write columns: every warp store touches 32 sectors",
+         [this](cudaStream_t s) { launch(transpose_naive, s); }},
+        {"smem_tile", "32x32 tile in shared memory: both global sides coalesced, 32-way bank conflicts on the column read",
+         [this](cudaStream_t s) { launch(transpose_tiled<0, false>, s); }},
+        {"padded", "tile[32][33]: one float of padding per row removes the bank conflicts",
+         [this](cudaStream_t s) { launch(transpose_tiled<1, false>, s); }},
+        {"swizzled", "tile[32][32] with column x of row y stored at x ^ y: conflict-free, no padding",
+         [this](cudaStream_t s) { launch(transpose_tiled<0, true>, s); }},
+        {"memcpy", "cudaMemcpyAsync D2D of the same matrix: the copy ceiling (verified as a copy, not a transpose)",
+         [this](cudaStream_t s) {
+           AIPE_CUDA(cudaMemcpyAsync(out_.get(), in_.get(), in_.bytes(), cudaMemcpyDeviceToDevice, s));
+         }},
+    };
+  }
+
+  void setup(aipe::Context& ctx) override {
+    rows_ = static_cast<int>(ctx.size("rows"));
+    cols_ = static_cast<int>(ctx.size("cols"));
+    const std::size_t n = std::size_t(rows_) * cols_;
+    in_ = aipe::DeviceBuffer<float>(n);
+    out_ = aipe::DeviceBuffer<float>(n);
+    seed_ = aipe::sub_seed(ctx.seed(), 1);
+    aipe::fill_uniform(in_.get(), n, seed_, -1.f, 1.f, ctx.stream());
+    ctx.output(out_.get(), out_.bytes());
+    sm_count_ = ctx.device().sm_count;
+  }
+
+  aipe::Work work() const override { return {2.0 * sizeof(float) * rows_ * double(cols_), 0, aipe::ComputeUnit::none}; }
+
+  aipe::VerifyResult verify(aipe::Context& ctx) override {
+    const std::size_t n = std::size_t(rows_) * cols_;
+    if (ctx.variant() == "memcpy") return ch07::verify_exact(out_.get(), n, CopyRef{seed_}, sm_count_, ctx.stream());
+    return ch07::verify_exact(out_.get(), n, TransposeRef{seed_, rows_, cols_}, sm_count_, ctx.stream());
+  }
+
+ private:
+  void launch(void (*k)(const float*, float*, int, int), cudaStream_t s) {
+    const dim3 grid((cols_ + kTile - 1) / kTile, (rows_ + kTile - 1) / kTile);
+    k<<<grid, dim3(kTile, kRowsPerPass), 0, s>>>(in_.get(), out_.get(), rows_, cols_);
+    AIPE_CHECK_LAUNCH();
+  }
+
+  int rows_ = 0, cols_ = 0, sm_count_ = 1;
+  std::uint64_t seed_ = 0;
+  aipe::DeviceBuffer<float> in_, out_;
+};
+
+}  // namespace
+
+AIPE_REGISTER_EXAMPLE(Transpose);
