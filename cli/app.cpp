@@ -108,6 +108,8 @@ struct RunArgs {
   double min_time = -1, max_noise = -1, budget = -1;
   std::uint64_t seed = 0x5eed;
   int device = 0;
+  int profile_launches = 0;  // hidden: what `aipe profile` runs under ncu (see RunOptions)
+  std::string nvtx_range;
 };
 
 int cmd_run(const RunArgs& a, std::ostream& out, std::ostream& err) {
@@ -123,6 +125,8 @@ int cmd_run(const RunArgs& a, std::ostream& out, std::ostream& err) {
   o.seed = a.seed;
   o.device = a.device;
   o.verify_only = a.verify_only;
+  o.profile_launches = a.profile_launches;
+  o.nvtx_range = a.nvtx_range;
 
   // Variants: each name must exist in the selection.
   for (const auto& v : a.variants) {
@@ -223,6 +227,11 @@ CLI::App* add_run(CLI::App& app, Action& action) {
   runc->add_option("--seed", ra.seed, "seed of the random inputs");
   runc->add_option("--device", ra.device, "GPU ordinal")->check(CLI::NonNegativeNumber);
   runc->add_flag("--no-progress", ra.no_progress, "no progress lines on stderr");
+  // Hidden: used by `aipe profile` (under ncu) and `aipe trace`.
+  runc->add_option("--profile-launches", ra.profile_launches, "launch each verified variant N times in NVTX ranges, time none")
+      ->check(CLI::NonNegativeNumber)
+      ->group("");
+  runc->add_option("--nvtx-range", ra.nvtx_range, "name of the NVTX range around profiled launches")->group("");
   action = [a](std::ostream& out, std::ostream& err) { return cmd_run(*a, out, err); };
   return runc;
 }

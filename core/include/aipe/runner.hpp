@@ -20,6 +20,11 @@ struct RunOptions {
   std::map<std::string, std::int64_t> sizes;       // --size overrides
   SizePreset preset = SizePreset::def;
   bool verify_only = false;
+  // For `aipe profile` and `aipe trace`: instead of measuring, launch each verified variant this many
+  // times more, each launch inside an NVTX range (named `nvtx_range`, or "example/variant" when that
+  // is empty), then synchronize. The results are passed but untimed. 0: measure as usual.
+  int profile_launches = 0;
+  std::string nvtx_range;
   std::uint64_t seed = 0x5eed;
   StopCriteria stop;
   int device = 0;
