@@ -116,16 +116,19 @@ void marker(std::ostream& os, double cx, double cy, const Result& x, const std::
 void roofline_svg(std::ostream& os, const RunReport& r, const Ceil& c, const std::map<std::string, std::string>& col) {
   std::vector<const Result*> pts;
   for (const auto& x : r.results)
-    if (placed(x) && x.flops > 0 && x.bytes > 0) pts.push_back(&x);
+    if (placed(x) && x.flops > 0) pts.push_back(&x);
   if (pts.empty()) return;
   const double W = 860, H = 460, L = 70, R = 20, T = 20, B = 50;
   double xlo = 1e30, xhi = 0, ylo = 1e30, yhi = 0;
   for (const auto* p : pts) {
-    xlo = std::min(xlo, p->intensity);
-    xhi = std::max(xhi, p->intensity);
+    if (p->bytes > 0) {
+      xlo = std::min(xlo, p->intensity);
+      xhi = std::max(xhi, p->intensity);
+    }
     ylo = std::min(ylo, p->tflops);
     yhi = std::max(yhi, p->tflops);
   }
+  if (xhi <= 0) xlo = xhi = 1;  // every point moves no DRAM bytes: they sit at the right edge
   for (const auto& [u, t] : c.tflops) {
     yhi = std::max(yhi, t);
     if (c.dram_gbps > 0) xhi = std::max(xhi, t * 1000 / c.dram_gbps);  // ridge point
@@ -166,7 +169,50 @@ void roofline_svg(std::ostream& os, const RunReport& r, const Ceil& c, const std
   if (c.dram_gbps > 0)
     os << "<text x=\"" << L + 8 << "\" y=\"" << T + 16 << "\" class=\"roof-label\">DRAM " << f("%.0f", c.dram_gbps)
        << " GB/s (" << esc(c.source) << ")</text>\n";
-  for (const auto* p : pts) marker(os, X(p->intensity), Y(std::max(p->tflops, ylo)), *p, col.at(p->example));
+  // A rung whose work model moves no DRAM bytes has unbounded intensity: it sits on the right edge.
+  for (const auto* p : pts)
+    marker(os, p->bytes > 0 ? X(p->intensity) : X(xhi), Y(std::max(p->tflops, ylo)), *p, col.at(p->example));
+  os << "</svg>\n";
+}
+
+// Rungs with neither FLOPs nor DRAM bytes in their work model (launch latency, synchronization):
+// no roof applies; each sits at its median time (log scale), one row per example.
+void latency_svg(std::ostream& os, const RunReport& r, const std::map<std::string, std::string>& col,
+                 const std::vector<std::string>& order) {
+  std::vector<std::string> rows;
+  double lo = 1e30, hi = 0;
+  for (const auto& e : order)
+    for (const auto& x : r.results)
+      if (x.example == e && placed(x) && x.flops <= 0 && x.bytes <= 0) {
+        if (std::find(rows.begin(), rows.end(), e) == rows.end()) rows.push_back(e);
+        lo = std::min(lo, x.median_ms * 1e3);
+        hi = std::max(hi, x.median_ms * 1e3);
+      }
+  if (rows.empty()) return;
+  lo = std::pow(10, std::floor(std::log10(lo)));
+  hi = std::pow(10, std::ceil(std::log10(hi * 1.01)));
+  if (hi <= lo) hi = lo * 10;
+  const double W = 860, L = 240, R = 30, T = 12, rowh = 34, B = 46;
+  const double H = T + rowh * rows.size() + B;
+  auto X = [&](double us) { return L + (W - L - R) * (std::log10(us) - std::log10(lo)) / (std::log10(hi) - std::log10(lo)); };
+  os << "<svg class=\"latency\" xmlns=\"http://www.w3.org/2000/svg\" width=\"" << W << "\" height=\"" << H
+     << "\" viewBox=\"0 0 " << W << " " << H << "\" role=\"img\" aria-label=\"time per run\">\n";
+  os << "<rect x=\"" << L << "\" y=\"" << T << "\" width=\"" << W - L - R << "\" height=\"" << rowh * rows.size()
+     << "\" fill=\"#fafafa\" stroke=\"#999\"/>\n";
+  for (double t : decades(lo, hi))
+    os << "<line class=\"grid\" x1=\"" << f("%.1f", X(t)) << "\" x2=\"" << f("%.1f", X(t)) << "\" y1=\"" << T
+       << "\" y2=\"" << T + rowh * rows.size() << "\" stroke=\"#e4e4e4\"/><text x=\"" << f("%.1f", X(t)) << "\" y=\""
+       << T + rowh * rows.size() + 16 << "\" text-anchor=\"middle\" class=\"tick\">" << tick_label(t) << "</text>\n";
+  os << "<text x=\"" << (L + W - R) / 2 << "\" y=\"" << H - 8
+     << "\" text-anchor=\"middle\" class=\"axis\">median time per run (us): rungs whose work model has no FLOPs and no DRAM bytes</text>\n";
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const double cy = T + rowh * (i + 0.5);
+    os << "<text x=\"" << L - 8 << "\" y=\"" << f("%.1f", cy + 4) << "\" text-anchor=\"end\" class=\"row-label\">"
+       << esc(rows[i]) << "</text>\n";
+    for (const auto& x : r.results)
+      if (x.example == rows[i] && placed(x) && x.flops <= 0 && x.bytes <= 0)
+        marker(os, X(x.median_ms * 1e3), cy, x, col.at(x.example));
+  }
   os << "</svg>\n";
 }
 
@@ -178,7 +224,7 @@ void bandwidth_svg(std::ostream& os, const RunReport& r, const Ceil& c, const st
   double hi = c.dram_gbps;
   for (const auto& e : order)
     for (const auto& x : r.results)
-      if (x.example == e && placed(x) && x.flops <= 0) {
+      if (x.example == e && placed(x) && x.flops <= 0 && x.bytes > 0) {
         if (std::find(rows.begin(), rows.end(), e) == rows.end()) rows.push_back(e);
         hi = std::max(hi, x.gbps);
       }
@@ -208,7 +254,7 @@ void bandwidth_svg(std::ostream& os, const RunReport& r, const Ceil& c, const st
     os << "<text x=\"" << L - 8 << "\" y=\"" << f("%.1f", cy + 4) << "\" text-anchor=\"end\" class=\"row-label\">"
        << esc(rows[i]) << "</text>\n";
     for (const auto& x : r.results)
-      if (x.example == rows[i] && placed(x) && x.flops <= 0) marker(os, X(x.gbps), cy, x, col.at(x.example));
+      if (x.example == rows[i] && placed(x) && x.flops <= 0 && x.bytes > 0) marker(os, X(x.gbps), cy, x, col.at(x.example));
   }
   os << "</svg>\n";
 }
@@ -289,7 +335,7 @@ void write_html(std::ostream& os, const std::vector<NamedReport>& reports) {
         "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px;color:#222;max-width:1200px}\n"
         "h1{font-size:22px}h2{font-size:18px;margin-top:32px;border-bottom:1px solid #ccc}h3{font-size:15px}\n"
         "table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ddd;padding:3px 6px;text-align:right}\n"
-        "td:nth-child(1),td:nth-child(2),td:nth-last-child(-n+2),th{text-align:left}td.metrics{font-size:10px;color:#555;max-width:360px}tr.failed{background:#fde}tr.skipped{color:#888}\n"
+        "td:nth-child(1),td:nth-child(2),td:nth-last-child(-n+2),th{text-align:left}td.metrics{font-size:10px;color:#555;max-width:360px}td:nth-child(3){white-space:nowrap}tr.failed{background:#fde}tr.skipped{color:#888}\n"
         "svg text{font-size:11px;fill:#333}svg .axis{font-size:12px}svg .roof-label{font-size:11px;font-weight:600}\n"
         ".legend span{display:inline-block;margin-right:14px;font-size:12px}.legend i{display:inline-block;width:10px;"
         "height:10px;border-radius:5px;margin-right:4px}\n.meta{color:#555;font-size:13px}\n</style></head><body>\n";
@@ -310,6 +356,7 @@ void write_html(std::ostream& os, const std::vector<NamedReport>& reports) {
     os << "<h3>Roofline</h3>\n";
     roofline_svg(os, r, c, col);
     bandwidth_svg(os, r, c, col, order);
+    latency_svg(os, r, col, order);
     if (placed_variants(r) == 0) os << "<p>No timed variants in this report (verify-only, skipped or failed).</p>\n";
     os << "<h3>Speedup over each ladder's first rung</h3>\n";
     for (const auto& e : order) {

@@ -59,7 +59,9 @@ RunReport sample() {
   r.results = {res("ch07/copy", "scalar", 1.0, 2.147e9, 0, ""), res("ch07/copy", "vec4", 0.75, 2.147e9, 0, ""),
                res("ch07/copy", "memcpy", 0.72, 2.147e9, 0, ""),
                res("ch10/gemm", "naive", 40.0, 4.0e8, 1.1e12, "bf16"), res("ch10/gemm", "wgmma", 1.6, 4.0e8, 1.1e12, "bf16"),
-               res("ch10/gemm", "cublas", 1.5, 4.0e8, 1.1e12, "bf16"), res("ch08/reduce", "tree", 0.5, 1.07e9, 2.7e8, "fp32")};
+               res("ch10/gemm", "cublas", 1.5, 4.0e8, 1.1e12, "bf16"), res("ch08/reduce", "tree", 0.5, 1.07e9, 2.7e8, "fp32"),
+               // no DRAM bytes and no FLOPs (launch latency), and FLOPs without DRAM bytes (register-resident)
+               res("ch01/launch", "empty", 0.004, 0, 0, ""), res("ch02/fma_peak", "fma", 0.2, 0, 1.0e10, "fp32")};
   Result skipped;
   skipped.example = "ch10/gemm";
   skipped.variant = "clusters";
@@ -169,13 +171,14 @@ std::string find_chromium() {
 TEST(ReportHtml, SelfContainedAndPlacesEveryTimedVariant) {
   const RunReport r = sample();
   const std::string h = html_of(r);
-  EXPECT_EQ(placed_variants(r), 7);
-  EXPECT_EQ(count(h, "<circle class=\"point\""), 7u);  // one marker per timed variant
+  EXPECT_EQ(placed_variants(r), 9);
+  EXPECT_EQ(count(h, "<circle class=\"point\""), 9u);  // one marker per timed variant
   EXPECT_EQ(count(h, "<svg class=\"roofline\""), 1u);
   EXPECT_EQ(count(h, "<svg class=\"bandwidth-roof\""), 1u);
+  EXPECT_EQ(count(h, "<svg class=\"latency\""), 1u);
   EXPECT_EQ(count(h, "class=\"roof\""), 1u + 2u);  // DRAM line (bandwidth panel) + bf16 and fp32 roofs
   EXPECT_GE(count(h, "<rect class=\"bar\""), 5u);    // speedup bars: copy (3) and gemm (3)
-  for (const char* v : {"scalar", "vec4", "memcpy", "naive", "wgmma", "cublas", "tree"})
+  for (const char* v : {"scalar", "vec4", "memcpy", "naive", "wgmma", "cublas", "tree", "empty", "fma"})
     EXPECT_NE(h.find("data-variant=\"" + std::string(v) + "\""), std::string::npos) << v;
   EXPECT_NE(h.find("needs sm_90a"), std::string::npos);  // the skipped rung is in the table
   // self-contained: no scripts, no external resources
@@ -231,7 +234,7 @@ TEST(ReportHtml, CliMalformedInputExitsTwo) {
   EXPECT_EQ(cli::run({"report", dir + "/good.json", "--html", dir + "/good.html", "--markdown", dir + "/good.md"}, o, e), 0)
       << e.str();
   EXPECT_TRUE(fs::file_size(dir + "/good.html") > 1000);
-  EXPECT_NE(o.str().find("7 variants placed"), std::string::npos) << o.str();
+  EXPECT_NE(o.str().find("9 variants placed"), std::string::npos) << o.str();
 }
 
 TEST(ReportHtml, RendersInHeadlessChromium) {
@@ -262,7 +265,7 @@ TEST(ReportHtml, RendersInHeadlessChromium) {
   ASSERT_EQ(std::system(dump.c_str()), 0);
   std::ifstream f(dom);
   const std::string d((std::istreambuf_iterator<char>(f)), {});
-  EXPECT_EQ(count(d, "<circle class=\"point\""), 7u);
+  EXPECT_EQ(count(d, "<circle class=\"point\""), 9u);
   EXPECT_EQ(count(d, "<svg class=\"roofline\""), 1u);
   EXPECT_GE(count(d, "<path class=\"roof\""), 2u);
 }
