@@ -1,6 +1,8 @@
-// The trace model and its Chrome trace-event writer, on a synthetic activity list.
+// The trace model and its Chrome trace-event writer, on a synthetic activity list and on a trace recorded
+// on the H100.
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -89,4 +91,35 @@ TEST(Trace, ValidatorRejectsBrokenDocuments) {
   EXPECT_NE(validate_chrome_trace(json{{"traceEvents", {{{"ph", "M"}, {"name", "process_name"}, {"pid", 1}}}}}), "");
   EXPECT_NE(validate_chrome_trace(json{{"traceEvents", {{{"ph", "Q"}, {"ts", 0}}}}}), "");
   EXPECT_EQ(validate_chrome_trace(json{{"traceEvents", json::array()}}), "");
+}
+
+// A real trace recorded on the H100 (an excerpt of `aipe trace ch11/producer_consumer`, the ring rung):
+// valid trace-event JSON in which the producer and consumer kernels, on two streams, overlap.
+TEST(Trace, RecordedTwoStreamTraceShowsOverlap) {
+  std::ifstream f(std::string(AIPE_FIXTURE_DIR) + "/trace_h100_ch11_producer_consumer_ring.json");
+  ASSERT_TRUE(f) << "missing fixture";
+  const auto j = nlohmann::json::parse(f);
+  EXPECT_EQ(validate_chrome_trace(j), "");
+  std::vector<Activity> acts;
+  int ranges = 0;
+  for (const auto& e : j["traceEvents"]) {
+    if (e["ph"] != "X") continue;
+    if (e["cat"] == "nvtx") {
+      ++ranges;
+      EXPECT_EQ(e["name"], "ch11/producer_consumer/ring");
+      continue;
+    }
+    if (e["cat"] != "kernel") continue;
+    Activity a;
+    a.name = e["name"];
+    a.stream = e["tid"].get<std::uint32_t>();
+    a.start_ns = static_cast<std::uint64_t>(e["ts"].get<double>() * 1e3);
+    a.end_ns = a.start_ns + static_cast<std::uint64_t>(e["dur"].get<double>() * 1e3);
+    acts.push_back(a);
+  }
+  EXPECT_EQ(ranges, 1);
+  std::set<std::uint32_t> streams;
+  for (const auto& a : acts) streams.insert(a.stream);
+  EXPECT_EQ(streams.size(), 2u);
+  EXPECT_GT(max_cross_stream_kernel_overlap_ns(acts), 100'000u);  // P(k+1) beside Q(k): > 100 us
 }
