@@ -13,6 +13,7 @@
 #include "aipe/registry.hpp"
 #include "aipe/report.hpp"
 #include "aipe/runner.hpp"
+#include "aipe/sysinfo.hpp"
 #include "aipe/units.hpp"
 #include "aipe/version.hpp"
 #include "command.hpp"
@@ -88,14 +89,36 @@ int cmd_info(const std::string& json_path, std::ostream& out, std::ostream& err)
   }
   int n = 0;
   AIPE_CUDA(cudaGetDeviceCount(&n));
+  std::vector<DeviceInfo> devs;
+  for (int i = 0; i < n; ++i) devs.push_back(query_device(i));
+  const SystemInfo sys = query_system(devs);
+  // One element per GPU: its properties, the spec peaks they imply, NVML/sysfs facts, its row of the
+  // peer-access matrix and, when `aipe peak` ran, the measured peaks.
   nlohmann::json j = nlohmann::json::array();
   for (int i = 0; i < n; ++i) {
-    const DeviceInfo d = query_device(i);
+    const DeviceInfo& d = devs[i];
     const SpecPeaks p = derive_spec_peaks(d);
     if (i) out << "\n";
     print_device(out, d, p);
-    j.push_back({{"device", d}, {"spec", p}});
+    print_gpu_system(out, sys.gpus[i]);
+    std::optional<SpecPeaks> measured;
+    std::string source, measured_why;
+    try {
+      measured = load_measured_peaks(d.uuid, &source);
+      if (!measured) measured_why = "not measured yet: run 'aipe peak'";
+    } catch (const std::exception& e) {
+      measured_why = e.what();
+    }
+    print_measured(out, measured, source, measured_why);
+    nlohmann::json e = {{"device", d}, {"spec", p}, {"system", sys.gpus[i]}, {"peer_access", sys.peer[i]}};
+    if (sys.nvml_driver_version) e["nvml_driver_version"] = *sys.nvml_driver_version;
+    else e["nvml_driver_version"] = nullptr, e["nvml_driver_version_na"] = sys.nvml_driver_version.why;
+    if (measured) e["measured"] = *measured, e["measured_source"] = source;
+    else e["measured"] = nullptr, e["measured_na"] = measured_why;
+    j.push_back(std::move(e));
   }
+  out << "\n";
+  print_peer_matrix(out, sys);
   if (json_path == "-") out << j.dump(2) << "\n";
   else if (jf) *jf << j.dump(2) << "\n";
   return kOk;

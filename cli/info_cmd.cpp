@@ -52,4 +52,19 @@ void print_device(std::ostream& os, const DeviceInfo& d, const SpecPeaks& p) {
   }
 }
 
+void print_measured(std::ostream& os, const std::optional<SpecPeaks>& m, const std::string& source,
+                    const std::string& why) {
+  if (!m) {
+    os << "Measured peaks: n/a (" << why << ")\n";
+    return;
+  }
+  os << "Measured peaks (aipe peak, " << source << "; n/a = not measured):\n";
+  auto v = [](double x, const char* fmt) { return x > 0 ? f(fmt, x) : std::string("n/a"); };
+  row(os, "DRAM bandwidth", v(m->dram_gbps, "%.0f GB/s"));
+  row(os, "FP32 / FP64", v(m->fp32_tflops, "%.1f") + " / " + v(m->fp64_tflops, "%.1f") + " TFLOP/s");
+  row(os, "TF32 / BF16 / FP16 tensor",
+      v(m->tf32_tflops, "%.0f") + " / " + v(m->bf16_tflops, "%.0f") + " / " + v(m->fp16_tflops, "%.0f") + " TFLOP/s");
+  row(os, "FP8 / INT8 tensor", v(m->fp8_tflops, "%.0f") + " TFLOP/s / " + v(m->int8_tops, "%.0f") + " TOP/s");
+}
+
 }  // namespace aipe::cli

@@ -1,0 +1,109 @@
+// `aipe peak`: measures the ceilings a performance engineer reasons with (DRAM, caches, shared
+// memory, latency, FP32/FP64, tensor cores through cuBLASLt, the host link, peer links) and keeps
+// them as the roofline `aipe run` reports against. Each row carries how it was measured.
+// Decimal units throughout: GB/s = 1e9 B/s, TFLOP/s = 1e12 FLOP/s; sizes of buffers are binary (KiB, MiB).
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "aipe/device.hpp"
+
+namespace aipe::peak {
+
+// One measured ceiling.
+struct Row {
+  std::string group;       // dram, cache, latency, compute, tensor, host, p2p, sweep
+  std::string name;        // stable key, e.g. "dram_copy_sm"
+  std::string what;        // human label
+  std::string method;      // how it was measured, with the formula
+  std::string unit;        // "GB/s", "TFLOP/s", "TOP/s", "cycles"
+  double value = 0;        // the measured value (best over the configurations tried)
+  double spec = 0;         // the data-sheet value it is judged against; 0 = none
+  std::string spec_basis;  // where the spec value comes from
+  std::string config;      // the winning configuration
+  bool skipped = false;
+  std::string reason;      // why skipped (or why a spec is missing)
+  std::map<std::string, double> extra;  // supporting numbers (bytes, median_ms, ns_per_hop, ...)
+
+  double pct_of_spec() const { return (!skipped && spec > 0) ? 100.0 * value / spec : 0.0; }
+};
+
+struct Options {
+  bool quick = false;                      // smaller buffers, fewer configurations and shapes: < 1 minute
+  int device = 0;
+  std::vector<std::string> groups;         // only these groups (empty: all)
+  std::function<void(const std::string&)> progress;
+};
+
+struct Report {
+  std::string aipe_version, git_revision, timestamp, command;
+  DeviceInfo device;
+  SpecPeaks spec;
+  int gpu_count = 1;
+  bool quick = false;
+  double seconds = 0;
+  std::vector<Row> rows;
+
+  const Row* find(const std::string& name) const;
+};
+
+// Runs the measurements (needs a GPU).
+Report run_peak(const Options& o);
+
+// ---- host-only logic (CPU-tested) ----
+
+// Known groups, in output order.
+const std::vector<std::string>& groups();
+bool valid_group(const std::string& g);
+
+// Decimal rates from a byte/FLOP count and milliseconds.
+double gbps(double bytes, double ms);
+double tflops(double flops, double ms);
+// Two directions running at once: the bytes each direction moved, summed, over the shared time.
+double bidirectional_gbps(double bytes_a_to_b, double bytes_b_to_a, double ms);
+
+// PCIe payload bandwidth per direction for a link generation and width: transfer rate x lanes x
+// encoding efficiency / 8 (Gen1-2: 8b/10b; Gen3-5: 128b/130b; Gen6: 242/256 FLIT). 0 when unknown.
+double pcie_gbps_per_direction(int gen, int width);
+// NVLink per direction: links x per-link rate (NVLink 2-4: 25 GB/s, NVLink 5: 50 GB/s). 0 when unknown.
+double nvlink_gbps_per_direction(int version, int links);
+// Shared-memory bandwidth from the data sheet: 32 banks x 4 B per clock per SM.
+double smem_spec_gbps(const DeviceInfo& d);
+
+// The working sets of the bandwidth sweep: 4 KiB, x4 steps up to 16 MiB, L2/2, L2, 2xL2, 4xL2, then
+// x4 steps up to `max_bytes` (1 GiB unless memory is short). Sorted, unique, multiples of 4 KiB.
+std::vector<std::uint64_t> sweep_sizes(std::uint64_t l2_bytes, std::uint64_t max_bytes);
+
+// Every ordered pair (src != dst) of n GPUs, with whether the src can access the dst's memory.
+struct PeerPair {
+  int src = 0, dst = 0;
+  bool peer_access = false;
+  std::string label() const;  // "0->1"
+};
+std::vector<PeerPair> peer_pairs(int n, const std::function<bool(int, int)>& can_access);
+// The unordered pairs {i<j}, for bidirectional measurements.
+std::vector<PeerPair> peer_pairs_bidirectional(int n, const std::function<bool(int, int)>& can_access);
+
+// The measured ceilings to cache: DRAM = best DRAM row (copy, read or write, SM or copy engine);
+// compute = the FP32/FP64 kernels; tensor = best cuBLASLt result per type over all shapes.
+// Values not measured in this report are taken from `previous` (a partial run keeps the rest).
+SpecPeaks measured_peaks(const Report& r, const SpecPeaks* previous = nullptr);
+
+// "4 KiB", "50 MiB", "1 GiB": binary sizes of buffers.
+std::string format_bytes(std::uint64_t b);
+
+void to_json(nlohmann::json& j, const Row& r);
+void from_json(const nlohmann::json& j, Row& r);
+void to_json(nlohmann::json& j, const Report& r);
+Report report_from_json(const nlohmann::json& j);
+
+// The table (measured, spec, % of spec, configuration), then the bandwidth sweep, then each method.
+void print_report(std::ostream& os, const Report& r);
+
+}  // namespace aipe::peak

@@ -1,0 +1,246 @@
+// Host-only logic of `aipe peak`: units, link rates, the sweep's sizes, peer pairs, the cached
+// peaks, JSON and the table. Tested without a GPU (tests/peak/).
+#include <algorithm>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "aipe/peak.hpp"
+
+namespace aipe::peak {
+
+const Row* Report::find(const std::string& name) const {
+  for (const Row& r : rows)
+    if (r.name == name) return &r;
+  return nullptr;
+}
+
+const std::vector<std::string>& groups() {
+  static const std::vector<std::string> g = {"dram", "cache", "latency", "compute", "tensor", "host", "p2p", "sweep"};
+  return g;
+}
+
+bool valid_group(const std::string& g) { return std::find(groups().begin(), groups().end(), g) != groups().end(); }
+
+double gbps(double bytes, double ms) { return ms > 0 ? bytes / (ms * 1e-3) / 1e9 : 0; }
+double tflops(double flops, double ms) { return ms > 0 ? flops / (ms * 1e-3) / 1e12 : 0; }
+double bidirectional_gbps(double a_to_b, double b_to_a, double ms) { return gbps(a_to_b + b_to_a, ms); }
+
+double pcie_gbps_per_direction(int gen, int width) {
+  if (width <= 0) return 0;
+  double gtps = 0, eff = 0;  // transfers per second per lane (1e9), line-code efficiency
+  switch (gen) {
+    case 1: gtps = 2.5, eff = 8.0 / 10.0; break;
+    case 2: gtps = 5.0, eff = 8.0 / 10.0; break;
+    case 3: gtps = 8.0, eff = 128.0 / 130.0; break;
+    case 4: gtps = 16.0, eff = 128.0 / 130.0; break;
+    case 5: gtps = 32.0, eff = 128.0 / 130.0; break;
+    case 6: gtps = 64.0, eff = 242.0 / 256.0; break;
+    default: return 0;
+  }
+  return gtps * width * eff / 8.0;
+}
+
+double nvlink_gbps_per_direction(int version, int links) {
+  if (links <= 0) return 0;
+  double per_link = 0;
+  switch (version) {
+    case 2: case 3: case 4: per_link = 25.0; break;
+    case 5: per_link = 50.0; break;
+    default: return 0;
+  }
+  return per_link * links;
+}
+
+double smem_spec_gbps(const DeviceInfo& d) {
+  return 32.0 * 4.0 * d.sm_count * (d.max_sm_clock_khz * 1e3) / 1e9;
+}
+
+std::vector<std::uint64_t> sweep_sizes(std::uint64_t l2, std::uint64_t max_bytes) {
+  std::vector<std::uint64_t> v;
+  auto add = [&](std::uint64_t b) {
+    b = (b / 4096) * 4096;
+    if (b >= 4096 && b <= max_bytes) v.push_back(b);
+  };
+  for (std::uint64_t b = 4096; b <= (16ull << 20); b *= 4) add(b);
+  if (l2) {
+    add(l2 / 2);
+    add(l2);
+    add(2 * l2);
+    add(4 * l2);
+  }
+  for (std::uint64_t b = 64ull << 20; b <= max_bytes; b *= 4)
+    if (b > 4 * l2) add(b);
+  add(max_bytes);
+  std::sort(v.begin(), v.end());
+  v.erase(std::unique(v.begin(), v.end()), v.end());
+  return v;
+}
+
+std::string PeerPair::label() const { return std::to_string(src) + "->" + std::to_string(dst); }
+
+std::vector<PeerPair> peer_pairs(int n, const std::function<bool(int, int)>& can) {
+  std::vector<PeerPair> p;
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < n; ++j)
+      if (i != j) p.push_back({i, j, can(i, j)});
+  return p;
+}
+
+std::vector<PeerPair> peer_pairs_bidirectional(int n, const std::function<bool(int, int)>& can) {
+  std::vector<PeerPair> p;
+  for (int i = 0; i < n; ++i)
+    for (int j = i + 1; j < n; ++j) p.push_back({i, j, can(i, j) && can(j, i)});
+  return p;
+}
+
+SpecPeaks measured_peaks(const Report& r, const SpecPeaks* previous) {
+  SpecPeaks m = previous ? *previous : SpecPeaks{};
+  m.known_arch = r.spec.known_arch;
+  auto best = [&](const std::string& group, const std::string& prefix) {
+    double b = 0;
+    for (const Row& x : r.rows)
+      if (!x.skipped && x.group == group && x.name.rfind(prefix, 0) == 0) b = std::max(b, x.value);
+    return b;
+  };
+  auto set = [](double& field, double v) {
+    if (v > 0) field = v;
+  };
+  set(m.dram_gbps, best("dram", "dram_"));
+  set(m.fp32_tflops, best("compute", "fp32"));
+  set(m.fp64_tflops, best("compute", "fp64"));
+  set(m.tf32_tflops, best("tensor", "tf32"));
+  set(m.bf16_tflops, best("tensor", "bf16"));
+  set(m.fp16_tflops, best("tensor", "fp16"));
+  set(m.fp8_tflops, best("tensor", "fp8"));
+  set(m.int8_tops, best("tensor", "int8"));
+  return m;
+}
+
+std::string format_bytes(std::uint64_t b) {
+  char s[32];
+  if (b >= (1ull << 30) && b % (1ull << 30) == 0) std::snprintf(s, sizeof s, "%llu GiB", (unsigned long long)(b >> 30));
+  else if (b >= (1ull << 20) && b % (1ull << 20) == 0) std::snprintf(s, sizeof s, "%llu MiB", (unsigned long long)(b >> 20));
+  else if (b >= (1ull << 20)) std::snprintf(s, sizeof s, "%.1f MiB", b / 1048576.0);
+  else if (b >= 1024 && b % 1024 == 0) std::snprintf(s, sizeof s, "%llu KiB", (unsigned long long)(b >> 10));
+  else std::snprintf(s, sizeof s, "%llu B", (unsigned long long)b);
+  return s;
+}
+
+void to_json(nlohmann::json& j, const Row& r) {
+  j = nlohmann::json{{"group", r.group}, {"name", r.name},     {"what", r.what},       {"method", r.method},
+                     {"unit", r.unit},   {"value", r.value},   {"spec", r.spec},       {"spec_basis", r.spec_basis},
+                     {"config", r.config}, {"skipped", r.skipped}, {"reason", r.reason}, {"extra", r.extra}};
+  j["pct_of_spec"] = r.pct_of_spec();
+}
+
+void from_json(const nlohmann::json& j, Row& r) {
+  r.group = j.at("group").get<std::string>();
+  r.name = j.at("name").get<std::string>();
+  r.what = j.value("what", "");
+  r.method = j.value("method", "");
+  r.unit = j.value("unit", "");
+  r.value = j.value("value", 0.0);
+  r.spec = j.value("spec", 0.0);
+  r.spec_basis = j.value("spec_basis", "");
+  r.config = j.value("config", "");
+  r.skipped = j.value("skipped", false);
+  r.reason = j.value("reason", "");
+  r.extra = j.value("extra", std::map<std::string, double>{});
+}
+
+void to_json(nlohmann::json& j, const Report& r) {
+  j = nlohmann::json{{"aipe", {{"version", r.aipe_version}, {"git_revision", r.git_revision}}},
+                     {"timestamp", r.timestamp},
+                     {"command", r.command},
+                     {"units", "decimal: GB/s = 1e9 B/s, TFLOP/s = 1e12 FLOP/s; buffer sizes binary (KiB/MiB/GiB)"},
+                     {"quick", r.quick},
+                     {"seconds", r.seconds},
+                     {"gpu_count", r.gpu_count},
+                     {"device", r.device},
+                     {"spec", r.spec},
+                     {"measured_peaks", measured_peaks(r)},
+                     {"rows", r.rows}};
+}
+
+Report report_from_json(const nlohmann::json& j) {
+  Report r;
+  r.aipe_version = j.at("aipe").value("version", "");
+  r.git_revision = j.at("aipe").value("git_revision", "");
+  r.timestamp = j.value("timestamp", "");
+  r.command = j.value("command", "");
+  r.quick = j.value("quick", false);
+  r.seconds = j.value("seconds", 0.0);
+  r.gpu_count = j.value("gpu_count", 1);
+  r.device = j.at("device").get<DeviceInfo>();
+  r.spec = j.at("spec").get<SpecPeaks>();
+  r.rows = j.at("rows").get<std::vector<Row>>();
+  return r;
+}
+
+namespace {
+std::string num(double v) {
+  char b[32];
+  if (v >= 100) std::snprintf(b, sizeof b, "%.0f", v);
+  else if (v >= 10) std::snprintf(b, sizeof b, "%.1f", v);
+  else std::snprintf(b, sizeof b, "%.2f", v);
+  return b;
+}
+}  // namespace
+
+void print_report(std::ostream& os, const Report& r) {
+  os << "aipe peak on GPU " << r.device.ordinal << ": " << r.device.name << " (" << r.device.sm_count << " SMs, "
+     << format_bytes(r.device.l2_bytes) << " L2)" << (r.quick ? ", --quick" : "") << "\n";
+  os << "Decimal units (GB/s = 1e9 B/s, TFLOP/s = 1e12 FLOP/s). Spec values from the device's properties; "
+        "% of spec = measured / spec.\n\n";
+  char b[512];
+  std::snprintf(b, sizeof b, "%-9s %-34s %11s %-8s %9s %7s  %s\n", "group", "measurement", "measured", "unit", "spec",
+                "% spec", "best configuration / note");
+  os << b;
+  os << std::string(120, '-') << "\n";
+  for (const std::string& g : groups()) {
+    if (g == "sweep") continue;
+    for (const Row& x : r.rows) {
+      if (x.group != g) continue;
+      if (x.skipped) {
+        std::snprintf(b, sizeof b, "%-9s %-34s %11s %-8s %9s %7s  skipped: %s\n", x.group.c_str(), x.what.c_str(), "-",
+                      x.unit.c_str(), "-", "-", x.reason.c_str());
+      } else {
+        std::snprintf(b, sizeof b, "%-9s %-34s %11s %-8s %9s %7s  %s\n", x.group.c_str(), x.what.c_str(),
+                      num(x.value).c_str(), x.unit.c_str(), x.spec > 0 ? num(x.spec).c_str() : "n/a",
+                      x.spec > 0 ? (num(x.pct_of_spec()) + "%").c_str() : "-", x.config.c_str());
+      }
+      os << b;
+    }
+  }
+  bool any_sweep = false;
+  for (const Row& x : r.rows) any_sweep = any_sweep || (x.group == "sweep" && !x.skipped);
+  if (any_sweep) {
+    os << "\nRead bandwidth vs working set (each block re-reads a rotated window of the set; L1 / L2 / DRAM regimes):\n";
+    double top = 0;
+    for (const Row& x : r.rows)
+      if (x.group == "sweep") top = std::max(top, x.value);
+    for (const Row& x : r.rows) {
+      if (x.group != "sweep" || x.skipped) continue;
+      const int bar = top > 0 ? static_cast<int>(50.0 * x.value / top + 0.5) : 0;
+      std::snprintf(b, sizeof b, "  %10s %9s GB/s  %s\n", x.what.c_str(), num(x.value).c_str(),
+                    std::string(static_cast<std::size_t>(bar), '#').c_str());
+      os << b;
+    }
+  }
+  os << "\nMethods:\n";
+  std::string last;
+  for (const Row& x : r.rows) {
+    if (x.method.empty() || x.method == last) continue;
+    os << "  " << x.name << ": " << x.method << (x.spec_basis.empty() ? "" : " Spec: " + x.spec_basis) << "\n";
+    last = x.method;
+  }
+  const SpecPeaks m = measured_peaks(r);
+  std::snprintf(b, sizeof b,
+                "\nMeasured ceilings (cached for `aipe run`): DRAM %.0f GB/s, FP32 %.1f, FP64 %.1f, TF32 %.0f, BF16 %.0f, "
+                "FP16 %.0f, FP8 %.0f TFLOP/s, INT8 %.0f TOP/s\n",
+                m.dram_gbps, m.fp32_tflops, m.fp64_tflops, m.tf32_tflops, m.bf16_tflops, m.fp16_tflops, m.fp8_tflops,
+                m.int8_tops);
+  os << b;
+}
+
+}  // namespace aipe::peak

@@ -1,0 +1,323 @@
+// Host-only logic of `aipe peak` and `aipe info`: spec peaks from recorded device properties,
+// link rates, units, the sweep's sizes, peer pairs, the cached peaks, JSON. No GPU needed.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "aipe/ceilings.hpp"
+#include "aipe/peak.hpp"
+#include "aipe/sysinfo.hpp"
+
+using namespace aipe;
+using namespace aipe::peak;
+
+namespace {
+
+// Properties as cudaGetDeviceProperties reports them (clock and memory clock in kHz).
+DeviceInfo h100_sxm() {  // NVIDIA H100 80GB HBM3, CUDA 13 / driver 580
+  DeviceInfo d;
+  d.name = "NVIDIA H100 80GB HBM3";
+  d.cc_major = 9, d.cc_minor = 0;
+  d.sm_count = 132;
+  d.max_sm_clock_khz = 1980000;
+  d.mem_clock_khz = 2619000;
+  d.bus_width_bits = 5120;
+  d.l2_bytes = 52428800;
+  d.max_threads_per_sm = 2048;
+  return d;
+}
+DeviceInfo h200() {  // NVIDIA H200 (141 GB HBM3e)
+  DeviceInfo d = h100_sxm();
+  d.name = "NVIDIA H200";
+  d.mem_clock_khz = 3201000;
+  d.bus_width_bits = 6144;
+  return d;
+}
+DeviceInfo a100_sxm_80() {  // NVIDIA A100-SXM4-80GB
+  DeviceInfo d;
+  d.name = "NVIDIA A100-SXM4-80GB";
+  d.cc_major = 8, d.cc_minor = 0;
+  d.sm_count = 108;
+  d.max_sm_clock_khz = 1410000;
+  d.mem_clock_khz = 1593000;
+  d.bus_width_bits = 5120;
+  d.l2_bytes = 41943040;
+  d.max_threads_per_sm = 2048;
+  return d;
+}
+DeviceInfo b200() {  // NVIDIA B200 (180 GB HBM3e)
+  DeviceInfo d;
+  d.name = "NVIDIA B200";
+  d.cc_major = 10, d.cc_minor = 0;
+  d.sm_count = 148;
+  d.max_sm_clock_khz = 1965000;
+  d.mem_clock_khz = 3996000;
+  d.bus_width_bits = 8192;
+  d.l2_bytes = 132644864;
+  d.max_threads_per_sm = 2048;
+  return d;
+}
+
+// Within `rel` of a data-sheet figure.
+void near_sheet(double got, double sheet, double rel, const char* what) {
+  EXPECT_NEAR(got / sheet, 1.0, rel) << what << ": derived " << got << ", data sheet " << sheet;
+}
+
+}  // namespace
+
+// Data sheets: H100 SXM 3.35 TB/s, 989 TFLOP/s dense BF16 (at 1.83 GHz boost; aipe derives at the max
+// clock the driver reports, 1.98 GHz, hence +8%), 67 TFLOP/s FP32, 34 FP64.
+TEST(PeakSpec, H100Sxm) {
+  const SpecPeaks p = derive_spec_peaks(h100_sxm());
+  near_sheet(p.dram_gbps, 3350, 0.01, "H100 DRAM");
+  near_sheet(p.bf16_tflops, 989.4 * 1980.0 / 1830.0, 0.01, "H100 BF16");
+  near_sheet(p.fp8_tflops, 1978.9 * 1980.0 / 1830.0, 0.01, "H100 FP8");
+  near_sheet(p.fp32_tflops, 67, 0.01, "H100 FP32");
+  near_sheet(p.fp64_tflops, 34, 0.02, "H100 FP64");
+  near_sheet(smem_spec_gbps(h100_sxm()), 132 * 128 * 1.98, 1e-9, "H100 shared memory");
+}
+
+TEST(PeakSpec, H200) {
+  const SpecPeaks p = derive_spec_peaks(h200());
+  near_sheet(p.dram_gbps, 4800, 0.03, "H200 DRAM (4.8 TB/s)");
+  EXPECT_DOUBLE_EQ(p.bf16_tflops, derive_spec_peaks(h100_sxm()).bf16_tflops);  // same GH100 compute
+}
+
+// A100 SXM 80GB: 2,039 GB/s, 312 TFLOP/s BF16 dense, 156 TF32, 19.5 FP32, 9.7 FP64 (non-tensor).
+TEST(PeakSpec, A100Sxm80) {
+  const SpecPeaks p = derive_spec_peaks(a100_sxm_80());
+  near_sheet(p.dram_gbps, 2039, 0.01, "A100 DRAM");
+  near_sheet(p.bf16_tflops, 312, 0.01, "A100 BF16");
+  near_sheet(p.tf32_tflops, 156, 0.01, "A100 TF32");
+  near_sheet(p.fp32_tflops, 19.5, 0.01, "A100 FP32");
+  near_sheet(p.fp64_tflops, 9.7, 0.01, "A100 FP64");
+  near_sheet(p.int8_tops, 624, 0.01, "A100 INT8");
+  EXPECT_EQ(p.fp8_tflops, 0);  // no FP8 tensor cores on Ampere
+}
+
+// B200 (HGX, 1000 W): 8 TB/s; 2.25 PFLOP/s dense BF16, 4.5 dense FP8 at its sustained clock (aipe's
+// figure is at the max clock the driver reports, so within +6%).
+TEST(PeakSpec, B200) {
+  const SpecPeaks p = derive_spec_peaks(b200());
+  near_sheet(p.dram_gbps, 8000, 0.03, "B200 DRAM");
+  EXPECT_GT(p.bf16_tflops, 2250);
+  EXPECT_LT(p.bf16_tflops, 2250 * 1.07);
+  EXPECT_DOUBLE_EQ(p.fp8_tflops, 2 * p.bf16_tflops);
+  EXPECT_EQ(DeviceInfo(b200()).arch_name(), "Blackwell");
+}
+
+TEST(PeakUnits, DecimalRates) {
+  EXPECT_DOUBLE_EQ(gbps(1e9, 1000.0), 1.0);         // 1e9 bytes in 1 s = 1 GB/s (not GiB/s)
+  EXPECT_DOUBLE_EQ(gbps(2.0 * (1 << 30), 1.0), 2147.483648);  // 2 GiB in 1 ms
+  EXPECT_DOUBLE_EQ(tflops(2.0 * 8192.0 * 8192 * 8192, 1.0), 1099.511627776);
+  EXPECT_EQ(gbps(1e9, 0), 0);
+  // Bidirectional: both directions' bytes, over the time both take.
+  EXPECT_DOUBLE_EQ(bidirectional_gbps(1e9, 1e9, 1000.0), 2.0);
+  EXPECT_DOUBLE_EQ(bidirectional_gbps(1e9, 0, 1000.0), gbps(1e9, 1000.0));
+}
+
+TEST(PeakUnits, FormatBytes) {
+  EXPECT_EQ(format_bytes(4096), "4 KiB");
+  EXPECT_EQ(format_bytes(50ull << 20), "50 MiB");
+  EXPECT_EQ(format_bytes(1ull << 30), "1 GiB");
+  EXPECT_EQ(format_bytes(52428800 / 4), "12.5 MiB");
+  EXPECT_EQ(format_bytes(1000), "1000 B");
+}
+
+TEST(PeakLinks, Pcie) {
+  EXPECT_NEAR(pcie_gbps_per_direction(5, 16), 63.02, 0.01);  // 32 GT/s x 16 x 128/130 / 8
+  EXPECT_NEAR(pcie_gbps_per_direction(4, 16), 31.51, 0.01);
+  EXPECT_NEAR(pcie_gbps_per_direction(3, 16), 15.75, 0.01);
+  EXPECT_NEAR(pcie_gbps_per_direction(2, 16), 8.0, 1e-9);    // 8b/10b
+  EXPECT_NEAR(pcie_gbps_per_direction(5, 8), pcie_gbps_per_direction(5, 16) / 2, 1e-9);
+  EXPECT_EQ(pcie_gbps_per_direction(9, 16), 0);
+  EXPECT_EQ(pcie_gbps_per_direction(5, 0), 0);
+}
+
+TEST(PeakLinks, NvLink) {
+  EXPECT_DOUBLE_EQ(nvlink_gbps_per_direction(4, 18), 450);  // H100 SXM: 900 GB/s total
+  EXPECT_DOUBLE_EQ(nvlink_gbps_per_direction(3, 12), 300);  // A100 SXM: 600 GB/s total
+  EXPECT_DOUBLE_EQ(nvlink_gbps_per_direction(5, 18), 900);  // B200: 1.8 TB/s total
+  EXPECT_EQ(nvlink_gbps_per_direction(4, 0), 0);
+  EXPECT_EQ(nvlink_gbps_per_direction(1, 4), 0);
+}
+
+TEST(PeakSweep, SizesSpanL1L2Dram) {
+  const std::uint64_t l2 = 52428800;
+  const auto s = sweep_sizes(l2, 1ull << 30);
+  ASSERT_FALSE(s.empty());
+  EXPECT_EQ(s.front(), 4096u);
+  EXPECT_EQ(s.back(), 1ull << 30);
+  EXPECT_TRUE(std::is_sorted(s.begin(), s.end()));
+  EXPECT_EQ(std::adjacent_find(s.begin(), s.end()), s.end());
+  for (std::uint64_t b : {l2 / 2, l2, 2 * l2, 4 * l2}) EXPECT_NE(std::find(s.begin(), s.end(), b), s.end()) << b;
+  for (std::uint64_t b : s) EXPECT_EQ(b % 4096, 0u);
+  // Memory short: nothing above the cap.
+  const auto small = sweep_sizes(l2, 64ull << 20);
+  EXPECT_EQ(small.back(), 64ull << 20);
+  EXPECT_EQ(std::find(small.begin(), small.end(), 4 * l2), small.end());
+}
+
+TEST(PeakPeers, EveryOrderedPairOnce) {
+  auto all = [](int, int) { return true; };
+  EXPECT_TRUE(peer_pairs(1, all).empty());
+  const auto p4 = peer_pairs(4, all);
+  EXPECT_EQ(p4.size(), 12u);  // n (n - 1)
+  for (const auto& p : p4) EXPECT_NE(p.src, p.dst);
+  EXPECT_EQ(p4.front().label(), "0->1");
+  const auto b4 = peer_pairs_bidirectional(4, all);
+  EXPECT_EQ(b4.size(), 6u);  // n (n - 1) / 2
+  for (const auto& p : b4) EXPECT_LT(p.src, p.dst);
+  // Access is per direction; a bidirectional pair needs both.
+  auto one_way = [](int i, int j) { return i == 0 && j == 1; };
+  const auto p2 = peer_pairs(2, one_way);
+  ASSERT_EQ(p2.size(), 2u);
+  EXPECT_TRUE(p2[0].peer_access);
+  EXPECT_FALSE(p2[1].peer_access);
+  EXPECT_FALSE(peer_pairs_bidirectional(2, one_way)[0].peer_access);
+}
+
+namespace {
+Report sample_report() {
+  Report r;
+  r.device = h100_sxm();
+  r.device.uuid = "GPU-00000000-1111-2222-3333-444444444444";
+  r.spec = derive_spec_peaks(r.device);
+  auto row = [](const char* g, const char* n, double v, double spec) {
+    Row x;
+    x.group = g, x.name = n, x.what = n, x.unit = "GB/s", x.value = v, x.spec = spec, x.method = std::string("m_") + n;
+    return x;
+  };
+  r.rows = {row("dram", "dram_copy_sm", 3050, 3352), row("dram", "dram_copy_memcpy", 3010, 3352),
+            row("dram", "dram_read_sm", 3100, 3352), row("compute", "fp32_fma", 60, 66.9),
+            row("tensor", "bf16_4096x4096x4096", 700, 1070), row("tensor", "bf16_8192x8192x8192", 790, 1070),
+            row("tensor", "fp8_8192x8192x8192", 1300, 2141), row("sweep", "sweep_4096", 20000, 0)};
+  Row skipped = row("p2p", "p2p_unidirectional", 0, 0);
+  skipped.skipped = true;
+  skipped.reason = "one GPU";
+  r.rows.push_back(skipped);
+  return r;
+}
+}  // namespace
+
+TEST(PeakReport, MeasuredPeaksTakeTheBestPerCeiling) {
+  const Report r = sample_report();
+  const SpecPeaks m = measured_peaks(r);
+  EXPECT_DOUBLE_EQ(m.dram_gbps, 3100);  // best DRAM row
+  EXPECT_DOUBLE_EQ(m.fp32_tflops, 60);
+  EXPECT_DOUBLE_EQ(m.bf16_tflops, 790);  // best over shapes
+  EXPECT_DOUBLE_EQ(m.fp8_tflops, 1300);
+  EXPECT_EQ(m.int8_tops, 0);  // not measured
+  SpecPeaks prev;
+  prev.int8_tops = 1500;
+  prev.bf16_tflops = 10;
+  const SpecPeaks merged = measured_peaks(r, &prev);
+  EXPECT_DOUBLE_EQ(merged.int8_tops, 1500);  // kept from the previous run
+  EXPECT_DOUBLE_EQ(merged.bf16_tflops, 790);  // replaced
+}
+
+TEST(PeakReport, PercentOfSpec) {
+  Row x;
+  x.value = 3000, x.spec = 3352.32;
+  EXPECT_NEAR(x.pct_of_spec(), 89.49, 0.01);
+  x.spec = 0;
+  EXPECT_EQ(x.pct_of_spec(), 0);
+  x.spec = 100, x.skipped = true;
+  EXPECT_EQ(x.pct_of_spec(), 0);
+}
+
+TEST(PeakReport, JsonRoundTrip) {
+  const Report r = sample_report();
+  const nlohmann::json j = r;
+  EXPECT_EQ(j.at("rows").size(), r.rows.size());
+  EXPECT_NEAR(j.at("rows")[0].at("pct_of_spec").get<double>(), 100.0 * 3050 / 3352, 1e-9);
+  EXPECT_DOUBLE_EQ(j.at("measured_peaks").at("bf16_tflops").get<double>(), 790);
+  EXPECT_NE(j.at("units").get<std::string>().find("1e9"), std::string::npos);
+  const Report back = report_from_json(nlohmann::json::parse(j.dump()));
+  ASSERT_EQ(back.rows.size(), r.rows.size());
+  EXPECT_EQ(back.rows[8].skipped, true);
+  EXPECT_EQ(back.rows[8].reason, "one GPU");
+  EXPECT_EQ(back.device.sm_count, 132);
+  EXPECT_NE(back.find("fp32_fma"), nullptr);
+  EXPECT_EQ(back.find("nope"), nullptr);
+}
+
+TEST(PeakReport, TableStatesMeasuredSpecPercentAndMethods) {
+  std::ostringstream os;
+  print_report(os, sample_report());
+  const std::string t = os.str();
+  EXPECT_NE(t.find("% spec"), std::string::npos);
+  EXPECT_NE(t.find("91.0%"), std::string::npos);  // 3050 / 3352
+  EXPECT_NE(t.find("skipped: one GPU"), std::string::npos);
+  EXPECT_NE(t.find("m_dram_copy_sm"), std::string::npos);  // the method is printed
+  EXPECT_NE(t.find("Read bandwidth vs working set"), std::string::npos);
+}
+
+TEST(PeakReport, CacheRoundTripThroughCore) {
+  const auto dir = std::filesystem::temp_directory_path() / "aipe-peak-test-cache";
+  std::filesystem::remove_all(dir);
+  setenv("AIPE_CACHE_DIR", dir.c_str(), 1);
+  const Report r = sample_report();
+  save_measured_peaks(r.device.uuid, measured_peaks(r), "test");
+  std::string src;
+  const auto back = load_measured_peaks(r.device.uuid, &src);
+  ASSERT_TRUE(back.has_value());
+  EXPECT_DOUBLE_EQ(back->bf16_tflops, 790);
+  EXPECT_EQ(src, "test");
+  unsetenv("AIPE_CACHE_DIR");
+  std::filesystem::remove_all(dir);
+}
+
+TEST(PeakGroups, Known) {
+  EXPECT_TRUE(valid_group("dram"));
+  EXPECT_TRUE(valid_group("tensor"));
+  EXPECT_FALSE(valid_group("dramm"));
+}
+
+// sysfs: a fake tree stands in for /sys.
+TEST(SysInfo, NumaFromSysfs) {
+  const auto root = std::filesystem::temp_directory_path() / "aipe-fake-sys";
+  std::filesystem::remove_all(root);
+  const std::string bus = "0000:19:00.0";
+  const auto dev = root / "bus/pci/devices" / bus;
+  std::filesystem::create_directories(dev);
+  std::ofstream(dev / "numa_node") << "1\n";
+  std::ofstream(dev / "local_cpulist") << "48-95,144-191\n";
+  const auto n = read_numa_node(root.string(), bus);
+  ASSERT_TRUE(n);
+  EXPECT_EQ(*n, 1);
+  const auto c = read_local_cpulist(root.string(), bus);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(*c, "48-95,144-191");
+  std::ofstream(dev / "numa_node") << "-1\n";
+  const auto none = read_numa_node(root.string(), bus);
+  EXPECT_FALSE(none);
+  EXPECT_NE(none.why.find("no NUMA affinity"), std::string::npos);
+  const auto missing = read_numa_node(root.string(), "0000:aa:00.0");
+  EXPECT_FALSE(missing);
+  EXPECT_NE(to_text(missing).find("n/a (cannot read"), std::string::npos);
+  std::filesystem::remove_all(root);
+}
+
+// Without NVML (or without its GPU) every NVML field is n/a with a reason; nothing throws.
+TEST(SysInfo, DegradesWithoutNvml) {
+  DeviceInfo d = h100_sxm();
+  d.uuid = "GPU-ffffffff-0000-0000-0000-000000000000";
+  d.pci_bus_id = "0000:ff:1f.0";
+  GpuSystemInfo g;
+  ASSERT_NO_THROW(g = query_gpu_system(d, "/nonexistent-sysfs"));
+  EXPECT_FALSE(g.numa_node);
+  EXPECT_FALSE(g.sm_clock_mhz);  // no NVML here, or NVML without this UUID
+  EXPECT_FALSE(g.sm_clock_mhz.why.empty());
+  EXPECT_FALSE(g.pcie_gbps_per_direction);
+  const nlohmann::json j = g;
+  EXPECT_TRUE(j.at("sm_clock_mhz").is_null());
+  EXPECT_FALSE(j.at("sm_clock_mhz_na").get<std::string>().empty());
+  std::ostringstream os;
+  print_gpu_system(os, g);
+  EXPECT_NE(os.str().find("n/a ("), std::string::npos);
+}
