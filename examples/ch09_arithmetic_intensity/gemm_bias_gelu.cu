@@ -4,7 +4,9 @@
 // Ladder:
 //   1 unfused    cublasGemmEx writes D (BF16) to DRAM; a second kernel reads D, adds the bias, applies GELU
 //                and writes it again: 2 x 2 m n extra bytes, plus a second launch
-//   2 cublaslt   one cublasLtMatmul with epilogue GELU_BIAS: bias and GELU applied to the FP32 accumulators
+//   2 unfused_lt the same split, with the GEMM from cuBLASLt's heuristic (the fused rung's kernel family),
+//                so the step from here to rung 3 is the fusion alone
+//   3 cublaslt   one cublasLtMatmul with epilogue GELU_BIAS: bias and GELU applied to the FP32 accumulators
 //                before the single BF16 store
 //
 // Problem (column-major, cuBLAS's layout): Y = gelu(A B + bias 1^T), A m x k, B k x n, Y m x n, bias m;
@@ -27,10 +29,21 @@
 
 namespace {
 
-__global__ void bias_gelu(__nv_bfloat16* __restrict__ d, const __nv_bfloat16* __restrict__ bias, int m, std::size_t total) {
-  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < total; i += std::size_t(gridDim.x) * blockDim.x) {
-    const float t = __bfloat162float(d[i]) + __bfloat162float(bias[i % m]);
-    d[i] = __float2bfloat16_rn(0.5f * t * (1.f + tanhf(0.7978845608f * (t + 0.044715f * t * t * t))));
+// One CTA per column of Y (column-major: the column's m values are contiguous), bias indexed by row:
+// no per-element integer division. Two BF16 per thread access where m keeps them aligned.
+__global__ void bias_gelu(__nv_bfloat16* __restrict__ d, const __nv_bfloat16* __restrict__ bias, int m) {
+  __nv_bfloat16* col = d + std::size_t(blockIdx.x) * m;
+  auto f = [](float t) { return 0.5f * t * (1.f + tanhf(0.7978845608f * (t + 0.044715f * t * t * t))); };
+  if (m % 2 == 0) {
+    auto* c2 = reinterpret_cast<__nv_bfloat162*>(col);
+    const auto* b2 = reinterpret_cast<const __nv_bfloat162*>(bias);
+    for (int i = threadIdx.x; i < m / 2; i += blockDim.x) {
+      const float2 v = __bfloat1622float2(c2[i]), b = __bfloat1622float2(b2[i]);
+      c2[i] = __floats2bfloat162_rn(f(v.x + b.x), f(v.y + b.y));
+    }
+  } else {
+    for (int i = threadIdx.x; i < m; i += blockDim.x)
+      col[i] = __float2bfloat16_rn(f(__bfloat162float(col[i]) + __bfloat162float(bias[i])));
   }
 }
 
@@ -54,6 +67,8 @@ class GemmBiasGelu final : public aipe::Example {
   std::vector<aipe::Variant> variants() override {
     return {{"unfused", "cublasGemmEx to BF16, then a bias + GELU kernel (2 x 2 m n extra bytes)",
              [this](cudaStream_t s) { run_unfused(s); }},
+            {"unfused_lt", "the same with cuBLASLt's plain GEMM (the fused rung's algorithm family), then the kernel",
+             [this](cudaStream_t s) { run_unfused_lt(s); }},
             {"cublaslt", "cublasLtMatmul with CUBLASLT_EPILOGUE_GELU_BIAS: one pass, one store",
              [this](cudaStream_t s) { run_lt(s); }}};
   }
@@ -125,6 +140,7 @@ class GemmBiasGelu final : public aipe::Example {
 
   ~GemmBiasGelu() override {
     if (desc_) cublasLtMatmulDescDestroy(desc_);
+    if (plain_) cublasLtMatmulDescDestroy(plain_);
     if (la_) cublasLtMatrixLayoutDestroy(la_);
     if (lb_) cublasLtMatrixLayoutDestroy(lb_);
     if (ly_) cublasLtMatrixLayoutDestroy(ly_);
@@ -140,6 +156,7 @@ class GemmBiasGelu final : public aipe::Example {
     AIPE_CUBLAS(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias));
     const cudaDataType_t bt = CUDA_R_16BF;
     AIPE_CUBLAS(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof bt));
+    AIPE_CUBLAS(cublasLtMatmulDescCreate(&plain_, CUBLAS_COMPUTE_32F, CUDA_R_32F));
     AIPE_CUBLAS(cublasLtMatrixLayoutCreate(&la_, CUDA_R_16BF, m_, k_, m_));
     AIPE_CUBLAS(cublasLtMatrixLayoutCreate(&lb_, CUDA_R_16BF, k_, n_, k_));
     AIPE_CUBLAS(cublasLtMatrixLayoutCreate(&ly_, CUDA_R_16BF, m_, n_, m_));
@@ -151,10 +168,15 @@ class GemmBiasGelu final : public aipe::Example {
     cublasLtMatmulHeuristicResult_t res{};
     int found = 0;
     const auto st = cublasLtMatmulAlgoGetHeuristic(lt_, desc_, la_, lb_, ly_, ly_, pref, 1, &res, &found);
+    cublasLtMatmulHeuristicResult_t res_plain{};
+    int found_plain = 0;
+    const auto st_plain = cublasLtMatmulAlgoGetHeuristic(lt_, plain_, la_, lb_, ly_, ly_, pref, 1, &res_plain, &found_plain);
     cublasLtMatmulPreferenceDestroy(pref);
     AIPE_CUBLAS(st);
-    if (!found) throw std::runtime_error("cuBLASLt found no GELU_BIAS algorithm for this shape");
+    AIPE_CUBLAS(st_plain);
+    if (!found || !found_plain) throw std::runtime_error("cuBLASLt found no algorithm for this shape");
     algo_ = res.algo;
+    algo_plain_ = res_plain.algo;
   }
 
   void run_unfused(cudaStream_t s) {
@@ -162,7 +184,15 @@ class GemmBiasGelu final : public aipe::Example {
     const float one = 1.f, zero = 0.f;
     AIPE_CUBLAS(cublasGemmEx(handle_, CUBLAS_OP_N, CUBLAS_OP_N, m_, n_, k_, &one, a_.get(), CUDA_R_16BF, m_, b_.get(),
                              CUDA_R_16BF, k_, &zero, y_.get(), CUDA_R_16BF, m_, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-    bias_gelu<<<grid_, 256, 0, s>>>(y_.get(), bias_.get(), m_, y_.size());
+    bias_gelu<<<n_, 256, 0, s>>>(y_.get(), bias_.get(), m_);
+    AIPE_CHECK_LAUNCH();
+  }
+
+  void run_unfused_lt(cudaStream_t s) {
+    const float one = 1.f, zero = 0.f;
+    AIPE_CUBLAS(cublasLtMatmul(lt_, plain_, &one, a_.get(), la_, b_.get(), lb_, &zero, y_.get(), ly_, y_.get(), ly_,
+                               &algo_plain_, ws_.get(), ws_.size(), s));
+    bias_gelu<<<n_, 256, 0, s>>>(y_.get(), bias_.get(), m_);
     AIPE_CHECK_LAUNCH();
   }
 
@@ -177,9 +207,9 @@ class GemmBiasGelu final : public aipe::Example {
   aipe::DeviceBuffer<unsigned char> ws_;
   aipe::CublasHandle handle_;
   aipe::CublasLtHandle lt_;
-  cublasLtMatmulDesc_t desc_ = nullptr;
+  cublasLtMatmulDesc_t desc_ = nullptr, plain_ = nullptr;
   cublasLtMatrixLayout_t la_ = nullptr, lb_ = nullptr, ly_ = nullptr;
-  cublasLtMatmulAlgo_t algo_{};
+  cublasLtMatmulAlgo_t algo_{}, algo_plain_{};
   std::vector<double> ref_;
   double gemm_rms_ = 1;
 };

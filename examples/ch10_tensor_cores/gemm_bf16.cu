@@ -18,9 +18,17 @@
 //                        128x256x64 tile, 4-stage full/empty mbarrier ring, setmaxnreg 40/232
 //   7 cluster_multicast  thread-block clusters of 2 along M: the two CTAs share the B tile, each loads
 //                        half of it with TMA multicast into both CTAs' shared memory
-//   8 persistent         one CTA pair per 2 SMs looping over tiles (a static tile scheduler), tiles taken in
-//                        grouped (swizzled) order for L2 reuse; the epilogue of one tile overlaps the
-//                        producer's loads for the next
+//   8 persistent         as many CTA pairs as fit at once (cudaOccupancyMaxActiveClusters) looping over tiles
+//                        (a static tile scheduler), tiles taken in grouped (swizzled) order for L2 reuse; the
+//                        producer loads the next tile while the consumers store this one
+//   9 split_tail         at 8192^3 the 1024 cluster tiles make 15.5 waves of 66 clusters: the last wave is half
+//                        empty. The tiles of that partial wave are split along K (the split count that ends it
+//                        soonest: 3 here, so it takes 2/3 of a wave); each split publishes an FP32 partial and
+//                        the last to finish (atomic counter) adds them and stores C. Nobody waits on anybody.
+//                        Measured on the H100 it does not pay at 8192^3: writing and re-reading the FP32
+//                        partials (128 KiB per CTA and split) costs more than the third of a wave it saves
+//                        (docs/ch10.md); cuBLAS's stream-K style schedules avoid the partial round trip for
+//                        most of the tile. Kept as the measured counter-example.
 //   cublas               cublasGemmEx, BF16 in, FP32 compute, BF16 out
 //   cublaslt             cublasLtMatmul, the top heuristic with a 32 MiB workspace (what frameworks call)
 //
@@ -362,17 +370,20 @@ __global__ void __launch_bounds__(256, 1) gemm_wgmma_tma(const __grid_constant__
 #endif
 }
 
-// 6-8: producer warpgroup + 2 consumer warpgroups, 128x256x64 tile (each consumer 64x256 of C:
+// 6-9: producer warpgroup + 2 consumer warpgroups, 128x256x64 tile (each consumer 64x256 of C:
 // 128 FP32 accumulators per thread), 4-stage ring of 48 KiB slots guarded by full/empty mbarriers.
 //   CM         cluster size along M (1 or 2); with 2 the CTA pair shares B: each loads half, multicast
-//   PERSISTENT grid of (SMs / CM) clusters looping over tiles in grouped order; otherwise one tile per CTA
-//              in launch order (M fastest)
+//   PERSISTENT grid of (co-resident) clusters looping over work items in grouped order; otherwise one
+//              tile per CTA in launch order (M fastest)
+//   Plan       the work items (below); with splits > 1 the tiles of the last, partial wave are split along K
 constexpr int WS_BM = 128, WS_BN = 256, WS_STAGES = 4;
 constexpr int WS_A_BYTES = WS_BM * H_BK * 2;  // 16 KiB
 constexpr int WS_B_BYTES = WS_BN * H_BK * 2;  // 32 KiB
 constexpr int WS_STAGE_BYTES = WS_A_BYTES + WS_B_BYTES;
-constexpr std::size_t WS_SMEM = 1024 + static_cast<std::size_t>(WS_STAGES) * WS_STAGE_BYTES + 2 * WS_STAGES * 8;
-template <int GROUP_M>
+constexpr std::size_t WS_SMEM = 1024 + static_cast<std::size_t>(WS_STAGES) * WS_STAGE_BYTES + 2 * WS_STAGES * 8 + 16;
+constexpr int WS_GROUP_M = 8;  // cluster rows per raster group (persistent rungs)
+constexpr int WS_PART = 64 * WS_BN;  // FP32 partial of one consumer warpgroup, in fragment order
+
 struct TileMap {
   int units_m, tiles_n;  // units_m: cluster rows (CM tiles of 128 rows each)
   bool grouped;
@@ -382,21 +393,46 @@ struct TileMap {
       tn = u / units_m;
       return;
     }
-    // Groups of GROUP_M cluster rows; inside a group walk down M first, then across N, so the
+    // Groups of WS_GROUP_M cluster rows; inside a group walk down M first, then across N, so the
     // clusters running at the same time share A panels and B panels in L2.
-    const int per_group = GROUP_M * tiles_n;
-    const int g = u / per_group, first = g * GROUP_M;
-    const int rows = min(GROUP_M, units_m - first);
+    const int per_group = WS_GROUP_M * tiles_n;
+    const int g = u / per_group, first = g * WS_GROUP_M;
+    const int rows = min(WS_GROUP_M, units_m - first);
     const int r = u % per_group;
     um = first + r % rows;
     tn = r / rows;
   }
 };
 
-template <int CM, bool PERSISTENT, int GROUP_M = 8>
+// Work items of the persistent kernel. `units` cluster tiles; the first `full_units` (whole waves of the
+// grid) are one item each, over all of K. The remaining tail units would fill only part of a last wave,
+// so each is cut into `splits` items along K (kt_per_split K tiles each): the grid then finishes in
+// ceil(tail * splits / clusters) / splits of a wave instead of a whole one. The consumers of a split tile
+// write FP32 partials to `ws`; the last to finish (an atomic counter per tile) adds them up and stores C.
+// Nobody waits for anybody, so no co-residency assumption is needed for correctness.
+struct Plan {
+  int units, full_units, splits, kt_per_split, items;
+  float* ws;      // [tail unit][cta rank][consumer][split][WS_PART]
+  int* counters;  // [tail unit][cta rank][consumer], zero between launches (the last arriver resets it)
+};
+
+struct Item {
+  int unit, kb, ke, split, tail;  // split/tail = -1 for whole-K items
+};
+__device__ __forceinline__ Item item_of(const Plan& p, int it, int ktiles) {
+  if (it < p.full_units || p.splits == 1) return {it, 0, ktiles, -1, -1};
+  const int t = it - p.full_units, tu = t / p.splits, j = t % p.splits;
+  return {p.full_units + tu, j * p.kt_per_split, min(ktiles, (j + 1) * p.kt_per_split), j, tu};
+}
+
+__device__ __forceinline__ void named_barrier_sync(int id, int threads) {
+  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+
+template <int CM, bool PERSISTENT>
 __global__ void __launch_bounds__(384, 1) gemm_ws(const __grid_constant__ CUtensorMap tma_a,
                                                   const __grid_constant__ CUtensorMap tma_b, bf16* C, int M, int N,
-                                                  int K) {
+                                                  int K, const Plan plan) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   extern __shared__ unsigned char smem_raw[];
   unsigned char* smem = reinterpret_cast<unsigned char*>((reinterpret_cast<std::uintptr_t>(smem_raw) + 1023) & ~std::uintptr_t(1023));
@@ -404,14 +440,14 @@ __global__ void __launch_bounds__(384, 1) gemm_ws(const __grid_constant__ CUtens
   auto sB = [&](int s) { return smem + s * WS_STAGE_BYTES + WS_A_BYTES; };
   std::uint64_t* full = reinterpret_cast<std::uint64_t*>(smem + WS_STAGES * WS_STAGE_BYTES);
   std::uint64_t* empty = full + WS_STAGES;
+  int* last_flag = reinterpret_cast<int*>(empty + WS_STAGES);  // [consumer]: "I finish this split tile"
   const int wg = threadIdx.x / 128;
   const std::uint32_t rank = CM > 1 ? hp::cluster_ctarank() : 0;
   const int ktiles = (K + H_BK - 1) / H_BK;
   const int tiles_m = (M + WS_BM - 1) / WS_BM, tiles_n = (N + WS_BN - 1) / WS_BN;
-  const TileMap<GROUP_M> map{(tiles_m + CM - 1) / CM, tiles_n, PERSISTENT};
-  const int units = map.units_m * tiles_n;
-  const int first_unit = blockIdx.x / CM;
-  const int unit_stride = PERSISTENT ? gridDim.x / CM : units;
+  const TileMap map{(tiles_m + CM - 1) / CM, tiles_n, PERSISTENT};
+  const int first_item = blockIdx.x / CM;
+  const int item_stride = PERSISTENT ? gridDim.x / CM : plan.items;
 
   if (threadIdx.x == 0) {
     hp::tma_prefetch_descriptor(&tma_a);
@@ -431,11 +467,12 @@ __global__ void __launch_bounds__(384, 1) gemm_ws(const __grid_constant__ CUtens
     if (threadIdx.x == 0) {
       int s = 0;
       std::uint32_t phase = 0;
-      for (int u = first_unit; u < units; u += unit_stride) {
+      for (int it = first_item; it < plan.items; it += item_stride) {
+        const Item w = item_of(plan, it, ktiles);
         int um, tn;
-        map(u, um, tn);
+        map(w.unit, um, tn);
         const int m0 = (um * CM + static_cast<int>(rank)) * WS_BM, n0 = tn * WS_BN;
-        for (int kt = 0; kt < ktiles; ++kt) {
+        for (int kt = w.kb; kt < w.ke; ++kt) {
           hp::mbar_wait(&empty[s], phase ^ 1);  // the slot is free in every CTA that will receive it
           hp::mbar_arrive_expect_tx(&full[s], WS_STAGE_BYTES);
           hp::tma_load_2d(sA(s), &tma_a, &full[s], kt * H_BK, m0);
@@ -454,17 +491,19 @@ __global__ void __launch_bounds__(384, 1) gemm_ws(const __grid_constant__ CUtens
   } else {
     hp::setmaxnreg_inc<232>();
     const int c = wg - 1;  // consumer index: rows 64*c .. 64*c+63 of the tile
+    const int t = threadIdx.x % 128;
     int s = 0;
     std::uint32_t phase = 0;
-    for (int u = first_unit; u < units; u += unit_stride) {
+    for (int it = first_item; it < plan.items; it += item_stride) {
+      const Item w = item_of(plan, it, ktiles);
       int um, tn;
-      map(u, um, tn);
+      map(w.unit, um, tn);
       const int m0 = (um * CM + static_cast<int>(rank)) * WS_BM, n0 = tn * WS_BN;
       float acc[WS_BN / 2];
 #pragma unroll
       for (int i = 0; i < WS_BN / 2; ++i) acc[i] = 0.f;
       int prev = -1;  // slot whose wgmma group may still be reading shared memory
-      for (int kt = 0; kt < ktiles; ++kt) {
+      for (int kt = w.kb; kt < w.ke; ++kt) {
         hp::mbar_wait(&full[s], phase);
         hp::fence_regs(acc);
         hp::wgmma_fence();
@@ -476,7 +515,7 @@ __global__ void __launch_bounds__(384, 1) gemm_ws(const __grid_constant__ CUtens
         // Keep this step's group in flight; the previous one is done: release its slot.
         hp::wgmma_wait<1>();
         hp::fence_regs(acc);
-        if (prev >= 0 && threadIdx.x % 128 == 0) {
+        if (prev >= 0 && t == 0) {
           if constexpr (CM == 1) hp::mbar_arrive(&empty[prev]);
           else
             for (int r = 0; r < CM; ++r) hp::mbar_arrive_cluster(&empty[prev], r);
@@ -486,10 +525,36 @@ __global__ void __launch_bounds__(384, 1) gemm_ws(const __grid_constant__ CUtens
       }
       hp::wgmma_wait<0>();
       hp::fence_regs(acc);
-      if (prev >= 0 && threadIdx.x % 128 == 0) {
+      if (prev >= 0 && t == 0) {
         if constexpr (CM == 1) hp::mbar_arrive(&empty[prev]);
         else
           for (int r = 0; r < CM; ++r) hp::mbar_arrive_cluster(&empty[prev], r);
+      }
+      if (w.split >= 0) {
+        // Split tile: publish this partial (fragment order: register i of thread t at i*128 + t, so each
+        // warp writes 128 contiguous bytes), then count in; the last of `splits` arrivals reduces.
+        const std::size_t slot = (static_cast<std::size_t>(w.tail) * CM + rank) * 2 + c;
+        float* base = plan.ws + slot * plan.splits * WS_PART;
+        float* mine = base + static_cast<std::size_t>(w.split) * WS_PART;
+#pragma unroll
+        for (int i = 0; i < WS_BN / 2; ++i) mine[i * 128 + t] = acc[i];
+        __threadfence();
+        named_barrier_sync(1 + c, 128);
+        if (t == 0) {
+          const int old = atomicAdd(plan.counters + slot, 1);
+          const int last = old == plan.splits - 1;
+          if (last) plan.counters[slot] = 0;  // every split has arrived: ready for the next launch
+          last_flag[c] = last;
+        }
+        named_barrier_sync(1 + c, 128);
+        if (!last_flag[c]) continue;
+        __threadfence();
+        for (int j = 0; j < plan.splits; ++j) {
+          if (j == w.split) continue;
+          const float* other = base + static_cast<std::size_t>(j) * WS_PART;
+#pragma unroll
+          for (int i = 0; i < WS_BN / 2; ++i) acc[i] += __ldcg(other + i * 128 + t);
+        }
       }
       store_wgmma_tile<WS_BN>(C, M, N, m0 + c * 64, n0, acc);
     }
@@ -497,7 +562,7 @@ __global__ void __launch_bounds__(384, 1) gemm_ws(const __grid_constant__ CUtens
   // No CTA may exit while its peer can still multicast into its shared memory or arrive on its barriers.
   if constexpr (CM > 1) hp::cluster_sync();
 #else
-  (void)M; (void)N; (void)K; (void)C;
+  (void)M; (void)N; (void)K; (void)C; (void)plan;
   __trap();
 #endif
 }
@@ -526,7 +591,8 @@ class GemmBf16 final : public aipe::Example {
             "without threads, WGMMA multiplies straight from shared memory for a whole warpgroup, a producer "
             "warpgroup keeps a ring of stages full while two consumer warpgroups compute, clusters halve the L2 "
             "traffic for B through multicast, and a persistent kernel overlaps each tile's epilogue with the next "
-            "tile's loads and walks tiles in an L2-friendly order. The last rungs stand beside cuBLAS and "
+            "tile's loads and walks tiles in an L2-friendly order, and splitting only the last, partial wave along K "
+            "removes most of the wave-quantization loss. The last rungs stand beside cuBLAS and "
             "cuBLASLt on the identical problem.",
             {{"m", 8192, 4096, 1000, "rows of A and C"},
              {"n", 8192, 4096, 1500, "columns of C (rows of the stored N x K B)"},
@@ -566,6 +632,9 @@ class GemmBf16 final : public aipe::Example {
                        [this](cudaStream_t s) { launch_ws<2, false>(s); }));
     v.push_back(hopper("persistent", "persistent CTAs, static tile scheduler, grouped raster for L2 reuse",
                        [this](cudaStream_t s) { launch_ws<2, true>(s); }));
+    v.push_back(hopper("split_tail",
+                       "tiles of the last, partial wave split along K; the last CTA to finish a tile reduces",
+                       [this](cudaStream_t s) { launch_ws<2, true, true>(s); }));
     v.push_back({"cublas", "cublasGemmEx, BF16 in, FP32 compute", [this](cudaStream_t s) { launch_cublas(s); }});
     aipe::Variant lt{"cublaslt", "cublasLtMatmul, top heuristic, 32 MiB workspace",
                      [this](cudaStream_t s) { launch_cublaslt(s); }};
@@ -617,6 +686,7 @@ class GemmBf16 final : public aipe::Example {
       cfg.numAttrs = 1;
       AIPE_CUDA(cudaOccupancyMaxActiveClusters(&max_clusters_, gemm_ws<2, true>, &cfg));
       if (max_clusters_ < 1) tma_skip_ = "no cluster of 2 CTAs with " + std::to_string(WS_SMEM) + " B of shared memory fits";
+      else plan_split_tail();
     }
     if (ctx.device().cc() >= 80)
       AIPE_CUDA(cudaFuncSetAttribute(gemm_mma_sync, cudaFuncAttributeMaxDynamicSharedMemorySize, int(S_SMEM)));
@@ -659,8 +729,17 @@ class GemmBf16 final : public aipe::Example {
   }
 
   void metrics(const std::string& variant, double, std::map<std::string, double>& out) override {
-    if (variant == "cluster_multicast" || variant == "persistent") out["max_active_clusters"] = max_clusters_;
-    if (variant == "persistent") out["persistent_ctas"] = 2.0 * std::min<std::int64_t>(max_clusters_, units2());
+    if (variant == "cluster_multicast" || variant == "persistent" || variant == "split_tail")
+      out["max_active_clusters"] = max_clusters_;
+    if (variant == "persistent") out["ctas"] = 2.0 * std::min<std::int64_t>(max_clusters_, units2());
+    if (variant == "split_tail") {
+      out["ctas"] = 2.0 * std::min(max_clusters_, split_plan_.items);
+      out["tail_tiles"] = 2.0 * (split_plan_.units - split_plan_.full_units);
+      out["tail_splits"] = split_plan_.splits;
+      // Waves of the grid, in units of one whole-K tile per cluster: ceil(units / clusters) without the split.
+      const double P = max_clusters_, tail = split_plan_.units - split_plan_.full_units;
+      out["waves"] = split_plan_.full_units / P + std::ceil(tail * split_plan_.splits / P) / split_plan_.splits;
+    }
   }
 
   aipe::VerifyResult verify(aipe::Context& ctx) override {
@@ -713,12 +792,40 @@ class GemmBf16 final : public aipe::Example {
     gemm_wgmma_tma<<<grid, 256, W5_SMEM, s>>>(tma_a_, tma_b_, c_.get(), M(), N(), K());
     AIPE_CHECK_LAUNCH();
   }
-  template <int CM, bool PERSISTENT, int GROUP_M = 8>
+  // Splits the tail: the units left after whole waves of the persistent grid are cut into `splits` K
+  // ranges (1..4, at least 4 K tiles each), choosing the count that ends the last wave soonest.
+  void plan_split_tail() {
+    const int units = static_cast<int>(units2()), P = max_clusters_;
+    const int ktiles = static_cast<int>((k_ + H_BK - 1) / H_BK);
+    const int full = (units / P) * P, tail = units - full;
+    int best = 1;
+    double best_cost = 1.0;
+    for (int sp = 2; sp <= 4 && sp <= ktiles / 4; ++sp) {
+      const double cost = std::ceil(double(tail) * sp / P) / sp;  // fraction of a wave the tail takes
+      if (cost < best_cost - 1e-9) { best_cost = cost; best = sp; }
+    }
+    split_plan_ = {units, full, best, (ktiles + best - 1) / best, full + tail * best, nullptr, nullptr};
+    if (best > 1) {
+      split_ws_ = aipe::DeviceBuffer<float>(static_cast<std::size_t>(tail) * 2 * 2 * best * WS_PART);
+      split_counters_ = aipe::DeviceBuffer<int>(static_cast<std::size_t>(tail) * 2 * 2);
+      AIPE_CUDA(cudaMemset(split_counters_.get(), 0, split_counters_.bytes()));
+      split_plan_.ws = split_ws_.get();
+      split_plan_.counters = split_counters_.get();
+    } else {
+      split_plan_.full_units = units;  // nothing worth splitting: the plain persistent schedule
+      split_plan_.items = units;
+    }
+  }
+
+  template <int CM, bool PERSISTENT, bool SPLIT = false>
   void launch_ws(cudaStream_t s) {
     const int tiles_m = (M() + WS_BM - 1) / WS_BM, tiles_n = (N() + WS_BN - 1) / WS_BN;
     const int units = ((tiles_m + CM - 1) / CM) * tiles_n;
-    int clusters = units;
-    if (PERSISTENT) clusters = std::min(units, max_clusters_);
+    const int ktiles = (K() + H_BK - 1) / H_BK;
+    Plan plan{units, units, 1, ktiles, units, nullptr, nullptr};
+    if (SPLIT) plan = split_plan_;
+    int clusters = plan.items;
+    if (PERSISTENT) clusters = std::min(plan.items, max_clusters_);
     cudaLaunchConfig_t cfg{};
     cfg.gridDim = dim3(clusters * CM);
     cfg.blockDim = dim3(384);
@@ -731,7 +838,7 @@ class GemmBf16 final : public aipe::Example {
     attr[0].val.clusterDim.z = 1;
     cfg.attrs = attr;
     cfg.numAttrs = 1;
-    AIPE_CUDA(cudaLaunchKernelEx(&cfg, gemm_ws<CM, PERSISTENT, GROUP_M>, tma_a_, tma_b_, c_.get(), M(), N(), K()));
+    AIPE_CUDA(cudaLaunchKernelEx(&cfg, gemm_ws<CM, PERSISTENT>, tma_a_, tma_b_, c_.get(), M(), N(), K(), plan));
   }
   void launch_cublas(cudaStream_t s) {
     AIPE_CUBLAS(cublasSetStream(handle_, s));
@@ -786,6 +893,9 @@ class GemmBf16 final : public aipe::Example {
   std::int64_t m_ = 0, n_ = 0, k_ = 0;
   int sm_count_ = 1;
   int max_clusters_ = 1;
+  Plan split_plan_{};
+  aipe::DeviceBuffer<float> split_ws_;
+  aipe::DeviceBuffer<int> split_counters_;
   aipe::DeviceBuffer<bf16> a_, b_, c_;
   aipe::CublasHandle handle_;
   aipe::CublasLtHandle lt_;
