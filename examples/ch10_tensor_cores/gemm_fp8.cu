@@ -8,7 +8,15 @@
 //                 per 128x256 tile
 //   3 persistent  one CTA per SM walking tiles in bands of 8 tile rows (L2 reuse of A and B panels); the
 //                 producer prefetches the next tile while the consumers store the last one
-//   4 cublaslt    cuBLASLt FP8 matmul, per-tensor scales, fast accumulation (the same numerics as ours)
+//   4 cluster_multicast
+//                 clusters of 2 CTAs on vertically adjacent tiles: each loads half of the shared 256x128 B
+//                 block and multicasts it to both (TMA .multicast::cluster), halving B's L2 -> SM traffic; a
+//                 slot is refilled only when the consumers of both CTAs released it (remote mbarrier arrives)
+//   5 staged_epilogue
+//                 the epilogue goes registers -> shared memory (row-swizzled 16-byte chunks) -> global in 16-byte
+//                 stores covering whole 256-byte row segments, 128 columns at a time, instead of 4-byte stores
+//                 straight from the accumulator fragment (8 rows x 16 bytes per warp instruction)
+//   6 cublaslt    cuBLASLt FP8 matmul, per-tensor scales, fast accumulation (the same numerics as ours)
 //
 // Problem, reference, tolerance and work model: gemm_fp8_common.cuh. Layout "TN": A M x K and B N x K,
 // both K-major (Hopper FP8 wgmma reads only K-major operands).
@@ -56,10 +64,18 @@ class GemmFp8 final : public aipe::fp8::Fp8GemmProblem<Scaling::tensor> {
                          aipe::fp8::launch_gemm_ws<256, Scaling::tensor>(tmap_a_, tmap_b_, g, std::min(tiles_, sms_), s);
                        }};
     pers.requires_.sm90a = true;
+    aipe::Variant clus{"cluster_multicast", "clusters of 2 CTAs share the B tile through TMA multicast (persistent, bands of 8 pairs)",
+                       [this](cudaStream_t s) { run_cluster(s); }};
+    clus.requires_.sm90a = true;
+    clus.skip_if = [this] { return cluster_skip(); };
+    aipe::Variant staged{"staged_epilogue", "epilogue through shared memory: 16-byte coalesced stores of whole row segments",
+                         [this](cudaStream_t s) { run_staged(s); }};
+    staged.requires_.sm90a = true;
+    staged.skip_if = [this] { return staged_skip(); };
     aipe::Variant lt{"cublaslt", "cuBLASLt FP8, per-tensor scales, fast accumulation, top heuristic",
                      [this](cudaStream_t s) { run_cublaslt(s); }};
     lt.skip_if = [this] { return cublaslt_skip(); };
-    return {simt, ws, pers, lt};
+    return {simt, ws, pers, clus, staged, lt};
   }
 };
 

@@ -10,7 +10,9 @@
 //                     to 128 terms); 128x128 tiles (one weight scale per tile and K block), 6-stage ring
 //   3 persistent      one CTA per SM, tiles in bands of 8 rows; two consumer warpgroups interleave: while one
 //                     promotes, the other's wgmma keeps the tensor cores busy
-//   4 cublaslt        cuBLASLt FP8 with A scale mode BLK128x128_32F (our B) and B scale mode VEC128_32F (our A)
+//   4 cluster_multicast  clusters of 2 CTAs share the 128x128 B block through TMA multicast
+//   5 staged_epilogue    the epilogue through shared memory, 16-byte coalesced stores (as in gemm_fp8)
+//   6 cublaslt        cuBLASLt FP8 with A scale mode BLK128x128_32F (our B) and B scale mode VEC128_32F (our A)
 //
 // Problem, reference, tolerance and work model: gemm_fp8_common.cuh. k must be a multiple of 128.
 // Napkin math at 8192^3 as in gemm_fp8, plus the scales: 64 x 8192 + 64 x 64 floats (2 MB): noise.
@@ -55,10 +57,18 @@ class GemmFp8Blockwise final : public aipe::fp8::Fp8GemmProblem<Scaling::block> 
                          aipe::fp8::launch_gemm_ws<128, Scaling::block>(tmap_a_, tmap_b_, g, std::min(tiles_, sms_), s);
                        }};
     pers.requires_.sm90a = true;
+    aipe::Variant clus{"cluster_multicast", "clusters of 2 CTAs share the B tile through TMA multicast (persistent)",
+                       [this](cudaStream_t s) { run_cluster(s); }};
+    clus.requires_.sm90a = true;
+    clus.skip_if = [this] { return cluster_skip(); };
+    aipe::Variant staged{"staged_epilogue", "epilogue through shared memory: 16-byte coalesced stores of whole row segments",
+                         [this](cudaStream_t s) { run_staged(s); }};
+    staged.requires_.sm90a = true;
+    staged.skip_if = [this] { return staged_skip(); };
     aipe::Variant lt{"cublaslt", "cuBLASLt FP8, BLK128x128 (weights) and VEC128 (activations) scale modes",
                      [this](cudaStream_t s) { run_cublaslt(s); }};
     lt.skip_if = [this] { return cublaslt_skip(); };
-    return {simt, ws, pers, lt};
+    return {simt, ws, pers, clus, staged, lt};
   }
 };
 

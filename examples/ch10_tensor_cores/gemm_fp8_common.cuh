@@ -12,11 +12,15 @@
 // above that an FP32 cuBLAS SGEMM (pedantic math, no TF32) on FP32 copies of the dequantized
 // operands, which are exact products of an E4M3 code and an FP32 scale up to one FP32 rounding.
 // Tolerance: BF16 output (2^-8 relative rounding) plus the FP8 tensor cores' accumulation, which on
-// Hopper keeps fewer than FP32's 24 mantissa bits inside one wgmma chain: the absolute term is scaled
-// to the output's RMS (an error relative to the typical magnitude, not to an element that happens to
-// cancel to ~0), relative 2e-2, norm 1e-2.
+// Hopper keeps only ~14 mantissa bits of the running sum inside a wgmma chain (DeepSeek-V3, sec. 3.3.2).
+// The absolute term is scaled to the output's RMS, since the error follows the size of the partial sums,
+// not of an element that happens to cancel to ~0: 1% of the RMS with per-128 promotion (block scales);
+// 4% with the whole K accumulated in the tensor cores (per-tensor, fast accumulation: cuBLASLt and our
+// kernels miss the reference by the same amounts on the same elements, up to ~1.2% of the RMS on a
+// dozen of 67M at 8192^3). Relative term 2e-2, norm bound 1e-2 for both (measured ~2.5e-3).
 // Work: flops = 2 M N K; bytes = M K + N K (E4M3) + 2 M N (BF16) + the scales.
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -79,10 +83,16 @@ class Fp8GemmProblem : public aipe::Example {
     AIPE_CUDA(cudaStreamSynchronize(ctx.stream()));
 
     constexpr int BN = S == Scaling::block ? 128 : 256;
-    tmap_a_ = make_tmap_2d(a_.get(), CU_TENSOR_MAP_DATA_TYPE_UINT8, K_, M_, K_, 128, 128, CU_TENSOR_MAP_SWIZZLE_128B);
-    tmap_b_ = make_tmap_2d(b_.get(), CU_TENSOR_MAP_DATA_TYPE_UINT8, K_, N_, K_, 128, BN, CU_TENSOR_MAP_SWIZZLE_128B);
+    tmap_a_ = make_tmap_e4m3(a_.get(), K_, M_, K_, 128, 128);
+    tmap_b_ = make_tmap_e4m3(b_.get(), K_, N_, K_, 128, BN);
+    tmap_b_half_ = make_tmap_e4m3(b_.get(), K_, N_, K_, 128, BN / 2);  // each CTA of a pair loads half of B
     tiles_ = ((M_ + 127) / 128) * ((N_ + BN - 1) / BN);
+    units2_ = ((M_ + 255) / 256) * ((N_ + BN - 1) / BN);  // pairs of tiles stacked in M
     sms_ = ctx.device().sm_count;
+#if AIPE_HAVE_SM90A
+    clusters_ = max_active_clusters<BN, S, 2>();
+    clusters_staged_ = max_active_clusters<BN, S, 2, true>();
+#endif
 
     reference(ctx, hsa, hsb, seed_a, seed_b);
     setup_cublaslt(ctx);
@@ -98,7 +108,7 @@ class Fp8GemmProblem : public aipe::Example {
     AIPE_CUDA(cudaMemcpyAsync(out.data(), c_.get(), c_.bytes(), cudaMemcpyDeviceToHost, ctx.stream()));
     AIPE_CUDA(cudaStreamSynchronize(ctx.stream()));
     aipe::Tolerance tol = aipe::tolerance_for(aipe::DType::bf16);
-    tol.abs = 1e-2 * ref_rms_;  // see the header: relative to the output's typical magnitude
+    tol.abs = (S == Scaling::block ? 1e-2 : 4e-2) * ref_rms_;  // see the header: relative to the output's RMS
     auto r = aipe::compare(
         out.size(), [&](std::size_t i) { return double(__bfloat162float(out[i])); },
         [&](std::size_t i) { return double(ref_[i]); }, tol);
@@ -115,12 +125,33 @@ class Fp8GemmProblem : public aipe::Example {
   }
   std::string cublaslt_skip() const { return lt_reason_; }
 
-  int M_ = 0, N_ = 0, K_ = 0, ldsb_ = 0, tiles_ = 0, sms_ = 0;
+  // The cluster rung: persistent grid of clusters of 2 CTAs that share B through TMA multicast.
+  void run_cluster(cudaStream_t s) {
+    constexpr int BN = S == Scaling::block ? 128 : 256;
+    auto g = args_;
+    g.group_m = 8;
+    launch_gemm_ws<BN, S, 2>(tmap_a_, tmap_b_half_, g, 2 * std::max(1, std::min(units2_, clusters_)), s);
+  }
+  // The last rung: the cluster rung with the epilogue staged through shared memory (16-byte stores).
+  void run_staged(cudaStream_t s) {
+    constexpr int BN = S == Scaling::block ? 128 : 256;
+    auto g = args_;
+    g.group_m = 8;
+    launch_gemm_ws<BN, S, 2, true>(tmap_a_, tmap_b_half_, g, 2 * std::max(1, std::min(units2_, clusters_staged_)), s);
+  }
+  std::string staged_skip() const {
+    return clusters_staged_ < 1 ? "no cluster of 2 CTAs with this kernel's shared memory fits on the device" : "";
+  }
+  std::string cluster_skip() const {
+    return clusters_ < 1 ? "no cluster of 2 CTAs with this kernel's shared memory fits on the device" : "";
+  }
+
+  int M_ = 0, N_ = 0, K_ = 0, ldsb_ = 0, tiles_ = 0, units2_ = 0, sms_ = 0, clusters_ = 0, clusters_staged_ = 0;
   aipe::DeviceBuffer<__nv_fp8_e4m3> a_, b_;
   aipe::DeviceBuffer<__nv_bfloat16> c_;
   aipe::DeviceBuffer<float> sa_, sb_;
   GemmArgs args_;
-  CUtensorMap tmap_a_{}, tmap_b_{};
+  CUtensorMap tmap_a_{}, tmap_b_{}, tmap_b_half_{};
 
  private:
   void reference(aipe::Context& ctx, const std::vector<float>& hsa, const std::vector<float>& hsb,

@@ -1,10 +1,8 @@
 // FP8 on Hopper: the device pieces the FP8 GEMM ladders (examples/ch10_tensor_cores/gemm_fp8*.cu)
-// share. TMA tensor maps (host), mbarrier waits, WGMMA shared-memory descriptors for K-major
-// 128-byte-swizzled tiles, the E4M3 x E4M3 -> FP32 wgmma instructions, and the warp-specialized,
-// optionally persistent GEMM kernel built from them.
-//
-// Everything here is FP8-specific or kept in its own namespace (aipe::fp8) so it cannot collide with
-// the general Hopper helpers in aipe/hopper.cuh.
+// share, on top of the general Hopper helpers of aipe/hopper.cuh (mbarrier, TMA, wgmma descriptors,
+// fences, setmaxnreg): a TMA tensor map over E4M3 bytes, the E4M3 x E4M3 -> FP32 wgmma instructions,
+// and the warp-specialized, optionally persistent GEMM kernel built from them (plus its CUDA-core
+// reference rung and the input helpers).
 //
 // Layouts (the "TN" GEMM FP8 tensor cores require on Hopper: both operands K-major):
 //   A  M x K row-major E4M3 (activations)        C = M x N row-major BF16
@@ -27,36 +25,32 @@
 #include <string>
 
 #include "aipe/check.hpp"
+#include "aipe/hopper.cuh"
 #include "aipe/random.hpp"
 
 namespace aipe::fp8 {
 
+// The general Hopper pieces (mbarrier, TMA loads, wgmma fence/commit/wait, descriptors, setmaxnreg) come
+// from aipe/hopper.cuh; this header adds what is FP8-specific.
+using namespace aipe::hopper;
+
 // ---------------------------------------------------------------------------------------------
-// Host: a 2D TMA tensor map. The driver entry point is looked up at run time so the build does not
-// link libcuda.
+// Host: a 2D TMA tensor map over bytes (E4M3): `outer` rows of `inner` bytes, row pitch
+// `row_stride_bytes` (a multiple of 16), boxes of box_outer rows x box_inner bytes. Out-of-bounds
+// elements of a box arrive as zeros: ragged M, N and K tails need no special code.
 // ---------------------------------------------------------------------------------------------
-inline CUtensorMap make_tmap_2d(const void* base, CUtensorMapDataType dtype, std::uint64_t inner,
-                                std::uint64_t outer, std::uint64_t row_stride_bytes, std::uint32_t box_inner,
-                                std::uint32_t box_outer, CUtensorMapSwizzle swizzle) {
-  using EncodeFn = CUresult (*)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*,
-                                const cuuint64_t*, const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave,
-                                CUtensorMapSwizzle, CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
-  static EncodeFn encode = [] {
-    void* fn = nullptr;
-    cudaDriverEntryPointQueryResult q{};
-    AIPE_CUDA(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000, cudaEnableDefault, &q));
-    if (!fn || q != cudaDriverEntryPointSuccess) throw std::runtime_error("cuTensorMapEncodeTiled not available");
-    return reinterpret_cast<EncodeFn>(fn);
-  }();
+inline CUtensorMap make_tmap_e4m3(const void* base, std::uint64_t inner, std::uint64_t outer,
+                                  std::uint64_t row_stride_bytes, std::uint32_t box_inner, std::uint32_t box_outer) {
+  if (row_stride_bytes % 16 != 0 || reinterpret_cast<std::uintptr_t>(base) % 16 != 0)
+    throw std::invalid_argument("TMA needs a 16-byte aligned base and a row pitch that is a multiple of 16 bytes");
   CUtensorMap map{};
   const cuuint64_t dims[2] = {inner, outer};
   const cuuint64_t strides[1] = {row_stride_bytes};
   const cuuint32_t box[2] = {box_inner, box_outer};
   const cuuint32_t elem_strides[2] = {1, 1};
-  // Out-of-bounds elements of a box arrive as zeros: ragged M, N and K tails need no special code.
-  const CUresult r = encode(&map, dtype, 2, const_cast<void*>(base), dims, strides, box, elem_strides,
-                            CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle, CU_TENSOR_MAP_L2_PROMOTION_L2_256B,
-                            CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  const CUresult r = encode_tiled_fn()(&map, CU_TENSOR_MAP_DATA_TYPE_UINT8, 2, const_cast<void*>(base), dims, strides,
+                                       box, elem_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                                       CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   if (r != CUDA_SUCCESS)
     throw std::runtime_error("cuTensorMapEncodeTiled failed (" + std::to_string(int(r)) + "): inner " +
                              std::to_string(inner) + ", outer " + std::to_string(outer) + ", stride " +
@@ -64,87 +58,10 @@ inline CUtensorMap make_tmap_2d(const void* base, CUtensorMapDataType dtype, std
   return map;
 }
 
-// ---------------------------------------------------------------------------------------------
-// Device: mbarrier, TMA, wgmma (sm_90). The wgmma instructions need the arch-specific sm_90a target.
-// ---------------------------------------------------------------------------------------------
 #if defined(__CUDACC__)
-__device__ __forceinline__ std::uint32_t smem_u32(const void* p) {
-  return static_cast<std::uint32_t>(__cvta_generic_to_shared(p));
-}
-
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-__device__ __forceinline__ void mbar_init(std::uint64_t* bar, std::uint32_t count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_u32(bar)), "r"(count));
-}
-__device__ __forceinline__ void mbar_fence_init() {
-  asm volatile("fence.mbarrier_init.release.cluster;\nfence.proxy.async.shared::cta;" ::: "memory");
-}
-__device__ __forceinline__ void mbar_expect_tx(std::uint64_t* bar, std::uint32_t bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_u32(bar)), "r"(bytes)
-               : "memory");
-}
-__device__ __forceinline__ void mbar_arrive(std::uint64_t* bar) {
-  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(smem_u32(bar)) : "memory");
-}
-// Waits until the phase with the given parity has completed.
-__device__ __forceinline__ void mbar_wait(std::uint64_t* bar, std::uint32_t parity) {
-  const std::uint32_t addr = smem_u32(bar);
-  std::uint32_t done = 0;
-  do {
-    asm volatile(
-        "{\n.reg .pred p;\n"
-        "mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n"
-        "selp.u32 %0, 1, 0, p;\n}\n"
-        : "=r"(done)
-        : "r"(addr), "r"(parity)
-        : "memory");
-  } while (!done);
-}
-// One 2D box global -> shared, completion counted in bytes on `bar`.
-__device__ __forceinline__ void tma_load_2d(void* dst, const CUtensorMap* map, std::uint64_t* bar, int x, int y) {
-  asm volatile(
-      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%3, %4}], [%2];" ::"r"(
-          smem_u32(dst)),
-      "l"(reinterpret_cast<std::uint64_t>(map)), "r"(smem_u32(bar)), "r"(x), "r"(y)
-      : "memory");
-}
-
-__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
-__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void wgmma_wait() {
-  asm volatile("wgmma.wait_group.sync.aligned %0;" ::"n"(N) : "memory");
-}
-template <int R>
-__device__ __forceinline__ void setmaxnreg_inc() {
-  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;" ::"n"(R));
-}
-template <int R>
-__device__ __forceinline__ void setmaxnreg_dec() {
-  asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(R));
-}
-// Keeps the compiler from moving register reads/writes across an in-flight wgmma.
-template <int R>
-__device__ __forceinline__ void fence_regs(float (&d)[R]) {
-#pragma unroll
-  for (int i = 0; i < R; ++i) asm volatile("" : "+f"(d[i])::"memory");
-}
-#endif  // __CUDA_ARCH__ >= 900
-
-// Shared-memory matrix descriptor of a K-major tile written by TMA with 128-byte swizzle: rows of
-// 128 bytes, 8-row core groups 1024 bytes apart (stride byte offset), leading byte offset unused for
-// swizzled K-major layouts. The tile base must be 1024-byte aligned (base offset field 0). Moving to
-// the next 32-byte K slice of the row is +32 bytes on the start address: the swizzle is applied by
-// the hardware on the final address bits.
-__device__ __forceinline__ std::uint64_t desc_k_major_sw128(const void* tile) {
-  const std::uint64_t addr = smem_u32(tile);
-  std::uint64_t d = (addr & 0x3FFFF) >> 4;
-  d |= std::uint64_t(1) << 16;            // leading byte offset (unused here)
-  d |= std::uint64_t(1024 >> 4) << 32;    // stride byte offset: 8 rows x 128 B
-  d |= std::uint64_t(1) << 62;            // layout: 128-byte swizzle
-  return d;
-}
-
+// E4M3 x E4M3 -> FP32 wgmma, m64nNk32: K = 32 E4M3 = 32 bytes, so with 128-byte rows (BK = 128) a K
+// block is four instructions, each +32 bytes on both descriptors' start addresses (+2 in the >> 4 field).
+// FP8 wgmma has no transpose immediates: both operands must be K-major.
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 // D(64x256, f32) (+)= A(64x32, e4m3, smem K-major) * B(256x32, e4m3, smem K-major)^T
 __device__ __forceinline__ void wgmma_m64n256k32_e4m3(float (&d)[128], std::uint64_t desc_a, std::uint64_t desc_b, int scale_d) {
@@ -230,6 +147,10 @@ struct GemmConfig {
   static constexpr int kStageBytes = kABytes + kBBytes;
   static constexpr int kStages = (220 * 1024) / kStageBytes;  // 4 stages at BN 256, 6 at BN 128
   static constexpr int kSmemBytes = kStages * kStageBytes + 2 * kStages * 8 + 1024;  // + barriers + alignment
+  // Staged epilogue: each consumer warpgroup owns 64 rows x 128 columns of BF16 (16 KiB), written from
+  // registers, then read back as 16-byte chunks for coalesced global stores, 128 columns at a time.
+  static constexpr int kEpiBytesPerWG = 64 * 128 * 2;
+  static constexpr int kSmemBytesStaged = kSmemBytes + kConsumers * kEpiBytesPerWG;
 };
 
 #if defined(__CUDACC__)
@@ -253,9 +174,15 @@ __device__ __forceinline__ void tile_coords(int tile, int tiles_m, int tiles_n, 
 // Warp-specialized TMA + WGMMA FP8 GEMM. Warpgroup 0: one thread streams A and B K-blocks through a
 // kStages-deep shared-memory ring (full/empty mbarriers per slot); warpgroups 1..2: wgmma on the
 // slot, release it, and at the end of a tile write BF16. The grid may be smaller than the number
-// of tiles (persistent): every CTA then walks tiles blockIdx.x, +gridDim.x, ... and the producer
-// runs ahead into the next tile while the consumers store the last one.
-template <int BN, Scaling S>
+// of tiles (persistent): every CTA then walks work units blockIdx.x / CM, + gridDim.x / CM, ... and
+// the producer runs ahead into the next tile while the consumers store the last one.
+// CM = 2: clusters of two CTAs on vertically adjacent tiles (same B columns). Each CTA loads half of
+// the B tile (box of BN/2 rows, `tmap_b`) and multicasts it into both CTAs' shared memory, so B
+// crosses L2 -> SM once per pair; a slot is free only when the consumers of both CTAs released it.
+// SE (staged epilogue): the tile goes registers -> shared memory (16-byte chunks XOR-swizzled by row, so
+// both the 4-byte writes and the 16-byte reads are bank-conflict free) -> global in 16-byte stores that
+// cover whole 256-byte row segments, instead of 4-byte stores straight from the accumulator fragment.
+template <int BN, Scaling S, int CM, bool SE>
 __global__ void __launch_bounds__(GemmConfig<BN, S>::kThreads, 1)
     gemm_ws_kernel(const __grid_constant__ CUtensorMap tmap_a, const __grid_constant__ CUtensorMap tmap_b,
                    const GemmArgs args) {
@@ -269,50 +196,70 @@ __global__ void __launch_bounds__(GemmConfig<BN, S>::kThreads, 1)
   unsigned char* sB = smem + kStages * Cfg::kABytes;         // [kStages][BN][BK]  swizzled
   std::uint64_t* full = reinterpret_cast<std::uint64_t*>(sB + kStages * Cfg::kBBytes);
   std::uint64_t* empty = full + kStages;
+  unsigned char* sEpi = reinterpret_cast<unsigned char*>(empty + kStages);  // SE only: [kConsumers][64][256 B]
 
   const int M = args.M, N = args.N, K = args.K;
-  const int tiles_m = (M + BM - 1) / BM, tiles_n = (N + BN - 1) / BN, num_tiles = tiles_m * tiles_n;
+  const int tiles_m = (M + BM - 1) / BM, tiles_n = (N + BN - 1) / BN;
+  const int units_m = (tiles_m + CM - 1) / CM, num_units = units_m * tiles_n;  // a unit: CM tiles stacked in M
   const int nk = (K + BK - 1) / BK;
   const int wg = threadIdx.x / 128;
+  const int rank = CM > 1 ? int(cluster_ctarank()) : 0;
+  const int first_unit = blockIdx.x / CM, unit_stride = gridDim.x / CM;
 
   if (threadIdx.x == 0) {
+    tma_prefetch_descriptor(&tmap_a);
+    tma_prefetch_descriptor(&tmap_b);
     for (int s = 0; s < kStages; ++s) {
-      mbar_init(&full[s], 1);                         // the producer's expect_tx arrive
-      mbar_init(&empty[s], Cfg::kConsumers * 4);      // one arrive per consumer warp
+      mbar_init(&full[s], 1);                          // the producer's expect_tx arrive
+      mbar_init(&empty[s], Cfg::kConsumers * 4 * CM);  // one arrive per consumer warp of every CTA in the cluster
     }
-    mbar_fence_init();
+    fence_barrier_init();
+    fence_proxy_async();
   }
-  __syncthreads();
+  if constexpr (CM > 1) cluster_sync();  // the peer's barriers exist before any multicast or remote arrive
+  else __syncthreads();
 
   if (wg == 0) {
     setmaxnreg_dec<40>();
     if (threadIdx.x == 0) {
       int stage = 0;
       std::uint32_t phase = 0;
-      for (int tile = blockIdx.x; tile < num_tiles; tile += gridDim.x) {
-        int tm, tn;
-        tile_coords(tile, tiles_m, tiles_n, args.group_m, tm, tn);
+      for (int unit = first_unit; unit < num_units; unit += unit_stride) {
+        int um, tn;
+        tile_coords(unit, units_m, tiles_n, args.group_m, um, tn);
+        const int tm = um * CM + rank;
         for (int kb = 0; kb < nk; ++kb) {
           mbar_wait(&empty[stage], phase ^ 1);  // a fresh barrier passes parity 1 at once
-          mbar_expect_tx(&full[stage], Cfg::kStageBytes);
+          mbar_arrive_expect_tx(&full[stage], Cfg::kStageBytes);  // A + the whole B tile (both halves land here)
           tma_load_2d(sA + stage * Cfg::kABytes, &tmap_a, &full[stage], kb * BK, tm * BM);
-          tma_load_2d(sB + stage * Cfg::kBBytes, &tmap_b, &full[stage], kb * BK, tn * BN);
+          if constexpr (CM == 1) {
+            tma_load_2d(sB + stage * Cfg::kBBytes, &tmap_b, &full[stage], kb * BK, tn * BN);
+          } else {
+            static_assert(CM == 2, "B is split in two halves, one per CTA of the pair");
+            tma_load_2d_multicast(sB + stage * Cfg::kBBytes + rank * (BN / 2) * BK, &tmap_b, &full[stage], kb * BK,
+                                  tn * BN + rank * (BN / 2), 0x3);
+          }
           if (++stage == kStages) { stage = 0; phase ^= 1; }
         }
       }
     }
-    return;
-  }
-
+  } else {
   setmaxnreg_inc<232>();
+  // A slot goes back to the producer of every CTA that received data into it.
+  auto release = [](std::uint64_t* bar) {
+    if constexpr (CM == 1) mbar_arrive(bar);
+    else
+      for (int r = 0; r < CM; ++r) mbar_arrive_cluster(bar, r);
+  };
   const int cw = wg - 1;  // consumer warpgroup: rows cw*64 .. cw*64+63 of the tile
   const int t = threadIdx.x % 128, warp = t / 32, lane = t % 32;
   int stage = 0;
   std::uint32_t phase = 0;
   float acc[R];
-  for (int tile = blockIdx.x; tile < num_tiles; tile += gridDim.x) {
-    int tm, tn;
-    tile_coords(tile, tiles_m, tiles_n, args.group_m, tm, tn);
+  for (int unit = first_unit; unit < num_units; unit += unit_stride) {
+    int um, tn;
+    tile_coords(unit, units_m, tiles_n, args.group_m, um, tn);
+    const int tm = um * CM + rank;
     // Accumulator fragment of m64nN: d[4j + {0,1}] at (row0, 8j + 2(lane%4) + {0,1}), d[4j + {2,3}] at row0 + 8.
     const int row0 = tm * BM + cw * 64 + warp * 16 + lane / 4;
     const int col0 = tn * BN + 2 * (lane % 4);
@@ -320,8 +267,8 @@ __global__ void __launch_bounds__(GemmConfig<BN, S>::kThreads, 1)
       int prev = -1;
       for (int kb = 0; kb < nk; ++kb) {
         mbar_wait(&full[stage], phase);
-        const std::uint64_t da = desc_k_major_sw128(sA + stage * Cfg::kABytes + cw * 64 * BK);
-        const std::uint64_t db = desc_k_major_sw128(sB + stage * Cfg::kBBytes);
+        const std::uint64_t da = wgmma_desc_sw128(sA + stage * Cfg::kABytes + cw * 64 * BK);
+        const std::uint64_t db = wgmma_desc_sw128(sB + stage * Cfg::kBBytes);
         wgmma_fence();
 #pragma unroll
         for (int kk = 0; kk < BK / 32; ++kk) {
@@ -331,13 +278,13 @@ __global__ void __launch_bounds__(GemmConfig<BN, S>::kThreads, 1)
         wgmma_commit();
         // Keep one K block of wgmma in flight; the one before it is done, so its slot goes back.
         wgmma_wait<1>();
-        if (prev >= 0 && lane == 0) mbar_arrive(&empty[prev]);
+        if (prev >= 0 && lane == 0) release(&empty[prev]);
         prev = stage;
         if (++stage == kStages) { stage = 0; phase ^= 1; }
       }
       wgmma_wait<0>();
       fence_regs(acc);
-      if (lane == 0) mbar_arrive(&empty[prev]);
+      if (lane == 0) release(&empty[prev]);
       const float s = args.sa[0] * args.sb[0];
 #pragma unroll
       for (int i = 0; i < R; ++i) acc[i] *= s;
@@ -352,8 +299,8 @@ __global__ void __launch_bounds__(GemmConfig<BN, S>::kThreads, 1)
         const float sa1 = in1 ? __ldg(args.sa + std::size_t(kb) * M + row0 + 8) : 0.f;
         const float sbv = __ldg(args.sb + std::size_t(tn) * args.ldsb + kb);  // BN == 128: tile column = block
         mbar_wait(&full[stage], phase);
-        const std::uint64_t da = desc_k_major_sw128(sA + stage * Cfg::kABytes + cw * 64 * BK);
-        const std::uint64_t db = desc_k_major_sw128(sB + stage * Cfg::kBBytes);
+        const std::uint64_t da = wgmma_desc_sw128(sA + stage * Cfg::kABytes + cw * 64 * BK);
+        const std::uint64_t db = wgmma_desc_sw128(sB + stage * Cfg::kBBytes);
         wgmma_fence();
 #pragma unroll
         for (int kk = 0; kk < BK / 32; ++kk) {
@@ -363,13 +310,52 @@ __global__ void __launch_bounds__(GemmConfig<BN, S>::kThreads, 1)
         wgmma_commit();
         wgmma_wait<0>();
         fence_regs(part);
-        if (lane == 0) mbar_arrive(&empty[stage]);
+        if (lane == 0) release(&empty[stage]);
         if (++stage == kStages) { stage = 0; phase ^= 1; }
         // Promotion: this K block's 128-term partial sums join the FP32 accumulator with their scales.
         const float s0 = sa0 * sbv, s1 = sa1 * sbv;
 #pragma unroll
         for (int i = 0; i < R; ++i) acc[i] = fmaf(part[i], (i & 2) ? s1 : s0, acc[i]);
       }
+    }
+    if constexpr (SE) {
+      // sEpi is 1024-aligned plus 16 * kStages bytes of barriers: 16-byte aligned, all that is needed.
+      unsigned char* epi = sEpi + cw * Cfg::kEpiBytesPerWG;
+      const int q = lane % 4;
+      const bool vec = (N % 8) == 0;
+#pragma unroll
+      for (int half = 0; half < BN / 128; ++half) {
+        // The warpgroup's previous reads of its staging buffer are done before it is overwritten.
+        asm volatile("bar.sync %0, 128;" ::"r"(1 + cw) : "memory");
+#pragma unroll
+        for (int jj = 0; jj < 16; ++jj) {
+          const int j = half * 16 + jj;
+#pragma unroll
+          for (int h = 0; h < 2; ++h) {
+            const int r = warp * 16 + lane / 4 + 8 * h;  // row within the warpgroup's 64
+            const __nv_bfloat162 v = __floats2bfloat162_rn(acc[4 * j + 2 * h], acc[4 * j + 2 * h + 1]);
+            *reinterpret_cast<__nv_bfloat162*>(epi + r * 256 + ((jj ^ (r & 7)) << 4) + 4 * q) = v;
+          }
+        }
+        asm volatile("bar.sync %0, 128;" ::"r"(1 + cw) : "memory");
+        // 64 rows x 16 chunks of 16 bytes; a warp stores two whole 256-byte row segments per step.
+#pragma unroll
+        for (int e = t; e < 64 * 16; e += 128) {
+          const int r = e / 16, cc = e % 16;
+          const uint4 v = *reinterpret_cast<const uint4*>(epi + r * 256 + ((cc ^ (r & 7)) << 4));
+          const int row = tm * BM + cw * 64 + r, col = tn * BN + half * 128 + cc * 8;
+          if (row >= M) continue;
+          __nv_bfloat16* dst = args.C + std::size_t(row) * N + col;
+          if (vec && col + 8 <= N) {
+            *reinterpret_cast<uint4*>(dst) = v;
+          } else {
+            const __nv_bfloat16* src = reinterpret_cast<const __nv_bfloat16*>(&v);
+            for (int i = 0; i < 8; ++i)
+              if (col + i < N) dst[i] = src[i];
+          }
+        }
+      }
+      continue;
     }
     // Epilogue: BF16 pairs straight to global (row stride N; pairs only where N keeps them aligned).
     const bool pairs = (N % 2) == 0;
@@ -391,6 +377,9 @@ __global__ void __launch_bounds__(GemmConfig<BN, S>::kThreads, 1)
       }
     }
   }
+  }  // consumers
+  // No CTA may leave while its peer can still multicast into its shared memory or arrive on its barriers.
+  if constexpr (CM > 1) cluster_sync();
 #endif
 }
 
@@ -463,18 +452,58 @@ static __global__ void dequant_kernel(const __nv_fp8_e4m3* q, float* out, int ro
   }
 }
 
-// Host launch of the warp-specialized kernel: `grid` CTAs (the tile count, or the SM count for the
-// persistent rung).
-template <int BN, Scaling S>
+// Host launch of the warp-specialized kernel: `grid` CTAs (the tile count, or a persistent grid). With
+// CM = 2 the launch carries a cluster dimension of 2 (cudaLaunchKernelEx) and `grid` must be even.
+template <int BN, Scaling S, int CM = 1, bool SE = false>
 inline void launch_gemm_ws(const CUtensorMap& ta, const CUtensorMap& tb, const GemmArgs& g, int grid, cudaStream_t s) {
   using Cfg = GemmConfig<BN, S>;
+  constexpr int smem = SE ? Cfg::kSmemBytesStaged : Cfg::kSmemBytes;
   static const bool attr_set = [] {
-    AIPE_CUDA(cudaFuncSetAttribute(gemm_ws_kernel<BN, S>, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kSmemBytes));
+    AIPE_CUDA(cudaFuncSetAttribute(gemm_ws_kernel<BN, S, CM, SE>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     return true;
   }();
   (void)attr_set;
-  gemm_ws_kernel<BN, S><<<grid, Cfg::kThreads, Cfg::kSmemBytes, s>>>(ta, tb, g);
-  AIPE_CHECK_LAUNCH();
+  if constexpr (CM == 1) {
+    gemm_ws_kernel<BN, S, 1, SE><<<grid, Cfg::kThreads, smem, s>>>(ta, tb, g);
+    AIPE_CHECK_LAUNCH();
+  } else {
+    cudaLaunchConfig_t cfg{};
+    cfg.gridDim = dim3(unsigned(grid));
+    cfg.blockDim = dim3(Cfg::kThreads);
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = s;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeClusterDimension;
+    attr[0].val.clusterDim.x = CM;
+    attr[0].val.clusterDim.y = 1;
+    attr[0].val.clusterDim.z = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+    AIPE_CUDA(cudaLaunchKernelEx(&cfg, gemm_ws_kernel<BN, S, CM, SE>, ta, tb, g));
+  }
+}
+
+// How many clusters of CM CTAs of this kernel can be resident at once (the persistent grid of the
+// cluster rung is that many clusters).
+template <int BN, Scaling S, int CM, bool SE = false>
+inline int max_active_clusters() {
+  using Cfg = GemmConfig<BN, S>;
+  constexpr int smem = SE ? Cfg::kSmemBytesStaged : Cfg::kSmemBytes;
+  AIPE_CUDA(cudaFuncSetAttribute(gemm_ws_kernel<BN, S, CM, SE>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = dim3(CM);
+  cfg.blockDim = dim3(Cfg::kThreads);
+  cfg.dynamicSmemBytes = smem;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeClusterDimension;
+  attr[0].val.clusterDim.x = CM;
+  attr[0].val.clusterDim.y = 1;
+  attr[0].val.clusterDim.z = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  int n = 0;
+  AIPE_CUDA(cudaOccupancyMaxActiveClusters(&n, gemm_ws_kernel<BN, S, CM, SE>, &cfg));
+  return n;
 }
 
 template <Scaling S>
