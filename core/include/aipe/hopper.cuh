@@ -117,7 +117,7 @@ __device__ __forceinline__ void mbar_arrive(std::uint64_t* bar) {
 // Default (.release.cta) semantics, as CUTLASS's ClusterBarrier uses to free a multicast slot: the arriving
 // thread only read the slot (through wgmma, already waited for), so no cluster-scope release is needed. It
 // matters: with .release.cluster on this arrive, ch10/gemm_bf16's cluster rung measured 362 TFLOP/s on the
-// H100 instead of 626 (each consumer's arrive stalls it once per K step).
+// H100 instead of 626 (presumably the cluster-scope release stalls each consumer once per K step).
 __device__ __forceinline__ void mbar_arrive_cluster(std::uint64_t* bar, std::uint32_t cta) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile(
