@@ -12,7 +12,11 @@
 //                    bulk_kib (chunk size), bulk_stages (chunks in flight per block), bulk_order
 //                    (round-robin or contiguous chunks per block), bulk_evict_first (L2 policy); the
 //                    defaults are the best of a sweep on an H100 against memcpy in the same run
-//   6 memcpy         cudaMemcpyAsync device-to-device: the library ceiling
+//   6 block_chunks   no persistent loop at all: one block per contiguous 16 KiB chunk (512 threads x
+//                    two 16-byte loads, both issued before either store, kept in program order by
+//                    volatile asm), tens of thousands of blocks: the hardware's block scheduler hands out
+//                    DRAM in address order, the way memcpy's own kernel does
+//   7 memcpy         cudaMemcpyAsync device-to-device: the library ceiling
 //
 // Problem: dst[i] = src[i], i < n. Default n = 256 Mi floats (1 GiB each way), far past the 50 MB L2.
 // Napkin math: bytes = 2 * 4 * n (read once, write once), 0 FLOPs. At ~3.0 TB/s a GiB copy takes
@@ -91,6 +95,41 @@ __global__ void copy_vec4_ilp(const float* __restrict__ src, float* __restrict__
   for (int k = 0; k < kIlp; ++k)  // the one partial tile (at most one per thread)
     if (base + k * blockDim.x < n4) d[base + k * blockDim.x] = s[base + k * blockDim.x];
   copy_tail(src, dst, n);
+}
+
+// ---- rung 6: one contiguous chunk per block ------------------------------------------------------
+constexpr int kChunkThreads = 512;
+constexpr int kChunkUnroll = 2;  // float4 per thread per chunk: 512 x 2 x 16 B = 16 KiB per block
+
+__device__ __forceinline__ float4 ld_ordered(const float4* p) {
+  float4 v;
+  asm volatile("ld.global.v4.f32 {%0,%1,%2,%3}, [%4];" : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w) : "l"(p));
+  return v;
+}
+__device__ __forceinline__ void st_ordered(float4* p, float4 v) {
+  asm volatile("st.global.v4.f32 [%0], {%1,%2,%3,%4};" ::"l"(p), "f"(v.x), "f"(v.y), "f"(v.z), "f"(v.w) : "memory");
+}
+
+__global__ void __launch_bounds__(kChunkThreads) copy_block_chunks(const float* __restrict__ src, float* __restrict__ dst,
+                                                                   std::size_t n) {
+  const std::size_t n4 = n / 4;
+  const float4* s = reinterpret_cast<const float4*>(src);
+  float4* d = reinterpret_cast<float4*>(dst);
+  const std::size_t base = blockIdx.x * std::size_t(kChunkThreads) * kChunkUnroll + threadIdx.x;
+  if (base + (kChunkUnroll - 1) * kChunkThreads < n4) {  // a full chunk: loads first, then stores
+    float4 v[kChunkUnroll];
+#pragma unroll
+    for (int k = 0; k < kChunkUnroll; ++k) v[k] = ld_ordered(s + base + k * kChunkThreads);
+#pragma unroll
+    for (int k = 0; k < kChunkUnroll; ++k) st_ordered(d + base + k * kChunkThreads, v[k]);
+  } else {  // the last, partial chunk
+    for (int k = 0; k < kChunkUnroll; ++k)
+      if (base + k * kChunkThreads < n4) d[base + k * kChunkThreads] = s[base + k * kChunkThreads];
+  }
+  if (blockIdx.x == 0) {  // the last n % 4 floats
+    const std::size_t i = 4 * n4 + threadIdx.x;
+    if (i < n) dst[i] = src[i];
+  }
 }
 
 // ---- rung 5: the bulk-copy engine through shared memory ------------------------------------------
@@ -278,6 +317,13 @@ class CopyLadder final : public aipe::Example {
            AIPE_CHECK_LAUNCH();
          }},
         tma,
+        {"block_chunks", "one contiguous 16 KiB chunk per block, no grid-stride loop: DRAM handed out in address order",
+         [this](cudaStream_t s) {
+           const std::size_t per_block = std::size_t(kChunkThreads) * kChunkUnroll;
+           const std::size_t blocks = std::max<std::size_t>(1, (n_ / 4 + per_block - 1) / per_block);
+           copy_block_chunks<<<static_cast<unsigned>(blocks), kChunkThreads, 0, s>>>(src_.get(), dst_.get(), n_);
+           AIPE_CHECK_LAUNCH();
+         }},
         {"memcpy", "cudaMemcpyAsync device-to-device: the copy-engine ceiling",
          [this](cudaStream_t s) {
            AIPE_CUDA(cudaMemcpyAsync(dst_.get(), src_.get(), n_ * sizeof(float), cudaMemcpyDeviceToDevice, s));

@@ -16,7 +16,10 @@
 //   7 single_pass            as vec4_many, but the last block to finish (atomic ticket after a
 //                            __threadfence) adds the partials in a fixed order and resets the ticket:
 //                            one launch, deterministic result
-//   8 cub                    cub::DeviceReduce::Sum (temporary storage allocated in setup): the library
+//   8 block_chunks           no persistent loop: one block per contiguous 16 KiB chunk (512 threads x two
+//                            16-byte loads in flight), tens of thousands of blocks handed DRAM in address
+//                            order by the block scheduler; the last block (ticket) adds the partials
+//   9 cub                    cub::DeviceReduce::Sum (temporary storage allocated in setup): the library
 //
 // Rungs 6-7 have three knobs (axes): `unroll` (float4 loads in flight per thread), `partition`
 // (grid-stride tiles or one contiguous range per block) and `blocks_per_sm`; the defaults are the best
@@ -212,6 +215,57 @@ __global__ void __launch_bounds__(kThreads) reduce_single_pass(const float* __re
   }
 }
 
+// ---- rung 8: one contiguous chunk per block, single pass ----------------------------------------
+constexpr int kChunkThreads = 512;
+constexpr int kChunkUnroll = 2;  // float4 per thread: 512 x 2 x 16 B = 16 KiB per block
+
+__device__ __forceinline__ float4 ld_ordered(const float4* p) {  // volatile: both loads issue before the adds
+  float4 v;
+  asm volatile("ld.global.v4.f32 {%0,%1,%2,%3}, [%4];" : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w) : "l"(p));
+  return v;
+}
+
+__global__ void __launch_bounds__(kChunkThreads) reduce_block_chunks(const float* __restrict__ in,
+                                                                     float* __restrict__ partial,
+                                                                     unsigned* __restrict__ ticket,
+                                                                     float* __restrict__ out, std::size_t n) {
+  __shared__ bool last;
+  const std::size_t n4 = n / 4;
+  const float4* in4 = reinterpret_cast<const float4*>(in);
+  const std::size_t base = blockIdx.x * std::size_t(kChunkThreads) * kChunkUnroll + threadIdx.x;
+  float acc = 0.f;
+  if (base + (kChunkUnroll - 1) * kChunkThreads < n4) {
+    float4 v[kChunkUnroll];
+#pragma unroll
+    for (int k = 0; k < kChunkUnroll; ++k) v[k] = ld_ordered(in4 + base + k * kChunkThreads);
+#pragma unroll
+    for (int k = 0; k < kChunkUnroll; ++k) acc += (v[k].x + v[k].y) + (v[k].z + v[k].w);
+  } else {
+    for (int k = 0; k < kChunkUnroll; ++k)
+      if (base + k * kChunkThreads < n4) {
+        const float4 v = in4[base + k * kChunkThreads];
+        acc += (v.x + v.y) + (v.z + v.w);
+      }
+  }
+  if (blockIdx.x == 0 && 4 * n4 + threadIdx.x < n) acc += in[4 * n4 + threadIdx.x];  // the last n % 4 floats
+  const float s = block_sum(acc);
+  if (threadIdx.x == 0) {
+    partial[blockIdx.x] = s;
+    __threadfence();
+    last = atomicAdd(ticket, 1u) == gridDim.x - 1;
+  }
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  float v = 0.f;
+  for (unsigned i = threadIdx.x; i < gridDim.x; i += blockDim.x) v += __ldcg(partial + i);
+  v = block_sum(v);
+  if (threadIdx.x == 0) {
+    *out = v;
+    *ticket = 0;
+  }
+}
+
 class Reduction final : public aipe::Example {
  public:
   aipe::ExampleInfo info() const override {
@@ -261,6 +315,12 @@ class Reduction final : public aipe::Example {
                                                               contiguous_);
            AIPE_CHECK_LAUNCH();
          }},
+        {"block_chunks", "one contiguous 16 KiB chunk per block, no persistent loop; last block adds the partials",
+         [this](cudaStream_t s) {
+           reduce_block_chunks<<<chunk_blocks_, kChunkThreads, 0, s>>>(in_.get(), chunk_partial_.get(), ticket_.get(),
+                                                                      out_.get(), n_);
+           AIPE_CHECK_LAUNCH();
+         }},
         {"cub", "cub::DeviceReduce::Sum",
          [this](cudaStream_t s) {
            std::size_t bytes = temp_.size();
@@ -292,6 +352,11 @@ class Reduction final : public aipe::Example {
     if (ctx.size("blocks_per_sm") > 0) per_sm = std::min<int>(per_sm, static_cast<int>(ctx.size("blocks_per_sm")));
     grid_ = static_cast<unsigned>(std::max(1, per_sm) * ctx.device().sm_count);
     partial_ = aipe::DeviceBuffer<float>(grid_);
+    const std::size_t per_chunk = std::size_t(kChunkThreads) * kChunkUnroll;
+    const std::size_t chunks = std::max<std::size_t>(1, (n_ / 4 + per_chunk - 1) / per_chunk);
+    if (chunks > 0x7fffffffu) throw aipe::BadInput("n is too large for one block per 16 KiB chunk");
+    chunk_blocks_ = static_cast<unsigned>(chunks);
+    chunk_partial_ = aipe::DeviceBuffer<float>(chunks);
     ticket_ = aipe::DeviceBuffer<unsigned>(1);
     AIPE_CUDA(cudaMemsetAsync(ticket_.get(), 0, sizeof(unsigned), s));
     std::size_t temp_bytes = 0;
@@ -337,11 +402,11 @@ class Reduction final : public aipe::Example {
   }
 
   std::size_t n_ = 0;
-  unsigned grid_ = 1;
+  unsigned grid_ = 1, chunk_blocks_ = 1;
   int unroll_ = 4;
   bool contiguous_ = false;
   double ref_ = 0;
-  aipe::DeviceBuffer<float> in_, out_, scratch_a_, scratch_b_, partial_;
+  aipe::DeviceBuffer<float> in_, out_, scratch_a_, scratch_b_, partial_, chunk_partial_;
   aipe::DeviceBuffer<unsigned> ticket_;
   aipe::DeviceBuffer<unsigned char> temp_;
 };
