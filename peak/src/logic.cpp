@@ -51,6 +51,17 @@ double nvlink_gbps_per_direction(int version, int links) {
   return per_link * links;
 }
 
+int nvlink_major_from_nvml(unsigned v) {
+  switch (v) {
+    case 1: return 1;
+    case 2: case 3: return 2;
+    case 4: case 5: return 3;
+    case 6: return 4;
+    case 7: return 5;
+    default: return 0;
+  }
+}
+
 double smem_spec_gbps(const DeviceInfo& d) {
   return 32.0 * 4.0 * d.sm_count * (d.max_sm_clock_khz * 1e3) / 1e9;
 }

@@ -214,7 +214,8 @@ GpuSystemInfo query_gpu_system(const DeviceInfo& d, const std::string& sysfs_roo
       if (active) {
         ++s.links_active;
         unsigned v = 0;
-        if (s.version == 0 && n.nvlink_version && n.nvlink_version(h, l, &v) == NVML_SUCCESS) s.version = static_cast<int>(v);
+        if (s.version == 0 && n.nvlink_version && n.nvlink_version(h, l, &v) == NVML_SUCCESS)
+          s.version = peak::nvlink_major_from_nvml(v);
       }
     }
     g.nvlink = s.links_total ? Maybe<NvLinkState>::of(s)

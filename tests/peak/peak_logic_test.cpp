@@ -144,6 +144,13 @@ TEST(PeakLinks, NvLink) {
   EXPECT_DOUBLE_EQ(nvlink_gbps_per_direction(5, 18), 900);  // B200: 1.8 TB/s total
   EXPECT_EQ(nvlink_gbps_per_direction(4, 0), 0);
   EXPECT_EQ(nvlink_gbps_per_direction(1, 4), 0);
+  // NVML answers with its enum, not the major version: an H100 (NVLink 4) answers 6.
+  EXPECT_EQ(nvlink_major_from_nvml(6), 4);
+  EXPECT_DOUBLE_EQ(nvlink_gbps_per_direction(nvlink_major_from_nvml(6), 18), 450);
+  EXPECT_EQ(nvlink_major_from_nvml(4), 3);
+  EXPECT_EQ(nvlink_major_from_nvml(7), 5);
+  EXPECT_EQ(nvlink_major_from_nvml(0), 0);
+  EXPECT_EQ(nvlink_major_from_nvml(42), 0);
 }
 
 TEST(PeakSweep, SizesSpanL1L2Dram) {

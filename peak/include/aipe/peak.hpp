@@ -73,6 +73,10 @@ double bidirectional_gbps(double bytes_a_to_b, double bytes_b_to_a, double ms);
 double pcie_gbps_per_direction(int gen, int width);
 // NVLink per direction: links x per-link rate (NVLink 2-4: 25 GB/s, NVLink 5: 50 GB/s). 0 when unknown.
 double nvlink_gbps_per_direction(int version, int links);
+// NVML's nvmlDeviceGetNvLinkVersion answers with its nvmlNvlinkVersion_t enum (1: 1.0, 2: 2.0, 3: 2.2,
+// 4: 3.0, 5: 3.1, 6: 4.0, 7: 5.0), not the major version: an H100 answers 6. Returns the major version
+// (0 when unknown).
+int nvlink_major_from_nvml(unsigned nvml_version);
 // Shared-memory bandwidth from the data sheet: 32 banks x 4 B per clock per SM.
 double smem_spec_gbps(const DeviceInfo& d);
 
