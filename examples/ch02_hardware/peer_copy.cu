@@ -66,6 +66,7 @@ class PeerCopy final : public aipe::Example {
     AIPE_CUDA(cudaDeviceCanAccessPeer(&back, b_, a_));
     if (back) enable_peer(b_, a_);
 
+    AIPE_CUDA(cudaSetDevice(a_));  // src on A, dst on B: a peer copy must cross the link
     src_ = aipe::DeviceBuffer<float>(n_);
     aipe::fill_uniform(src_.get(), n_, aipe::sub_seed(ctx.seed(), 1), -1.f, 1.f, ctx.stream());
     staging_ = aipe::PinnedBuffer<float>(n_);
@@ -92,11 +93,16 @@ class PeerCopy final : public aipe::Example {
   }
 
  private:
+  // Enables `from`'s access to `to`'s memory and restores the current device (so the caller's
+  // allocations land on the GPU it expects).
   static void enable_peer(int from, int to) {
+    int current = 0;
+    AIPE_CUDA(cudaGetDevice(&current));
     AIPE_CUDA(cudaSetDevice(from));
     const cudaError_t e = cudaDeviceEnablePeerAccess(to, 0);
     if (e == cudaErrorPeerAccessAlreadyEnabled) cudaGetLastError();
     else AIPE_CUDA(e);
+    AIPE_CUDA(cudaSetDevice(current));
   }
 
   // Chunk c: D2H on A's stream, then (after that chunk's event) H2D on B's stream; A's stream finally
