@@ -40,10 +40,16 @@ int RunReport::skipped() const {
 namespace {
 
 // Only honestly timed rungs take part in comparisons: chapter 1's deliberately wrong timings don't.
-bool comparable(const Result& r) {
+}  // namespace
+
+bool honestly_timed(const Result& r) {
   return r.status == Status::passed && r.timed && (r.timing == "standard" || r.timing == "standard_no_flush") &&
-         r.median_ms > 0;
+         !r.component && r.median_ms > 0;
 }
+
+namespace {
+
+bool comparable(const Result& r) { return honestly_timed(r); }
 bool is_library(const std::string& v) {
   return v == "memcpy" || v == "cub" || v == "cublas" || v == "cublaslt" || v == "cudnn" || v == "nccl";
 }
@@ -270,6 +276,7 @@ void to_json(nlohmann::json& j, const Result& r) {
                      {"reason", r.reason},
                      {"note", r.note},
                      {"timing", r.timing},
+                     {"component", r.component},
                      {"max_abs_error", finite(r.max_abs_error)},
                      {"max_rel_error", finite(r.max_rel_error)},
                      {"norm_rel_error", finite(r.norm_rel_error)},
@@ -304,6 +311,7 @@ void from_json(const nlohmann::json& j, Result& r) {
   r.reason = j.value("reason", "");
   r.note = j.value("note", "");
   r.timing = j.value("timing", "standard");
+  r.component = j.value("component", false);
   r.max_abs_error = num_at(j, "max_abs_error");
   r.max_rel_error = num_at(j, "max_rel_error");
   r.norm_rel_error = num_at(j, "norm_rel_error");

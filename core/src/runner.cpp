@@ -148,6 +148,7 @@ RunReport run_examples(const std::vector<const RegistryEntry*>& selected, const 
       r.summary = v.summary;
       r.sizes = sizes;
       r.timing = v.timing == Timing::standard && !v.flush_l2 ? "standard_no_flush" : to_string(v.timing);
+      r.component = v.component;
       return r;
     };
     auto fail_all = [&](Status st, const std::string& why) {

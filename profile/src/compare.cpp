@@ -33,7 +33,7 @@ int Comparison::improvements() const {
 }
 
 namespace {
-bool honest(const Result& r) { return r.status == Status::passed && r.timed && r.timing == "standard" && r.median_ms > 0; }
+bool honest(const Result& r) { return honestly_timed(r); }
 }  // namespace
 
 Comparison compare(const RunReport& a, const RunReport& b, const CompareOptions& o) {

@@ -34,7 +34,7 @@ std::string f(const char* fmt, double v) {
 }
 
 bool placed(const Result& r) { return r.status == Status::passed && r.timed && r.median_ms > 0; }
-bool honest(const Result& r) { return placed(r) && r.timing == "standard"; }
+bool honest(const Result& r) { return placed(r) && honestly_timed(r); }
 
 const char* kPalette[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf",
                           "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22"};

@@ -118,6 +118,17 @@ TEST(Report, DishonestTimingsAreNotComparedOrBaseline) {
   EXPECT_DOUBLE_EQ(r.results[1].speedup_vs_baseline, 1.0) << "vec4 becomes the baseline";
 }
 
+TEST(Report, ComponentRungsAreNeverBaselineOrCompared) {
+  RunReport r = fixture();
+  r.results[0].component = true;  // e.g. "the transfers alone": a floor, not a solution
+  compute_speedups(r.results);
+  EXPECT_EQ(r.results[0].speedup_vs_baseline, 0);
+  EXPECT_DOUBLE_EQ(r.results[1].speedup_vs_baseline, 1.0) << "the next rung becomes the baseline";
+  EXPECT_FALSE(honestly_timed(r.results[0]));
+  r.results[1].timing = "standard_no_flush";
+  EXPECT_TRUE(honestly_timed(r.results[1]));
+}
+
 TEST(Report, GeomeansUseTheBestOwnRung) {
   const Geomeans g = geomeans(fixture().results);
   EXPECT_EQ(g.n_baseline, 1);

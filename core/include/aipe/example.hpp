@@ -61,6 +61,9 @@ struct Variant {
   // rungs: the flush keeps the GPU busy while the launch is queued). Reported as timing
   // "standard_no_flush".
   bool flush_l2 = true;
+  // A component measured for comparison (e.g. the transfers alone, to give an overlapped pipeline its
+  // ideal), not a solution of the whole problem: never the baseline, the best rung or in a ratio.
+  bool component = false;
   double budget_s = 0;  // per-variant sampling budget (0: the run's default), for slow naive rungs
   Requirements requires_;  // extra requirements of this rung only
   // Returns a reason to skip this rung on this device/problem, or "" to run it.

@@ -27,6 +27,7 @@ struct Result {
   std::string reason;       // why failed / skipped; empty when passed
   std::string note;         // a warning on a passed result (e.g. the blocking kernel timed out)
   std::string timing;       // how it was timed (Timing name)
+  bool component = false;   // a partial measurement (Variant::component): not compared
   // verification
   double max_abs_error = 0;
   double max_rel_error = 0;
@@ -75,6 +76,10 @@ struct Geomeans {
   int n_library = 0;
 };
 Geomeans geomeans(const std::vector<Result>& results);
+
+// Passed, timed by the standard method (with or without the L2 flush), not a component: the results
+// that take part in baselines, best rungs and ratios.
+bool honestly_timed(const Result& r);
 
 // Fills speedups and the baseline/library ratios within each example.
 void compute_speedups(std::vector<Result>& results);
