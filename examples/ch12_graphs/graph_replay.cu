@@ -13,7 +13,7 @@
 //   3 graph_replay    the chain captured once in setup (stream capture -> cudaGraphInstantiate) and
 //                     replayed with one cudaGraphLaunch, timed from an idle stream like rung 1: one host
 //                     call, and the GPU front end walks a pre-built chain of kernel nodes.
-// Metric: `us_per_kernel` = median / kernels. Target (issue 6): graph_replay <= 0.5 x stream_launch.
+// Metric: `us_per_kernel` = median / kernels. Goal: graph_replay <= 0.5 x stream_launch.
 //
 // Reference: the same fmaf chain on the CPU with std::fma: exact match (a_j in [0.5, 1), b_j small, so the
 // values stay bounded). Napkin math: DRAM minimum 8n bytes (x read, y written); the chain's traffic stays in
@@ -51,7 +51,7 @@ class GraphReplay final : public aipe::Example {
             "pre-validated list of kernel nodes. Per kernel, replay costs a fraction of a stream launch; the "
             "gap is largest when the host is on the critical path, which is the case graphs exist for.",
             {{"n", 4096, 4096, 3001, "elements of the vector each kernel updates", 1, 1 << 26},
-             {"kernels", 128, 128, 101, "kernels in the chain (>= 100 for the issue's target)", 1, 100000}},
+             {"kernels", 128, 128, 101, "kernels in the chain (>= 100 for the goal of <= 0.5x)", 1, 100000}},
             {}};
   }
 
