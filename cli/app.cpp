@@ -267,6 +267,31 @@ std::string g_command_line = "aipe";
 
 }  // namespace
 
+void add_selection_options(CLI::App* c, Selection& s, const char* verb) {
+  c->add_option("patterns", s.patterns, "ids, chapter prefixes (ch07) or globs")->required();
+  c->add_option("--variant", s.variants, std::string(verb) + " only these variants (repeatable)");
+  c->add_option("--size", s.sizes, "override a size: NAME=VALUE (repeatable)");
+  c->add_flag("--quick", s.quick, "smaller sizes");
+  c->add_flag("--small", s.small, "the small, awkward test sizes");
+  c->add_option("--seed", s.seed, "seed of the random inputs");
+  c->add_option("--device", s.device, "GPU ordinal")->check(CLI::NonNegativeNumber);
+  c->add_flag("--no-progress", s.no_progress, "no progress lines on stderr");
+}
+
+void check_patterns(const std::vector<std::string>& patterns) { select(patterns); }
+
+std::vector<std::string> run_args(const Selection& s) {
+  std::vector<std::string> args = {"run"};
+  args.insert(args.end(), s.patterns.begin(), s.patterns.end());
+  for (const auto& v : s.variants) args.insert(args.end(), {"--variant", v});
+  for (const auto& z : s.sizes) args.insert(args.end(), {"--size", z});
+  if (s.quick) args.push_back("--quick");
+  if (s.small) args.push_back("--small");
+  if (s.no_progress) args.push_back("--no-progress");
+  args.insert(args.end(), {"--seed", std::to_string(s.seed), "--device", std::to_string(s.device)});
+  return args;
+}
+
 std::vector<CommandSpec>& commands() {
   static std::vector<CommandSpec> c;
   return c;

@@ -7,7 +7,7 @@
 
 namespace aipe::cli {
 
-enum Exit : int { kOk = 0, kFailed = 1, kUsage = 2, kNoGpu = 3 };
+enum Exit : int { kOk = 0, kFailed = 1, kUsage = 2, kNoGpu = 3, kToolMissing = 4 /* ncu or CUPTI absent */ };
 
 int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 

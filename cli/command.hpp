@@ -1,6 +1,7 @@
 // CLI subcommands register themselves, like examples: a new command is one new file in cli/.
 #pragma once
 #include <CLI/CLI.hpp>
+#include <cstdint>
 #include <functional>
 #include <ostream>
 #include <string>
@@ -29,6 +30,21 @@ struct CommandRegistrar {
 
 // The full command line, for reports.
 const std::string& command_line();
+
+// The example selection that `profile` and `trace` share with `run`: they re-enter `aipe run` with
+// these options, so patterns, variants and sizes are validated in one place.
+struct Selection {
+  std::vector<std::string> patterns, variants, sizes;
+  bool quick = false, small = false, no_progress = false;
+  std::uint64_t seed = 0x5eed;
+  int device = 0;
+};
+void add_selection_options(CLI::App* c, Selection& s, const char* verb);
+// Throws UsageError (exit 2, with the nearest ids) when a pattern matches no example: commands check
+// this before looking for their tools, so a typo is reported as a typo.
+void check_patterns(const std::vector<std::string>& patterns);
+// `aipe run` arguments for a selection (the caller appends its own options).
+std::vector<std::string> run_args(const Selection& s);
 
 }  // namespace aipe::cli
 

@@ -21,15 +21,10 @@ namespace {
 namespace fs = std::filesystem;
 using namespace aipe::profile;
 
-constexpr int kToolMissing = 4;
 constexpr const char* kRange = "aipe_profile";
 
-struct ProfileArgs {
-  std::vector<std::string> patterns, variants, sizes;
+struct ProfileArgs : Selection {
   std::string metrics = "default", json, raw_dir;
-  bool quick = false, small = false, no_progress = false;
-  std::uint64_t seed = 0x5eed;
-  int device = 0;
 };
 
 std::string cell(const char* fmt, double v) {
@@ -103,6 +98,7 @@ int cmd_profile(const ProfileArgs& a, std::ostream& out, std::ostream& err) {
   if (a.metrics != "default" && a.metrics != "full")
     throw UsageError("--metrics must be 'default' or 'full', not '" + a.metrics + "'");
   if (a.quick && a.small) throw UsageError("--quick and --small are exclusive");
+  check_patterns(a.patterns);
   std::unique_ptr<std::ofstream> jf;
   if (!a.json.empty() && a.json != "-") {
     jf = std::make_unique<std::ofstream>(a.json);
@@ -121,15 +117,9 @@ int cmd_profile(const ProfileArgs& a, std::ostream& out, std::ostream& err) {
   if (!a.raw_dir.empty()) fs::create_directories(a.raw_dir);
 
   // 1. The harness: verified and timed as `aipe run` would.
-  std::vector<std::string> args = {"run"};
-  args.insert(args.end(), a.patterns.begin(), a.patterns.end());
-  for (const auto& v : a.variants) args.insert(args.end(), {"--variant", v});
-  for (const auto& s : a.sizes) args.insert(args.end(), {"--size", s});
-  if (a.quick) args.push_back("--quick");
-  if (a.small) args.push_back("--small");
-  if (a.no_progress) args.push_back("--no-progress");
+  std::vector<std::string> args = run_args(a);
   const std::string harness_json = (tmp / "harness.json").string();
-  args.insert(args.end(), {"--seed", std::to_string(a.seed), "--device", std::to_string(a.device), "--json", harness_json});
+  args.insert(args.end(), {"--json", harness_json});
   std::ostringstream harness_table;
   const int hrc = run(args, harness_table, err);
   if (hrc == kUsage || hrc == kNoGpu) return hrc;
@@ -195,17 +185,10 @@ int cmd_profile(const ProfileArgs& a, std::ostream& out, std::ostream& err) {
 CLI::App* add_profile(CLI::App& app, Action& action) {
   auto* c = app.add_subcommand("profile", "time, then re-run each variant once under Nsight Compute (ncu)");
   auto a = std::make_shared<ProfileArgs>();
-  c->add_option("patterns", a->patterns, "ids, chapter prefixes (ch07) or globs")->required();
-  c->add_option("--variant", a->variants, "profile only these variants (repeatable)");
-  c->add_option("--size", a->sizes, "override a size: NAME=VALUE (repeatable)");
+  add_selection_options(c, *a, "profile");
   c->add_option("--metrics", a->metrics, "default (a few sections, fast) or full (ncu --set full)");
   c->add_option("--json", a->json, "write the results, with the ncu numbers as ncu_* metrics, as JSON to FILE");
   c->add_option("--raw-dir", a->raw_dir, "keep ncu's raw CSV of each variant in DIR");
-  c->add_flag("--quick", a->quick, "smaller sizes");
-  c->add_flag("--small", a->small, "the small, awkward test sizes");
-  c->add_option("--seed", a->seed, "seed of the random inputs");
-  c->add_option("--device", a->device, "GPU ordinal")->check(CLI::NonNegativeNumber);
-  c->add_flag("--no-progress", a->no_progress, "no progress lines on stderr");
   action = [a](std::ostream& out, std::ostream& err) { return cmd_profile(*a, out, err); };
   return c;
 }

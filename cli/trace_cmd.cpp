@@ -17,18 +17,14 @@ namespace aipe::cli {
 namespace {
 
 using namespace aipe::profile;
-constexpr int kToolMissing = 4;
 
-struct TraceArgs {
-  std::vector<std::string> patterns, variants, sizes;
+struct TraceArgs : Selection {
   std::string output = "trace.json";
   int launches = 3;
-  bool quick = false, small = false, no_progress = false;
-  std::uint64_t seed = 0x5eed;
-  int device = 0;
 };
 
 int cmd_trace(const TraceArgs& a, std::ostream& out, std::ostream& err) {
+  check_patterns(a.patterns);
   std::ofstream f(a.output);
   if (!f) throw UsageError("cannot write '" + a.output + "'");
   if (auto no = gpu_unavailable_reason()) {
@@ -41,15 +37,8 @@ int cmd_trace(const TraceArgs& a, std::ostream& out, std::ostream& err) {
     return kToolMissing;
   }
   CuptiTracer tracer;  // before the first CUDA or NVTX call of the run
-  std::vector<std::string> args = {"run"};
-  args.insert(args.end(), a.patterns.begin(), a.patterns.end());
-  for (const auto& v : a.variants) args.insert(args.end(), {"--variant", v});
-  for (const auto& s : a.sizes) args.insert(args.end(), {"--size", s});
-  if (a.quick) args.push_back("--quick");
-  if (a.small) args.push_back("--small");
-  if (a.no_progress) args.push_back("--no-progress");
-  args.insert(args.end(), {"--seed", std::to_string(a.seed), "--device", std::to_string(a.device), "--profile-launches",
-                           std::to_string(a.launches)});
+  std::vector<std::string> args = run_args(a);
+  args.insert(args.end(), {"--profile-launches", std::to_string(a.launches)});
   tracer.start();
   std::ostringstream table;
   const int rc = run(args, table, err);
@@ -83,17 +72,10 @@ int cmd_trace(const TraceArgs& a, std::ostream& out, std::ostream& err) {
 CLI::App* add_trace(CLI::App& app, Action& action) {
   auto* c = app.add_subcommand("trace", "timeline of kernels, copies and NVTX ranges (CUPTI) as Chrome trace JSON");
   auto a = std::make_shared<TraceArgs>();
-  c->add_option("patterns", a->patterns, "ids, chapter prefixes (ch07) or globs")->required();
+  add_selection_options(c, *a, "trace");
   c->add_option("-o,--output", a->output, "trace file to write (default trace.json)");
   c->add_option("--launches", a->launches, "launches of each variant after its verification (default 3)")
       ->check(CLI::Range(1, 1000));
-  c->add_option("--variant", a->variants, "trace only these variants (repeatable)");
-  c->add_option("--size", a->sizes, "override a size: NAME=VALUE (repeatable)");
-  c->add_flag("--quick", a->quick, "smaller sizes");
-  c->add_flag("--small", a->small, "the small, awkward test sizes");
-  c->add_option("--seed", a->seed, "seed of the random inputs");
-  c->add_option("--device", a->device, "GPU ordinal")->check(CLI::NonNegativeNumber);
-  c->add_flag("--no-progress", a->no_progress, "no progress lines on stderr");
   action = [a](std::ostream& out, std::ostream& err) { return cmd_trace(*a, out, err); };
   return c;
 }

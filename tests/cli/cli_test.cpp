@@ -77,6 +77,14 @@ TEST(Cli, BadSizesAreUsageErrors) {
   EXPECT_EQ(r.code, 2);
 }
 
+TEST(Cli, ProfileAndTraceReportAnUnknownExampleBeforeAnyMissingTool) {
+  for (const char* cmd : {"profile", "trace"}) {
+    const Out r = run({cmd, "ch01/batched_gem"});
+    EXPECT_EQ(r.code, 2) << cmd << ": " << r.err;
+    EXPECT_NE(r.err.find("did you mean: ch01/batched_gemm"), std::string::npos) << r.err;
+  }
+}
+
 TEST(Cli, UnknownVariantNamesTheNearest) {
   const Out r = run({"run", "ch01/batched_gemm", "--variant", "strided_batch"});
   EXPECT_EQ(r.code, 2);
