@@ -1,5 +1,7 @@
 #include "aipe/report.hpp"
 
+#include "aipe/example.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -37,11 +39,8 @@ int RunReport::skipped() const {
   return static_cast<int>(std::count_if(results.begin(), results.end(), [](const Result& r) { return r.status == Status::skipped; }));
 }
 
-namespace {
-
-// Only honestly timed rungs take part in comparisons: chapter 1's deliberately wrong timings don't.
-}  // namespace
-
+// Only honestly timed rungs take part in comparisons: chapter 1's deliberately wrong timings and
+// component rungs don't.
 bool honestly_timed(const Result& r) {
   return r.status == Status::passed && r.timed && (r.timing == "standard" || r.timing == "standard_no_flush") &&
          !r.component && r.median_ms > 0;
@@ -49,10 +48,7 @@ bool honestly_timed(const Result& r) {
 
 namespace {
 
-bool comparable(const Result& r) { return honestly_timed(r); }
-bool is_library(const std::string& v) {
-  return v == "memcpy" || v == "cub" || v == "cublas" || v == "cublaslt" || v == "cudnn" || v == "nccl";
-}
+bool is_library(const std::string& v) { return is_library_variant(v); }
 
 // Consecutive results of one example.
 template <class F>
@@ -73,14 +69,14 @@ void compute_speedups(std::vector<Result>& rs) {
     const Result* base = nullptr;
     const Result* lib = nullptr;
     for (std::size_t k = b; k < e; ++k) {
-      if (!comparable(rs[k])) continue;
+      if (!honestly_timed(rs[k])) continue;
       if (!base) base = &rs[k];
       if (!lib && is_library(rs[k].variant)) lib = &rs[k];
     }
     const double base_ms = base ? base->median_ms : 0, lib_ms = lib ? lib->median_ms : 0;
     for (std::size_t k = b; k < e; ++k) {
-      rs[k].speedup_vs_baseline = comparable(rs[k]) && base_ms > 0 ? base_ms / rs[k].median_ms : 0;
-      rs[k].speedup_vs_library = comparable(rs[k]) && lib_ms > 0 ? lib_ms / rs[k].median_ms : 0;
+      rs[k].speedup_vs_baseline = honestly_timed(rs[k]) && base_ms > 0 ? base_ms / rs[k].median_ms : 0;
+      rs[k].speedup_vs_library = honestly_timed(rs[k]) && lib_ms > 0 ? lib_ms / rs[k].median_ms : 0;
     }
   });
 }
@@ -94,7 +90,7 @@ Geomeans geomeans(const std::vector<Result>& results) {
     const Result* best_own = nullptr;  // best rung that is not the library
     int timed = 0;
     for (std::size_t k = b; k < e; ++k) {
-      if (!comparable(rs[k])) continue;
+      if (!honestly_timed(rs[k])) continue;
       ++timed;
       if (!best || rs[k].median_ms < best->median_ms) best = &rs[k];
       if (!is_library(rs[k].variant) && (!best_own || rs[k].median_ms < best_own->median_ms)) best_own = &rs[k];
