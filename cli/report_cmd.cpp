@@ -1,8 +1,10 @@
 // aipe report RESULTS.json...: an HTML page (roofline, speedup bars, table) and/or Markdown.
+#include <algorithm>
 #include <fstream>
 #include <memory>
 
 #include "aipe/profile/html_report.hpp"
+#include "aipe/registry.hpp"
 #include "aipe/report.hpp"
 #include "app.hpp"
 #include "command.hpp"
@@ -13,7 +15,7 @@ namespace {
 using namespace aipe::profile;
 
 struct ReportArgs {
-  std::vector<std::string> inputs;
+  std::vector<std::string> inputs, examples;
   std::string html, markdown;
   bool summary = false;
 };
@@ -33,7 +35,13 @@ std::vector<NamedReport> read_reports(const std::vector<std::string>& paths) {
 }
 
 int cmd_report(const ReportArgs& a, std::ostream& out, std::ostream&) {
-  const auto reports = read_reports(a.inputs);
+  auto reports = read_reports(a.inputs);
+  if (!a.examples.empty()) {
+    for (auto& r : reports)
+      std::erase_if(r.report.results, [&](const Result& x) {
+        return std::none_of(a.examples.begin(), a.examples.end(), [&](const std::string& p) { return id_matches(p, x.example); });
+      });
+  }
   auto open = [](const std::string& p) {
     auto f = std::make_unique<std::ofstream>(p);
     if (!*f) throw UsageError("cannot write '" + p + "'");
@@ -60,6 +68,7 @@ CLI::App* add_report(CLI::App& app, Action& action) {
   c->add_option("results", a->inputs, "results files written by 'aipe run --json'")->required();
   c->add_option("--html", a->html, "write the HTML page (roofline, speedups, table) to FILE ('-' for stdout)");
   c->add_option("--markdown", a->markdown, "write Markdown to FILE ('-' for stdout)");
+  c->add_option("--examples", a->examples, "only these examples: ids, chapter prefixes (ch07) or globs (repeatable)");
   c->add_flag("--summary", a->summary, "Markdown: one row per example only (what README's results block holds)");
   action = [a](std::ostream& out, std::ostream& err) { return cmd_report(*a, out, err); };
   return c;

@@ -69,23 +69,18 @@ bool glob_match(const std::string& p, const std::string& t) {
   return i == p.size();
 }
 
+bool id_matches(const std::string& pattern, const std::string& id) {
+  if (pattern.find_first_of("*?") != std::string::npos) return glob_match(pattern, id);
+  if (pattern.empty() || pattern == "all") return true;
+  // Exact id, or a prefix that ends at a '/' boundary ("ch07", "ch07/").
+  return id == pattern || (id.size() > pattern.size() && id.compare(0, pattern.size(), pattern) == 0 &&
+                           (pattern.back() == '/' || id[pattern.size()] == '/'));
+}
+
 std::vector<const RegistryEntry*> Registry::match(const std::string& pattern) const {
   std::vector<const RegistryEntry*> out;
-  const bool glob = pattern.find_first_of("*?") != std::string::npos;
-  for (const auto& e : entries_) {
-    const std::string& id = e.info.id;
-    bool ok;
-    if (glob) {
-      ok = glob_match(pattern, id);
-    } else if (pattern.empty() || pattern == "all") {
-      ok = true;
-    } else {
-      // Exact id, or a prefix that ends at a '/' boundary ("ch07", "ch07/").
-      ok = id == pattern || (id.size() > pattern.size() && id.compare(0, pattern.size(), pattern) == 0 &&
-                             (pattern.back() == '/' || id[pattern.size()] == '/'));
-    }
-    if (ok) out.push_back(&e);
-  }
+  for (const auto& e : entries_)
+    if (id_matches(pattern, e.info.id)) out.push_back(&e);
   return out;
 }
 

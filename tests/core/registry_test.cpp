@@ -65,6 +65,16 @@ TEST(Registry, SuggestsNearestIds) {
   EXPECT_TRUE(Registry::instance().suggest("zzzzzzzzzzzzzzzzzzzzzz").empty());
 }
 
+TEST(Registry, IdMatchesIsTheMatchRule) {
+  EXPECT_TRUE(id_matches("ch07", "ch07/copy"));
+  EXPECT_TRUE(id_matches("ch07/", "ch07/copy"));
+  EXPECT_FALSE(id_matches("ch0", "ch07/copy"));
+  EXPECT_FALSE(id_matches("ch07/co", "ch07/copy"));
+  EXPECT_TRUE(id_matches("*copy", "ch07/copy"));
+  EXPECT_TRUE(id_matches("all", "ch07/copy"));
+  EXPECT_TRUE(id_matches("ch07/copy", "ch07/copy"));
+}
+
 TEST(Registry, GlobMatcher) {
   EXPECT_TRUE(glob_match("*", ""));
   EXPECT_TRUE(glob_match("a*c", "abbbc"));

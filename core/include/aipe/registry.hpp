@@ -37,6 +37,9 @@ class Registry {
 };
 
 bool valid_example_id(const std::string& id);
+// Whether an example id matches a pattern as Registry::match reads it: an exact id, "all" or "", a
+// prefix ending at a '/' boundary ("ch07", "ch07/"), or a glob with '*' and '?'.
+bool id_matches(const std::string& pattern, const std::string& id);
 bool glob_match(const std::string& pattern, const std::string& text);
 std::size_t edit_distance(const std::string& a, const std::string& b);
 
