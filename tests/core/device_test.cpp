@@ -4,26 +4,13 @@
 
 #include <nlohmann/json.hpp>
 
-using namespace aipe;
+#include "fixtures/devices.hpp"
 
-namespace {
-// Properties as an H100 SXM5 80GB reports them (CUDA 13, driver 580).
-DeviceInfo h100() {
-  DeviceInfo d;
-  d.name = "NVIDIA H100 80GB HBM3";
-  d.cc_major = 9;
-  d.cc_minor = 0;
-  d.sm_count = 132;
-  d.max_sm_clock_khz = 1980000;
-  d.mem_clock_khz = 2619000;
-  d.bus_width_bits = 5120;
-  d.l2_bytes = 52428800;
-  return d;
-}
-}  // namespace
+using namespace aipe;
+using aipe::fixtures::h100_sxm;
 
 TEST(SpecPeaks, H100) {
-  const SpecPeaks p = derive_spec_peaks(h100());
+  const SpecPeaks p = derive_spec_peaks(h100_sxm());
   EXPECT_TRUE(p.known_arch);
   EXPECT_NEAR(p.dram_gbps, 3352.3, 0.1);                     // 2 x 2619 MHz x 640 B
   EXPECT_NEAR(p.fp32_tflops, 256 * 132 * 1.98e9 / 1e12, 1e-9);  // 66.9
@@ -35,7 +22,7 @@ TEST(SpecPeaks, H100) {
 }
 
 TEST(SpecPeaks, UnknownArchKeepsBandwidthOnly) {
-  DeviceInfo d = h100();
+  DeviceInfo d = h100_sxm();
   d.cc_major = 42;
   const SpecPeaks p = derive_spec_peaks(d);
   EXPECT_FALSE(p.known_arch);
@@ -45,7 +32,7 @@ TEST(SpecPeaks, UnknownArchKeepsBandwidthOnly) {
 }
 
 TEST(DeviceInfo, JsonRoundTrip) {
-  DeviceInfo d = h100();
+  DeviceInfo d = h100_sxm();
   d.uuid = "GPU-01234567-89ab-cdef-0123-456789abcdef";
   const nlohmann::json j = d;
   EXPECT_EQ(j.at("compute_capability"), "9.0");

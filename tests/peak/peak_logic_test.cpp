@@ -11,56 +11,13 @@
 #include "aipe/ceilings.hpp"
 #include "aipe/peak.hpp"
 #include "aipe/sysinfo.hpp"
+#include "fixtures/devices.hpp"
 
 using namespace aipe;
 using namespace aipe::peak;
+using namespace aipe::fixtures;
 
 namespace {
-
-// Properties as cudaGetDeviceProperties reports them (clock and memory clock in kHz).
-DeviceInfo h100_sxm() {  // NVIDIA H100 80GB HBM3, CUDA 13 / driver 580
-  DeviceInfo d;
-  d.name = "NVIDIA H100 80GB HBM3";
-  d.cc_major = 9, d.cc_minor = 0;
-  d.sm_count = 132;
-  d.max_sm_clock_khz = 1980000;
-  d.mem_clock_khz = 2619000;
-  d.bus_width_bits = 5120;
-  d.l2_bytes = 52428800;
-  d.max_threads_per_sm = 2048;
-  return d;
-}
-DeviceInfo h200() {  // NVIDIA H200 (141 GB HBM3e)
-  DeviceInfo d = h100_sxm();
-  d.name = "NVIDIA H200";
-  d.mem_clock_khz = 3201000;
-  d.bus_width_bits = 6144;
-  return d;
-}
-DeviceInfo a100_sxm_80() {  // NVIDIA A100-SXM4-80GB
-  DeviceInfo d;
-  d.name = "NVIDIA A100-SXM4-80GB";
-  d.cc_major = 8, d.cc_minor = 0;
-  d.sm_count = 108;
-  d.max_sm_clock_khz = 1410000;
-  d.mem_clock_khz = 1593000;
-  d.bus_width_bits = 5120;
-  d.l2_bytes = 41943040;
-  d.max_threads_per_sm = 2048;
-  return d;
-}
-DeviceInfo b200() {  // NVIDIA B200 (180 GB HBM3e)
-  DeviceInfo d;
-  d.name = "NVIDIA B200";
-  d.cc_major = 10, d.cc_minor = 0;
-  d.sm_count = 148;
-  d.max_sm_clock_khz = 1965000;
-  d.mem_clock_khz = 3996000;
-  d.bus_width_bits = 8192;
-  d.l2_bytes = 132644864;
-  d.max_threads_per_sm = 2048;
-  return d;
-}
 
 // Within `rel` of a data-sheet figure.
 void near_sheet(double got, double sheet, double rel, const char* what) {
