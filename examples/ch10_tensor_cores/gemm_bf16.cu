@@ -29,6 +29,13 @@
 //                        partials (128 KiB per CTA and split) costs more than the third of a wave it saves
 //                        (docs/ch10.md); cuBLAS's stream-K style schedules avoid the partial round trip for
 //                        most of the tile. Kept as the measured counter-example.
+//  10 tma_epilogue       rung 8 with the epilogue handed to TMA: each consumer warpgroup converts its 64x256
+//                        accumulators to BF16 into shared memory, 64x64 boxes in the 128-byte swizzle (the
+//                        fragment's 4-byte writes then hit 32 distinct banks), and one thread issues a TMA store
+//                        per box. The warpgroups start the next tile's wgmma as soon as the last box is in
+//                        shared memory; TMA writes C meanwhile and clips the edges. Rung 8's epilogue instead
+//                        issues 64 4-byte global stores per thread, each warp instruction touching 8 rows.
+//                        (N % 8 != 0 leaves C's rows unaligned for TMA: that rung then stores as rung 8 does.)
 //   cublas               cublasGemmEx, BF16 in, FP32 compute, BF16 out
 //   cublaslt             cublasLtMatmul, the top heuristic with a 32 MiB workspace (what frameworks call)
 //
@@ -381,6 +388,8 @@ constexpr int WS_A_BYTES = WS_BM * H_BK * 2;  // 16 KiB
 constexpr int WS_B_BYTES = WS_BN * H_BK * 2;  // 32 KiB
 constexpr int WS_STAGE_BYTES = WS_A_BYTES + WS_B_BYTES;
 constexpr std::size_t WS_SMEM = 1024 + static_cast<std::size_t>(WS_STAGES) * WS_STAGE_BYTES + 2 * WS_STAGES * 8 + 16;
+constexpr int WS_EPI_BYTES = 2 * 16384;  // tma_epilogue: two 8 KiB box slots per consumer warpgroup
+constexpr std::size_t WS_SMEM_EPI = WS_SMEM + WS_EPI_BYTES;
 constexpr int WS_GROUP_M = 8;  // cluster rows per raster group (persistent rungs)
 constexpr int WS_PART = 64 * WS_BN;  // FP32 partial of one consumer warpgroup, in fragment order
 
@@ -425,20 +434,24 @@ __device__ __forceinline__ Item item_of(const Plan& p, int it, int ktiles) {
   return {p.full_units + tu, j * p.kt_per_split, min(ktiles, (j + 1) * p.kt_per_split), j, tu};
 }
 
-__device__ __forceinline__ void named_barrier_sync(int id, int threads) {
-  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
-}
+using hp::named_barrier_sync;
 
-template <int CM, bool PERSISTENT>
+// TMA_EPI (rung 10): the consumers hand each finished tile to TMA through shared memory (tma_c: C in
+// 64 x 64 boxes) instead of storing it from registers; needs N % 8 == 0 (16-byte rows), else the
+// register path below.
+template <int CM, bool PERSISTENT, bool TMA_EPI = false>
 __global__ void __launch_bounds__(384, 1) gemm_ws(const __grid_constant__ CUtensorMap tma_a,
-                                                  const __grid_constant__ CUtensorMap tma_b, bf16* C, int M, int N,
+                                                  const __grid_constant__ CUtensorMap tma_b,
+                                                  const __grid_constant__ CUtensorMap tma_c, bf16* C, int M, int N,
                                                   int K, const Plan plan) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   extern __shared__ unsigned char smem_raw[];
   unsigned char* smem = reinterpret_cast<unsigned char*>((reinterpret_cast<std::uintptr_t>(smem_raw) + 1023) & ~std::uintptr_t(1023));
   auto sA = [&](int s) { return smem + s * WS_STAGE_BYTES; };
   auto sB = [&](int s) { return smem + s * WS_STAGE_BYTES + WS_A_BYTES; };
-  std::uint64_t* full = reinterpret_cast<std::uint64_t*>(smem + WS_STAGES * WS_STAGE_BYTES);
+  // [stages][TMA_EPI: 2 consumers x 16 KiB of epilogue slots, 1024-aligned][barriers][flags]
+  unsigned char* sEpi = smem + WS_STAGES * WS_STAGE_BYTES;
+  std::uint64_t* full = reinterpret_cast<std::uint64_t*>(sEpi + (TMA_EPI ? WS_EPI_BYTES : 0));
   std::uint64_t* empty = full + WS_STAGES;
   int* last_flag = reinterpret_cast<int*>(empty + WS_STAGES);  // [consumer]: "I finish this split tile"
   const int wg = threadIdx.x / 128;
@@ -452,6 +465,7 @@ __global__ void __launch_bounds__(384, 1) gemm_ws(const __grid_constant__ CUtens
   if (threadIdx.x == 0) {
     hp::tma_prefetch_descriptor(&tma_a);
     hp::tma_prefetch_descriptor(&tma_b);
+    if constexpr (TMA_EPI) hp::tma_prefetch_descriptor(&tma_c);
     for (int s = 0; s < WS_STAGES; ++s) {
       hp::mbar_init(&full[s], 1);        // the producer's arrive.expect_tx; TMA bytes complete it
       hp::mbar_init(&empty[s], 2 * CM);  // one arrive per consumer warpgroup of every CTA in the cluster
@@ -556,8 +570,13 @@ __global__ void __launch_bounds__(384, 1) gemm_ws(const __grid_constant__ CUtens
           for (int i = 0; i < WS_BN / 2; ++i) acc[i] += __ldcg(other + i * 128 + t);
         }
       }
-      store_wgmma_tile<WS_BN>(C, M, N, m0 + c * 64, n0, acc);
+      if (TMA_EPI && N % 8 == 0)
+        hp::epilogue_tma_store<WS_BN>(acc, sEpi + c * 16384, &tma_c, m0 + c * 64, n0, 1 + c);
+      else
+        store_wgmma_tile<WS_BN>(C, M, N, m0 + c * 64, n0, acc);
     }
+    if constexpr (TMA_EPI)
+      if (t == 0) hp::bulk_wait<0>();  // this warpgroup's last stores are out of shared memory and done
   }
   // No CTA may exit while its peer can still multicast into its shared memory or arrive on its barriers.
   if constexpr (CM > 1) hp::cluster_sync();
@@ -595,7 +614,7 @@ class GemmBf16 final : public aipe::Example {
             "removes most of the wave-quantization loss. The last rungs stand beside cuBLAS and "
             "cuBLASLt on the identical problem.",
             {{"m", 8192, 4096, 1000, "rows of A and C"},
-             {"n", 8192, 4096, 1500, "columns of C (rows of the stored N x K B)"},
+             {"n", 8192, 4096, 1480, "columns of C (rows of the stored N x K B)"},
              {"k", 8192, 4096, 520, "inner dimension", 1, 1 << 20}},
             {}};
   }
@@ -634,7 +653,12 @@ class GemmBf16 final : public aipe::Example {
                        [this](cudaStream_t s) { launch_ws<2, true>(s); }));
     v.push_back(hopper("split_tail",
                        "tiles of the last, partial wave split along K; the last CTA to finish a tile reduces",
-                       [this](cudaStream_t s) { launch_ws<2, true, true>(s); }));
+                       [this](cudaStream_t s) { launch_ws<2, true, false, true>(s); }));
+    aipe::Variant epi = hopper("tma_epilogue",
+                               "persistent, epilogue through shared memory and TMA stores that overlap the next tile",
+                               [this](cudaStream_t s) { launch_ws<2, true, true>(s); });
+    epi.skip_if = [this] { return !tma_skip_.empty() ? tma_skip_ : epi_skip_; };
+    v.push_back(epi);
     v.push_back({"cublas", "cublasGemmEx, BF16 in, FP32 compute", [this](cudaStream_t s) { launch_cublas(s); }});
     aipe::Variant lt{"cublaslt", "cublasLtMatmul, top heuristic, 32 MiB workspace",
                      [this](cudaStream_t s) { launch_cublaslt(s); }};
@@ -671,6 +695,8 @@ class GemmBf16 final : public aipe::Example {
       AIPE_CUDA(cudaFuncSetAttribute(gemm_ws<1, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(WS_SMEM)));
       AIPE_CUDA(cudaFuncSetAttribute(gemm_ws<2, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(WS_SMEM)));
       AIPE_CUDA(cudaFuncSetAttribute(gemm_ws<2, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(WS_SMEM)));
+      // C through TMA: 64 x 64 boxes (128 bytes of BF16 per row, 128B swizzle); rows must be 16-byte aligned.
+      if (n_ % 8 == 0) tma_c_ = hp::make_tma_2d_bf16(c_.get(), m_, n_, n_, 64, 64);
       // How many CTA pairs the GPU can hold at once (GPCs with an odd SM count leave one SM idle): the
       // persistent grid is exactly that many clusters, so no cluster waits for a second wave.
       cudaLaunchConfig_t cfg{};
@@ -687,6 +713,19 @@ class GemmBf16 final : public aipe::Example {
       AIPE_CUDA(cudaOccupancyMaxActiveClusters(&max_clusters_, gemm_ws<2, true>, &cfg));
       if (max_clusters_ < 1) tma_skip_ = "no cluster of 2 CTAs with " + std::to_string(WS_SMEM) + " B of shared memory fits";
       else plan_split_tail();
+      // The epilogue rung needs 32 KiB more shared memory per CTA; it is still one CTA per SM.
+      epi_skip_.clear();
+      max_clusters_epi_ = 0;
+      if (optin < WS_SMEM_EPI) {
+        epi_skip_ = "needs " + std::to_string(WS_SMEM_EPI) + " B of shared memory per block";
+      } else {
+        AIPE_CUDA(cudaFuncSetAttribute(gemm_ws<2, true, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       int(WS_SMEM_EPI)));
+        cfg.dynamicSmemBytes = WS_SMEM_EPI;
+        AIPE_CUDA(cudaOccupancyMaxActiveClusters(&max_clusters_epi_, gemm_ws<2, true, true>, &cfg));
+        if (max_clusters_epi_ < 1)
+          epi_skip_ = "no cluster of 2 CTAs with " + std::to_string(WS_SMEM_EPI) + " B of shared memory fits";
+      }
     }
     if (ctx.device().cc() >= 80)
       AIPE_CUDA(cudaFuncSetAttribute(gemm_mma_sync, cudaFuncAttributeMaxDynamicSharedMemorySize, int(S_SMEM)));
@@ -731,6 +770,10 @@ class GemmBf16 final : public aipe::Example {
   void metrics(const std::string& variant, double, std::map<std::string, double>& out) override {
     if (variant == "cluster_multicast" || variant == "persistent" || variant == "split_tail")
       out["max_active_clusters"] = max_clusters_;
+    if (variant == "tma_epilogue") {
+      out["max_active_clusters"] = max_clusters_epi_;
+      out["ctas"] = 2.0 * std::min<std::int64_t>(max_clusters_epi_, units2());
+    }
     if (variant == "persistent") out["ctas"] = 2.0 * std::min<std::int64_t>(max_clusters_, units2());
     if (variant == "split_tail") {
       out["ctas"] = 2.0 * std::min(max_clusters_, split_plan_.items);
@@ -817,7 +860,7 @@ class GemmBf16 final : public aipe::Example {
     }
   }
 
-  template <int CM, bool PERSISTENT, bool SPLIT = false>
+  template <int CM, bool PERSISTENT, bool TMA_EPI = false, bool SPLIT = false>
   void launch_ws(cudaStream_t s) {
     const int tiles_m = (M() + WS_BM - 1) / WS_BM, tiles_n = (N() + WS_BN - 1) / WS_BN;
     const int units = ((tiles_m + CM - 1) / CM) * tiles_n;
@@ -825,11 +868,11 @@ class GemmBf16 final : public aipe::Example {
     Plan plan{units, units, 1, ktiles, units, nullptr, nullptr};
     if (SPLIT) plan = split_plan_;
     int clusters = plan.items;
-    if (PERSISTENT) clusters = std::min(plan.items, max_clusters_);
+    if (PERSISTENT) clusters = std::min(plan.items, TMA_EPI ? max_clusters_epi_ : max_clusters_);
     cudaLaunchConfig_t cfg{};
     cfg.gridDim = dim3(clusters * CM);
     cfg.blockDim = dim3(384);
-    cfg.dynamicSmemBytes = WS_SMEM;
+    cfg.dynamicSmemBytes = TMA_EPI ? WS_SMEM_EPI : WS_SMEM;
     cfg.stream = s;
     cudaLaunchAttribute attr[1];
     attr[0].id = cudaLaunchAttributeClusterDimension;
@@ -838,7 +881,8 @@ class GemmBf16 final : public aipe::Example {
     attr[0].val.clusterDim.z = 1;
     cfg.attrs = attr;
     cfg.numAttrs = 1;
-    AIPE_CUDA(cudaLaunchKernelEx(&cfg, gemm_ws<CM, PERSISTENT>, tma_a_, tma_b_, c_.get(), M(), N(), K(), plan));
+    AIPE_CUDA(cudaLaunchKernelEx(&cfg, gemm_ws<CM, PERSISTENT, TMA_EPI>, tma_a_, tma_b_, tma_c_, c_.get(), M(), N(),
+                                 K(), plan));
   }
   void launch_cublas(cudaStream_t s) {
     AIPE_CUBLAS(cublasSetStream(handle_, s));
@@ -892,7 +936,7 @@ class GemmBf16 final : public aipe::Example {
   static constexpr std::size_t kWorkspace = 32u << 20;
   std::int64_t m_ = 0, n_ = 0, k_ = 0;
   int sm_count_ = 1;
-  int max_clusters_ = 1;
+  int max_clusters_ = 1, max_clusters_epi_ = 0;
   Plan split_plan_{};
   aipe::DeviceBuffer<float> split_ws_;
   aipe::DeviceBuffer<int> split_counters_;
@@ -903,8 +947,8 @@ class GemmBf16 final : public aipe::Example {
   cublasLtMatrixLayout_t la_ = nullptr, lb_ = nullptr, lc_ = nullptr;
   cublasLtMatmulHeuristicResult_t heuristic_{};
   aipe::DeviceBuffer<unsigned char> workspace_;
-  CUtensorMap tma_a_{}, tma_b_{};
-  std::string tma_skip_, lt_skip_;
+  CUtensorMap tma_a_{}, tma_b_{}, tma_c_{};
+  std::string tma_skip_, epi_skip_, lt_skip_;
   std::vector<float> ref_;
   std::string ref_note_;
 };

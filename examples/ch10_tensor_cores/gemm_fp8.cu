@@ -16,7 +16,13 @@
 //                 the epilogue goes registers -> shared memory (row-swizzled 16-byte chunks) -> global in 16-byte
 //                 stores covering whole 256-byte row segments, 128 columns at a time, instead of 4-byte stores
 //                 straight from the accumulator fragment (8 rows x 16 bytes per warp instruction)
-//   6 cublaslt    cuBLASLt FP8 matmul, per-tensor scales, fast accumulation (the same numerics as ours)
+//   6 tma_epilogue
+//                 registers -> shared memory in 64 x 64 BF16 boxes (128-byte swizzle, conflict-free 4-byte
+//                 writes) -> TMA store (cp.async.bulk.tensor, one thread issues). The consumer warpgroups
+//                 go back to the next tile's wgmma as soon as a box is in shared memory; the TMA unit writes
+//                 it to global memory meanwhile, and clips the edges of C. Two 8 KiB slots per warpgroup
+//                 alternate: a slot is rewritten once the store of the box before last has read it.
+//   7 cublaslt    cuBLASLt FP8 matmul, per-tensor scales, fast accumulation (the same numerics as ours)
 //
 // Problem, reference, tolerance and work model: gemm_fp8_common.cuh. Layout "TN": A M x K and B N x K,
 // both K-major (Hopper FP8 wgmma reads only K-major operands).
@@ -54,14 +60,14 @@ class GemmFp8 final : public aipe::fp8::Fp8GemmProblem<Scaling::tensor> {
                      [this](cudaStream_t s) {
                        auto g = args_;
                        g.group_m = 0;
-                       aipe::fp8::launch_gemm_ws<256, Scaling::tensor>(tmap_a_, tmap_b_, g, tiles_, s);
+                       aipe::fp8::launch_gemm_ws<256, Scaling::tensor>(tmap_a_, tmap_b_, tmap_c_, g, tiles_, s);
                      }};
     ws.requires_.sm90a = true;
     aipe::Variant pers{"persistent", "one CTA per SM, tiles in bands of 8 rows for L2 reuse, loads run ahead across tiles",
                        [this](cudaStream_t s) {
                          auto g = args_;
                          g.group_m = 8;
-                         aipe::fp8::launch_gemm_ws<256, Scaling::tensor>(tmap_a_, tmap_b_, g, std::min(tiles_, sms_), s);
+                         aipe::fp8::launch_gemm_ws<256, Scaling::tensor>(tmap_a_, tmap_b_, tmap_c_, g, std::min(tiles_, sms_), s);
                        }};
     pers.requires_.sm90a = true;
     aipe::Variant clus{"cluster_multicast", "clusters of 2 CTAs share the B tile through TMA multicast (persistent, bands of 8 pairs)",
@@ -72,10 +78,14 @@ class GemmFp8 final : public aipe::fp8::Fp8GemmProblem<Scaling::tensor> {
                          [this](cudaStream_t s) { run_staged(s); }};
     staged.requires_.sm90a = true;
     staged.skip_if = [this] { return staged_skip(); };
+    aipe::Variant tepi{"tma_epilogue", "epilogue through shared memory and TMA stores: the warpgroups do not wait for global memory",
+                       [this](cudaStream_t s) { run_tma_epilogue(s); }};
+    tepi.requires_.sm90a = true;
+    tepi.skip_if = [this] { return tma_epilogue_skip(); };
     aipe::Variant lt{"cublaslt", "cuBLASLt FP8, per-tensor scales, fast accumulation, top heuristic",
                      [this](cudaStream_t s) { run_cublaslt(s); }};
     lt.skip_if = [this] { return cublaslt_skip(); };
-    return {simt, ws, pers, clus, staged, lt};
+    return {simt, ws, pers, clus, staged, tepi, lt};
   }
 };
 

@@ -12,7 +12,8 @@
 //                     promotes, the other's wgmma keeps the tensor cores busy
 //   4 cluster_multicast  clusters of 2 CTAs share the 128x128 B block through TMA multicast
 //   5 staged_epilogue    the epilogue through shared memory, 16-byte coalesced stores (as in gemm_fp8)
-//   6 cublaslt        cuBLASLt FP8 with A scale mode BLK128x128_32F (our B) and B scale mode VEC128_32F (our A)
+//   6 tma_epilogue       the epilogue through shared memory and TMA stores (as in gemm_fp8)
+//   7 cublaslt        cuBLASLt FP8 with A scale mode BLK128x128_32F (our B) and B scale mode VEC128_32F (our A)
 //
 // Problem, reference, tolerance and work model: gemm_fp8_common.cuh. k must be a multiple of 128.
 // Napkin math at 8192^3 as in gemm_fp8, plus the scales: 64 x 8192 + 64 x 64 floats (2 MB): noise.
@@ -47,14 +48,14 @@ class GemmFp8Blockwise final : public aipe::fp8::Fp8GemmProblem<Scaling::block> 
                      [this](cudaStream_t s) {
                        auto g = args_;
                        g.group_m = 0;
-                       aipe::fp8::launch_gemm_ws<128, Scaling::block>(tmap_a_, tmap_b_, g, tiles_, s);
+                       aipe::fp8::launch_gemm_ws<128, Scaling::block>(tmap_a_, tmap_b_, tmap_c_, g, tiles_, s);
                      }};
     ws.requires_.sm90a = true;
     aipe::Variant pers{"persistent", "one CTA per SM, tiles in bands of 8 rows, loads run ahead across tiles",
                        [this](cudaStream_t s) {
                          auto g = args_;
                          g.group_m = 8;
-                         aipe::fp8::launch_gemm_ws<128, Scaling::block>(tmap_a_, tmap_b_, g, std::min(tiles_, sms_), s);
+                         aipe::fp8::launch_gemm_ws<128, Scaling::block>(tmap_a_, tmap_b_, tmap_c_, g, std::min(tiles_, sms_), s);
                        }};
     pers.requires_.sm90a = true;
     aipe::Variant clus{"cluster_multicast", "clusters of 2 CTAs share the B tile through TMA multicast (persistent)",
@@ -65,10 +66,14 @@ class GemmFp8Blockwise final : public aipe::fp8::Fp8GemmProblem<Scaling::block> 
                          [this](cudaStream_t s) { run_staged(s); }};
     staged.requires_.sm90a = true;
     staged.skip_if = [this] { return staged_skip(); };
+    aipe::Variant tepi{"tma_epilogue", "epilogue through shared memory and TMA stores: the warpgroups do not wait for global memory",
+                       [this](cudaStream_t s) { run_tma_epilogue(s); }};
+    tepi.requires_.sm90a = true;
+    tepi.skip_if = [this] { return tma_epilogue_skip(); };
     aipe::Variant lt{"cublaslt", "cuBLASLt FP8, BLK128x128 (weights) and VEC128 (activations) scale modes",
                      [this](cudaStream_t s) { run_cublaslt(s); }};
     lt.skip_if = [this] { return cublaslt_skip(); };
-    return {simt, ws, pers, clus, staged, lt};
+    return {simt, ws, pers, clus, staged, tepi, lt};
   }
 };
 

@@ -86,12 +86,16 @@ class Fp8GemmProblem : public aipe::Example {
     tmap_a_ = make_tmap_e4m3(a_.get(), K_, M_, K_, 128, 128);
     tmap_b_ = make_tmap_e4m3(b_.get(), K_, N_, K_, 128, BN);
     tmap_b_half_ = make_tmap_e4m3(b_.get(), K_, N_, K_, 128, BN / 2);  // each CTA of a pair loads half of B
+    // C for the TMA-store epilogue: 64 x 64 BF16 boxes; TMA needs 16-byte rows (N % 8 == 0), otherwise the
+    // kernel stores from registers and this map is never read.
+    if (N_ % 8 == 0) tmap_c_ = aipe::hopper::make_tma_2d_bf16(c_.get(), M_, N_, N_, 64, 64);
     tiles_ = ((M_ + 127) / 128) * ((N_ + BN - 1) / BN);
     units2_ = ((M_ + 255) / 256) * ((N_ + BN - 1) / BN);  // pairs of tiles stacked in M
     sms_ = ctx.device().sm_count;
 #if AIPE_HAVE_SM90A
     clusters_ = max_active_clusters<BN, S, 2>();
-    clusters_staged_ = max_active_clusters<BN, S, 2, true>();
+    clusters_staged_ = max_active_clusters<BN, S, 2, Epilogue::staged>();
+    clusters_tma_ = max_active_clusters<BN, S, 2, Epilogue::tma>();
 #endif
 
     reference(ctx, hsa, hsb, seed_a, seed_b);
@@ -130,28 +134,40 @@ class Fp8GemmProblem : public aipe::Example {
     constexpr int BN = S == Scaling::block ? 128 : 256;
     auto g = args_;
     g.group_m = 8;
-    launch_gemm_ws<BN, S, 2>(tmap_a_, tmap_b_half_, g, 2 * std::max(1, std::min(units2_, clusters_)), s);
+    launch_gemm_ws<BN, S, 2>(tmap_a_, tmap_b_half_, tmap_c_, g, 2 * std::max(1, std::min(units2_, clusters_)), s);
   }
-  // The last rung: the cluster rung with the epilogue staged through shared memory (16-byte stores).
+  // The cluster rung with the epilogue staged through shared memory (16-byte stores).
   void run_staged(cudaStream_t s) {
     constexpr int BN = S == Scaling::block ? 128 : 256;
     auto g = args_;
     g.group_m = 8;
-    launch_gemm_ws<BN, S, 2, true>(tmap_a_, tmap_b_half_, g, 2 * std::max(1, std::min(units2_, clusters_staged_)), s);
+    launch_gemm_ws<BN, S, 2, Epilogue::staged>(tmap_a_, tmap_b_half_, tmap_c_, g,
+                                               2 * std::max(1, std::min(units2_, clusters_staged_)), s);
   }
   std::string staged_skip() const {
     return clusters_staged_ < 1 ? "no cluster of 2 CTAs with this kernel's shared memory fits on the device" : "";
+  }
+  // The cluster rung with the epilogue handed to TMA stores (the warpgroups do not wait for global memory).
+  void run_tma_epilogue(cudaStream_t s) {
+    constexpr int BN = S == Scaling::block ? 128 : 256;
+    auto g = args_;
+    g.group_m = 8;
+    launch_gemm_ws<BN, S, 2, Epilogue::tma>(tmap_a_, tmap_b_half_, tmap_c_, g,
+                                            2 * std::max(1, std::min(units2_, clusters_tma_)), s);
+  }
+  std::string tma_epilogue_skip() const {
+    return clusters_tma_ < 1 ? "no cluster of 2 CTAs with this kernel's shared memory fits on the device" : "";
   }
   std::string cluster_skip() const {
     return clusters_ < 1 ? "no cluster of 2 CTAs with this kernel's shared memory fits on the device" : "";
   }
 
-  int M_ = 0, N_ = 0, K_ = 0, ldsb_ = 0, tiles_ = 0, units2_ = 0, sms_ = 0, clusters_ = 0, clusters_staged_ = 0;
+  int M_ = 0, N_ = 0, K_ = 0, ldsb_ = 0, tiles_ = 0, units2_ = 0, sms_ = 0, clusters_ = 0, clusters_staged_ = 0, clusters_tma_ = 0;
   aipe::DeviceBuffer<__nv_fp8_e4m3> a_, b_;
   aipe::DeviceBuffer<__nv_bfloat16> c_;
   aipe::DeviceBuffer<float> sa_, sb_;
   GemmArgs args_;
-  CUtensorMap tmap_a_{}, tmap_b_{}, tmap_b_half_{};
+  CUtensorMap tmap_a_{}, tmap_b_{}, tmap_b_half_{}, tmap_c_{};
 
  private:
   void reference(aipe::Context& ctx, const std::vector<float>& hsa, const std::vector<float>& hsb,

@@ -19,6 +19,7 @@
 // Host code needs only the CUDA runtime: cuTensorMapEncodeTiled is looked up through
 // cudaGetDriverEntryPoint*, so nothing links libcuda directly.
 #pragma once
+#include <cuda_bf16.h>
 #include <cuda.h>  // CUtensorMap and its enums (types only; no libcuda symbol is referenced)
 #include <cuda_runtime_api.h>
 
@@ -167,6 +168,45 @@ __device__ __forceinline__ void tma_load_2d_multicast(void* dst, const CUtensorM
       " [%0], [%1, {%3, %4}], [%2], %5;\n" ::"r"(smem_u32(dst)),
       "l"(map), "r"(smem_u32(bar)), "r"(c0), "r"(c1), "h"(cta_mask)
       : "memory");
+#endif
+}
+
+// ---------------------------------------------------------------------------------------------
+// Device: TMA stores (shared -> global), tracked as bulk groups of the issuing thread
+// ---------------------------------------------------------------------------------------------
+// The usual sequence: every writing thread stores its part of the box into shared memory, then
+// fence_proxy_async() (its generic-proxy writes become visible to the TMA unit), a barrier over the
+// writers, then one thread issues tma_store_2d(...) and bulk_commit(). Before the same shared memory is
+// written again, that thread waits with bulk_wait_read<0>() (TMA has finished *reading* it; the global
+// writes may still be in flight) and a barrier tells the writers. TMA drops the parts of a box outside
+// the tensor, so edge tiles need no guards. Before the CTA exits: bulk_wait<0>().
+
+// Stores the box at (c0 = column/innermost, c1 = row) from shared memory `src`.
+__device__ __forceinline__ void tma_store_2d(const CUtensorMap* map, const void* src, int c0, int c1) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("cp.async.bulk.tensor.2d.global.shared::cta.bulk_group [%0, {%2, %3}], [%1];\n" ::"l"(map),
+               "r"(smem_u32(src)), "r"(c0), "r"(c1)
+               : "memory");
+#endif
+}
+// Closes the bulk group of this thread's stores issued since the last commit.
+__device__ __forceinline__ void bulk_commit() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");
+#endif
+}
+// Waits until at most N of this thread's bulk groups are still reading their shared-memory source.
+template <int N>
+__device__ __forceinline__ void bulk_wait_read() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("cp.async.bulk.wait_group.read %0;\n" ::"n"(N) : "memory");
+#endif
+}
+// Waits until at most N of this thread's bulk groups are incomplete (global writes done).
+template <int N>
+__device__ __forceinline__ void bulk_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("cp.async.bulk.wait_group %0;\n" ::"n"(N) : "memory");
 #endif
 }
 
@@ -356,6 +396,53 @@ __device__ __forceinline__ void wgmma_m64k16(float (&d)[N / 2], std::uint64_t de
   if constexpr (N == 64) wgmma_m64n64k16(d, desc_a, desc_b, scale_d);
   else if constexpr (N == 128) wgmma_m64n128k16(d, desc_a, desc_b, scale_d);
   else wgmma_m64n256k16(d, desc_a, desc_b, scale_d);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Device: epilogue of a warpgroup's accumulator tile through shared memory and TMA stores
+// ---------------------------------------------------------------------------------------------
+
+// Barrier over `threads` threads (a multiple of 32) on hardware barrier `id` (1..15; 0 is __syncthreads).
+__device__ __forceinline__ void named_barrier_sync(int id, int threads) {
+  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+
+// Writes one warpgroup's m64nBN FP32 accumulator fragment to C as BF16 through TMA stores.
+// The 64 x BN tile leaves in BN/64 boxes of 64 rows x 64 columns (8 KiB each, 128-byte swizzle: row r's
+// 16-byte chunk c sits at c ^ (r % 8), so the fragment's 4-byte writes hit 32 distinct banks per warp).
+// The boxes alternate between two 8 KiB slots of `epi` (16 KiB, 1024-byte aligned, owned by this
+// warpgroup): before a slot is rewritten, the stores of the box before last (the previous tile's, at the
+// first boxes) must have finished reading it; the stores themselves run on while the warpgroup goes back
+// to its tensor cores. `map`: C as a row-major BF16 tensor map with 64 x 64 boxes, SWIZZLE_128B; TMA
+// drops whatever falls outside M x N. `bar_id`: a named barrier private to this warpgroup. Thread 0 of
+// the warpgroup issues (and so owns) every bulk group: it must call bulk_wait<0>() before the CTA exits.
+template <int BN>
+__device__ __forceinline__ void epilogue_tma_store(const float (&acc)[BN / 2], unsigned char* epi,
+                                                   const CUtensorMap* map, int row0, int col0, int bar_id) {
+  static_assert(BN % 64 == 0, "the tile leaves in 64-column boxes");
+  const int t = threadIdx.x % 128, warp = t / 32, lane = t % 32;
+#pragma unroll
+  for (int b = 0; b < BN / 64; ++b) {
+    unsigned char* slot = epi + (b & 1) * 8192;
+    if (t == 0) bulk_wait_read<1>();  // the last group (the other slot) may still be reading
+    named_barrier_sync(bar_id, 128);
+#pragma unroll
+    for (int jj = 0; jj < 8; ++jj) {
+      const int j = 8 * b + jj;  // fragment column group: columns 8j .. 8j+7 of the tile
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int r = 16 * warp + lane / 4 + 8 * h;
+        const __nv_bfloat162 v = __floats2bfloat162_rn(acc[4 * j + 2 * h], acc[4 * j + 2 * h + 1]);
+        *reinterpret_cast<__nv_bfloat162*>(slot + r * 128 + ((jj ^ (r & 7)) << 4) + 4 * (lane % 4)) = v;
+      }
+    }
+    fence_proxy_async();  // this thread's writes, visible to the TMA unit ...
+    named_barrier_sync(bar_id, 128);  // ... for every thread of the warpgroup
+    if (t == 0) {
+      tma_store_2d(map, slot, col0 + 64 * b, row0);
+      bulk_commit();
+    }
+  }
 }
 
 #endif  // __CUDACC__

@@ -147,11 +147,18 @@ struct GemmConfig {
   static constexpr int kStageBytes = kABytes + kBBytes;
   static constexpr int kStages = (220 * 1024) / kStageBytes;  // 4 stages at BN 256, 6 at BN 128
   static constexpr int kSmemBytes = kStages * kStageBytes + 2 * kStages * 8 + 1024;  // + barriers + alignment
-  // Staged epilogue: each consumer warpgroup owns 64 rows x 128 columns of BF16 (16 KiB), written from
-  // registers, then read back as 16-byte chunks for coalesced global stores, 128 columns at a time.
+  // Epilogues through shared memory (Epilogue::staged and ::tma): each consumer warpgroup owns 16 KiB
+  // (64 rows x 128 BF16 columns; for tma two 8 KiB slots of 64 x 64 boxes), after the stages, 1024-aligned.
   static constexpr int kEpiBytesPerWG = 64 * 128 * 2;
   static constexpr int kSmemBytesStaged = kSmemBytes + kConsumers * kEpiBytesPerWG;
 };
+
+// How a consumer warpgroup's finished tile reaches C:
+//   direct  BF16 pairs straight from the accumulator fragment (4-byte stores, 8 rows x 16 bytes a warp)
+//   staged  registers -> shared memory -> 16-byte stores of whole 256-byte row segments by the same threads
+//   tma     registers -> shared memory (64 x 64 boxes, 128B swizzle) -> TMA stores; the warpgroup returns to
+//           the tensor cores while TMA writes (aipe::hopper::epilogue_tma_store)
+enum class Epilogue { direct, staged, tma };
 
 #if defined(__CUDACC__)
 __device__ __forceinline__ void tile_coords(int tile, int tiles_m, int tiles_n, int group_m, int& tm, int& tn) {
@@ -179,13 +186,12 @@ __device__ __forceinline__ void tile_coords(int tile, int tiles_m, int tiles_n, 
 // CM = 2: clusters of two CTAs on vertically adjacent tiles (same B columns). Each CTA loads half of
 // the B tile (box of BN/2 rows, `tmap_b`) and multicasts it into both CTAs' shared memory, so B
 // crosses L2 -> SM once per pair; a slot is free only when the consumers of both CTAs released it.
-// SE (staged epilogue): the tile goes registers -> shared memory (16-byte chunks XOR-swizzled by row, so
-// both the 4-byte writes and the 16-byte reads are bank-conflict free) -> global in 16-byte stores that
-// cover whole 256-byte row segments, instead of 4-byte stores straight from the accumulator fragment.
-template <int BN, Scaling S, int CM, bool SE>
+// E (Epilogue): direct, staged (16-byte chunks XOR-swizzled by row, so both the 4-byte writes and the
+// 16-byte reads are bank-conflict free) or tma (tmap_c: C in 64 x 64 BF16 boxes; N % 8 == 0, else direct).
+template <int BN, Scaling S, int CM, Epilogue E>
 __global__ void __launch_bounds__(GemmConfig<BN, S>::kThreads, 1)
     gemm_ws_kernel(const __grid_constant__ CUtensorMap tmap_a, const __grid_constant__ CUtensorMap tmap_b,
-                   const GemmArgs args) {
+                   const __grid_constant__ CUtensorMap tmap_c, const GemmArgs args) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using Cfg = GemmConfig<BN, S>;
   constexpr int BM = Cfg::BM, BK = Cfg::BK, kStages = Cfg::kStages;
@@ -194,9 +200,10 @@ __global__ void __launch_bounds__(GemmConfig<BN, S>::kThreads, 1)
   unsigned char* smem = reinterpret_cast<unsigned char*>((reinterpret_cast<std::uintptr_t>(smem_raw) + 1023) & ~std::uintptr_t(1023));
   unsigned char* sA = smem;                                  // [kStages][BM][BK]  swizzled
   unsigned char* sB = smem + kStages * Cfg::kABytes;         // [kStages][BN][BK]  swizzled
-  std::uint64_t* full = reinterpret_cast<std::uint64_t*>(sB + kStages * Cfg::kBBytes);
+  unsigned char* sEpi = sB + kStages * Cfg::kBBytes;         // staged / tma: [kConsumers][16 KiB], 1024-aligned
+  constexpr int kEpiBytes = E == Epilogue::direct ? 0 : Cfg::kConsumers * Cfg::kEpiBytesPerWG;
+  std::uint64_t* full = reinterpret_cast<std::uint64_t*>(sEpi + kEpiBytes);
   std::uint64_t* empty = full + kStages;
-  unsigned char* sEpi = reinterpret_cast<unsigned char*>(empty + kStages);  // SE only: [kConsumers][64][256 B]
 
   const int M = args.M, N = args.N, K = args.K;
   const int tiles_m = (M + BM - 1) / BM, tiles_n = (N + BN - 1) / BN;
@@ -209,6 +216,7 @@ __global__ void __launch_bounds__(GemmConfig<BN, S>::kThreads, 1)
   if (threadIdx.x == 0) {
     tma_prefetch_descriptor(&tmap_a);
     tma_prefetch_descriptor(&tmap_b);
+    if constexpr (E == Epilogue::tma) tma_prefetch_descriptor(&tmap_c);
     for (int s = 0; s < kStages; ++s) {
       mbar_init(&full[s], 1);                          // the producer's expect_tx arrive
       mbar_init(&empty[s], Cfg::kConsumers * 4 * CM);  // one arrive per consumer warp of every CTA in the cluster
@@ -318,15 +326,20 @@ __global__ void __launch_bounds__(GemmConfig<BN, S>::kThreads, 1)
         for (int i = 0; i < R; ++i) acc[i] = fmaf(part[i], (i & 2) ? s1 : s0, acc[i]);
       }
     }
-    if constexpr (SE) {
-      // sEpi is 1024-aligned plus 16 * kStages bytes of barriers: 16-byte aligned, all that is needed.
+    if constexpr (E == Epilogue::tma) {
+      if (N % 8 == 0) {
+        epilogue_tma_store<BN>(acc, sEpi + cw * Cfg::kEpiBytesPerWG, &tmap_c, tm * BM + cw * 64, tn * BN, 1 + cw);
+        continue;
+      }
+    }
+    if constexpr (E == Epilogue::staged) {
       unsigned char* epi = sEpi + cw * Cfg::kEpiBytesPerWG;
       const int q = lane % 4;
       const bool vec = (N % 8) == 0;
 #pragma unroll
       for (int half = 0; half < BN / 128; ++half) {
         // The warpgroup's previous reads of its staging buffer are done before it is overwritten.
-        asm volatile("bar.sync %0, 128;" ::"r"(1 + cw) : "memory");
+        named_barrier_sync(1 + cw, 128);
 #pragma unroll
         for (int jj = 0; jj < 16; ++jj) {
           const int j = half * 16 + jj;
@@ -337,7 +350,7 @@ __global__ void __launch_bounds__(GemmConfig<BN, S>::kThreads, 1)
             *reinterpret_cast<__nv_bfloat162*>(epi + r * 256 + ((jj ^ (r & 7)) << 4) + 4 * q) = v;
           }
         }
-        asm volatile("bar.sync %0, 128;" ::"r"(1 + cw) : "memory");
+        named_barrier_sync(1 + cw, 128);
         // 64 rows x 16 chunks of 16 bytes; a warp stores two whole 256-byte row segments per step.
 #pragma unroll
         for (int e = t; e < 64 * 16; e += 128) {
@@ -377,6 +390,8 @@ __global__ void __launch_bounds__(GemmConfig<BN, S>::kThreads, 1)
       }
     }
   }
+  if constexpr (E == Epilogue::tma)
+    if (t == 0) bulk_wait<0>();  // this warpgroup's last TMA stores are done
   }  // consumers
   // No CTA may leave while its peer can still multicast into its shared memory or arrive on its barriers.
   if constexpr (CM > 1) cluster_sync();
@@ -454,17 +469,19 @@ static __global__ void dequant_kernel(const __nv_fp8_e4m3* q, float* out, int ro
 
 // Host launch of the warp-specialized kernel: `grid` CTAs (the tile count, or a persistent grid). With
 // CM = 2 the launch carries a cluster dimension of 2 (cudaLaunchKernelEx) and `grid` must be even.
-template <int BN, Scaling S, int CM = 1, bool SE = false>
-inline void launch_gemm_ws(const CUtensorMap& ta, const CUtensorMap& tb, const GemmArgs& g, int grid, cudaStream_t s) {
+// `tc`: C's 64 x 64 box tensor map, read only with Epilogue::tma.
+template <int BN, Scaling S, int CM = 1, Epilogue E = Epilogue::direct>
+inline void launch_gemm_ws(const CUtensorMap& ta, const CUtensorMap& tb, const CUtensorMap& tc, const GemmArgs& g,
+                           int grid, cudaStream_t s) {
   using Cfg = GemmConfig<BN, S>;
-  constexpr int smem = SE ? Cfg::kSmemBytesStaged : Cfg::kSmemBytes;
+  constexpr int smem = E != Epilogue::direct ? Cfg::kSmemBytesStaged : Cfg::kSmemBytes;
   static const bool attr_set = [] {
-    AIPE_CUDA(cudaFuncSetAttribute(gemm_ws_kernel<BN, S, CM, SE>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    AIPE_CUDA(cudaFuncSetAttribute(gemm_ws_kernel<BN, S, CM, E>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     return true;
   }();
   (void)attr_set;
   if constexpr (CM == 1) {
-    gemm_ws_kernel<BN, S, 1, SE><<<grid, Cfg::kThreads, smem, s>>>(ta, tb, g);
+    gemm_ws_kernel<BN, S, 1, E><<<grid, Cfg::kThreads, smem, s>>>(ta, tb, tc, g);
     AIPE_CHECK_LAUNCH();
   } else {
     cudaLaunchConfig_t cfg{};
@@ -479,17 +496,17 @@ inline void launch_gemm_ws(const CUtensorMap& ta, const CUtensorMap& tb, const G
     attr[0].val.clusterDim.z = 1;
     cfg.attrs = attr;
     cfg.numAttrs = 1;
-    AIPE_CUDA(cudaLaunchKernelEx(&cfg, gemm_ws_kernel<BN, S, CM, SE>, ta, tb, g));
+    AIPE_CUDA(cudaLaunchKernelEx(&cfg, gemm_ws_kernel<BN, S, CM, E>, ta, tb, tc, g));
   }
 }
 
 // How many clusters of CM CTAs of this kernel can be resident at once (the persistent grid of the
 // cluster rung is that many clusters).
-template <int BN, Scaling S, int CM, bool SE = false>
+template <int BN, Scaling S, int CM, Epilogue E = Epilogue::direct>
 inline int max_active_clusters() {
   using Cfg = GemmConfig<BN, S>;
-  constexpr int smem = SE ? Cfg::kSmemBytesStaged : Cfg::kSmemBytes;
-  AIPE_CUDA(cudaFuncSetAttribute(gemm_ws_kernel<BN, S, CM, SE>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  constexpr int smem = E != Epilogue::direct ? Cfg::kSmemBytesStaged : Cfg::kSmemBytes;
+  AIPE_CUDA(cudaFuncSetAttribute(gemm_ws_kernel<BN, S, CM, E>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = dim3(CM);
   cfg.blockDim = dim3(Cfg::kThreads);
@@ -502,7 +519,7 @@ inline int max_active_clusters() {
   cfg.attrs = attr;
   cfg.numAttrs = 1;
   int n = 0;
-  AIPE_CUDA(cudaOccupancyMaxActiveClusters(&n, gemm_ws_kernel<BN, S, CM, SE>, &cfg));
+  AIPE_CUDA(cudaOccupancyMaxActiveClusters(&n, gemm_ws_kernel<BN, S, CM, E>, &cfg));
   return n;
 }
 
