@@ -390,23 +390,24 @@ constexpr int WS_STAGE_BYTES = WS_A_BYTES + WS_B_BYTES;
 constexpr std::size_t WS_SMEM = 1024 + static_cast<std::size_t>(WS_STAGES) * WS_STAGE_BYTES + 2 * WS_STAGES * 8 + 16;
 constexpr int WS_EPI_BYTES = 2 * 16384;  // tma_epilogue: two 8 KiB box slots per consumer warpgroup
 constexpr std::size_t WS_SMEM_EPI = WS_SMEM + WS_EPI_BYTES;
-constexpr int WS_GROUP_M = 8;  // cluster rows per raster group (persistent rungs)
+constexpr int WS_GROUP_ROWS = 16;  // tile rows (of 128) per raster group of the persistent rungs: 2048 rows
 constexpr int WS_PART = 64 * WS_BN;  // FP32 partial of one consumer warpgroup, in fragment order
 
 struct TileMap {
   int units_m, tiles_n;  // units_m: cluster rows (CM tiles of 128 rows each)
   bool grouped;
+  int group;  // cluster rows per raster group
   __device__ __forceinline__ void operator()(int u, int& um, int& tn) const {
     if (!grouped) {
       um = u % units_m;
       tn = u / units_m;
       return;
     }
-    // Groups of WS_GROUP_M cluster rows; inside a group walk down M first, then across N, so the
+    // Groups of `group` cluster rows; inside a group walk down M first, then across N, so the
     // clusters running at the same time share A panels and B panels in L2.
-    const int per_group = WS_GROUP_M * tiles_n;
-    const int g = u / per_group, first = g * WS_GROUP_M;
-    const int rows = min(WS_GROUP_M, units_m - first);
+    const int per_group = group * tiles_n;
+    const int g = u / per_group, first = g * group;
+    const int rows = min(group, units_m - first);
     const int r = u % per_group;
     um = first + r % rows;
     tn = r / rows;
@@ -454,11 +455,11 @@ __global__ void __launch_bounds__(384, 1) gemm_ws(const __grid_constant__ CUtens
   std::uint64_t* full = reinterpret_cast<std::uint64_t*>(sEpi + (TMA_EPI ? WS_EPI_BYTES : 0));
   std::uint64_t* empty = full + WS_STAGES;
   int* last_flag = reinterpret_cast<int*>(empty + WS_STAGES);  // [consumer]: "I finish this split tile"
-  const int wg = threadIdx.x / 128;
+  const int wg = hp::warpgroup_index();
   const std::uint32_t rank = CM > 1 ? hp::cluster_ctarank() : 0;
   const int ktiles = (K + H_BK - 1) / H_BK;
   const int tiles_m = (M + WS_BM - 1) / WS_BM, tiles_n = (N + WS_BN - 1) / WS_BN;
-  const TileMap map{(tiles_m + CM - 1) / CM, tiles_n, PERSISTENT};
+  const TileMap map{(tiles_m + CM - 1) / CM, tiles_n, PERSISTENT, WS_GROUP_ROWS / CM};
   const int first_item = blockIdx.x / CM;
   const int item_stride = PERSISTENT ? gridDim.x / CM : plan.items;
 
@@ -494,9 +495,11 @@ __global__ void __launch_bounds__(384, 1) gemm_ws(const __grid_constant__ CUtens
             hp::tma_load_2d(sB(s), &tma_b, &full[s], kt * H_BK, n0);
             hp::tma_load_2d(sB(s) + H_BOX_BYTES, &tma_b, &full[s], kt * H_BK, n0 + H_BOX_ROWS);
           } else {
-            static_assert(CM == 2, "B is split in two 128-row halves, one per CTA of the pair");
-            hp::tma_load_2d_multicast(sB(s) + rank * H_BOX_BYTES, &tma_b, &full[s], kt * H_BK,
-                                      n0 + static_cast<int>(rank) * H_BOX_ROWS, 0x3);
+            // B is cut in CM slices of WS_BN / CM rows (tma_b's box), one per CTA, each multicast to all.
+            static_assert(CM == 2 || CM == 4, "B's 256 rows split evenly over the cluster");
+            constexpr int kRows = WS_BN / CM;
+            hp::tma_load_2d_multicast(sB(s) + rank * kRows * H_BK * 2, &tma_b, &full[s], kt * H_BK,
+                                      n0 + static_cast<int>(rank) * kRows, (1u << CM) - 1);
           }
           if (++s == WS_STAGES) { s = 0; phase ^= 1; }
         }
@@ -506,6 +509,7 @@ __global__ void __launch_bounds__(384, 1) gemm_ws(const __grid_constant__ CUtens
     hp::setmaxnreg_inc<232>();
     const int c = wg - 1;  // consumer index: rows 64*c .. 64*c+63 of the tile
     const int t = threadIdx.x % 128;
+    const std::uint64_t desc_a0 = hp::wgmma_desc_sw128(sA(0) + c * 64 * 128), desc_b0 = hp::wgmma_desc_sw128(sB(0));
     int s = 0;
     std::uint32_t phase = 0;
     for (int it = first_item; it < plan.items; it += item_stride) {
@@ -521,10 +525,11 @@ __global__ void __launch_bounds__(384, 1) gemm_ws(const __grid_constant__ CUtens
         hp::mbar_wait(&full[s], phase);
         hp::fence_regs(acc);
         hp::wgmma_fence();
+        // Slot s's descriptors: stage 0's plus the slot offset in the 16-byte units of the address field.
+        const std::uint64_t da = desc_a0 + static_cast<std::uint32_t>(s * (WS_STAGE_BYTES >> 4));
+        const std::uint64_t db = desc_b0 + static_cast<std::uint32_t>(s * (WS_STAGE_BYTES >> 4));
 #pragma unroll
-        for (int kk = 0; kk < H_BK / 16; ++kk)
-          hp::wgmma_m64k16<WS_BN>(acc, hp::wgmma_desc_sw128(sA(s) + c * 64 * 128) + 2 * kk,
-                                  hp::wgmma_desc_sw128(sB(s)) + 2 * kk, 1);
+        for (int kk = 0; kk < H_BK / 16; ++kk) hp::wgmma_m64k16<WS_BN>(acc, da + 2 * kk, db + 2 * kk, 1);
         hp::wgmma_commit();
         // Keep this step's group in flight; the previous one is done: release its slot.
         hp::wgmma_wait<1>();
@@ -659,6 +664,11 @@ class GemmBf16 final : public aipe::Example {
                                [this](cudaStream_t s) { launch_ws<2, true, true>(s); });
     epi.skip_if = [this] { return !tma_skip_.empty() ? tma_skip_ : epi_skip_; };
     v.push_back(epi);
+    aipe::Variant x4 = hopper("multicast_x4",
+                              "rung 10 with clusters of 4 CTAs along M: each loads a quarter of B for all four",
+                              [this](cudaStream_t s) { launch_ws<4, true, true>(s); });
+    x4.skip_if = [this] { return !tma_skip_.empty() ? tma_skip_ : x4_skip_; };
+    v.push_back(x4);
     v.push_back({"cublas", "cublasGemmEx, BF16 in, FP32 compute", [this](cudaStream_t s) { launch_cublas(s); }});
     aipe::Variant lt{"cublaslt", "cublasLtMatmul, top heuristic, 32 MiB workspace",
                      [this](cudaStream_t s) { launch_cublaslt(s); }};
@@ -715,9 +725,10 @@ class GemmBf16 final : public aipe::Example {
       else plan_split_tail();
       // The epilogue rung needs 32 KiB more shared memory per CTA; it is still one CTA per SM.
       epi_skip_.clear();
-      max_clusters_epi_ = 0;
+      x4_skip_.clear();
+      max_clusters_epi_ = max_clusters_x4_ = 0;
       if (optin < WS_SMEM_EPI) {
-        epi_skip_ = "needs " + std::to_string(WS_SMEM_EPI) + " B of shared memory per block";
+        epi_skip_ = x4_skip_ = "needs " + std::to_string(WS_SMEM_EPI) + " B of shared memory per block";
       } else {
         AIPE_CUDA(cudaFuncSetAttribute(gemm_ws<2, true, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                        int(WS_SMEM_EPI)));
@@ -725,6 +736,16 @@ class GemmBf16 final : public aipe::Example {
         AIPE_CUDA(cudaOccupancyMaxActiveClusters(&max_clusters_epi_, gemm_ws<2, true, true>, &cfg));
         if (max_clusters_epi_ < 1)
           epi_skip_ = "no cluster of 2 CTAs with " + std::to_string(WS_SMEM_EPI) + " B of shared memory fits";
+        // Clusters of 4: B in 64-row slices, one per CTA. GPCs whose SM count is not a multiple of 4
+        // leave the remainder idle: the grid is what cudaOccupancyMaxActiveClusters says fits.
+        tma_b4_ = hp::make_tma_2d_bf16(b_.get(), n_, k_, k_, WS_BN / 4, H_BK);
+        AIPE_CUDA(cudaFuncSetAttribute(gemm_ws<4, true, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       int(WS_SMEM_EPI)));
+        attr.val.clusterDim.x = 4;
+        cfg.gridDim = dim3(4 * std::max(1, sm_count_ / 4));
+        AIPE_CUDA(cudaOccupancyMaxActiveClusters(&max_clusters_x4_, gemm_ws<4, true, true>, &cfg));
+        if (max_clusters_x4_ < 1)
+          x4_skip_ = "no cluster of 4 CTAs with " + std::to_string(WS_SMEM_EPI) + " B of shared memory fits";
       }
     }
     if (ctx.device().cc() >= 80)
@@ -773,6 +794,10 @@ class GemmBf16 final : public aipe::Example {
     if (variant == "tma_epilogue") {
       out["max_active_clusters"] = max_clusters_epi_;
       out["ctas"] = 2.0 * std::min<std::int64_t>(max_clusters_epi_, units2());
+    }
+    if (variant == "multicast_x4") {
+      out["max_active_clusters"] = max_clusters_x4_;
+      out["ctas"] = 4.0 * std::min<std::int64_t>(max_clusters_x4_, ((m_ + 511) / 512) * ((n_ + WS_BN - 1) / WS_BN));
     }
     if (variant == "persistent") out["ctas"] = 2.0 * std::min<std::int64_t>(max_clusters_, units2());
     if (variant == "split_tail") {
@@ -868,7 +893,7 @@ class GemmBf16 final : public aipe::Example {
     Plan plan{units, units, 1, ktiles, units, nullptr, nullptr};
     if (SPLIT) plan = split_plan_;
     int clusters = plan.items;
-    if (PERSISTENT) clusters = std::min(plan.items, TMA_EPI ? max_clusters_epi_ : max_clusters_);
+    if (PERSISTENT) clusters = std::min(plan.items, CM == 4 ? max_clusters_x4_ : TMA_EPI ? max_clusters_epi_ : max_clusters_);
     cudaLaunchConfig_t cfg{};
     cfg.gridDim = dim3(clusters * CM);
     cfg.blockDim = dim3(384);
@@ -881,7 +906,7 @@ class GemmBf16 final : public aipe::Example {
     attr[0].val.clusterDim.z = 1;
     cfg.attrs = attr;
     cfg.numAttrs = 1;
-    AIPE_CUDA(cudaLaunchKernelEx(&cfg, gemm_ws<CM, PERSISTENT, TMA_EPI>, tma_a_, tma_b_, tma_c_, c_.get(), M(), N(),
+    AIPE_CUDA(cudaLaunchKernelEx(&cfg, gemm_ws<CM, PERSISTENT, TMA_EPI>, tma_a_, CM == 4 ? tma_b4_ : tma_b_, tma_c_, c_.get(), M(), N(),
                                  K(), plan));
   }
   void launch_cublas(cudaStream_t s) {
@@ -936,7 +961,7 @@ class GemmBf16 final : public aipe::Example {
   static constexpr std::size_t kWorkspace = 32u << 20;
   std::int64_t m_ = 0, n_ = 0, k_ = 0;
   int sm_count_ = 1;
-  int max_clusters_ = 1, max_clusters_epi_ = 0;
+  int max_clusters_ = 1, max_clusters_epi_ = 0, max_clusters_x4_ = 0;
   Plan split_plan_{};
   aipe::DeviceBuffer<float> split_ws_;
   aipe::DeviceBuffer<int> split_counters_;
@@ -947,8 +972,8 @@ class GemmBf16 final : public aipe::Example {
   cublasLtMatrixLayout_t la_ = nullptr, lb_ = nullptr, lc_ = nullptr;
   cublasLtMatmulHeuristicResult_t heuristic_{};
   aipe::DeviceBuffer<unsigned char> workspace_;
-  CUtensorMap tma_a_{}, tma_b_{}, tma_c_{};
-  std::string tma_skip_, epi_skip_, lt_skip_;
+  CUtensorMap tma_a_{}, tma_b_{}, tma_b4_{}, tma_c_{};
+  std::string tma_skip_, epi_skip_, x4_skip_, lt_skip_;
   std::vector<float> ref_;
   std::string ref_note_;
 };

@@ -132,14 +132,25 @@ __device__ __forceinline__ void mbar_arrive_cluster(std::uint64_t* bar, std::uin
 
 // Blocks until the barrier's phase with parity `phase` has completed. A fresh barrier is in phase 0,
 // so waiting on parity 1 returns at once: that is how a producer sees a ring of empty slots as free.
+// try_wait suspends the thread until the phase completes or a time limit passes; the suspend-time hint
+// (10 ms) replaces the short system default, so a waiting warp sleeps instead of looping: a producer that
+// runs ahead of its consumers for a whole GEMM otherwise issues a try_wait and a branch every few dozen
+// cycles, and under a power cap those instructions cost clock.
 __device__ __forceinline__ void mbar_wait(std::uint64_t* bar, std::uint32_t phase) {
   asm volatile(
       "{\n.reg .pred done;\n"
       "WAIT_%=:\n"
-      "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+      "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1, %2;\n"
       "@!done bra WAIT_%=;\n}\n" ::"r"(smem_u32(bar)),
-      "r"(phase)
+      "r"(phase), "r"(10000000u)
       : "memory");
+}
+
+// The warpgroup index of the calling thread (threadIdx.x / 128) as a value the compiler knows is the
+// same across the warp, so what derives from it (shared-memory offsets, wgmma descriptors) can live in
+// uniform registers and be computed once per warp on the uniform datapath.
+__device__ __forceinline__ int warpgroup_index() {
+  return __shfl_sync(0xffffffffu, static_cast<int>(threadIdx.x / 128), 0);
 }
 
 // ---------------------------------------------------------------------------------------------

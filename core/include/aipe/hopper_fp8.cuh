@@ -209,7 +209,7 @@ __global__ void __launch_bounds__(GemmConfig<BN, S>::kThreads, 1)
   const int tiles_m = (M + BM - 1) / BM, tiles_n = (N + BN - 1) / BN;
   const int units_m = (tiles_m + CM - 1) / CM, num_units = units_m * tiles_n;  // a unit: CM tiles stacked in M
   const int nk = (K + BK - 1) / BK;
-  const int wg = threadIdx.x / 128;
+  const int wg = warpgroup_index();
   const int rank = CM > 1 ? int(cluster_ctarank()) : 0;
   const int first_unit = blockIdx.x / CM, unit_stride = gridDim.x / CM;
 
@@ -261,6 +261,8 @@ __global__ void __launch_bounds__(GemmConfig<BN, S>::kThreads, 1)
   };
   const int cw = wg - 1;  // consumer warpgroup: rows cw*64 .. cw*64+63 of the tile
   const int t = threadIdx.x % 128, warp = t / 32, lane = t % 32;
+  // Stage 0's descriptors; slot `stage` adds its offset in the 16-byte units of the address field.
+  const std::uint64_t desc_a0 = wgmma_desc_sw128(sA + cw * 64 * BK), desc_b0 = wgmma_desc_sw128(sB);
   int stage = 0;
   std::uint32_t phase = 0;
   float acc[R];
@@ -275,8 +277,8 @@ __global__ void __launch_bounds__(GemmConfig<BN, S>::kThreads, 1)
       int prev = -1;
       for (int kb = 0; kb < nk; ++kb) {
         mbar_wait(&full[stage], phase);
-        const std::uint64_t da = wgmma_desc_sw128(sA + stage * Cfg::kABytes + cw * 64 * BK);
-        const std::uint64_t db = wgmma_desc_sw128(sB + stage * Cfg::kBBytes);
+        const std::uint64_t da = desc_a0 + static_cast<std::uint32_t>(stage * (Cfg::kABytes >> 4));
+        const std::uint64_t db = desc_b0 + static_cast<std::uint32_t>(stage * (Cfg::kBBytes >> 4));
         wgmma_fence();
 #pragma unroll
         for (int kk = 0; kk < BK / 32; ++kk) {
@@ -307,8 +309,8 @@ __global__ void __launch_bounds__(GemmConfig<BN, S>::kThreads, 1)
         const float sa1 = in1 ? __ldg(args.sa + std::size_t(kb) * M + row0 + 8) : 0.f;
         const float sbv = __ldg(args.sb + std::size_t(tn) * args.ldsb + kb);  // BN == 128: tile column = block
         mbar_wait(&full[stage], phase);
-        const std::uint64_t da = wgmma_desc_sw128(sA + stage * Cfg::kABytes + cw * 64 * BK);
-        const std::uint64_t db = wgmma_desc_sw128(sB + stage * Cfg::kBBytes);
+        const std::uint64_t da = desc_a0 + static_cast<std::uint32_t>(stage * (Cfg::kABytes >> 4));
+        const std::uint64_t db = desc_b0 + static_cast<std::uint32_t>(stage * (Cfg::kBBytes >> 4));
         wgmma_fence();
 #pragma unroll
         for (int kk = 0; kk < BK / 32; ++kk) {
