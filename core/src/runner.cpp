@@ -11,6 +11,7 @@
 #include "aipe/ceilings.hpp"
 #include "aipe/check.hpp"
 #include "aipe/measure.hpp"
+#include "aipe/power.hpp"
 #include "aipe/version.hpp"
 
 namespace aipe {
@@ -122,6 +123,8 @@ RunReport run_examples(const std::vector<const RegistryEntry*>& selected, const 
 
   Stream stream;
   Timer timer(dev, stream);
+  // SM clock, power and throttle reasons while each variant is measured; empty where NVML is absent.
+  const PowerReader power_reader = nvml_power_reader(dev);
 
   std::size_t total = 0, done = 0;
   for (const RegistryEntry* e : selected)
@@ -250,6 +253,7 @@ RunReport run_examples(const std::vector<const RegistryEntry*>& selected, const 
           continue;
         }
         // 2. Measure.
+        std::optional<PowerSummary> power;
         if (v.timing == Timing::first_launch) {
           r.samples = 1;
           r.median_ms = r.min_ms = r.p90_ms = first_ms;
@@ -257,7 +261,10 @@ RunReport run_examples(const std::vector<const RegistryEntry*>& selected, const 
         } else {
           StopCriteria crit = opts.stop;
           if (v.budget_s > 0) crit.budget_s = std::min(crit.budget_s, v.budget_s);
+          PowerSampler sampler(power_reader);
+          sampler.start();
           const Measurement m = timer.measure(v.launch, v.timing, v.blocking, crit, v.flush_l2);
+          power = sampler.stop();
           r.samples = m.time_ms.n;
           r.median_ms = m.time_ms.median;
           r.min_ms = m.time_ms.min;
@@ -269,6 +276,8 @@ RunReport run_examples(const std::vector<const RegistryEntry*>& selected, const 
         r.timed = true;
         fill_rates(r, work, rep);
         ex->metrics(v.name, r.median_ms, r.metrics);
+        // After the example's own metrics, so an example that assigns the whole map cannot drop them.
+        if (power) add_power_metrics(*power, r.metrics);
       } catch (const CudaError& e) {
         r.status = Status::failed;
         r.reason = e.what();
