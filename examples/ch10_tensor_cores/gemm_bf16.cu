@@ -36,6 +36,13 @@
 //                        shared memory; TMA writes C meanwhile and clips the edges. Rung 8's epilogue instead
 //                        issues 64 4-byte global stores per thread, each warp instruction touching 8 rows.
 //                        (N % 8 != 0 leaves C's rows unaligned for TMA: that rung then stores as rung 8 does.)
+//  11 multicast_x4       rung 10 with clusters of 4 CTAs along M: each CTA loads a 64-row quarter of the B tile
+//                        and multicasts it to all four, so a CTA pulls 24 KiB from L2 per K step instead of
+//                        32. The catch is placement: a cluster must fit in one GPC, and with 4 CTAs of one SM
+//                        each only cudaOccupancyMaxActiveClusters x 4 SMs work (30 x 4 = 120 of 132 on the
+//                        H100 measured), and 8192^3 then takes 17.07 waves of clusters instead of 15.5.
+//                        Kept as the measured counter-example: the L2 traffic saved does not make up for
+//                        the idle SMs and the extra wave.
 //   cublas               cublasGemmEx, BF16 in, FP32 compute, BF16 out
 //   cublaslt             cublasLtMatmul, the top heuristic with a 32 MiB workspace (what frameworks call)
 //
@@ -608,15 +615,16 @@ class GemmBf16 final : public aipe::Example {
   aipe::ExampleInfo info() const override {
     return {"ch10/gemm_bf16",
             "BF16 GEMM: naive -> tiles -> registers -> mma.sync -> TMA+WGMMA -> warp specialization -> clusters -> "
-            "persistent, vs cuBLAS",
+            "persistent -> TMA-store epilogue, vs cuBLAS",
             "A GEMM moves from bandwidth-bound to compute-bound only when every byte loaded is reused many times. "
             "Shared-memory tiles and register blocking raise reuse on the FP32 pipes; mma.sync moves the math to "
             "the tensor cores; Hopper then changes how the tensor cores are fed: TMA copies swizzled tiles "
             "without threads, WGMMA multiplies straight from shared memory for a whole warpgroup, a producer "
             "warpgroup keeps a ring of stages full while two consumer warpgroups compute, clusters halve the L2 "
             "traffic for B through multicast, and a persistent kernel overlaps each tile's epilogue with the next "
-            "tile's loads and walks tiles in an L2-friendly order, and splitting only the last, partial wave along K "
-            "removes most of the wave-quantization loss. The last rungs stand beside cuBLAS and "
+            "tile's loads and walks tiles in an L2-friendly order, and a TMA-store epilogue hands each finished "
+            "tile to the copy engine so the tensor cores restart at once. Two measured counter-examples (splitting "
+            "the last wave along K, clusters of 4) show what does not pay. The last rungs stand beside cuBLAS and "
             "cuBLASLt on the identical problem.",
             {{"m", 8192, 4096, 1000, "rows of A and C"},
              {"n", 8192, 4096, 1480, "columns of C (rows of the stored N x K B)"},
