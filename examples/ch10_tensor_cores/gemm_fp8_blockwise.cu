@@ -13,7 +13,13 @@
 //   4 cluster_multicast  clusters of 2 CTAs share the 128x128 B block through TMA multicast
 //   5 staged_epilogue    the epilogue through shared memory, 16-byte coalesced stores (as in gemm_fp8)
 //   6 tma_epilogue       the epilogue through shared memory and TMA stores (as in gemm_fp8)
-//   7 cublaslt        cuBLASLt FP8 with A scale mode BLK128x128_32F (our B) and B scale mode VEC128_32F (our A)
+//   7 pipelined_promotion
+//                        rung 6 with two partial register tiles per warpgroup (acc + 2 x 64 = 192 registers):
+//                        K block kb+1's four wgmma are issued before K block kb is waited for and promoted,
+//                        so the tensor cores always have this warpgroup's next group queued while its CUDA
+//                        cores promote (wgmma.wait_group 1 instead of 0). Rungs 2-6 wait for each group and
+//                        promote with the tensor cores idle unless the other warpgroup happens to fill them.
+//   8 cublaslt        cuBLASLt FP8 with A scale mode BLK128x128_32F (our B) and B scale mode VEC128_32F (our A)
 //
 // Problem, reference, tolerance and work model: gemm_fp8_common.cuh. k must be a multiple of 128.
 // Napkin math at 8192^3 as in gemm_fp8, plus the scales: 64 x 8192 + 64 x 64 floats (2 MB): noise.
@@ -70,10 +76,15 @@ class GemmFp8Blockwise final : public aipe::fp8::Fp8GemmProblem<Scaling::block> 
                        [this](cudaStream_t s) { run_tma_epilogue(s); }};
     tepi.requires_.sm90a = true;
     tepi.skip_if = [this] { return tma_epilogue_skip(); };
+    aipe::Variant pipe{"pipelined_promotion",
+                       "two partial tiles: K block kb+1's wgmma runs while K block kb is promoted with its scales",
+                       [this](cudaStream_t s) { run_pipelined_promotion(s); }};
+    pipe.requires_.sm90a = true;
+    pipe.skip_if = [this] { return pipelined_promotion_skip(); };
     aipe::Variant lt{"cublaslt", "cuBLASLt FP8, BLK128x128 (weights) and VEC128 (activations) scale modes",
                      [this](cudaStream_t s) { run_cublaslt(s); }};
     lt.skip_if = [this] { return cublaslt_skip(); };
-    return {simt, ws, pers, clus, staged, tepi, lt};
+    return {simt, ws, pers, clus, staged, tepi, pipe, lt};
   }
 };
 

@@ -96,6 +96,7 @@ class Fp8GemmProblem : public aipe::Example {
     clusters_ = max_active_clusters<BN, S, 2>();
     clusters_staged_ = max_active_clusters<BN, S, 2, Epilogue::staged>();
     clusters_tma_ = max_active_clusters<BN, S, 2, Epilogue::tma>();
+    if constexpr (S == Scaling::block) clusters_pp_ = max_active_clusters<BN, S, 2, Epilogue::tma, true>();
 #endif
 
     reference(ctx, hsa, hsb, seed_a, seed_b);
@@ -158,11 +159,27 @@ class Fp8GemmProblem : public aipe::Example {
   std::string tma_epilogue_skip() const {
     return clusters_tma_ < 1 ? "no cluster of 2 CTAs with this kernel's shared memory fits on the device" : "";
   }
+  // Block scales: the TMA-epilogue rung with pipelined promotion (K block kb+1 on the tensor cores while
+  // K block kb is promoted on the CUDA cores).
+  void run_pipelined_promotion(cudaStream_t s) {
+    if constexpr (S == Scaling::block) {
+      auto g = args_;
+      g.group_m = 8;
+      launch_gemm_ws<128, S, 2, Epilogue::tma, true>(tmap_a_, tmap_b_half_, tmap_c_, g,
+                                                     2 * std::max(1, std::min(units2_, clusters_pp_)), s);
+    } else {
+      (void)s;
+      throw std::logic_error("pipelined promotion exists for block scales only");
+    }
+  }
+  std::string pipelined_promotion_skip() const {
+    return clusters_pp_ < 1 ? "no cluster of 2 CTAs with this kernel's shared memory fits on the device" : "";
+  }
   std::string cluster_skip() const {
     return clusters_ < 1 ? "no cluster of 2 CTAs with this kernel's shared memory fits on the device" : "";
   }
 
-  int M_ = 0, N_ = 0, K_ = 0, ldsb_ = 0, tiles_ = 0, units2_ = 0, sms_ = 0, clusters_ = 0, clusters_staged_ = 0, clusters_tma_ = 0;
+  int M_ = 0, N_ = 0, K_ = 0, ldsb_ = 0, tiles_ = 0, units2_ = 0, sms_ = 0, clusters_ = 0, clusters_staged_ = 0, clusters_tma_ = 0, clusters_pp_ = 0;
   aipe::DeviceBuffer<__nv_fp8_e4m3> a_, b_;
   aipe::DeviceBuffer<__nv_bfloat16> c_;
   aipe::DeviceBuffer<float> sa_, sb_;

@@ -188,7 +188,10 @@ __device__ __forceinline__ void tile_coords(int tile, int tiles_m, int tiles_n, 
 // crosses L2 -> SM once per pair; a slot is free only when the consumers of both CTAs released it.
 // E (Epilogue): direct, staged (16-byte chunks XOR-swizzled by row, so both the 4-byte writes and the
 // 16-byte reads are bank-conflict free) or tma (tmap_c: C in 64 x 64 BF16 boxes; N % 8 == 0, else direct).
-template <int BN, Scaling S, int CM, Epilogue E>
+// PP (pipelined promotion, block scales only): two partial tiles alternate, so K block kb+1's wgmma
+// group is already queued on the tensor cores while the CUDA cores promote K block kb; without it the
+// warpgroup waits for each group (wait_group 0) and the tensor cores idle while it promotes.
+template <int BN, Scaling S, int CM, Epilogue E, bool PP = false>
 __global__ void __launch_bounds__(GemmConfig<BN, S>::kThreads, 1)
     gemm_ws_kernel(const __grid_constant__ CUtensorMap tmap_a, const __grid_constant__ CUtensorMap tmap_b,
                    const __grid_constant__ CUtensorMap tmap_c, const GemmArgs args) {
@@ -298,6 +301,70 @@ __global__ void __launch_bounds__(GemmConfig<BN, S>::kThreads, 1)
       const float s = args.sa[0] * args.sb[0];
 #pragma unroll
       for (int i = 0; i < R; ++i) acc[i] *= s;
+    } else if constexpr (PP) {
+      // acc + two partial tiles: 3 * R = 192 registers at BN = 128.
+      static_assert(BN == 128, "block-scaled tiles are one 128-wide weight block");
+      float part0[R], part1[R];
+#pragma unroll
+      for (int i = 0; i < R; ++i) acc[i] = 0.f;
+      const bool in0 = row0 < M, in1 = row0 + 8 < M;
+      int rstage = stage;  // slot of the oldest group in flight: released once it is done
+      // Issues K block kb's four wgmma into `p` (waiting for its slot first) as one group.
+      auto issue = [&](float (&p)[R]) {
+        mbar_wait(&full[stage], phase);
+        const std::uint64_t da = desc_a0 + static_cast<std::uint32_t>(stage * (Cfg::kABytes >> 4));
+        const std::uint64_t db = desc_b0 + static_cast<std::uint32_t>(stage * (Cfg::kBBytes >> 4));
+        fence_regs(p);
+        wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < BK / 32; ++kk) wgmma_m64n128k32_e4m3(p, da + 2 * kk, db + 2 * kk, kk != 0);
+        wgmma_commit();
+        fence_regs(p);
+        if (++stage == kStages) { stage = 0; phase ^= 1; }
+      };
+      // K block kb's two row scales times its weight scale; loaded before the wait for its group, so the
+      // load latency hides behind it.
+      auto scales = [&](int kb, float& s0, float& s1) {
+        const float sbv = __ldg(args.sb + std::size_t(tn) * args.ldsb + kb);
+        s0 = (in0 ? __ldg(args.sa + std::size_t(kb) * M + row0) : 0.f) * sbv;
+        s1 = (in1 ? __ldg(args.sa + std::size_t(kb) * M + row0 + 8) : 0.f) * sbv;
+      };
+      // After the wait for its group: the slot goes back, the partial tile joins the accumulator.
+      auto promote = [&](float (&p)[R], float s0, float s1) {
+        fence_regs(p);
+        if (lane == 0) release(&empty[rstage]);
+        if (++rstage == kStages) rstage = 0;
+#pragma unroll
+        for (int i = 0; i < R; ++i) acc[i] = fmaf(p[i], (i & 2) ? s1 : s0, acc[i]);
+      };
+      float s0, s1;
+      int kb = 0;
+      if (nk > 0) {
+        issue(part0);
+        for (; kb + 2 < nk; kb += 2) {  // K blocks kb+1 and kb+2 exist: both partial tiles stay busy
+          issue(part1);
+          scales(kb, s0, s1);
+          wgmma_wait<1>();  // block kb is done; kb+1 stays on the tensor cores while kb is promoted
+          promote(part0, s0, s1);
+          issue(part0);
+          scales(kb + 1, s0, s1);
+          wgmma_wait<1>();
+          promote(part1, s0, s1);
+        }
+        if (kb + 1 < nk) {  // two K blocks left
+          issue(part1);
+          scales(kb, s0, s1);
+          wgmma_wait<1>();
+          promote(part0, s0, s1);
+          scales(kb + 1, s0, s1);
+          wgmma_wait<0>();
+          promote(part1, s0, s1);
+        } else {
+          scales(kb, s0, s1);
+          wgmma_wait<0>();
+          promote(part0, s0, s1);
+        }
+      }
     } else {
       float part[R];
 #pragma unroll
@@ -472,18 +539,18 @@ static __global__ void dequant_kernel(const __nv_fp8_e4m3* q, float* out, int ro
 // Host launch of the warp-specialized kernel: `grid` CTAs (the tile count, or a persistent grid). With
 // CM = 2 the launch carries a cluster dimension of 2 (cudaLaunchKernelEx) and `grid` must be even.
 // `tc`: C's 64 x 64 box tensor map, read only with Epilogue::tma.
-template <int BN, Scaling S, int CM = 1, Epilogue E = Epilogue::direct>
+template <int BN, Scaling S, int CM = 1, Epilogue E = Epilogue::direct, bool PP = false>
 inline void launch_gemm_ws(const CUtensorMap& ta, const CUtensorMap& tb, const CUtensorMap& tc, const GemmArgs& g,
                            int grid, cudaStream_t s) {
   using Cfg = GemmConfig<BN, S>;
   constexpr int smem = E != Epilogue::direct ? Cfg::kSmemBytesStaged : Cfg::kSmemBytes;
   static const bool attr_set = [] {
-    AIPE_CUDA(cudaFuncSetAttribute(gemm_ws_kernel<BN, S, CM, E>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    AIPE_CUDA(cudaFuncSetAttribute(gemm_ws_kernel<BN, S, CM, E, PP>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     return true;
   }();
   (void)attr_set;
   if constexpr (CM == 1) {
-    gemm_ws_kernel<BN, S, 1, E><<<grid, Cfg::kThreads, smem, s>>>(ta, tb, tc, g);
+    gemm_ws_kernel<BN, S, 1, E, PP><<<grid, Cfg::kThreads, smem, s>>>(ta, tb, tc, g);
     AIPE_CHECK_LAUNCH();
   } else {
     cudaLaunchConfig_t cfg{};
@@ -498,17 +565,17 @@ inline void launch_gemm_ws(const CUtensorMap& ta, const CUtensorMap& tb, const C
     attr[0].val.clusterDim.z = 1;
     cfg.attrs = attr;
     cfg.numAttrs = 1;
-    AIPE_CUDA(cudaLaunchKernelEx(&cfg, gemm_ws_kernel<BN, S, CM, E>, ta, tb, tc, g));
+    AIPE_CUDA(cudaLaunchKernelEx(&cfg, gemm_ws_kernel<BN, S, CM, E, PP>, ta, tb, tc, g));
   }
 }
 
 // How many clusters of CM CTAs of this kernel can be resident at once (the persistent grid of the
 // cluster rung is that many clusters).
-template <int BN, Scaling S, int CM, Epilogue E = Epilogue::direct>
+template <int BN, Scaling S, int CM, Epilogue E = Epilogue::direct, bool PP = false>
 inline int max_active_clusters() {
   using Cfg = GemmConfig<BN, S>;
   constexpr int smem = E != Epilogue::direct ? Cfg::kSmemBytesStaged : Cfg::kSmemBytes;
-  AIPE_CUDA(cudaFuncSetAttribute(gemm_ws_kernel<BN, S, CM, E>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  AIPE_CUDA(cudaFuncSetAttribute(gemm_ws_kernel<BN, S, CM, E, PP>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = dim3(CM);
   cfg.blockDim = dim3(Cfg::kThreads);
@@ -521,7 +588,7 @@ inline int max_active_clusters() {
   cfg.attrs = attr;
   cfg.numAttrs = 1;
   int n = 0;
-  AIPE_CUDA(cudaOccupancyMaxActiveClusters(&n, gemm_ws_kernel<BN, S, CM, E>, &cfg));
+  AIPE_CUDA(cudaOccupancyMaxActiveClusters(&n, gemm_ws_kernel<BN, S, CM, E, PP>, &cfg));
   return n;
 }
 
