@@ -19,7 +19,15 @@
 //                        so the tensor cores always have this warpgroup's next group queued while its CUDA
 //                        cores promote (wgmma.wait_group 1 instead of 0). Rungs 2-6 wait for each group and
 //                        promote with the tensor cores idle unless the other warpgroup happens to fill them.
-//   8 cublaslt        cuBLASLt FP8 with A scale mode BLK128x128_32F (our B) and B scale mode VEC128_32F (our A)
+//   8 tile_128x256     rung 6 on 128x256 tiles: a tile now spans two 128-wide weight blocks, so each K block's
+//                        wgmma runs per 128-column half (m64n128k32 into one 64-register partial tile) and
+//                        each half is promoted with its own weight scale into its half of the m64n256
+//                        accumulator (acc 128 + partial 64 registers). Each A byte loaded from L2 now feeds
+//                        256 columns instead of 128: at 128x128 the FP8 tensor cores want ~48 bytes per clock
+//                        per SM from L2 (16 KiB of A + 8 KiB of multicast B per 512-clock K block); at
+//                        128x256, 32. Rungs 7 and 8 also load each K block's scales one K block ahead, so
+//                        the load latency hides behind a K block of wgmma instead of stalling the promotion.
+//   9 cublaslt        cuBLASLt FP8 with A scale mode BLK128x128_32F (our B) and B scale mode VEC128_32F (our A)
 //
 // Problem, reference, tolerance and work model: gemm_fp8_common.cuh. k must be a multiple of 128.
 // Napkin math at 8192^3 as in gemm_fp8, plus the scales: 64 x 8192 + 64 x 64 floats (2 MB): noise.
@@ -40,8 +48,9 @@ class GemmFp8Blockwise final : public aipe::fp8::Fp8GemmProblem<Scaling::block> 
             "slice of the activations and each 128x128 block of the weights instead. The GEMM must then apply two "
             "scales per 128-deep K block: the kernel multiplies each block into a fresh FP32 register tile with "
             "wgmma and promotes it into the accumulator on the CUDA cores, which also caps how many terms the "
-            "tensor cores' reduced-precision accumulator ever adds. Two consumer warpgroups hide each other's "
-            "promotion.",
+            "tensor cores' reduced-precision accumulator ever adds. The ladder then keeps the tensor cores fed during "
+            "the promotion: a second partial tile so the next K block's wgmma is queued, scale loads one K block "
+            "ahead, and 128x256 tiles that promote one 128-column weight block at a time.",
             axes(),
             {}};
   }
@@ -81,10 +90,16 @@ class GemmFp8Blockwise final : public aipe::fp8::Fp8GemmProblem<Scaling::block> 
                        [this](cudaStream_t s) { run_pipelined_promotion(s); }};
     pipe.requires_.sm90a = true;
     pipe.skip_if = [this] { return pipelined_promotion_skip(); };
+    aipe::Variant wide{"tile_128x256",
+                       "128x256 tiles over two weight blocks, each K block promoted one 128-column half at a time",
+                       [this](cudaStream_t s) { run_wide_tile(s); }};
+    wide.requires_.sm90a = true;
+    wide.skip_if = [this] { return wide_tile_skip(); };
+
     aipe::Variant lt{"cublaslt", "cuBLASLt FP8, BLK128x128 (weights) and VEC128 (activations) scale modes",
                      [this](cudaStream_t s) { run_cublaslt(s); }};
     lt.skip_if = [this] { return cublaslt_skip(); };
-    return {simt, ws, pers, clus, staged, tepi, pipe, lt};
+    return {simt, ws, pers, clus, staged, tepi, pipe, wide, lt};
   }
 };
 

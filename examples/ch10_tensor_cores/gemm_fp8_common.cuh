@@ -96,7 +96,11 @@ class Fp8GemmProblem : public aipe::Example {
     clusters_ = max_active_clusters<BN, S, 2>();
     clusters_staged_ = max_active_clusters<BN, S, 2, Epilogue::staged>();
     clusters_tma_ = max_active_clusters<BN, S, 2, Epilogue::tma>();
-    if constexpr (S == Scaling::block) clusters_pp_ = max_active_clusters<BN, S, 2, Epilogue::tma, true>();
+    if constexpr (S == Scaling::block) {
+      clusters_pp_ = max_active_clusters<BN, S, 2, Epilogue::tma, true>();
+      clusters_wide_ = max_active_clusters<256, S, 2, Epilogue::tma>();
+      units2_wide_ = ((M_ + 255) / 256) * ((N_ + 255) / 256);
+    }
 #endif
 
     reference(ctx, hsa, hsb, seed_a, seed_b);
@@ -172,6 +176,22 @@ class Fp8GemmProblem : public aipe::Example {
       throw std::logic_error("pipelined promotion exists for block scales only");
     }
   }
+  // Block scales on 128x256 tiles (two weight blocks per tile, promoted one half at a time); each CTA of
+  // a pair multicasts one 128-row half of B (the 128-row box of tmap_b_).
+  void run_wide_tile(cudaStream_t s) {
+    if constexpr (S == Scaling::block) {
+      auto g = args_;
+      g.group_m = 8;
+      launch_gemm_ws<256, S, 2, Epilogue::tma>(tmap_a_, tmap_b_, tmap_c_, g,
+                                               2 * std::max(1, std::min(units2_wide_, clusters_wide_)), s);
+    } else {
+      (void)s;
+      throw std::logic_error("the wide-tile block-scaled rung exists for block scales only");
+    }
+  }
+  std::string wide_tile_skip() const {
+    return clusters_wide_ < 1 ? "no cluster of 2 CTAs with this kernel's shared memory fits on the device" : "";
+  }
   std::string pipelined_promotion_skip() const {
     return clusters_pp_ < 1 ? "no cluster of 2 CTAs with this kernel's shared memory fits on the device" : "";
   }
@@ -179,7 +199,8 @@ class Fp8GemmProblem : public aipe::Example {
     return clusters_ < 1 ? "no cluster of 2 CTAs with this kernel's shared memory fits on the device" : "";
   }
 
-  int M_ = 0, N_ = 0, K_ = 0, ldsb_ = 0, tiles_ = 0, units2_ = 0, sms_ = 0, clusters_ = 0, clusters_staged_ = 0, clusters_tma_ = 0, clusters_pp_ = 0;
+  int M_ = 0, N_ = 0, K_ = 0, ldsb_ = 0, tiles_ = 0, units2_ = 0, sms_ = 0, clusters_ = 0, clusters_staged_ = 0, clusters_tma_ = 0, clusters_pp_ = 0,
+      clusters_wide_ = 0, units2_wide_ = 0;
   aipe::DeviceBuffer<__nv_fp8_e4m3> a_, b_;
   aipe::DeviceBuffer<__nv_bfloat16> c_;
   aipe::DeviceBuffer<float> sa_, sb_;

@@ -301,6 +301,50 @@ __global__ void __launch_bounds__(GemmConfig<BN, S>::kThreads, 1)
       const float s = args.sa[0] * args.sb[0];
 #pragma unroll
       for (int i = 0; i < R; ++i) acc[i] *= s;
+    } else if constexpr (BN == 256) {
+      // Block scales on a 128x256 tile: the tile spans two 128-wide weight blocks, so each K block is
+      // multiplied and promoted one 128-column half at a time (m64n128k32 into one 64-register partial tile,
+      // then into acc[0..63] or acc[64..127]: the m64n256 fragment's first 16 column groups are the first
+      // half). acc 128 + partial 64 registers. Twice the columns of the 128x128 rungs per A byte loaded.
+      float part[64];
+#pragma unroll
+      for (int i = 0; i < R; ++i) acc[i] = 0.f;
+      const bool in0 = row0 < M, in1 = row0 + 8 < M;
+      const int nb_count = (N + 127) / 128;
+      const bool hi_exists = 2 * tn + 1 < nb_count;
+      // The four scales of a K block are loaded one K block ahead: a global load's latency (an L2 hit is
+      // several hundred cycles) then hides behind a whole K block of wgmma instead of stalling the promotion.
+      float nsa0 = 0.f, nsa1 = 0.f, nsb_lo = 0.f, nsb_hi = 0.f;
+      auto load_scales = [&](int kb) {
+        nsa0 = in0 ? __ldg(args.sa + std::size_t(kb) * M + row0) : 0.f;
+        nsa1 = in1 ? __ldg(args.sa + std::size_t(kb) * M + row0 + 8) : 0.f;
+        nsb_lo = __ldg(args.sb + std::size_t(2 * tn) * args.ldsb + kb);
+        nsb_hi = hi_exists ? __ldg(args.sb + std::size_t(2 * tn + 1) * args.ldsb + kb) : 0.f;
+      };
+      if (nk > 0) load_scales(0);
+      for (int kb = 0; kb < nk; ++kb) {
+        const float sa0 = nsa0, sa1 = nsa1, sb_lo = nsb_lo, sb_hi = nsb_hi;
+        if (kb + 1 < nk) load_scales(kb + 1);
+        mbar_wait(&full[stage], phase);
+        const std::uint64_t da = desc_a0 + static_cast<std::uint32_t>(stage * (Cfg::kABytes >> 4));
+        const std::uint64_t db = desc_b0 + static_cast<std::uint32_t>(stage * (Cfg::kBBytes >> 4));
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          fence_regs(part);
+          wgmma_fence();
+#pragma unroll
+          for (int kk = 0; kk < BK / 32; ++kk)  // B rows 128h.. of the slot: +128 rows x 128 B = 16 KiB
+            wgmma_m64n128k32_e4m3(part, da + 2 * kk, db + h * (16384 >> 4) + 2 * kk, kk != 0);
+          wgmma_commit();
+          wgmma_wait<0>();
+          fence_regs(part);
+          if (h == 1 && lane == 0) release(&empty[stage]);
+          const float sb = h ? sb_hi : sb_lo, s0 = sa0 * sb, s1 = sa1 * sb;
+#pragma unroll
+          for (int i = 0; i < 64; ++i) acc[64 * h + i] = fmaf(part[i], (i & 2) ? s1 : s0, acc[64 * h + i]);
+        }
+        if (++stage == kStages) { stage = 0; phase ^= 1; }
+      }
     } else if constexpr (PP) {
       // acc + two partial tiles: 3 * R = 192 registers at BN = 128.
       static_assert(BN == 128, "block-scaled tiles are one 128-wide weight block");
@@ -322,13 +366,21 @@ __global__ void __launch_bounds__(GemmConfig<BN, S>::kThreads, 1)
         fence_regs(p);
         if (++stage == kStages) { stage = 0; phase ^= 1; }
       };
-      // K block kb's two row scales times its weight scale; loaded before the wait for its group, so the
-      // load latency hides behind it.
-      auto scales = [&](int kb, float& s0, float& s1) {
-        const float sbv = __ldg(args.sb + std::size_t(tn) * args.ldsb + kb);
-        s0 = (in0 ? __ldg(args.sa + std::size_t(kb) * M + row0) : 0.f) * sbv;
-        s1 = (in1 ? __ldg(args.sa + std::size_t(kb) * M + row0 + 8) : 0.f) * sbv;
+      // K block kb's two row scales times its weight scale, loaded one K block ahead (into n0, n1, nb) so
+      // that the load latency hides behind a whole K block of wgmma.
+      float n0 = 0.f, n1 = 0.f, nbv = 0.f;
+      auto prefetch = [&](int kb) {
+        if (kb >= nk) return;
+        nbv = __ldg(args.sb + std::size_t(tn) * args.ldsb + kb);
+        n0 = in0 ? __ldg(args.sa + std::size_t(kb) * M + row0) : 0.f;
+        n1 = in1 ? __ldg(args.sa + std::size_t(kb) * M + row0 + 8) : 0.f;
       };
+      auto scales = [&](int kb, float& s0, float& s1) {
+        s0 = n0 * nbv;
+        s1 = n1 * nbv;
+        prefetch(kb + 1);
+      };
+      prefetch(0);
       // After the wait for its group: the slot goes back, the partial tile joins the accumulator.
       auto promote = [&](float (&p)[R], float s0, float s1) {
         fence_regs(p);
