@@ -64,7 +64,8 @@ std::vector<fs::path> checked_notes() {
   if (!fs::exists(docs)) return out;
   for (const auto& e : fs::directory_iterator(docs)) {
     const std::string name = e.path().filename().string();
-    if (!std::regex_match(name, std::regex(R"(ch\d\d\.md)"))) continue;
+    // docs/chNN.md, and the further notes of a chapter split in parts: docs/chNN-topic.md.
+    if (!std::regex_match(name, std::regex(R"(ch\d\d(-[a-z0-9]+)?\.md)"))) continue;
     std::ifstream f(e.path());
     std::stringstream ss;
     ss << f.rdbuf();
@@ -87,7 +88,7 @@ TEST(ChapterDocs, ParserReadsHeadingsAndRungRows) {
 TEST(ChapterDocs, OurChapterNotesAreChecked) {
   // The notes of chapters 6-8 carry the marker; losing it would silently turn this test off.
   const auto notes = checked_notes();
-  for (const char* ch : {"ch06.md", "ch07.md", "ch08.md"}) {
+  for (const char* ch : {"ch06.md", "ch07.md", "ch08.md", "ch10.md", "ch10-fp8.md"}) {
     bool found = false;
     for (const auto& p : notes) found = found || p.filename() == ch;
     EXPECT_TRUE(found) << "docs/" << ch << " is missing or lacks the marker line";
@@ -95,14 +96,24 @@ TEST(ChapterDocs, OurChapterNotesAreChecked) {
 }
 
 TEST(ChapterDocs, LaddersMatchTheRegistry) {
+  // A chapter's checked notes (chNN.md and chNN-*.md) together document its examples, each once.
+  std::map<std::string, Note> chapters;
   for (const fs::path& p : checked_notes()) {
     SCOPED_TRACE(p.string());
     std::ifstream f(p);
     std::stringstream ss;
     ss << f.rdbuf();
-    const Note note = parse(ss.str());
-    for (const auto& problem : note.problems) ADD_FAILURE() << problem;
-    const std::string chapter = p.stem().string();  // "ch07"
+    const Note part = parse(ss.str());
+    for (const auto& problem : part.problems) ADD_FAILURE() << problem;
+    Note& note = chapters[p.stem().string().substr(0, 4)];  // "ch07"
+    for (const auto& id : part.order) {
+      if (note.rungs.count(id)) ADD_FAILURE() << id << " is documented in more than one note of its chapter";
+      note.order.push_back(id);
+      note.rungs[id] = part.rungs.at(id);
+    }
+  }
+  for (const auto& [chapter, note] : chapters) {
+    SCOPED_TRACE(chapter);
     std::vector<std::string> registered;
     for (const auto* e : aipe::Registry::instance().match(chapter)) {
       registered.push_back(e->info.id);
@@ -110,7 +121,7 @@ TEST(ChapterDocs, LaddersMatchTheRegistry) {
       if (it == note.rungs.end()) {
         // Not a failure: adding an example stays a one-file change. What a note does say about a
         // ladder must match the code exactly (below).
-        std::cout << "[ NOTE ] " << e->info.id << " is registered but not yet in " << p.filename().string() << "\n";
+        std::cout << "[ NOTE ] " << e->info.id << " is registered but not yet in the notes of " << chapter << "\n";
         continue;
       }
       EXPECT_EQ(it->second, e->variant_names) << e->info.id << ": the documented rungs differ from the registry's";
