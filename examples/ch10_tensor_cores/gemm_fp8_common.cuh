@@ -134,70 +134,40 @@ class Fp8GemmProblem : public aipe::Example {
   }
   std::string cublaslt_skip() const { return lt_reason_; }
 
-  // The cluster rung: persistent grid of clusters of 2 CTAs that share B through TMA multicast.
-  void run_cluster(cudaStream_t s) {
-    constexpr int BN = S == Scaling::block ? 128 : 256;
+  // The persistent cluster rungs: a grid of min(units, resident clusters) pairs of CTAs on vertically
+  // adjacent tiles that share B through TMA multicast (`tb`: the box each CTA loads, half of B's tile),
+  // tiles in bands of 8 rows.
+  template <int BN, Epilogue E = Epilogue::direct, bool PP = false>
+  void run_pairs(const CUtensorMap& tb, int units, int clusters, cudaStream_t s) {
     auto g = args_;
     g.group_m = 8;
-    launch_gemm_ws<BN, S, 2>(tmap_a_, tmap_b_half_, tmap_c_, g, 2 * std::max(1, std::min(units2_, clusters_)), s);
+    launch_gemm_ws<BN, S, 2, E, PP>(tmap_a_, tb, tmap_c_, g, 2 * std::max(1, std::min(units, clusters)), s);
   }
-  // The cluster rung with the epilogue staged through shared memory (16-byte stores).
-  void run_staged(cudaStream_t s) {
-    constexpr int BN = S == Scaling::block ? 128 : 256;
-    auto g = args_;
-    g.group_m = 8;
-    launch_gemm_ws<BN, S, 2, Epilogue::staged>(tmap_a_, tmap_b_half_, tmap_c_, g,
-                                               2 * std::max(1, std::min(units2_, clusters_staged_)), s);
+  static std::string pairs_skip(int clusters) {
+    return clusters < 1 ? "no cluster of 2 CTAs with this kernel's shared memory fits on the device" : "";
   }
-  std::string staged_skip() const {
-    return clusters_staged_ < 1 ? "no cluster of 2 CTAs with this kernel's shared memory fits on the device" : "";
-  }
-  // The cluster rung with the epilogue handed to TMA stores (the warpgroups do not wait for global memory).
-  void run_tma_epilogue(cudaStream_t s) {
-    constexpr int BN = S == Scaling::block ? 128 : 256;
-    auto g = args_;
-    g.group_m = 8;
-    launch_gemm_ws<BN, S, 2, Epilogue::tma>(tmap_a_, tmap_b_half_, tmap_c_, g,
-                                            2 * std::max(1, std::min(units2_, clusters_tma_)), s);
-  }
-  std::string tma_epilogue_skip() const {
-    return clusters_tma_ < 1 ? "no cluster of 2 CTAs with this kernel's shared memory fits on the device" : "";
-  }
-  // Block scales: the TMA-epilogue rung with pipelined promotion (K block kb+1 on the tensor cores while
-  // K block kb is promoted on the CUDA cores).
+  static constexpr int kBN = S == Scaling::block ? 128 : 256;
+  void run_cluster(cudaStream_t s) { run_pairs<kBN>(tmap_b_half_, units2_, clusters_, s); }
+  // ... with the epilogue staged through shared memory (16-byte stores).
+  void run_staged(cudaStream_t s) { run_pairs<kBN, Epilogue::staged>(tmap_b_half_, units2_, clusters_staged_, s); }
+  // ... with the epilogue handed to TMA stores (the warpgroups do not wait for global memory).
+  void run_tma_epilogue(cudaStream_t s) { run_pairs<kBN, Epilogue::tma>(tmap_b_half_, units2_, clusters_tma_, s); }
+  // Block scales only: the TMA-epilogue rung with pipelined promotion (K block kb+1 on the tensor cores while
+  // K block kb is promoted on the CUDA cores), and the 128x256-tile rung (two weight blocks per tile,
+  // promoted one half at a time; each CTA of a pair multicasts one 128-row half of B: tmap_b_'s box).
   void run_pipelined_promotion(cudaStream_t s) {
-    if constexpr (S == Scaling::block) {
-      auto g = args_;
-      g.group_m = 8;
-      launch_gemm_ws<128, S, 2, Epilogue::tma, true>(tmap_a_, tmap_b_half_, tmap_c_, g,
-                                                     2 * std::max(1, std::min(units2_, clusters_pp_)), s);
-    } else {
-      (void)s;
-      throw std::logic_error("pipelined promotion exists for block scales only");
-    }
+    if constexpr (S == Scaling::block) run_pairs<128, Epilogue::tma, true>(tmap_b_half_, units2_, clusters_pp_, s);
+    else throw std::logic_error("pipelined promotion exists for block scales only");
   }
-  // Block scales on 128x256 tiles (two weight blocks per tile, promoted one half at a time); each CTA of
-  // a pair multicasts one 128-row half of B (the 128-row box of tmap_b_).
   void run_wide_tile(cudaStream_t s) {
-    if constexpr (S == Scaling::block) {
-      auto g = args_;
-      g.group_m = 8;
-      launch_gemm_ws<256, S, 2, Epilogue::tma>(tmap_a_, tmap_b_, tmap_c_, g,
-                                               2 * std::max(1, std::min(units2_wide_, clusters_wide_)), s);
-    } else {
-      (void)s;
-      throw std::logic_error("the wide-tile block-scaled rung exists for block scales only");
-    }
+    if constexpr (S == Scaling::block) run_pairs<256, Epilogue::tma>(tmap_b_, units2_wide_, clusters_wide_, s);
+    else throw std::logic_error("the 128x256-tile block-scaled rung exists for block scales only");
   }
-  std::string wide_tile_skip() const {
-    return clusters_wide_ < 1 ? "no cluster of 2 CTAs with this kernel's shared memory fits on the device" : "";
-  }
-  std::string pipelined_promotion_skip() const {
-    return clusters_pp_ < 1 ? "no cluster of 2 CTAs with this kernel's shared memory fits on the device" : "";
-  }
-  std::string cluster_skip() const {
-    return clusters_ < 1 ? "no cluster of 2 CTAs with this kernel's shared memory fits on the device" : "";
-  }
+  std::string cluster_skip() const { return pairs_skip(clusters_); }
+  std::string staged_skip() const { return pairs_skip(clusters_staged_); }
+  std::string tma_epilogue_skip() const { return pairs_skip(clusters_tma_); }
+  std::string pipelined_promotion_skip() const { return pairs_skip(clusters_pp_); }
+  std::string wide_tile_skip() const { return pairs_skip(clusters_wide_); }
 
   int M_ = 0, N_ = 0, K_ = 0, ldsb_ = 0, tiles_ = 0, units2_ = 0, sms_ = 0, clusters_ = 0, clusters_staged_ = 0, clusters_tma_ = 0, clusters_pp_ = 0,
       clusters_wide_ = 0, units2_wide_ = 0;
