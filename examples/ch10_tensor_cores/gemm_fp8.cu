@@ -53,39 +53,15 @@ class GemmFp8 final : public aipe::fp8::Fp8GemmProblem<Scaling::tensor> {
   }
 
   std::vector<aipe::Variant> variants() override {
-    aipe::Variant simt{"simt", "CUDA cores: E4M3 dequantized to FP32 in shared memory, 4x4 outputs per thread",
-                       [this](cudaStream_t s) { aipe::fp8::launch_gemm_simt<Scaling::tensor>(a_.get(), b_.get(), args_, s); }};
-    simt.budget_s = 1;  // ~0.3 s a run at 8192^3: a few samples tell the story
-    aipe::Variant ws{"wgmma_ws", "TMA + m64n256k32 E4M3 wgmma, producer/consumer warpgroups, 4-stage mbarrier ring",
-                     [this](cudaStream_t s) {
-                       auto g = args_;
-                       g.group_m = 0;
-                       aipe::fp8::launch_gemm_ws<256, Scaling::tensor>(tmap_a_, tmap_b_, tmap_c_, g, tiles_, s);
-                     }};
-    ws.requires_.sm90a = true;
-    aipe::Variant pers{"persistent", "one CTA per SM, tiles in bands of 8 rows for L2 reuse, loads run ahead across tiles",
-                       [this](cudaStream_t s) {
-                         auto g = args_;
-                         g.group_m = 8;
-                         aipe::fp8::launch_gemm_ws<256, Scaling::tensor>(tmap_a_, tmap_b_, tmap_c_, g, std::min(tiles_, sms_), s);
-                       }};
-    pers.requires_.sm90a = true;
-    aipe::Variant clus{"cluster_multicast", "clusters of 2 CTAs share the B tile through TMA multicast (persistent, bands of 8 pairs)",
-                       [this](cudaStream_t s) { run_cluster(s); }};
-    clus.requires_.sm90a = true;
-    clus.skip_if = [this] { return cluster_skip(); };
-    aipe::Variant staged{"staged_epilogue", "epilogue through shared memory: 16-byte coalesced stores of whole row segments",
-                         [this](cudaStream_t s) { run_staged(s); }};
-    staged.requires_.sm90a = true;
-    staged.skip_if = [this] { return staged_skip(); };
-    aipe::Variant tepi{"tma_epilogue", "epilogue through shared memory and TMA stores: the warpgroups do not wait for global memory",
-                       [this](cudaStream_t s) { run_tma_epilogue(s); }};
-    tepi.requires_.sm90a = true;
-    tepi.skip_if = [this] { return tma_epilogue_skip(); };
+    auto v = shared_rungs("CUDA cores: E4M3 dequantized to FP32 in shared memory, 4x4 outputs per thread", "wgmma_ws",
+                          "TMA + m64n256k32 E4M3 wgmma, producer/consumer warpgroups, 4-stage mbarrier ring",
+                          "one CTA per SM, tiles in bands of 8 rows for L2 reuse, loads run ahead across tiles",
+                          "clusters of 2 CTAs share the B tile through TMA multicast (persistent, bands of 8 pairs)");
     aipe::Variant lt{"cublaslt", "cuBLASLt FP8, per-tensor scales, fast accumulation, top heuristic",
                      [this](cudaStream_t s) { run_cublaslt(s); }};
     lt.skip_if = [this] { return cublaslt_skip(); };
-    return {simt, ws, pers, clus, staged, tepi, lt};
+    v.push_back(lt);
+    return v;
   }
 };
 

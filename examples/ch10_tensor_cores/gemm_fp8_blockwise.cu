@@ -56,50 +56,22 @@ class GemmFp8Blockwise final : public aipe::fp8::Fp8GemmProblem<Scaling::block> 
   }
 
   std::vector<aipe::Variant> variants() override {
-    aipe::Variant simt{"simt", "CUDA cores: E4M3 dequantized with its block scales to FP32 in shared memory",
-                       [this](cudaStream_t s) { aipe::fp8::launch_gemm_simt<Scaling::block>(a_.get(), b_.get(), args_, s); }};
-    simt.budget_s = 1;  // ~0.3 s a run at 8192^3: a few samples tell the story
-    aipe::Variant ws{"wgmma_promote", "TMA + m64n128k32 E4M3 wgmma per K block, promoted with its scales into FP32",
-                     [this](cudaStream_t s) {
-                       auto g = args_;
-                       g.group_m = 0;
-                       aipe::fp8::launch_gemm_ws<128, Scaling::block>(tmap_a_, tmap_b_, tmap_c_, g, tiles_, s);
-                     }};
-    ws.requires_.sm90a = true;
-    aipe::Variant pers{"persistent", "one CTA per SM, tiles in bands of 8 rows, loads run ahead across tiles",
-                       [this](cudaStream_t s) {
-                         auto g = args_;
-                         g.group_m = 8;
-                         aipe::fp8::launch_gemm_ws<128, Scaling::block>(tmap_a_, tmap_b_, tmap_c_, g, std::min(tiles_, sms_), s);
-                       }};
-    pers.requires_.sm90a = true;
-    aipe::Variant clus{"cluster_multicast", "clusters of 2 CTAs share the B tile through TMA multicast (persistent)",
-                       [this](cudaStream_t s) { run_cluster(s); }};
-    clus.requires_.sm90a = true;
-    clus.skip_if = [this] { return cluster_skip(); };
-    aipe::Variant staged{"staged_epilogue", "epilogue through shared memory: 16-byte coalesced stores of whole row segments",
-                         [this](cudaStream_t s) { run_staged(s); }};
-    staged.requires_.sm90a = true;
-    staged.skip_if = [this] { return staged_skip(); };
-    aipe::Variant tepi{"tma_epilogue", "epilogue through shared memory and TMA stores: the warpgroups do not wait for global memory",
-                       [this](cudaStream_t s) { run_tma_epilogue(s); }};
-    tepi.requires_.sm90a = true;
-    tepi.skip_if = [this] { return tma_epilogue_skip(); };
-    aipe::Variant pipe{"pipelined_promotion",
+    auto v = shared_rungs("CUDA cores: E4M3 dequantized with its block scales to FP32 in shared memory", "wgmma_promote",
+                          "TMA + m64n128k32 E4M3 wgmma per K block, promoted with its scales into FP32",
+                          "one CTA per SM, tiles in bands of 8 rows, loads run ahead across tiles",
+                          "clusters of 2 CTAs share the B tile through TMA multicast (persistent)");
+    v.push_back(hopper("pipelined_promotion",
                        "two partial tiles: K block kb+1's wgmma runs while K block kb is promoted with its scales",
-                       [this](cudaStream_t s) { run_pipelined_promotion(s); }};
-    pipe.requires_.sm90a = true;
-    pipe.skip_if = [this] { return pipelined_promotion_skip(); };
-    aipe::Variant wide{"tile_128x256",
+                       [this](cudaStream_t s) { run_pipelined_promotion(s); },
+                       [this] { return pipelined_promotion_skip(); }));
+    v.push_back(hopper("tile_128x256",
                        "128x256 tiles over two weight blocks, each K block promoted one 128-column half at a time",
-                       [this](cudaStream_t s) { run_wide_tile(s); }};
-    wide.requires_.sm90a = true;
-    wide.skip_if = [this] { return wide_tile_skip(); };
-
+                       [this](cudaStream_t s) { run_wide_tile(s); }, [this] { return wide_tile_skip(); }));
     aipe::Variant lt{"cublaslt", "cuBLASLt FP8, BLK128x128 (weights) and VEC128 (activations) scale modes",
                      [this](cudaStream_t s) { run_cublaslt(s); }};
     lt.skip_if = [this] { return cublaslt_skip(); };
-    return {simt, ws, pers, clus, staged, tepi, pipe, wide, lt};
+    v.push_back(lt);
+    return v;
   }
 };
 

@@ -21,6 +21,7 @@
 // Work: flops = 2 M N K; bytes = M K + N K (E4M3) + 2 M N (BF16) + the scales.
 #pragma once
 #include <algorithm>
+#include <functional>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -164,6 +165,39 @@ class Fp8GemmProblem : public aipe::Example {
     else throw std::logic_error("the 128x256-tile block-scaled rung exists for block scales only");
   }
   std::string cluster_skip() const { return pairs_skip(clusters_); }
+
+  // A tensor-core rung: needs sm_90a code; `skip` (if any) says why it cannot run on this device.
+  static aipe::Variant hopper(std::string name, std::string summary, std::function<void(cudaStream_t)> run,
+                              std::function<std::string()> skip = {}) {
+    aipe::Variant v{std::move(name), std::move(summary), std::move(run)};
+    v.requires_.sm90a = true;
+    if (skip) v.skip_if = std::move(skip);
+    return v;
+  }
+  // The rungs both ladders share, in ladder order: CUDA cores; one CTA per tile; persistent; clusters of 2;
+  // the two epilogues through shared memory. Summaries that differ between the ladders are the arguments.
+  std::vector<aipe::Variant> shared_rungs(const char* simt_summary, const char* ws_name, const char* ws_summary,
+                                          const char* pers_summary, const char* clus_summary) {
+    aipe::Variant simt{"simt", simt_summary,
+                       [this](cudaStream_t s) { launch_gemm_simt<S>(a_.get(), b_.get(), args_, s); }};
+    simt.budget_s = 1;  // ~0.3 s a run at 8192^3: a few samples tell the story
+    return {simt,
+            hopper(ws_name, ws_summary, [this](cudaStream_t s) { run_single(0, tiles_, s); }),
+            hopper("persistent", pers_summary, [this](cudaStream_t s) { run_single(8, std::min(tiles_, sms_), s); }),
+            hopper("cluster_multicast", clus_summary, [this](cudaStream_t s) { run_cluster(s); },
+                   [this] { return cluster_skip(); }),
+            hopper("staged_epilogue", "epilogue through shared memory: 16-byte coalesced stores of whole row segments",
+                   [this](cudaStream_t s) { run_staged(s); }, [this] { return staged_skip(); }),
+            hopper("tma_epilogue",
+                   "epilogue through shared memory and TMA stores: the warpgroups do not wait for global memory",
+                   [this](cudaStream_t s) { run_tma_epilogue(s); }, [this] { return tma_epilogue_skip(); })};
+  }
+  // One CTA per tile (grid = tiles, row-by-row order) or a persistent grid (bands of `group_m` tile rows).
+  void run_single(int group_m, int grid, cudaStream_t s) {
+    auto g = args_;
+    g.group_m = group_m;
+    launch_gemm_ws<kBN, S>(tmap_a_, tmap_b_, tmap_c_, g, grid, s);
+  }
   std::string staged_skip() const { return pairs_skip(clusters_staged_); }
   std::string tma_epilogue_skip() const { return pairs_skip(clusters_tma_); }
   std::string pipelined_promotion_skip() const { return pairs_skip(clusters_pp_); }
