@@ -43,6 +43,12 @@
 //                        H100 measured), and 8192^3 then takes 17.07 waves of clusters instead of 15.5.
 //                        Kept as the measured counter-example: the L2 traffic saved does not make up for
 //                        the idle SMs and the extra wave.
+//  12 epilogue_overlap   rung 10 with the epilogue moved under the next tile's first K step. In rung 10 both
+//                        consumer warpgroups finish a tile together and write it out while the tensor cores
+//                        idle. Here a warpgroup packs its finished 64x256 tile to BF16 pairs (64 registers:
+//                        setmaxnreg 240 for the consumers, 24 for the producer), so the FP32 accumulator is
+//                        free; it issues the next tile's first K step (4 wgmma), and only then writes the
+//                        packed tile to shared memory and hands it to TMA, while that wgmma runs.
 //   cublas               cublasGemmEx, BF16 in, FP32 compute, BF16 out
 //   cublaslt             cublasLtMatmul, the top heuristic with a 32 MiB workspace (what frameworks call)
 //
@@ -447,7 +453,10 @@ using hp::named_barrier_sync;
 // TMA_EPI (rung 10): the consumers hand each finished tile to TMA through shared memory (tma_c: C in
 // 64 x 64 boxes) instead of storing it from registers; needs N % 8 == 0 (16-byte rows), else the
 // register path below.
-template <int CM, bool PERSISTENT, bool TMA_EPI = false>
+// OVERLAP (rung 12, with TMA_EPI): a finished tile is packed to BF16 pairs (64 registers; the FP32
+// accumulator is free again) and written out only after the next tile's first K step is on the tensor
+// cores, under that wgmma. Whole-K items only (no split plan).
+template <int CM, bool PERSISTENT, bool TMA_EPI = false, bool OVERLAP = false>
 __global__ void __launch_bounds__(384, 1) gemm_ws(const __grid_constant__ CUtensorMap tma_a,
                                                   const __grid_constant__ CUtensorMap tma_b,
                                                   const __grid_constant__ CUtensorMap tma_c, bf16* C, int M, int N,
@@ -485,7 +494,7 @@ __global__ void __launch_bounds__(384, 1) gemm_ws(const __grid_constant__ CUtens
 
   if (wg == 0) {
     // Producer warpgroup: one thread issues every TMA; the others just hand their registers back.
-    hp::setmaxnreg_dec<40>();
+    hp::setmaxnreg_dec<OVERLAP ? 24 : 40>();
     if (threadIdx.x == 0) {
       int s = 0;
       std::uint32_t phase = 0;
@@ -513,17 +522,26 @@ __global__ void __launch_bounds__(384, 1) gemm_ws(const __grid_constant__ CUtens
       }
     }
   } else {
-    hp::setmaxnreg_inc<232>();
+    hp::setmaxnreg_inc<OVERLAP ? 240 : 232>();
     const int c = wg - 1;  // consumer index: rows 64*c .. 64*c+63 of the tile
     const int t = threadIdx.x % 128;
     const std::uint64_t desc_a0 = hp::wgmma_desc_sw128(sA(0) + c * 64 * 128), desc_b0 = hp::wgmma_desc_sw128(sB(0));
     int s = 0;
     std::uint32_t phase = 0;
+    static_assert(!OVERLAP || TMA_EPI, "the overlapped epilogue is the TMA-store epilogue, one tile later");
+    std::uint32_t packed[OVERLAP ? WS_BN / 4 : 1];  // OVERLAP: the previous tile as BF16 pairs
+    int pending = -1;                               // ... its item, or -1
+    auto store_packed = [&] {
+      if constexpr (OVERLAP) {
+        int pm, pn;
+        map(item_of(plan, pending, ktiles).unit, pm, pn);
+        hp::epilogue_tma_store<WS_BN>(packed, sEpi + c * 16384, &tma_c, (pm * CM + static_cast<int>(rank)) * WS_BM + c * 64,
+                                      pn * WS_BN, 1 + c);
+      }
+      pending = -1;
+    };
     for (int it = first_item; it < plan.items; it += item_stride) {
       const Item w = item_of(plan, it, ktiles);
-      int um, tn;
-      map(w.unit, um, tn);
-      const int m0 = (um * CM + static_cast<int>(rank)) * WS_BM, n0 = tn * WS_BN;
       float acc[WS_BN / 2];
 #pragma unroll
       for (int i = 0; i < WS_BN / 2; ++i) acc[i] = 0.f;
@@ -538,6 +556,8 @@ __global__ void __launch_bounds__(384, 1) gemm_ws(const __grid_constant__ CUtens
 #pragma unroll
         for (int kk = 0; kk < H_BK / 16; ++kk) hp::wgmma_m64k16<WS_BN>(acc, da + 2 * kk, db + 2 * kk, 1);
         hp::wgmma_commit();
+        if constexpr (OVERLAP)  // the previous tile leaves while this tile's first K step runs
+          if (kt == w.kb && pending >= 0) store_packed();
         // Keep this step's group in flight; the previous one is done: release its slot.
         hp::wgmma_wait<1>();
         hp::fence_regs(acc);
@@ -556,7 +576,7 @@ __global__ void __launch_bounds__(384, 1) gemm_ws(const __grid_constant__ CUtens
         else
           for (int r = 0; r < CM; ++r) hp::mbar_arrive_cluster(&empty[prev], r);
       }
-      if (w.split >= 0) {
+      if (!OVERLAP && w.split >= 0) {
         // Split tile: publish this partial (fragment order: register i of thread t at i*128 + t, so each
         // warp writes 128 contiguous bytes), then count in; the last of `splits` arrivals reduces.
         const std::size_t slot = (static_cast<std::size_t>(w.tail) * CM + rank) * 2 + c;
@@ -582,11 +602,21 @@ __global__ void __launch_bounds__(384, 1) gemm_ws(const __grid_constant__ CUtens
           for (int i = 0; i < WS_BN / 2; ++i) acc[i] += __ldcg(other + i * 128 + t);
         }
       }
+      if (OVERLAP && N % 8 == 0 && w.split < 0) {
+        if constexpr (OVERLAP) hp::pack_bf16<WS_BN>(acc, packed);
+        pending = it;
+        continue;
+      }
+      // The tile's corner, computed here rather than held in registers through the K loop.
+      int um, tn;
+      map(w.unit, um, tn);
+      const int m0 = (um * CM + static_cast<int>(rank)) * WS_BM, n0 = tn * WS_BN;
       if (TMA_EPI && N % 8 == 0)
         hp::epilogue_tma_store<WS_BN>(acc, sEpi + c * 16384, &tma_c, m0 + c * 64, n0, 1 + c);
       else
         store_wgmma_tile<WS_BN>(C, M, N, m0 + c * 64, n0, acc);
     }
+    if (pending >= 0) store_packed();
     if constexpr (TMA_EPI)
       if (t == 0) hp::bulk_wait<0>();  // this warpgroup's last stores are out of shared memory and done
   }
@@ -677,6 +707,12 @@ class GemmBf16 final : public aipe::Example {
                               [this](cudaStream_t s) { launch_ws<4, true, true>(s); });
     x4.skip_if = [this] { return !tma_skip_.empty() ? tma_skip_ : x4_skip_; };
     v.push_back(x4);
+    aipe::Variant ov = hopper("epilogue_overlap",
+                              "rung 10, the finished tile kept as BF16 in registers and stored under the next tile's "
+                              "first K step",
+                              [this](cudaStream_t s) { launch_ws<2, true, true, false, true>(s); });
+    ov.skip_if = epi.skip_if;
+    v.push_back(ov);
     v.push_back({"cublas", "cublasGemmEx, BF16 in, FP32 compute", [this](cudaStream_t s) { launch_cublas(s); }});
     aipe::Variant lt{"cublaslt", "cublasLtMatmul, top heuristic, 32 MiB workspace",
                      [this](cudaStream_t s) { launch_cublaslt(s); }};
@@ -739,6 +775,8 @@ class GemmBf16 final : public aipe::Example {
         epi_skip_ = x4_skip_ = "needs " + std::to_string(WS_SMEM_EPI) + " B of shared memory per block";
       } else {
         AIPE_CUDA(cudaFuncSetAttribute(gemm_ws<2, true, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       int(WS_SMEM_EPI)));
+        AIPE_CUDA(cudaFuncSetAttribute(gemm_ws<2, true, true, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                        int(WS_SMEM_EPI)));
         cfg.dynamicSmemBytes = WS_SMEM_EPI;
         AIPE_CUDA(cudaOccupancyMaxActiveClusters(&max_clusters_epi_, gemm_ws<2, true, true>, &cfg));
@@ -893,8 +931,9 @@ class GemmBf16 final : public aipe::Example {
     }
   }
 
-  template <int CM, bool PERSISTENT, bool TMA_EPI = false, bool SPLIT = false>
+  template <int CM, bool PERSISTENT, bool TMA_EPI = false, bool SPLIT = false, bool OVERLAP = false>
   void launch_ws(cudaStream_t s) {
+    static_assert(!(SPLIT && OVERLAP), "the overlapped epilogue takes whole-K tiles only");
     const int tiles_m = (M() + WS_BM - 1) / WS_BM, tiles_n = (N() + WS_BN - 1) / WS_BN;
     const int units = ((tiles_m + CM - 1) / CM) * tiles_n;
     const int ktiles = (K() + H_BK - 1) / H_BK;
@@ -914,7 +953,7 @@ class GemmBf16 final : public aipe::Example {
     attr[0].val.clusterDim.z = 1;
     cfg.attrs = attr;
     cfg.numAttrs = 1;
-    AIPE_CUDA(cudaLaunchKernelEx(&cfg, gemm_ws<CM, PERSISTENT, TMA_EPI>, tma_a_, CM == 4 ? tma_b4_ : tma_b_, tma_c_, c_.get(), M(), N(),
+    AIPE_CUDA(cudaLaunchKernelEx(&cfg, gemm_ws<CM, PERSISTENT, TMA_EPI, OVERLAP>, tma_a_, CM == 4 ? tma_b4_ : tma_b_, tma_c_, c_.get(), M(), N(),
                                  K(), plan));
   }
   void launch_cublas(cudaStream_t s) {

@@ -22,7 +22,12 @@
 //                 go back to the next tile's wgmma as soon as a box is in shared memory; the TMA unit writes
 //                 it to global memory meanwhile, and clips the edges of C. Two 8 KiB slots per warpgroup
 //                 alternate: a slot is rewritten once the store of the box before last has read it.
-//   7 cublaslt    cuBLASLt FP8 matmul, per-tensor scales, fast accumulation (the same numerics as ours)
+//   7 epilogue_overlap
+//                 rung 6 one tile later: after its last K block a consumer warpgroup packs the tile to BF16 pairs
+//                 (64 of its registers; the FP32 accumulator is free again), issues the next tile's first K
+//                 block to the tensor cores, and only then writes the packed tile to shared memory and hands
+//                 it to TMA, under that wgmma. In rung 6 the tensor cores idle while both warpgroups write.
+//   8 cublaslt    cuBLASLt FP8 matmul, per-tensor scales, fast accumulation (the same numerics as ours)
 //
 // Problem, reference, tolerance and work model: gemm_fp8_common.cuh. Layout "TN": A M x K and B N x K,
 // both K-major (Hopper FP8 wgmma reads only K-major operands).
@@ -57,6 +62,9 @@ class GemmFp8 final : public aipe::fp8::Fp8GemmProblem<Scaling::tensor> {
                           "TMA + m64n256k32 E4M3 wgmma, producer/consumer warpgroups, 4-stage mbarrier ring",
                           "one CTA per SM, tiles in bands of 8 rows for L2 reuse, loads run ahead across tiles",
                           "clusters of 2 CTAs share the B tile through TMA multicast (persistent, bands of 8 pairs)");
+    v.push_back(hopper("epilogue_overlap",
+                       "the finished tile waits in registers as BF16 and leaves under the next tile's first K block",
+                       [this](cudaStream_t s) { run_epilogue_overlap(s); }, [this] { return epilogue_overlap_skip(); }));
     aipe::Variant lt{"cublaslt", "cuBLASLt FP8, per-tensor scales, fast accumulation, top heuristic",
                      [this](cudaStream_t s) { run_cublaslt(s); }};
     lt.skip_if = [this] { return cublaslt_skip(); };

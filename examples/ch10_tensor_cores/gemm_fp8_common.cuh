@@ -97,6 +97,7 @@ class Fp8GemmProblem : public aipe::Example {
     clusters_ = max_active_clusters<BN, S, 2>();
     clusters_staged_ = max_active_clusters<BN, S, 2, Epilogue::staged>();
     clusters_tma_ = max_active_clusters<BN, S, 2, Epilogue::tma>();
+    if constexpr (S == Scaling::tensor) clusters_overlap_ = max_active_clusters<BN, S, 2, Epilogue::overlap>();
     if constexpr (S == Scaling::block) {
       clusters_pp_ = max_active_clusters<BN, S, 2, Epilogue::tma, true>();
       clusters_wide_ = max_active_clusters<256, S, 2, Epilogue::tma>();
@@ -153,6 +154,11 @@ class Fp8GemmProblem : public aipe::Example {
   void run_staged(cudaStream_t s) { run_pairs<kBN, Epilogue::staged>(tmap_b_half_, units2_, clusters_staged_, s); }
   // ... with the epilogue handed to TMA stores (the warpgroups do not wait for global memory).
   void run_tma_epilogue(cudaStream_t s) { run_pairs<kBN, Epilogue::tma>(tmap_b_half_, units2_, clusters_tma_, s); }
+  // Per-tensor only: the TMA-store epilogue one tile later, under the next tile's first K block.
+  void run_epilogue_overlap(cudaStream_t s) {
+    if constexpr (S == Scaling::tensor) run_pairs<kBN, Epilogue::overlap>(tmap_b_half_, units2_, clusters_overlap_, s);
+    else throw std::logic_error("the overlapped epilogue exists for per-tensor scales only");
+  }
   // Block scales only: the TMA-epilogue rung with pipelined promotion (K block kb+1 on the tensor cores while
   // K block kb is promoted on the CUDA cores), and the 128x256-tile rung (two weight blocks per tile,
   // promoted one half at a time; each CTA of a pair multicasts one 128-row half of B: tmap_b_'s box).
@@ -200,10 +206,11 @@ class Fp8GemmProblem : public aipe::Example {
   }
   std::string staged_skip() const { return pairs_skip(clusters_staged_); }
   std::string tma_epilogue_skip() const { return pairs_skip(clusters_tma_); }
+  std::string epilogue_overlap_skip() const { return pairs_skip(clusters_overlap_); }
   std::string pipelined_promotion_skip() const { return pairs_skip(clusters_pp_); }
   std::string wide_tile_skip() const { return pairs_skip(clusters_wide_); }
 
-  int M_ = 0, N_ = 0, K_ = 0, ldsb_ = 0, tiles_ = 0, units2_ = 0, sms_ = 0, clusters_ = 0, clusters_staged_ = 0, clusters_tma_ = 0, clusters_pp_ = 0,
+  int M_ = 0, N_ = 0, K_ = 0, ldsb_ = 0, tiles_ = 0, units2_ = 0, sms_ = 0, clusters_ = 0, clusters_staged_ = 0, clusters_tma_ = 0, clusters_overlap_ = 0, clusters_pp_ = 0,
       clusters_wide_ = 0, units2_wide_ = 0;
   aipe::DeviceBuffer<__nv_fp8_e4m3> a_, b_;
   aipe::DeviceBuffer<__nv_bfloat16> c_;

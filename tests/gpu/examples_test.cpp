@@ -65,6 +65,35 @@ TEST(GemmEpilogues, VerifyAtOddN) {
   }
 }
 
+// The persistent GEMM rungs carry state from one tile to the next (the ring's stage and phase, and in
+// epilogue_overlap the previous tile, stored under the next one's first K step). At the small sizes every
+// CTA gets at most one tile; here the grid walks 192 ragged tiles (M, N, K none a tile multiple), so
+// most CTAs take a second one.
+TEST(GemmPersistent, VerifyWithSeveralTilesPerCta) {
+  if (auto why = gpu_unavailable_reason()) GTEST_SKIP() << *why;
+  for (const char* id : {"ch10/gemm_bf16", "ch10/gemm_fp8"}) {
+    SCOPED_TRACE(id);
+    const RegistryEntry* e = Registry::instance().find(id);
+    ASSERT_NE(e, nullptr);
+    RunOptions o;
+    o.preset = SizePreset::small;
+    o.verify_only = true;
+    o.seed = 0x7113 ^ std::hash<std::string>{}(id);
+    o.sizes["m"] = 2000;
+    o.sizes["n"] = 3000;
+    o.sizes["k"] = 1008;
+    const RunReport r = run_examples({e}, o);
+    ASSERT_EQ(r.results.size(), e->variant_names.size());
+    int verified = 0;
+    for (const Result& res : r.results) {
+      SCOPED_TRACE(res.variant);
+      EXPECT_NE(res.status, Status::failed) << res.reason;
+      verified += res.status != Status::skipped;
+    }
+    EXPECT_GT(verified, 4);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Registry, EveryExample, ::testing::ValuesIn(ids()), [](const auto& info) {
   std::string n = info.param;
   for (char& c : n)

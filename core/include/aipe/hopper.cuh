@@ -418,7 +418,8 @@ __device__ __forceinline__ void named_barrier_sync(int id, int threads) {
   asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
 }
 
-// Writes one warpgroup's m64nBN FP32 accumulator fragment to C as BF16 through TMA stores.
+// Writes one warpgroup's m64nBN accumulator fragment (FP32, or already packed by pack_bf16) to C as BF16
+// through TMA stores.
 // The 64 x BN tile leaves in BN/64 boxes of 64 rows x 64 columns (8 KiB each, 128-byte swizzle: row r's
 // 16-byte chunk c sits at c ^ (r % 8), so the fragment's 4-byte writes hit 32 distinct banks per warp).
 // The boxes alternate between two 8 KiB slots of `epi` (16 KiB, 1024-byte aligned, owned by this
@@ -427,8 +428,20 @@ __device__ __forceinline__ void named_barrier_sync(int id, int threads) {
 // to its tensor cores. `map`: C as a row-major BF16 tensor map with 64 x 64 boxes, SWIZZLE_128B; TMA
 // drops whatever falls outside M x N. `bar_id`: a named barrier private to this warpgroup. Thread 0 of
 // the warpgroup issues (and so owns) every bulk group: it must call bulk_wait<0>() before the CTA exits.
+// An m64nBN FP32 accumulator fragment as BF16 pairs: p[2j + h] = (acc[4j + 2h], acc[4j + 2h + 1]), the
+// two adjacent columns 8j + 2(lane % 4) + {0, 1} of row 16 warp + lane / 4 + 8h. Half the registers,
+// which is what lets a warpgroup keep a finished tile while its accumulator starts the next one.
 template <int BN>
-__device__ __forceinline__ void epilogue_tma_store(const float (&acc)[BN / 2], unsigned char* epi,
+__device__ __forceinline__ void pack_bf16(const float (&acc)[BN / 2], std::uint32_t (&p)[BN / 4]) {
+#pragma unroll
+  for (int i = 0; i < BN / 4; ++i) {
+    const __nv_bfloat162 v = __floats2bfloat162_rn(acc[2 * i], acc[2 * i + 1]);
+    p[i] = *reinterpret_cast<const std::uint32_t*>(&v);
+  }
+}
+
+template <int BN>
+__device__ __forceinline__ void epilogue_tma_store(const std::uint32_t (&p)[BN / 4], unsigned char* epi,
                                                    const CUtensorMap* map, int row0, int col0, int bar_id) {
   static_assert(BN % 64 == 0, "the tile leaves in 64-column boxes");
   const int t = threadIdx.x % 128, warp = t / 32, lane = t % 32;
@@ -443,8 +456,7 @@ __device__ __forceinline__ void epilogue_tma_store(const float (&acc)[BN / 2], u
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
         const int r = 16 * warp + lane / 4 + 8 * h;
-        const __nv_bfloat162 v = __floats2bfloat162_rn(acc[4 * j + 2 * h], acc[4 * j + 2 * h + 1]);
-        *reinterpret_cast<__nv_bfloat162*>(slot + r * 128 + ((jj ^ (r & 7)) << 4) + 4 * (lane % 4)) = v;
+        *reinterpret_cast<std::uint32_t*>(slot + r * 128 + ((jj ^ (r & 7)) << 4) + 4 * (lane % 4)) = p[2 * j + h];
       }
     }
     fence_proxy_async();  // this thread's writes, visible to the TMA unit ...
@@ -454,6 +466,14 @@ __device__ __forceinline__ void epilogue_tma_store(const float (&acc)[BN / 2], u
       bulk_commit();
     }
   }
+}
+
+template <int BN>
+__device__ __forceinline__ void epilogue_tma_store(const float (&acc)[BN / 2], unsigned char* epi,
+                                                   const CUtensorMap* map, int row0, int col0, int bar_id) {
+  std::uint32_t p[BN / 4];
+  pack_bf16<BN>(acc, p);
+  epilogue_tma_store<BN>(p, epi, map, row0, col0, bar_id);
 }
 
 #endif  // __CUDACC__

@@ -158,7 +158,10 @@ struct GemmConfig {
 //   staged  registers -> shared memory -> 16-byte stores of whole 256-byte row segments by the same threads
 //   tma     registers -> shared memory (64 x 64 boxes, 128B swizzle) -> TMA stores; the warpgroup returns to
 //           the tensor cores while TMA writes (aipe::hopper::epilogue_tma_store)
-enum class Epilogue { direct, staged, tma };
+//   overlap tma, one tile later: the finished tile waits in registers as BF16 pairs (half the accumulator's
+//           registers) while the next tile's first K block is issued to the tensor cores, then goes out
+//           through shared memory and TMA under that wgmma (per-tensor scales only)
+enum class Epilogue { direct, staged, tma, overlap };
 
 #if defined(__CUDACC__)
 __device__ __forceinline__ void tile_coords(int tile, int tiles_m, int tiles_n, int group_m, int& tm, int& tn) {
@@ -205,6 +208,8 @@ __global__ void __launch_bounds__(GemmConfig<BN, S>::kThreads, 1)
   unsigned char* sB = smem + kStages * Cfg::kABytes;         // [kStages][BN][BK]  swizzled
   unsigned char* sEpi = sB + kStages * Cfg::kBBytes;         // staged / tma: [kConsumers][16 KiB], 1024-aligned
   constexpr int kEpiBytes = E == Epilogue::direct ? 0 : Cfg::kConsumers * Cfg::kEpiBytesPerWG;
+  constexpr bool kTmaStore = E == Epilogue::tma || E == Epilogue::overlap;
+  static_assert(E != Epilogue::overlap || S == Scaling::tensor, "the overlapped epilogue is written for per-tensor scales");
   std::uint64_t* full = reinterpret_cast<std::uint64_t*>(sEpi + kEpiBytes);
   std::uint64_t* empty = full + kStages;
 
@@ -219,7 +224,7 @@ __global__ void __launch_bounds__(GemmConfig<BN, S>::kThreads, 1)
   if (threadIdx.x == 0) {
     tma_prefetch_descriptor(&tmap_a);
     tma_prefetch_descriptor(&tmap_b);
-    if constexpr (E == Epilogue::tma) tma_prefetch_descriptor(&tmap_c);
+    if constexpr (kTmaStore) tma_prefetch_descriptor(&tmap_c);
     for (int s = 0; s < kStages; ++s) {
       mbar_init(&full[s], 1);                          // the producer's expect_tx arrive
       mbar_init(&empty[s], Cfg::kConsumers * 4 * CM);  // one arrive per consumer warp of every CTA in the cluster
@@ -269,6 +274,18 @@ __global__ void __launch_bounds__(GemmConfig<BN, S>::kThreads, 1)
   int stage = 0;
   std::uint32_t phase = 0;
   float acc[R];
+  // Epilogue::overlap: the previous tile, packed to BF16, and where it goes.
+  std::uint32_t packed[E == Epilogue::overlap ? R / 2 : 1];
+  int pending = -1;  // the packed tile's unit, or -1
+  auto store_packed = [&] {
+    if constexpr (E == Epilogue::overlap) {
+      int pm, pn;
+      tile_coords(pending, units_m, tiles_n, args.group_m, pm, pn);
+      epilogue_tma_store<BN>(packed, sEpi + cw * Cfg::kEpiBytesPerWG, &tmap_c, (pm * CM + rank) * BM + cw * 64,
+                             pn * BN, 1 + cw);
+    }
+    pending = -1;
+  };
   for (int unit = first_unit; unit < num_units; unit += unit_stride) {
     int um, tn;
     tile_coords(unit, units_m, tiles_n, args.group_m, um, tn);
@@ -289,6 +306,10 @@ __global__ void __launch_bounds__(GemmConfig<BN, S>::kThreads, 1)
           else wgmma_m64n128k32_e4m3(acc, da + 2 * kk, db + 2 * kk, (kb | kk) != 0);
         }
         wgmma_commit();
+        if constexpr (E == Epilogue::overlap) {
+          // The previous tile leaves while this tile's first K block runs on the tensor cores.
+          if (kb == 0 && pending >= 0) store_packed();
+        }
         // Keep one K block of wgmma in flight; the one before it is done, so its slot goes back.
         wgmma_wait<1>();
         if (prev >= 0 && lane == 0) release(&empty[prev]);
@@ -447,6 +468,13 @@ __global__ void __launch_bounds__(GemmConfig<BN, S>::kThreads, 1)
         for (int i = 0; i < R; ++i) acc[i] = fmaf(part[i], (i & 2) ? s1 : s0, acc[i]);
       }
     }
+    if constexpr (E == Epilogue::overlap) {
+      if (N % 8 == 0) {
+        pack_bf16<BN>(acc, packed);
+        pending = unit;
+        continue;
+      }
+    }
     if constexpr (E == Epilogue::tma) {
       if (N % 8 == 0) {
         epilogue_tma_store<BN>(acc, sEpi + cw * Cfg::kEpiBytesPerWG, &tmap_c, tm * BM + cw * 64, tn * BN, 1 + cw);
@@ -511,7 +539,9 @@ __global__ void __launch_bounds__(GemmConfig<BN, S>::kThreads, 1)
       }
     }
   }
-  if constexpr (E == Epilogue::tma)
+  if constexpr (E == Epilogue::overlap)
+    if (pending >= 0) store_packed();
+  if constexpr (kTmaStore)
     if (t == 0) bulk_wait<0>();  // this warpgroup's last TMA stores are done
   }  // consumers
   // No CTA may leave while its peer can still multicast into its shared memory or arrive on its barriers.
