@@ -138,45 +138,25 @@ class GemmBiasGelu final : public aipe::Example {
         out.size(), [&](std::size_t i) { return double(__bfloat162float(out[i])); }, [&](std::size_t i) { return ref_[i]; }, tol);
   }
 
-  ~GemmBiasGelu() override {
-    if (desc_) cublasLtMatmulDescDestroy(desc_);
-    if (plain_) cublasLtMatmulDescDestroy(plain_);
-    if (la_) cublasLtMatrixLayoutDestroy(la_);
-    if (lb_) cublasLtMatrixLayoutDestroy(lb_);
-    if (ly_) cublasLtMatrixLayoutDestroy(ly_);
-  }
 
  private:
   void setup_lt() {
     lt_ = aipe::CublasLtHandle::create();
-    AIPE_CUBLAS(cublasLtMatmulDescCreate(&desc_, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-    const cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_GELU_BIAS;
-    AIPE_CUBLAS(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi));
-    const void* bias = bias_.get();
-    AIPE_CUBLAS(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias));
-    const cudaDataType_t bt = CUDA_R_16BF;
-    AIPE_CUBLAS(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof bt));
-    AIPE_CUBLAS(cublasLtMatmulDescCreate(&plain_, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-    AIPE_CUBLAS(cublasLtMatrixLayoutCreate(&la_, CUDA_R_16BF, m_, k_, m_));
-    AIPE_CUBLAS(cublasLtMatrixLayoutCreate(&lb_, CUDA_R_16BF, k_, n_, k_));
-    AIPE_CUBLAS(cublasLtMatrixLayoutCreate(&ly_, CUDA_R_16BF, m_, n_, m_));
+    desc_ = aipe::lt_matmul_desc(CUBLAS_COMPUTE_32F, CUDA_R_32F, CUBLAS_OP_N, CUBLAS_OP_N);
+    aipe::lt_set(desc_, CUBLASLT_MATMUL_DESC_EPILOGUE, CUBLASLT_EPILOGUE_GELU_BIAS);
+    aipe::lt_set(desc_, CUBLASLT_MATMUL_DESC_BIAS_POINTER, static_cast<const void*>(bias_.get()));
+    aipe::lt_set(desc_, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, CUDA_R_16BF);
+    plain_ = aipe::lt_matmul_desc(CUBLAS_COMPUTE_32F, CUDA_R_32F, CUBLAS_OP_N, CUBLAS_OP_N);
+    la_ = aipe::lt_layout(CUDA_R_16BF, m_, k_, m_);
+    lb_ = aipe::lt_layout(CUDA_R_16BF, k_, n_, k_);
+    ly_ = aipe::lt_layout(CUDA_R_16BF, m_, n_, m_);
     ws_ = aipe::DeviceBuffer<unsigned char>(32u << 20);
-    cublasLtMatmulPreference_t pref = nullptr;
-    AIPE_CUBLAS(cublasLtMatmulPreferenceCreate(&pref));
-    const std::size_t wsb = ws_.size();
-    AIPE_CUBLAS(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &wsb, sizeof wsb));
-    cublasLtMatmulHeuristicResult_t res{};
-    int found = 0;
-    const auto st = cublasLtMatmulAlgoGetHeuristic(lt_, desc_, la_, lb_, ly_, ly_, pref, 1, &res, &found);
-    cublasLtMatmulHeuristicResult_t res_plain{};
-    int found_plain = 0;
-    const auto st_plain = cublasLtMatmulAlgoGetHeuristic(lt_, plain_, la_, lb_, ly_, ly_, pref, 1, &res_plain, &found_plain);
-    cublasLtMatmulPreferenceDestroy(pref);
-    AIPE_CUBLAS(st);
-    AIPE_CUBLAS(st_plain);
-    if (!found || !found_plain) throw std::runtime_error("cuBLASLt found no algorithm for this shape");
-    algo_ = res.algo;
-    algo_plain_ = res_plain.algo;
+    std::string why;
+    const auto fused = aipe::lt_heuristics(lt_, desc_, la_, lb_, ly_, ly_, ws_.size(), 1, &why);
+    const auto plain = aipe::lt_heuristics(lt_, plain_, la_, lb_, ly_, ly_, ws_.size(), 1, &why);
+    if (fused.empty() || plain.empty()) throw std::runtime_error(why + " (ch09/gemm_bias_gelu)");
+    algo_ = fused[0].algo;
+    algo_plain_ = plain[0].algo;
   }
 
   void run_unfused(cudaStream_t s) {
@@ -207,8 +187,8 @@ class GemmBiasGelu final : public aipe::Example {
   aipe::DeviceBuffer<unsigned char> ws_;
   aipe::CublasHandle handle_;
   aipe::CublasLtHandle lt_;
-  cublasLtMatmulDesc_t desc_ = nullptr, plain_ = nullptr;
-  cublasLtMatrixLayout_t la_ = nullptr, lb_ = nullptr, ly_ = nullptr;
+  aipe::LtMatmulDesc desc_, plain_;
+  aipe::LtLayout la_, lb_, ly_;
   cublasLtMatmulAlgo_t algo_{}, algo_plain_{};
   std::vector<double> ref_;
   double gemm_rms_ = 1;

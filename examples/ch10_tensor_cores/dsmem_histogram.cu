@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "aipe/buffer.hpp"
+#include "aipe/hopper.cuh"
 #include "aipe/random.hpp"
 #include "aipe/registry.hpp"
 
@@ -150,9 +151,7 @@ class DsmemHistogram final : public aipe::Example {
       smem_cluster_ = std::size_t(per) * 4;
       if (smem_cluster_ > optin_) throw aipe::BadInput("bins / cluster must fit one CTA's shared memory");
       AIPE_CUDA(cudaFuncSetAttribute(hist_cluster, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem_cluster_)));
-      cudaLaunchConfig_t cfg = cluster_config(0, nullptr);
-      int clusters = 0;
-      AIPE_CUDA(cudaOccupancyMaxActiveClusters(&clusters, hist_cluster, &cfg));
+      const int clusters = aipe::hopper::cluster_occupancy(hist_cluster, kThreads, smem_cluster_, cluster_);
       grid_cluster_ = std::max(1, clusters) * cluster_;
     }
     ref_.assign(bins_, 0);
@@ -189,21 +188,6 @@ class DsmemHistogram final : public aipe::Example {
     return "";
   }
 
-  cudaLaunchConfig_t cluster_config(cudaStream_t s, cudaLaunchAttribute* attr_out) {
-    cudaLaunchConfig_t cfg{};
-    cfg.gridDim = dim3(unsigned(std::max(grid_cluster_, cluster_)));
-    cfg.blockDim = dim3(kThreads);
-    cfg.dynamicSmemBytes = smem_cluster_;
-    cfg.stream = s;
-    attr_[0].id = cudaLaunchAttributeClusterDimension;
-    attr_[0].val.clusterDim.x = unsigned(cluster_);
-    attr_[0].val.clusterDim.y = 1;
-    attr_[0].val.clusterDim.z = 1;
-    cfg.attrs = attr_out ? attr_out : attr_;
-    cfg.numAttrs = 1;
-    return cfg;
-  }
-
   void zero(cudaStream_t s) { AIPE_CUDA(cudaMemsetAsync(hist_.get(), 0, hist_.bytes(), s)); }
 
   void run_global(cudaStream_t s) {
@@ -218,8 +202,8 @@ class DsmemHistogram final : public aipe::Example {
   }
   void run_cluster(cudaStream_t s) {
     zero(s);
-    cudaLaunchConfig_t cfg = cluster_config(s, nullptr);
-    AIPE_CUDA(cudaLaunchKernelEx(&cfg, hist_cluster, static_cast<const unsigned*>(in_.get()), n_, hist_.get(), bins_));
+    aipe::hopper::launch_in_clusters(hist_cluster, std::max(grid_cluster_, cluster_), kThreads, smem_cluster_, cluster_, s,
+                                     static_cast<const unsigned*>(in_.get()), n_, hist_.get(), bins_);
   }
   void run_coop(cudaStream_t s) {
     const unsigned* in = in_.get();
@@ -236,7 +220,6 @@ class DsmemHistogram final : public aipe::Example {
   int bins_ = 0, cluster_ = 0, sms_ = 0, grid_smem_ = 0, grid_coop_ = 0, grid_cluster_ = 0;
   aipe::DeviceBuffer<unsigned> in_, hist_, slabs_;
   std::vector<unsigned> ref_;
-  cudaLaunchAttribute attr_[1]{};
 };
 
 }  // namespace

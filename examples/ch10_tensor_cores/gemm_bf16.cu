@@ -61,13 +61,9 @@
 // zero source size, the scalar rungs guard their loads; every rung guards its stores. TMA and cp.async
 // need 16-byte aligned rows: K % 8 == 0 (the rungs that need it skip with that reason otherwise).
 //
-// Reference: a CPU float64 GEMM on the same BF16 values (regenerated with aipe::uniform_at) when
-// M*N*K <= 2^31; above that, cuBLAS with FP32 output on the same device inputs (FP32 accumulation, ~1e-6
-// relative, far below the BF16 output rounding we test for).
-// Tolerance: the output is rounded to BF16 (relative half-ulp 2^-8 = 0.0039). Norm-wise:
-// ||C - ref|| / ||ref|| <= 2^-8. Elementwise: |C - ref| <= 2^-7 |ref| + 2^-7 * sqrt(K)/3, where sqrt(K)/3 is
-// the RMS of an output element for inputs uniform in [-1, 1] (so the absolute term is one BF16 ulp of a
-// typical element: it covers near-zero results where FP32 accumulation order matters).
+// Inputs, reference (CPU float64, or cuBLAS with FP32 output above M*N*K = 2^31), tolerance (BF16 output:
+// 2^-8 norm-wise), work model and the cuBLAS / cuBLASLt rungs: gemm_bf16_common.cuh, shared with
+// gemm_bf16_skinny.cu.
 #include <cuda_bf16.h>
 
 #include <algorithm>
@@ -76,15 +72,12 @@
 #include <map>
 #include <vector>
 
-#include "aipe/buffer.hpp"
-#include "aipe/cublas.hpp"
 #include "aipe/hopper.cuh"
-#include "aipe/random.hpp"
-#include "aipe/registry.hpp"
+#include "gemm_bf16_common.cuh"
 
 namespace {
 
-using bf16 = __nv_bfloat16;
+using aipe::ch10::bf16;
 namespace hp = aipe::hopper;
 
 // Stores one or two adjacent BF16 results of row `row` at columns col, col+1, guarded against the edges.
@@ -631,16 +624,7 @@ __global__ void __launch_bounds__(384, 1) gemm_ws(const __grid_constant__ CUtens
 // ------------------------------------------------------------------------------------------------
 // Host side
 // ------------------------------------------------------------------------------------------------
-float bf16_round(float x) {  // round to nearest even, as __float2bfloat16_rn does (inputs are finite)
-  std::uint32_t u;
-  std::memcpy(&u, &x, 4);
-  u += 0x7FFFu + ((u >> 16) & 1u);
-  u &= 0xFFFF0000u;
-  std::memcpy(&x, &u, 4);
-  return x;
-}
-
-class GemmBf16 final : public aipe::Example {
+class GemmBf16 final : public aipe::ch10::Bf16GemmProblem {
  public:
   aipe::ExampleInfo info() const override {
     return {"ch10/gemm_bf16",
@@ -653,7 +637,8 @@ class GemmBf16 final : public aipe::Example {
             "warpgroup keeps a ring of stages full while two consumer warpgroups compute, clusters halve the L2 "
             "traffic for B through multicast, and a persistent kernel overlaps each tile's epilogue with the next "
             "tile's loads and walks tiles in an L2-friendly order, and a TMA-store epilogue hands each finished "
-            "tile to the copy engine so the tensor cores restart at once. Two measured counter-examples (splitting "
+            "tile to the copy engine so the tensor cores restart at once; the last rung keeps the finished tile as "
+            "BF16 in registers and stores it while the next tile's first wgmma runs. Two measured counter-examples (splitting "
             "the last wave along K, clusters of 4) show what does not pay. The last rungs stand beside cuBLAS and "
             "cuBLASLt on the identical problem.",
             {{"m", 8192, 4096, 1000, "rows of A and C"},
@@ -713,29 +698,14 @@ class GemmBf16 final : public aipe::Example {
                               [this](cudaStream_t s) { launch_ws<2, true, true, false, true>(s); });
     ov.skip_if = epi.skip_if;
     v.push_back(ov);
-    v.push_back({"cublas", "cublasGemmEx, BF16 in, FP32 compute", [this](cudaStream_t s) { launch_cublas(s); }});
-    aipe::Variant lt{"cublaslt", "cublasLtMatmul, top heuristic, 32 MiB workspace",
-                     [this](cudaStream_t s) { launch_cublaslt(s); }};
-    lt.skip_if = [this] { return lt_skip_; };
-    v.push_back(lt);
+    v.push_back(cublas_rung());
+    v.push_back(cublaslt_rung());
     return v;
   }
 
   void setup(aipe::Context& ctx) override {
-    m_ = ctx.size("m");
-    n_ = ctx.size("n");
-    k_ = ctx.size("k");
-    if (m_ > INT32_MAX / 2 || n_ > INT32_MAX / 2 || k_ > INT32_MAX / 2)
-      throw aipe::BadInput("ch10/gemm_bf16: m, n and k must each fit in a 32-bit int");
+    setup_problem(ctx, "ch10/gemm_bf16");  // A, B, C, the reference and the library rungs
     sm_count_ = ctx.device().sm_count;
-    a_ = aipe::DeviceBuffer<bf16>(static_cast<std::size_t>(m_ * k_));
-    b_ = aipe::DeviceBuffer<bf16>(static_cast<std::size_t>(n_ * k_));
-    c_ = aipe::DeviceBuffer<bf16>(static_cast<std::size_t>(m_ * n_));
-    const auto sa = aipe::sub_seed(ctx.seed(), 1), sb = aipe::sub_seed(ctx.seed(), 2);
-    aipe::fill_uniform(a_.get(), a_.size(), sa, -1.f, 1.f, ctx.stream());
-    aipe::fill_uniform(b_.get(), b_.size(), sb, -1.f, 1.f, ctx.stream());
-    ctx.output(c_.get(), c_.bytes());
-    handle_ = aipe::CublasHandle::create();
 
     // Hopper rungs: tensor maps (128 x 64 boxes, 128B swizzle) and shared-memory opt-in.
     tma_skip_.clear();
@@ -753,18 +723,7 @@ class GemmBf16 final : public aipe::Example {
       if (n_ % 8 == 0) tma_c_ = hp::make_tma_2d_bf16(c_.get(), m_, n_, n_, 64, 64);
       // How many CTA pairs the GPU can hold at once (GPCs with an odd SM count leave one SM idle): the
       // persistent grid is exactly that many clusters, so no cluster waits for a second wave.
-      cudaLaunchConfig_t cfg{};
-      cfg.gridDim = dim3(2 * std::max(1, sm_count_ / 2));
-      cfg.blockDim = dim3(384);
-      cfg.dynamicSmemBytes = WS_SMEM;
-      cudaLaunchAttribute attr{};
-      attr.id = cudaLaunchAttributeClusterDimension;
-      attr.val.clusterDim.x = 2;
-      attr.val.clusterDim.y = 1;
-      attr.val.clusterDim.z = 1;
-      cfg.attrs = &attr;
-      cfg.numAttrs = 1;
-      AIPE_CUDA(cudaOccupancyMaxActiveClusters(&max_clusters_, gemm_ws<2, true>, &cfg));
+      max_clusters_ = hp::cluster_occupancy(gemm_ws<2, true>, 384, WS_SMEM, 2);
       if (max_clusters_ < 1) tma_skip_ = "no cluster of 2 CTAs with " + std::to_string(WS_SMEM) + " B of shared memory fits";
       else plan_split_tail();
       // The epilogue rung needs 32 KiB more shared memory per CTA; it is still one CTA per SM.
@@ -778,8 +737,7 @@ class GemmBf16 final : public aipe::Example {
                                        int(WS_SMEM_EPI)));
         AIPE_CUDA(cudaFuncSetAttribute(gemm_ws<2, true, true, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                        int(WS_SMEM_EPI)));
-        cfg.dynamicSmemBytes = WS_SMEM_EPI;
-        AIPE_CUDA(cudaOccupancyMaxActiveClusters(&max_clusters_epi_, gemm_ws<2, true, true>, &cfg));
+        max_clusters_epi_ = hp::cluster_occupancy(gemm_ws<2, true, true>, 384, WS_SMEM_EPI, 2);
         if (max_clusters_epi_ < 1)
           epi_skip_ = "no cluster of 2 CTAs with " + std::to_string(WS_SMEM_EPI) + " B of shared memory fits";
         // Clusters of 4: B in 64-row slices, one per CTA. GPCs whose SM count is not a multiple of 4
@@ -787,9 +745,7 @@ class GemmBf16 final : public aipe::Example {
         tma_b4_ = hp::make_tma_2d_bf16(b_.get(), n_, k_, k_, WS_BN / 4, H_BK);
         AIPE_CUDA(cudaFuncSetAttribute(gemm_ws<4, true, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                        int(WS_SMEM_EPI)));
-        attr.val.clusterDim.x = 4;
-        cfg.gridDim = dim3(4 * std::max(1, sm_count_ / 4));
-        AIPE_CUDA(cudaOccupancyMaxActiveClusters(&max_clusters_x4_, gemm_ws<4, true, true>, &cfg));
+        max_clusters_x4_ = hp::cluster_occupancy(gemm_ws<4, true, true>, 384, WS_SMEM_EPI, 4);
         if (max_clusters_x4_ < 1)
           x4_skip_ = "no cluster of 4 CTAs with " + std::to_string(WS_SMEM_EPI) + " B of shared memory fits";
       }
@@ -797,47 +753,12 @@ class GemmBf16 final : public aipe::Example {
     if (ctx.device().cc() >= 80)
       AIPE_CUDA(cudaFuncSetAttribute(gemm_mma_sync, cudaFuncAttributeMaxDynamicSharedMemorySize, int(S_SMEM)));
 
-    setup_cublaslt();
-
-    // Reference.
-    const double mnk = static_cast<double>(m_) * n_ * k_;
-    ref_.assign(static_cast<std::size_t>(m_ * n_), 0.f);
-    if (mnk <= 2147483648.0) {
-      std::vector<float> A(static_cast<std::size_t>(m_ * k_)), B(static_cast<std::size_t>(n_ * k_));
-      for (std::size_t i = 0; i < A.size(); ++i) A[i] = bf16_round(aipe::uniform_at(sa, i, -1.f, 1.f));
-      for (std::size_t i = 0; i < B.size(); ++i) B[i] = bf16_round(aipe::uniform_at(sb, i, -1.f, 1.f));
-      for (std::int64_t i = 0; i < m_; ++i) {
-        const float* a = A.data() + i * k_;
-        for (std::int64_t j = 0; j < n_; ++j) {
-          const float* b = B.data() + j * k_;
-          double acc = 0;
-          for (std::int64_t p = 0; p < k_; ++p) acc += static_cast<double>(a[p]) * b[p];
-          ref_[i * n_ + j] = static_cast<float>(acc);
-        }
-      }
-      ref_note_ = "CPU float64 reference";
-    } else {
-      aipe::DeviceBuffer<float> ref(static_cast<std::size_t>(m_ * n_));
-      AIPE_CUBLAS(cublasSetStream(handle_, ctx.stream()));
-      const float one = 1.f, zero = 0.f;
-      AIPE_CUBLAS(cublasGemmEx(handle_, CUBLAS_OP_T, CUBLAS_OP_N, int(n_), int(m_), int(k_), &one, b_.get(),
-                               CUDA_R_16BF, int(k_), a_.get(), CUDA_R_16BF, int(k_), &zero, ref.get(), CUDA_R_32F,
-                               int(n_), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-      AIPE_CUDA(cudaMemcpyAsync(ref_.data(), ref.get(), ref.bytes(), cudaMemcpyDeviceToHost, ctx.stream()));
-      AIPE_CUDA(cudaStreamSynchronize(ctx.stream()));
-      ref_note_ = "cuBLAS FP32-output reference";
-    }
-  }
-
-  aipe::Work work() const override {
-    const double m = double(m_), n = double(n_), k = double(k_);
-    return {2.0 * (m * k + n * k + m * n), 2.0 * m * n * k, aipe::ComputeUnit::bf16};
   }
 
   void metrics(const std::string& variant, double, std::map<std::string, double>& out) override {
     if (variant == "cluster_multicast" || variant == "persistent" || variant == "split_tail")
       out["max_active_clusters"] = max_clusters_;
-    if (variant == "tma_epilogue") {
+    if (variant == "tma_epilogue" || variant == "epilogue_overlap") {
       out["max_active_clusters"] = max_clusters_epi_;
       out["ctas"] = 2.0 * std::min<std::int64_t>(max_clusters_epi_, units2());
     }
@@ -854,23 +775,6 @@ class GemmBf16 final : public aipe::Example {
       const double P = max_clusters_, tail = split_plan_.units - split_plan_.full_units;
       out["waves"] = split_plan_.full_units / P + std::ceil(tail * split_plan_.splits / P) / split_plan_.splits;
     }
-  }
-
-  aipe::VerifyResult verify(aipe::Context& ctx) override {
-    std::vector<bf16> out(c_.size());
-    AIPE_CUDA(cudaMemcpyAsync(out.data(), c_.get(), c_.bytes(), cudaMemcpyDeviceToHost, ctx.stream()));
-    AIPE_CUDA(cudaStreamSynchronize(ctx.stream()));
-    // BF16 output: half an ulp is 2^-8 relative. See the header for the derivation of each term.
-    const double u = std::ldexp(1.0, -8);
-    aipe::Tolerance tol = aipe::tolerance_for(aipe::DType::bf16);
-    tol.norm_rel = u;
-    tol.rel = 2 * u;
-    tol.abs = 2 * u * std::sqrt(static_cast<double>(k_)) / 3.0;
-    auto r = aipe::compare(
-        out.size(), [&](std::size_t i) { return static_cast<double>(__bfloat162float(out[i])); },
-        [&](std::size_t i) { return static_cast<double>(ref_[i]); }, tol);
-    r.note = ref_note_;
-    return r;
   }
 
  private:
@@ -941,88 +845,19 @@ class GemmBf16 final : public aipe::Example {
     if (SPLIT) plan = split_plan_;
     int clusters = plan.items;
     if (PERSISTENT) clusters = std::min(plan.items, CM == 4 ? max_clusters_x4_ : TMA_EPI ? max_clusters_epi_ : max_clusters_);
-    cudaLaunchConfig_t cfg{};
-    cfg.gridDim = dim3(clusters * CM);
-    cfg.blockDim = dim3(384);
-    cfg.dynamicSmemBytes = TMA_EPI ? WS_SMEM_EPI : WS_SMEM;
-    cfg.stream = s;
-    cudaLaunchAttribute attr[1];
-    attr[0].id = cudaLaunchAttributeClusterDimension;
-    attr[0].val.clusterDim.x = CM;
-    attr[0].val.clusterDim.y = 1;
-    attr[0].val.clusterDim.z = 1;
-    cfg.attrs = attr;
-    cfg.numAttrs = 1;
-    AIPE_CUDA(cudaLaunchKernelEx(&cfg, gemm_ws<CM, PERSISTENT, TMA_EPI, OVERLAP>, tma_a_, CM == 4 ? tma_b4_ : tma_b_, tma_c_, c_.get(), M(), N(),
-                                 K(), plan));
+    hp::launch_in_clusters(gemm_ws<CM, PERSISTENT, TMA_EPI, OVERLAP>, clusters * CM, 384,
+                           TMA_EPI ? WS_SMEM_EPI : WS_SMEM, CM, s, tma_a_, CM == 4 ? tma_b4_ : tma_b_, tma_c_,
+                           c_.get(), M(), N(), K(), plan);
   }
-  void launch_cublas(cudaStream_t s) {
-    AIPE_CUBLAS(cublasSetStream(handle_, s));
-    const float one = 1.f, zero = 0.f;
-    // Column-major view: C^T (N x M) = B_stored^T(op T of the K x N column-major buffer) * A^T (K x M).
-    AIPE_CUBLAS(cublasGemmEx(handle_, CUBLAS_OP_T, CUBLAS_OP_N, N(), M(), K(), &one, b_.get(), CUDA_R_16BF, K(),
-                             a_.get(), CUDA_R_16BF, K(), &zero, c_.get(), CUDA_R_16BF, N(), CUBLAS_COMPUTE_32F,
-                             CUBLAS_GEMM_DEFAULT));
-  }
-
-  void setup_cublaslt() {
-    lt_skip_.clear();
-    lt_ = aipe::CublasLtHandle::create();
-    release_lt();
-    AIPE_CUBLAS(cublasLtMatmulDescCreate(&op_, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-    const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
-    AIPE_CUBLAS(cublasLtMatmulDescSetAttribute(op_, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
-    AIPE_CUBLAS(cublasLtMatmulDescSetAttribute(op_, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
-    AIPE_CUBLAS(cublasLtMatrixLayoutCreate(&la_, CUDA_R_16BF, k_, n_, k_));  // stored B: K x N column-major
-    AIPE_CUBLAS(cublasLtMatrixLayoutCreate(&lb_, CUDA_R_16BF, k_, m_, k_));  // A: K x M column-major
-    AIPE_CUBLAS(cublasLtMatrixLayoutCreate(&lc_, CUDA_R_16BF, n_, m_, n_));  // C^T: N x M column-major
-    workspace_ = aipe::DeviceBuffer<unsigned char>(kWorkspace);
-    cublasLtMatmulPreference_t pref = nullptr;
-    AIPE_CUBLAS(cublasLtMatmulPreferenceCreate(&pref));
-    const std::size_t ws = kWorkspace;
-    AIPE_CUBLAS(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
-    int found = 0;
-    const cublasStatus_t st =
-        cublasLtMatmulAlgoGetHeuristic(lt_, op_, la_, lb_, lc_, lc_, pref, 1, &heuristic_, &found);
-    cublasLtMatmulPreferenceDestroy(pref);
-    if (st != CUBLAS_STATUS_SUCCESS || found == 0) lt_skip_ = "cuBLASLt found no algorithm for this problem";
-  }
-  void launch_cublaslt(cudaStream_t s) {
-    const float one = 1.f, zero = 0.f;
-    AIPE_CUBLAS(cublasLtMatmul(lt_, op_, &one, b_.get(), la_, a_.get(), lb_, &zero, c_.get(), lc_, c_.get(), lc_,
-                               &heuristic_.algo, workspace_.get(), kWorkspace, s));
-  }
-  void release_lt() {
-    if (op_) cublasLtMatmulDescDestroy(op_);
-    if (la_) cublasLtMatrixLayoutDestroy(la_);
-    if (lb_) cublasLtMatrixLayoutDestroy(lb_);
-    if (lc_) cublasLtMatrixLayoutDestroy(lc_);
-    op_ = nullptr;
-    la_ = lb_ = lc_ = nullptr;
-  }
-
- public:
-  ~GemmBf16() override { release_lt(); }
 
  private:
-  static constexpr std::size_t kWorkspace = 32u << 20;
-  std::int64_t m_ = 0, n_ = 0, k_ = 0;
   int sm_count_ = 1;
   int max_clusters_ = 1, max_clusters_epi_ = 0, max_clusters_x4_ = 0;
   Plan split_plan_{};
   aipe::DeviceBuffer<float> split_ws_;
   aipe::DeviceBuffer<int> split_counters_;
-  aipe::DeviceBuffer<bf16> a_, b_, c_;
-  aipe::CublasHandle handle_;
-  aipe::CublasLtHandle lt_;
-  cublasLtMatmulDesc_t op_ = nullptr;
-  cublasLtMatrixLayout_t la_ = nullptr, lb_ = nullptr, lc_ = nullptr;
-  cublasLtMatmulHeuristicResult_t heuristic_{};
-  aipe::DeviceBuffer<unsigned char> workspace_;
   CUtensorMap tma_a_{}, tma_b_{}, tma_b4_{}, tma_c_{};
-  std::string tma_skip_, epi_skip_, x4_skip_, lt_skip_;
-  std::vector<float> ref_;
-  std::string ref_note_;
+  std::string tma_skip_, epi_skip_, x4_skip_;
 };
 
 }  // namespace

@@ -24,8 +24,8 @@
 //
 // Napkin math: bytes = 2 (MK + NK + MN), dominated by the weight's 2NK; flops = 2MNK. At ~3 TB/s the
 // weight of N = K = 8192 takes ~45 us: that is the bar, whatever M is up to ~256.
-// Reference and tolerance: as ch10/gemm_bf16 (CPU float64 when M*N*K <= 2^31, else cuBLAS with FP32
-// output; ||C - ref|| / ||ref|| <= 2^-8, elementwise 2^-7 |ref| + 2^-7 sqrt(K)/3).
+// Inputs, reference and tolerance, work model and the cuBLAS / cuBLASLt rungs: gemm_bf16_common.cuh,
+// shared with ch10/gemm_bf16 (there B is the weight W: N x K row-major).
 #include <cuda_bf16.h>
 
 #include <algorithm>
@@ -33,15 +33,12 @@
 #include <cstring>
 #include <vector>
 
-#include "aipe/buffer.hpp"
-#include "aipe/cublas.hpp"
 #include "aipe/hopper.cuh"
-#include "aipe/random.hpp"
-#include "aipe/registry.hpp"
+#include "gemm_bf16_common.cuh"
 
 namespace {
 
-using bf16 = __nv_bfloat16;
+using aipe::ch10::bf16;
 namespace hp = aipe::hopper;
 
 constexpr int SK_BK = 64;        // one 128-byte swizzled row of BF16
@@ -164,16 +161,7 @@ __global__ void reduce_splits(const float* __restrict__ P, bf16* __restrict__ C,
   }
 }
 
-float bf16_round(float x) {  // round to nearest even, as __float2bfloat16_rn does (inputs are finite)
-  std::uint32_t u;
-  std::memcpy(&u, &x, 4);
-  u += 0x7FFFu + ((u >> 16) & 1u);
-  u &= 0xFFFF0000u;
-  std::memcpy(&x, &u, 4);
-  return x;
-}
-
-class GemmBf16Skinny final : public aipe::Example {
+class GemmBf16Skinny final : public aipe::ch10::Bf16GemmProblem {
  public:
   aipe::ExampleInfo info() const override {
     return {"ch10/gemm_bf16_skinny",
@@ -198,27 +186,12 @@ class GemmBf16Skinny final : public aipe::Example {
                     [this](cudaStream_t s) { launch_swap_ab(s, splits_); }};
     b.requires_.sm90a = true;
     b.skip_if = [this] { return tma_skip_; };
-    aipe::Variant lt{"cublaslt", "cublasLtMatmul, top heuristic, 32 MiB workspace",
-                     [this](cudaStream_t s) { launch_cublaslt(s); }};
-    lt.skip_if = [this] { return lt_skip_; };
-    return {a, b, {"cublas", "cublasGemmEx, BF16 in, FP32 compute", [this](cudaStream_t s) { launch_cublas(s); }},
-            lt};
+    return {a, b, cublas_rung(), cublaslt_rung()};
   }
 
   void setup(aipe::Context& ctx) override {
-    m_ = ctx.size("m");
-    n_ = ctx.size("n");
-    k_ = ctx.size("k");
-    if (n_ > INT32_MAX / 2 || k_ > INT32_MAX / 2) throw aipe::BadInput("ch10/gemm_bf16_skinny: n and k must fit in int");
+    setup_problem(ctx, "ch10/gemm_bf16_skinny");  // A, the weight (B), C, the reference, the library rungs
     mp_ = m_ <= 64 ? 64 : m_ <= 128 ? 128 : 256;
-    a_ = aipe::DeviceBuffer<bf16>(static_cast<std::size_t>(m_ * k_));
-    w_ = aipe::DeviceBuffer<bf16>(static_cast<std::size_t>(n_ * k_));
-    c_ = aipe::DeviceBuffer<bf16>(static_cast<std::size_t>(m_ * n_));
-    const auto sa = aipe::sub_seed(ctx.seed(), 1), sw = aipe::sub_seed(ctx.seed(), 2);
-    aipe::fill_uniform(a_.get(), a_.size(), sa, -1.f, 1.f, ctx.stream());
-    aipe::fill_uniform(w_.get(), w_.size(), sw, -1.f, 1.f, ctx.stream());
-    ctx.output(c_.get(), c_.bytes());
-    handle_ = aipe::CublasHandle::create();
 
     // Split K so that (CTAs along N) x splits fills the SMs in one wave (one CTA per SM: the ring takes
     // ~200 KiB of shared memory), each split at least 4 K tiles.
@@ -233,7 +206,7 @@ class GemmBf16Skinny final : public aipe::Example {
     tma_skip_.clear();
     if (k_ % 8) tma_skip_ = "TMA needs 16-byte aligned rows: K % 8 == 0";
     if (tma_skip_.empty() && AIPE_HAVE_SM90A && ctx.device().cc() >= 90) {
-      tma_w_ = hp::make_tma_2d_bf16(w_.get(), n_, k_, k_, SK_BN, SK_BK);
+      tma_w_ = hp::make_tma_2d_bf16(b_.get(), n_, k_, k_, SK_BN, SK_BK);
       tma_a_ = hp::make_tma_2d_bf16(a_.get(), m_, k_, k_, static_cast<std::uint32_t>(mp_), SK_BK);
       const std::size_t need = smem_bytes();
       if (ctx.device().smem_per_block_optin_bytes < need)
@@ -247,39 +220,6 @@ class GemmBf16Skinny final : public aipe::Example {
                                        int(SkinnyCfg<256>::SMEM)));
       }
     }
-    setup_cublaslt();
-
-    const double mnk = static_cast<double>(m_) * n_ * k_;
-    ref_.assign(static_cast<std::size_t>(m_ * n_), 0.f);
-    if (mnk <= 2147483648.0) {
-      std::vector<float> A(static_cast<std::size_t>(m_ * k_)), W(static_cast<std::size_t>(n_ * k_));
-      for (std::size_t i = 0; i < A.size(); ++i) A[i] = bf16_round(aipe::uniform_at(sa, i, -1.f, 1.f));
-      for (std::size_t i = 0; i < W.size(); ++i) W[i] = bf16_round(aipe::uniform_at(sw, i, -1.f, 1.f));
-      for (std::int64_t i = 0; i < m_; ++i)
-        for (std::int64_t j = 0; j < n_; ++j) {
-          const float* a = A.data() + i * k_;
-          const float* w = W.data() + j * k_;
-          double acc = 0;
-          for (std::int64_t p = 0; p < k_; ++p) acc += static_cast<double>(a[p]) * w[p];
-          ref_[i * n_ + j] = static_cast<float>(acc);
-        }
-      ref_note_ = "CPU float64 reference";
-    } else {
-      aipe::DeviceBuffer<float> ref(static_cast<std::size_t>(m_ * n_));
-      AIPE_CUBLAS(cublasSetStream(handle_, ctx.stream()));
-      const float one = 1.f, zero = 0.f;
-      AIPE_CUBLAS(cublasGemmEx(handle_, CUBLAS_OP_T, CUBLAS_OP_N, int(n_), int(m_), int(k_), &one, w_.get(),
-                               CUDA_R_16BF, int(k_), a_.get(), CUDA_R_16BF, int(k_), &zero, ref.get(), CUDA_R_32F,
-                               int(n_), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-      AIPE_CUDA(cudaMemcpyAsync(ref_.data(), ref.get(), ref.bytes(), cudaMemcpyDeviceToHost, ctx.stream()));
-      AIPE_CUDA(cudaStreamSynchronize(ctx.stream()));
-      ref_note_ = "cuBLAS FP32-output reference";
-    }
-  }
-
-  aipe::Work work() const override {
-    const double m = double(m_), n = double(n_), k = double(k_);
-    return {2.0 * (m * k + n * k + m * n), 2.0 * m * n * k, aipe::ComputeUnit::bf16};
   }
 
   void metrics(const std::string& variant, double, std::map<std::string, double>& out) override {
@@ -291,24 +231,6 @@ class GemmBf16Skinny final : public aipe::Example {
       out["partial_bytes"] = splits_ > 1 ? 8.0 * splits_ * double(m_) * double(n_) : 0.0;
     }
   }
-
-  aipe::VerifyResult verify(aipe::Context& ctx) override {
-    std::vector<bf16> out(c_.size());
-    AIPE_CUDA(cudaMemcpyAsync(out.data(), c_.get(), c_.bytes(), cudaMemcpyDeviceToHost, ctx.stream()));
-    AIPE_CUDA(cudaStreamSynchronize(ctx.stream()));
-    const double u = std::ldexp(1.0, -8);  // BF16 output: half an ulp, relative
-    aipe::Tolerance tol = aipe::tolerance_for(aipe::DType::bf16);
-    tol.norm_rel = u;
-    tol.rel = 2 * u;
-    tol.abs = 2 * u * std::sqrt(static_cast<double>(k_)) / 3.0;  // one ulp of a typical element (RMS sqrt(K)/3)
-    auto r = aipe::compare(
-        out.size(), [&](std::size_t i) { return static_cast<double>(__bfloat162float(out[i])); },
-        [&](std::size_t i) { return static_cast<double>(ref_[i]); }, tol);
-    r.note = ref_note_;
-    return r;
-  }
-
-  ~GemmBf16Skinny() override { release_lt(); }
 
  private:
   std::size_t smem_bytes() const {
@@ -333,64 +255,11 @@ class GemmBf16Skinny final : public aipe::Example {
     }
   }
 
-  void launch_cublas(cudaStream_t s) {
-    AIPE_CUBLAS(cublasSetStream(handle_, s));
-    const float one = 1.f, zero = 0.f;
-    AIPE_CUBLAS(cublasGemmEx(handle_, CUBLAS_OP_T, CUBLAS_OP_N, int(n_), int(m_), int(k_), &one, w_.get(),
-                             CUDA_R_16BF, int(k_), a_.get(), CUDA_R_16BF, int(k_), &zero, c_.get(), CUDA_R_16BF,
-                             int(n_), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-  }
-
-  void setup_cublaslt() {
-    lt_skip_.clear();
-    lt_ = aipe::CublasLtHandle::create();
-    release_lt();
-    AIPE_CUBLAS(cublasLtMatmulDescCreate(&op_, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-    const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
-    AIPE_CUBLAS(cublasLtMatmulDescSetAttribute(op_, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
-    AIPE_CUBLAS(cublasLtMatmulDescSetAttribute(op_, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
-    AIPE_CUBLAS(cublasLtMatrixLayoutCreate(&la_, CUDA_R_16BF, k_, n_, k_));  // W: K x N column-major
-    AIPE_CUBLAS(cublasLtMatrixLayoutCreate(&lb_, CUDA_R_16BF, k_, m_, k_));  // A: K x M column-major
-    AIPE_CUBLAS(cublasLtMatrixLayoutCreate(&lc_, CUDA_R_16BF, n_, m_, n_));  // C^T: N x M column-major
-    workspace_ = aipe::DeviceBuffer<unsigned char>(kWorkspace);
-    cublasLtMatmulPreference_t pref = nullptr;
-    AIPE_CUBLAS(cublasLtMatmulPreferenceCreate(&pref));
-    const std::size_t ws = kWorkspace;
-    AIPE_CUBLAS(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws)));
-    int found = 0;
-    const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(lt_, op_, la_, lb_, lc_, lc_, pref, 1, &heuristic_, &found);
-    cublasLtMatmulPreferenceDestroy(pref);
-    if (st != CUBLAS_STATUS_SUCCESS || found == 0) lt_skip_ = "cuBLASLt found no algorithm for this problem";
-  }
-  void launch_cublaslt(cudaStream_t s) {
-    const float one = 1.f, zero = 0.f;
-    AIPE_CUBLAS(cublasLtMatmul(lt_, op_, &one, w_.get(), la_, a_.get(), lb_, &zero, c_.get(), lc_, c_.get(), lc_,
-                               &heuristic_.algo, workspace_.get(), kWorkspace, s));
-  }
-  void release_lt() {
-    if (op_) cublasLtMatmulDescDestroy(op_);
-    if (la_) cublasLtMatrixLayoutDestroy(la_);
-    if (lb_) cublasLtMatrixLayoutDestroy(lb_);
-    if (lc_) cublasLtMatrixLayoutDestroy(lc_);
-    op_ = nullptr;
-    la_ = lb_ = lc_ = nullptr;
-  }
-
-  static constexpr std::size_t kWorkspace = 32u << 20;
-  std::int64_t m_ = 0, n_ = 0, k_ = 0, mp_ = 64;
+  std::int64_t mp_ = 64;
   int splits_ = 1, kt_per_split_ = 1, ktiles_ = 1;
-  aipe::DeviceBuffer<bf16> a_, w_, c_;
   aipe::DeviceBuffer<float> partial_;
-  aipe::CublasHandle handle_;
-  aipe::CublasLtHandle lt_;
-  cublasLtMatmulDesc_t op_ = nullptr;
-  cublasLtMatrixLayout_t la_ = nullptr, lb_ = nullptr, lc_ = nullptr;
-  cublasLtMatmulHeuristicResult_t heuristic_{};
-  aipe::DeviceBuffer<unsigned char> workspace_;
   CUtensorMap tma_w_{}, tma_a_{};
-  std::string tma_skip_, lt_skip_;
-  std::vector<float> ref_;
-  std::string ref_note_;
+  std::string tma_skip_;
 };
 
 }  // namespace

@@ -273,62 +273,31 @@ class Fp8GemmProblem : public aipe::Example {
       return;
     }
     lt_ = aipe::CublasLtHandle::create();
-    destroy_lt_objects();
-    AIPE_CUBLAS(cublasLtMatmulDescCreate(&desc_, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-    const cublasOperation_t opT = CUBLAS_OP_T, opN = CUBLAS_OP_N;
-    AIPE_CUBLAS(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSA, &opT, sizeof opT));
-    AIPE_CUBLAS(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSB, &opN, sizeof opN));
-    const void* pa = sb_.get();  // cuBLAS's A is our B (weights)
-    const void* pb = sa_.get();  // cuBLAS's B is our A (activations)
-    AIPE_CUBLAS(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &pa, sizeof pa));
-    AIPE_CUBLAS(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &pb, sizeof pb));
+    desc_ = aipe::lt_matmul_desc(CUBLAS_COMPUTE_32F, CUDA_R_32F, CUBLAS_OP_T, CUBLAS_OP_N);
+    aipe::lt_set(desc_, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, static_cast<const void*>(sb_.get()));  // cuBLAS's A: our B
+    aipe::lt_set(desc_, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, static_cast<const void*>(sa_.get()));  // cuBLAS's B: our A
     if (S == Scaling::block) {
-      const int32_t ma = CUBLASLT_MATMUL_MATRIX_SCALE_BLK128x128_32F, mb = CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F;
-      AIPE_CUBLAS(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &ma, sizeof ma));
-      AIPE_CUBLAS(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &mb, sizeof mb));
+      aipe::lt_set(desc_, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, std::int32_t(CUBLASLT_MATMUL_MATRIX_SCALE_BLK128x128_32F));
+      aipe::lt_set(desc_, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, std::int32_t(CUBLASLT_MATMUL_MATRIX_SCALE_VEC128_32F));
     } else {
       // Same numerics as our per-tensor kernel: the whole K is accumulated inside the tensor cores
       // ("fast accumulation"), no periodic promotion to CUDA-core FP32.
-      const int8_t fast = 1;
-      AIPE_CUBLAS(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fast, sizeof fast));
+      aipe::lt_set(desc_, CUBLASLT_MATMUL_DESC_FAST_ACCUM, std::int8_t(1));
     }
-    AIPE_CUBLAS(cublasLtMatrixLayoutCreate(&la_, CUDA_R_8F_E4M3, K_, N_, K_));
-    AIPE_CUBLAS(cublasLtMatrixLayoutCreate(&lb_, CUDA_R_8F_E4M3, K_, M_, K_));
-    AIPE_CUBLAS(cublasLtMatrixLayoutCreate(&lc_, CUDA_R_16BF, N_, M_, N_));
+    la_ = aipe::lt_layout(CUDA_R_8F_E4M3, K_, N_, K_);
+    lb_ = aipe::lt_layout(CUDA_R_8F_E4M3, K_, M_, K_);
+    lc_ = aipe::lt_layout(CUDA_R_16BF, N_, M_, N_);
     ws_ = aipe::DeviceBuffer<unsigned char>(64u << 20);
-    cublasLtMatmulPreference_t pref = nullptr;
-    AIPE_CUBLAS(cublasLtMatmulPreferenceCreate(&pref));
-    const std::size_t wsb = ws_.size();
-    AIPE_CUBLAS(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &wsb, sizeof wsb));
-    cublasLtMatmulHeuristicResult_t res{};
-    int found = 0;
-    const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(lt_, desc_, la_, lb_, lc_, lc_, pref, 1, &res, &found);
-    cublasLtMatmulPreferenceDestroy(pref);
-    if (st != CUBLAS_STATUS_SUCCESS || found == 0) {
-      lt_reason_ = std::string("cuBLASLt offers no FP8 algorithm for this problem (") + cublasGetStatusString(st) + ")";
-      return;
-    }
-    algo_ = res.algo;
+    const auto algos = aipe::lt_heuristics(lt_, desc_, la_, lb_, lc_, lc_, ws_.size(), 1, &lt_reason_);
+    if (!algos.empty()) algo_ = algos[0].algo;
   }
 
-  void destroy_lt_objects() {
-    if (desc_) cublasLtMatmulDescDestroy(desc_);
-    if (la_) cublasLtMatrixLayoutDestroy(la_);
-    if (lb_) cublasLtMatrixLayoutDestroy(lb_);
-    if (lc_) cublasLtMatrixLayoutDestroy(lc_);
-    desc_ = nullptr; la_ = lb_ = lc_ = nullptr;
-  }
-
- public:
-  ~Fp8GemmProblem() override { destroy_lt_objects(); }
-
- private:
   std::vector<float> ref_;
   double ref_rms_ = 1;
   std::string ref_note_, lt_reason_;
   aipe::CublasLtHandle lt_;
-  cublasLtMatmulDesc_t desc_ = nullptr;
-  cublasLtMatrixLayout_t la_ = nullptr, lb_ = nullptr, lc_ = nullptr;
+  aipe::LtMatmulDesc desc_;
+  aipe::LtLayout la_, lb_, lc_;
   cublasLtMatmulAlgo_t algo_{};
   aipe::DeviceBuffer<unsigned char> ws_;
 };

@@ -79,23 +79,6 @@ double output_value(const GemmType& t, const unsigned char* raw) {
   }
 }
 
-struct Layouts {
-  cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
-  ~Layouts() {
-    if (a) cublasLtMatrixLayoutDestroy(a);
-    if (b) cublasLtMatrixLayoutDestroy(b);
-    if (c) cublasLtMatrixLayoutDestroy(c);
-  }
-};
-struct Desc {
-  cublasLtMatmulDesc_t d = nullptr;
-  ~Desc() { if (d) cublasLtMatmulDescDestroy(d); }
-};
-struct Pref {
-  cublasLtMatmulPreference_t p = nullptr;
-  ~Pref() { if (p) cublasLtMatmulPreferenceDestroy(p); }
-};
-
 }  // namespace
 
 void measure_tensor(Run& run) {
@@ -141,30 +124,19 @@ void measure_tensor(Run& run) {
 
       // TN, column-major: A stored k x m (lda = k) and transposed, B stored k x n (ldb = k), D m x n.
       // FP8 and INT8 tensor-core GEMMs require this layout; the others take it too.
-      Desc desc;
-      AIPE_CUBLAS(cublasLtMatmulDescCreate(&desc.d, t.compute, t.scale));
-      const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
-      AIPE_CUBLAS(cublasLtMatmulDescSetAttribute(desc.d, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
-      AIPE_CUBLAS(cublasLtMatmulDescSetAttribute(desc.d, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
+      const LtMatmulDesc desc = lt_matmul_desc(t.compute, t.scale, CUBLAS_OP_T, CUBLAS_OP_N);
       if (t.ab == CUDA_R_8F_E4M3) {
-        const float* sa_ptr = scale_a.get();
-        const float* sb_ptr = scale_b.get();
-        AIPE_CUBLAS(cublasLtMatmulDescSetAttribute(desc.d, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &sa_ptr, sizeof sa_ptr));
-        AIPE_CUBLAS(cublasLtMatmulDescSetAttribute(desc.d, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &sb_ptr, sizeof sb_ptr));
+        lt_set(desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, static_cast<const float*>(scale_a.get()));
+        lt_set(desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, static_cast<const float*>(scale_b.get()));
       }
-      Layouts lay;
-      AIPE_CUBLAS(cublasLtMatrixLayoutCreate(&lay.a, t.ab, sh.k, sh.m, sh.k));
-      AIPE_CUBLAS(cublasLtMatrixLayoutCreate(&lay.b, t.ab, sh.k, sh.n, sh.k));
-      AIPE_CUBLAS(cublasLtMatrixLayoutCreate(&lay.c, t.cd, sh.m, sh.n, sh.m));
-      Pref pref;
-      AIPE_CUBLAS(cublasLtMatmulPreferenceCreate(&pref.p));
-      AIPE_CUBLAS(cublasLtMatmulPreferenceSetAttribute(pref.p, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws_bytes, sizeof ws_bytes));
-      cublasLtMatmulHeuristicResult_t heur[8];
-      int found = 0;
-      const cublasStatus_t hs = cublasLtMatmulAlgoGetHeuristic(lt, desc.d, lay.a, lay.b, lay.c, lay.c, pref.p, 8, heur, &found);
-      if (hs != CUBLAS_STATUS_SUCCESS || found == 0) {
-        run.add(run.skipped("tensor", name, what, unit,
-                            std::string("cuBLASLt offers no algorithm (") + cublasLtGetStatusName(hs) + ")"));
+      const LtLayout lay_a = lt_layout(t.ab, sh.k, sh.m, sh.k), lay_b = lt_layout(t.ab, sh.k, sh.n, sh.k),
+                     lay_c = lt_layout(t.cd, sh.m, sh.n, sh.m);
+      std::string why;
+      const std::vector<LtAlgo> heur =
+          lt_heuristics(lt, desc, lay_a, lay_b, lay_c, lay_c, ws_bytes, 8, &why);
+      const int found = int(heur.size());
+      if (heur.empty()) {
+        run.add(run.skipped("tensor", name, what, unit, why));
         continue;
       }
       const float alpha_f = 1.f, beta_f = 0.f;
@@ -173,7 +145,7 @@ void measure_tensor(Run& run) {
       const void* beta = t.scale == CUDA_R_32I ? static_cast<const void*>(&beta_i) : &beta_f;
       auto launch_algo = [&](int i) {
         return [&, i](cudaStream_t s) {
-          AIPE_CUBLAS(cublasLtMatmul(lt, desc.d, alpha, A.get(), lay.a, B.get(), lay.b, beta, C, lay.c, D.get(), lay.c,
+          AIPE_CUBLAS(cublasLtMatmul(lt, desc, alpha, A.get(), lay_a, B.get(), lay_b, beta, C, lay_c, D.get(), lay_c,
                                      &heur[i].algo, workspace.get(), ws_bytes, s));
           // cuBLASLt reported success; a non-sticky error its internals left in the runtime's last-error
           // slot (seen with some algorithms) is not ours to report. Faults still surface at the next sync.

@@ -2,6 +2,11 @@
 // A skip must carry a reason. Skipped as a whole (with the reason) where no GPU is usable.
 #include <gtest/gtest.h>
 
+#include <cstdint>
+#include <initializer_list>
+#include <map>
+#include <string>
+
 #include "aipe/device.hpp"
 #include "aipe/registry.hpp"
 #include "aipe/runner.hpp"
@@ -40,19 +45,20 @@ TEST_P(EveryExample, VerifiesAtSmallAwkwardSize) {
   }
 }
 
-// The GEMM epilogues have two paths: TMA stores (rows of C 16-byte aligned, N % 8 == 0, as at the small
-// sizes) and stores from registers with scalar tails (any N). This runs the second at an odd N.
-TEST(GemmEpilogues, VerifyAtOddN) {
-  if (auto why = gpu_unavailable_reason()) GTEST_SKIP() << *why;
-  for (const char* id : {"ch10/gemm_bf16", "ch10/gemm_fp8"}) {
+// Verifies every rung of each example (no timing) at the small sizes with `sizes` overriding some axes:
+// none may fail, and more than `min_verified` must run (the rest may skip with a reason).
+namespace {
+void verify_examples_at(std::initializer_list<const char*> ids, const std::map<std::string, std::int64_t>& sizes,
+                        std::uint64_t salt, int min_verified) {
+  for (const char* id : ids) {
     SCOPED_TRACE(id);
     const RegistryEntry* e = Registry::instance().find(id);
     ASSERT_NE(e, nullptr);
     RunOptions o;
     o.preset = SizePreset::small;
     o.verify_only = true;
-    o.seed = 0x0DD ^ std::hash<std::string>{}(id);
-    o.sizes["n"] = 389;  // odd: neither TMA-storable nor pairwise-aligned rows, and not a tile multiple
+    o.seed = salt ^ std::hash<std::string>{}(id);
+    for (const auto& [k, v] : sizes) o.sizes[k] = v;
     const RunReport r = run_examples({e}, o);
     ASSERT_EQ(r.results.size(), e->variant_names.size());
     int verified = 0;
@@ -61,8 +67,17 @@ TEST(GemmEpilogues, VerifyAtOddN) {
       EXPECT_NE(res.status, Status::failed) << res.reason;
       verified += res.status != Status::skipped;
     }
-    EXPECT_GT(verified, 2);
+    EXPECT_GT(verified, min_verified);
   }
+}
+}  // namespace
+
+// The GEMM epilogues have two paths: TMA stores (rows of C 16-byte aligned, N % 8 == 0, as at the small
+// sizes) and stores from registers with scalar tails (any N). This runs the second at an odd N
+// (neither TMA-storable nor pairwise-aligned rows, and not a tile multiple).
+TEST(GemmEpilogues, VerifyAtOddN) {
+  if (auto why = gpu_unavailable_reason()) GTEST_SKIP() << *why;
+  verify_examples_at({"ch10/gemm_bf16", "ch10/gemm_fp8"}, {{"n", 389}}, 0x0DD, 2);
 }
 
 // The persistent GEMM rungs carry state from one tile to the next (the ring's stage and phase, and in
@@ -71,27 +86,7 @@ TEST(GemmEpilogues, VerifyAtOddN) {
 // most CTAs take a second one.
 TEST(GemmPersistent, VerifyWithSeveralTilesPerCta) {
   if (auto why = gpu_unavailable_reason()) GTEST_SKIP() << *why;
-  for (const char* id : {"ch10/gemm_bf16", "ch10/gemm_fp8"}) {
-    SCOPED_TRACE(id);
-    const RegistryEntry* e = Registry::instance().find(id);
-    ASSERT_NE(e, nullptr);
-    RunOptions o;
-    o.preset = SizePreset::small;
-    o.verify_only = true;
-    o.seed = 0x7113 ^ std::hash<std::string>{}(id);
-    o.sizes["m"] = 2000;
-    o.sizes["n"] = 3000;
-    o.sizes["k"] = 1008;
-    const RunReport r = run_examples({e}, o);
-    ASSERT_EQ(r.results.size(), e->variant_names.size());
-    int verified = 0;
-    for (const Result& res : r.results) {
-      SCOPED_TRACE(res.variant);
-      EXPECT_NE(res.status, Status::failed) << res.reason;
-      verified += res.status != Status::skipped;
-    }
-    EXPECT_GT(verified, 4);
-  }
+  verify_examples_at({"ch10/gemm_bf16", "ch10/gemm_fp8"}, {{"m", 2000}, {"n", 3000}, {"k", 1008}}, 0x7113, 4);
 }
 
 INSTANTIATE_TEST_SUITE_P(Registry, EveryExample, ::testing::ValuesIn(ids()), [](const auto& info) {

@@ -23,9 +23,11 @@
 #include <cuda.h>  // CUtensorMap and its enums (types only; no libcuda symbol is referenced)
 #include <cuda_runtime_api.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "aipe/check.hpp"
 
@@ -77,10 +79,55 @@ inline CUtensorMap make_tma_2d_bf16(const void* base, std::uint64_t rows, std::u
   return map;
 }
 
+#if defined(__CUDACC__)
+// ---------------------------------------------------------------------------------------------
+// Host: launches in thread-block clusters
+// ---------------------------------------------------------------------------------------------
+
+// The launch configuration of `grid` CTAs (a multiple of `cluster`) of `block` threads, with `smem` bytes
+// of dynamic shared memory, in clusters of `cluster` CTAs along x. Not copyable: cfg points at attr.
+struct ClusterConfig {
+  cudaLaunchConfig_t cfg{};
+  cudaLaunchAttribute attr{};
+  ClusterConfig(int grid, int block, std::size_t smem, int cluster, cudaStream_t stream = nullptr) {
+    cfg.gridDim = dim3(static_cast<unsigned>(grid));
+    cfg.blockDim = dim3(static_cast<unsigned>(block));
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = stream;
+    attr.id = cudaLaunchAttributeClusterDimension;
+    attr.val.clusterDim.x = static_cast<unsigned>(cluster);
+    attr.val.clusterDim.y = 1;
+    attr.val.clusterDim.z = 1;
+    cfg.attrs = &attr;
+    cfg.numAttrs = 1;
+  }
+  ClusterConfig(const ClusterConfig&) = delete;
+  ClusterConfig& operator=(const ClusterConfig&) = delete;
+};
+
+// Launches `kernel(args...)` on `grid` CTAs in clusters of `cluster` (cudaLaunchKernelEx).
+template <class... Params, class... Args>
+void launch_in_clusters(void (*kernel)(Params...), int grid, int block, std::size_t smem, int cluster,
+                        cudaStream_t stream, Args&&... args) {
+  const ClusterConfig c(grid, block, smem, cluster, stream);
+  AIPE_CUDA(cudaLaunchKernelEx(&c.cfg, kernel, std::forward<Args>(args)...));
+}
+
+// How many clusters of `cluster` CTAs of `kernel` (block threads, smem bytes of dynamic shared memory,
+// which the kernel must already be allowed) fit on the device at once: the grid of a persistent kernel
+// that never waits for a second wave. GPCs whose SM count is not a multiple of the cluster size leave
+// the rest of their SMs idle.
+template <class... Params>
+int cluster_occupancy(void (*kernel)(Params...), int block, std::size_t smem, int cluster) {
+  const ClusterConfig c(cluster, block, smem, cluster);
+  int n = 0;
+  AIPE_CUDA(cudaOccupancyMaxActiveClusters(&n, kernel, &c.cfg));
+  return n;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Device: addresses, fences, mbarriers
 // ---------------------------------------------------------------------------------------------
-#if defined(__CUDACC__)
 
 __device__ __forceinline__ std::uint32_t smem_u32(const void* p) {
   return static_cast<std::uint32_t>(__cvta_generic_to_shared(p));

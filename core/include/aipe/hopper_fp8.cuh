@@ -635,19 +635,7 @@ inline void launch_gemm_ws(const CUtensorMap& ta, const CUtensorMap& tb, const C
     gemm_ws_kernel<BN, S, 1, E, PP><<<grid, Cfg::kThreads, smem, s>>>(ta, tb, tc, g);
     AIPE_CHECK_LAUNCH();
   } else {
-    cudaLaunchConfig_t cfg{};
-    cfg.gridDim = dim3(unsigned(grid));
-    cfg.blockDim = dim3(Cfg::kThreads);
-    cfg.dynamicSmemBytes = smem;
-    cfg.stream = s;
-    cudaLaunchAttribute attr[1];
-    attr[0].id = cudaLaunchAttributeClusterDimension;
-    attr[0].val.clusterDim.x = CM;
-    attr[0].val.clusterDim.y = 1;
-    attr[0].val.clusterDim.z = 1;
-    cfg.attrs = attr;
-    cfg.numAttrs = 1;
-    AIPE_CUDA(cudaLaunchKernelEx(&cfg, gemm_ws_kernel<BN, S, CM, E, PP>, ta, tb, tc, g));
+    launch_in_clusters(gemm_ws_kernel<BN, S, CM, E, PP>, grid, Cfg::kThreads, smem, CM, s, ta, tb, tc, g);
   }
 }
 
@@ -658,20 +646,7 @@ inline int max_active_clusters() {
   using Cfg = GemmConfig<BN, S>;
   constexpr int smem = E != Epilogue::direct ? Cfg::kSmemBytesStaged : Cfg::kSmemBytes;
   AIPE_CUDA(cudaFuncSetAttribute(gemm_ws_kernel<BN, S, CM, E, PP>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-  cudaLaunchConfig_t cfg{};
-  cfg.gridDim = dim3(CM);
-  cfg.blockDim = dim3(Cfg::kThreads);
-  cfg.dynamicSmemBytes = smem;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeClusterDimension;
-  attr[0].val.clusterDim.x = CM;
-  attr[0].val.clusterDim.y = 1;
-  attr[0].val.clusterDim.z = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = 1;
-  int n = 0;
-  AIPE_CUDA(cudaOccupancyMaxActiveClusters(&n, gemm_ws_kernel<BN, S, CM, E, PP>, &cfg));
-  return n;
+  return cluster_occupancy(gemm_ws_kernel<BN, S, CM, E, PP>, Cfg::kThreads, smem, CM);
 }
 
 template <Scaling S>
