@@ -17,7 +17,7 @@
 // comparison the other two rungs are timed the same way. Metric: `us_per_round`.
 //
 // Reference: the same float operations in the same order on the CPU (fmaf <-> std::fma, explicit
-// round-to-nearest adds and multiplies; iterate_exact stops once the float sequence is periodic): exact
+// round-to-nearest adds and multiplies; aipe::iterate_exact stops once the float sequence is periodic): exact
 // match expected. Both branches converge to fixed points that depend on x (1 + x/2 and x/2). The intermediate buffers a and b are
 // poisoned before each verification too, so a join that runs before its branch finished reads NaN.
 // Napkin math: minimum DRAM traffic 8n bytes (x0 read, x written); flops = rounds * n * (4 iters + 2).
@@ -28,7 +28,6 @@
 #include <cuda_runtime.h>
 
 #include <cmath>
-#include <limits>
 #include <map>
 #include <span>
 #include <string>
@@ -37,6 +36,7 @@
 #include "aipe/buffer.hpp"
 #include "aipe/random.hpp"
 #include "aipe/registry.hpp"
+#include "aipe/verify.hpp"
 
 namespace {
 
@@ -49,23 +49,6 @@ __host__ __device__ inline float branch_step(float v, float x, bool f) {
 #else
   return f ? std::fma(v, 0.75f, 0.25f + x * 0.125f) : std::fma(v, 0.5f, x * 0.25f);
 #endif
-}
-
-// Host reference for a float recurrence v <- step(v) run `iters` times: the same float operations as the
-// device, but it stops as soon as the sequence enters a cycle of length 1 or 2 (the recurrence is
-// deterministic, so every later value is then known): exact, and cheap for thousands of iterations.
-template <class Step>
-float iterate_exact(float v, int iters, Step step) {
-  float prev = std::numeric_limits<float>::quiet_NaN();  // the value before v (never equal to anything)
-  for (int k = 0; k < iters; ++k) {
-    const float next = step(v);
-    const int left = iters - k - 1;  // steps still to run after this one
-    if (next == v) return next;                            // fixed point
-    if (next == prev) return left % 2 == 0 ? next : v;     // 2-cycle: next, v, next, ...
-    prev = v;
-    v = next;
-  }
-  return v;
 }
 
 __global__ void branch_kernel(const float* __restrict__ x, float* __restrict__ out, int n, int iters, bool f) {
@@ -131,8 +114,8 @@ class CrossStreamEvents final : public aipe::Example {
     for (int i = 0; i < n_; ++i) {
       float x = aipe::uniform_at(sx, i, -1.f, 1.f);
       for (int r = 0; r < rounds_; ++r) {
-        const float a = iterate_exact(x, iters_, [x](float v) { return branch_step(v, x, true); });
-        const float b = iterate_exact(x, iters_, [x](float v) { return branch_step(v, x, false); });
+        const float a = aipe::iterate_exact(x, iters_, [x](float v) { return branch_step(v, x, true); });
+        const float b = aipe::iterate_exact(x, iters_, [x](float v) { return branch_step(v, x, false); });
         x = (a + b) * 0.5f;
       }
       ref_[i] = x;

@@ -16,7 +16,7 @@
 //                 ahead and P(k+1) runs beside Q(k) on the SMs the other leaves idle.
 // Multi-stream rungs fork from the timed stream and join back with events. Metric: `us_per_chunk`.
 //
-// Reference: the same float operations on the CPU (std::fma for fmaf, exact scalings; iterate_exact stops
+// Reference: the same float operations on the CPU (std::fma for fmaf, exact scalings; aipe::iterate_exact stops
 // once the float sequence is periodic): exact match.
 // The staging slots are poisoned before each verification too, so a consumer that runs ahead of its
 // producer reads NaN. Napkin math: DRAM minimum 8n bytes (x read once, y written once); flops 4 * iters * n.
@@ -24,7 +24,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 #include <map>
 #include <span>
 #include <string>
@@ -33,6 +32,7 @@
 #include "aipe/buffer.hpp"
 #include "aipe/random.hpp"
 #include "aipe/registry.hpp"
+#include "aipe/verify.hpp"
 
 namespace {
 
@@ -52,23 +52,6 @@ __host__ __device__ inline float consume_step(float v, float c) {
 #else
   return std::fma(v, -0.5f, c);
 #endif
-}
-
-// Host reference for a float recurrence v <- step(v) run `iters` times: the same float operations as the
-// device, but it stops as soon as the sequence enters a cycle of length 1 or 2 (the recurrence is
-// deterministic, so every later value is then known): exact, and cheap for thousands of iterations.
-template <class Step>
-float iterate_exact(float v, int iters, Step step) {
-  float prev = std::numeric_limits<float>::quiet_NaN();  // the value before v (never equal to anything)
-  for (int k = 0; k < iters; ++k) {
-    const float next = step(v);
-    const int left = iters - k - 1;  // steps still to run after this one
-    if (next == v) return next;                            // fixed point
-    if (next == prev) return left % 2 == 0 ? next : v;     // 2-cycle: next, v, next, ...
-    prev = v;
-    v = next;
-  }
-  return v;
 }
 
 __global__ void producer_kernel(const float* __restrict__ x, float* __restrict__ slot, int len, int iters) {
@@ -145,9 +128,9 @@ class ProducerConsumer final : public aipe::Example {
     for (int i = 0; i < n_; ++i) {
       const float x = aipe::uniform_at(sx, i, -1.f, 1.f);
       const float cp = x * 0.125f;  // exact
-      const float v = iterate_exact(x, iters_, [cp](float u) { return produce_step(u, cp); });
+      const float v = aipe::iterate_exact(x, iters_, [cp](float u) { return produce_step(u, cp); });
       const float c = 1.0f + v * 0.25f;  // v/4 is exact; one rounding in the add, as on the device
-      ref_[i] = iterate_exact(v, iters_, [c](float u) { return consume_step(u, c); });
+      ref_[i] = aipe::iterate_exact(v, iters_, [c](float u) { return consume_step(u, c); });
     }
     ctx.output(y_.get(), y_.bytes());
     ctx.output(slot_.get(), slot_.bytes());

@@ -89,3 +89,23 @@ TEST(Verify, MergeKeepsWorst) {
   EXPECT_EQ(a.checked, 4u);
   EXPECT_DOUBLE_EQ(a.max_abs_error, 2.0);
 }
+
+// iterate_exact stops at a fixed point or a 2-cycle; its answer must equal the plain loop's for every
+// iteration count, including the parity of a 2-cycle.
+TEST(IterateExact, MatchesThePlainLoop) {
+  auto plain = [](float v, int iters, auto step) {
+    for (int k = 0; k < iters; ++k) v = step(v);
+    return v;
+  };
+  auto contract = [](float v) { return std::fma(v, 0.5f, 1.0f); };   // converges to the fixed point 2
+  auto flip = [](float v) { return -v; };                             // 2-cycle from the start
+  auto to_cycle = [](float v) { return v > 3.0f ? -1.0f : v + 1.0f; };  // a cycle of length 6: -1, 0, 1, 2, 3, 4
+  for (int iters : {0, 1, 2, 3, 7, 30, 31, 200, 201}) {
+    SCOPED_TRACE(iters);
+    EXPECT_EQ(iterate_exact(0.3f, iters, contract), plain(0.3f, iters, contract));
+    EXPECT_EQ(iterate_exact(1.5f, iters, flip), plain(1.5f, iters, flip));
+    EXPECT_EQ(iterate_exact(0.0f, iters, to_cycle), plain(0.0f, iters, to_cycle));
+  }
+  EXPECT_EQ(iterate_exact(0.3f, 1000, contract), 2.0f);
+  EXPECT_EQ(iterate_exact(1.5f, 1001, flip), -1.5f);
+}

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <span>
 #include <string>
 #include <vector>
@@ -85,5 +86,23 @@ VerifyResult compare(std::span<const T> out, std::span<const R> ref, const Toler
 
 // A single scalar (a reduction's sum, a counter).
 VerifyResult compare_scalar(double out, double ref, const Tolerance& tol);
+
+// Reference for a float recurrence v <- step(v) run `iters` times: the same float operations as a device
+// loop, but it stops as soon as the sequence enters a cycle of length 1 or 2 (the recurrence is
+// deterministic, so every later value is then known): exact, and cheap for thousands of iterations.
+// Longer cycles are simply iterated to the end.
+template <class Step>
+float iterate_exact(float v, int iters, Step step) {
+  float prev = std::numeric_limits<float>::quiet_NaN();  // the value before v (never equal to anything)
+  for (int k = 0; k < iters; ++k) {
+    const float next = step(v);
+    const int left = iters - k - 1;  // steps still to run after this one
+    if (next == v) return next;                            // fixed point
+    if (next == prev) return left % 2 == 0 ? next : v;     // 2-cycle: next, v, next, ...
+    prev = v;
+    v = next;
+  }
+  return v;
+}
 
 }  // namespace aipe
