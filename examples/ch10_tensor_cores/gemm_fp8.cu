@@ -27,7 +27,17 @@
 //                 (64 of its registers; the FP32 accumulator is free again), issues the next tile's first K
 //                 block to the tensor cores, and only then writes the packed tile to shared memory and hands
 //                 it to TMA, under that wgmma. In rung 6 the tensor cores idle while both warpgroups write.
-//   8 cublaslt    cuBLASLt FP8 matmul, per-tensor scales, fast accumulation (the same numerics as ours)
+//   8 stream_k    rung 6 with a stream-K tail: 2,048 tiles (1,024 pairs) on 66 clusters are 15.5 waves, so the
+//                 last wave leaves half the SMs idle. The last 1.5 waves' units are not handed out whole:
+//                 their K blocks, unit after unit, are cut into 66 equal ranges, one per cluster after its
+//                 14 whole waves. A unit cut between two clusters is finished by the one holding its first
+//                 K block, which adds the other's FP32 partial tile (left in global memory behind a
+//                 release/acquire flag) before its epilogue. Every SM works until the end: 3% fewer K
+//                 blocks on the longest SM. It does not pay on this H100 (docs/ch10-fp8.md): the clusters
+//                 now stream different K offsets at once, which costs DRAM reads, and at the 700 W cap the
+//                 idle SMs of the plain last wave were not lost anyway, they let the busy ones clock higher.
+//                 Built on rung 6, not 7: rung 7's parked BF16 tile leaves no registers for the schedule.
+//   9 cublaslt    cuBLASLt FP8 matmul, per-tensor scales, fast accumulation (the same numerics as ours)
 //
 // Problem, reference, tolerance and work model: gemm_fp8_common.cuh. Layout "TN": A M x K and B N x K,
 // both K-major (Hopper FP8 wgmma reads only K-major operands).
@@ -65,6 +75,9 @@ class GemmFp8 final : public aipe::fp8::Fp8GemmProblem<Scaling::tensor> {
     v.push_back(hopper("epilogue_overlap",
                        "the finished tile waits in registers as BF16 and leaves under the next tile's first K block",
                        [this](cudaStream_t s) { run_epilogue_overlap(s); }, [this] { return epilogue_overlap_skip(); }));
+    v.push_back(hopper("stream_k",
+                       "rung 6 with the last 1.5 waves' K blocks split evenly over all clusters (cut tiles summed in global memory)",
+                       [this](cudaStream_t s) { run_stream_k(s); }, [this] { return stream_k_skip(); }));
     aipe::Variant lt{"cublaslt", "cuBLASLt FP8, per-tensor scales, fast accumulation, top heuristic",
                      [this](cudaStream_t s) { run_cublaslt(s); }};
     lt.skip_if = [this] { return cublaslt_skip(); };

@@ -97,7 +97,17 @@ class Fp8GemmProblem : public aipe::Example {
     clusters_ = max_active_clusters<BN, S, 2>();
     clusters_staged_ = max_active_clusters<BN, S, 2, Epilogue::staged>();
     clusters_tma_ = max_active_clusters<BN, S, 2, Epilogue::tma>();
-    if constexpr (S == Scaling::tensor) clusters_overlap_ = max_active_clusters<BN, S, 2, Epilogue::overlap>();
+    if constexpr (S == Scaling::tensor) {
+      clusters_overlap_ = max_active_clusters<BN, S, 2, Epilogue::overlap>();
+      clusters_sk_ = max_active_clusters<BN, S, 2, Epilogue::tma, false, true>();
+      // Stream-K: a 64 x BN FP32 partial slot and a flag per consumer warpgroup of the grid (17 MB at 66
+      // clusters); the flags are zero at rest (each reader clears the one it consumed).
+      const std::size_t slots = std::size_t(std::max(clusters_sk_, 0)) * 2 * GemmConfig<BN, S>::kConsumers;
+      partials_ = aipe::DeviceBuffer<float>(std::max<std::size_t>(slots, 1) * 64 * BN);
+      flags_ = aipe::DeviceBuffer<int>(std::max<std::size_t>(slots, 1));
+      AIPE_CUDA(cudaMemsetAsync(flags_.get(), 0, flags_.bytes(), ctx.stream()));
+      AIPE_CUDA(cudaStreamSynchronize(ctx.stream()));
+    }
     if constexpr (S == Scaling::block) {
       clusters_pp_ = max_active_clusters<BN, S, 2, Epilogue::tma, true>();
       clusters_wide_ = max_active_clusters<256, S, 2, Epilogue::tma>();
@@ -159,6 +169,19 @@ class Fp8GemmProblem : public aipe::Example {
     if constexpr (S == Scaling::tensor) run_pairs<kBN, Epilogue::overlap>(tmap_b_half_, units2_, clusters_overlap_, s);
     else throw std::logic_error("the overlapped epilogue exists for per-tensor scales only");
   }
+  // Per-tensor only: rung 6 (TMA-store epilogue) with a stream-K tail. Every resident cluster runs (also
+  // when there are fewer units than clusters: then every unit's K is cut between clusters).
+  void run_stream_k(cudaStream_t s) {
+    if constexpr (S == Scaling::tensor) {
+      auto g = args_;
+      g.group_m = 8;
+      g.partials = partials_.get();
+      g.flags = flags_.get();
+      launch_gemm_ws<kBN, S, 2, Epilogue::tma, false, true>(tmap_a_, tmap_b_half_, tmap_c_, g, 2 * clusters_sk_, s);
+    } else {
+      throw std::logic_error("the stream-K rung exists for per-tensor scales only");
+    }
+  }
   // Block scales only: the TMA-epilogue rung with pipelined promotion (K block kb+1 on the tensor cores while
   // K block kb is promoted on the CUDA cores), and the 128x256-tile rung (two weight blocks per tile,
   // promoted one half at a time; each CTA of a pair multicasts one 128-row half of B: tmap_b_'s box).
@@ -207,14 +230,17 @@ class Fp8GemmProblem : public aipe::Example {
   std::string staged_skip() const { return pairs_skip(clusters_staged_); }
   std::string tma_epilogue_skip() const { return pairs_skip(clusters_tma_); }
   std::string epilogue_overlap_skip() const { return pairs_skip(clusters_overlap_); }
+  std::string stream_k_skip() const { return pairs_skip(clusters_sk_); }
   std::string pipelined_promotion_skip() const { return pairs_skip(clusters_pp_); }
   std::string wide_tile_skip() const { return pairs_skip(clusters_wide_); }
 
-  int M_ = 0, N_ = 0, K_ = 0, ldsb_ = 0, tiles_ = 0, units2_ = 0, sms_ = 0, clusters_ = 0, clusters_staged_ = 0, clusters_tma_ = 0, clusters_overlap_ = 0, clusters_pp_ = 0,
+  int M_ = 0, N_ = 0, K_ = 0, ldsb_ = 0, tiles_ = 0, units2_ = 0, sms_ = 0, clusters_ = 0, clusters_staged_ = 0, clusters_tma_ = 0, clusters_overlap_ = 0, clusters_sk_ = 0, clusters_pp_ = 0,
       clusters_wide_ = 0, units2_wide_ = 0;
   aipe::DeviceBuffer<__nv_fp8_e4m3> a_, b_;
   aipe::DeviceBuffer<__nv_bfloat16> c_;
   aipe::DeviceBuffer<float> sa_, sb_;
+  aipe::DeviceBuffer<float> partials_;  // stream-K partial tiles
+  aipe::DeviceBuffer<int> flags_;       // stream-K hand-over flags
   GemmArgs args_;
   CUtensorMap tmap_a_{}, tmap_b_{}, tmap_b_half_{}, tmap_c_{};
 

@@ -89,6 +89,15 @@ TEST(GemmPersistent, VerifyWithSeveralTilesPerCta) {
   verify_examples_at({"ch10/gemm_bf16", "ch10/gemm_fp8"}, {{"m", 2000}, {"n", 3000}, {"k", 1008}}, 0x7113, 4);
 }
 
+// The stream-K rung of ch10/gemm_fp8 cuts the last units' K between clusters. Deep K on few tiles cuts
+// each unit among ~17 clusters (one finisher adding 16 partial tiles); 4000 x 3000 x 1008 gives every
+// cluster whole units first and then a stream-K range, with units cut once.
+TEST(GemmStreamK, VerifyWithUnitsCutBetweenClusters) {
+  if (auto why = gpu_unavailable_reason()) GTEST_SKIP() << *why;
+  verify_examples_at({"ch10/gemm_fp8"}, {{"m", 300}, {"n", 500}, {"k", 8192}}, 0x5C, 4);
+  verify_examples_at({"ch10/gemm_fp8"}, {{"m", 4000}, {"n", 3000}, {"k", 1008}}, 0x5D, 4);
+}
+
 INSTANTIATE_TEST_SUITE_P(Registry, EveryExample, ::testing::ValuesIn(ids()), [](const auto& info) {
   std::string n = info.param;
   for (char& c : n)

@@ -133,6 +133,10 @@ struct GemmArgs {
   const float* sb = nullptr;   // tensor: sb[0]; block: sb[nb * ldsb + kb]
   int ldsb = 0;
   int group_m = 0;             // tile order: 0 = row by row (n fastest); G > 0 = bands of G tile rows
+  // Stream-K (SK kernels only): one partial slot of 64 x BN floats and one flag (zero at rest) per
+  // consumer warpgroup of every CTA of the grid, indexed (blockIdx.x * kConsumers + consumer).
+  float* partials = nullptr;
+  int* flags = nullptr;
 };
 
 // Tile shape and pipeline depth. BM x BN x BK = 128 x BN x 128: BK = 128 E4M3 = one 128-byte swizzle
@@ -191,10 +195,14 @@ __device__ __forceinline__ void tile_coords(int tile, int tiles_m, int tiles_n, 
 // crosses L2 -> SM once per pair; a slot is free only when the consumers of both CTAs released it.
 // E (Epilogue): direct, staged (16-byte chunks XOR-swizzled by row, so both the 4-byte writes and the
 // 16-byte reads are bank-conflict free) or tma (tmap_c: C in 64 x 64 BF16 boxes; N % 8 == 0, else direct).
+// SK (stream-K; per-tensor scales, TMA epilogue, persistent grids only): the last units' K iterations are spread evenly
+// over the clusters (aipe::hopper::StreamKSchedule); a unit cut between clusters is finished by the one
+// holding its K block 0, which adds the others' partial tiles (args.partials / args.flags) before its
+// epilogue. The grid must be resident all at once (at most max_active_clusters clusters).
 // PP (pipelined promotion, block scales only): two partial tiles alternate, so K block kb+1's wgmma
 // group is already queued on the tensor cores while the CUDA cores promote K block kb; without it the
 // warpgroup waits for each group (wait_group 0) and the tensor cores idle while it promotes.
-template <int BN, Scaling S, int CM, Epilogue E, bool PP = false>
+template <int BN, Scaling S, int CM, Epilogue E, bool PP = false, bool SK = false>
 __global__ void __launch_bounds__(GemmConfig<BN, S>::kThreads, 1)
     gemm_ws_kernel(const __grid_constant__ CUtensorMap tmap_a, const __grid_constant__ CUtensorMap tmap_b,
                    const __grid_constant__ CUtensorMap tmap_c, const GemmArgs args) {
@@ -210,6 +218,9 @@ __global__ void __launch_bounds__(GemmConfig<BN, S>::kThreads, 1)
   constexpr int kEpiBytes = E == Epilogue::direct ? 0 : Cfg::kConsumers * Cfg::kEpiBytesPerWG;
   constexpr bool kTmaStore = E == Epilogue::tma || E == Epilogue::overlap;
   static_assert(E != Epilogue::overlap || S == Scaling::tensor, "the overlapped epilogue is written for per-tensor scales");
+  static_assert(!SK || (S == Scaling::tensor && E == Epilogue::tma),
+                "the stream-K tail is written for per-tensor scales and the TMA-store epilogue (with the overlapped "
+                "epilogue's parked tile, the schedule no longer fits in 232 registers: ptxas spills ~190 bytes)");
   std::uint64_t* full = reinterpret_cast<std::uint64_t*>(sEpi + kEpiBytes);
   std::uint64_t* empty = full + kStages;
 
@@ -240,11 +251,12 @@ __global__ void __launch_bounds__(GemmConfig<BN, S>::kThreads, 1)
     if (threadIdx.x == 0) {
       int stage = 0;
       std::uint32_t phase = 0;
-      for (int unit = first_unit; unit < num_units; unit += unit_stride) {
+      StreamKSchedule sched(num_units, nk, first_unit, unit_stride, SK);
+      for (TileWork w; sched.next(w);) {
         int um, tn;
-        tile_coords(unit, units_m, tiles_n, args.group_m, um, tn);
+        tile_coords(w.unit, units_m, tiles_n, args.group_m, um, tn);
         const int tm = um * CM + rank;
-        for (int kb = 0; kb < nk; ++kb) {
+        for (int kb = w.kb0; kb < w.kb1; ++kb) {
           mbar_wait(&empty[stage], phase ^ 1);  // a fresh barrier passes parity 1 at once
           mbar_arrive_expect_tx(&full[stage], Cfg::kStageBytes);  // A + the whole B tile (both halves land here)
           tma_load_2d(sA + stage * Cfg::kABytes, &tmap_a, &full[stage], kb * BK, tm * BM);
@@ -286,7 +298,9 @@ __global__ void __launch_bounds__(GemmConfig<BN, S>::kThreads, 1)
     }
     pending = -1;
   };
-  for (int unit = first_unit; unit < num_units; unit += unit_stride) {
+  StreamKSchedule sched(num_units, nk, first_unit, unit_stride, SK);
+  for (TileWork w; sched.next(w);) {
+    const int unit = w.unit;
     int um, tn;
     tile_coords(unit, units_m, tiles_n, args.group_m, um, tn);
     const int tm = um * CM + rank;
@@ -295,20 +309,20 @@ __global__ void __launch_bounds__(GemmConfig<BN, S>::kThreads, 1)
     const int col0 = tn * BN + 2 * (lane % 4);
     if constexpr (S == Scaling::tensor) {
       int prev = -1;
-      for (int kb = 0; kb < nk; ++kb) {
+      for (int kb = w.kb0; kb < w.kb1; ++kb) {
         mbar_wait(&full[stage], phase);
         const std::uint64_t da = desc_a0 + static_cast<std::uint32_t>(stage * (Cfg::kABytes >> 4));
         const std::uint64_t db = desc_b0 + static_cast<std::uint32_t>(stage * (Cfg::kBBytes >> 4));
         wgmma_fence();
 #pragma unroll
         for (int kk = 0; kk < BK / 32; ++kk) {
-          if constexpr (BN == 256) wgmma_m64n256k32_e4m3(acc, da + 2 * kk, db + 2 * kk, (kb | kk) != 0);
-          else wgmma_m64n128k32_e4m3(acc, da + 2 * kk, db + 2 * kk, (kb | kk) != 0);
+          if constexpr (BN == 256) wgmma_m64n256k32_e4m3(acc, da + 2 * kk, db + 2 * kk, ((kb - w.kb0) | kk) != 0);
+          else wgmma_m64n128k32_e4m3(acc, da + 2 * kk, db + 2 * kk, ((kb - w.kb0) | kk) != 0);
         }
         wgmma_commit();
         if constexpr (E == Epilogue::overlap) {
           // The previous tile leaves while this tile's first K block runs on the tensor cores.
-          if (kb == 0 && pending >= 0) store_packed();
+          if (kb == w.kb0 && pending >= 0) store_packed();
         }
         // Keep one K block of wgmma in flight; the one before it is done, so its slot goes back.
         wgmma_wait<1>();
@@ -322,6 +336,21 @@ __global__ void __launch_bounds__(GemmConfig<BN, S>::kThreads, 1)
       const float s = args.sa[0] * args.sb[0];
 #pragma unroll
       for (int i = 0; i < R; ++i) acc[i] *= s;
+      if constexpr (SK) {
+        // A piece of a cut unit: leave the partial tile for the finisher, or, holding K block 0, add the
+        // others' partial tiles (in worker order: the sum does not depend on timing) and store the tile.
+        auto slot = [&](int worker) { return (worker * CM + rank) * Cfg::kConsumers + cw; };
+        if (w.kb0 > 0) {
+          const int i = slot(sched.worker);
+          sk_partial_store<R>(args.partials + std::size_t(i) * 64 * BN, args.flags + i, acc, 1 + cw);
+          continue;
+        }
+        if (w.kb1 < nk)
+          for (int c = sched.next_contributor(w, sched.worker); c >= 0; c = sched.next_contributor(w, c)) {
+            const int i = slot(c);
+            sk_partial_add<R>(args.partials + std::size_t(i) * 64 * BN, args.flags + i, acc, 1 + cw);
+          }
+      }
     } else if constexpr (BN == 256) {
       // Block scales on a 128x256 tile: the tile spans two 128-wide weight blocks, so each K block is
       // multiplied and promoted one 128-column half at a time (m64n128k32 into one 64-register partial tile,
@@ -621,32 +650,32 @@ static __global__ void dequant_kernel(const __nv_fp8_e4m3* q, float* out, int ro
 // Host launch of the warp-specialized kernel: `grid` CTAs (the tile count, or a persistent grid). With
 // CM = 2 the launch carries a cluster dimension of 2 (cudaLaunchKernelEx) and `grid` must be even.
 // `tc`: C's 64 x 64 box tensor map, read only with Epilogue::tma.
-template <int BN, Scaling S, int CM = 1, Epilogue E = Epilogue::direct, bool PP = false>
+template <int BN, Scaling S, int CM = 1, Epilogue E = Epilogue::direct, bool PP = false, bool SK = false>
 inline void launch_gemm_ws(const CUtensorMap& ta, const CUtensorMap& tb, const CUtensorMap& tc, const GemmArgs& g,
                            int grid, cudaStream_t s) {
   using Cfg = GemmConfig<BN, S>;
   constexpr int smem = E != Epilogue::direct ? Cfg::kSmemBytesStaged : Cfg::kSmemBytes;
   static const bool attr_set = [] {
-    AIPE_CUDA(cudaFuncSetAttribute(gemm_ws_kernel<BN, S, CM, E, PP>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    AIPE_CUDA(cudaFuncSetAttribute(gemm_ws_kernel<BN, S, CM, E, PP, SK>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     return true;
   }();
   (void)attr_set;
   if constexpr (CM == 1) {
-    gemm_ws_kernel<BN, S, 1, E, PP><<<grid, Cfg::kThreads, smem, s>>>(ta, tb, tc, g);
+    gemm_ws_kernel<BN, S, 1, E, PP, SK><<<grid, Cfg::kThreads, smem, s>>>(ta, tb, tc, g);
     AIPE_CHECK_LAUNCH();
   } else {
-    launch_in_clusters(gemm_ws_kernel<BN, S, CM, E, PP>, grid, Cfg::kThreads, smem, CM, s, ta, tb, tc, g);
+    launch_in_clusters(gemm_ws_kernel<BN, S, CM, E, PP, SK>, grid, Cfg::kThreads, smem, CM, s, ta, tb, tc, g);
   }
 }
 
 // How many clusters of CM CTAs of this kernel can be resident at once (the persistent grid of the
 // cluster rung is that many clusters).
-template <int BN, Scaling S, int CM, Epilogue E = Epilogue::direct, bool PP = false>
+template <int BN, Scaling S, int CM, Epilogue E = Epilogue::direct, bool PP = false, bool SK = false>
 inline int max_active_clusters() {
   using Cfg = GemmConfig<BN, S>;
   constexpr int smem = E != Epilogue::direct ? Cfg::kSmemBytesStaged : Cfg::kSmemBytes;
-  AIPE_CUDA(cudaFuncSetAttribute(gemm_ws_kernel<BN, S, CM, E, PP>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-  return cluster_occupancy(gemm_ws_kernel<BN, S, CM, E, PP>, Cfg::kThreads, smem, CM);
+  AIPE_CUDA(cudaFuncSetAttribute(gemm_ws_kernel<BN, S, CM, E, PP, SK>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  return cluster_occupancy(gemm_ws_kernel<BN, S, CM, E, PP, SK>, Cfg::kThreads, smem, CM);
 }
 
 template <Scaling S>
