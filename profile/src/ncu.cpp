@@ -240,8 +240,8 @@ NcuSummary summarize(const NcuReport& r, std::size_t top_stalls) {
   NcuSummary s;
   s.kernels = int(r.kernels.size());
   if (r.kernels.empty()) return s;
-  double dur = 0, bytes = 0;
-  bool have_dur = true, have_bytes = true;
+  double dur = 0, bytes = 0, l2 = 0, fabric = 0;
+  bool have_dur = true, have_bytes = true, have_l2 = true, have_fabric = true;
   struct Acc {
     double sum = 0, w = 0;
     void add(std::optional<double> v, double weight) {
@@ -251,7 +251,7 @@ NcuSummary summarize(const NcuReport& r, std::size_t top_stalls) {
       }
     }
     double get() const { return w > 0 ? sum / w : NAN; }
-  } dram, sm, occ, tensor, l1, l2;
+  } dram, sm, occ, tensor, l1, l2hit;
   std::map<std::string, double> stall;
   std::vector<std::string> names;
   const std::string sp = "smsp__average_warps_issue_stalled_", ss = "_per_issue_active.ratio";
@@ -264,12 +264,17 @@ NcuSummary summarize(const NcuReport& r, std::size_t top_stalls) {
     if (rd && wr) bytes += *rd + *wr;
     else if (auto b = k.get("dram__bytes.sum")) bytes += *b;
     else have_bytes = false;
+    constexpr double kSector = 32;  // bytes
+    if (auto v = k.get("lts__t_sectors.sum")) l2 += *v * kSector;
+    else have_l2 = false;
+    if (auto v = k.get("lts__t_sectors_srcunit_ltcfabric.sum")) fabric += *v * kSector;
+    else have_fabric = false;
     dram.add(first_of(k, {"gpu__dram_throughput.avg.pct_of_peak_sustained_elapsed",
                           "dram__throughput.avg.pct_of_peak_sustained_elapsed"}), w);
     sm.add(first_of(k, {"sm__throughput.avg.pct_of_peak_sustained_elapsed"}), w);
     occ.add(first_of(k, {"sm__warps_active.avg.pct_of_peak_sustained_active"}), w);
     l1.add(first_of(k, {"l1tex__t_sector_hit_rate.pct"}), w);
-    l2.add(first_of(k, {"lts__t_sector_hit_rate.pct"}), w);
+    l2hit.add(first_of(k, {"lts__t_sector_hit_rate.pct"}), w);
     // Tensor pipes: the all-types metric (sm__pipe_tensor_cycles_active) where ncu has it, else the
     // busiest of the per-type ones (hmma for mma.sync, imma, dmma).
     std::optional<double> t = k.get("sm__pipe_tensor_cycles_active.avg.pct_of_peak_sustained_active");
@@ -295,7 +300,9 @@ NcuSummary summarize(const NcuReport& r, std::size_t top_stalls) {
   s.occupancy_pct = occ.get();
   s.tensor_pct = tensor.get();
   s.l1_hit_pct = l1.get();
-  s.l2_hit_pct = l2.get();
+  s.l2_hit_pct = l2hit.get();
+  if (have_l2) s.l2_bytes = l2;
+  if (have_fabric) s.l2_fabric_bytes = fabric;
   const double wsum = have_dur && dur > 0 ? dur : double(r.kernels.size());
   std::vector<std::pair<std::string, double>> st(stall.begin(), stall.end());
   for (auto& p : st) p.second /= wsum;
@@ -320,6 +327,8 @@ void add_metrics(const NcuSummary& s, std::map<std::string, double>& out) {
   put("ncu_tensor_pct", s.tensor_pct);
   put("ncu_l1_hit_pct", s.l1_hit_pct);
   put("ncu_l2_hit_pct", s.l2_hit_pct);
+  put("ncu_l2_bytes", s.l2_bytes);
+  put("ncu_l2_fabric_bytes", s.l2_fabric_bytes);
   for (const auto& [reason, v] : s.stalls) out["ncu_stall_" + reason] = v;
 }
 
@@ -346,7 +355,8 @@ std::optional<std::string> find_ncu(std::string* searched) {
   return std::nullopt;
 }
 
-std::vector<std::string> ncu_args(const std::string& set, const std::string& range, const std::string& log_file) {
+std::vector<std::string> ncu_args(const std::string& set, const std::string& range, const std::string& log_file,
+                                  bool l2_fabric) {
   std::vector<std::string> a = {"--clock-control", "none", "--nvtx", "--nvtx-include", range + "/",
                                 "--csv", "--page", "raw", "--print-units", "base", "--log-file", log_file};
   if (set == "full") {
@@ -357,7 +367,9 @@ std::vector<std::string> ncu_args(const std::string& set, const std::string& ran
                           "WarpStateStats", "LaunchStats"})
       a.insert(a.end(), {"--section", s});
   }
-  a.insert(a.end(), {"--metrics", "dram__bytes_read.sum,dram__bytes_write.sum"});
+  std::string m = "dram__bytes_read.sum,dram__bytes_write.sum,lts__t_sectors.sum";
+  if (l2_fabric) m += ",lts__t_sectors_srcunit_ltcfabric.sum";
+  a.insert(a.end(), {"--metrics", m});
   return a;
 }
 

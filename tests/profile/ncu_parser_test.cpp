@@ -76,6 +76,31 @@ TEST(NcuParser, HandWrittenPageAndUnits) {
   EXPECT_DOUBLE_EQ(m.at("ncu_dram_pct"), 88.1);
   EXPECT_EQ(m.count("ncu_l1_hit_pct"), 0u);
   EXPECT_DOUBLE_EQ(m.at("ncu_stall_long_scoreboard"), 30.5);
+  EXPECT_EQ(m.count("ncu_l2_bytes"), 0u);  // no L2 sector counts in this page
+  EXPECT_EQ(m.count("ncu_l2_fabric_bytes"), 0u);
+}
+
+// L2 traffic: sectors of 32 bytes, summed over the kernels of the range; a total only when every
+// kernel has the metric (a partial sum would read as a smaller number, not a missing one).
+TEST(NcuParser, L2SectorsBecomeBytes) {
+  NcuReport r;
+  NcuKernel a, b;
+  a.name = "a";
+  a.metrics = {{"gpu__time_duration.sum", 1000}, {"lts__t_sectors.sum", 1000}, {"lts__t_sectors_srcunit_ltcfabric.sum", 250}};
+  b.name = "b";
+  b.metrics = {{"gpu__time_duration.sum", 3000}, {"lts__t_sectors.sum", 3000}};
+  r.kernels = {a};
+  NcuSummary s = summarize(r);
+  EXPECT_DOUBLE_EQ(s.l2_bytes, 32000);
+  EXPECT_DOUBLE_EQ(s.l2_fabric_bytes, 8000);
+  std::map<std::string, double> m;
+  add_metrics(s, m);
+  EXPECT_DOUBLE_EQ(m.at("ncu_l2_bytes"), 32000);
+  EXPECT_DOUBLE_EQ(m.at("ncu_l2_fabric_bytes"), 8000);
+  r.kernels = {a, b};
+  s = summarize(r);
+  EXPECT_DOUBLE_EQ(s.l2_bytes, 128000);
+  EXPECT_TRUE(std::isnan(s.l2_fabric_bytes));  // b has no fabric count
 }
 
 TEST(NcuParser, RecordedFixturesParse) {
@@ -151,6 +176,14 @@ TEST(NcuParser, CommandLine) {
   EXPECT_TRUE(has("aipe_profile/"));
   EXPECT_TRUE(has("raw"));
   EXPECT_FALSE(has("full"));
+  auto metrics = [](const std::vector<std::string>& v) {
+    const auto it = std::find(v.begin(), v.end(), "--metrics");
+    return it == v.end() || it + 1 == v.end() ? std::string() : *(it + 1);
+  };
+  EXPECT_NE(metrics(a).find("lts__t_sectors.sum"), std::string::npos);
+  EXPECT_EQ(metrics(a).find("ltcfabric"), std::string::npos);  // only where the GPU has the metric
+  const auto h = ncu_args("default", "aipe_profile", "/tmp/x.csv", true);
+  EXPECT_NE(metrics(h).find("lts__t_sectors_srcunit_ltcfabric.sum"), std::string::npos);
   const auto f = ncu_args("full", "aipe_profile", "/tmp/x.csv");
   EXPECT_NE(std::find(f.begin(), f.end(), "full"), f.end());
 }

@@ -52,6 +52,9 @@ struct NcuSummary {
   double tensor_pct = NAN;        // busiest tensor pipe, % of peak while the SM is active
   double l1_hit_pct = NAN;
   double l2_hit_pct = NAN;
+  double l2_bytes = NAN;          // L2 sectors accessed (lts__t_sectors) x 32 bytes
+  double l2_fabric_bytes = NAN;   // of those, sectors that came across the link between the two L2
+                                  // partitions of A100 / H100 (lts__t_sectors_srcunit_ltcfabric) x 32 bytes
   std::vector<std::pair<std::string, double>> stalls;  // top warp-stall reasons: cycles per issued instruction
   std::string kernel_names;       // distinct kernel names, comma-separated (shortened)
 };
@@ -66,7 +69,10 @@ void add_metrics(const NcuSummary& s, std::map<std::string, double>& out);
 std::optional<std::string> find_ncu(std::string* searched = nullptr);
 
 // The ncu arguments (without the program): clocks left alone, only kernels inside the NVTX range
-// `range`, raw page as CSV in base units. `set` is "default" or "full".
-std::vector<std::string> ncu_args(const std::string& set, const std::string& range, const std::string& log_file);
+// `range`, raw page as CSV in base units. `set` is "default" or "full". `l2_fabric`: also count the L2
+// traffic between the two L2 partitions (only GPUs with a partitioned L2 have that metric: compute
+// capability 8.0 and 9.0; ncu refuses a metric the GPU lacks).
+std::vector<std::string> ncu_args(const std::string& set, const std::string& range, const std::string& log_file,
+                                  bool l2_fabric = false);
 
 }  // namespace aipe::profile
