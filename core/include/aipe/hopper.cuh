@@ -58,10 +58,17 @@ inline EncodeTiledFn encode_tiled_fn() {
   return fn;
 }
 
+// The L2 promotion of every tensor map in aipe: 128 bytes, one row of a 128-byte-swizzled box, so a box
+// pulls into L2 only what it reads. With 256 bytes each row also brought in the next 128 bytes (the next
+// K block's, not yet needed), and the GEMMs moved more bytes through the H100's L2 than cuBLASLt's
+// kernels, a good part of them between its two L2 partitions (docs/ch10.md, "L2 promotion").
+inline constexpr CUtensorMapL2promotion kTmaL2Promotion = CU_TENSOR_MAP_L2_PROMOTION_L2_128B;
+
 // A 2D row-major BF16 matrix of `rows` x `cols` (cols contiguous, row pitch `ld` elements) read in boxes of
 // box_rows x box_cols. With SWIZZLE_128B, box_cols * 2 bytes must be 128 (64 BF16). Out-of-bounds
 // elements of a box are filled with zeros, which is how the kernels handle edges of non-multiple sizes.
 // TMA's rule: the row pitch in bytes must be a multiple of 16 (ld % 8 == 0) and the base 16-byte aligned.
+// L2 promotion: kTmaL2Promotion.
 inline CUtensorMap make_tma_2d_bf16(const void* base, std::uint64_t rows, std::uint64_t cols, std::uint64_t ld,
                                     std::uint32_t box_rows, std::uint32_t box_cols,
                                     CUtensorMapSwizzle swizzle = CU_TENSOR_MAP_SWIZZLE_128B) {
@@ -74,7 +81,7 @@ inline CUtensorMap make_tma_2d_bf16(const void* base, std::uint64_t rows, std::u
   const cuuint32_t elem_strides[2] = {1, 1};
   const CUresult r = encode_tiled_fn()(&map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<void*>(base), dims,
                                        strides, box, elem_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, swizzle,
-                                       CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+                                       kTmaL2Promotion, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   if (r != CUDA_SUCCESS)
     throw std::runtime_error("cuTensorMapEncodeTiled failed with CUresult " + std::to_string(static_cast<int>(r)));
   return map;

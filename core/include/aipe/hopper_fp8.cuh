@@ -50,7 +50,7 @@ inline CUtensorMap make_tmap_e4m3(const void* base, std::uint64_t inner, std::ui
   const cuuint32_t elem_strides[2] = {1, 1};
   const CUresult r = encode_tiled_fn()(&map, CU_TENSOR_MAP_DATA_TYPE_UINT8, 2, const_cast<void*>(base), dims, strides,
                                        box, elem_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
-                                       CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+                                       kTmaL2Promotion, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   if (r != CUDA_SUCCESS)
     throw std::runtime_error("cuTensorMapEncodeTiled failed (" + std::to_string(int(r)) + "): inner " +
                              std::to_string(inner) + ", outer " + std::to_string(outer) + ", stride " +
