@@ -19,6 +19,13 @@
 //                      (splits = ceil(SMs / CTAs along N)); FP32 partial tiles then one small kernel that
 //                      sums them and rounds to BF16. The partials are extra traffic the rung pays for
 //                      (not counted in the work model, which holds the minimum bytes).
+//   3 cluster_multicast
+//                      rung 2 in clusters of 2 CTAs along N. Every CTA needs the same token tile (all M
+//                      rows, the same K step); each CTA of a pair loads half of its rows and multicasts it
+//                      into both CTAs' shared memory (TMA .multicast::cluster), so the tokens cross
+//                      L2 -> SM once per pair. At M = 256 the token tile is twice the W tile, so a CTA's
+//                      bytes per K step fall from 48 to 32 KiB. A slot is refilled only when the consumers
+//                      of both CTAs released it (remote mbarrier arrives).
 //   cublas             cublasGemmEx (BF16 in, FP32 compute)
 //   cublaslt           cublasLtMatmul, top heuristic, 32 MiB workspace
 //
@@ -56,8 +63,10 @@ struct SkinnyCfg {
 
 // grid: (ceil(N / 128), splits). CTA (x, y) computes C^T rows [128x, 128x + 128) over K tiles
 // [y * kt_per_split, (y + 1) * kt_per_split). splits == 1: BF16 straight into C; else FP32 partials
-// into P[y][m][n].
-template <int MP>
+// into P[y][m][n]. CM = 2: clusters of 2 CTAs along x (grid.x even; a CTA past N loads zeros and stores
+// nothing) share the token tile: `tma_a` then has boxes of MP / 2 rows, CTA r of the pair loads rows
+// [r MP/2, (r+1) MP/2) and multicasts them into both.
+template <int MP, int CM = 1>
 __global__ void __launch_bounds__(384, 1) gemm_swap_ab(const __grid_constant__ CUtensorMap tma_w,
                                                        const __grid_constant__ CUtensorMap tma_a, bf16* C,
                                                        float* P, int M, int N, int K, int kt_per_split) {
@@ -74,17 +83,20 @@ __global__ void __launch_bounds__(384, 1) gemm_swap_ab(const __grid_constant__ C
   const int n0 = blockIdx.x * SK_BN;
   const int ktiles = (K + SK_BK - 1) / SK_BK;
   const int kt0 = blockIdx.y * kt_per_split, kt1 = min(ktiles, kt0 + kt_per_split);
+  static_assert(CM == 1 || CM == 2, "pairs of CTAs share the token tile");
+  const int rank = CM > 1 ? int(hp::cluster_ctarank()) : 0;
 
   if (threadIdx.x == 0) {
     hp::tma_prefetch_descriptor(&tma_w);
     hp::tma_prefetch_descriptor(&tma_a);
     for (int s = 0; s < Cfg::STAGES; ++s) {
       hp::mbar_init(&full[s], 1);
-      hp::mbar_init(&empty[s], 2);
+      hp::mbar_init(&empty[s], 2 * CM);  // one arrive per consumer warpgroup of every CTA of the cluster
     }
     hp::fence_barrier_init();
   }
-  __syncthreads();
+  if constexpr (CM > 1) hp::cluster_sync();  // the peer's barriers exist before any multicast or remote arrive
+  else __syncthreads();
 
   if (wg == 0) {
     hp::setmaxnreg_dec<40>();
@@ -95,13 +107,21 @@ __global__ void __launch_bounds__(384, 1) gemm_swap_ab(const __grid_constant__ C
         hp::mbar_wait(&empty[s], phase ^ 1);
         hp::mbar_arrive_expect_tx(&full[s], Cfg::STAGE_BYTES);
         hp::tma_load_2d(sW(s), &tma_w, &full[s], kt * SK_BK, n0);
-        // A rows [0, MP): a box of at most 256 rows; rows >= M are zero-filled.
-        hp::tma_load_2d(sA(s), &tma_a, &full[s], kt * SK_BK, 0);
+        // A rows [0, MP): a box of at most 256 rows; rows >= M are zero-filled. The full barrier expects
+        // the whole token tile either way: with CM = 2 the peer's multicast delivers the other half.
+        if constexpr (CM == 1) hp::tma_load_2d(sA(s), &tma_a, &full[s], kt * SK_BK, 0);
+        else hp::tma_load_2d_multicast(sA(s) + rank * (MP / 2) * 128, &tma_a, &full[s], kt * SK_BK, rank * (MP / 2), 0x3);
         if (++s == Cfg::STAGES) { s = 0; phase ^= 1; }
       }
     }
   } else {
     hp::setmaxnreg_inc<232>();
+    // A slot goes back to the producer of every CTA that wrote into it.
+    auto release = [](std::uint64_t* bar) {
+      if constexpr (CM == 1) hp::mbar_arrive(bar);
+      else
+        for (int r = 0; r < CM; ++r) hp::mbar_arrive_cluster(bar, r);
+    };
     const int c = wg - 1;
     float acc[MP / 2];
 #pragma unroll
@@ -119,13 +139,13 @@ __global__ void __launch_bounds__(384, 1) gemm_swap_ab(const __grid_constant__ C
       hp::wgmma_commit();
       hp::wgmma_wait<1>();
       hp::fence_regs(acc);
-      if (prev >= 0 && threadIdx.x % 128 == 0) hp::mbar_arrive(&empty[prev]);
+      if (prev >= 0 && threadIdx.x % 128 == 0) release(&empty[prev]);
       prev = s;
       if (++s == Cfg::STAGES) { s = 0; phase ^= 1; }
     }
     hp::wgmma_wait<0>();
     hp::fence_regs(acc);
-    if (prev >= 0 && threadIdx.x % 128 == 0) hp::mbar_arrive(&empty[prev]);
+    if (prev >= 0 && threadIdx.x % 128 == 0) release(&empty[prev]);
     // Fragment of C^T: d[4j + 2h + e] is W row (n) 16*warp + lane/4 + 8h, token (m) 8j + 2*(lane%4) + e.
     const int t = threadIdx.x % 128;
     const int n = n0 + c * 64 + 16 * (t / 32) + (t % 32) / 4;
@@ -145,6 +165,8 @@ __global__ void __launch_bounds__(384, 1) gemm_swap_ab(const __grid_constant__ C
           }
         }
   }
+  // No CTA may leave while its peer can still multicast into its shared memory or arrive on its barriers.
+  if constexpr (CM > 1) hp::cluster_sync();
 #else
   (void)C; (void)P; (void)M; (void)N; (void)K; (void)kt_per_split;
   __trap();
@@ -165,12 +187,13 @@ class GemmBf16Skinny final : public aipe::ch10::Bf16GemmProblem {
  public:
   aipe::ExampleInfo info() const override {
     return {"ch10/gemm_bf16_skinny",
-            "Decode-shaped BF16 GEMM (M = 16..256 tokens): swap A and B for WGMMA, split K to fill the SMs, vs cuBLAS",
+            "Decode-shaped BF16 GEMM (M = 16..256 tokens): swap A and B for WGMMA, split K, share tokens in clusters, vs cuBLAS",
             "With a handful of tokens a GEMM is a weight stream: the bytes of W set the time, not the FLOPs. The "
             "square GEMM's 128x256 tile wastes most of its rows and leaves most SMs idle. Swapping the operands "
             "(C^T = W A^T) puts the weight rows on WGMMA's 64-row side and the tokens on its narrow N side; "
             "splitting K across CTAs then gives every SM a share of the weight to stream, at the price of FP32 "
-            "partial sums that a second small kernel adds up.",
+            "partial sums that a second small kernel adds up. At larger M every CTA also reloads the same token tile; "
+            "CTA pairs in a cluster load half of it each and multicast it to both.",
             {{"m", 64, 32, 37, "tokens: rows of A and C (16..256 are decode shapes)", 1, 256},
              {"n", 8192, 4096, 1000, "rows of the weight W, columns of C"},
              {"k", 8192, 4096, 1000, "inner dimension", 8, 1 << 20}},
@@ -186,7 +209,12 @@ class GemmBf16Skinny final : public aipe::ch10::Bf16GemmProblem {
                     [this](cudaStream_t s) { launch_swap_ab(s, splits_); }};
     b.requires_.sm90a = true;
     b.skip_if = [this] { return tma_skip_; };
-    return {a, b, cublas_rung(), cublaslt_rung()};
+    aipe::Variant c{"cluster_multicast",
+                    "rung 2 in clusters of 2 CTAs along N that share the token tile through TMA multicast",
+                    [this](cudaStream_t s) { launch_multicast(s); }};
+    c.requires_.sm90a = true;
+    c.skip_if = [this] { return tma_skip_.empty() ? cluster_skip_ : tma_skip_; };
+    return {a, b, c, cublas_rung(), cublaslt_rung()};
   }
 
   void setup(aipe::Context& ctx) override {
@@ -204,6 +232,7 @@ class GemmBf16Skinny final : public aipe::ch10::Bf16GemmProblem {
     partial_ = aipe::DeviceBuffer<float>(splits_ > 1 ? static_cast<std::size_t>(splits_ * m_ * n_) : 0);
 
     tma_skip_.clear();
+    cluster_skip_.clear();
     if (k_ % 8) tma_skip_ = "TMA needs 16-byte aligned rows: K % 8 == 0";
     if (tma_skip_.empty() && AIPE_HAVE_SM90A && ctx.device().cc() >= 90) {
       tma_w_ = hp::make_tma_2d_bf16(b_.get(), n_, k_, k_, SK_BN, SK_BK);
@@ -218,12 +247,24 @@ class GemmBf16Skinny final : public aipe::ch10::Bf16GemmProblem {
                                        int(SkinnyCfg<128>::SMEM)));
         AIPE_CUDA(cudaFuncSetAttribute(gemm_swap_ab<256>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                        int(SkinnyCfg<256>::SMEM)));
+        // Rung 3: each CTA of a pair loads half of the token tile's rows.
+        tma_a_half_ = hp::make_tma_2d_bf16(a_.get(), m_, k_, k_, static_cast<std::uint32_t>(mp_ / 2), SK_BK);
+        int pairs = 0;
+        if (mp_ == 64) pairs = pair_occupancy<64>();
+        else if (mp_ == 128) pairs = pair_occupancy<128>();
+        else pairs = pair_occupancy<256>();
+        cluster_skip_ = pairs < 1 ? "no cluster of 2 CTAs with this kernel's shared memory fits on the device" : "";
       }
     }
   }
 
   void metrics(const std::string& variant, double, std::map<std::string, double>& out) override {
     if (variant == "swap_ab") out["ctas"] = double((n_ + SK_BN - 1) / SK_BN);
+    if (variant == "cluster_multicast") {
+      out["ctas"] = double(pair_grid_x()) * splits_;
+      out["k_splits"] = splits_;
+      out["partial_bytes"] = splits_ > 1 ? 8.0 * splits_ * double(m_) * double(n_) : 0.0;
+    }
     if (variant == "swap_ab_split_k") {
       out["ctas"] = double((n_ + SK_BN - 1) / SK_BN) * splits_;
       out["k_splits"] = splits_;
@@ -237,6 +278,38 @@ class GemmBf16Skinny final : public aipe::ch10::Bf16GemmProblem {
     return mp_ == 64 ? SkinnyCfg<64>::SMEM : mp_ == 128 ? SkinnyCfg<128>::SMEM : SkinnyCfg<256>::SMEM;
   }
 
+  template <int MP>
+  static int pair_occupancy() {
+    AIPE_CUDA(cudaFuncSetAttribute(gemm_swap_ab<MP, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                   int(SkinnyCfg<MP>::SMEM)));
+    return hp::cluster_occupancy(gemm_swap_ab<MP, 2>, 384, SkinnyCfg<MP>::SMEM, 2);
+  }
+  // CTAs along N, rounded up to whole pairs.
+  unsigned pair_grid_x() const { return static_cast<unsigned>(((n_ + SK_BN - 1) / SK_BN + 1) / 2 * 2); }
+
+  // Rung 3: rung 2's split and reduction, the GEMM kernel in clusters of 2 along N.
+  void launch_multicast(cudaStream_t s) {
+    const dim3 grid(pair_grid_x(), static_cast<unsigned>(splits_));
+    float* P = splits_ > 1 ? partial_.get() : nullptr;
+    const int M = int(m_), N = int(n_), K = int(k_), kps = splits_ > 1 ? kt_per_split_ : ktiles_;
+    if (mp_ == 64)
+      hp::launch_in_clusters(gemm_swap_ab<64, 2>, grid, 384, SkinnyCfg<64>::SMEM, 2, s, tma_w_, tma_a_half_, c_.get(), P, M, N, K, kps);
+    else if (mp_ == 128)
+      hp::launch_in_clusters(gemm_swap_ab<128, 2>, grid, 384, SkinnyCfg<128>::SMEM, 2, s, tma_w_, tma_a_half_, c_.get(), P, M, N, K, kps);
+    else
+      hp::launch_in_clusters(gemm_swap_ab<256, 2>, grid, 384, SkinnyCfg<256>::SMEM, 2, s, tma_w_, tma_a_half_, c_.get(), P, M, N, K, kps);
+    reduce(s, splits_);
+  }
+
+  void reduce(cudaStream_t s, int splits) {
+    if (splits > 1) {
+      const std::size_t mn = static_cast<std::size_t>(m_ * n_);
+      const int blocks = static_cast<int>(std::min<std::size_t>((mn + 255) / 256, 4096));
+      reduce_splits<<<blocks, 256, 0, s>>>(partial_.get(), c_.get(), mn, splits);
+      AIPE_CHECK_LAUNCH();
+    }
+  }
+
   void launch_swap_ab(cudaStream_t s, int splits) {
     const int kps = splits > 1 ? kt_per_split_ : ktiles_;
     const dim3 grid(static_cast<unsigned>((n_ + SK_BN - 1) / SK_BN), static_cast<unsigned>(splits));
@@ -247,19 +320,14 @@ class GemmBf16Skinny final : public aipe::ch10::Bf16GemmProblem {
       gemm_swap_ab<128><<<grid, 384, SkinnyCfg<128>::SMEM, s>>>(tma_w_, tma_a_, c_.get(), P, M, N, K, kps);
     else gemm_swap_ab<256><<<grid, 384, SkinnyCfg<256>::SMEM, s>>>(tma_w_, tma_a_, c_.get(), P, M, N, K, kps);
     AIPE_CHECK_LAUNCH();
-    if (splits > 1) {
-      const std::size_t mn = static_cast<std::size_t>(m_ * n_);
-      const int blocks = static_cast<int>(std::min<std::size_t>((mn + 255) / 256, 4096));
-      reduce_splits<<<blocks, 256, 0, s>>>(partial_.get(), c_.get(), mn, splits);
-      AIPE_CHECK_LAUNCH();
-    }
+    reduce(s, splits);
   }
 
   std::int64_t mp_ = 64;
   int splits_ = 1, kt_per_split_ = 1, ktiles_ = 1;
   aipe::DeviceBuffer<float> partial_;
-  CUtensorMap tma_w_{}, tma_a_{};
-  std::string tma_skip_;
+  CUtensorMap tma_w_{}, tma_a_{}, tma_a_half_{};
+  std::string tma_skip_, cluster_skip_;
 };
 
 }  // namespace

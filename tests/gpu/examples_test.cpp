@@ -98,6 +98,16 @@ TEST(GemmStreamK, VerifyWithUnitsCutBetweenClusters) {
   verify_examples_at({"ch10/gemm_fp8"}, {{"m", 4000}, {"n", 3000}, {"k", 1008}}, 0x5D, 4);
 }
 
+// ch10/gemm_bf16_skinny's cluster rung pairs CTAs along N: at N = 1100 there are 9 CTAs of 128 rows, so
+// the grid is rounded up to 10 and the last CTA lies wholly past N (it loads zeros, shares its half of the
+// token tile, stores nothing). M = 200 and 100 take the 256- and 128-row token tiles (the small size,
+// M = 37, the 64-row one), each split between the two CTAs of a pair.
+TEST(GemmSkinny, VerifyWithAnUnpairedCtaAndEveryTokenTile) {
+  if (auto why = gpu_unavailable_reason()) GTEST_SKIP() << *why;
+  verify_examples_at({"ch10/gemm_bf16_skinny"}, {{"m", 200}, {"n", 1100}, {"k", 1000}}, 0x5E, 4);
+  verify_examples_at({"ch10/gemm_bf16_skinny"}, {{"m", 100}, {"n", 1100}, {"k", 1000}}, 0x5F, 4);
+}
+
 INSTANTIATE_TEST_SUITE_P(Registry, EveryExample, ::testing::ValuesIn(ids()), [](const auto& info) {
   std::string n = info.param;
   for (char& c : n)

@@ -97,8 +97,8 @@ inline CUtensorMap make_tma_2d_bf16(const void* base, std::uint64_t rows, std::u
 struct ClusterConfig {
   cudaLaunchConfig_t cfg{};
   cudaLaunchAttribute attr{};
-  ClusterConfig(int grid, int block, std::size_t smem, int cluster, cudaStream_t stream = nullptr) {
-    cfg.gridDim = dim3(static_cast<unsigned>(grid));
+  ClusterConfig(dim3 grid, int block, std::size_t smem, int cluster, cudaStream_t stream = nullptr) {
+    cfg.gridDim = grid;
     cfg.blockDim = dim3(static_cast<unsigned>(block));
     cfg.dynamicSmemBytes = smem;
     cfg.stream = stream;
@@ -113,9 +113,10 @@ struct ClusterConfig {
   ClusterConfig& operator=(const ClusterConfig&) = delete;
 };
 
-// Launches `kernel(args...)` on `grid` CTAs in clusters of `cluster` (cudaLaunchKernelEx).
+// Launches `kernel(args...)` on `grid` CTAs in clusters of `cluster` along x (cudaLaunchKernelEx);
+// grid.x must be a multiple of `cluster`.
 template <class... Params, class... Args>
-void launch_in_clusters(void (*kernel)(Params...), int grid, int block, std::size_t smem, int cluster,
+void launch_in_clusters(void (*kernel)(Params...), dim3 grid, int block, std::size_t smem, int cluster,
                         cudaStream_t stream, Args&&... args) {
   const ClusterConfig c(grid, block, smem, cluster, stream);
   AIPE_CUDA(cudaLaunchKernelEx(&c.cfg, kernel, std::forward<Args>(args)...));
@@ -127,7 +128,7 @@ void launch_in_clusters(void (*kernel)(Params...), int grid, int block, std::siz
 // the rest of their SMs idle.
 template <class... Params>
 int cluster_occupancy(void (*kernel)(Params...), int block, std::size_t smem, int cluster) {
-  const ClusterConfig c(cluster, block, smem, cluster);
+  const ClusterConfig c(dim3(static_cast<unsigned>(cluster)), block, smem, cluster);
   int n = 0;
   AIPE_CUDA(cudaOccupancyMaxActiveClusters(&n, kernel, &c.cfg));
   return n;

@@ -7,11 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#if defined(__CUDACC__)
-#define AIPE_HD __host__ __device__ __forceinline__
-#else
-#define AIPE_HD inline
-#endif
+#include "aipe/hd.hpp"
 
 struct __nv_bfloat16;
 struct __half;

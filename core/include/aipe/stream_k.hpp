@@ -4,11 +4,7 @@
 // (release/acquire flags, partial slots in global memory) is in aipe/hopper.cuh.
 #pragma once
 
-#if defined(__CUDACC__)
-#define AIPE_HD __host__ __device__
-#else
-#define AIPE_HD
-#endif
+#include "aipe/hd.hpp"
 
 namespace aipe {
 
