@@ -46,7 +46,7 @@ std::string tail_of(const std::string& path, std::size_t lines) {
 void print_table(std::ostream& os, const RunReport& rep, const std::vector<std::pair<const Result*, NcuSummary>>& rows,
                  const std::map<const Result*, std::string>& notes) {
   const std::vector<std::string> head = {"variant", "median", "GB/s", "ncu time", "DRAM GB/s", "ncu/harness", "DRAM %",
-                                         "SM %", "occupancy", "tensor %", "L1 hit", "L2 hit", "top stalls (cycles/issue)"};
+                                         "SM %", "occupancy", "tensor %", "L1 hit", "L2 hit", "L2 GB", "top stalls (cycles/issue)"};
   std::vector<std::vector<std::string>> body;
   std::string last_example;
   for (const auto& [r, s] : rows) {
@@ -61,7 +61,7 @@ void print_table(std::ostream& os, const RunReport& rep, const std::vector<std::
     body.push_back({r->variant, r->timed ? format_time_ms(r->median_ms) : "-", r->bytes > 0 ? format_rate(r->gbps) : "-",
                     std::isfinite(s.duration_ns) ? format_time_ms(s.duration_ns / 1e6) : "-", cell("%.1f", s.dram_gbps),
                     cell("%.3f", ratio), cell("%.1f", s.dram_pct), cell("%.1f", s.sm_pct), cell("%.1f%%", s.occupancy_pct),
-                    cell("%.1f", s.tensor_pct), cell("%.1f%%", s.l1_hit_pct), cell("%.1f%%", s.l2_hit_pct), stalls});
+                    cell("%.1f", s.tensor_pct), cell("%.1f%%", s.l1_hit_pct), cell("%.1f%%", s.l2_hit_pct), cell("%.2f", s.l2_bytes / 1e9), stalls});
   }
   std::vector<std::size_t> w(head.size());
   for (std::size_t c = 0; c < head.size(); ++c) w[c] = head[c].size();
@@ -91,7 +91,8 @@ void print_table(std::ostream& os, const RunReport& rep, const std::vector<std::
       line(row);
     }
   }
-  os << "\nncu/harness: ncu's measured DRAM GB/s (bytes read + written / kernel time) over the harness's work-model GB/s.\n";
+  os << "\nncu/harness: ncu's measured DRAM GB/s (bytes read + written / kernel time) over the harness's work-model GB/s."
+        "\nL2 GB: bytes through L2 (the part that crossed between L2 partitions is ncu_l2_fabric_bytes in the JSON).\n";
 }
 
 int cmd_profile(const ProfileArgs& a, std::ostream& out, std::ostream& err) {
