@@ -137,6 +137,8 @@ int cmd_profile(const ProfileArgs& a, std::ostream& out, std::ostream& err) {
   std::size_t n = 0, i = 0;
   for (const auto& r : rep.results) n += r.status == Status::passed;
   bool ncu_failed = false;
+  // A100 and H100 split their L2 in two partitions joined by a fabric: count what crosses it.
+  const bool fabric = rep.device && rep.device->cc_minor == 0 && (rep.device->cc_major == 8 || rep.device->cc_major == 9);
   for (Result& r : rep.results) {
     if (r.status != Status::passed) continue;
     ++i;
@@ -146,8 +148,6 @@ int cmd_profile(const ProfileArgs& a, std::ostream& out, std::ostream& err) {
       if (c == '/') c = '_';
     const std::string csv = (tmp / (stem + ".csv")).string(), log = (tmp / (stem + ".log")).string();
     std::vector<std::string> argv = {*ncu};
-    // A100 and H100 split their L2 in two partitions joined by a fabric: count what crosses it.
-    const bool fabric = rep.device && rep.device->cc_minor == 0 && (rep.device->cc_major == 8 || rep.device->cc_major == 9);
     for (auto& x : ncu_args(a.metrics, kRange, csv, fabric)) argv.push_back(x);
     argv.insert(argv.end(), {self_exe(), "run", r.example, "--variant", r.variant, "--seed", std::to_string(a.seed),
                              "--device", std::to_string(a.device), "--profile-launches", "1", "--nvtx-range", kRange,

@@ -196,7 +196,7 @@ __device__ __forceinline__ void tile_coords(int tile, int tiles_m, int tiles_n, 
 // E (Epilogue): direct, staged (16-byte chunks XOR-swizzled by row, so both the 4-byte writes and the
 // 16-byte reads are bank-conflict free) or tma (tmap_c: C in 64 x 64 BF16 boxes; N % 8 == 0, else direct).
 // SK (stream-K; per-tensor scales, TMA epilogue, persistent grids only): the last units' K iterations are spread evenly
-// over the clusters (aipe::hopper::StreamKSchedule); a unit cut between clusters is finished by the one
+// over the clusters (aipe::StreamKSchedule, aipe/stream_k.hpp); a unit cut between clusters is finished by the one
 // holding its K block 0, which adds the others' partial tiles (args.partials / args.flags) before its
 // epilogue. The grid must be resident all at once (at most max_active_clusters clusters).
 // PP (pipelined promotion, block scales only): two partial tiles alternate, so K block kb+1's wgmma
