@@ -38,6 +38,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "aipe/hopper.cuh"
@@ -241,18 +242,17 @@ class GemmBf16Skinny final : public aipe::ch10::Bf16GemmProblem {
       if (ctx.device().smem_per_block_optin_bytes < need)
         tma_skip_ = "needs " + std::to_string(need) + " B of shared memory per block";
       else {
-        AIPE_CUDA(cudaFuncSetAttribute(gemm_swap_ab<64>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                       int(SkinnyCfg<64>::SMEM)));
-        AIPE_CUDA(cudaFuncSetAttribute(gemm_swap_ab<128>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                       int(SkinnyCfg<128>::SMEM)));
-        AIPE_CUDA(cudaFuncSetAttribute(gemm_swap_ab<256>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                       int(SkinnyCfg<256>::SMEM)));
         // Rung 3: each CTA of a pair loads half of the token tile's rows.
         tma_a_half_ = hp::make_tma_2d_bf16(a_.get(), m_, k_, k_, static_cast<std::uint32_t>(mp_ / 2), SK_BK);
         int pairs = 0;
-        if (mp_ == 64) pairs = pair_occupancy<64>();
-        else if (mp_ == 128) pairs = pair_occupancy<128>();
-        else pairs = pair_occupancy<256>();
+        with_mp([&](auto mp) {
+          constexpr int MP = decltype(mp)::value;
+          AIPE_CUDA(cudaFuncSetAttribute(gemm_swap_ab<MP>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         int(SkinnyCfg<MP>::SMEM)));
+          AIPE_CUDA(cudaFuncSetAttribute(gemm_swap_ab<MP, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         int(SkinnyCfg<MP>::SMEM)));
+          pairs = hp::cluster_occupancy(gemm_swap_ab<MP, 2>, 384, SkinnyCfg<MP>::SMEM, 2);
+        });
         cluster_skip_ = pairs < 1 ? "no cluster of 2 CTAs with this kernel's shared memory fits on the device" : "";
       }
     }
@@ -274,15 +274,19 @@ class GemmBf16Skinny final : public aipe::ch10::Bf16GemmProblem {
   }
 
  private:
-  std::size_t smem_bytes() const {
-    return mp_ == 64 ? SkinnyCfg<64>::SMEM : mp_ == 128 ? SkinnyCfg<128>::SMEM : SkinnyCfg<256>::SMEM;
+  // Calls f(std::integral_constant<int, MP>) with the token-tile height this problem uses (64, 128 or
+  // 256 rows): the one place that maps mp_ to a kernel instance.
+  template <class F>
+  void with_mp(F&& f) const {
+    if (mp_ == 64) f(std::integral_constant<int, 64>{});
+    else if (mp_ == 128) f(std::integral_constant<int, 128>{});
+    else f(std::integral_constant<int, 256>{});
   }
 
-  template <int MP>
-  static int pair_occupancy() {
-    AIPE_CUDA(cudaFuncSetAttribute(gemm_swap_ab<MP, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                   int(SkinnyCfg<MP>::SMEM)));
-    return hp::cluster_occupancy(gemm_swap_ab<MP, 2>, 384, SkinnyCfg<MP>::SMEM, 2);
+  std::size_t smem_bytes() const {
+    std::size_t bytes = 0;
+    with_mp([&](auto mp) { bytes = SkinnyCfg<decltype(mp)::value>::SMEM; });
+    return bytes;
   }
   // CTAs along N, rounded up to whole pairs.
   unsigned pair_grid_x() const { return static_cast<unsigned>(((n_ + SK_BN - 1) / SK_BN + 1) / 2 * 2); }
@@ -292,12 +296,11 @@ class GemmBf16Skinny final : public aipe::ch10::Bf16GemmProblem {
     const dim3 grid(pair_grid_x(), static_cast<unsigned>(splits_));
     float* P = splits_ > 1 ? partial_.get() : nullptr;
     const int M = int(m_), N = int(n_), K = int(k_), kps = splits_ > 1 ? kt_per_split_ : ktiles_;
-    if (mp_ == 64)
-      hp::launch_in_clusters(gemm_swap_ab<64, 2>, grid, 384, SkinnyCfg<64>::SMEM, 2, s, tma_w_, tma_a_half_, c_.get(), P, M, N, K, kps);
-    else if (mp_ == 128)
-      hp::launch_in_clusters(gemm_swap_ab<128, 2>, grid, 384, SkinnyCfg<128>::SMEM, 2, s, tma_w_, tma_a_half_, c_.get(), P, M, N, K, kps);
-    else
-      hp::launch_in_clusters(gemm_swap_ab<256, 2>, grid, 384, SkinnyCfg<256>::SMEM, 2, s, tma_w_, tma_a_half_, c_.get(), P, M, N, K, kps);
+    with_mp([&](auto mp) {
+      constexpr int MP = decltype(mp)::value;
+      hp::launch_in_clusters(gemm_swap_ab<MP, 2>, grid, 384, SkinnyCfg<MP>::SMEM, 2, s, tma_w_, tma_a_half_, c_.get(), P,
+                             M, N, K, kps);
+    });
     reduce(s, splits_);
   }
 
@@ -315,10 +318,10 @@ class GemmBf16Skinny final : public aipe::ch10::Bf16GemmProblem {
     const dim3 grid(static_cast<unsigned>((n_ + SK_BN - 1) / SK_BN), static_cast<unsigned>(splits));
     float* P = splits > 1 ? partial_.get() : nullptr;
     const int M = int(m_), N = int(n_), K = int(k_);
-    if (mp_ == 64) gemm_swap_ab<64><<<grid, 384, SkinnyCfg<64>::SMEM, s>>>(tma_w_, tma_a_, c_.get(), P, M, N, K, kps);
-    else if (mp_ == 128)
-      gemm_swap_ab<128><<<grid, 384, SkinnyCfg<128>::SMEM, s>>>(tma_w_, tma_a_, c_.get(), P, M, N, K, kps);
-    else gemm_swap_ab<256><<<grid, 384, SkinnyCfg<256>::SMEM, s>>>(tma_w_, tma_a_, c_.get(), P, M, N, K, kps);
+    with_mp([&](auto mp) {
+      constexpr int MP = decltype(mp)::value;
+      gemm_swap_ab<MP><<<grid, 384, SkinnyCfg<MP>::SMEM, s>>>(tma_w_, tma_a_, c_.get(), P, M, N, K, kps);
+    });
     AIPE_CHECK_LAUNCH();
     reduce(s, splits);
   }

@@ -169,6 +169,18 @@ class Fp8GemmProblem : public aipe::Example {
     if constexpr (S == Scaling::tensor) run_pairs<kBN, Epilogue::overlap>(tmap_b_half_, units2_, clusters_overlap_, s);
     else throw std::logic_error("the overlapped epilogue exists for per-tensor scales only");
   }
+  // Per-tensor only: rung 7 with the K serpentine (odd waves walk K backward; GemmArgs::k_serpentine).
+  void run_k_serpentine(cudaStream_t s) {
+    if constexpr (S == Scaling::tensor) {
+      auto g = args_;
+      g.group_m = 8;
+      g.k_serpentine = true;
+      launch_gemm_ws<kBN, S, 2, Epilogue::overlap>(tmap_a_, tmap_b_half_, tmap_c_, g,
+                                                    2 * std::max(1, std::min(units2_, clusters_overlap_)), s);
+    } else {
+      throw std::logic_error("the K serpentine is written for per-tensor scales");
+    }
+  }
   // Per-tensor only: rung 6 (TMA-store epilogue) with a stream-K tail. Every resident cluster runs (also
   // when there are fewer units than clusters: then every unit's K is cut between clusters).
   void run_stream_k(cudaStream_t s) {

@@ -83,12 +83,16 @@ TEST(GemmEpilogues, VerifyAtOddN) {
 }
 
 // The persistent GEMM rungs carry state from one tile to the next (the ring's stage and phase, and in
-// epilogue_overlap the previous tile, stored under the next one's first K step). At the small sizes every
+// epilogue_overlap the previous tile, stored under the next one's first K steps). At the small sizes every
 // CTA gets at most one tile; here the grid walks 192 ragged tiles (M, N, K none a tile multiple), so
-// most CTAs take a second one.
+// most CTAs take a second one. For ch10/gemm_fp8 that is 96 pairs of tiles on at most 66 clusters: the
+// second wave exists, and k_serpentine walks its K blocks backward (the ragged last one first). K = 208
+// is two K blocks, fewer than the four boxes FP8's overlapped epilogue spreads over the next tile's first
+// K blocks: the rest leave before the next tile is packed.
 TEST(GemmPersistent, VerifyWithSeveralTilesPerCta) {
   if (auto why = gpu_unavailable_reason()) GTEST_SKIP() << *why;
   verify_examples_at({"ch10/gemm_bf16", "ch10/gemm_fp8"}, {{"m", 2000}, {"n", 3000}, {"k", 1008}}, 0x7113, 4);
+  verify_examples_at({"ch10/gemm_fp8"}, {{"m", 2000}, {"n", 3000}, {"k", 208}}, 0x7114, 4);
 }
 
 // The stream-K rung of ch10/gemm_fp8 cuts the last units' K between clusters. Deep K on few tiles cuts

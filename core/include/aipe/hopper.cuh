@@ -496,32 +496,54 @@ __device__ __forceinline__ void pack_bf16(const float (&acc)[BN / 2], std::uint3
   }
 }
 
+// Box b alone (columns 64b .. 64b+63 of the tile, slot b % 2): one step of epilogue_tma_store. `b` must be
+// a constant once inlined (the fragment's registers need compile-time indices): a literal, an unrolled
+// loop's index, or epilogue_tma_store_box_at's switch.
+template <int BN>
+__device__ __forceinline__ void epilogue_tma_store_box(const std::uint32_t (&p)[BN / 4], unsigned char* epi,
+                                                       const CUtensorMap* map, int row0, int col0, int bar_id, int b) {
+  static_assert(BN % 64 == 0, "the tile leaves in 64-column boxes");
+  const int t = threadIdx.x % 128, warp = t / 32, lane = t % 32;
+  unsigned char* slot = epi + (b & 1) * 8192;
+  if (t == 0) bulk_wait_read<1>();  // the last group (the other slot) may still be reading
+  named_barrier_sync(bar_id, 128);
+#pragma unroll
+  for (int jj = 0; jj < 8; ++jj) {
+    const int j = 8 * b + jj;  // fragment column group: columns 8j .. 8j+7 of the tile
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int r = 16 * warp + lane / 4 + 8 * h;
+      *reinterpret_cast<std::uint32_t*>(slot + r * 128 + ((jj ^ (r & 7)) << 4) + 4 * (lane % 4)) = p[2 * j + h];
+    }
+  }
+  fence_proxy_async();  // this thread's writes, visible to the TMA unit ...
+  named_barrier_sync(bar_id, 128);  // ... for every thread of the warpgroup
+  if (t == 0) {
+    tma_store_2d(map, slot, col0 + 64 * b, row0);
+    bulk_commit();
+  }
+}
+
+// The same with b known only at run time: a caller that spreads a tile's boxes over time (one box under
+// each of the next tile's first K blocks), so that a box's slot has long been read by TMA when it comes round.
+template <int BN>
+__device__ __forceinline__ void epilogue_tma_store_box_at(const std::uint32_t (&p)[BN / 4], unsigned char* epi,
+                                                          const CUtensorMap* map, int row0, int col0, int bar_id,
+                                                          int b) {
+  static_assert(BN == 128 || BN == 256, "two or four boxes");
+  switch (b) {
+    case 0: epilogue_tma_store_box<BN>(p, epi, map, row0, col0, bar_id, 0); break;
+    case 1: epilogue_tma_store_box<BN>(p, epi, map, row0, col0, bar_id, 1); break;
+    case 2: if constexpr (BN == 256) epilogue_tma_store_box<BN>(p, epi, map, row0, col0, bar_id, 2); break;
+    default: if constexpr (BN == 256) epilogue_tma_store_box<BN>(p, epi, map, row0, col0, bar_id, 3); break;
+  }
+}
+
 template <int BN>
 __device__ __forceinline__ void epilogue_tma_store(const std::uint32_t (&p)[BN / 4], unsigned char* epi,
                                                    const CUtensorMap* map, int row0, int col0, int bar_id) {
-  static_assert(BN % 64 == 0, "the tile leaves in 64-column boxes");
-  const int t = threadIdx.x % 128, warp = t / 32, lane = t % 32;
 #pragma unroll
-  for (int b = 0; b < BN / 64; ++b) {
-    unsigned char* slot = epi + (b & 1) * 8192;
-    if (t == 0) bulk_wait_read<1>();  // the last group (the other slot) may still be reading
-    named_barrier_sync(bar_id, 128);
-#pragma unroll
-    for (int jj = 0; jj < 8; ++jj) {
-      const int j = 8 * b + jj;  // fragment column group: columns 8j .. 8j+7 of the tile
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int r = 16 * warp + lane / 4 + 8 * h;
-        *reinterpret_cast<std::uint32_t*>(slot + r * 128 + ((jj ^ (r & 7)) << 4) + 4 * (lane % 4)) = p[2 * j + h];
-      }
-    }
-    fence_proxy_async();  // this thread's writes, visible to the TMA unit ...
-    named_barrier_sync(bar_id, 128);  // ... for every thread of the warpgroup
-    if (t == 0) {
-      tma_store_2d(map, slot, col0 + 64 * b, row0);
-      bulk_commit();
-    }
-  }
+  for (int b = 0; b < BN / 64; ++b) epilogue_tma_store_box<BN>(p, epi, map, row0, col0, bar_id, b);
 }
 
 template <int BN>

@@ -133,6 +133,10 @@ struct GemmArgs {
   const float* sb = nullptr;   // tensor: sb[0]; block: sb[nb * ldsb + kb]
   int ldsb = 0;
   int group_m = 0;             // tile order: 0 = row by row (n fastest); G > 0 = bands of G tile rows
+  // K order (per-tensor scales, data-parallel kernels): false = every unit walks K forward; true = the
+  // K serpentine: a CTA's odd units (wave 1, 3, ... of a persistent grid) walk K backward, so a wave starts
+  // on the K blocks the wave before it read last, which are still in L2 (the A panels a band shares).
+  bool k_serpentine = false;
   // Stream-K (SK kernels only): one partial slot of 64 x BN floats and one flag (zero at rest) per
   // consumer warpgroup of every CTA of the grid, indexed (blockIdx.x * kConsumers + consumer).
   float* partials = nullptr;
@@ -164,7 +168,8 @@ struct GemmConfig {
 //           the tensor cores while TMA writes (aipe::hopper::epilogue_tma_store)
 //   overlap tma, one tile later: the finished tile waits in registers as BF16 pairs (half the accumulator's
 //           registers) while the next tile's first K block is issued to the tensor cores, then goes out
-//           through shared memory and TMA under that wgmma (per-tensor scales only)
+//           through shared memory and TMA one 64-column box under each of the next tile's first K blocks
+//           (per-tensor scales only)
 enum class Epilogue { direct, staged, tma, overlap };
 
 #if defined(__CUDACC__)
@@ -256,15 +261,20 @@ __global__ void __launch_bounds__(GemmConfig<BN, S>::kThreads, 1)
         int um, tn;
         tile_coords(w.unit, units_m, tiles_n, args.group_m, um, tn);
         const int tm = um * CM + rank;
+        // The K serpentine: only the loads change order (the per-tensor consumers do not care which K block
+        // a slot holds; the block-scaled ones index their scales by K block, so they keep the forward order).
+        // Both CTAs of a cluster work on the same unit in the same wave: they agree on the direction.
+        const bool backward = S == Scaling::tensor && !SK && args.k_serpentine && ((w.unit / unit_stride) & 1);
         for (int kb = w.kb0; kb < w.kb1; ++kb) {
+          const int kq = backward ? nk - 1 - kb : kb;  // the K block this slot receives
           mbar_wait(&empty[stage], phase ^ 1);  // a fresh barrier passes parity 1 at once
           mbar_arrive_expect_tx(&full[stage], Cfg::kStageBytes);  // A + the whole B tile (both halves land here)
-          tma_load_2d(sA + stage * Cfg::kABytes, &tmap_a, &full[stage], kb * BK, tm * BM);
+          tma_load_2d(sA + stage * Cfg::kABytes, &tmap_a, &full[stage], kq * BK, tm * BM);
           if constexpr (CM == 1) {
-            tma_load_2d(sB + stage * Cfg::kBBytes, &tmap_b, &full[stage], kb * BK, tn * BN);
+            tma_load_2d(sB + stage * Cfg::kBBytes, &tmap_b, &full[stage], kq * BK, tn * BN);
           } else {
             static_assert(CM == 2, "B is split in two halves, one per CTA of the pair");
-            tma_load_2d_multicast(sB + stage * Cfg::kBBytes + rank * (BN / 2) * BK, &tmap_b, &full[stage], kb * BK,
+            tma_load_2d_multicast(sB + stage * Cfg::kBBytes + rank * (BN / 2) * BK, &tmap_b, &full[stage], kq * BK,
                                   tn * BN + rank * (BN / 2), 0x3);
           }
           if (++stage == kStages) { stage = 0; phase ^= 1; }
@@ -288,15 +298,20 @@ __global__ void __launch_bounds__(GemmConfig<BN, S>::kThreads, 1)
   float acc[R];
   // Epilogue::overlap: the previous tile, packed to BF16, and where it goes.
   std::uint32_t packed[E == Epilogue::overlap ? R / 2 : 1];
-  int pending = -1;  // the packed tile's unit, or -1
-  auto store_packed = [&] {
-    if constexpr (E == Epilogue::overlap) {
-      int pm, pn;
-      tile_coords(pending, units_m, tiles_n, args.group_m, pm, pn);
-      epilogue_tma_store<BN>(packed, sEpi + cw * Cfg::kEpiBytesPerWG, &tmap_c, (pm * CM + rank) * BM + cw * 64,
-                             pn * BN, 1 + cw);
+  bool pending = false;         // a packed tile waits
+  int pend_row = 0, pend_col = 0;  // where its 64 x BN block of C starts
+  int next_box = 0;              // its first 64-column box not yet handed to TMA
+  // One box of the packed tile; the tile is done after its BN / 64 boxes.
+  auto store_box = [&] {
+    if constexpr (E == Epilogue::overlap)
+      epilogue_tma_store_box_at<BN>(packed, sEpi + cw * Cfg::kEpiBytesPerWG, &tmap_c, pend_row, pend_col, 1 + cw, next_box);
+    if (++next_box == BN / 64) {
+      pending = false;
+      next_box = 0;
     }
-    pending = -1;
+  };
+  auto store_rest = [&] {
+    while (pending) store_box();
   };
   StreamKSchedule sched(num_units, nk, first_unit, unit_stride, SK);
   for (TileWork w; sched.next(w);) {
@@ -321,8 +336,10 @@ __global__ void __launch_bounds__(GemmConfig<BN, S>::kThreads, 1)
         }
         wgmma_commit();
         if constexpr (E == Epilogue::overlap) {
-          // The previous tile leaves while this tile's first K block runs on the tensor cores.
-          if (kb == w.kb0 && pending >= 0) store_packed();
+          // The previous tile leaves one box under each of this tile's first K blocks: the warpgroup is
+          // back at the tensor cores after a quarter of the writes, and by the time a box's slot comes
+          // round again, the TMA store of the box before has long read it.
+          if (pending) store_box();
         }
         // Keep one K block of wgmma in flight; the one before it is done, so its slot goes back.
         wgmma_wait<1>();
@@ -499,8 +516,11 @@ __global__ void __launch_bounds__(GemmConfig<BN, S>::kThreads, 1)
     }
     if constexpr (E == Epilogue::overlap) {
       if (N % 8 == 0) {
+        store_rest();  // a tile of fewer K blocks than boxes: the previous tile's last boxes
         pack_bf16<BN>(acc, packed);
-        pending = unit;
+        pending = true;
+        pend_row = tm * BM + cw * 64;
+        pend_col = tn * BN;
         continue;
       }
     }
@@ -568,8 +588,7 @@ __global__ void __launch_bounds__(GemmConfig<BN, S>::kThreads, 1)
       }
     }
   }
-  if constexpr (E == Epilogue::overlap)
-    if (pending >= 0) store_packed();
+  if constexpr (E == Epilogue::overlap) store_rest();
   if constexpr (kTmaStore)
     if (t == 0) bulk_wait<0>();  // this warpgroup's last TMA stores are done
   }  // consumers
