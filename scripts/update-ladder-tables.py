@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""Fills the measured columns of the ladder tables in the chapter notes from a recorded run.
+
+A ladder table is a Markdown table whose header is
+  | # | rung | what changes | median | TFLOP/s | × cuBLASLt | SM MHz | W | capped |
+under a heading that names the example ("### ch10/gemm_fp8"). The first three columns (number, rung,
+what changes) are the note's own text; the other six are rewritten from the run's JSON: the median, the
+TFLOP/s, the ratio of the library rung's median (cublaslt) to the rung's, and the NVML metrics sm_mhz,
+power_w and power_capped. A rung the run lacks is an error, so a table can never keep a stale number.
+
+  scripts/update-ladder-tables.py [RESULTS.json] [NOTE.md ...]
+  (defaults: docs/results/h100.json; docs/ch10.md docs/ch10-fp8.md)
+"""
+import json
+import re
+import sys
+from pathlib import Path
+
+HEADER = "| # | rung | what changes | median | TFLOP/s | × cuBLASLt | SM MHz | W | capped |"
+LIBRARY = "cublaslt"
+
+
+def fmt_time(ms):
+    if ms >= 1000:
+        return f"{ms / 1000:.2f} s"
+    if ms >= 1:
+        return f"{ms:.3f} ms"
+    return f"{ms * 1000:.1f} µs"
+
+
+def row_cells(r, lib_ms):
+    m = r.get("metrics") or {}
+    ratio = lib_ms / r["median_ms"] if lib_ms else float("nan")
+    return [
+        fmt_time(r["median_ms"]),
+        f"{r['tflops']:,.1f}",
+        f"{ratio:.3f}",
+        f"{m['sm_mhz']:.0f}" if "sm_mhz" in m else "–",
+        f"{m['power_w']:.0f}" if "power_w" in m else "–",
+        f"{m.get('power_capped', 0.0):.2f}",
+    ]
+
+
+def update(note, results):
+    lines = note.read_text().split("\n")
+    example = None
+    changed = 0
+    for i, line in enumerate(lines):
+        h = re.match(r"^#{2,4} (ch\d\d/[a-z0-9_]+)\s*$", line)
+        if h:
+            example = h.group(1)
+            continue
+        if line.strip() != HEADER:
+            continue
+        if example is None or example not in results:
+            sys.exit(f"{note}:{i + 1}: a ladder table under no example heading, or one the run lacks ({example})")
+        runs = results[example]
+        lib = runs.get(LIBRARY)
+        lib_ms = lib["median_ms"] if lib and lib["status"] == "passed" else None
+        j = i + 2
+        while j < len(lines) and lines[j].startswith("| "):
+            cells = [c.strip() for c in lines[j].strip().strip("|").split("|")]
+            v = re.match(r"^`([a-z0-9_]+)`$", cells[1])
+            if not v or v.group(1) not in runs:
+                sys.exit(f"{note}:{j + 1}: rung {cells[1]} is not in the run's {example}")
+            r = runs[v.group(1)]
+            if r["status"] != "passed":
+                sys.exit(f"{note}:{j + 1}: {example} {v.group(1)} did not pass in the run ({r['status']})")
+            lines[j] = "| " + " | ".join(cells[:3] + row_cells(r, lib_ms)) + " |"
+            changed += 1
+            j += 1
+    note.write_text("\n".join(lines))
+    return changed
+
+
+def main(argv):
+    results_path = Path(argv[1]) if len(argv) > 1 else Path("docs/results/h100.json")
+    notes = [Path(p) for p in argv[2:]] or [Path("docs/ch10.md"), Path("docs/ch10-fp8.md")]
+    data = json.loads(results_path.read_text())
+    results = {}
+    for r in data["results"]:
+        results.setdefault(r["example"], {})[r["variant"]] = r
+    for note in notes:
+        print(f"{note}: {update(note, results)} rows from {results_path}")
+
+
+if __name__ == "__main__":
+    main(sys.argv)
