@@ -79,9 +79,7 @@ class BatchedGemm final : public aipe::Example {
   }
 
   aipe::VerifyResult verify(aipe::Context& ctx) override {
-    std::vector<float> out(c_.size());
-    AIPE_CUDA(cudaMemcpyAsync(out.data(), c_.get(), c_.bytes(), cudaMemcpyDeviceToHost, ctx.stream()));
-    AIPE_CUDA(cudaStreamSynchronize(ctx.stream()));
+    std::vector<float> out = aipe::to_host(c_, ctx.stream());
     aipe::Tolerance tol = aipe::tolerance_for(aipe::DType::f32);
     tol.abs *= std::sqrt(static_cast<double>(k_));  // rounding grows with the dot-product length
     tol.norm_rel *= std::sqrt(static_cast<double>(k_));

@@ -82,9 +82,7 @@ class MeasurementPitfalls final : public aipe::Example {
   aipe::Work work() const override { return {3.0 * 4.0 * n_, 2.0 * n_, aipe::ComputeUnit::fp32}; }
 
   aipe::VerifyResult verify(aipe::Context& ctx) override {
-    std::vector<float> out(n_);
-    AIPE_CUDA(cudaMemcpyAsync(out.data(), z_.get(), z_.bytes(), cudaMemcpyDeviceToHost, ctx.stream()));
-    AIPE_CUDA(cudaStreamSynchronize(ctx.stream()));
+    std::vector<float> out = aipe::to_host(z_, ctx.stream());
     return aipe::compare(std::span<const float>(out), std::span<const float>(ref_), aipe::tolerance_for(aipe::DType::f32));
   }
 

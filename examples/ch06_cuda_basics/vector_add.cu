@@ -118,9 +118,7 @@ class VectorAdd final : public aipe::Example {
   aipe::Work work() const override { return {12.0 * n_, 1.0 * n_, aipe::ComputeUnit::fp32}; }
 
   aipe::VerifyResult verify(aipe::Context& ctx) override {
-    std::vector<float> out(n_);
-    AIPE_CUDA(cudaMemcpyAsync(out.data(), c_.get(), c_.bytes(), cudaMemcpyDeviceToHost, ctx.stream()));
-    AIPE_CUDA(cudaStreamSynchronize(ctx.stream()));
+    std::vector<float> out = aipe::to_host(c_, ctx.stream());
     return aipe::compare(std::span<const float>(out), std::span<const float>(ref_), aipe::tolerance_for(aipe::DType::exact));
   }
 

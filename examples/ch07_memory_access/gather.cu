@@ -158,9 +158,7 @@ class Gather final : public aipe::Example {
   }
 
   aipe::VerifyResult verify(aipe::Context& ctx) override {
-    std::vector<float> out(n_);
-    AIPE_CUDA(cudaMemcpyAsync(out.data(), out_.get(), out_.bytes(), cudaMemcpyDeviceToHost, ctx.stream()));
-    AIPE_CUDA(cudaStreamSynchronize(ctx.stream()));
+    std::vector<float> out = aipe::to_host(out_, ctx.stream());
     // A gather copies values: exact equality.
     return aipe::compare(std::span<const float>(out), std::span<const float>(ref_), aipe::tolerance_for(aipe::DType::exact));
   }

@@ -126,9 +126,7 @@ class RegisterPressure final : public aipe::Example {
   }
 
   aipe::VerifyResult verify(aipe::Context& ctx) override {
-    std::vector<float> out(groups_ * kW);
-    AIPE_CUDA(cudaMemcpyAsync(out.data(), y_.get(), y_.bytes(), cudaMemcpyDeviceToHost, ctx.stream()));
-    AIPE_CUDA(cudaStreamSynchronize(ctx.stream()));
+    std::vector<float> out = aipe::to_host(y_, ctx.stream());
     aipe::Tolerance tol = aipe::tolerance_for(aipe::DType::f32);
     tol.abs += kW * std::ldexp(1.0, -24) * kW * 0.5;  // the gamma_n bound from the header
     return aipe::compare(std::span<const float>(out), std::span<const float>(ref_), tol);

@@ -214,9 +214,7 @@ class WarpDivergence final : public aipe::Example {
   aipe::Work work() const override { return {8.0 * n_, 2.0 * kDegree * n_, aipe::ComputeUnit::fp32}; }
 
   aipe::VerifyResult verify(aipe::Context& ctx) override {
-    std::vector<float> out(n_);
-    AIPE_CUDA(cudaMemcpyAsync(out.data(), y_.get(), y_.bytes(), cudaMemcpyDeviceToHost, ctx.stream()));
-    AIPE_CUDA(cudaStreamSynchronize(ctx.stream()));
+    std::vector<float> out = aipe::to_host(y_, ctx.stream());
     aipe::Tolerance tol = aipe::tolerance_for(aipe::DType::f32);
     tol.abs += 2.0 * kDegree * 5.0 * std::ldexp(1.0, -24);  // Horner's bound, see the header
     return aipe::compare(std::span<const float>(out), std::span<const double>(ref_), tol);

@@ -116,9 +116,7 @@ class ElementwiseFusion final : public aipe::Example {
   aipe::Work work() const override { return {8.0 * n_, 13.0 * n_, aipe::ComputeUnit::fp32}; }
 
   aipe::VerifyResult verify(aipe::Context& ctx) override {
-    std::vector<float> out(n_);
-    AIPE_CUDA(cudaMemcpyAsync(out.data(), y_.get(), y_.bytes(), cudaMemcpyDeviceToHost, ctx.stream()));
-    AIPE_CUDA(cudaStreamSynchronize(ctx.stream()));
+    std::vector<float> out = aipe::to_host(y_, ctx.stream());
     auto tol = aipe::tolerance_for(aipe::DType::f32);
     tol.abs *= 8;  // tanhf is a few ulp from tanh, and the chain rounds five times
     tol.rel *= 8;

@@ -129,9 +129,7 @@ class GemmBiasGelu final : public aipe::Example {
   }
 
   aipe::VerifyResult verify(aipe::Context& ctx) override {
-    std::vector<__nv_bfloat16> out(y_.size());
-    AIPE_CUDA(cudaMemcpyAsync(out.data(), y_.get(), y_.bytes(), cudaMemcpyDeviceToHost, ctx.stream()));
-    AIPE_CUDA(cudaStreamSynchronize(ctx.stream()));
+    std::vector<__nv_bfloat16> out = aipe::to_host(y_, ctx.stream());
     auto tol = aipe::tolerance_for(aipe::DType::bf16);
     tol.abs = 1e-2 * gemm_rms_;  // see the header: A B is rounded to BF16 before the bias in the unfused rung
     return aipe::compare(

@@ -135,9 +135,7 @@ class L2NormFusion final : public aipe::Example {
   }
 
   aipe::VerifyResult verify(aipe::Context& ctx) override {
-    std::vector<float> out(y_.size());
-    AIPE_CUDA(cudaMemcpyAsync(out.data(), y_.get(), y_.bytes(), cudaMemcpyDeviceToHost, ctx.stream()));
-    AIPE_CUDA(cudaStreamSynchronize(ctx.stream()));
+    std::vector<float> out = aipe::to_host(y_, ctx.stream());
     auto tol = aipe::tolerance_for(aipe::DType::f32);
     tol.abs *= 4;  // a long sum of squares in a different order than the reference's
     tol.rel *= 4;

@@ -161,9 +161,7 @@ class DsmemHistogram final : public aipe::Example {
   aipe::Work work() const override { return {4.0 * n_ + 4.0 * bins_, 0, aipe::ComputeUnit::none}; }
 
   aipe::VerifyResult verify(aipe::Context& ctx) override {
-    std::vector<unsigned> out(bins_);
-    AIPE_CUDA(cudaMemcpyAsync(out.data(), hist_.get(), hist_.bytes(), cudaMemcpyDeviceToHost, ctx.stream()));
-    AIPE_CUDA(cudaStreamSynchronize(ctx.stream()));
+    std::vector<unsigned> out = aipe::to_host(hist_, ctx.stream());
     return aipe::compare(std::span<const unsigned>(out), std::span<const unsigned>(ref_),
                          aipe::tolerance_for(aipe::DType::exact));
   }

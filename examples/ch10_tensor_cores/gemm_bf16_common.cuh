@@ -52,9 +52,7 @@ class Bf16GemmProblem : public aipe::Example {
   }
 
   aipe::VerifyResult verify(aipe::Context& ctx) override {
-    std::vector<bf16> out(c_.size());
-    AIPE_CUDA(cudaMemcpyAsync(out.data(), c_.get(), c_.bytes(), cudaMemcpyDeviceToHost, ctx.stream()));
-    AIPE_CUDA(cudaStreamSynchronize(ctx.stream()));
+    std::vector<bf16> out = aipe::to_host(c_, ctx.stream());
     const double u = std::ldexp(1.0, -8);  // BF16 output: half an ulp, relative (terms: see the header)
     aipe::Tolerance tol = aipe::tolerance_for(aipe::DType::bf16);
     tol.norm_rel = u;

@@ -125,9 +125,7 @@ class Fp8GemmProblem : public aipe::Example {
   }
 
   aipe::VerifyResult verify(aipe::Context& ctx) override {
-    std::vector<__nv_bfloat16> out(c_.size());
-    AIPE_CUDA(cudaMemcpyAsync(out.data(), c_.get(), c_.bytes(), cudaMemcpyDeviceToHost, ctx.stream()));
-    AIPE_CUDA(cudaStreamSynchronize(ctx.stream()));
+    std::vector<__nv_bfloat16> out = aipe::to_host(c_, ctx.stream());
     aipe::Tolerance tol = aipe::tolerance_for(aipe::DType::bf16);
     tol.abs = (S == Scaling::block ? 1e-2 : 4e-2) * ref_rms_;  // see the header: relative to the output's RMS
     auto r = aipe::compare(

@@ -120,9 +120,7 @@ class StreamOrderedAlloc final : public aipe::Example {
   aipe::Work work() const override { return {2.0 * 4.0 * static_cast<double>(n_), 0.0, aipe::ComputeUnit::none}; }
 
   aipe::VerifyResult verify(aipe::Context& ctx) override {
-    std::vector<float> out(n_);
-    AIPE_CUDA(cudaMemcpyAsync(out.data(), y_.get(), y_.bytes(), cudaMemcpyDeviceToHost, ctx.stream()));
-    AIPE_CUDA(cudaStreamSynchronize(ctx.stream()));
+    std::vector<float> out = aipe::to_host(y_, ctx.stream());
     return aipe::compare(std::span<const float>(out), std::span<const float>(ref_), aipe::tolerance_for(aipe::DType::f32));
   }
 

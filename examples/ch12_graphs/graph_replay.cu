@@ -102,9 +102,7 @@ class GraphReplay final : public aipe::Example {
   aipe::Work work() const override { return {8.0 * n_, 2.0 * n_ * static_cast<double>(kernels_), aipe::ComputeUnit::fp32}; }
 
   aipe::VerifyResult verify(aipe::Context& ctx) override {
-    std::vector<float> out(n_);
-    AIPE_CUDA(cudaMemcpyAsync(out.data(), y_.get(), y_.bytes(), cudaMemcpyDeviceToHost, ctx.stream()));
-    AIPE_CUDA(cudaStreamSynchronize(ctx.stream()));
+    std::vector<float> out = aipe::to_host(y_, ctx.stream());
     return aipe::compare(std::span<const float>(out), std::span<const float>(ref_), aipe::tolerance_for(aipe::DType::f32));
   }
 

@@ -121,9 +121,7 @@ class GraphUpdate final : public aipe::Example {
   }
 
   aipe::VerifyResult verify(aipe::Context& ctx) override {
-    std::vector<float> out(y_.size());
-    AIPE_CUDA(cudaMemcpyAsync(out.data(), y_.get(), y_.bytes(), cudaMemcpyDeviceToHost, ctx.stream()));
-    AIPE_CUDA(cudaStreamSynchronize(ctx.stream()));
+    std::vector<float> out = aipe::to_host(y_, ctx.stream());
     return aipe::compare(std::span<const float>(out), std::span<const float>(ref_), aipe::tolerance_for(aipe::DType::f32));
   }
 

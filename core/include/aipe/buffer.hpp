@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <utility>
+#include <vector>
 
 #include "aipe/check.hpp"
 
@@ -47,6 +48,15 @@ class DeviceBuffer {
   T* ptr_ = nullptr;
   std::size_t count_ = 0;
 };
+
+// The whole buffer copied to the host on `stream`, which is synchronized: what verify() compares.
+template <class T>
+std::vector<T> to_host(const DeviceBuffer<T>& b, cudaStream_t stream) {
+  std::vector<T> h(b.size());
+  if (b.size()) AIPE_CUDA(cudaMemcpyAsync(h.data(), b.get(), b.bytes(), cudaMemcpyDeviceToHost, stream));
+  AIPE_CUDA(cudaStreamSynchronize(stream));
+  return h;
+}
 
 template <class T>
 class PinnedBuffer {
