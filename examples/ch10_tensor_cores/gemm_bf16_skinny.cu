@@ -26,6 +26,12 @@
 //                      L2 -> SM once per pair. At M = 256 the token tile is twice the W tile, so a CTA's
 //                      bytes per K step fall from 48 to 32 KiB. A slot is refilled only when the consumers
 //                      of both CTAs released it (remote mbarrier arrives).
+//   4 split_k_dsmem    K in two halves on a cluster of 2 CTAs (same 128 rows of W), summed through
+//                      distributed shared memory: the CTA that does not own a warp's rows writes that warp's
+//                      FP32 fragment into the owner's idle ring (map_shared_rank), a cluster barrier, the
+//                      owner adds and stores BF16. Rung 2's FP32 partials never reach global memory and its
+//                      second kernel goes away; the price is a fixed split of 2 (grid 2 x N / 128: one wave
+//                      up to N = 8448 on 132 SMs, two above).
 //   cublas             cublasGemmEx (BF16 in, FP32 compute)
 //   cublaslt           cublasLtMatmul, top heuristic, 32 MiB workspace
 //
@@ -41,11 +47,14 @@
 #include <type_traits>
 #include <vector>
 
+#include <cooperative_groups.h>
+
 #include "aipe/hopper.cuh"
 #include "gemm_bf16_common.cuh"
 
 namespace {
 
+namespace cg = cooperative_groups;
 using aipe::ch10::bf16;
 namespace hp = aipe::hopper;
 
@@ -67,7 +76,13 @@ struct SkinnyCfg {
 // into P[y][m][n]. CM = 2: clusters of 2 CTAs along x (grid.x even; a CTA past N loads zeros and stores
 // nothing) share the token tile: `tma_a` then has boxes of MP / 2 rows, CTA r of the pair loads rows
 // [r MP/2, (r+1) MP/2) and multicasts them into both.
-template <int MP, int CM = 1>
+// DS (split K summed in distributed shared memory): grid (2, ceil(N / 128)) in clusters of 2 along x; CTA
+// (r, y) computes C^T rows [128y, 128y + 128) over the r-th half of the K tiles. Then each CTA finishes
+// half of the rows: warps 0-1 of both consumer warpgroups belong to CTA 0, warps 2-3 to CTA 1. A warp
+// that does not own its rows writes its FP32 fragment into the owner's shared memory (the ring, idle by
+// then) through the cluster's shared-memory window (map_shared_rank); after a cluster barrier the owner
+// adds it to its own and stores BF16. No partials in global memory and no second kernel.
+template <int MP, int CM = 1, bool DS = false>
 __global__ void __launch_bounds__(384, 1) gemm_swap_ab(const __grid_constant__ CUtensorMap tma_w,
                                                        const __grid_constant__ CUtensorMap tma_a, bf16* C,
                                                        float* P, int M, int N, int K, int kt_per_split) {
@@ -81,10 +96,12 @@ __global__ void __launch_bounds__(384, 1) gemm_swap_ab(const __grid_constant__ C
   std::uint64_t* full = reinterpret_cast<std::uint64_t*>(smem + Cfg::STAGES * Cfg::STAGE_BYTES);
   std::uint64_t* empty = full + Cfg::STAGES;
   const int wg = threadIdx.x / 128;
-  const int n0 = blockIdx.x * SK_BN;
+  const int split = DS ? blockIdx.x : blockIdx.y;  // DS: also the CTA's rank in its cluster
+  const int n0 = (DS ? blockIdx.y : blockIdx.x) * SK_BN;
   const int ktiles = (K + SK_BK - 1) / SK_BK;
-  const int kt0 = blockIdx.y * kt_per_split, kt1 = min(ktiles, kt0 + kt_per_split);
+  const int kt0 = split * kt_per_split, kt1 = min(ktiles, kt0 + kt_per_split);
   static_assert(CM == 1 || CM == 2, "pairs of CTAs share the token tile");
+  static_assert(!(DS && CM > 1), "a cluster either shares the token tile or sums the K halves");
   const int rank = CM > 1 ? int(hp::cluster_ctarank()) : 0;
 
   if (threadIdx.x == 0) {
@@ -114,6 +131,10 @@ __global__ void __launch_bounds__(384, 1) gemm_swap_ab(const __grid_constant__ C
         else hp::tma_load_2d_multicast(sA(s) + rank * (MP / 2) * 128, &tma_a, &full[s], kt * SK_BK, rank * (MP / 2), 0x3);
         if (++s == Cfg::STAGES) { s = 0; phase ^= 1; }
       }
+    }
+    if constexpr (DS) {  // the consumers' two cluster barriers count every thread of both CTAs
+      hp::cluster_sync();
+      hp::cluster_sync();
     }
   } else {
     hp::setmaxnreg_inc<232>();
@@ -151,20 +172,51 @@ __global__ void __launch_bounds__(384, 1) gemm_swap_ab(const __grid_constant__ C
     const int t = threadIdx.x % 128;
     const int n = n0 + c * 64 + 16 * (t / 32) + (t % 32) / 4;
     const int m = 2 * (t % 4);
-    float* part = gridDim.y > 1 ? P + static_cast<std::size_t>(blockIdx.y) * M * N : nullptr;
+    float* part = !DS && gridDim.y > 1 ? P + static_cast<std::size_t>(blockIdx.y) * M * N : nullptr;
+    auto store = [&] {
 #pragma unroll
-    for (int j = 0; j < MP / 8; ++j)
+      for (int j = 0; j < MP / 8; ++j)
 #pragma unroll
-      for (int h = 0; h < 2; ++h)
+        for (int h = 0; h < 2; ++h)
 #pragma unroll
-        for (int e = 0; e < 2; ++e) {
-          const int row = m + 8 * j + e, col = n + 8 * h;
-          if (row < M && col < N) {
-            const std::size_t idx = static_cast<std::size_t>(row) * N + col;
-            if (part) part[idx] = acc[4 * j + 2 * h + e];
-            else C[idx] = __float2bfloat16_rn(acc[4 * j + 2 * h + e]);
+          for (int e = 0; e < 2; ++e) {
+            const int row = m + 8 * j + e, col = n + 8 * h;
+            if (row < M && col < N) {
+              const std::size_t idx = static_cast<std::size_t>(row) * N + col;
+              if (part) part[idx] = acc[4 * j + 2 * h + e];
+              else C[idx] = __float2bfloat16_rn(acc[4 * j + 2 * h + e]);
+            }
           }
+    };
+    if constexpr (DS) {
+      // Warp w's rows belong to CTA w / 2. The exchange buffer (float4 [consumer][warp % 2][MP / 8][lane],
+      // 256 MP bytes) overlays the ring, which every CTA of the cluster has finished reading at barrier 1.
+      static_assert(256 * MP <= Cfg::STAGES * Cfg::STAGE_BYTES, "the exchange buffer fits in the ring");
+      const int warp = t / 32, lane = t % 32, owner = warp / 2;
+      const int slot = (c * 2 + warp % 2) * (MP / 8);
+      hp::cluster_sync();  // 1: both CTAs are done with their rings
+      if (owner != split) {
+        float4* dst = reinterpret_cast<float4*>(cg::this_cluster().map_shared_rank(smem, owner)) + slot * 32 + lane;
+#pragma unroll
+        for (int i = 0; i < MP / 8; ++i)
+          dst[i * 32] = make_float4(acc[4 * i], acc[4 * i + 1], acc[4 * i + 2], acc[4 * i + 3]);
+      }
+      hp::cluster_sync();  // 2: the halves have arrived (release / acquire at cluster scope)
+      if (owner == split) {
+        const float4* src = reinterpret_cast<const float4*>(smem) + slot * 32 + lane;
+#pragma unroll
+        for (int i = 0; i < MP / 8; ++i) {
+          const float4 v = src[i * 32];
+          acc[4 * i] += v.x;
+          acc[4 * i + 1] += v.y;
+          acc[4 * i + 2] += v.z;
+          acc[4 * i + 3] += v.w;
         }
+        store();
+      }
+    } else {
+      store();
+    }
   }
   // No CTA may leave while its peer can still multicast into its shared memory or arrive on its barriers.
   if constexpr (CM > 1) hp::cluster_sync();
@@ -215,7 +267,13 @@ class GemmBf16Skinny final : public aipe::ch10::Bf16GemmProblem {
                     [this](cudaStream_t s) { launch_multicast(s); }};
     c.requires_.sm90a = true;
     c.skip_if = [this] { return tma_skip_.empty() ? cluster_skip_ : tma_skip_; };
-    return {a, b, c, cublas_rung(), cublaslt_rung()};
+    aipe::Variant d{"split_k_dsmem",
+                    "K in two halves on a cluster of 2 CTAs, summed through distributed shared memory: no partials, "
+                    "no 2nd kernel",
+                    [this](cudaStream_t s) { launch_dsmem(s); }};
+    d.requires_.sm90a = true;
+    d.skip_if = [this] { return tma_skip_.empty() ? dsmem_skip_ : tma_skip_; };
+    return {a, b, c, d, cublas_rung(), cublaslt_rung()};
   }
 
   void setup(aipe::Context& ctx) override {
@@ -234,6 +292,7 @@ class GemmBf16Skinny final : public aipe::ch10::Bf16GemmProblem {
 
     tma_skip_.clear();
     cluster_skip_.clear();
+    dsmem_skip_.clear();
     if (k_ % 8) tma_skip_ = "TMA needs 16-byte aligned rows: K % 8 == 0";
     if (tma_skip_.empty() && AIPE_HAVE_SM90A && ctx.device().cc() >= 90) {
       tma_w_ = hp::make_tma_2d_bf16(b_.get(), n_, k_, k_, SK_BN, SK_BK);
@@ -244,7 +303,7 @@ class GemmBf16Skinny final : public aipe::ch10::Bf16GemmProblem {
       else {
         // Rung 3: each CTA of a pair loads half of the token tile's rows.
         tma_a_half_ = hp::make_tma_2d_bf16(a_.get(), m_, k_, k_, static_cast<std::uint32_t>(mp_ / 2), SK_BK);
-        int pairs = 0;
+        int pairs = 0, ds_pairs = 0;
         with_mp([&](auto mp) {
           constexpr int MP = decltype(mp)::value;
           AIPE_CUDA(cudaFuncSetAttribute(gemm_swap_ab<MP>, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -252,8 +311,12 @@ class GemmBf16Skinny final : public aipe::ch10::Bf16GemmProblem {
           AIPE_CUDA(cudaFuncSetAttribute(gemm_swap_ab<MP, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          int(SkinnyCfg<MP>::SMEM)));
           pairs = hp::cluster_occupancy(gemm_swap_ab<MP, 2>, 384, SkinnyCfg<MP>::SMEM, 2);
+          AIPE_CUDA(cudaFuncSetAttribute(gemm_swap_ab<MP, 1, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         int(SkinnyCfg<MP>::SMEM)));
+          ds_pairs = hp::cluster_occupancy(gemm_swap_ab<MP, 1, true>, 384, SkinnyCfg<MP>::SMEM, 2);
         });
         cluster_skip_ = pairs < 1 ? "no cluster of 2 CTAs with this kernel's shared memory fits on the device" : "";
+        dsmem_skip_ = ds_pairs < 1 ? "no cluster of 2 CTAs with this kernel's shared memory fits on the device" : "";
       }
     }
   }
@@ -264,6 +327,10 @@ class GemmBf16Skinny final : public aipe::ch10::Bf16GemmProblem {
       out["ctas"] = double(pair_grid_x()) * splits_;
       out["k_splits"] = splits_;
       out["partial_bytes"] = splits_ > 1 ? 8.0 * splits_ * double(m_) * double(n_) : 0.0;
+    }
+    if (variant == "split_k_dsmem") {
+      out["ctas"] = 2.0 * double((n_ + SK_BN - 1) / SK_BN);
+      out["k_splits"] = 2;
     }
     if (variant == "swap_ab_split_k") {
       out["ctas"] = double((n_ + SK_BN - 1) / SK_BN) * splits_;
@@ -304,6 +371,17 @@ class GemmBf16Skinny final : public aipe::ch10::Bf16GemmProblem {
     reduce(s, splits_);
   }
 
+  // Rung 4: the swap_ab kernel on grid (2, CTAs along N) in clusters of 2, each CTA half of K.
+  void launch_dsmem(cudaStream_t s) {
+    const dim3 grid(2, static_cast<unsigned>((n_ + SK_BN - 1) / SK_BN));
+    const int M = int(m_), N = int(n_), K = int(k_), kps = (ktiles_ + 1) / 2;
+    with_mp([&](auto mp) {
+      constexpr int MP = decltype(mp)::value;
+      hp::launch_in_clusters(gemm_swap_ab<MP, 1, true>, grid, 384, SkinnyCfg<MP>::SMEM, 2, s, tma_w_, tma_a_, c_.get(),
+                             static_cast<float*>(nullptr), M, N, K, kps);
+    });
+  }
+
   void reduce(cudaStream_t s, int splits) {
     if (splits > 1) {
       const std::size_t mn = static_cast<std::size_t>(m_ * n_);
@@ -330,7 +408,7 @@ class GemmBf16Skinny final : public aipe::ch10::Bf16GemmProblem {
   int splits_ = 1, kt_per_split_ = 1, ktiles_ = 1;
   aipe::DeviceBuffer<float> partial_;
   CUtensorMap tma_w_{}, tma_a_{}, tma_a_half_{};
-  std::string tma_skip_, cluster_skip_;
+  std::string tma_skip_, cluster_skip_, dsmem_skip_;
 };
 
 }  // namespace
