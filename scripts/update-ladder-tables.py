@@ -7,6 +7,8 @@ under a heading that names the example ("### ch10/gemm_fp8"). The first three co
 what changes) are the note's own text; the other six are rewritten from the run's JSON: the median, the
 TFLOP/s, the ratio of the library rung's median (cublaslt) to the rung's, and the NVML metrics sm_mhz,
 power_w and power_capped. A rung the run lacks is an error, so a table can never keep a stale number.
+A table may name its own run on a line before it, `<!-- results: results/FILE.json -->` (relative to
+the note), for a ladder recorded at another size than the whole suite's.
 
   scripts/update-ladder-tables.py [RESULTS.json] [NOTE.md ...]
   (defaults: docs/results/h100.json; docs/ch10.md docs/ch10-fp8.md)
@@ -41,17 +43,31 @@ def row_cells(r, lib_ms):
     ]
 
 
-def update(note, results):
+def load(path):
+    results = {}
+    for r in json.loads(Path(path).read_text())["results"]:
+        results.setdefault(r["example"], {})[r["variant"]] = r
+    return results
+
+
+def update(note, default_results):
     lines = note.read_text().split("\n")
     example = None
+    own = None  # the run a "<!-- results: ... -->" line names for the next table
     changed = 0
     for i, line in enumerate(lines):
         h = re.match(r"^#{2,4} (ch\d\d/[a-z0-9_]+)\s*$", line)
         if h:
             example = h.group(1)
             continue
+        o = re.match(r"^<!-- results: (\S+) -->$", line.strip())
+        if o:
+            own = load(note.parent / o.group(1))
+            continue
         if line.strip() != HEADER:
             continue
+        results = own if own is not None else default_results
+        own = None
         if example is None or example not in results:
             sys.exit(f"{note}:{i + 1}: a ladder table under no example heading, or one the run lacks ({example})")
         runs = results[example]
@@ -76,10 +92,7 @@ def update(note, results):
 def main(argv):
     results_path = Path(argv[1]) if len(argv) > 1 else Path("docs/results/h100.json")
     notes = [Path(p) for p in argv[2:]] or [Path("docs/ch10.md"), Path("docs/ch10-fp8.md")]
-    data = json.loads(results_path.read_text())
-    results = {}
-    for r in data["results"]:
-        results.setdefault(r["example"], {})[r["variant"]] = r
+    results = load(results_path)
     for note in notes:
         print(f"{note}: {update(note, results)} rows from {results_path}")
 

@@ -246,7 +246,8 @@ class GemmBf16Skinny final : public aipe::ch10::Bf16GemmProblem {
             "(C^T = W A^T) puts the weight rows on WGMMA's 64-row side and the tokens on its narrow N side; "
             "splitting K across CTAs then gives every SM a share of the weight to stream, at the price of FP32 "
             "partial sums that a second small kernel adds up. At larger M every CTA also reloads the same token tile; "
-            "CTA pairs in a cluster load half of it each and multicast it to both.",
+            "CTA pairs in a cluster load half of it each and multicast it to both. Last, the two K halves of a "
+            "cluster of 2 CTAs are summed through distributed shared memory, with no partials in global memory.",
             {{"m", 64, 32, 37, "tokens: rows of A and C (16..256 are decode shapes)", 1, 256},
              {"n", 8192, 4096, 1000, "rows of the weight W, columns of C"},
              {"k", 8192, 4096, 1000, "inner dimension", 8, 1 << 20}},
