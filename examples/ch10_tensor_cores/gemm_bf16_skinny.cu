@@ -62,6 +62,7 @@ constexpr int SK_BK = 64;        // one 128-byte swizzled row of BF16
 constexpr int SK_BN = 128;       // rows of W per CTA: two consumer warpgroups of 64
 constexpr int SK_W_BYTES = SK_BN * SK_BK * 2;
 constexpr int SK_SMEM_BUDGET = 200 * 1024;
+constexpr int kDsmemSplits = 2;  // split_k_dsmem: K halves on the two CTAs of a cluster (the kernel's owner = warp / 2)
 
 template <int MP>
 struct SkinnyCfg {
@@ -192,6 +193,7 @@ __global__ void __launch_bounds__(384, 1) gemm_swap_ab(const __grid_constant__ C
       // Warp w's rows belong to CTA w / 2. The exchange buffer (float4 [consumer][warp % 2][MP / 8][lane],
       // 256 MP bytes) overlays the ring, which every CTA of the cluster has finished reading at barrier 1.
       static_assert(256 * MP <= Cfg::STAGES * Cfg::STAGE_BYTES, "the exchange buffer fits in the ring");
+      static_assert(kDsmemSplits == 2, "the rows are split between the two CTAs of a cluster by warp / 2");
       const int warp = t / 32, lane = t % 32, owner = warp / 2;
       const int slot = (c * 2 + warp % 2) * (MP / 8);
       hp::cluster_sync();  // 1: both CTAs are done with their rings
@@ -304,20 +306,24 @@ class GemmBf16Skinny final : public aipe::ch10::Bf16GemmProblem {
       else {
         // Rung 3: each CTA of a pair loads half of the token tile's rows.
         tma_a_half_ = hp::make_tma_2d_bf16(a_.get(), m_, k_, k_, static_cast<std::uint32_t>(mp_ / 2), SK_BK);
-        int pairs = 0, ds_pairs = 0;
+        // Each instance may use the ring's shared memory; the cluster rungs need a pair of such CTAs to fit.
+        auto allow = [](auto kernel, std::size_t smem) {
+          AIPE_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+        };
+        auto pair_skip = [](auto kernel, std::size_t smem) {
+          return hp::cluster_occupancy(kernel, 384, smem, 2) < 1
+                     ? std::string("no cluster of 2 CTAs with this kernel's shared memory fits on the device")
+                     : std::string();
+        };
         with_mp([&](auto mp) {
           constexpr int MP = decltype(mp)::value;
-          AIPE_CUDA(cudaFuncSetAttribute(gemm_swap_ab<MP>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         int(SkinnyCfg<MP>::SMEM)));
-          AIPE_CUDA(cudaFuncSetAttribute(gemm_swap_ab<MP, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         int(SkinnyCfg<MP>::SMEM)));
-          pairs = hp::cluster_occupancy(gemm_swap_ab<MP, 2>, 384, SkinnyCfg<MP>::SMEM, 2);
-          AIPE_CUDA(cudaFuncSetAttribute(gemm_swap_ab<MP, 1, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         int(SkinnyCfg<MP>::SMEM)));
-          ds_pairs = hp::cluster_occupancy(gemm_swap_ab<MP, 1, true>, 384, SkinnyCfg<MP>::SMEM, 2);
+          constexpr std::size_t smem = SkinnyCfg<MP>::SMEM;
+          allow(gemm_swap_ab<MP>, smem);
+          allow(gemm_swap_ab<MP, 2>, smem);
+          allow(gemm_swap_ab<MP, 1, true>, smem);
+          cluster_skip_ = pair_skip(gemm_swap_ab<MP, 2>, smem);
+          dsmem_skip_ = pair_skip(gemm_swap_ab<MP, 1, true>, smem);
         });
-        cluster_skip_ = pairs < 1 ? "no cluster of 2 CTAs with this kernel's shared memory fits on the device" : "";
-        dsmem_skip_ = ds_pairs < 1 ? "no cluster of 2 CTAs with this kernel's shared memory fits on the device" : "";
       }
     }
   }
@@ -330,8 +336,8 @@ class GemmBf16Skinny final : public aipe::ch10::Bf16GemmProblem {
       out["partial_bytes"] = splits_ > 1 ? 8.0 * splits_ * double(m_) * double(n_) : 0.0;
     }
     if (variant == "split_k_dsmem") {
-      out["ctas"] = 2.0 * double((n_ + SK_BN - 1) / SK_BN);
-      out["k_splits"] = 2;
+      out["ctas"] = kDsmemSplits * double((n_ + SK_BN - 1) / SK_BN);
+      out["k_splits"] = kDsmemSplits;
     }
     if (variant == "swap_ab_split_k") {
       out["ctas"] = double((n_ + SK_BN - 1) / SK_BN) * splits_;
@@ -374,11 +380,11 @@ class GemmBf16Skinny final : public aipe::ch10::Bf16GemmProblem {
 
   // Rung 4: the swap_ab kernel on grid (2, CTAs along N) in clusters of 2, each CTA half of K.
   void launch_dsmem(cudaStream_t s) {
-    const dim3 grid(2, static_cast<unsigned>((n_ + SK_BN - 1) / SK_BN));
-    const int M = int(m_), N = int(n_), K = int(k_), kps = (ktiles_ + 1) / 2;
+    const dim3 grid(kDsmemSplits, static_cast<unsigned>((n_ + SK_BN - 1) / SK_BN));
+    const int M = int(m_), N = int(n_), K = int(k_), kps = (ktiles_ + kDsmemSplits - 1) / kDsmemSplits;
     with_mp([&](auto mp) {
       constexpr int MP = decltype(mp)::value;
-      hp::launch_in_clusters(gemm_swap_ab<MP, 1, true>, grid, 384, SkinnyCfg<MP>::SMEM, 2, s, tma_w_, tma_a_, c_.get(),
+      hp::launch_in_clusters(gemm_swap_ab<MP, 1, true>, grid, 384, SkinnyCfg<MP>::SMEM, kDsmemSplits, s, tma_w_, tma_a_, c_.get(),
                              static_cast<float*>(nullptr), M, N, K, kps);
     });
   }

@@ -82,7 +82,7 @@ class GemmFp8 final : public aipe::fp8::Fp8GemmProblem<Scaling::tensor> {
                           "one CTA per SM, tiles in bands of 8 rows for L2 reuse, loads run ahead across tiles",
                           "clusters of 2 CTAs share the B tile through TMA multicast (persistent, bands of 8 pairs)");
     v.push_back(hopper("epilogue_overlap",
-                       "the finished tile waits in registers as BF16 and leaves under the next tile's first K block",
+                       "the finished tile waits in registers as BF16 and leaves one box under each of the next tile's first four K blocks",
                        [this](cudaStream_t s) { run_epilogue_overlap(s); }, [this] { return epilogue_overlap_skip(); }));
     v.push_back(hopper("stream_k",
                        "rung 6 with the last 1.5 waves' K blocks split evenly over all clusters (cut tiles summed in global memory)",
