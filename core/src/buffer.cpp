@@ -38,4 +38,10 @@ void* pinned_malloc(std::size_t bytes, unsigned flags) {
   return p;
 }
 
+Graph Graph::create() {
+  cudaGraph_t g = nullptr;
+  AIPE_CUDA(cudaGraphCreate(&g, 0));
+  return Graph(g);
+}
+
 }  // namespace aipe

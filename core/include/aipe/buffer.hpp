@@ -1,4 +1,4 @@
-// RAII owners for CUDA resources: device and pinned host buffers, streams, events.
+// RAII owners for CUDA resources: device and pinned host buffers, streams, events, graphs.
 // Move-only; nothing leaks on an exception path.
 #pragma once
 #include <cuda_runtime_api.h>
@@ -15,16 +15,33 @@ namespace aipe {
 void* device_malloc(std::size_t bytes);
 void* pinned_malloc(std::size_t bytes, unsigned flags = cudaHostAllocDefault);
 
-template <class T>
-class DeviceBuffer {
+namespace detail {
+// Where an OwningBuffer's memory comes from and goes back to.
+struct DeviceMemory {
+  static void* allocate(std::size_t bytes) { return device_malloc(bytes); }
+  static void release(void* p) { cudaFree(p); }
+  static constexpr bool host_accessible = false;
+};
+struct PinnedMemory {
+  static void* allocate(std::size_t bytes, unsigned flags = cudaHostAllocDefault) { return pinned_malloc(bytes, flags); }
+  static void release(void* p) { cudaFreeHost(p); }
+  static constexpr bool host_accessible = true;
+};
+}  // namespace detail
+
+// `count` elements of T from `Memory`; move-only, freed on destruction or reset(). Extra constructor
+// arguments go to Memory::allocate (the pinned allocation's flags).
+template <class T, class Memory>
+class OwningBuffer {
  public:
-  DeviceBuffer() = default;
-  explicit DeviceBuffer(std::size_t count) : count_(count) {
-    if (count) ptr_ = static_cast<T*>(device_malloc(count * sizeof(T)));
+  OwningBuffer() = default;
+  template <class... Args>
+  explicit OwningBuffer(std::size_t count, Args... args) : count_(count) {
+    if (count) ptr_ = static_cast<T*>(Memory::allocate(count * sizeof(T), args...));
   }
-  ~DeviceBuffer() { reset(); }
-  DeviceBuffer(DeviceBuffer&& o) noexcept : ptr_(std::exchange(o.ptr_, nullptr)), count_(std::exchange(o.count_, 0)) {}
-  DeviceBuffer& operator=(DeviceBuffer&& o) noexcept {
+  ~OwningBuffer() { reset(); }
+  OwningBuffer(OwningBuffer&& o) noexcept : ptr_(std::exchange(o.ptr_, nullptr)), count_(std::exchange(o.count_, 0)) {}
+  OwningBuffer& operator=(OwningBuffer&& o) noexcept {
     if (this != &o) {
       reset();
       ptr_ = std::exchange(o.ptr_, nullptr);
@@ -32,15 +49,20 @@ class DeviceBuffer {
     }
     return *this;
   }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  OwningBuffer(const OwningBuffer&) = delete;
+  OwningBuffer& operator=(const OwningBuffer&) = delete;
 
   void reset() {
-    if (ptr_) cudaFree(ptr_);
+    if (ptr_) Memory::release(ptr_);
     ptr_ = nullptr;
     count_ = 0;
   }
   T* get() const { return ptr_; }
+  T& operator[](std::size_t i) const
+    requires Memory::host_accessible
+  {
+    return ptr_[i];
+  }
   std::size_t size() const { return count_; }
   std::size_t bytes() const { return count_ * sizeof(T); }
 
@@ -48,6 +70,12 @@ class DeviceBuffer {
   T* ptr_ = nullptr;
   std::size_t count_ = 0;
 };
+
+template <class T>
+using DeviceBuffer = OwningBuffer<T, detail::DeviceMemory>;
+// Page-locked host memory: DMA-able, and device-visible with cudaHostAllocMapped.
+template <class T>
+using PinnedBuffer = OwningBuffer<T, detail::PinnedMemory>;
 
 // The whole buffer copied to the host on `stream`, which is synchronized: what verify() compares.
 template <class T>
@@ -57,41 +85,6 @@ std::vector<T> to_host(const DeviceBuffer<T>& b, cudaStream_t stream) {
   AIPE_CUDA(cudaStreamSynchronize(stream));
   return h;
 }
-
-template <class T>
-class PinnedBuffer {
- public:
-  PinnedBuffer() = default;
-  explicit PinnedBuffer(std::size_t count, unsigned flags = cudaHostAllocDefault) : count_(count) {
-    if (count) ptr_ = static_cast<T*>(pinned_malloc(count * sizeof(T), flags));
-  }
-  ~PinnedBuffer() { reset(); }
-  PinnedBuffer(PinnedBuffer&& o) noexcept : ptr_(std::exchange(o.ptr_, nullptr)), count_(std::exchange(o.count_, 0)) {}
-  PinnedBuffer& operator=(PinnedBuffer&& o) noexcept {
-    if (this != &o) {
-      reset();
-      ptr_ = std::exchange(o.ptr_, nullptr);
-      count_ = std::exchange(o.count_, 0);
-    }
-    return *this;
-  }
-  PinnedBuffer(const PinnedBuffer&) = delete;
-  PinnedBuffer& operator=(const PinnedBuffer&) = delete;
-
-  void reset() {
-    if (ptr_) cudaFreeHost(ptr_);
-    ptr_ = nullptr;
-    count_ = 0;
-  }
-  T* get() const { return ptr_; }
-  T& operator[](std::size_t i) const { return ptr_[i]; }
-  std::size_t size() const { return count_; }
-  std::size_t bytes() const { return count_ * sizeof(T); }
-
- private:
-  T* ptr_ = nullptr;
-  std::size_t count_ = 0;
-};
 
 class Stream {
  public:
@@ -121,6 +114,70 @@ class Event {
 
  private:
   cudaEvent_t e_ = nullptr;
+};
+
+// A graph definition: built node by node (Graph::create) or taken from a stream capture (Graph::capture).
+class Graph {
+ public:
+  Graph() = default;
+  explicit Graph(cudaGraph_t adopt) : g_(adopt) {}  // takes ownership
+  static Graph create();
+  // Captures what `record(s)` enqueues on `s`. Thread-local mode by default: another thread's unsafe
+  // calls (cudaMalloc, ...) are not affected by this capture.
+  template <class F>
+  static Graph capture(cudaStream_t s, F&& record, cudaStreamCaptureMode mode = cudaStreamCaptureModeThreadLocal) {
+    AIPE_CUDA(cudaStreamBeginCapture(s, mode));
+    try {
+      record(s);
+    } catch (...) {
+      cudaGraph_t g = nullptr;
+      cudaStreamEndCapture(s, &g);  // ends the capture so the stream is usable; the partial graph is dropped
+      if (g) cudaGraphDestroy(g);
+      throw;
+    }
+    cudaGraph_t g = nullptr;
+    AIPE_CUDA(cudaStreamEndCapture(s, &g));
+    return Graph(g);
+  }
+  ~Graph() { reset(); }
+  Graph(Graph&& o) noexcept : g_(std::exchange(o.g_, nullptr)) {}
+  Graph& operator=(Graph&& o) noexcept { std::swap(g_, o.g_); return *this; }
+  Graph(const Graph&) = delete;
+  Graph& operator=(const Graph&) = delete;
+  void reset() {
+    if (g_) cudaGraphDestroy(g_);
+    g_ = nullptr;
+  }
+  cudaGraph_t get() const { return g_; }
+  operator cudaGraph_t() const { return g_; }
+  explicit operator bool() const { return g_ != nullptr; }
+
+ private:
+  cudaGraph_t g_ = nullptr;
+};
+
+// An instantiated graph, ready to launch.
+class GraphExec {
+ public:
+  GraphExec() = default;
+  explicit GraphExec(cudaGraph_t g, unsigned long long flags = 0) { AIPE_CUDA(cudaGraphInstantiate(&e_, g, flags)); }
+  ~GraphExec() { reset(); }
+  GraphExec(GraphExec&& o) noexcept : e_(std::exchange(o.e_, nullptr)) {}
+  GraphExec& operator=(GraphExec&& o) noexcept { std::swap(e_, o.e_); return *this; }
+  GraphExec(const GraphExec&) = delete;
+  GraphExec& operator=(const GraphExec&) = delete;
+  void reset() {
+    if (e_) cudaGraphExecDestroy(e_);
+    e_ = nullptr;
+  }
+  void upload(cudaStream_t s) const { AIPE_CUDA(cudaGraphUpload(e_, s)); }
+  void launch(cudaStream_t s) const { AIPE_CUDA(cudaGraphLaunch(e_, s)); }
+  cudaGraphExec_t get() const { return e_; }
+  operator cudaGraphExec_t() const { return e_; }
+  explicit operator bool() const { return e_ != nullptr; }
+
+ private:
+  cudaGraphExec_t e_ = nullptr;
 };
 
 }  // namespace aipe
