@@ -1,5 +1,7 @@
 #include "aipe/verify.hpp"
 
+#include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdio>
 
@@ -43,27 +45,44 @@ Tolerance tolerance_for(DType t) {
 namespace detail {
 
 void Accumulator::add(std::size_t i, double o, double e, const Tolerance& tol) {
-  const double d = std::fabs(o - e);
-  bool bad;
-  if (!std::isfinite(o) || !std::isfinite(e)) {
-    bad = true;
+  const ElementError x = check_element(o, e, tol.abs, tol.rel);
+  if (x.non_finite) {
     ++r.non_finite;
   } else {
-    bad = d > tol.abs + tol.rel * std::fabs(e);
-    diff_sq += d * d;
+    diff_sq += x.abs * x.abs;
     ref_sq += e * e;
-    if (d > r.max_abs_error) r.max_abs_error = d;
-    if (std::fabs(e) > tol.abs && d > r.max_rel_error * std::fabs(e)) r.max_rel_error = d / std::fabs(e);
+    r.max_abs_error = std::max(r.max_abs_error, x.abs);
+    r.max_rel_error = std::max(r.max_rel_error, x.rel);
   }
-  if (bad) {
+  if (x.bad) {
     ++r.mismatches;
     if (r.first.size() < 8) r.first.push_back({i, e, o});
   }
 }
 
 VerifyResult Accumulator::finish(const Tolerance& tol) {
+  finish_result(r, diff_sq, ref_sq, tol);
+  return r;
+}
+
+void finish_result(VerifyResult& r, double diff_sq, double ref_sq, const Tolerance& tol) {
   r.norm_rel_error = ref_sq > 0 ? std::sqrt(diff_sq / ref_sq) : std::sqrt(diff_sq);
   r.ok = r.mismatches == 0 && r.non_finite == 0 && r.norm_rel_error <= tol.norm_rel + (ref_sq > 0 ? 0 : tol.abs);
+}
+
+VerifyResult finish_device_compare(const DeviceCompareLog& log, std::size_t n, const Tolerance& tol,
+                                   std::span<const double> window_out, std::span<const double> window_ref,
+                                   std::span<const unsigned char> window_bad) {
+  VerifyResult r;
+  r.checked = n;
+  r.mismatches = log.mismatches;
+  r.non_finite = log.non_finite;
+  r.max_abs_error = std::bit_cast<double>(log.max_abs_bits);
+  r.max_rel_error = std::bit_cast<double>(log.max_rel_bits);
+  const std::size_t w = std::min({window_out.size(), window_ref.size(), window_bad.size()});
+  for (std::size_t k = 0; k < w && r.first.size() < 8; ++k)
+    if (window_bad[k]) r.first.push_back({static_cast<std::size_t>(log.first) + k, window_ref[k], window_out[k]});
+  finish_result(r, log.diff_sq, log.ref_sq, tol);
   return r;
 }
 

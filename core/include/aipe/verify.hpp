@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "aipe/hd.hpp"
+
 namespace aipe {
 
 enum class DType { f64, f32, tf32, f16, bf16, fp8_e4m3, i32, i8, u8, exact };
@@ -48,6 +50,31 @@ struct VerifyResult {
 };
 
 namespace detail {
+// One element's comparison, shared by the host loops below and the device compare
+// (aipe/verify_device.cuh), so both judge an element identically.
+struct ElementError {
+  bool bad = false;
+  bool non_finite = false;
+  double abs = 0;   // |out - ref| (0 when non-finite)
+  double rel = -1;  // |out - ref| / |ref|, or -1 where |ref| is within the absolute tolerance
+};
+AIPE_HD ElementError check_element(double o, double e, double tol_abs, double tol_rel) {
+  ElementError r;
+  // x - x is 0 for every finite x and NaN for NaN and +-Inf (no <cmath> call: this runs on the device too).
+  if (!(o - o == 0.0) || !(e - e == 0.0)) {
+    r.bad = r.non_finite = true;
+    return r;
+  }
+  r.abs = o > e ? o - e : e - o;
+  const double ae = e < 0 ? -e : e;
+  r.bad = r.abs > tol_abs + tol_rel * ae;
+  if (ae > tol_abs) r.rel = r.abs / ae;
+  return r;
+}
+
+// The norm and the verdict from the accumulated sums: one rule for the host and device compares.
+void finish_result(VerifyResult& r, double diff_sq, double ref_sq, const Tolerance& tol);
+
 // Accumulates one element's comparison; the loop itself is inlined into each caller (verifying a
 // gigabyte through an indirect call per element would cost seconds).
 struct Accumulator {
@@ -56,6 +83,23 @@ struct Accumulator {
   void add(std::size_t i, double o, double e, const Tolerance& tol);
   VerifyResult finish(const Tolerance& tol);
 };
+// What the device compare accumulates over the whole output (aipe/verify_device.cuh). The maxima are
+// non-negative doubles held as their bit patterns, which order like the values (so atomicMax works).
+struct DeviceCompareLog {
+  unsigned long long mismatches = 0;
+  unsigned long long non_finite = 0;
+  unsigned long long first = ~0ull;  // smallest wrong index (~0: none)
+  unsigned long long max_abs_bits = 0;
+  unsigned long long max_rel_bits = 0;
+  double diff_sq = 0;
+  double ref_sq = 0;
+};
+
+// The VerifyResult of a device compare of n elements: the totals from `log`, and the first mismatches
+// (up to 8) from a window of elements starting at log.first, read back with their verdicts.
+VerifyResult finish_device_compare(const DeviceCompareLog& log, std::size_t n, const Tolerance& tol,
+                                   std::span<const double> window_out, std::span<const double> window_ref,
+                                   std::span<const unsigned char> window_bad);
 }  // namespace detail
 
 // Compares n values; out(i) and ref(i) return element i as something convertible to double.
