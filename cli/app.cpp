@@ -72,8 +72,13 @@ int cmd_list(const std::vector<std::string>& patterns, bool variants, std::ostre
         out << b << e->variant_summaries[i] << "\n";
       }
       std::string axes;
-      for (const auto& a : e->info.axes)
-        axes += (axes.empty() ? "" : ", ") + a.name + "=" + std::to_string(a.def) + " (" + a.help + ")";
+      for (const auto& a : e->info.axes) {
+        axes += (axes.empty() ? "" : ", ") + a.name + "=";
+        if (a.is_choice())
+          axes += a.choices[static_cast<std::size_t>(a.def)] + " (" + a.help + "; one of " + a.choice_list() + ")";
+        else
+          axes += std::to_string(a.def) + " (" + a.help + ")";
+      }
       if (!axes.empty()) out << "       sizes: " << axes << "\n";
     }
   }
@@ -170,8 +175,19 @@ int cmd_run(const RunArgs& a, std::ostream& out, std::ostream& err) {
   }
   o.variants = a.variants;
 
-  // Sizes: NAME=VALUE, NAME an axis of at least one selected example, VALUE in its range.
+  // Sizes: NAME=VALUE, NAME an axis of at least one selected example, VALUE in its range or, for a
+  // choice axis (mask=causal), one of its choices.
   for (const auto& s : a.sizes) {
+    if (const auto eq = s.find('='); eq != std::string::npos && eq > 0) {
+      const std::string name = s.substr(0, eq);
+      bool choice = false;
+      for (const auto* e : sel)
+        for (const auto& ax : e->info.axes) choice = choice || (ax.name == name && ax.is_choice());
+      if (choice) {
+        o.choices[name] = s.substr(eq + 1);
+        continue;
+      }
+    }
     std::string why;
     const auto kv = parse_size_assignment(s, &why);
     if (!kv) throw UsageError("bad --size: " + why);
@@ -186,6 +202,7 @@ int cmd_run(const RunArgs& a, std::ostream& out, std::ostream& err) {
   for (const auto* e : sel) {
     try {
       resolve_sizes(e->info, o);
+      resolve_choices(e->info, o);
     } catch (const BadInput& ex) {
       throw UsageError(std::string("bad size: ") + ex.what());
     }
@@ -237,7 +254,9 @@ CLI::App* add_run(CLI::App& app, Action& action) {
   RunArgs& ra = *a;
   runc->add_option("patterns", ra.patterns, "ids, chapter prefixes (ch07) or globs; all when omitted");
   runc->add_option("--variant", ra.variants, "run only these variants (repeatable)");
-  runc->add_option("--size", ra.sizes, "override a size: NAME=VALUE, suffixes K/M/G = 2^10/2^20/2^30 (repeatable)");
+  runc->add_option("--size", ra.sizes,
+                   "override a size: NAME=VALUE, suffixes K/M/G = 2^10/2^20/2^30, or a choice axis's value "
+                   "(mask=causal) (repeatable)");
   runc->add_option("--json", ra.json, "write results as JSON to FILE ('-' for stdout)");
   runc->add_option("--csv", ra.csv, "write results as CSV to FILE");
   runc->add_option("--markdown", ra.markdown, "write results as Markdown to FILE");

@@ -153,6 +153,7 @@ int cmd_profile(const ProfileArgs& a, std::ostream& out, std::ostream& err) {
                              "--device", std::to_string(a.device), "--profile-launches", "1", "--nvtx-range", kRange,
                              "--no-progress"});
     for (const auto& [k, v] : r.sizes) argv.insert(argv.end(), {"--size", k + "=" + std::to_string(v)});
+    for (const auto& [k, v] : r.choices) argv.insert(argv.end(), {"--size", k + "=" + v});
     std::string why;
     const int rc = run_process(argv, log, &why);
     NcuSummary s;

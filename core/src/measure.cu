@@ -62,15 +62,26 @@ double Timer::host_time_ms(const std::function<void(cudaStream_t)>& launch, cuda
 }
 
 Measurement Timer::measure(const std::function<void(cudaStream_t)>& launch, Timing timing, bool blocking,
-                           const StopCriteria& crit, bool flush_l2) {
+                           const StopCriteria& crit, bool flush_l2,
+                           const std::function<void(cudaStream_t)>& prepare) {
   Measurement m;
+  auto prepare_launch = [&] {
+    if (prepare) prepare(stream_);
+  };
   // Warm-up: one launch, then as many more as fit in ~20 ms (at most 10), so clocks ramp, caches and
   // TLBs fill and lazily loaded modules are resident before the first sample.
   {
+    if (prepare) {
+      prepare(stream_);
+      AIPE_CUDA(cudaStreamSynchronize(stream_));  // the first launch's host time must not include prepare's work
+    }
     const double t1 = host_time_ms(launch, stream_);
     m.warmup_launches = 1;
     const int more = t1 > 0 ? static_cast<int>(std::min(9.0, std::floor(20.0 / t1))) : 9;
-    for (int i = 0; i < more; ++i) launch(stream_);
+    for (int i = 0; i < more; ++i) {
+      prepare_launch();
+      launch(stream_);
+    }
     AIPE_CUDA(cudaStreamSynchronize(stream_));
     m.warmup_launches += static_cast<std::size_t>(more);
   }
@@ -79,7 +90,12 @@ Measurement Timer::measure(const std::function<void(cudaStream_t)>& launch, Timi
   const auto t0 = std::chrono::steady_clock::now();
   while (!rule.done()) {
     double ms = 0;
+    // Stream order of one sample: prepare, blocking kernel, L2 flush, start, launch, stop. Prepare is
+    // first so it may synchronize the host (a blocked stream would stall it) and so the flush evicts
+    // whatever it left in the L2.
+    prepare_launch();
     if (timing == Timing::host_clock_no_sync) {
+      if (prepare) AIPE_CUDA(cudaStreamSynchronize(stream_));  // the host clock must not see prepare's work
       // The classic mistake: the launch returns as soon as the work is queued.
       const auto a = std::chrono::steady_clock::now();
       launch(stream_);

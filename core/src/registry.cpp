@@ -34,8 +34,19 @@ void Registry::add(std::function<std::unique_ptr<Example>()> make, const char* s
   }
   if (e.variant_names.empty()) throw std::logic_error("example '" + e.info.id + "' has no variants");
   std::set<std::string> axes;
-  for (const Axis& a : e.info.axes)
+  for (const Axis& a : e.info.axes) {
     if (!axes.insert(a.name).second) throw std::logic_error("example '" + e.info.id + "' repeats axis " + a.name);
+    if (!a.is_choice()) continue;
+    std::set<std::string> choices;
+    for (const auto& c : a.choices)
+      if (c.empty() || c.find_first_of("=, ") != std::string::npos || !choices.insert(c).second)
+        throw std::logic_error("example '" + e.info.id + "' axis " + a.name + ": empty, malformed or repeated choice '" +
+                               c + "'");
+    const auto n = static_cast<std::int64_t>(a.choices.size());
+    for (const std::int64_t p : {a.def, a.quick, a.small})
+      if (p < 0 || p >= n)
+        throw std::logic_error("example '" + e.info.id + "' axis " + a.name + ": a preset is not one of its choices");
+  }
   e.make = std::move(make);
   const auto pos = std::lower_bound(entries_.begin(), entries_.end(), e.info.id,
                                     [](const RegistryEntry& x, const std::string& id) { return x.info.id < id; });
@@ -46,6 +57,10 @@ const RegistryEntry* Registry::find(const std::string& id) const {
   for (const auto& e : entries_)
     if (e.info.id == id) return &e;
   return nullptr;
+}
+
+bool Registry::remove(const std::string& id) {
+  return std::erase_if(entries_, [&](const RegistryEntry& e) { return e.info.id == id; }) > 0;
 }
 
 bool glob_match(const std::string& p, const std::string& t) {

@@ -133,9 +133,12 @@ std::string fmt(const char* f, double v) {
   return b;
 }
 
-std::string sizes_str(const std::map<std::string, std::int64_t>& s, const char* sep = " ") {
+// Integer sizes and choice axes together, in name order: "mask=causal n=4096".
+std::string sizes_str(const Result& r, const char* sep = " ") {
+  std::map<std::string, std::string> all(r.choices.begin(), r.choices.end());
+  for (const auto& [k, v] : r.sizes) all[k] = std::to_string(v);
   std::string out;
-  for (const auto& [k, v] : s) out += (out.empty() ? "" : sep) + k + "=" + std::to_string(v);
+  for (const auto& [k, v] : all) out += (out.empty() ? "" : sep) + k + "=" + v;
   return out;
 }
 
@@ -238,7 +241,7 @@ void write_table(std::ostream& os, const RunReport& rep, bool /*color*/) {
   std::vector<Result> rs = rep.results;
   for_each_example(rs, [&](std::size_t b, std::size_t e) {
     const Result& h = rs[b];
-    os << "\n" << h.example << "  " << sizes_str(h.sizes) << "\n";
+    os << "\n" << h.example << "  " << sizes_str(h) << "\n";
     os << "  work: " << bytes_str(h.bytes) << " moved, " << flops_str(h.flops);
     if (h.flops > 0 && h.bytes > 0) os << fmt(", %.2f FLOP/B", h.intensity);
     if (!h.unit.empty()) os << " (" << h.unit << ")";
@@ -296,6 +299,8 @@ void to_json(nlohmann::json& j, const Result& r) {
                      {"speedup_vs_library", finite(r.speedup_vs_library)},
                      {"metrics", nlohmann::json::object()}};
   for (const auto& [k, v] : r.metrics) j["metrics"][k] = finite(v);
+  // Only where the example has choice axes, so files without them read and compare as before.
+  if (!r.choices.empty()) j["choices"] = r.choices;
 }
 
 void from_json(const nlohmann::json& j, Result& r) {
@@ -303,6 +308,7 @@ void from_json(const nlohmann::json& j, Result& r) {
   r.variant = j.at("variant").get<std::string>();
   r.summary = j.value("summary", "");
   r.sizes = j.value("sizes", std::map<std::string, std::int64_t>{});
+  r.choices = j.value("choices", std::map<std::string, std::string>{});
   r.status = status_from_string(j.at("status").get<std::string>());
   r.reason = j.value("reason", "");
   r.note = j.value("note", "");
@@ -399,7 +405,7 @@ void write_csv(std::ostream& os, const RunReport& rep) {
   os << "example,variant,sizes,status,reason,timing,samples,median_ms,min_ms,p90_ms,noise,bytes,flops,gbps,tflops,"
         "pct_of_spec,pct_of_measured,speedup_vs_baseline,speedup_vs_library,max_abs_error,max_rel_error,norm_rel_error\n";
   for (const Result& r : rep.results) {
-    os << csv_escape(r.example) << ',' << csv_escape(r.variant) << ',' << csv_escape(sizes_str(r.sizes, ";")) << ','
+    os << csv_escape(r.example) << ',' << csv_escape(r.variant) << ',' << csv_escape(sizes_str(r, ";")) << ','
        << to_string(r.status) << ',' << csv_escape(r.reason) << ',' << r.timing << ',' << r.samples << ','
        << num(r.median_ms) << ',' << num(r.min_ms) << ',' << num(r.p90_ms) << ',' << num(r.noise) << ','
        << num(r.bytes) << ',' << num(r.flops) << ',' << num(r.gbps) << ',' << num(r.tflops) << ','
@@ -417,7 +423,7 @@ void write_markdown(std::ostream& os, const RunReport& rep) {
   std::vector<Result> rs = rep.results;
   for_each_example(rs, [&](std::size_t b, std::size_t e) {
     os << "\n### " << rs[b].example << "\n\n";
-    os << "Sizes: `" << sizes_str(rs[b].sizes) << "`; work: " << bytes_str(rs[b].bytes) << ", "
+    os << "Sizes: `" << sizes_str(rs[b]) << "`; work: " << bytes_str(rs[b].bytes) << ", "
        << flops_str(rs[b].flops) << "\n\n";
     os << "|";
     for (const auto& h : kHeader) os << " " << h << " |";

@@ -27,15 +27,6 @@ using kern::StreamConfig;
 constexpr std::uint64_t MiB = 1ull << 20;
 constexpr std::uint64_t GiB = 1ull << 30;
 
-std::string now_iso8601() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char b[32];
-  std::strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return b;
-}
-
 std::uint64_t free_bytes() {
   std::size_t f = 0, t = 0;
   AIPE_CUDA(cudaMemGetInfo(&f, &t));

@@ -58,7 +58,7 @@ Comparison compare(const RunReport& a, const RunReport& b, const CompareOptions&
     seen[it->first] = true;
     const Result& rn = *it->second;
     ch.new_ms = rn.median_ms;
-    if (ro.sizes != rn.sizes) {
+    if (ro.sizes != rn.sizes || ro.choices != rn.choices) {
       ch.verdict = Verdict::sizes_differ;
     } else if (ro.status == Status::passed && rn.status == Status::failed) {
       ch.verdict = Verdict::now_failing;

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "aipe/device.hpp"
+#include "aipe/registry.hpp"
 
 namespace {
 
@@ -109,4 +110,56 @@ TEST(Cli, RunWithoutGpuExits3) {
   EXPECT_EQ(r.code, 3);
   EXPECT_NE(r.err.find("no usable CUDA GPU"), std::string::npos) << r.err;
   EXPECT_EQ(run({"info"}).code, 3);
+}
+
+namespace {
+
+// An example with a choice axis, registered for one test and removed after it.
+struct ChoiceUnderTest final : aipe::Example {
+  aipe::ExampleInfo info() const override {
+    return {.id = "ch00/choice_under_test",
+            .title = "a choice axis",
+            .teaches = "choice axes on the command line",
+            .axes = {{.name = "n", .def = 64, .quick = 32, .small = 7, .help = "elements"},
+                     aipe::Axis::choice("mask", {"none", "causal"}, "causal", "attention mask", "none")}};
+  }
+  std::vector<aipe::Variant> variants() override { return {{"only", "s", [](cudaStream_t) {}}}; }
+  void setup(aipe::Context&) override {}
+  aipe::Work work() const override { return {}; }
+  aipe::VerifyResult verify(aipe::Context&) override { return {}; }
+};
+
+struct TemporaryExample {
+  TemporaryExample() {
+    aipe::Registry::instance().add([] { return std::unique_ptr<aipe::Example>(new ChoiceUnderTest()); },
+                                   "examples/ch00_test/choice_under_test.cu");
+  }
+  ~TemporaryExample() { aipe::Registry::instance().remove("ch00/choice_under_test"); }
+};
+
+}  // namespace
+
+TEST(Cli, ListShowsTheChoicesOfAChoiceAxis) {
+  const TemporaryExample t;
+  const Out r = run({"list", "-v", "ch00/choice_under_test"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_NE(r.out.find("n=64 (elements)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("mask=causal (attention mask; one of none, causal)"), std::string::npos) << r.out;
+}
+
+TEST(Cli, ABadChoiceIsAUsageErrorNamingTheValidOnes) {
+  const TemporaryExample t;
+  Out r = run({"run", "ch00/choice_under_test", "--size", "mask=diagonal"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("mask=diagonal is not a valid choice; mask is one of: none, causal"), std::string::npos) << r.err;
+  r = run({"run", "ch00/choice_under_test", "--size", "mask="});
+  EXPECT_EQ(r.code, 2) << "an empty choice is not a choice";
+  r = run({"run", "ch00/choice_under_test", "--size", "n=causal"});
+  EXPECT_EQ(r.code, 2) << "an integer axis still wants a number";
+  EXPECT_NE(r.err.find("bad --size"), std::string::npos) << r.err;
+  if (!have_gpu()) {
+    // A valid choice passes validation and reaches the GPU check (exit 3 without one).
+    r = run({"run", "ch00/choice_under_test", "--size", "mask=none", "--size", "n=9"});
+    EXPECT_EQ(r.code, 3) << r.err;
+  }
 }

@@ -226,3 +226,35 @@ TEST(Report, CsvEscapesCommasAndQuotes) {
   write_csv(s, r);
   EXPECT_NE(s.str().find("\"bad, \"\"very\"\" bad\""), std::string::npos);
 }
+
+TEST(Report, ChoiceAxesRoundTripAndShowBesideTheSizes) {
+  RunReport a = fixture();
+  for (auto& r : a.results) r.choices = {{"mask", "causal"}, {"layout", "row"}};
+  std::stringstream s;
+  write_json(s, a);
+  const auto j = nlohmann::json::parse(s.str());
+  EXPECT_EQ(j["results"][0]["choices"]["mask"], "causal");
+  EXPECT_EQ(j["results"][0]["sizes"].size(), 1u) << "choices are not mixed into the integer sizes";
+  s.seekg(0);
+  const RunReport b = read_json(s);
+  EXPECT_EQ(b.results[0].choices, a.results[0].choices);
+  std::ostringstream csv, table;
+  write_csv(csv, a);
+  EXPECT_NE(csv.str().find("layout=row;mask=causal;n=268435456"), std::string::npos) << csv.str();
+  write_table(table, a);
+  EXPECT_NE(table.str().find("layout=row mask=causal n=268435456"), std::string::npos) << table.str();
+}
+
+TEST(Report, FilesWithoutChoicesReadAsBefore) {
+  // Written without choice axes: no "choices" key at all, so older readers and files agree.
+  std::stringstream s;
+  write_json(s, fixture());
+  EXPECT_EQ(s.str().find("\"choices\""), std::string::npos);
+  // The golden file stands for the results files written before choice axes existed.
+  std::ifstream old(std::string(AIPE_GOLDEN_DIR) + "/report.json");
+  ASSERT_TRUE(old) << "golden report.json missing";
+  const RunReport r = read_json(old);
+  ASSERT_FALSE(r.results.empty());
+  for (const auto& x : r.results) EXPECT_TRUE(x.choices.empty());
+  EXPECT_EQ(r.results[0].sizes.at("n"), 268435456);
+}

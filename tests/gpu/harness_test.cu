@@ -72,6 +72,67 @@ struct Huge final : Example {
   VerifyResult verify(Context&) override { return {}; }
 };
 
+// A launch that consumes state: it records whether the counter was reset to 0 before it (a KV cache
+// or a queue head that prepare() resets), then advances the counter. `stale` counts launches that
+// found it not reset; `seen` is the counter value the last launch found.
+__global__ void consume_counter(int* counter, int* stale, int* seen) {
+  const int c = *counter;
+  if (c != 0) atomicAdd(stale, 1);
+  *seen = c;
+  *counter = c + 1;
+}
+
+// Two rungs of one stateful launch: one resets the state in prepare(), one does not. setup() leaves
+// the counter at 7, so only a reset before the verification run gives seen == 0.
+struct StatefulUnderTest final : Example {
+  DeviceBuffer<int> counter{1}, stale{1}, seen{1};
+  int prepares = 0;
+  ExampleInfo info() const override {
+    return {.id = "ch00/stateful_under_test",
+            .title = "test",
+            .teaches = "a rung whose state prepare() resets",
+            .axes = {Axis::choice("mode", {"plain", "fancy"}, "plain", "a choice the setup records")}};
+  }
+  std::string mode;
+  std::vector<Variant> variants() override {
+    auto launch = [this](cudaStream_t s) { consume_counter<<<1, 1, 0, s>>>(counter.get(), stale.get(), seen.get()); };
+    return {{.name = "prepared",
+             .summary = "resets the counter before every launch",
+             .launch = launch,
+             .prepare =
+                 [this](cudaStream_t s) {
+                   ++prepares;
+                   AIPE_CUDA(cudaMemsetAsync(counter.get(), 0, sizeof(int), s));
+                 },
+             .metrics = [this](double, std::map<std::string, double>& out) { out["prepares"] = prepares; }},
+            {.name = "unprepared", .summary = "never resets it", .launch = launch}};
+  }
+  void setup(Context& ctx) override {
+    mode = ctx.choice("mode");
+    const int seven = 7;
+    AIPE_CUDA(cudaMemcpyAsync(counter.get(), &seven, sizeof seven, cudaMemcpyHostToDevice, ctx.stream()));
+    AIPE_CUDA(cudaMemsetAsync(stale.get(), 0, sizeof(int), ctx.stream()));
+    ctx.output(seen.get(), seen.bytes());
+  }
+  Work work() const override { return {4.0, 0, ComputeUnit::none}; }
+  VerifyResult verify(Context& ctx) override {
+    int got = -1;
+    AIPE_CUDA(cudaMemcpyAsync(&got, seen.get(), sizeof got, cudaMemcpyDeviceToHost, ctx.stream()));
+    AIPE_CUDA(cudaStreamSynchronize(ctx.stream()));
+    return compare_scalar(got, 0, tolerance_for(DType::exact));
+  }
+  // The deprecated per-example hook: still called for a rung without its own callback.
+  void metrics(const std::string& variant, double, std::map<std::string, double>& out) override {
+    out["fallback_" + variant] = 1;
+  }
+};
+
+int read_int(const DeviceBuffer<int>& b) {
+  int v = 0;
+  AIPE_CUDA(cudaMemcpy(&v, b.get(), sizeof v, cudaMemcpyDeviceToHost));
+  return v;
+}
+
 RegistryEntry entry_for(std::function<std::unique_ptr<Example>()> make) {
   RegistryEntry e;
   auto ex = make();
@@ -170,4 +231,92 @@ TEST(Harness, L2FlushEvictsAWorkingSetThatFitsInL2) {
   const double hot = t.measure(copy, Timing::hot_l2, true, c).time_ms.median;
   const double cold = t.measure(copy, Timing::standard, true, c).time_ms.median;
   EXPECT_GT(cold, hot) << "flushing the L2 did not make an L2-resident copy slower";
+}
+
+TEST(Harness, PrepareRunsBeforeEveryLaunchOutsideTheTimedRegion) {
+  SKIP_WITHOUT_GPU();
+  const DeviceInfo d = query_device(0);
+  Stream s;
+  Timer t(d, s);
+  StopCriteria c;
+  c.min_samples = 10;
+  c.budget_s = 1;
+  DeviceBuffer<int> counter(1), stale(1), seen(1);
+  AIPE_CUDA(cudaMemset(stale.get(), 0, sizeof(int)));
+  int prepares = 0, launches = 0;
+  auto launch = [&](cudaStream_t st) {
+    ++launches;
+    consume_counter<<<1, 1, 0, st>>>(counter.get(), stale.get(), seen.get());
+  };
+  // Each prepare also spins for 2 ms: none of that may reach a sample.
+  auto prepare = [&](cudaStream_t st) {
+    ++prepares;
+    AIPE_CUDA(cudaMemsetAsync(counter.get(), 0, sizeof(int), st));
+    spin_for<<<1, 1, 0, st>>>(2000000);
+  };
+  for (const Timing timing : {Timing::standard, Timing::hot_l2, Timing::host_clock_no_sync}) {
+    for (const bool blocking : {true, false}) {
+      SCOPED_TRACE(std::string(to_string(timing)) + (blocking ? " blocking" : " not blocking"));
+      prepares = launches = 0;
+      AIPE_CUDA(cudaMemset(counter.get(), 0, sizeof(int)));
+      const Measurement m = t.measure(launch, timing, blocking, c, true, prepare);
+      EXPECT_EQ(read_int(stale), 0) << "a launch found the state of the previous one: prepare did not run before it";
+      EXPECT_EQ(prepares, launches);
+      EXPECT_EQ(static_cast<std::size_t>(launches), m.warmup_launches + m.time_ms.n);
+      EXPECT_LT(m.time_ms.median, 1.0) << "prepare's 2 ms were timed";
+      EXPECT_TRUE(m.warning.empty()) << m.warning;
+    }
+  }
+  // The control: without prepare the same launches do see each other's state, so the check above can fail.
+  AIPE_CUDA(cudaMemset(counter.get(), 0, sizeof(int)));
+  t.measure(launch, Timing::standard, true, c);
+  EXPECT_GT(read_int(stale), 0);
+}
+
+TEST(Harness, RunnerPreparesBeforeVerificationAndUsesTheRungsMetrics) {
+  SKIP_WITHOUT_GPU();
+  const RegistryEntry e = entry_for([] { return std::unique_ptr<Example>(new StatefulUnderTest()); });
+  RunOptions o;
+  o.stop = stop_criteria_for(SizePreset::small);
+  o.choices["mode"] = "fancy";
+  const RunReport r = run_examples({&e}, o);
+  ASSERT_EQ(r.results.size(), 2u);
+  const Result& prepared = r.results[0];
+  EXPECT_EQ(prepared.status, Status::passed) << prepared.reason;
+  EXPECT_TRUE(prepared.timed);
+  // One prepare for the verification run, then one per warm-up launch and per sample.
+  ASSERT_TRUE(prepared.metrics.count("prepares"));
+  EXPECT_GE(prepared.metrics.at("prepares"), 1.0 + 1 + static_cast<double>(prepared.samples));
+  EXPECT_FALSE(prepared.metrics.count("fallback_prepared")) << "a rung with its own metrics skips the fallback";
+  EXPECT_EQ(prepared.choices, (std::map<std::string, std::string>{{"mode", "fancy"}}));
+  EXPECT_TRUE(prepared.sizes.empty());
+  const Result& unprepared = r.results[1];
+  EXPECT_EQ(unprepared.status, Status::failed) << "without prepare the verification run sees the stale counter";
+  EXPECT_FALSE(unprepared.timed);
+}
+
+TEST(Harness, TheDeprecatedMetricsFallbackStillRuns) {
+  SKIP_WITHOUT_GPU();
+  // A rung without its own callback on an example that still overrides Example::metrics().
+  struct Fallback final : Example {
+    DeviceBuffer<float> out{1};
+    ExampleInfo info() const override { return {"ch00/fallback_metrics", "test", "the old metrics hook", {}, {}}; }
+    std::vector<Variant> variants() override {
+      return {{"only", "writes one value", [this](cudaStream_t s) { AIPE_CUDA(cudaMemsetAsync(out.get(), 0, 4, s)); }}};
+    }
+    void setup(Context& ctx) override { ctx.output(out.get(), out.bytes()); }
+    Work work() const override { return {4.0, 0, ComputeUnit::none}; }
+    VerifyResult verify(Context& ctx) override {
+      return compare(std::span<const float>(to_host(out, ctx.stream())), std::span<const float>(std::vector<float>{0.f}),
+                     tolerance_for(DType::exact));
+    }
+    void metrics(const std::string& v, double, std::map<std::string, double>& m) override { m["fallback_" + v] = 1; }
+  };
+  const RegistryEntry e = entry_for([] { return std::unique_ptr<Example>(new Fallback()); });
+  RunOptions o;
+  o.stop = stop_criteria_for(SizePreset::small);
+  const RunReport r = run_examples({&e}, o);
+  ASSERT_EQ(r.results.size(), 1u);
+  EXPECT_EQ(r.results[0].status, Status::passed) << r.results[0].reason;
+  EXPECT_EQ(r.results[0].metrics.count("fallback_only"), 1u);
 }

@@ -17,9 +17,16 @@
 
 namespace aipe {
 
+enum class SizePreset { def, quick, small };
+
 // A size the user can set with --size name=value. Three presets: `def` for `aipe run`, `quick` for
 // --quick, and `small` for the GPU tests and sanitizer runs: small and deliberately awkward (not a
-// multiple of any tile or block), so that edge handling is exercised.
+// multiple of any tile or block), so that edge handling is exercised. Build one with designated
+// initializers: {.name = "n", .def = 64ll << 20, .quick = 16ll << 20, .small = 1000003, .help = "..."}.
+//
+// A choice axis (mask kind, dtype, layout) takes one of a named set instead: --size mask=causal. Build
+// it with Axis::choice(); its presets are indices into `choices`, and setup() reads the value with
+// Context::choice().
 struct Axis {
   std::string name;
   std::int64_t def = 0;
@@ -28,10 +35,18 @@ struct Axis {
   std::string help;
   std::int64_t min = 1;
   std::int64_t max = INT64_MAX;
+  std::vector<std::string> choices;  // non-empty: a choice axis
+
+  // `quick` and `small` default to `def`. Throws std::logic_error for a preset that is not a choice.
+  static Axis choice(std::string name, std::vector<std::string> choices, const std::string& def, std::string help,
+                     const std::string& quick = "", const std::string& small = "");
+  bool is_choice() const { return !choices.empty(); }
+  std::int64_t preset(SizePreset p) const { return p == SizePreset::quick ? quick : p == SizePreset::small ? small : def; }
+  // "none, causal": for listings and error messages.
+  std::string choice_list() const;
 };
 
-enum class SizePreset { def, quick, small };
-
+// Designated initializers name what is required: {.min_cc = 90, .sm90a = true}, {.min_gpus = 2}.
 struct Requirements {
   int min_cc = 0;              // e.g. 90 for Hopper features
   bool sm90a = false;          // needs the arch-specific sm_90a build (wgmma, setmaxnreg)
@@ -49,6 +64,9 @@ enum class Timing {
 };
 const char* to_string(Timing t);
 
+// Fields in this order so both spellings work: positional {name, summary, launch} for the common
+// rung, and designated initializers for anything more:
+//   {.name = "pageable", .summary = "...", .launch = ..., .blocking = false, .metrics = ...}
 struct Variant {
   std::string name;     // short, addressable: --variant NAME
   std::string summary;  // one line: what changed from the previous rung
@@ -68,6 +86,15 @@ struct Variant {
   Requirements requires_;  // extra requirements of this rung only
   // Returns a reason to skip this rung on this device/problem, or "" to run it.
   std::function<std::string()> skip_if;
+  // Untimed: resets state that a launch consumes (a KV cache, a work queue) so that every launch sees
+  // the same problem. Called before every launch of this rung (the verification run, the warm-up
+  // launches, each sample, each profiled launch), after the outputs are poisoned and outside the timed
+  // region: before the blocking kernel and the L2 flush, so it may synchronize, and what it leaves in
+  // the L2 is flushed. Enqueue on the stream given.
+  std::function<void(cudaStream_t)> prepare;
+  // This rung's own numbers (achieved overlap, registers per thread, ...), reported beside the standard
+  // ones. `median_ms` is its measured median. Replaces Example::metrics() dispatching on variant names.
+  std::function<void(double median_ms, std::map<std::string, double>& out)> metrics;
 };
 
 class Context;
@@ -93,8 +120,8 @@ class Example {
   virtual Work work() const = 0;
   // Checks the outputs of the variant that just ran against the reference.
   virtual VerifyResult verify(Context& ctx) = 0;
-  // Optional example-specific numbers for a timed variant (achieved overlap, time per kernel, ...),
-  // reported beside the standard ones. `median_ms` is the variant's measured median.
+  // Deprecated: give the variant a `metrics` callback instead. Called only for a timed variant that has
+  // none; kept until every example has moved to the callbacks.
   virtual void metrics(const std::string& /*variant*/, double /*median_ms*/, std::map<std::string, double>& /*out*/) {}
 };
 
@@ -102,11 +129,14 @@ class Example {
 class Context {
  public:
   Context(const DeviceInfo& dev, std::map<std::string, std::int64_t> sizes, std::uint64_t seed,
-          cudaStream_t stream)
-      : dev_(dev), sizes_(std::move(sizes)), seed_(seed), stream_(stream) {}
+          cudaStream_t stream, std::map<std::string, std::string> choices = {})
+      : dev_(dev), sizes_(std::move(sizes)), choices_(std::move(choices)), seed_(seed), stream_(stream) {}
 
   std::int64_t size(const std::string& axis) const;
   const std::map<std::string, std::int64_t>& sizes() const { return sizes_; }
+  // The value of a choice axis ("causal").
+  const std::string& choice(const std::string& axis) const;
+  const std::map<std::string, std::string>& choices() const { return choices_; }
   std::uint64_t seed() const { return seed_; }
   cudaStream_t stream() const { return stream_; }
   const DeviceInfo& device() const { return dev_; }
@@ -127,6 +157,7 @@ class Context {
   };
   const DeviceInfo& dev_;
   std::map<std::string, std::int64_t> sizes_;
+  std::map<std::string, std::string> choices_;
   std::uint64_t seed_;
   cudaStream_t stream_;
   std::string variant_;

@@ -50,8 +50,15 @@ struct Measurement {
 class Timer {
  public:
   Timer(const DeviceInfo& dev, cudaStream_t stream);
+  // `prepare`, when given, runs untimed before every launch (warm-up and samples): before the
+  // blocking kernel and the L2 flush, so it may synchronize and leaves nothing warm in the L2.
   Measurement measure(const std::function<void(cudaStream_t)>& launch, Timing timing, bool blocking,
-                      const StopCriteria& crit, bool flush_l2 = true);
+                      const StopCriteria& crit, bool flush_l2 = true,
+                      const std::function<void(cudaStream_t)>& prepare = {});
+  // A variant as it declares itself: its launch, timing, blocking, flush and prepare.
+  Measurement measure(const Variant& v, const StopCriteria& crit) {
+    return measure(v.launch, v.timing, v.blocking, crit, v.flush_l2, v.prepare);
+  }
   // Host-clock time of one launch + synchronize (used for Timing::first_launch on the verify run).
   static double host_time_ms(const std::function<void(cudaStream_t)>& launch, cudaStream_t s);
 

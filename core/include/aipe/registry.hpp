@@ -25,6 +25,8 @@ class Registry {
   void add(std::function<std::unique_ptr<Example>()> make, const char* source_file);
   const std::vector<RegistryEntry>& entries() const { return entries_; }  // sorted by id
   const RegistryEntry* find(const std::string& id) const;
+  // Drops an entry; false if there is none. For tests that register a temporary example.
+  bool remove(const std::string& id);
 
   // Pattern: an exact id, a prefix ending at a '/' boundary or a chapter ("ch07", "ch07/"),
   // or a glob with '*' and '?'. Returns the entries that match, in id order.

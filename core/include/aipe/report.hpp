@@ -23,6 +23,7 @@ struct Result {
   std::string variant;
   std::string summary;
   std::map<std::string, std::int64_t> sizes;
+  std::map<std::string, std::string> choices;  // choice axes (mask=causal); absent from older files
   Status status = Status::skipped;
   std::string reason;       // why failed / skipped; empty when passed
   std::string note;         // a warning on a passed result (e.g. the blocking kernel timed out)
@@ -46,7 +47,7 @@ struct Result {
   std::string bound;            // "memory" or "compute"
   double speedup_vs_baseline = 0;  // baseline median / this median (first passed rung = baseline)
   double speedup_vs_library = 0;   // library median / this median (0 when the ladder has no library rung)
-  std::map<std::string, double> metrics;  // example-specific numbers (Example::metrics)
+  std::map<std::string, double> metrics;  // the rung's own numbers (Variant::metrics) and power readings
 };
 
 struct RunReport {

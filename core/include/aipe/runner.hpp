@@ -1,5 +1,5 @@
-// The run loop: for each selected example, setup, then for each variant: requirements, poison,
-// one launch, verify, and only then measure. A failed verification gets no timing.
+// The run loop: select the rungs, set the example up, then for each rung: requirements, poison,
+// prepare, one launch, verify, and only then measure. A failed verification gets no timing.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -17,7 +17,8 @@ namespace aipe {
 
 struct RunOptions {
   std::vector<std::string> variants;               // empty: all
-  std::map<std::string, std::int64_t> sizes;       // --size overrides
+  std::map<std::string, std::int64_t> sizes;       // --size overrides of integer axes
+  std::map<std::string, std::string> choices;      // --size overrides of choice axes (mask=causal)
   SizePreset preset = SizePreset::def;
   bool verify_only = false;
   // For `aipe profile` and `aipe trace`: instead of measuring, launch each verified variant this many
@@ -32,9 +33,11 @@ struct RunOptions {
   std::function<void(const std::string&)> progress;
 };
 
-// Resolves an example's sizes: preset value, then --size overrides for the axes it has.
+// Resolves an example's integer sizes: preset value, then --size overrides for the axes it has.
 // Throws BadInput for a value outside an axis's range.
 std::map<std::string, std::int64_t> resolve_sizes(const ExampleInfo& info, const RunOptions& o);
+// The same for its choice axes; throws BadInput naming the valid choices for one it does not have.
+std::map<std::string, std::string> resolve_choices(const ExampleInfo& info, const RunOptions& o);
 
 // Why a requirement is unmet on this device (or this build), or "".
 std::string unmet_requirement(const Requirements& r, const DeviceInfo& d, int gpu_count);
