@@ -35,9 +35,10 @@ class BatchedGemm final : public aipe::Example {
   }
 
   std::vector<aipe::Variant> variants() override {
-    aipe::Variant loop{"gemm_loop", "one cublasSgemm call per matrix", [this](cudaStream_t s) { run_loop(s); }};
-    loop.blocking = false;  // a thousand launches would overflow a blocked stream's launch queue
-    return {loop,
+    return {{.name = "gemm_loop",
+             .summary = "one cublasSgemm call per matrix",
+             .launch = [this](cudaStream_t s) { run_loop(s); },
+             .blocking = false},  // a thousand launches would overflow a blocked stream's launch queue
             {"strided_batched", "one cublasSgemmStridedBatched call for the whole batch",
              [this](cudaStream_t s) { run_batched(s); }}};
   }

@@ -32,14 +32,15 @@ class LaunchOverhead final : public aipe::Example {
   }
 
   std::vector<aipe::Variant> variants() override {
-    aipe::Variant unblocked{"unblocked", "events on an idle stream: the launch latency is timed too",
-                            [this](cudaStream_t s) { launch(s); }};
-    unblocked.blocking = false;
-    unblocked.flush_l2 = false;
-    aipe::Variant blocked{"blocked", "queued behind a blocking kernel: only the GPU-side cost",
-                          [this](cudaStream_t s) { launch(s); }};
-    blocked.flush_l2 = false;
-    return {unblocked, blocked};
+    return {{.name = "unblocked",
+             .summary = "events on an idle stream: the launch latency is timed too",
+             .launch = [this](cudaStream_t s) { launch(s); },
+             .blocking = false,
+             .flush_l2 = false},
+            {.name = "blocked",
+             .summary = "queued behind a blocking kernel: only the GPU-side cost",
+             .launch = [this](cudaStream_t s) { launch(s); },
+             .flush_l2 = false}};
   }
 
   void setup(aipe::Context& ctx) override {

@@ -63,22 +63,35 @@ class HostDeviceTransfer final : public aipe::Example {
   }
 
   std::vector<aipe::Variant> variants() override {
-    aipe::Variant pageable{"pageable", "cudaMemcpyAsync from malloc'd memory: staged by the driver, synchronous",
-                           [this](cudaStream_t s) {
-                             AIPE_CUDA(cudaMemcpyAsync(dst_.get(), pageable_.data(), bytes(), cudaMemcpyHostToDevice, s));
-                           }};
-    pageable.blocking = false;  // a pageable copy returns only when done: a blocked stream would deadlock it
+    auto vs_pcie = [this](double median_ms, std::map<std::string, double>& out) {
+      const double gbps = bytes() / (median_ms * 1e-3) / 1e9;
+      out["gbps_host_to_device"] = gbps;
+      if (pcie_gbps_ > 0) out["pct_of_pcie"] = 100.0 * gbps / pcie_gbps_;
+    };
     return {
-        pageable,
-        {"pinned", "cudaMemcpyAsync from page-locked memory: the copy engine DMAs directly, asynchronously",
-         [this](cudaStream_t s) {
-           AIPE_CUDA(cudaMemcpyAsync(dst_.get(), pinned_.get(), bytes(), cudaMemcpyHostToDevice, s));
-         }},
-        {"mapped", "zero-copy: a kernel reads the mapped pinned pages over PCIe with 16-byte loads",
-         [this](cudaStream_t s) {
-           read_mapped<<<grid_, 256, 0, s>>>(mapped_dev_, dst_.get(), n_);
-           AIPE_CHECK_LAUNCH();
-         }},
+        {.name = "pageable",
+         .summary = "cudaMemcpyAsync from malloc'd memory: staged by the driver, synchronous",
+         .launch =
+             [this](cudaStream_t s) {
+               AIPE_CUDA(cudaMemcpyAsync(dst_.get(), pageable_.data(), bytes(), cudaMemcpyHostToDevice, s));
+             },
+         .blocking = false,  // a pageable copy returns only when done: a blocked stream would deadlock it
+         .metrics = vs_pcie},
+        {.name = "pinned",
+         .summary = "cudaMemcpyAsync from page-locked memory: the copy engine DMAs directly, asynchronously",
+         .launch =
+             [this](cudaStream_t s) {
+               AIPE_CUDA(cudaMemcpyAsync(dst_.get(), pinned_.get(), bytes(), cudaMemcpyHostToDevice, s));
+             },
+         .metrics = vs_pcie},
+        {.name = "mapped",
+         .summary = "zero-copy: a kernel reads the mapped pinned pages over PCIe with 16-byte loads",
+         .launch =
+             [this](cudaStream_t s) {
+               read_mapped<<<grid_, 256, 0, s>>>(mapped_dev_, dst_.get(), n_);
+               AIPE_CHECK_LAUNCH();
+             },
+         .metrics = vs_pcie},
     };
   }
 
@@ -106,12 +119,6 @@ class HostDeviceTransfer final : public aipe::Example {
     AIPE_CUDA(cudaStreamSynchronize(ctx.stream()));
     return aipe::compare(std::span<const float>(out), std::span<const float>(pageable_),
                          aipe::tolerance_for(aipe::DType::exact));
-  }
-
-  void metrics(const std::string&, double median_ms, std::map<std::string, double>& out) override {
-    const double gbps = bytes() / (median_ms * 1e-3) / 1e9;
-    out["gbps_host_to_device"] = gbps;
-    if (pcie_gbps_ > 0) out["pct_of_pcie"] = 100.0 * gbps / pcie_gbps_;
   }
 
  private:

@@ -27,27 +27,31 @@ constexpr int kChunks = 8;
 class PeerCopy final : public aipe::Example {
  public:
   aipe::ExampleInfo info() const override {
-    aipe::Requirements req;
-    req.min_gpus = 2;
     return {"ch02/peer_copy",
             "GPU to GPU: staged through the host vs peer copy",
             "Without peer access a GPU-to-GPU copy crosses PCIe twice and host memory once; with it, one DMA moves "
             "the data over NVLink (or PCIe peer-to-peer) and the host is not involved. The gap is the NVLink-to-PCIe "
             "bandwidth ratio, which is why multi-GPU libraries (NCCL) insist on peer paths.",
-            {{"n", 64ll << 20, 16ll << 20, 1000003, "floats moved from GPU A to GPU B (4 bytes each)"}},
-            req};
+            {{.name = "n",
+              .def = 64ll << 20,
+              .quick = 16ll << 20,
+              .small = 1000003,
+              .help = "floats moved from GPU A to GPU B (4 bytes each)"}},
+            {.min_gpus = 2}};
   }
 
   std::vector<aipe::Variant> variants() override {
-    aipe::Variant peer{"peer", "cudaMemcpyPeerAsync with peer access: one DMA over NVLink or PCIe P2P",
-                       [this](cudaStream_t s) { AIPE_CUDA(cudaMemcpyPeerAsync(dst_.get(), b_, src_.get(), a_, bytes(), s)); }};
-    peer.skip_if = [this] {
-      return peer_ok_ ? std::string() : "GPU " + std::to_string(a_) + " cannot access GPU " + std::to_string(b_) + " as a peer";
-    };
     return {
         {"staged_through_host", "D2H into pinned host memory, then H2D into the other GPU, 8 overlapped chunks",
          [this](cudaStream_t s) { staged(s); }},
-        peer,
+        {.name = "peer",
+         .summary = "cudaMemcpyPeerAsync with peer access: one DMA over NVLink or PCIe P2P",
+         .launch = [this](cudaStream_t s) { AIPE_CUDA(cudaMemcpyPeerAsync(dst_.get(), b_, src_.get(), a_, bytes(), s)); },
+         .skip_if =
+             [this] {
+               return peer_ok_ ? std::string()
+                               : "GPU " + std::to_string(a_) + " cannot access GPU " + std::to_string(b_) + " as a peer";
+             }},
     };
   }
 

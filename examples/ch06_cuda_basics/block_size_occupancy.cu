@@ -9,7 +9,7 @@
 //                     the device) for this kernel's real register and shared-memory use
 //   4 launch_bounds   the same kernel compiled with __launch_bounds__(256, 8): the compiler must fit 8
 //                     blocks of 256 per SM (<= 32 registers per thread), then the occupancy API sizes it
-// metrics(): block size, registers per thread, resident blocks per SM and the theoretical occupancy
+// Metrics: block size, registers per thread, resident blocks per SM and the theoretical occupancy
 // (resident threads / maximum threads per SM) from cudaOccupancyMaxActiveBlocksPerMultiprocessor.
 //
 // Every rung is a grid-stride loop over float4s, eight independent 16-byte loads per iteration (32 live floats: register pressure).
@@ -79,14 +79,11 @@ class BlockSizeOccupancy final : public aipe::Example {
 
   std::vector<aipe::Variant> variants() override {
     return {
-        {"block_32", "32-thread blocks: the 32-blocks-per-SM limit caps residency at 1024 threads",
-         [this](cudaStream_t s) { launch(gelu_kernel, 32, s); }},
-        {"block_1024", "1024-thread blocks: whole-block granularity against the register file",
-         [this](cudaStream_t s) { launch(gelu_kernel, 1024, s); }},
-        {"occupancy_api", "block size from cudaOccupancyMaxPotentialBlockSize",
-         [this](cudaStream_t s) { launch(gelu_kernel, api_block_, s); }},
-        {"launch_bounds", "__launch_bounds__(256, 8): <= 32 registers, 8 resident blocks; API-sized grid",
-         [this](cudaStream_t s) { launch(gelu_bounded, 256, s); }},
+        rung("block_32", "32-thread blocks: the 32-blocks-per-SM limit caps residency at 1024 threads", gelu_kernel, 32),
+        rung("block_1024", "1024-thread blocks: whole-block granularity against the register file", gelu_kernel, 1024),
+        rung("occupancy_api", "block size from cudaOccupancyMaxPotentialBlockSize", gelu_kernel, 0),
+        rung("launch_bounds", "__launch_bounds__(256, 8): <= 32 registers, 8 resident blocks; API-sized grid",
+             gelu_bounded, 256),
     };
   }
 
@@ -114,9 +111,19 @@ class BlockSizeOccupancy final : public aipe::Example {
     return aipe::compare(std::span<const float>(out), std::span<const double>(ref_), aipe::tolerance_for(aipe::DType::f32));
   }
 
-  void metrics(const std::string& v, double, std::map<std::string, double>& out) override {
-    const Kernel k = v == "launch_bounds" ? gelu_bounded : gelu_kernel;
-    const int block = block_of(v);
+
+ private:
+  // block 0: the size cudaOccupancyMaxPotentialBlockSize chose in setup.
+  aipe::Variant rung(const char* name, const char* summary, Kernel k, int block) {
+    return {.name = name,
+            .summary = summary,
+            .launch = [this, k, block](cudaStream_t s) { launch(k, block ? block : api_block_, s); },
+            .metrics = [this, k, block](double, std::map<std::string, double>& out) {
+              describe(k, block ? block : api_block_, out);
+            }};
+  }
+  // Block size, registers, spills, resident blocks per SM and the theoretical occupancy.
+  void describe(Kernel k, int block, std::map<std::string, double>& out) const {
     cudaFuncAttributes a{};
     AIPE_CUDA(cudaFuncGetAttributes(&a, k));
     int per_sm = 0;
@@ -126,14 +133,6 @@ class BlockSizeOccupancy final : public aipe::Example {
     out["spill_bytes_per_thread"] = static_cast<double>(a.localSizeBytes);
     out["blocks_per_sm"] = per_sm;
     out["theoretical_occupancy_pct"] = 100.0 * per_sm * block / dev_.max_threads_per_sm;
-  }
-
- private:
-  int block_of(const std::string& v) const {
-    if (v == "block_32") return 32;
-    if (v == "block_1024") return 1024;
-    if (v == "occupancy_api") return api_block_;
-    return 256;
   }
   // Grid: every resident slot of the device for this kernel and block size (a persistent grid).
   void launch(Kernel k, int block, cudaStream_t s) {

@@ -68,7 +68,6 @@ struct ManagedArray {
 class ManagedMemory final : public aipe::Example {
  public:
   aipe::ExampleInfo info() const override {
-    aipe::Requirements r;
     return {"ch06/managed_memory",
             "Unified memory with and without prefetch vs explicit copies",
             "Managed memory gives the host and the GPU one pointer; the driver moves pages to whichever processor "
@@ -76,33 +75,40 @@ class ManagedMemory final : public aipe::Example {
             "cudaMemPrefetchAsync moves the same pages in bulk before the kernel needs them. Explicit copies from "
             "pinned memory move only what must cross the bus, at full PCIe speed, and leave the host's copy in "
             "place: convenience has a price that prefetching recovers most of.",
-            {{"n", 32ll << 20, 8ll << 20, 100003, "elements of a, b and c", 1, 1ll << 30}},
-            r};
+            {{.name = "n", .def = 32ll << 20, .quick = 8ll << 20, .small = 100003, .help = "elements of a, b and c",
+              .max = 1ll << 30}},
+            {}};
   }
 
   std::vector<aipe::Variant> variants() override {
     auto needs_faults = [this]() -> std::string {
       return concurrent_ ? "" : "this GPU/OS has no concurrent managed access (no GPU page faults)";
     };
-    aipe::Variant fault{"managed_fault", "managed arrays touched by the kernel: on-demand page-fault migration",
-                        [this](cudaStream_t s) {
-                          add<<<grid_, kThreads, 0, s>>>(ma_.p, mb_.p, mc_.p, n_);
-                          AIPE_CHECK_LAUNCH();
-                          to_host(s);
-                        }};
-    aipe::Variant pre{"managed_prefetch", "cudaMemPrefetchAsync in bulk before and after the kernel: no faults",
-                      [this](cudaStream_t s) {
-                        prefetch(ma_.p, n_ * sizeof(float), device_, s);
-                        prefetch(mb_.p, n_ * sizeof(float), device_, s);
-                        prefetch(mc_.p, n_ * sizeof(float), device_, s);
-                        add<<<grid_, kThreads, 0, s>>>(ma_.p, mb_.p, mc_.p, n_);
-                        AIPE_CHECK_LAUNCH();
-                        to_host(s);
-                      }};
-    // Prefetches may do host-side work while enqueuing: never hold these behind the blocking kernel.
-    fault.blocking = pre.blocking = false;
-    fault.skip_if = pre.skip_if = needs_faults;
-    return {fault, pre,
+    // The managed rungs are not blocking: prefetches may do host-side work while enqueuing, so they
+    // are never held behind the blocking kernel.
+    return {{.name = "managed_fault",
+             .summary = "managed arrays touched by the kernel: on-demand page-fault migration",
+             .launch =
+                 [this](cudaStream_t s) {
+                   add<<<grid_, kThreads, 0, s>>>(ma_.p, mb_.p, mc_.p, n_);
+                   AIPE_CHECK_LAUNCH();
+                   to_host(s);
+                 },
+             .blocking = false,
+             .skip_if = needs_faults},
+            {.name = "managed_prefetch",
+             .summary = "cudaMemPrefetchAsync in bulk before and after the kernel: no faults",
+             .launch =
+                 [this](cudaStream_t s) {
+                   prefetch(ma_.p, n_ * sizeof(float), device_, s);
+                   prefetch(mb_.p, n_ * sizeof(float), device_, s);
+                   prefetch(mc_.p, n_ * sizeof(float), device_, s);
+                   add<<<grid_, kThreads, 0, s>>>(ma_.p, mb_.p, mc_.p, n_);
+                   AIPE_CHECK_LAUNCH();
+                   to_host(s);
+                 },
+             .blocking = false,
+             .skip_if = needs_faults},
             {"explicit_copy", "pinned host arrays: copy a, b in, run, copy c out; host copies never move",
              [this](cudaStream_t s) {
                const std::size_t bytes = n_ * sizeof(float);

@@ -63,21 +63,23 @@ class VectorAdd final : public aipe::Example {
   }
 
   std::vector<aipe::Variant> variants() override {
-    aipe::Variant one{"one_thread", "<<<1, 1>>>: a single GPU thread walks the array",
-                      [this](cudaStream_t s) {
-                        add_grid_stride<<<1, 1, 0, s>>>(a_.get(), b_.get(), c_.get(), n_);
-                        AIPE_CHECK_LAUNCH();
-                      }};
-    one.budget_s = 1.0;
-    aipe::Variant block{"one_block", "<<<1, 256>>>: one block on one SM",
-                        [this](cudaStream_t s) {
-                          add_grid_stride<<<1, kThreads, 0, s>>>(a_.get(), b_.get(), c_.get(), n_);
-                          AIPE_CHECK_LAUNCH();
-                        }};
-    block.budget_s = 1.0;
     return {
-        one,
-        block,
+        {.name = "one_thread",
+         .summary = "<<<1, 1>>>: a single GPU thread walks the array",
+         .launch =
+             [this](cudaStream_t s) {
+               add_grid_stride<<<1, 1, 0, s>>>(a_.get(), b_.get(), c_.get(), n_);
+               AIPE_CHECK_LAUNCH();
+             },
+         .budget_s = 1.0},
+        {.name = "one_block",
+         .summary = "<<<1, 256>>>: one block on one SM",
+         .launch =
+             [this](cudaStream_t s) {
+               add_grid_stride<<<1, kThreads, 0, s>>>(a_.get(), b_.get(), c_.get(), n_);
+               AIPE_CHECK_LAUNCH();
+             },
+         .budget_s = 1.0},
         {"thread_per_elem", "<<<ceil(n/256), 256>>>: one thread per element",
          [this](cudaStream_t s) {
            add_one_per_thread<<<static_cast<unsigned>((n_ + kThreads - 1) / kThreads), kThreads, 0, s>>>(a_.get(), b_.get(),

@@ -1,7 +1,7 @@
 // ch07/coalescing: the same copy, with the warp's 32 threads touching neighbours or elements far apart.
 //
 // Ladder (every rung copies the identical n floats, dst[e] = src[e]; only which element each thread
-// handles changes; all verified bit for bit first):
+// handles changes; all verified exactly first):
 //   1 coalesced   thread t handles element t: a warp reads 128 contiguous bytes, 4 sectors per request
 //   2 stride_2    consecutive threads handle elements 2 apart: 8 sectors per warp request, half used
 //   3 stride_8    8 apart: 32 sectors, one float used of each 32-byte sector
@@ -20,7 +20,7 @@
 #include "aipe/buffer.hpp"
 #include "aipe/random.hpp"
 #include "aipe/registry.hpp"
-#include "exact_check.cuh"
+#include "aipe/verify_device.cuh"
 
 namespace {
 
@@ -60,19 +60,24 @@ class Coalescing final : public aipe::Example {
             "one request moves 4 sectors and uses every byte; when they touch floats S apart, the request needs "
             "up to 32 sectors and uses 4 bytes of each, so the bandwidth the program sees falls by up to 8x "
             "unless the cache keeps the rest of each sector until a later warp asks for it.",
-            {{"n", 64ll << 20, 16ll << 20, 1000003, "floats to copy", 1, 1ll << 32},
-             {"stride", 256, 256, 33, "elements between the items of neighbouring threads (stride_axis rung)", 1,
-              1 << 20}},
+            {{.name = "n", .def = 64ll << 20, .quick = 16ll << 20, .small = 1000003, .help = "floats to copy",
+              .max = 1ll << 32},
+             {.name = "stride",
+              .def = 256,
+              .quick = 256,
+              .small = 33,
+              .help = "elements between the items of neighbouring threads (stride_axis rung)",
+              .max = 1 << 20}},
             {}};
   }
 
   std::vector<aipe::Variant> variants() override {
     return {
-        {"coalesced", "thread t handles element t: 128 contiguous bytes per warp request", launcher(1)},
-        {"stride_2", "neighbouring threads 2 elements apart: 8 sectors per request, half of each used", launcher(2)},
-        {"stride_8", "8 apart: 32 sectors per request, 4 of 32 bytes used", launcher(8)},
-        {"stride_32", "32 apart: each 128-byte line is touched by 32 different warps", launcher(32)},
-        {"stride_axis", "the stride given by the `stride` axis (default 256)", launcher(0)},
+        rung("coalesced", "thread t handles element t: 128 contiguous bytes per warp request", 1),
+        rung("stride_2", "neighbouring threads 2 elements apart: 8 sectors per request, half of each used", 2),
+        rung("stride_8", "8 apart: 32 sectors per request, 4 of 32 bytes used", 8),
+        rung("stride_32", "32 apart: each 128-byte line is touched by 32 different warps", 32),
+        rung("stride_axis", "the stride given by the `stride` axis (default 256)", 0),
     };
   }
 
@@ -84,38 +89,34 @@ class Coalescing final : public aipe::Example {
     seed_ = aipe::sub_seed(ctx.seed(), 1);
     aipe::fill_uniform(src_.get(), n_, seed_, -1.f, 1.f, ctx.stream());
     ctx.output(dst_.get(), dst_.bytes());
-    sm_count_ = ctx.device().sm_count;
     int per_sm = 0;
     AIPE_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, copy_mapped, kThreads, 0));
-    grid_ = static_cast<unsigned>(std::max(1, per_sm) * sm_count_);
+    grid_ = static_cast<unsigned>(std::max(1, per_sm) * ctx.device().sm_count);
   }
 
   aipe::Work work() const override { return {2.0 * sizeof(float) * n_, 0, aipe::ComputeUnit::none}; }
 
   aipe::VerifyResult verify(aipe::Context& ctx) override {
-    return ch07::verify_exact(dst_.get(), n_, SrcRef{seed_}, sm_count_, ctx.stream());
-  }
-
-  void metrics(const std::string& variant, double, std::map<std::string, double>& out) override {
-    out["stride"] = static_cast<double>(stride_of(variant));
+    return aipe::compare_on_device(n_, dst_.get(), SrcRef{seed_}, aipe::tolerance_for(aipe::DType::exact), ctx.stream());
   }
 
  private:
-  std::size_t stride_of(const std::string& v) const {
-    if (v == "coalesced") return 1;
-    if (v == "stride_axis") return stride_axis_;
-    return std::stoul(v.substr(7));
-  }
-  std::function<void(cudaStream_t)> launcher(std::size_t stride) {
-    return [this, stride](cudaStream_t s) {
-      copy_mapped<<<grid_, kThreads, 0, s>>>(src_.get(), dst_.get(), n_, stride ? stride : stride_axis_);
-      AIPE_CHECK_LAUNCH();
-    };
+  // stride 0: the `stride` axis, read when the rung runs (setup has seen the sizes by then).
+  aipe::Variant rung(const char* name, const char* summary, std::size_t stride) {
+    return {.name = name,
+            .summary = summary,
+            .launch =
+                [this, stride](cudaStream_t s) {
+                  copy_mapped<<<grid_, kThreads, 0, s>>>(src_.get(), dst_.get(), n_, stride ? stride : stride_axis_);
+                  AIPE_CHECK_LAUNCH();
+                },
+            .metrics = [this, stride](double, std::map<std::string, double>& out) {
+              out["stride"] = static_cast<double>(stride ? stride : stride_axis_);
+            }};
   }
 
   std::size_t n_ = 0, stride_axis_ = 1;
   std::uint64_t seed_ = 0;
-  int sm_count_ = 1;
   unsigned grid_ = 1;
   aipe::DeviceBuffer<float> src_, dst_;
 };

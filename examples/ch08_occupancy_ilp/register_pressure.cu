@@ -8,7 +8,7 @@
 //   3 min_blocks_6  6 blocks: at most 40 registers per thread (the allocation granule), occupancy 75%
 //   4 min_blocks_8  8 blocks: at most 32 registers per thread for 100% occupancy: what does not fit
 //                   spills to local memory (the compiler's report shows the spill stores and loads)
-// (`__launch_bounds__` is the per-kernel form of -maxrregcount.) metrics(): registers per thread and
+// (`__launch_bounds__` is the per-kernel form of -maxrregcount.) Metrics: registers per thread and
 // spill (local) bytes from cudaFuncGetAttributes, and the occupancy the register count allows, from
 // cudaOccupancyMaxActiveBlocksPerMultiprocessor (theoretical: resident warps / maximum warps per SM).
 //
@@ -85,14 +85,10 @@ class RegisterPressure final : public aipe::Example {
 
   std::vector<aipe::Variant> variants() override {
     return {
-        {"min_blocks_1", "__launch_bounds__(256, 1): up to 255 registers, occupancy set by the register count",
-         [this](cudaStream_t s) { launch(mix<1>, s); }},
-        {"min_blocks_4", "__launch_bounds__(256, 4): at most 64 registers, 50% occupancy",
-         [this](cudaStream_t s) { launch(mix<4>, s); }},
-        {"min_blocks_6", "__launch_bounds__(256, 6): at most 40 registers, 75% occupancy",
-         [this](cudaStream_t s) { launch(mix<6>, s); }},
-        {"min_blocks_8", "__launch_bounds__(256, 8): at most 32 registers for 100% occupancy: spills",
-         [this](cudaStream_t s) { launch(mix<8>, s); }},
+        rung<1>("min_blocks_1", "__launch_bounds__(256, 1): up to 255 registers, occupancy set by the register count"),
+        rung<4>("min_blocks_4", "__launch_bounds__(256, 4): at most 64 registers, 50% occupancy"),
+        rung<6>("min_blocks_6", "__launch_bounds__(256, 6): at most 40 registers, 75% occupancy"),
+        rung<8>("min_blocks_8", "__launch_bounds__(256, 8): at most 32 registers for 100% occupancy: spills"),
     };
   }
 
@@ -132,14 +128,16 @@ class RegisterPressure final : public aipe::Example {
     return aipe::compare(std::span<const float>(out), std::span<const float>(ref_), tol);
   }
 
-  void metrics(const std::string& v, double, std::map<std::string, double>& out) override {
-    if (v == "min_blocks_1") describe<1>(out, dev_);
-    if (v == "min_blocks_4") describe<4>(out, dev_);
-    if (v == "min_blocks_6") describe<6>(out, dev_);
-    if (v == "min_blocks_8") describe<8>(out, dev_);
-  }
 
  private:
+  // One rung: the kernel built with __launch_bounds__(256, kMinBlocks), and its registers and occupancy.
+  template <int kMinBlocks>
+  aipe::Variant rung(const char* name, const char* summary) {
+    return {.name = name,
+            .summary = summary,
+            .launch = [this](cudaStream_t s) { launch(mix<kMinBlocks>, s); },
+            .metrics = [this](double, std::map<std::string, double>& out) { describe<kMinBlocks>(out, dev_); }};
+  }
   template <class K>
   void launch(K kernel, cudaStream_t s) {
     // Grid: as many blocks as fit on the device at this kernel's occupancy (persistent, grid-stride).

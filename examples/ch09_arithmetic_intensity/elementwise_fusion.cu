@@ -83,15 +83,26 @@ class ElementwiseFusion final : public aipe::Example {
   }
 
   std::vector<aipe::Variant> variants() override {
-    return {{"unfused", "four kernels, t1..t3 through DRAM (36 B per element)", [this](cudaStream_t s) { run_unfused(s); }},
-            {"fused", "one kernel, intermediates in registers (8 B per element)", [this](cudaStream_t s) {
-               k_fused<<<grid_, 256, 0, s>>>(x_.get(), y_.get(), n_);
-               AIPE_CHECK_LAUNCH();
-             }},
-            {"fused_vec4", "one kernel, float4 loads and stores", [this](cudaStream_t s) {
-               k_fused_vec4<<<grid_, 256, 0, s>>>(x_.get(), y_.get(), n_);
-               AIPE_CHECK_LAUNCH();
-             }}};
+    return {{.name = "unfused",
+             .summary = "four kernels, t1..t3 through DRAM (36 B per element)",
+             .launch = [this](cudaStream_t s) { run_unfused(s); },
+             .metrics = own_model(36)},
+            {.name = "fused",
+             .summary = "one kernel, intermediates in registers (8 B per element)",
+             .launch =
+                 [this](cudaStream_t s) {
+                   k_fused<<<grid_, 256, 0, s>>>(x_.get(), y_.get(), n_);
+                   AIPE_CHECK_LAUNCH();
+                 },
+             .metrics = own_model(8)},
+            {.name = "fused_vec4",
+             .summary = "one kernel, float4 loads and stores",
+             .launch =
+                 [this](cudaStream_t s) {
+                   k_fused_vec4<<<grid_, 256, 0, s>>>(x_.get(), y_.get(), n_);
+                   AIPE_CHECK_LAUNCH();
+                 },
+             .metrics = own_model(8)}};
   }
 
   void setup(aipe::Context& ctx) override {
@@ -124,14 +135,16 @@ class ElementwiseFusion final : public aipe::Example {
     return aipe::compare(std::span<const float>(out), std::span<const double>(ref_), tol);
   }
 
-  void metrics(const std::string& variant, double median_ms, std::map<std::string, double>& out) override {
-    const double per = variant == "unfused" ? 36 : 8;
-    out["dram_bytes_per_elem"] = per;
-    out["intensity_flop_per_byte"] = 13.0 / per;
-    out["achieved_gbps_own_model"] = per * double(n_) / (median_ms * 1e-3) / 1e9;
-  }
 
  private:
+  // The rung's own traffic model: `per` DRAM bytes per element (36 unfused, 8 fused).
+  std::function<void(double, std::map<std::string, double>&)> own_model(double per) {
+    return [this, per](double median_ms, std::map<std::string, double>& out) {
+      out["dram_bytes_per_elem"] = per;
+      out["intensity_flop_per_byte"] = 13.0 / per;
+      out["achieved_gbps_own_model"] = per * double(n_) / (median_ms * 1e-3) / 1e9;
+    };
+  }
   void run_unfused(cudaStream_t s) {
     k_affine<<<grid_, 256, 0, s>>>(x_.get(), t1_.get(), n_);
     AIPE_CHECK_LAUNCH();

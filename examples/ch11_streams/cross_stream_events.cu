@@ -83,15 +83,24 @@ class CrossStreamEvents final : public aipe::Example {
   }
 
   std::vector<aipe::Variant> variants() override {
-    std::vector<aipe::Variant> v = {
-        {"serial", "one stream: branch F, branch G, join, in turn", [this](cudaStream_t s) { serial(s); }},
-        {"device_sync", "branches on two streams, cudaDeviceSynchronize before each join",
-         [this](cudaStream_t s) { device_sync(s); }},
-        {"events", "branches on two streams, the join waits on an event: the host never waits",
-         [this](cudaStream_t s) { events(s); }},
+    auto per_round = [this](double median_ms, std::map<std::string, double>& out) {
+      out["us_per_round"] = 1e3 * median_ms / rounds_;
     };
-    for (auto& r : v) r.blocking = false;
-    return v;
+    return {{.name = "serial",
+             .summary = "one stream: branch F, branch G, join, in turn",
+             .launch = [this](cudaStream_t s) { serial(s); },
+             .blocking = false,
+             .metrics = per_round},
+            {.name = "device_sync",
+             .summary = "branches on two streams, cudaDeviceSynchronize before each join",
+             .launch = [this](cudaStream_t s) { device_sync(s); },
+             .blocking = false,
+             .metrics = per_round},
+            {.name = "events",
+             .summary = "branches on two streams, the join waits on an event: the host never waits",
+             .launch = [this](cudaStream_t s) { events(s); },
+             .blocking = false,
+             .metrics = per_round}};
   }
 
   void setup(aipe::Context& ctx) override {
@@ -132,10 +141,6 @@ class CrossStreamEvents final : public aipe::Example {
   aipe::VerifyResult verify(aipe::Context& ctx) override {
     std::vector<float> out = aipe::to_host(x_, ctx.stream());
     return aipe::compare(std::span<const float>(out), std::span<const float>(ref_), aipe::tolerance_for(aipe::DType::f32));
-  }
-
-  void metrics(const std::string&, double median_ms, std::map<std::string, double>& out) override {
-    out["us_per_round"] = 1e3 * median_ms / rounds_;
   }
 
  private:

@@ -92,12 +92,22 @@ class ProducerConsumer final : public aipe::Example {
   }
 
   std::vector<aipe::Variant> variants() override {
+    auto per_chunk = [this](double median_ms, std::map<std::string, double>& out) {
+      out["us_per_chunk"] = 1e3 * median_ms / chunks_;
+    };
     return {
-        {"serial", "one stream, one staging slot: P and Q take turns", [this](cudaStream_t s) { serial(s); }},
-        {"one_slot", "producer and consumer streams sharing one slot: still taking turns",
-         [this](cudaStream_t s) { ring(s, 1); }},
-        {"ring", "a ring of `slots` buffers, events both ways: P(k+1) runs beside Q(k)",
-         [this](cudaStream_t s) { ring(s, slots_); }},
+        {.name = "serial",
+         .summary = "one stream, one staging slot: P and Q take turns",
+         .launch = [this](cudaStream_t s) { serial(s); },
+         .metrics = per_chunk},
+        {.name = "one_slot",
+         .summary = "producer and consumer streams sharing one slot: still taking turns",
+         .launch = [this](cudaStream_t s) { ring(s, 1); },
+         .metrics = per_chunk},
+        {.name = "ring",
+         .summary = "a ring of `slots` buffers, events both ways: P(k+1) runs beside Q(k)",
+         .launch = [this](cudaStream_t s) { ring(s, slots_); },
+         .metrics = per_chunk},
     };
   }
 
@@ -141,10 +151,6 @@ class ProducerConsumer final : public aipe::Example {
   aipe::VerifyResult verify(aipe::Context& ctx) override {
     std::vector<float> out = aipe::to_host(y_, ctx.stream());
     return aipe::compare(std::span<const float>(out), std::span<const float>(ref_), aipe::tolerance_for(aipe::DType::f32));
-  }
-
-  void metrics(const std::string&, double median_ms, std::map<std::string, double>& out) override {
-    out["us_per_chunk"] = 1e3 * median_ms / chunks_;
   }
 
  private:

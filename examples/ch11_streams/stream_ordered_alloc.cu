@@ -65,15 +65,25 @@ class StreamOrderedAlloc final : public aipe::Example {
   }
 
   std::vector<aipe::Variant> variants() override {
-    aipe::Variant a{"malloc_free", "cudaMalloc + cudaFree per step: cudaFree drains the device each time",
-                    [this](cudaStream_t s) { malloc_free(s); }};
-    aipe::Variant b{"async_release", "cudaMallocAsync from a pool that releases its memory at every sync",
-                    [this](cudaStream_t s) { async_pool(s, pool_release_); }};
-    aipe::Variant c{"async_pool", "cudaMallocAsync from a pool with the release threshold set to UINT64_MAX",
-                    [this](cudaStream_t s) { async_pool(s, pool_keep_); }};
-    for (auto* v : {&a, &b, &c}) v->blocking = false;
-    a.budget_s = 1.0;
-    return {a, b, c};
+    auto per_step = [this](double median_ms, std::map<std::string, double>& out) {
+      out["us_per_step"] = 1e3 * median_ms / steps_;
+    };
+    return {{.name = "malloc_free",
+             .summary = "cudaMalloc + cudaFree per step: cudaFree drains the device each time",
+             .launch = [this](cudaStream_t s) { malloc_free(s); },
+             .blocking = false,
+             .budget_s = 1.0,
+             .metrics = per_step},
+            {.name = "async_release",
+             .summary = "cudaMallocAsync from a pool that releases its memory at every sync",
+             .launch = [this](cudaStream_t s) { async_pool(s, pool_release_); },
+             .blocking = false,
+             .metrics = per_step},
+            {.name = "async_pool",
+             .summary = "cudaMallocAsync from a pool with the release threshold set to UINT64_MAX",
+             .launch = [this](cudaStream_t s) { async_pool(s, pool_keep_); },
+             .blocking = false,
+             .metrics = per_step}};
   }
 
   void setup(aipe::Context& ctx) override {
@@ -122,10 +132,6 @@ class StreamOrderedAlloc final : public aipe::Example {
   aipe::VerifyResult verify(aipe::Context& ctx) override {
     std::vector<float> out = aipe::to_host(y_, ctx.stream());
     return aipe::compare(std::span<const float>(out), std::span<const float>(ref_), aipe::tolerance_for(aipe::DType::f32));
-  }
-
-  void metrics(const std::string&, double median_ms, std::map<std::string, double>& out) override {
-    out["us_per_step"] = 1e3 * median_ms / steps_;
   }
 
  private:

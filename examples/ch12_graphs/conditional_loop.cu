@@ -79,17 +79,26 @@ class ConditionalLoop final : public aipe::Example {
   }
 
   std::vector<aipe::Variant> variants() override {
-    aipe::Variant a{"host_loop", "flag copied to the host and checked after every step",
-                    [this](cudaStream_t s) { host_loop(s); }};
-    aipe::Variant b{"graph_while", "one graph with a WHILE node: the loop runs on the device",
-                    [this](cudaStream_t s) { AIPE_CUDA(cudaGraphLaunch(exec_, s)); }};
-    a.blocking = b.blocking = false;
-    b.skip_if = [] {
-      int drv = 0;
-      cudaDriverGetVersion(&drv);
-      return drv < 12040 ? std::string("conditional WHILE nodes need a CUDA 12.4+ driver") : std::string();
+    auto per_iteration = [this](double median_ms, std::map<std::string, double>& out) {
+      out["iterations"] = ref_count_;
+      if (ref_count_ > 0) out["us_per_iteration"] = 1e3 * median_ms / ref_count_;
     };
-    return {a, b};
+    return {{.name = "host_loop",
+             .summary = "flag copied to the host and checked after every step",
+             .launch = [this](cudaStream_t s) { host_loop(s); },
+             .blocking = false,
+             .metrics = per_iteration},
+            {.name = "graph_while",
+             .summary = "one graph with a WHILE node: the loop runs on the device",
+             .launch = [this](cudaStream_t s) { exec_.launch(s); },
+             .blocking = false,
+             .skip_if =
+                 [] {
+                   int drv = 0;
+                   cudaDriverGetVersion(&drv);
+                   return drv < 12040 ? std::string("conditional WHILE nodes need a CUDA 12.4+ driver") : std::string();
+                 },
+             .metrics = per_iteration}};
   }
 
   void setup(aipe::Context& ctx) override {
@@ -121,7 +130,6 @@ class ConditionalLoop final : public aipe::Example {
     ctx.output(count_.get(), count_.bytes());
   }
 
-  ~ConditionalLoop() override { destroy_graph(); }
 
   aipe::Work work() const override {
     return {8.0 * n_, static_cast<double>(n_) * ref_count_, aipe::ComputeUnit::fp32};
@@ -139,11 +147,6 @@ class ConditionalLoop final : public aipe::Example {
     if (!c.ok) c.note = "iteration count " + std::to_string(count) + ", expected " + std::to_string(ref_count_);
     r.merge(c);
     return r;
-  }
-
-  void metrics(const std::string&, double median_ms, std::map<std::string, double>& out) override {
-    out["iterations"] = ref_count_;
-    if (ref_count_ > 0) out["us_per_iteration"] = 1e3 * median_ms / ref_count_;
   }
 
  private:
@@ -180,8 +183,8 @@ class ConditionalLoop final : public aipe::Example {
   }
 
   void build_graph(aipe::Context& ctx) {
-    destroy_graph();
-    AIPE_CUDA(cudaGraphCreate(&graph_, 0));
+    exec_.reset();
+    graph_ = aipe::Graph::create();
     cudaGraphConditionalHandle handle{};
     // Reset to 0 at every launch; the decide kernel before the loop sets it from the data.
     AIPE_CUDA(cudaGraphConditionalHandleCreate(&handle, graph_, 0, cudaGraphCondAssignDefault));
@@ -226,15 +229,8 @@ class ConditionalLoop final : public aipe::Example {
     void* decide_args[] = {&handle, &more, &count, &one};
     add_kernel(body, &step, reinterpret_cast<void*>(decide_kernel), 1, 1, decide_args);
 
-    AIPE_CUDA(cudaGraphInstantiate(&exec_, graph_, 0));
-    AIPE_CUDA(cudaGraphUpload(exec_, ctx.stream()));
-  }
-
-  void destroy_graph() {
-    if (exec_) cudaGraphExecDestroy(exec_);
-    if (graph_) cudaGraphDestroy(graph_);
-    exec_ = nullptr;
-    graph_ = nullptr;
+    exec_ = aipe::GraphExec(graph_);
+    exec_.upload(ctx.stream());
   }
 
   int n_ = 0, ref_count_ = 0;
@@ -243,8 +239,8 @@ class ConditionalLoop final : public aipe::Example {
   aipe::DeviceBuffer<int> more_, count_;
   aipe::PinnedBuffer<int> h_more_;
   std::vector<float> ref_;
-  cudaGraph_t graph_ = nullptr;
-  cudaGraphExec_t exec_ = nullptr;
+  aipe::Graph graph_;
+  aipe::GraphExec exec_;
 };
 
 }  // namespace

@@ -124,16 +124,25 @@ class DynamicParallelism final : public aipe::Example {
   }
 
   std::vector<aipe::Variant> variants() override {
-    std::vector<aipe::Variant> v = {
-        {"host_launches", "offsets copied to the host, then one host launch per segment",
-         [this](cudaStream_t s) { host_launches(s); }},
-        {"dynamic_parallelism", "a parent kernel launches one child grid per segment from the device",
-         [this](cudaStream_t s) { device_launches(s); }},
-        {"flat", "one grid-stride kernel, segment found by binary search over the offsets",
-         [this](cudaStream_t s) { flat(s); }},
+    auto per_segment = [this](double median_ms, std::map<std::string, double>& out) {
+      out["us_per_segment"] = 1e3 * median_ms / segments_;
+      out["elements"] = total_;
     };
-    for (auto& r : v) r.blocking = false;
-    return v;
+    return {{.name = "host_launches",
+             .summary = "offsets copied to the host, then one host launch per segment",
+             .launch = [this](cudaStream_t s) { host_launches(s); },
+             .blocking = false,
+             .metrics = per_segment},
+            {.name = "dynamic_parallelism",
+             .summary = "a parent kernel launches one child grid per segment from the device",
+             .launch = [this](cudaStream_t s) { device_launches(s); },
+             .blocking = false,
+             .metrics = per_segment},
+            {.name = "flat",
+             .summary = "one grid-stride kernel, segment found by binary search over the offsets",
+             .launch = [this](cudaStream_t s) { flat(s); },
+             .blocking = false,
+             .metrics = per_segment}};
   }
 
   void setup(aipe::Context& ctx) override {
@@ -176,11 +185,6 @@ class DynamicParallelism final : public aipe::Example {
   aipe::VerifyResult verify(aipe::Context& ctx) override {
     std::vector<float> out = aipe::to_host(y_, ctx.stream());
     return aipe::compare(std::span<const float>(out), std::span<const float>(ref_), aipe::tolerance_for(aipe::DType::exact));
-  }
-
-  void metrics(const std::string&, double median_ms, std::map<std::string, double>& out) override {
-    out["us_per_segment"] = 1e3 * median_ms / segments_;
-    out["elements"] = total_;
   }
 
  private:

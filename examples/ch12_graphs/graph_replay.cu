@@ -56,15 +56,23 @@ class GraphReplay final : public aipe::Example {
   }
 
   std::vector<aipe::Variant> variants() override {
-    aipe::Variant a{"stream_launch", "one launch per kernel from the host, timed from an idle stream",
-                    [this](cudaStream_t s) { stream_launch(s); }};
-    a.blocking = false;
-    aipe::Variant b{"stream_queued", "the same launches, queued behind a blocking kernel: GPU-side cost only",
-                    [this](cudaStream_t s) { stream_launch(s); }};
-    aipe::Variant c{"graph_replay", "captured once into a graph in setup; one cudaGraphLaunch per run, idle stream",
-                    [this](cudaStream_t s) { AIPE_CUDA(cudaGraphLaunch(exec_, s)); }};
-    c.blocking = false;
-    return {a, b, c};
+    auto per_kernel = [this](double median_ms, std::map<std::string, double>& out) {
+      out["us_per_kernel"] = 1e3 * median_ms / kernels_;
+    };
+    return {{.name = "stream_launch",
+             .summary = "one launch per kernel from the host, timed from an idle stream",
+             .launch = [this](cudaStream_t s) { stream_launch(s); },
+             .blocking = false,
+             .metrics = per_kernel},
+            {.name = "stream_queued",
+             .summary = "the same launches, queued behind a blocking kernel: GPU-side cost only",
+             .launch = [this](cudaStream_t s) { stream_launch(s); },
+             .metrics = per_kernel},
+            {.name = "graph_replay",
+             .summary = "captured once into a graph in setup; one cudaGraphLaunch per run, idle stream",
+             .launch = [this](cudaStream_t s) { exec_.launch(s); },
+             .blocking = false,
+             .metrics = per_kernel}};
   }
 
   void setup(aipe::Context& ctx) override {
@@ -87,27 +95,19 @@ class GraphReplay final : public aipe::Example {
       ref_[i] = v;
     }
     // Capture the chain once, on a stream of our own, and instantiate it.
-    destroy_graph();
+    exec_.reset();
     aipe::Stream cap;
-    AIPE_CUDA(cudaStreamBeginCapture(cap, cudaStreamCaptureModeThreadLocal));
-    stream_launch(cap);
-    AIPE_CUDA(cudaStreamEndCapture(cap, &graph_));
-    AIPE_CUDA(cudaGraphInstantiate(&exec_, graph_, 0));
-    AIPE_CUDA(cudaGraphUpload(exec_, ctx.stream()));  // first replay pays no upload
+    graph_ = aipe::Graph::capture(cap, [this](cudaStream_t s) { stream_launch(s); });
+    exec_ = aipe::GraphExec(graph_);
+    exec_.upload(ctx.stream());  // first replay pays no upload
     ctx.output(y_.get(), y_.bytes());
   }
-
-  ~GraphReplay() override { destroy_graph(); }
 
   aipe::Work work() const override { return {8.0 * n_, 2.0 * n_ * static_cast<double>(kernels_), aipe::ComputeUnit::fp32}; }
 
   aipe::VerifyResult verify(aipe::Context& ctx) override {
     std::vector<float> out = aipe::to_host(y_, ctx.stream());
     return aipe::compare(std::span<const float>(out), std::span<const float>(ref_), aipe::tolerance_for(aipe::DType::f32));
-  }
-
-  void metrics(const std::string&, double median_ms, std::map<std::string, double>& out) override {
-    out["us_per_kernel"] = 1e3 * median_ms / kernels_;
   }
 
  private:
@@ -119,19 +119,12 @@ class GraphReplay final : public aipe::Example {
     }
   }
 
-  void destroy_graph() {
-    if (exec_) cudaGraphExecDestroy(exec_);
-    if (graph_) cudaGraphDestroy(graph_);
-    exec_ = nullptr;
-    graph_ = nullptr;
-  }
-
   int n_ = 0, kernels_ = 0;
   std::vector<float> a_, b_;
   aipe::DeviceBuffer<float> x_, y_;
   std::vector<float> ref_;
-  cudaGraph_t graph_ = nullptr;
-  cudaGraphExec_t exec_ = nullptr;
+  aipe::Graph graph_;
+  aipe::GraphExec exec_;
 };
 
 }  // namespace

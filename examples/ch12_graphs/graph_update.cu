@@ -60,15 +60,24 @@ class GraphUpdate final : public aipe::Example {
   }
 
   std::vector<aipe::Variant> variants() override {
-    std::vector<aipe::Variant> v = {
-        {"recapture", "per batch: capture, instantiate, launch, destroy", [this](cudaStream_t s) { recapture(s); }},
-        {"exec_update", "per batch: capture, cudaGraphExecUpdate into one executable graph, launch",
-         [this](cudaStream_t s) { exec_update(s); }},
-        {"set_params", "per batch: cudaGraphExecKernelNodeSetParams on each node, launch",
-         [this](cudaStream_t s) { set_params(s); }},
+    auto per_batch = [this](double median_ms, std::map<std::string, double>& out) {
+      out["us_per_batch"] = 1e3 * median_ms / batches_;
     };
-    for (auto& r : v) r.blocking = false;
-    return v;
+    return {{.name = "recapture",
+             .summary = "per batch: capture, instantiate, launch, destroy",
+             .launch = [this](cudaStream_t s) { recapture(s); },
+             .blocking = false,
+             .metrics = per_batch},
+            {.name = "exec_update",
+             .summary = "per batch: capture, cudaGraphExecUpdate into one executable graph, launch",
+             .launch = [this](cudaStream_t s) { exec_update(s); },
+             .blocking = false,
+             .metrics = per_batch},
+            {.name = "set_params",
+             .summary = "per batch: cudaGraphExecKernelNodeSetParams on each node, launch",
+             .launch = [this](cudaStream_t s) { set_params(s); },
+             .blocking = false,
+             .metrics = per_batch}};
   }
 
   void setup(aipe::Context& ctx) override {
@@ -100,20 +109,18 @@ class GraphUpdate final : public aipe::Example {
     cap_.clear();
     cap_.emplace_back();
     // The template graph, built node by node so that its kernel-node handles are known, for batch 0.
-    destroy_graphs();
-    AIPE_CUDA(cudaGraphCreate(&graph_, 0));
+    exec_.reset();
+    graph_ = aipe::Graph::create();
     nodes_.assign(layers_, nullptr);
     for (int j = 0; j < layers_; ++j) {
       Args args = make_args(j, 0);
       cudaKernelNodeParams p = params(args);
       AIPE_CUDA(cudaGraphAddKernelNode(&nodes_[j], graph_, j ? &nodes_[j - 1] : nullptr, j ? 1 : 0, &p));
     }
-    AIPE_CUDA(cudaGraphInstantiate(&exec_, graph_, 0));
-    AIPE_CUDA(cudaGraphUpload(exec_, ctx.stream()));
+    exec_ = aipe::GraphExec(graph_);
+    exec_.upload(ctx.stream());
     ctx.output(y_.get(), y_.bytes());
   }
-
-  ~GraphUpdate() override { destroy_graphs(); }
 
   aipe::Work work() const override {
     const double total = static_cast<double>(n_) * batches_;
@@ -125,9 +132,6 @@ class GraphUpdate final : public aipe::Example {
     return aipe::compare(std::span<const float>(out), std::span<const float>(ref_), aipe::tolerance_for(aipe::DType::f32));
   }
 
-  void metrics(const std::string&, double median_ms, std::map<std::string, double>& out) override {
-    out["us_per_batch"] = 1e3 * median_ms / batches_;
-  }
 
  private:
   // One kernel's arguments; kernelParams points into this struct, so it must outlive the API call.
@@ -162,40 +166,33 @@ class GraphUpdate final : public aipe::Example {
     return p;
   }
 
-  cudaGraph_t capture(int b) {
-    cudaStream_t c = cap_[0];
-    AIPE_CUDA(cudaStreamBeginCapture(c, cudaStreamCaptureModeThreadLocal));
-    for (int j = 0; j < layers_; ++j) {
-      const Args a = make_args(j, b);
-      layer_kernel<<<blocks(), kThreads, 0, c>>>(a.in, a.out, a.n, a.a, a.b);
-      AIPE_CHECK_LAUNCH();
-    }
-    cudaGraph_t g = nullptr;
-    AIPE_CUDA(cudaStreamEndCapture(c, &g));
-    return g;
+  aipe::Graph capture(int b) {
+    return aipe::Graph::capture(cap_[0], [&](cudaStream_t c) {
+      for (int j = 0; j < layers_; ++j) {
+        const Args a = make_args(j, b);
+        layer_kernel<<<blocks(), kThreads, 0, c>>>(a.in, a.out, a.n, a.a, a.b);
+        AIPE_CHECK_LAUNCH();
+      }
+    });
   }
 
   void recapture(cudaStream_t s) {
     for (int b = 0; b < batches_; ++b) {
-      cudaGraph_t g = capture(b);
-      cudaGraphExec_t e = nullptr;
-      const cudaError_t st = cudaGraphInstantiate(&e, g, 0);
-      cudaGraphDestroy(g);
-      AIPE_CUDA(st);
-      const cudaError_t ls = cudaGraphLaunch(e, s);
-      cudaGraphExecDestroy(e);  // safe while the launch is pending: freed when it completes
-      AIPE_CUDA(ls);
-    }
+      aipe::Graph g = capture(b);
+      const aipe::GraphExec e(g);
+      g.reset();
+      e.launch(s);
+    }  // the executable graph is destroyed here: safe while its launch is pending, freed when it completes
   }
 
   void exec_update(cudaStream_t s) {
     for (int b = 0; b < batches_; ++b) {
-      cudaGraph_t g = capture(b);
+      aipe::Graph g = capture(b);
       cudaGraphExecUpdateResultInfo info{};
       const cudaError_t st = cudaGraphExecUpdate(exec_, g, &info);
-      cudaGraphDestroy(g);
+      g.reset();
       AIPE_CUDA(st);  // fails (with the reason in info.result) only if the topology changed
-      AIPE_CUDA(cudaGraphLaunch(exec_, s));
+      exec_.launch(s);
     }
   }
 
@@ -206,15 +203,8 @@ class GraphUpdate final : public aipe::Example {
         const cudaKernelNodeParams p = params(a);
         AIPE_CUDA(cudaGraphExecKernelNodeSetParams(exec_, nodes_[j], &p));
       }
-      AIPE_CUDA(cudaGraphLaunch(exec_, s));
+      exec_.launch(s);
     }
-  }
-
-  void destroy_graphs() {
-    if (exec_) cudaGraphExecDestroy(exec_);
-    if (graph_) cudaGraphDestroy(graph_);
-    exec_ = nullptr;
-    graph_ = nullptr;
   }
 
   int n_ = 0, layers_ = 0, batches_ = 0;
@@ -222,8 +212,8 @@ class GraphUpdate final : public aipe::Example {
   aipe::DeviceBuffer<float> x_, y_;
   std::vector<float> ref_;
   std::vector<aipe::Stream> cap_;  // the capture stream, created in setup
-  cudaGraph_t graph_ = nullptr;
-  cudaGraphExec_t exec_ = nullptr;
+  aipe::Graph graph_;
+  aipe::GraphExec exec_;
   std::vector<cudaGraphNode_t> nodes_;
 };
 

@@ -98,16 +98,30 @@ class PersistentQueue final : public aipe::Example {
   }
 
   std::vector<aipe::Variant> variants() override {
-    std::vector<aipe::Variant> v = {
-        {"launch_per_item", "the host launches one single-block kernel per item",
-         [this](cudaStream_t s) { launch_per_item(s); }},
-        {"block_per_item", "one launch, one block per item: the block scheduler is the queue",
-         [this](cudaStream_t s) { block_per_item(s); }},
-        {"persistent", "one wave of resident blocks pulling items from an atomicAdd counter",
-         [this](cudaStream_t s) { persistent(s); }},
+    auto per_item = [this](double median_ms, std::map<std::string, double>& out) {
+      out["us_per_item"] = 1e3 * median_ms / items_;
     };
-    for (auto& r : v) r.blocking = false;
-    return v;
+    return {
+        {.name = "launch_per_item",
+         .summary = "the host launches one single-block kernel per item",
+         .launch = [this](cudaStream_t s) { launch_per_item(s); },
+         .blocking = false,
+         .metrics = per_item},
+        {.name = "block_per_item",
+         .summary = "one launch, one block per item: the block scheduler is the queue",
+         .launch = [this](cudaStream_t s) { block_per_item(s); },
+         .blocking = false,
+         .metrics = per_item},
+        {.name = "persistent",
+         .summary = "one wave of resident blocks pulling items from an atomicAdd counter",
+         .launch = [this](cudaStream_t s) { persistent(s); },
+         .blocking = false,
+         .metrics =
+             [this, per_item](double median_ms, std::map<std::string, double>& out) {
+               per_item(median_ms, out);
+               out["blocks"] = persistent_grid_;
+             }},
+    };
   }
 
   void setup(aipe::Context& ctx) override {
@@ -148,11 +162,6 @@ class PersistentQueue final : public aipe::Example {
   aipe::VerifyResult verify(aipe::Context& ctx) override {
     std::vector<float> out = aipe::to_host(y_, ctx.stream());
     return aipe::compare(std::span<const float>(out), std::span<const double>(ref_), aipe::tolerance_for(aipe::DType::f32));
-  }
-
-  void metrics(const std::string& variant, double median_ms, std::map<std::string, double>& out) override {
-    out["us_per_item"] = 1e3 * median_ms / items_;
-    if (variant == "persistent") out["blocks"] = persistent_grid_;
   }
 
  private:
