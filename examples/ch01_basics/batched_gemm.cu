@@ -27,10 +27,10 @@ class BatchedGemm final : public aipe::Example {
             "A GEMM of 64x64x64 is half a megaflop: the GPU finishes it faster than the host can launch the next "
             "one. Issuing a thousand of them one call at a time measures launch overhead; one strided-batched "
             "call hands the whole batch to the GPU at once and lets it fill every SM.",
-            {{"batch", 1024, 256, 37, "number of GEMMs"},
-             {"m", 64, 64, 33, "rows of A and C"},
-             {"n", 64, 64, 45, "columns of B and C"},
-             {"k", 64, 64, 29, "inner dimension"}},
+            {{.name = "batch", .def = 1024, .quick = 256, .small = 37, .help = "number of GEMMs"},
+             {.name = "m", .def = 64, .quick = 64, .small = 33, .help = "rows of A and C"},
+             {.name = "n", .def = 64, .quick = 64, .small = 45, .help = "columns of B and C"},
+             {.name = "k", .def = 64, .quick = 64, .small = 29, .help = "inner dimension"}},
             {}};
   }
 

@@ -46,7 +46,7 @@ class MeasurementPitfalls final : public aipe::Example {
             "pays for lazy module loading; a warm L2 makes a DRAM-bound kernel look faster than DRAM. Only the "
             "standard method (warm-up, L2 flush, blocking kernel, CUDA events, median) reports what the kernel "
             "costs inside a real pipeline.",
-            {{"n", 2 << 20, 2 << 20, 1000003, "elements of x, y and z"}},
+            {{.name = "n", .def = 2 << 20, .quick = 2 << 20, .small = 1000003, .help = "elements of x, y and z"}},
             {}};
   }
 

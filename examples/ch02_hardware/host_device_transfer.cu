@@ -58,7 +58,11 @@ class HostDeviceTransfer final : public aipe::Example {
             "the PCIe rate, asynchronously. Mapped pinned memory lets kernels read host memory directly over the link "
             "(zero-copy): as fast as DMA for a streaming read when enough 16-byte loads are in flight, and useful when "
             "data is read once, but every access crosses PCIe.",
-            {{"n", 64ll << 20, 16ll << 20, 1000003, "floats moved host -> device (4 bytes each)"}},
+            {{.name = "n",
+              .def = 64ll << 20,
+              .quick = 16ll << 20,
+              .small = 1000003,
+              .help = "floats moved host -> device (4 bytes each)"}},
             {}};
   }
 

@@ -73,7 +73,12 @@ class BlockSizeOccupancy final : public aipe::Example {
             "size guessed without looking at them can leave half of the SM's thread slots empty. "
             "cudaOccupancyMaxPotentialBlockSize computes the best block size for a compiled kernel; "
             "__launch_bounds__ goes the other way and tells the compiler how many threads it must fit.",
-            {{"n", 64ll << 20, 16ll << 20, 100003, "elements", 1, 1ll << 32}},
+            {{.name = "n",
+              .def = 64ll << 20,
+              .quick = 16ll << 20,
+              .small = 100003,
+              .help = "elements",
+              .max = 1ll << 32}},
             {}};
   }
 

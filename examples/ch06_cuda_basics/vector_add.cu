@@ -58,7 +58,12 @@ class VectorAdd final : public aipe::Example {
             "fraction of a CPU core's speed, one block uses one SM of the whole chip. One thread per element "
             "fills the machine; a grid-stride loop over a grid sized from the device does the same with a grid "
             "that does not depend on n, and 16-byte accesses cut the instruction count per byte.",
-            {{"n", 2ll << 20, 1ll << 20, 100003, "elements of a, b and c", 1, 1ll << 32}},
+            {{.name = "n",
+              .def = 2ll << 20,
+              .quick = 1ll << 20,
+              .small = 100003,
+              .help = "elements of a, b and c",
+              .max = 1ll << 32}},
             {}};
   }
 

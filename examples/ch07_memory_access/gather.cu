@@ -82,8 +82,13 @@ class Gather final : public aipe::Example {
             "the SM cache table entries without coherence; loading four indices at once puts four independent "
             "lookups in flight per thread; sorting the lookups once by table index (a plan reused across calls) "
             "turns scattered reads into neighbouring ones and moves the scatter to the output side.",
-            {{"n", 32ll << 20, 8ll << 20, 100003, "lookups", 1, INT32_MAX},
-             {"table", 8ll << 20, 8ll << 20, 7777, "table entries (floats)", 1, INT32_MAX}},
+            {{.name = "n", .def = 32ll << 20, .quick = 8ll << 20, .small = 100003, .help = "lookups", .max = INT32_MAX},
+             {.name = "table",
+              .def = 8ll << 20,
+              .quick = 8ll << 20,
+              .small = 7777,
+              .help = "table entries (floats)",
+              .max = INT32_MAX}},
             {}};
   }
 

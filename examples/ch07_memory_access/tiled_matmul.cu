@@ -117,9 +117,14 @@ class TiledMatmul final : public aipe::Example {
             "each loaded value T times; holding a small block of outputs per thread in registers reuses each "
             "shared-memory read several times more. The arithmetic intensity seen by each level of the memory "
             "hierarchy is what moves the kernel towards the FP32 peak that cuBLAS reaches.",
-            {{"m", 2048, 1024, 333, "rows of A and C", 1, 1 << 16},
-             {"n", 2048, 1024, 257, "columns of B and C", 1, 1 << 16},
-             {"k", 2048, 1024, 191, "columns of A, rows of B", 1, 1 << 16}},
+            {{.name = "m", .def = 2048, .quick = 1024, .small = 333, .help = "rows of A and C", .max = 1 << 16},
+             {.name = "n", .def = 2048, .quick = 1024, .small = 257, .help = "columns of B and C", .max = 1 << 16},
+             {.name = "k",
+              .def = 2048,
+              .quick = 1024,
+              .small = 191,
+              .help = "columns of A, rows of B",
+              .max = 1 << 16}},
             {}};
   }
 

@@ -81,7 +81,12 @@ class Ilp final : public aipe::Example {
             "inside each thread (ILP: the compiler issues them back to back), or give the scheduler more warps to "
             "switch between (TLP: occupancy). With one warp per scheduler, 8 chains per thread reach what full "
             "occupancy reaches with one.",
-            {{"n", 16ll << 20, 4ll << 20, 100003, "points to evaluate", 1, 1ll << 31}},
+            {{.name = "n",
+              .def = 16ll << 20,
+              .quick = 4ll << 20,
+              .small = 100003,
+              .help = "points to evaluate",
+              .max = 1ll << 31}},
             {}};
   }
 

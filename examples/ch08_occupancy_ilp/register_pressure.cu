@@ -79,7 +79,12 @@ class RegisterPressure final : public aipe::Example {
             "latency. Asking the compiler for more resident blocks (the second __launch_bounds__ argument, the "
             "per-kernel -maxrregcount) raises occupancy until the registers no longer fit and values spill to "
             "local memory, whose traffic eats the gain. The metrics show registers, spills and occupancy per rung.",
-            {{"groups", 2ll << 20, 1ll << 20, 100003, "groups of 32 values", 1, 1ll << 28}},
+            {{.name = "groups",
+              .def = 2ll << 20,
+              .quick = 1ll << 20,
+              .small = 100003,
+              .help = "groups of 32 values",
+              .max = 1ll << 28}},
             {}};
   }
 

@@ -155,8 +155,19 @@ class WarpDivergence final : public aipe::Example {
             "branch but still pays for both sides. What removes the cost is reorganizing the data so that the "
             "threads of a warp agree: here each block partitions its elements by the predicate in shared memory "
             "before computing, so nearly every warp runs a single path.",
-            {{"n", 16ll << 20, 4ll << 20, 100003, "elements", 1, INT32_MAX},
-             {"pct_f", 50, 50, 50, "percent of elements that take the f path", 0, 100}},
+            {{.name = "n",
+              .def = 16ll << 20,
+              .quick = 4ll << 20,
+              .small = 100003,
+              .help = "elements",
+              .max = INT32_MAX},
+             {.name = "pct_f",
+              .def = 50,
+              .quick = 50,
+              .small = 50,
+              .help = "percent of elements that take the f path",
+              .min = 0,
+              .max = 100}},
             {}};
   }
 

@@ -78,7 +78,7 @@ class ElementwiseFusion final : public aipe::Example {
             "fused and a quarter of that when each step is its own kernel, because every intermediate makes a "
             "round trip through DRAM. Both sit far left of the ridge point, so time is bytes: fusion moves 8 "
             "bytes per element instead of 36 and runs ~4x faster without changing a single FLOP.",
-            {{"n", 64 << 20, 16 << 20, 1000003, "number of elements"}},
+            {{.name = "n", .def = 64 << 20, .quick = 16 << 20, .small = 1000003, .help = "number of elements"}},
             {}};
   }
 

@@ -84,7 +84,13 @@ class L2NormFusion final : public aipe::Example {
             "reduction kernel and then a scaling kernel, and x crosses DRAM twice. At 0.375 FLOP/B nothing but "
             "bytes matters: one CTA per row lets the second pass hit L1/L2 instead of DRAM, and keeping the row in "
             "registers removes the second read entirely.",
-            {{"rows", 16384, 4096, 37, "rows"}, {"cols", 4096, 4096, 1000, "columns (at most 8192)", 1, kThreads * kPer}},
+            {{.name = "rows", .def = 16384, .quick = 4096, .small = 37, .help = "rows"},
+             {.name = "cols",
+              .def = 4096,
+              .quick = 4096,
+              .small = 1000,
+              .help = "columns (at most 8192)",
+              .max = kThreads * kPer}},
             {}};
   }
 

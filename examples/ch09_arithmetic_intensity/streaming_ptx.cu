@@ -102,8 +102,12 @@ class StreamingPtx final : public aipe::Example {
             "alike. Marking the stream evict-first (and not allocating it in L1) and the table evict-last - with "
             "CUDA's __ldcs/__stcs or with PTX createpolicy and L2::cache_hint - tells the cache which is which; "
             "the result is measured, not assumed.",
-            {{"n", 64 << 20, 16 << 20, 100003, "stream length (floats)"},
-             {"table", 8 << 20, 8 << 20, 1024, "table length (floats), a power of two"}},
+            {{.name = "n", .def = 64 << 20, .quick = 16 << 20, .small = 100003, .help = "stream length (floats)"},
+             {.name = "table",
+              .def = 8 << 20,
+              .quick = 8 << 20,
+              .small = 1024,
+              .help = "table length (floats), a power of two"}},
             {}};
   }
 

@@ -66,9 +66,24 @@ class CopyComputeOverlap final : public aipe::Example {
             "asynchronous) lets the three stages of consecutive chunks run at once; the run then costs about "
             "max(copy time, compute time) instead of their sum. Few chunks leave fill and drain exposed, too "
             "many pay per-operation overhead: the sweep shows where the curve flattens.",
-            {{"n", 32 << 20, 8 << 20, 300007, "floats transferred each way", 1, 1ll << 30},
-             {"iters", 2048, 2048, 100, "affine steps per element (the compute per byte)", 1, 1 << 20},
-             {"chunks", 32, 32, 7, "chunk count of the `overlap` rung", 1, 4096}},
+            {{.name = "n",
+              .def = 32 << 20,
+              .quick = 8 << 20,
+              .small = 300007,
+              .help = "floats transferred each way",
+              .max = 1ll << 30},
+             {.name = "iters",
+              .def = 2048,
+              .quick = 2048,
+              .small = 100,
+              .help = "affine steps per element (the compute per byte)",
+              .max = 1 << 20},
+             {.name = "chunks",
+              .def = 32,
+              .quick = 32,
+              .small = 7,
+              .help = "chunk count of the `overlap` rung",
+              .max = 4096}},
             {}};
   }
 

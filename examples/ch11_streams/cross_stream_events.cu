@@ -76,9 +76,19 @@ class CrossStreamEvents final : public aipe::Example {
             "stream and waited on by another expresses exactly the one dependency that exists; the host queues "
             "the whole graph of work without waiting and the GPU starts each kernel as soon as its inputs are "
             "ready.",
-            {{"n", 8192, 8192, 3001, "elements per branch kernel (a few dozen blocks: a partial wave)", 1, 1 << 26},
-             {"iters", 8192, 8192, 37, "dependent steps per element in each branch", 1, 1 << 20},
-             {"rounds", 16, 16, 5, "diamond rounds per run", 1, 100000}},
+            {{.name = "n",
+              .def = 8192,
+              .quick = 8192,
+              .small = 3001,
+              .help = "elements per branch kernel (a few dozen blocks: a partial wave)",
+              .max = 1 << 26},
+             {.name = "iters",
+              .def = 8192,
+              .quick = 8192,
+              .small = 37,
+              .help = "dependent steps per element in each branch",
+              .max = 1 << 20},
+             {.name = "rounds", .def = 16, .quick = 16, .small = 5, .help = "diamond rounds per run", .max = 100000}},
             {}};
   }
 

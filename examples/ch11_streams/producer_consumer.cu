@@ -84,10 +84,25 @@ class ProducerConsumer final : public aipe::Example {
             "reads. Events carry both directions of that contract: 'slot filled' from producer to consumer and "
             "'slot free' back. With one staging slot the streams still take turns; a ring of a few slots lets "
             "the producer run ahead and the two stages share the GPU.",
-            {{"n", 1 << 18, 1 << 18, 30011, "elements through the pipeline", 1, 1 << 28},
-             {"chunks", 64, 64, 7, "chunks (ragged: n need not divide)", 1, 1 << 16},
-             {"iters", 4096, 4096, 29, "dependent steps per element in each stage", 1, 1 << 20},
-             {"slots", 3, 3, 2, "staging buffers in the ring", 1, 16}},
+            {{.name = "n",
+              .def = 1 << 18,
+              .quick = 1 << 18,
+              .small = 30011,
+              .help = "elements through the pipeline",
+              .max = 1 << 28},
+             {.name = "chunks",
+              .def = 64,
+              .quick = 64,
+              .small = 7,
+              .help = "chunks (ragged: n need not divide)",
+              .max = 1 << 16},
+             {.name = "iters",
+              .def = 4096,
+              .quick = 4096,
+              .small = 29,
+              .help = "dependent steps per element in each stage",
+              .max = 1 << 20},
+             {.name = "slots", .def = 3, .quick = 3, .small = 2, .help = "staging buffers in the ring", .max = 16}},
             {}};
   }
 

@@ -59,8 +59,19 @@ class StreamOrderedAlloc final : public aipe::Example {
             "synchronization. A memory pool with a high release threshold also keeps its memory across "
             "synchronizations, so steady-state allocation costs almost nothing; with the default threshold of 0 "
             "the pool returns memory to the OS at each sync and pays to map it again.",
-            {{"n", 1 << 20, 1 << 20, 30011, "floats in x and y (scratch sizes vary between n/2 and n)", 2, 1ll << 28},
-             {"steps", 32, 32, 5, "allocate-compute-free steps per run", 1, 4096}},
+            {{.name = "n",
+              .def = 1 << 20,
+              .quick = 1 << 20,
+              .small = 30011,
+              .help = "floats in x and y (scratch sizes vary between n/2 and n)",
+              .min = 2,
+              .max = 1ll << 28},
+             {.name = "steps",
+              .def = 32,
+              .quick = 32,
+              .small = 5,
+              .help = "allocate-compute-free steps per run",
+              .max = 4096}},
             {}};
   }
 

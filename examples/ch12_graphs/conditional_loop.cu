@@ -74,7 +74,7 @@ class ConditionalLoop final : public aipe::Example {
             "trip each time. CUDA 12.4 conditional graph nodes move the loop onto the device: a kernel in the "
             "loop body sets the condition with cudaGraphSetConditional, and the graph re-runs the body while it "
             "is non-zero. One launch runs the whole loop.",
-            {{"n", 1 << 16, 1 << 16, 3001, "elements of x", 1, 1 << 26}},
+            {{.name = "n", .def = 1 << 16, .quick = 1 << 16, .small = 3001, .help = "elements of x", .max = 1 << 26}},
             {}};
   }
 

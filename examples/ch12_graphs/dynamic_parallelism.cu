@@ -118,8 +118,19 @@ class DynamicParallelism final : public aipe::Example {
             "(device-side launches have their own overhead and need relocatable device code); often the "
             "fastest answer is a single flat kernel that maps elements to items by search, which this ladder "
             "measures too.",
-            {{"segments", 1024, 1024, 37, "segments (irregular work items)", 1, 1 << 16},
-             {"log2_max", 15, 15, 9, "segment lengths are log-uniform in [1, 2^log2_max]", 0, 24}},
+            {{.name = "segments",
+              .def = 1024,
+              .quick = 1024,
+              .small = 37,
+              .help = "segments (irregular work items)",
+              .max = 1 << 16},
+             {.name = "log2_max",
+              .def = 15,
+              .quick = 15,
+              .small = 9,
+              .help = "segment lengths are log-uniform in [1, 2^log2_max]",
+              .min = 0,
+              .max = 24}},
             {}};
   }
 

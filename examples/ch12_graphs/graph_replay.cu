@@ -50,8 +50,18 @@ class GraphReplay final : public aipe::Example {
             "(stream capture) and instantiates it; replaying it is one host call, and the GPU walks a "
             "pre-validated list of kernel nodes. Per kernel, replay costs a fraction of a stream launch; the "
             "gap is largest when the host is on the critical path, which is the case graphs exist for.",
-            {{"n", 4096, 4096, 3001, "elements of the vector each kernel updates", 1, 1 << 26},
-             {"kernels", 128, 128, 101, "kernels in the chain (>= 100 for the goal of <= 0.5x)", 1, 100000}},
+            {{.name = "n",
+              .def = 4096,
+              .quick = 4096,
+              .small = 3001,
+              .help = "elements of the vector each kernel updates",
+              .max = 1 << 26},
+             {.name = "kernels",
+              .def = 128,
+              .quick = 128,
+              .small = 101,
+              .help = "kernels in the chain (>= 100 for the goal of <= 0.5x)",
+              .max = 100000}},
             {}};
   }
 

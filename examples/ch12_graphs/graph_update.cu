@@ -53,9 +53,14 @@ class GraphUpdate final : public aipe::Example {
             "an executable graph from a freshly captured one of the same shape; "
             "cudaGraphExecKernelNodeSetParams changes one node's arguments directly. Both keep the replay "
             "cheap; re-instantiating every step can cost more than launching the kernels one by one.",
-            {{"n", 4096, 4096, 3001, "floats per batch", 1, 1 << 26},
-             {"layers", 8, 8, 5, "kernels in the step graph", 1, 1024},
-             {"batches", 32, 32, 3, "batches per run (graph updates per run)", 1, 100000}},
+            {{.name = "n", .def = 4096, .quick = 4096, .small = 3001, .help = "floats per batch", .max = 1 << 26},
+             {.name = "layers", .def = 8, .quick = 8, .small = 5, .help = "kernels in the step graph", .max = 1024},
+             {.name = "batches",
+              .def = 32,
+              .quick = 32,
+              .small = 3,
+              .help = "batches per run (graph updates per run)",
+              .max = 100000}},
             {}};
   }
 

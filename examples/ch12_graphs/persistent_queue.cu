@@ -92,8 +92,14 @@ class PersistentQueue final : public aipe::Example {
             "scheduler distribute them. A persistent kernel goes one step further: it launches only as many "
             "blocks as fit on the GPU at once, and each block keeps pulling the next item from a global atomic "
             "counter, so irregular items balance dynamically and per-block start-up is paid once, not per item.",
-            {{"items", 4096, 4096, 301, "work items", 1, 1 << 22},
-             {"log2_max", 12, 12, 9, "item lengths are log-uniform in [1, 2^log2_max] elements", 0, 20}},
+            {{.name = "items", .def = 4096, .quick = 4096, .small = 301, .help = "work items", .max = 1 << 22},
+             {.name = "log2_max",
+              .def = 12,
+              .quick = 12,
+              .small = 9,
+              .help = "item lengths are log-uniform in [1, 2^log2_max] elements",
+              .min = 0,
+              .max = 20}},
             {}};
   }
 
