@@ -11,7 +11,7 @@ A table may name its own run on a line before it, `<!-- results: results/FILE.js
 the note), for a ladder recorded at another size than the whole suite's.
 
   scripts/update-ladder-tables.py [RESULTS.json] [NOTE.md ...]
-  (defaults: docs/results/h100.json; docs/ch10.md docs/ch10-fp8.md)
+  (defaults: docs/results/h200.json, else the earlier GPU's h100.json; docs/ch10.md docs/ch10-fp8.md)
 """
 import json
 import re
@@ -90,7 +90,10 @@ def update(note, default_results):
 
 
 def main(argv):
-    results_path = Path(argv[1]) if len(argv) > 1 else Path("docs/results/h100.json")
+    default = Path("docs/results/h200.json")
+    if not default.exists():
+        default = Path("docs/results/h100.json")
+    results_path = Path(argv[1]) if len(argv) > 1 else default
     notes = [Path(p) for p in argv[2:]] or [Path("docs/ch10.md"), Path("docs/ch10-fp8.md")]
     results = load(results_path)
     for note in notes:

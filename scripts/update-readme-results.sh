@@ -2,8 +2,8 @@
 # Rewrites README.md's results block (between the "results:begin" and "results:end" markers) with
 # `aipe report --markdown --summary` over docs/results/*.json. Numbers in README come from here only.
 #   scripts/update-readme-results.sh [AIPE_BINARY]     (default: build/bin/aipe)
-# RESULTS="a.json b.json" picks the files (default: docs/results/h100.json when present, the whole-suite
-# run, else every docs/results/*.json).
+# RESULTS="a.json b.json" picks the files (default: the whole-suite run of the current GPU,
+# docs/results/h200.json, else the earlier GPU's docs/results/h100.json, else every docs/results/*.json).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 aipe=${1:-${AIPE:-build/bin/aipe}}
@@ -11,6 +11,8 @@ aipe=${1:-${AIPE:-build/bin/aipe}}
 shopt -s nullglob
 if [ -n "${RESULTS:-}" ]; then
   read -r -a files <<<"$RESULTS"
+elif [ -f docs/results/h200.json ]; then
+  files=(docs/results/h200.json)
 elif [ -f docs/results/h100.json ]; then
   files=(docs/results/h100.json)
 else
