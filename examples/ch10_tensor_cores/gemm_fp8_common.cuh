@@ -103,29 +103,6 @@ __global__ void __launch_bounds__(256) gemm_simt_kernel(const __nv_fp8_e4m3* __r
     }
 }
 
-// Example inputs: element i is uniform_at(seed, i, lo, hi) rounded to E4M3 (nearest even, saturating),
-// so the host regenerates any element without a copy.
-static __global__ void fill_e4m3_kernel(__nv_fp8_e4m3* p, std::size_t n, std::uint64_t seed, float lo, float hi) {
-  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < n; i += std::size_t(gridDim.x) * blockDim.x)
-    p[i] = __nv_fp8_e4m3(uniform_at(seed, i, lo, hi));
-}
-
-// FP32 copy of a quantized operand with its scales applied (rows x K, row-major): the input of the
-// FP32 reference GEMM at sizes too large for the CPU. `is_a`: 1x128 scales sa[kb*rows + r]; else
-// 128x128 scales sb[(r/128)*ldsb + kb]; tensor mode: one scale.
-static __global__ void dequant_kernel(const __nv_fp8_e4m3* q, float* out, int rows, int K, GemmArgs g, bool is_a,
-                                      bool block) {
-  const std::size_t n = std::size_t(rows) * K;
-  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < n; i += std::size_t(gridDim.x) * blockDim.x) {
-    const int r = int(i / K), k = int(i % K);
-    float s;
-    if (!block) s = is_a ? g.sa[0] : g.sb[0];
-    else s = is_a ? g.sa[std::size_t(k / 128) * rows + r] : g.sb[std::size_t(r / 128) * g.ldsb + k / 128];
-    out[i] = float(q[i]) * s;
-  }
-}
-
-
 template <Scaling S>
 inline void launch_gemm_simt(const __nv_fp8_e4m3* A, const __nv_fp8_e4m3* B, const GemmArgs& g, cudaStream_t s) {
   const dim3 grid((g.N + 63) / 64, (g.M + 63) / 64);
