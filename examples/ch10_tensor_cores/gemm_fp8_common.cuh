@@ -20,19 +20,96 @@
 // dozen of 67M at 8192^3). Relative term 2e-2, norm bound 1e-2 for both (measured ~2.5e-3).
 // Work: flops = 2 M N K; bytes = M K + N K (E4M3) + 2 M N (BF16) + the scales.
 #pragma once
+#include <cuda_fp8.h>
+
 #include <algorithm>
 #include <functional>
 #include <cmath>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "aipe/buffer.hpp"
 #include "aipe/cublas.hpp"
 #include "aipe/example.hpp"
-#include "aipe/hopper_fp8.cuh"
+#include "aipe/kernels/fp8_dequant.hpp"
+#include "aipe/kernels/gemm_fp8.cuh"
+#include "aipe/kernels/tma.hpp"
 #include "aipe/random.hpp"
 
 namespace aipe::fp8 {
+
+// The library's FP8 GEMM (aipe/kernels/gemm_fp8.cuh) and its policies, under the names the ladders use.
+using kernels::fp8::BlockScaled;
+using kernels::fp8::BlockScaledPipelined;
+using kernels::fp8::BlockScaledWide;
+using kernels::fp8::DirectStore;
+using kernels::fp8::GemmArgs;
+using kernels::fp8::GemmConfig;
+using kernels::fp8::launch_gemm_ws;
+using kernels::fp8::max_active_clusters;
+using kernels::fp8::Scaling;
+using kernels::fp8::StagedStore;
+using kernels::fp8::StreamK;
+using kernels::fp8::TensorScaled;
+using kernels::fp8::TmaStore;
+using kernels::fp8::TmaStoreOverlapped;
+
+#if defined(__CUDACC__)
+// CUDA-core reference rung: 64x64 tiles, each thread 4x4 outputs, E4M3 dequantized to FP32 (with its
+// scales) on the way into shared memory.
+template <Scaling S>
+__global__ void __launch_bounds__(256) gemm_simt_kernel(const __nv_fp8_e4m3* __restrict__ A,
+                                                        const __nv_fp8_e4m3* __restrict__ B, GemmArgs args) {
+  constexpr int T = 64, TK = 32;
+  __shared__ float As[TK][T + 4], Bs[TK][T + 4];
+  const int M = args.M, N = args.N, K = args.K;
+  const int m0 = blockIdx.y * T, n0 = blockIdx.x * T;
+  const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
+  float acc[4][4] = {};
+  for (int k0 = 0; k0 < K; k0 += TK) {
+    for (int e = threadIdx.x; e < T * TK; e += 256) {
+      const int r = e / TK, k = e % TK, gk = k0 + k;
+      float a = 0.f, b = 0.f;
+      if (m0 + r < M && gk < K) {
+        a = float(A[std::size_t(m0 + r) * K + gk]);
+        if constexpr (S == Scaling::block) a *= args.sa[std::size_t(gk / 128) * M + m0 + r];
+      }
+      if (n0 + r < N && gk < K) {
+        b = float(B[std::size_t(n0 + r) * K + gk]);
+        if constexpr (S == Scaling::block) b *= args.sb[std::size_t((n0 + r) / 128) * args.ldsb + gk / 128];
+      }
+      As[k][r] = a;
+      Bs[k][r] = b;
+    }
+    __syncthreads();
+#pragma unroll 8
+    for (int k = 0; k < TK; ++k) {
+      float a[4], b[4];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) { a[i] = As[k][ty * 4 + i]; b[i] = Bs[k][tx * 4 + i]; }
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
+    }
+    __syncthreads();
+  }
+  const float s = (S == Scaling::tensor) ? args.sa[0] * args.sb[0] : 1.f;
+  for (int i = 0; i < 4; ++i)
+    for (int j = 0; j < 4; ++j) {
+      const int r = m0 + ty * 4 + i, c = n0 + tx * 4 + j;
+      if (r < M && c < N) args.C[std::size_t(r) * N + c] = __float2bfloat16_rn(acc[i][j] * s);
+    }
+}
+
+template <Scaling S>
+inline void launch_gemm_simt(const __nv_fp8_e4m3* A, const __nv_fp8_e4m3* B, const GemmArgs& g, cudaStream_t s) {
+  const dim3 grid((g.N + 63) / 64, (g.M + 63) / 64);
+  gemm_simt_kernel<S><<<grid, 256, 0, s>>>(A, B, g);
+  AIPE_CHECK_LAUNCH();
+}
+#endif  // __CUDACC__
 
 template <Scaling S>
 class Fp8GemmProblem : public aipe::Example {
@@ -63,10 +140,8 @@ class Fp8GemmProblem : public aipe::Example {
     sb_ = aipe::DeviceBuffer<float>(nsb);
     const auto seed_a = aipe::sub_seed(ctx.seed(), 1), seed_b = aipe::sub_seed(ctx.seed(), 2);
     const auto seed_sa = aipe::sub_seed(ctx.seed(), 3), seed_sb = aipe::sub_seed(ctx.seed(), 4);
-    fill_e4m3_kernel<<<1024, 256, 0, ctx.stream()>>>(a_.get(), a_.size(), seed_a, -448.f, 448.f);
-    AIPE_CHECK_LAUNCH();
-    fill_e4m3_kernel<<<1024, 256, 0, ctx.stream()>>>(b_.get(), b_.size(), seed_b, -448.f, 448.f);
-    AIPE_CHECK_LAUNCH();
+    aipe::fill_uniform(a_.get(), a_.size(), seed_a, -448.f, 448.f, ctx.stream());
+    aipe::fill_uniform(b_.get(), b_.size(), seed_b, -448.f, 448.f, ctx.stream());
     if (S == Scaling::block) {
       aipe::fill_uniform(sa_.get(), nsa, seed_sa, 0.25f / 448, 2.f / 448, ctx.stream());
       aipe::fill_uniform(sb_.get(), nsb, seed_sb, 0.25f / 448, 2.f / 448, ctx.stream());
@@ -84,22 +159,24 @@ class Fp8GemmProblem : public aipe::Example {
     AIPE_CUDA(cudaStreamSynchronize(ctx.stream()));
 
     constexpr int BN = S == Scaling::block ? 128 : 256;
-    tmap_a_ = make_tmap_e4m3(a_.get(), K_, M_, K_, 128, 128);
-    tmap_b_ = make_tmap_e4m3(b_.get(), K_, N_, K_, 128, BN);
-    tmap_b_half_ = make_tmap_e4m3(b_.get(), K_, N_, K_, 128, BN / 2);  // each CTA of a pair loads half of B
+    // E4M3 operands as bytes: 128-byte (128-element) K boxes, one swizzle row.
+    constexpr auto kU8 = CU_TENSOR_MAP_DATA_TYPE_UINT8;
+    tmap_a_ = kernels::matrix_map(kU8, a_.get(), M_, K_, K_, 128, 128);
+    tmap_b_ = kernels::matrix_map(kU8, b_.get(), N_, K_, K_, BN, 128);
+    tmap_b_half_ = kernels::matrix_map(kU8, b_.get(), N_, K_, K_, BN / 2, 128);  // each CTA of a pair loads half of B
     // C for the TMA-store epilogue: 64 x 64 BF16 boxes; TMA needs 16-byte rows (N % 8 == 0), otherwise the
     // kernel stores from registers and this map is never read.
-    if (N_ % 8 == 0) tmap_c_ = aipe::hopper::make_tma_2d_bf16(c_.get(), M_, N_, N_, 64, 64);
+    if (N_ % 8 == 0) tmap_c_ = kernels::matrix_map(CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, c_.get(), M_, N_, N_, 64, 64);
     tiles_ = ((M_ + 127) / 128) * ((N_ + BN - 1) / BN);
     units2_ = ((M_ + 255) / 256) * ((N_ + BN - 1) / BN);  // pairs of tiles stacked in M
     sms_ = ctx.device().sm_count;
 #if AIPE_HAVE_SM90A
-    clusters_ = max_active_clusters<BN, S, 2>();
-    clusters_staged_ = max_active_clusters<BN, S, 2, Epilogue::staged>();
-    clusters_tma_ = max_active_clusters<BN, S, 2, Epilogue::tma>();
+    clusters_ = max_active_clusters<Main, DirectStore, 2>();
+    clusters_staged_ = max_active_clusters<Main, StagedStore, 2>();
+    clusters_tma_ = max_active_clusters<Main, TmaStore, 2>();
     if constexpr (S == Scaling::tensor) {
-      clusters_overlap_ = max_active_clusters<BN, S, 2, Epilogue::overlap>();
-      clusters_sk_ = max_active_clusters<BN, S, 2, Epilogue::tma, false, true>();
+      clusters_overlap_ = max_active_clusters<Main, TmaStoreOverlapped, 2>();
+      clusters_sk_ = max_active_clusters<Main, TmaStore, 2, StreamK>();
       // Stream-K: a 64 x BN FP32 partial slot and a flag per consumer warpgroup of the grid (17 MB at 66
       // clusters); the flags are zero at rest (each reader clears the one it consumed).
       const std::size_t slots = std::size_t(std::max(clusters_sk_, 0)) * 2 * GemmConfig<BN, S>::kConsumers;
@@ -109,8 +186,8 @@ class Fp8GemmProblem : public aipe::Example {
       AIPE_CUDA(cudaStreamSynchronize(ctx.stream()));
     }
     if constexpr (S == Scaling::block) {
-      clusters_pp_ = max_active_clusters<BN, S, 2, Epilogue::tma, true>();
-      clusters_wide_ = max_active_clusters<256, S, 2, Epilogue::tma>();
+      clusters_pp_ = max_active_clusters<BlockScaledPipelined, TmaStore, 2>();
+      clusters_wide_ = max_active_clusters<BlockScaledWide, TmaStore, 2>();
       units2_wide_ = ((M_ + 255) / 256) * ((N_ + 255) / 256);
     }
 #endif
@@ -147,24 +224,26 @@ class Fp8GemmProblem : public aipe::Example {
   // The persistent cluster rungs: a grid of min(units, resident clusters) pairs of CTAs on vertically
   // adjacent tiles that share B through TMA multicast (`tb`: the box each CTA loads, half of B's tile),
   // tiles in bands of 8 rows.
-  template <int BN, Epilogue E = Epilogue::direct, bool PP = false>
+  template <class Mainloop, class Epi = DirectStore>
   void run_pairs(const CUtensorMap& tb, int units, int clusters, cudaStream_t s) {
     auto g = args_;
     g.group_m = 8;
-    launch_gemm_ws<BN, S, 2, E, PP>(tmap_a_, tb, tmap_c_, g, 2 * std::max(1, std::min(units, clusters)), s);
+    launch_gemm_ws<Mainloop, Epi, 2>(tmap_a_, tb, tmap_c_, g, 2 * std::max(1, std::min(units, clusters)), s);
   }
   static std::string pairs_skip(int clusters) {
     return clusters < 1 ? "no cluster of 2 CTAs with this kernel's shared memory fits on the device" : "";
   }
   static constexpr int kBN = S == Scaling::block ? 128 : 256;
-  void run_cluster(cudaStream_t s) { run_pairs<kBN>(tmap_b_half_, units2_, clusters_, s); }
+  // The mainloop of this ladder's 128 x kBN tiles: per-tensor scales, or 1x128 / 128x128 block scales.
+  using Main = std::conditional_t<S == Scaling::tensor, TensorScaled<256>, BlockScaled>;
+  void run_cluster(cudaStream_t s) { run_pairs<Main>(tmap_b_half_, units2_, clusters_, s); }
   // ... with the epilogue staged through shared memory (16-byte stores).
-  void run_staged(cudaStream_t s) { run_pairs<kBN, Epilogue::staged>(tmap_b_half_, units2_, clusters_staged_, s); }
+  void run_staged(cudaStream_t s) { run_pairs<Main, StagedStore>(tmap_b_half_, units2_, clusters_staged_, s); }
   // ... with the epilogue handed to TMA stores (the warpgroups do not wait for global memory).
-  void run_tma_epilogue(cudaStream_t s) { run_pairs<kBN, Epilogue::tma>(tmap_b_half_, units2_, clusters_tma_, s); }
+  void run_tma_epilogue(cudaStream_t s) { run_pairs<Main, TmaStore>(tmap_b_half_, units2_, clusters_tma_, s); }
   // Per-tensor only: the TMA-store epilogue one tile later, under the next tile's first K block.
   void run_epilogue_overlap(cudaStream_t s) {
-    if constexpr (S == Scaling::tensor) run_pairs<kBN, Epilogue::overlap>(tmap_b_half_, units2_, clusters_overlap_, s);
+    if constexpr (S == Scaling::tensor) run_pairs<Main, TmaStoreOverlapped>(tmap_b_half_, units2_, clusters_overlap_, s);
     else throw std::logic_error("the overlapped epilogue exists for per-tensor scales only");
   }
   // Per-tensor only: rung 7 with the K serpentine (odd waves walk K backward; GemmArgs::k_serpentine).
@@ -173,7 +252,7 @@ class Fp8GemmProblem : public aipe::Example {
       auto g = args_;
       g.group_m = 8;
       g.k_serpentine = true;
-      launch_gemm_ws<kBN, S, 2, Epilogue::overlap>(tmap_a_, tmap_b_half_, tmap_c_, g,
+      launch_gemm_ws<Main, TmaStoreOverlapped, 2>(tmap_a_, tmap_b_half_, tmap_c_, g,
                                                     2 * std::max(1, std::min(units2_, clusters_overlap_)), s);
     } else {
       throw std::logic_error("the K serpentine is written for per-tensor scales");
@@ -187,7 +266,7 @@ class Fp8GemmProblem : public aipe::Example {
       g.group_m = 8;
       g.partials = partials_.get();
       g.flags = flags_.get();
-      launch_gemm_ws<kBN, S, 2, Epilogue::tma, false, true>(tmap_a_, tmap_b_half_, tmap_c_, g, 2 * clusters_sk_, s);
+      launch_gemm_ws<Main, TmaStore, 2, StreamK>(tmap_a_, tmap_b_half_, tmap_c_, g, 2 * clusters_sk_, s);
     } else {
       throw std::logic_error("the stream-K rung exists for per-tensor scales only");
     }
@@ -196,11 +275,11 @@ class Fp8GemmProblem : public aipe::Example {
   // K block kb is promoted on the CUDA cores), and the 128x256-tile rung (two weight blocks per tile,
   // promoted one half at a time; each CTA of a pair multicasts one 128-row half of B: tmap_b_'s box).
   void run_pipelined_promotion(cudaStream_t s) {
-    if constexpr (S == Scaling::block) run_pairs<128, Epilogue::tma, true>(tmap_b_half_, units2_, clusters_pp_, s);
+    if constexpr (S == Scaling::block) run_pairs<BlockScaledPipelined, TmaStore>(tmap_b_half_, units2_, clusters_pp_, s);
     else throw std::logic_error("pipelined promotion exists for block scales only");
   }
   void run_wide_tile(cudaStream_t s) {
-    if constexpr (S == Scaling::block) run_pairs<256, Epilogue::tma>(tmap_b_, units2_wide_, clusters_wide_, s);
+    if constexpr (S == Scaling::block) run_pairs<BlockScaledWide, TmaStore>(tmap_b_, units2_wide_, clusters_wide_, s);
     else throw std::logic_error("the 128x256-tile block-scaled rung exists for block scales only");
   }
   std::string cluster_skip() const { return pairs_skip(clusters_); }
@@ -235,7 +314,7 @@ class Fp8GemmProblem : public aipe::Example {
   void run_single(int group_m, int grid, cudaStream_t s) {
     auto g = args_;
     g.group_m = group_m;
-    launch_gemm_ws<kBN, S>(tmap_a_, tmap_b_, tmap_c_, g, grid, s);
+    launch_gemm_ws<Main>(tmap_a_, tmap_b_, tmap_c_, g, grid, s);
   }
   std::string staged_skip() const { return pairs_skip(clusters_staged_); }
   std::string tma_epilogue_skip() const { return pairs_skip(clusters_tma_); }
@@ -283,10 +362,12 @@ class Fp8GemmProblem : public aipe::Example {
     } else {
       ref_note_ = "reference: FP32 cuBLAS SGEMM on the dequantized operands";
       aipe::DeviceBuffer<float> af(std::size_t(M_) * K_), bf(std::size_t(N_) * K_), cf(mn);
-      dequant_kernel<<<2048, 256, 0, ctx.stream()>>>(a_.get(), af.get(), M_, K_, args_, true, S == Scaling::block);
-      AIPE_CHECK_LAUNCH();
-      dequant_kernel<<<2048, 256, 0, ctx.stream()>>>(b_.get(), bf.get(), N_, K_, args_, false, S == Scaling::block);
-      AIPE_CHECK_LAUNCH();
+      using kernels::fp8::ScaleLayout;
+      const bool block = S == Scaling::block;
+      kernels::fp8::dequantize_e4m3(a_.get(), af.get(), M_, K_, args_.sa, block ? ScaleLayout::row_1x128 : ScaleLayout::tensor,
+                                    0, ctx.stream());
+      kernels::fp8::dequantize_e4m3(b_.get(), bf.get(), N_, K_, args_.sb, block ? ScaleLayout::block_128 : ScaleLayout::tensor,
+                                    args_.ldsb, ctx.stream());
       auto h = aipe::CublasHandle::create();
       AIPE_CUBLAS(cublasSetStream(h, ctx.stream()));
       AIPE_CUBLAS(cublasSetMathMode(h, CUBLAS_PEDANTIC_MATH));
