@@ -77,6 +77,24 @@ TEST(PeakGpu, FmaBetween50And102PercentOfSpec) {
   in_band(row("fp64_fma"), 50, 102);
 }
 
+// Compute ceilings are sustained figures with the clock and power beside them and the burst kept:
+// sustained never meaningfully above burst, and the clock under load never above the device's max.
+TEST(PeakGpu, ComputeCeilingsSustainedWithClockAndPower) {
+  SKIP_WITHOUT_GPU();
+  for (const char* n : {"fp32_fma", "bf16_8192x8192x8192"}) {
+    const Row& r = row(n);
+    SCOPED_TRACE(r.name + ": " + r.config);
+    ASSERT_FALSE(r.skipped) << r.reason;
+    EXPECT_GT(r.burst, 0);
+    EXPECT_LE(r.value, 1.03 * r.burst);  // warm never beats cold by more than noise
+    EXPECT_GT(r.extra.at("warmup_s"), 1.0);
+    if (r.sm_mhz > 0) {  // NVML present
+      EXPECT_LE(r.sm_mhz, quick_report().device.max_sm_clock_khz / 1000.0 + 1);
+      EXPECT_GT(r.power_w, 0);
+    }
+  }
+}
+
 TEST(PeakGpu, TensorCoresBetween40And100PercentOfSpec) {
   SKIP_WITHOUT_GPU();
   if (quick_report().device.cc() < 90) GTEST_SKIP() << "bands set for Hopper";
