@@ -18,6 +18,7 @@ const char* to_string(Hint h) {
     case Hint::plain: return "plain";
     case Hint::streaming: return "cs";
     case Hint::nc_l2_256: return "nc+L2::256B";
+    case Hint::evict_first: return "L2 evict_first";
   }
   return "";
 }
@@ -35,7 +36,7 @@ namespace {
 template <Hint H>
 __device__ __forceinline__ uint4 load(const uint4* p) {
   uint4 v;
-  if constexpr (H == Hint::plain) {
+  if constexpr (H == Hint::plain || H == Hint::evict_first) {
     asm volatile("ld.global.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
   } else if constexpr (H == Hint::streaming) {
     asm volatile("ld.global.cs.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
@@ -49,9 +50,15 @@ __device__ __forceinline__ uint4 load(const uint4* p) {
 
 template <Hint H>
 __device__ __forceinline__ void store(uint4* p, uint4 v) {
-  if constexpr (H == Hint::plain)
+  if constexpr (H == Hint::plain) {
     asm volatile("st.global.v4.u32 [%0], {%1, %2, %3, %4};" ::"l"(p), "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w) : "memory");
-  else
+  } else if constexpr (H == Hint::evict_first) {
+    std::uint64_t policy;  // not volatile: the compiler creates it once per kernel
+    asm("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(policy));
+    asm volatile("st.global.L2::cache_hint.v4.u32 [%0], {%1, %2, %3, %4}, %5;" ::"l"(p), "r"(v.x), "r"(v.y), "r"(v.z),
+                 "r"(v.w), "l"(policy)
+                 : "memory");
+  } else
     asm volatile("st.global.cs.v4.u32 [%0], {%1, %2, %3, %4};" ::"l"(p), "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w) : "memory");
 }
 
@@ -347,6 +354,7 @@ const void* stream_kernel(Op op, int u) {
 int resident_blocks(Op op, const StreamConfig& c) {
   const void* k = c.hint == Hint::plain       ? stream_kernel<Hint::plain>(op, c.unroll)
                   : c.hint == Hint::streaming ? stream_kernel<Hint::streaming>(op, c.unroll)
+                  : c.hint == Hint::evict_first ? stream_kernel<Hint::evict_first>(op, c.unroll)
                                               : stream_kernel<Hint::nc_l2_256>(op, c.unroll);
   int blocks = 0;
   AIPE_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, k, c.threads, 0));
@@ -378,6 +386,12 @@ unsigned grid_for(const StreamConfig& c, std::size_t n_vec, int sm_count) {
       else if (c.unroll == 2) KERNEL<2, Hint::nc_l2_256><<<g, c.threads, 0, s>>> ARGS;                   \
       else if (c.unroll == 4) KERNEL<4, Hint::nc_l2_256><<<g, c.threads, 0, s>>> ARGS;                   \
       else KERNEL<8, Hint::nc_l2_256><<<g, c.threads, 0, s>>> ARGS;                                      \
+      break;                                                                                             \
+    case Hint::evict_first:                                                                              \
+      if (c.unroll == 1) KERNEL<1, Hint::evict_first><<<g, c.threads, 0, s>>> ARGS;                      \
+      else if (c.unroll == 2) KERNEL<2, Hint::evict_first><<<g, c.threads, 0, s>>> ARGS;                 \
+      else if (c.unroll == 4) KERNEL<4, Hint::evict_first><<<g, c.threads, 0, s>>> ARGS;                 \
+      else KERNEL<8, Hint::evict_first><<<g, c.threads, 0, s>>> ARGS;                                    \
       break;                                                                                             \
   }                                                                                                      \
   AIPE_CHECK_LAUNCH()

@@ -13,6 +13,7 @@ enum class Hint {
   plain,      // ld.global / st.global
   streaming,  // ld.global.cs / st.global.cs: evict-first, the data is touched once
   nc_l2_256,  // ld.global.nc.L1::no_allocate.L2::256B (read-only path, 256 B L2 prefetch) / st.global.cs
+  evict_first,  // ld.global / st.global.L2::cache_hint under an L2 evict-first createpolicy
 };
 const char* to_string(Hint h);
 
@@ -26,6 +27,12 @@ struct StreamConfig {
   bool persistent = true;
   std::string describe() const;
 };
+
+// The SM copy technique that ch07/copy_ladder's sweep against cudaMemcpy found best (its rung
+// wide_chunks: one block per contiguous chunk of threads x unroll x 16 B, all loads issued before the
+// stores). `aipe peak` always tries it, first; when a sweep finds a better technique, this one constant
+// changes (docs/peak.md keeps the sweep that chose it).
+constexpr StreamConfig kCopyWinner{512, 0, 4, Hint::plain, false};
 
 // Which streaming kernel a configuration is for.
 enum class Op { copy, read, write };

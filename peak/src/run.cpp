@@ -99,7 +99,9 @@ void measure_dram(Run& run) {
   run.progress("DRAM copy, SM kernels (" + size + ")");
   double best_ms = 1e30;
   StreamConfig best{};
-  const auto copy_cfgs = stream_configs(run.opt.quick, {Hint::plain, Hint::streaming, Hint::nc_l2_256});
+  auto copy_cfgs = stream_configs(run.opt.quick, {Hint::plain, Hint::streaming, Hint::nc_l2_256, Hint::evict_first});
+  // The technique the copy ladder's sweep chose, always among those tried.
+  copy_cfgs.insert(copy_cfgs.begin(), kern::kCopyWinner);
   for (StreamConfig c : copy_cfgs) {
     if (c.persistent) c.blocks_per_sm = kern::resident_blocks(kern::Op::copy, c);
     const double ms = run.median_ms([&, c](cudaStream_t s) { kern::copy(c, src.get(), dst.get(), n_vec, d.sm_count, s); });

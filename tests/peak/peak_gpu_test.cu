@@ -47,9 +47,9 @@ TEST(PeakGpu, DramBetween50And100PercentOfSpec) {
   in_band(row("dram_copy_memcpy"), 50, 100);
   in_band(row("dram_read_sm"), 50, 100);
   in_band(row("dram_write_sm"), 50, 100);
-  // The tuned SM copy is not far under the copy engine (the done-when criterion is checked on the
-  // full run with `aipe peak`; a quick run on a shared machine gets a little slack).
-  EXPECT_GE(row("dram_copy_sm").value, 0.97 * row("dram_copy_memcpy").value);
+  // The tuned SM copy (kern::kCopyWinner among the configurations) matches the copy engine in the
+  // same run: relative, never an absolute figure.
+  EXPECT_GE(row("dram_copy_sm").value, 1.00 * row("dram_copy_memcpy").value);
 }
 
 TEST(PeakGpu, CachesFasterThanDram) {
