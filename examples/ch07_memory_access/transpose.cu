@@ -7,13 +7,22 @@
 //                 column read tile[tx][y] hits one bank 32 times (32-way bank conflict)
 //   3 padded      tile[32][33]: the extra column shifts each row by one bank, no conflicts
 //   4 swizzled    tile[32][32] with column c stored at c ^ row: conflict-free without wasting shared memory
-//   5 memcpy      cudaMemcpyAsync D2D of the same matrix: the copy ceiling a transpose is judged against.
+//   5 tile64      64x64 tile[64][65] per block of 32x8 threads: 16 elements per thread, all 16 loads issued
+//                 before the first shared-memory store (64 B in flight per thread, 16 KiB per block,
+//                 4x the 32x32 rungs), plain coalesced 4-byte accesses, so any row pitch works: at
+//                 12345 x 6789 the 27,156-byte pitch rules out 16-byte vectors and TMA (whose row
+//                 pitch must be a multiple of 16 bytes), and bytes in flight are what is left to add
+//   6 tile64_vec4 the same 64x64 tile moved with 16-byte float4 loads (a row of 16 float4) and stores
+//                 (4 consecutive input rows of one column) when cols and rows are multiples of 4 (every
+//                 row start then 16-byte aligned); 4x fewer memory instructions; edges guarded per
+//                 float4. Other sizes run rung 5's kernel (the metric `vectorized` says which ran)
+//   7 memcpy      cudaMemcpyAsync D2D of the same matrix: the copy ceiling a transpose is judged against.
 //                 It moves the same bytes but does not transpose; it is verified as a copy.
 //
 // Problem: in is rows x cols (row-major), out is cols x rows. Default 16384 x 16384 floats (1 GiB each).
 // Napkin math: bytes = 2 * 4 * rows * cols, 0 FLOPs; a transpose is a copy with a permutation, so the
 // bar is the copy's bandwidth (~3 TB/s on H100: ~0.7 ms at the default size).
-// Tiles: 32x32 elements per block of 32x8 threads (4 elements per thread). Edges: rows and cols need not
+// Tiles (rungs 1-4): 32x32 elements per block of 32x8 threads (4 elements per thread). Edges: rows and cols need not
 // be multiples of 32 (the small size is 1001 x 777); every access is guarded.
 // Reference: out[c][r] must equal the generator's value for in index r*cols + c (exact_check.cuh).
 #include <cuda_runtime.h>
@@ -62,6 +71,68 @@ __global__ void transpose_tiled(const float* __restrict__ in, float* __restrict_
   }
 }
 
+// ---- rungs 5 and 6: 64x64 tiles ------------------------------------------------------------------
+constexpr int kBig = 64;
+
+// Block (32, 8): thread (tx, ty) loads columns bx + tx + 32h (h < 2) of rows by + ty + 8j (j < 8).
+__global__ void __launch_bounds__(256) transpose_tile64(const float* __restrict__ in, float* __restrict__ out, int rows,
+                                                        int cols) {
+  __shared__ float tile[kBig][kBig + 1];  // +1: column reads spread over all 32 banks
+  const int bx = blockIdx.x * kBig, by = blockIdx.y * kBig;
+  const int tx = threadIdx.x, ty = threadIdx.y;
+  float v[2][8];
+#pragma unroll
+  for (int j = 0; j < 8; ++j)
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int r = by + ty + 8 * j, c = bx + tx + 32 * h;
+      v[h][j] = (r < rows && c < cols) ? in[std::size_t(r) * cols + c] : 0.f;
+    }
+#pragma unroll
+  for (int j = 0; j < 8; ++j)
+#pragma unroll
+    for (int h = 0; h < 2; ++h) tile[ty + 8 * j][tx + 32 * h] = v[h][j];
+  __syncthreads();
+  // out row bx + y (an input column), column by + x (an input row) = tile[x][y].
+#pragma unroll
+  for (int j = 0; j < 8; ++j)
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int y = ty + 8 * j, x = tx + 32 * h, orow = bx + y, ocol = by + x;
+      if (orow < cols && ocol < rows) out[std::size_t(orow) * rows + ocol] = tile[x][y];
+    }
+}
+
+// 256 threads, rows and cols multiples of 4. Load: thread t reads float4 t % 16 of tile row
+// t / 16 + 16p (p < 4). Store: thread t writes float4 t % 16 (input rows 4q..4q+3) of out row
+// t / 16 + 16p (an input column).
+__global__ void __launch_bounds__(256) transpose_tile64_vec4(const float* __restrict__ in, float* __restrict__ out,
+                                                             int rows, int cols) {
+  __shared__ float tile[kBig][kBig + 1];
+  const int bx = blockIdx.x * kBig, by = blockIdx.y * kBig;
+  const int q = threadIdx.x % 16, t16 = threadIdx.x / 16;
+  float4 v[4];
+#pragma unroll
+  for (int p = 0; p < 4; ++p) {
+    const int r = by + t16 + 16 * p, c = bx + 4 * q;
+    v[p] = (r < rows && c < cols) ? *reinterpret_cast<const float4*>(in + std::size_t(r) * cols + c)
+                                  : make_float4(0.f, 0.f, 0.f, 0.f);
+  }
+#pragma unroll
+  for (int p = 0; p < 4; ++p) {
+    float* row = &tile[t16 + 16 * p][4 * q];
+    row[0] = v[p].x, row[1] = v[p].y, row[2] = v[p].z, row[3] = v[p].w;
+  }
+  __syncthreads();
+#pragma unroll
+  for (int p = 0; p < 4; ++p) {
+    const int y = t16 + 16 * p, orow = bx + y, ocol = by + 4 * q;
+    if (orow < cols && ocol < rows)
+      *reinterpret_cast<float4*>(out + std::size_t(orow) * rows + ocol) =
+          make_float4(tile[4 * q][y], tile[4 * q + 1][y], tile[4 * q + 2][y], tile[4 * q + 3][y]);
+  }
+}
+
 struct TransposeRef {
   std::uint64_t seed;
   int rows, cols;
@@ -79,12 +150,14 @@ class Transpose final : public aipe::Example {
  public:
   aipe::ExampleInfo info() const override {
     return {"ch07/transpose",
-            "Matrix transpose: naive, shared-memory tile, padded, swizzled, against the copy ceiling",
+            "Matrix transpose: naive, shared-memory tile, padded, swizzled, 64x64 tiles, against the copy ceiling",
             "A transpose reads rows and writes columns, so one side of a naive kernel is uncoalesced: each "
             "warp's store touches 32 separate 32-byte sectors. Staging a tile in shared memory makes both global "
             "sides coalesced but moves the problem into shared memory, where reading a column hits one bank 32 "
             "times. Padding each row by one float, or XOR-swizzling the column index, spreads a column over all "
-            "32 banks. The goal is the bandwidth of a plain copy of the same matrix.",
+            "32 banks. Larger 64x64 tiles keep more loads in flight per thread, and 16-byte vectors cut the "
+            "instruction count where the row pitch keeps them aligned. The goal is the bandwidth of a plain copy "
+            "of the same matrix.",
             {{"rows", 16384, 8192, 1001, "rows of the input matrix", 1, 65535 * kTile},
              {"cols", 16384, 8192, 777, "columns of the input matrix", 1, 65535 * kTile}},
             {}};
@@ -100,6 +173,10 @@ class Transpose final : public aipe::Example {
          [this](cudaStream_t s) { launch(transpose_tiled<1, false>, s); }},
         {"swizzled", "tile[32][32] with column x of row y stored at x ^ y: conflict-free, no padding",
          [this](cudaStream_t s) { launch(transpose_tiled<0, true>, s); }},
+        {"tile64", "64x64 tile, 16 plain 4-byte loads in flight per thread before the shared-memory stores: any row pitch",
+         [this](cudaStream_t s) { launch64(false, s); }},
+        {"tile64_vec4", "the 64x64 tile with 16-byte float4 loads and stores where rows and cols are multiples of 4",
+         [this](cudaStream_t s) { launch64(true, s); }},
         {"memcpy", "cudaMemcpyAsync D2D of the same matrix: the copy ceiling (verified as a copy, not a transpose)",
          [this](cudaStream_t s) {
            AIPE_CUDA(cudaMemcpyAsync(out_.get(), in_.get(), in_.bytes(), cudaMemcpyDeviceToDevice, s));
@@ -121,6 +198,10 @@ class Transpose final : public aipe::Example {
 
   aipe::Work work() const override { return {2.0 * sizeof(float) * rows_ * double(cols_), 0, aipe::ComputeUnit::none}; }
 
+  void metrics(const std::string& v, double, std::map<std::string, double>& out) override {
+    if (v == "tile64_vec4") out["vectorized"] = vectorizable() ? 1 : 0;
+  }
+
   aipe::VerifyResult verify(aipe::Context& ctx) override {
     const std::size_t n = std::size_t(rows_) * cols_;
     if (ctx.variant() == "memcpy") return ch07::verify_exact(out_.get(), n, CopyRef{seed_}, sm_count_, ctx.stream());
@@ -128,6 +209,15 @@ class Transpose final : public aipe::Example {
   }
 
  private:
+  // tile64_vec4 needs every row start 16-byte aligned on both sides; otherwise it runs tile64's kernel.
+  bool vectorizable() const { return rows_ % 4 == 0 && cols_ % 4 == 0; }
+  void launch64(bool vec, cudaStream_t s) {
+    const dim3 grid((cols_ + kBig - 1) / kBig, (rows_ + kBig - 1) / kBig);
+    if (vec && vectorizable()) transpose_tile64_vec4<<<grid, 256, 0, s>>>(in_.get(), out_.get(), rows_, cols_);
+    else transpose_tile64<<<grid, dim3(32, 8), 0, s>>>(in_.get(), out_.get(), rows_, cols_);
+    AIPE_CHECK_LAUNCH();
+  }
+
   void launch(void (*k)(const float*, float*, int, int), cudaStream_t s) {
     const dim3 grid((cols_ + kTile - 1) / kTile, (rows_ + kTile - 1) / kTile);
     k<<<grid, dim3(kTile, kRowsPerPass), 0, s>>>(in_.get(), out_.get(), rows_, cols_);

@@ -74,6 +74,26 @@ void verify_examples_at(std::initializer_list<const char*> ids, const std::map<s
 }
 }  // namespace
 
+// ch07's knob rungs: each knob setting is its own kernel (cache policy, loads per thread, 32 bytes
+// per thread, slice shape), so each is verified, at an n that is no multiple of a chunk or a vector.
+TEST(CopyLadderKnobs, EveryPolicyAndShapeVerifies) {
+  if (auto why = gpu_unavailable_reason()) GTEST_SKIP() << *why;
+  const std::vector<std::string> rungs = {"wide_chunks", "sliced"};
+  for (int policy = 1; policy <= 4; ++policy)
+    verify_examples_at({"ch07/copy_ladder"}, {{"chunk_policy", policy}}, 0xC0 + policy, 1, rungs);
+  verify_examples_at({"ch07/copy_ladder"}, {{"chunk_pair32", 1}, {"chunk_kib", 64}, {"chunk_threads", 256}}, 0xC8, 1, rungs);
+  verify_examples_at({"ch07/copy_ladder"}, {{"chunk_kib", 8}, {"chunk_threads", 512}, {"slice_unroll", 8},
+                                            {"slice_blocks_per_sm", 1}}, 0xC9, 1, rungs);
+}
+
+// tile64_vec4 runs its 16-byte kernel only when rows and cols are multiples of 4; the small size
+// (1001 x 777) takes the scalar fallback, so this runs the vector path at sizes that are no tile multiple.
+TEST(TransposeVec4, VerifiesWhereRowsAndColsAreMultiplesOf4) {
+  if (auto why = gpu_unavailable_reason()) GTEST_SKIP() << *why;
+  verify_examples_at({"ch07/transpose"}, {{"rows", 1004}, {"cols", 780}}, 0x7A, 4);
+  verify_examples_at({"ch07/transpose"}, {{"rows", 68}, {"cols", 4}}, 0x7B, 4);
+}
+
 // The GEMM epilogues have two paths: TMA stores (rows of C 16-byte aligned, N % 8 == 0, as at the small
 // sizes) and stores from registers with scalar tails (any N). This runs the second at an odd N
 // (neither TMA-storable nor pairwise-aligned rows, and not a tile multiple).
