@@ -3,7 +3,7 @@
 # ladder's candidate rungs and knob sweeps against cudaMemcpy in the same process, and the transpose
 # rungs at 16384^2 and 12345x6789. Needs a build in ./build (build/bin/aipe) and $OUT (a folder).
 # About 4-5 minutes of GPU time. Writes at most 7 files to $OUT:
-#   peak.json                 aipe peak --only dram --only compute --only tensor
+#   peak.json                 aipe peak --quick --only dram --only compute --only tensor
 #   copy_ladder.json          every copy rung at the default sizes
 #   copy_sweep.tar.gz         one JSON per knob setting (each with memcpy, for the same-run ratio)
 #   transpose_16384.json, transpose_12345x6789.json
@@ -21,13 +21,16 @@ step() {  # step NAME CMD...: runs a command, logs it, remembers a failure (a wr
   local name=$1; shift
   echo "== $name: $*" | tee -a "$LOG"
   local t0=$SECONDS
-  "$@" >>"$LOG" 2>&1 || { echo "   FAILED (exit $?)" | tee -a "$LOG"; fail=1; }
+  # A hung kernel must not eat the whole call: every step has its own limit.
+  timeout "${STEP_LIMIT:-150}" "$@" >>"$LOG" 2>&1 || { echo "   FAILED (exit $?)" | tee -a "$LOG"; fail=1; }
   echo "   $((SECONDS - t0)) s" | tee -a "$LOG"
 }
 # Shorter sampling for the sweeps: each setting is compared with memcpy of the same process.
 SW=(--no-progress --budget 0.4)
 
-step peak "$AIPE" peak --only dram --only compute --only tensor --no-progress --json "$OUT/peak.json"
+# --quick: 512 MiB DRAM buffers, two GEMM shapes per type, warm-up capped at 4 s per row (about a
+# minute); the full run for the record is a separate call.
+step peak "$AIPE" peak --quick --only dram --only compute --only tensor --no-progress --json "$OUT/peak.json"
 step copy_ladder "$AIPE" run ch07/copy_ladder "${SW[@]}" --json "$OUT/copy_ladder.json"
 
 sweep() {  # sweep TAG VARIANT KNOB=VALUE...
