@@ -46,6 +46,8 @@ sweep wide_64k_512t      wide_chunks chunk_kib=64 chunk_threads=512     # 8 load
 sweep wide_32k_256t      wide_chunks chunk_kib=32 chunk_threads=256     # 8 loads/thread, 256 threads
 sweep wide_64k_1024t     wide_chunks chunk_kib=64 chunk_threads=1024    # 4 loads/thread, 1024 threads
 sweep wide_64k_256t      wide_chunks chunk_kib=64 chunk_threads=256     # 16 loads/thread
+sweep wide_128k_1024t    wide_chunks chunk_kib=128 chunk_threads=1024   # 8 loads/thread, 2 blocks/SM
+sweep wide_8k_256t       wide_chunks chunk_kib=8 chunk_threads=256      # 2 loads/thread, small blocks
 # wide_chunks at 32 KiB x 512 threads: cache policies and 32 bytes per thread.
 sweep wide_32k_cs        wide_chunks chunk_policy=1
 sweep wide_32k_nc256_cs  wide_chunks chunk_policy=2

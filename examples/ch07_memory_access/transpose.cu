@@ -16,7 +16,14 @@
 //                 (4 consecutive input rows of one column) when cols and rows are multiples of 4 (every
 //                 row start then 16-byte aligned); 4x fewer memory instructions; edges guarded per
 //                 float4. Other sizes run rung 5's kernel (the metric `vectorized` says which ran)
-//   7 memcpy      cudaMemcpyAsync D2D of the same matrix: the copy ceiling a transpose is judged against.
+//   7 tile64_sector  rung 5 with every warp store covering whole 32-byte sectors at any row pitch: when
+//                 rows % 8 != 0 each output row starts at a different offset within a sector, so a fixed
+//                 tile boundary splits a sector between two blocks (two partial writes to merge in L2, or
+//                 a read-modify-write in DRAM, whose HBM3 has no byte mask). Here block by's segment of
+//                 output row o starts s(o) = (o*rows + by) % 8 elements early, at a sector boundary; the
+//                 tile holds 8 more input rows (a 72 x 64 tile) to cover the shift. rows % 8 == 0: s = 0,
+//                 and it runs rung 5's kernel
+//   8 memcpy      cudaMemcpyAsync D2D of the same matrix: the copy ceiling a transpose is judged against.
 //                 It moves the same bytes but does not transpose; it is verified as a copy.
 //
 // Problem: in is rows x cols (row-major), out is cols x rows. Default 16384 x 16384 floats (1 GiB each).
@@ -133,6 +140,41 @@ __global__ void __launch_bounds__(256) transpose_tile64_vec4(const float* __rest
   }
 }
 
+// Block (32, 8), grid ((cols+63)/64, (rows+7+63)/64): tile rows t hold input row by - 8 + t (t < 72).
+constexpr int kHalo = 8;  // floats per 32-byte sector
+__global__ void __launch_bounds__(256) transpose_tile64_sector(const float* __restrict__ in, float* __restrict__ out,
+                                                               int rows, int cols) {
+  __shared__ float tile[kBig + kHalo][kBig + 1];
+  const int bx = blockIdx.x * kBig, by = blockIdx.y * kBig;
+  const int tx = threadIdx.x, ty = threadIdx.y;
+  float v[2][(kBig + kHalo) / 8];
+#pragma unroll
+  for (int j = 0; j < (kBig + kHalo) / 8; ++j)
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int r = by - kHalo + ty + 8 * j, c = bx + tx + 32 * h;
+      v[h][j] = (r >= 0 && r < rows && c < cols) ? in[std::size_t(r) * cols + c] : 0.f;
+    }
+#pragma unroll
+  for (int j = 0; j < (kBig + kHalo) / 8; ++j)
+#pragma unroll
+    for (int h = 0; h < 2; ++h) tile[ty + 8 * j][tx + 32 * h] = v[h][j];
+  __syncthreads();
+  // Output row o = bx + y (uniform per warp), elements r = by - s + x, x < 64: sector-aligned, and the
+  // segments of blocks by and by + 64 meet exactly (64 is a whole number of sectors).
+#pragma unroll
+  for (int j = 0; j < 8; ++j) {
+    const int y = ty + 8 * j, o = bx + y;
+    if (o >= cols) continue;
+    const int s = static_cast<int>((std::size_t(o) * rows + by) % kHalo);
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int x = tx + 32 * h, r = by - s + x;
+      if (r >= 0 && r < rows) out[std::size_t(o) * rows + r] = tile[kHalo - s + x][y];
+    }
+  }
+}
+
 struct TransposeRef {
   std::uint64_t seed;
   int rows, cols;
@@ -177,6 +219,8 @@ class Transpose final : public aipe::Example {
          [this](cudaStream_t s) { launch64(false, s); }},
         {"tile64_vec4", "the 64x64 tile with 16-byte float4 loads and stores where rows and cols are multiples of 4",
          [this](cudaStream_t s) { launch64(true, s); }},
+        {"tile64_sector", "tile64 with each output segment shifted to start on a 32-byte sector: whole-sector stores at any pitch",
+         [this](cudaStream_t s) { launch_sector(s); }},
         {"memcpy", "cudaMemcpyAsync D2D of the same matrix: the copy ceiling (verified as a copy, not a transpose)",
          [this](cudaStream_t s) {
            AIPE_CUDA(cudaMemcpyAsync(out_.get(), in_.get(), in_.bytes(), cudaMemcpyDeviceToDevice, s));
@@ -215,6 +259,14 @@ class Transpose final : public aipe::Example {
     const dim3 grid((cols_ + kBig - 1) / kBig, (rows_ + kBig - 1) / kBig);
     if (vec && vectorizable()) transpose_tile64_vec4<<<grid, 256, 0, s>>>(in_.get(), out_.get(), rows_, cols_);
     else transpose_tile64<<<grid, dim3(32, 8), 0, s>>>(in_.get(), out_.get(), rows_, cols_);
+    AIPE_CHECK_LAUNCH();
+  }
+
+  void launch_sector(cudaStream_t s) {
+    if (rows_ % kHalo == 0) return launch64(false, s);  // every output row starts on a sector: no shift
+    // One more block row where the last segment, shifted back by up to 7, would stop short of `rows`.
+    const dim3 grid((cols_ + kBig - 1) / kBig, (rows_ + kHalo - 1 + kBig - 1) / kBig);
+    transpose_tile64_sector<<<grid, dim3(32, 8), 0, s>>>(in_.get(), out_.get(), rows_, cols_);
     AIPE_CHECK_LAUNCH();
   }
 
