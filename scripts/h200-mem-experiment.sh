@@ -54,6 +54,7 @@ sweep wide_32k_nc256_cs  wide_chunks chunk_policy=2
 sweep wide_32k_evictfirst wide_chunks chunk_policy=3
 sweep wide_32k_nol1      wide_chunks chunk_policy=4
 sweep wide_32k_pair32    wide_chunks chunk_pair32=1
+sweep wide_32k_2streams  wide_chunks chunk_order=1
 # tma_bulk: chunk size x stages (the default is 64 KiB x 3).
 sweep bulk_32k_6         tma_bulk bulk_kib=32 bulk_stages=6
 sweep bulk_16k_8         tma_bulk bulk_kib=16 bulk_stages=8

@@ -23,7 +23,10 @@
 //                    3 stores under an L2 evict-first createpolicy, 4 st.global.L1::no_allocate);
 //                    chunk_pair32 = 1 gives each thread 32 contiguous bytes (two adjacent float4: sm_90 has
 //                    no 32-byte ld.global.v8, that is sm_100+), so one instruction covers half of each
-//                    32-byte sector pair and the next the other half. Why these: HBM3e at 4.8 TB/s and
+//                    32-byte sector pair and the next the other half; chunk_order = 1 deals the chunks to
+//                    blocks from both halves of the array alternately (block 2i: chunk i, block 2i+1:
+//                    chunk C/2 + i), two address streams in flight instead of one, to see whether the
+//                    DRAM channels are better fed from two distant regions than from one moving window. Why these: HBM3e at 4.8 TB/s and
 //                    ~0.8 us needs ~4 MB in flight, ~30 KB per SM; 16 KiB blocks at 4 blocks per SM are
 //                    at the edge of that once the stores' share of the queue is counted
 //   8 sliced         a persistent grid of exactly slice_blocks_per_sm x SMs blocks, each walking ONE
@@ -187,12 +190,16 @@ constexpr int wide_max_threads(int unroll) { return unroll >= 16 ? 256 : 1024; }
 
 template <int U, Policy P>
 __global__ void __launch_bounds__(wide_max_threads(U)) copy_wide_chunks(const float* __restrict__ src, float* __restrict__ dst,
-                                                         std::size_t n, bool pair32) {
+                                                         std::size_t n, bool pair32, bool two_streams) {
   const std::size_t n4 = n / 4;
   const float4* s = reinterpret_cast<const float4*>(src);
   float4* d = reinterpret_cast<float4*>(dst);
   const unsigned T = blockDim.x;
-  const std::size_t base = blockIdx.x * std::size_t(U) * T;
+  // Chunk of this block: b in address order, or with two_streams b/2 from the first half (even b) and
+  // half + b/2 from the second (odd b), half = ceil(C/2): a bijection on [0, C) for any C.
+  const std::size_t half = (gridDim.x + 1) / 2;
+  const std::size_t chunk = two_streams ? (blockIdx.x % 2 ? half + blockIdx.x / 2 : blockIdx.x / 2) : blockIdx.x;
+  const std::size_t base = chunk * std::size_t(U) * T;
   std::uint64_t policy = 0;
   if constexpr (P == Policy::store_evict_first)
     asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(policy));
@@ -215,7 +222,7 @@ __global__ void __launch_bounds__(wide_max_threads(U)) copy_wide_chunks(const fl
   }
 }
 
-using WideKernel = void (*)(const float*, float*, std::size_t, bool);
+using WideKernel = void (*)(const float*, float*, std::size_t, bool, bool);
 template <int U>
 WideKernel wide_kernel_for(int policy) {
   switch (static_cast<Policy>(policy)) {
@@ -422,6 +429,7 @@ class CopyLadder final : public aipe::Example {
               "wide_chunks: 0 plain, 1 st.cs, 2 ld.nc.L2::256B + st.cs, 3 stores L2 evict-first, 4 st.L1::no_allocate", 0,
               kPolicies - 1},
              {"chunk_pair32", 0, 0, 0, "wide_chunks: 1 = 32 contiguous bytes per thread (two adjacent float4)", 0, 1},
+             {"chunk_order", 0, 0, 0, "wide_chunks: 0 chunks in address order, 1 alternately from both halves", 0, 1},
              {"slice_unroll", 4, 4, 4, "sliced: float4 loads in flight per thread (4 or 8)", 4, 8},
              {"slice_blocks_per_sm", 0, 0, 0, "sliced: blocks per SM (0 = as many as fit)", 0, 4}},
             {}};
@@ -466,7 +474,7 @@ class CopyLadder final : public aipe::Example {
          }},
         {"wide_chunks", "block_chunks with chunk size, threads, cache policy and per-thread layout as axes (default 32 KiB per block)",
          [this](cudaStream_t s) {
-           wide_<<<wide_grid_, wide_threads_, 0, s>>>(src_.get(), dst_.get(), n_, wide_pair32_);
+           wide_<<<wide_grid_, wide_threads_, 0, s>>>(src_.get(), dst_.get(), n_, wide_pair32_, wide_two_streams_);
            AIPE_CHECK_LAUNCH();
          }},
         {"sliced", "a persistent grid of exactly blocks/SM x SMs, each block streaming one contiguous slice",
@@ -546,6 +554,7 @@ class CopyLadder final : public aipe::Example {
       throw aipe::BadInput("16 loads per thread (chunk_kib x 1024 / (chunk_threads x 16 B)) allow at most " +
                            std::to_string(wide_max_threads(16)) + " chunk_threads");
     wide_pair32_ = ctx.size("chunk_pair32") == 1;
+    wide_two_streams_ = ctx.size("chunk_order") == 1;
     if (wide_pair32_ && wide_unroll_ % 2 != 0)
       throw aipe::BadInput("chunk_pair32 needs an even number of loads per thread");
     const std::size_t per_block = std::size_t(wide_unroll_) * wide_threads_;
@@ -574,7 +583,7 @@ class CopyLadder final : public aipe::Example {
   WideKernel wide_ = nullptr;
   unsigned wide_grid_ = 1, wide_threads_ = 512, slice_grid_ = 1;
   int wide_unroll_ = 1, wide_per_sm_ = 0, slice_unroll_ = 4;
-  bool wide_pair32_ = false;
+  bool wide_pair32_ = false, wide_two_streams_ = false;
   aipe::DeviceBuffer<float> src_, dst_;
 };
 

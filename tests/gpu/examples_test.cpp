@@ -83,7 +83,7 @@ TEST(CopyLadderKnobs, EveryPolicyAndShapeVerifies) {
     verify_examples_at({"ch07/copy_ladder"}, {{"chunk_policy", policy}}, 0xC0 + policy, 1, rungs);
   verify_examples_at({"ch07/copy_ladder"}, {{"chunk_pair32", 1}, {"chunk_kib", 64}, {"chunk_threads", 256}}, 0xC8, 1, rungs);
   verify_examples_at({"ch07/copy_ladder"}, {{"chunk_kib", 8}, {"chunk_threads", 512}, {"slice_unroll", 8},
-                                            {"slice_blocks_per_sm", 1}}, 0xC9, 1, rungs);
+                                            {"slice_blocks_per_sm", 1}, {"chunk_order", 1}}, 0xC9, 1, rungs);
 }
 
 // tile64_vec4 runs its 16-byte kernel only when rows and cols are multiples of 4; the small size
