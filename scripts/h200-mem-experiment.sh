@@ -2,7 +2,7 @@
 # One GPU call for issue 16 items 1-3 on the H200: sustained compute ceilings (aipe peak), the copy
 # ladder's candidate rungs and knob sweeps against cudaMemcpy in the same process, and the transpose
 # rungs at 16384^2 and 12345x6789. Needs a build in ./build (build/bin/aipe) and $OUT (a folder).
-# About 4-5 minutes of GPU time. Writes at most 7 files to $OUT:
+# About 4 minutes of GPU time (each step capped at STEP_LIMIT=150 s). Writes at most 7 files to $OUT:
 #   peak.json                 aipe peak --quick --only dram --only compute --only tensor
 #   copy_ladder.json          every copy rung at the default sizes
 #   copy_sweep.tar.gz         one JSON per knob setting (each with memcpy, for the same-run ratio)
@@ -28,6 +28,11 @@ step() {  # step NAME CMD...: runs a command, logs it, remembers a failure (a wr
 # Shorter sampling for the sweeps: each setting is compared with memcpy of the same process.
 SW=(--no-progress --budget 0.4)
 
+# Correctness first, at the small awkward sizes (seconds): every new rung and knob kernel bit for bit.
+if [[ -x build/bin/aipe_gpu_tests ]]; then
+  step gpu_tests build/bin/aipe_gpu_tests \
+    '--gtest_filter=CopyLadderKnobs.*:TransposeVec4.*:Registry/EveryExample.VerifiesAtSmallAwkwardSize/ch07_*'
+fi
 # --quick: 512 MiB DRAM buffers, two GEMM shapes per type, warm-up capped at 4 s per row (about a
 # minute); the full run for the record is a separate call.
 step peak "$AIPE" peak --quick --only dram --only compute --only tensor --no-progress --json "$OUT/peak.json"
@@ -79,12 +84,13 @@ def rows(path):
 p = rows(os.path.join(out, "peak.json"))
 if p:
     print("aipe peak (value = sustained; burst = first, cold measurement):")
-    print(f"  {'row':28} {'value':>9} {'burst':>9} {'SM MHz':>7} {'W':>6} {'% spec':>7}  config")
+    print(f"  {'row':28} {'value':>9} {'burst':>9} {'SM MHz':>7} {'W':>6} {'% spec':>7} {'warm s':>6} {'steady':>6}  config")
     for r in p["rows"]:
         if r.get("skipped"):
             print(f"  {r['name']:28} skipped: {r.get('reason','')}"); continue
+        x = r.get("extra", {})
         print(f"  {r['name']:28} {r['value']:9.1f} {r.get('burst',0):9.1f} {r.get('sm_mhz',0):7.0f} {r.get('power_w',0):6.1f}"
-              f" {r.get('pct_of_spec',0):6.1f}%  {r['config'][:90]}")
+              f" {r.get('pct_of_spec',0):6.1f}% {x.get('warmup_s',0):6.1f} {x.get('steady','-'):>6}  {r['config'][:80]}")
     sm = next((r for r in p["rows"] if r["name"] == "dram_copy_sm"), None)
     ce = next((r for r in p["rows"] if r["name"] == "dram_copy_memcpy"), None)
     if sm and ce and ce["value"] > 0:
