@@ -75,15 +75,24 @@ void verify_examples_at(std::initializer_list<const char*> ids, const std::map<s
 }  // namespace
 
 // ch07's knob rungs: each knob setting is its own kernel (cache policy, loads per thread, 32 bytes
-// per thread, slice shape), so each is verified, at an n that is no multiple of a chunk or a vector.
+// per thread, slice shape, pipelined chunks per block), so each is verified, at an n that is no
+// multiple of a chunk or a vector.
 TEST(CopyLadderKnobs, EveryPolicyAndShapeVerifies) {
   if (auto why = gpu_unavailable_reason()) GTEST_SKIP() << *why;
-  const std::vector<std::string> rungs = {"wide_chunks", "sliced"};
+  const std::vector<std::string> rungs = {"wide_chunks", "sliced", "pipelined"};
   for (int policy = 1; policy <= 4; ++policy)
     verify_examples_at({"ch07/copy_ladder"}, {{"chunk_policy", policy}}, 0xC0 + policy, 1, rungs);
   verify_examples_at({"ch07/copy_ladder"}, {{"chunk_pair32", 1}, {"chunk_kib", 64}, {"chunk_threads", 256}}, 0xC8, 1, rungs);
   verify_examples_at({"ch07/copy_ladder"}, {{"chunk_kib", 8}, {"chunk_threads", 512}, {"slice_unroll", 8},
                                             {"slice_blocks_per_sm", 1}, {"chunk_order", 1}}, 0xC9, 1, rungs);
+  // 16 loads per thread at 768 threads (192 KiB per block); pipelined with 8 loads per thread at 512
+  // threads, 3 consecutive chunks per block (the last block's run cut short by the array's end).
+  verify_examples_at({"ch07/copy_ladder"}, {{"chunk_kib", 192}, {"chunk_threads", 768}, {"pipe_kib", 64},
+                                            {"pipe_threads", 512}, {"pipe_chunks", 3}}, 0xCA, 2, rungs);
+  // Pipelined with 2 loads per thread, one chunk per block (the loop's single-chunk path) and an n
+  // smaller than one chunk (everything in the tail).
+  verify_examples_at({"ch07/copy_ladder"}, {{"pipe_kib", 32}, {"pipe_chunks", 1}}, 0xCB, 2, rungs);
+  verify_examples_at({"ch07/copy_ladder"}, {{"n", 4099}}, 0xCC, 2, rungs);
 }
 
 // tile64_vec4 runs its 16-byte kernel only when rows and cols are multiples of 4; the small size
