@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <ctime>
+#include <iterator>
 #include <numeric>
 #include <optional>
 #include <vector>
@@ -102,6 +103,7 @@ void measure_dram(Run& run) {
   auto copy_cfgs = stream_configs(run.opt.quick, {Hint::plain, Hint::streaming, Hint::nc_l2_256, Hint::evict_first});
   // The technique the copy ladder's sweep chose, always among those tried.
   copy_cfgs.insert(copy_cfgs.begin(), kern::kCopyWinner);
+  copy_cfgs.insert(copy_cfgs.begin() + 1, std::begin(kern::kCopyPipelined), std::end(kern::kCopyPipelined));
   for (StreamConfig c : copy_cfgs) {
     if (c.persistent) c.blocks_per_sm = kern::resident_blocks(kern::Op::copy, c);
     const double ms = run.median_ms([&, c](cudaStream_t s) { kern::copy(c, src.get(), dst.get(), n_vec, d.sm_count, s); });
