@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# One GPU call for issue 16 items 1-3 on the H200: sustained compute ceilings (aipe peak), the copy
-# ladder's candidate rungs and knob sweeps against cudaMemcpy in the same process, and the transpose
-# rungs at 16384^2 and 12345x6789. Needs a build in ./build (build/bin/aipe) and $OUT (a folder).
-# About 4 minutes of GPU time (each step capped at STEP_LIMIT=150 s). Writes at most 7 files to $OUT:
-#   peak.json                 aipe peak --quick --only dram --only compute --only tensor
-#   copy_ladder.json          every copy rung at the default sizes
-#   copy_sweep.tar.gz         one JSON per knob setting (each with memcpy, for the same-run ratio)
+# One GPU call for issue 16 items 2-3 on the H200, round 2: the copy ladder's round-2 candidates
+# (bigger register chunks, the pipelined rung, and peak's pipelined copies) against cudaMemcpy in the
+# same process, and the transpose's top rungs at 16384^2 and 12345x6789. Round 1 (ee7af80, its
+# results in docs/results/h200-ch07-copy-sweep-ee7af80.json) chose the defaults; its losing settings
+# are not re-run. Needs a build in ./build (build/bin/aipe) and $OUT (a folder). About 30 s of GPU
+# time (each step capped at STEP_LIMIT=120 s). Writes at most 6 files to $OUT:
+#   peak.json                 aipe peak --quick --only dram (SM copy incl. the pipelined kernels vs memcpy)
+#   copy_sweep.tar.gz         one JSON per setting (each with memcpy, for the same-run ratio)
 #   transpose_16384.json, transpose_12345x6789.json
 #   log.txt                   everything the commands printed
 #   summary.txt               the table printed last: rung, knobs, GB/s, x memcpy of the same run
@@ -22,55 +23,51 @@ step() {  # step NAME CMD...: runs a command, logs it, remembers a failure (a wr
   echo "== $name: $*" | tee -a "$LOG"
   local t0=$SECONDS
   # A hung kernel must not eat the whole call: every step has its own limit.
-  timeout "${STEP_LIMIT:-150}" "$@" >>"$LOG" 2>&1 || { echo "   FAILED (exit $?)" | tee -a "$LOG"; fail=1; }
+  timeout "${STEP_LIMIT:-120}" "$@" >>"$LOG" 2>&1 || { echo "   FAILED (exit $?)" | tee -a "$LOG"; fail=1; }
   echo "   $((SECONDS - t0)) s" | tee -a "$LOG"
 }
-# Shorter sampling for the sweeps: each setting is compared with memcpy of the same process.
-SW=(--no-progress --budget 0.4)
+# Sampling for the sweeps: each setting is compared with memcpy of the same process.
+SW=(--no-progress --budget 1)
 
 # Correctness first, at the small awkward sizes (seconds): every new rung and knob kernel bit for bit.
 if [[ -x build/bin/aipe_gpu_tests ]]; then
   step gpu_tests build/bin/aipe_gpu_tests \
-    '--gtest_filter=CopyLadderKnobs.*:TransposeVec4.*:Registry/EveryExample.VerifiesAtSmallAwkwardSize/ch07_*'
+    '--gtest_filter=CopyLadderKnobs.*:TransposeSector.*:TransposeVec4.*:Registry/EveryExample.VerifiesAtSmallAwkwardSize/ch07_*'
 fi
-# --quick: 512 MiB DRAM buffers, two GEMM shapes per type, warm-up capped at 4 s per row (about a
-# minute); the full run for the record is a separate call.
-step peak "$AIPE" peak --quick --only dram --only compute --only tensor --no-progress --json "$OUT/peak.json"
-step copy_ladder "$AIPE" run ch07/copy_ladder "${SW[@]}" --json "$OUT/copy_ladder.json"
+# --quick: 512 MiB DRAM buffers; the SM copy tries kCopyWinner, the pipelined copies, then the rest.
+step peak "$AIPE" peak --quick --only dram --no-progress --json "$OUT/peak.json"
 
-sweep() {  # sweep TAG VARIANT KNOB=VALUE...
-  local tag=$1 variant=$2; shift 2
-  local sizes=()
-  for kv in "$@"; do sizes+=(--size "$kv"); done
-  step "sweep $tag" "$AIPE" run ch07/copy_ladder --variant "$variant" --variant memcpy "${sizes[@]}" "${SW[@]}" \
-    --json "$OUT/sweep/$tag.json"
+sweep() {  # sweep TAG KNOB=VALUE... -- VARIANT...
+  local tag=$1; shift
+  local sizes=() variants=()
+  while [[ $# -gt 0 && $1 != -- ]]; do sizes+=(--size "$1"); shift; done
+  shift
+  for v in "$@" memcpy; do variants+=(--variant "$v"); done
+  step "sweep $tag" "$AIPE" run ch07/copy_ladder "${variants[@]}" "${sizes[@]}" "${SW[@]}" --json "$OUT/sweep/$tag.json"
 }
-# wide_chunks: bytes per block and loads in flight per thread (chunk_kib x 1024 / (threads x 16)).
-sweep wide_16k_512t      wide_chunks chunk_kib=16 chunk_threads=512     # = block_chunks (2 loads/thread)
-sweep wide_64k_512t      wide_chunks chunk_kib=64 chunk_threads=512     # 8 loads/thread
-sweep wide_32k_256t      wide_chunks chunk_kib=32 chunk_threads=256     # 8 loads/thread, 256 threads
-sweep wide_64k_1024t     wide_chunks chunk_kib=64 chunk_threads=1024    # 4 loads/thread, 1024 threads
-sweep wide_64k_256t      wide_chunks chunk_kib=64 chunk_threads=256     # 16 loads/thread
-sweep wide_128k_1024t    wide_chunks chunk_kib=128 chunk_threads=1024   # 8 loads/thread, 2 blocks/SM
-sweep wide_8k_256t       wide_chunks chunk_kib=8 chunk_threads=256      # 2 loads/thread, small blocks
-# wide_chunks at 32 KiB x 512 threads: cache policies and 32 bytes per thread.
-sweep wide_32k_cs        wide_chunks chunk_policy=1
-sweep wide_32k_nc256_cs  wide_chunks chunk_policy=2
-sweep wide_32k_evictfirst wide_chunks chunk_policy=3
-sweep wide_32k_nol1      wide_chunks chunk_policy=4
-sweep wide_32k_pair32    wide_chunks chunk_pair32=1
-sweep wide_32k_2streams  wide_chunks chunk_order=1
-# tma_bulk: chunk size x stages (the default is 64 KiB x 3).
-sweep bulk_32k_6         tma_bulk bulk_kib=32 bulk_stages=6
-sweep bulk_16k_8         tma_bulk bulk_kib=16 bulk_stages=8
-sweep bulk_96k_2         tma_bulk bulk_kib=96 bulk_stages=2
-# sliced: contiguous slice per block, exact grid.
-sweep sliced_u8          sliced slice_unroll=8
-sweep sliced_1bpsm_u8    sliced slice_unroll=8 slice_blocks_per_sm=1
+# The defaults: wide_chunks 128 KiB x 1024 (round 1's best), pipelined 64 KiB x 1024 persistent;
+# block_chunks for reference. Run twice: the spread between the two is the noise to read the rest by.
+sweep defaults_a -- wide_chunks block_chunks pipelined
+sweep defaults_b -- wide_chunks block_chunks pipelined
+# wide_chunks: 16 loads per thread, 192 KiB (768 threads) or 128 KiB (512 threads) per block, one block
+# per SM: longer read bursts per SM than the winner's 8 loads x 1024.
+sweep wide_192k_768t     chunk_kib=192 chunk_threads=768 -- wide_chunks
+sweep wide_128k_512t     chunk_kib=128 chunk_threads=512 -- wide_chunks
+# pipelined, persistent: 2 loads per thread (28 registers, 2 blocks of 1024 per SM, the smallest tail),
+# 8 loads at 512 threads (one block per SM, 64 KiB loading while 64 KiB store).
+sweep pipe_32k_1024t     pipe_kib=32 pipe_threads=1024 -- pipelined
+sweep pipe_64k_512t      pipe_kib=64 pipe_threads=512 -- pipelined
+sweep pipe_16k_512t      pipe_kib=16 pipe_threads=512 -- pipelined
+# pipelined, consecutive chunks per block: the block scheduler keeps handing out DRAM in address order,
+# and each block keeps loads in flight across its chunks.
+sweep pipe_64k_c2        pipe_chunks=2 -- pipelined
+sweep pipe_64k_c4        pipe_chunks=4 -- pipelined
+sweep pipe_32k_c8        pipe_kib=32 pipe_chunks=8 -- pipelined
 tar -C "$OUT" -czf "$OUT/copy_sweep.tar.gz" sweep
 
-step transpose_16384 "$AIPE" run ch07/transpose --no-progress --json "$OUT/transpose_16384.json"
-step transpose_odd "$AIPE" run ch07/transpose --no-progress --size rows=12345 --size cols=6789 \
+TV=(--variant tile64 --variant tile64_vec4 --variant tile64_sector --variant tile128_sector --variant memcpy)
+step transpose_16384 "$AIPE" run ch07/transpose "${TV[@]}" --no-progress --json "$OUT/transpose_16384.json"
+step transpose_odd "$AIPE" run ch07/transpose "${TV[@]}" --no-progress --size rows=12345 --size cols=6789 \
   --json "$OUT/transpose_12345x6789.json"
 
 python3 - "$OUT" >"$OUT/summary.txt" <<'PY'
@@ -98,16 +95,16 @@ if p:
 print()
 print(f"{'file':28} {'rung':14} {'knobs (non-default)':44} {'GB/s':>8} {'x memcpy':>9} status")
 defaults = {}
-files = [os.path.join(out, f) for f in ("copy_ladder.json", "transpose_16384.json", "transpose_12345x6789.json")]
-files += sorted(glob.glob(os.path.join(out, "sweep", "*.json")))
+files = sorted(glob.glob(os.path.join(out, "sweep", "*.json")))
+files += [os.path.join(out, f) for f in ("transpose_16384.json", "transpose_12345x6789.json")]
 for f in files:
     j = rows(f)
     if not j: continue
     res = j.get("results", [])
-    mc = next((r["gbps"] for r in res if r["variant"] == "memcpy" and r["status"] == "ok"), 0) or 0
+    mc = next((r.get("gbps") for r in res if r["variant"] == "memcpy" and r["status"] == "passed"), 0) or 0
     for r in res:
         ex = r["example"]
-        if f.endswith("copy_ladder.json") or f.endswith("_16384.json"): defaults[ex] = r["sizes"]
+        if f.endswith("defaults_a.json") or f.endswith("_16384.json"): defaults[ex] = r["sizes"]
         knobs = " ".join(f"{k}={v}" for k, v in sorted(r["sizes"].items()) if defaults.get(ex, {}).get(k) != v)
         g = r.get("gbps") or 0
         ratio = f"{g / mc:9.3f}" if mc and g else f"{'-':>9}"
