@@ -65,7 +65,8 @@ sweep pipe_64k_c4        pipe_chunks=4 -- pipelined
 sweep pipe_32k_c8        pipe_kib=32 pipe_chunks=8 -- pipelined
 tar -C "$OUT" -czf "$OUT/copy_sweep.tar.gz" sweep
 
-TV=(--variant tile64 --variant tile64_vec4 --variant tile64_sector --variant tile128_sector --variant memcpy)
+TV=(--variant tile64 --variant tile64_vec4 --variant tile64_sector --variant tile128_sector --variant tile256_sector
+  --variant memcpy)
 step transpose_16384 "$AIPE" run ch07/transpose "${TV[@]}" --no-progress --json "$OUT/transpose_16384.json"
 step transpose_odd "$AIPE" run ch07/transpose "${TV[@]}" --no-progress --size rows=12345 --size cols=6789 \
   --json "$OUT/transpose_12345x6789.json"

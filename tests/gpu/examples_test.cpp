@@ -98,13 +98,15 @@ TEST(CopyLadderKnobs, EveryPolicyAndShapeVerifies) {
 // tile64_vec4 runs its 16-byte kernel only when rows and cols are multiples of 4; the small size
 // (1001 x 777) takes the scalar fallback, so this runs the vector path at sizes that are no tile multiple.
 // The sector rungs shift each output segment by (o x rows) % 8 and read 8 halo rows: rows % 8 = 7 at
-// two and a bit 128-row tiles, cols one past a tile; rows % 8 = 0 takes tile64's kernel.
+// two and a bit 128-row tiles (and two and a bit 256-row tiles at 519), cols one past a tile;
+// rows % 8 = 0 takes tile64's kernel.
 TEST(TransposeSector, VerifiesAtEveryShift) {
   if (auto why = gpu_unavailable_reason()) GTEST_SKIP() << *why;
-  const std::vector<std::string> rungs = {"tile64_sector", "tile128_sector"};
-  verify_examples_at({"ch07/transpose"}, {{"rows", 263}, {"cols", 65}}, 0x7C, 1, rungs);
-  verify_examples_at({"ch07/transpose"}, {{"rows", 9}, {"cols", 131}}, 0x7D, 1, rungs);
-  verify_examples_at({"ch07/transpose"}, {{"rows", 136}, {"cols", 7}}, 0x7E, 1, rungs);
+  const std::vector<std::string> rungs = {"tile64_sector", "tile128_sector", "tile256_sector"};
+  verify_examples_at({"ch07/transpose"}, {{"rows", 263}, {"cols", 65}}, 0x7C, 2, rungs);
+  verify_examples_at({"ch07/transpose"}, {{"rows", 9}, {"cols", 131}}, 0x7D, 2, rungs);
+  verify_examples_at({"ch07/transpose"}, {{"rows", 136}, {"cols", 7}}, 0x7E, 2, rungs);
+  verify_examples_at({"ch07/transpose"}, {{"rows", 519}, {"cols", 200}}, 0x7F, 2, rungs);
 }
 
 TEST(TransposeVec4, VerifiesWhereRowsAndColsAreMultiplesOf4) {
