@@ -13,6 +13,7 @@
 set -uo pipefail
 : "${OUT:?set OUT to the output folder}"
 AIPE=${AIPE:-build/bin/aipe}
+GPU_TESTS=${GPU_TESTS:-$(dirname "$AIPE")/aipe_gpu_tests}  # beside aipe unless given
 [[ -x $AIPE ]] || { echo "no $AIPE: build first (cmake --build build --target aipe)" >&2; exit 2; }
 mkdir -p "$OUT/sweep"
 LOG=$OUT/log.txt
@@ -30,8 +31,8 @@ step() {  # step NAME CMD...: runs a command, logs it, remembers a failure (a wr
 SW=(--no-progress --budget 1)
 
 # Correctness first, at the small awkward sizes (seconds): every new rung and knob kernel bit for bit.
-if [[ -x build/bin/aipe_gpu_tests ]]; then
-  step gpu_tests build/bin/aipe_gpu_tests \
+if [[ -x $GPU_TESTS ]]; then
+  step gpu_tests "$GPU_TESTS" \
     '--gtest_filter=CopyLadderKnobs.*:TransposeSector.*:TransposeVec4.*:Registry/EveryExample.VerifiesAtSmallAwkwardSize/ch07_*'
 fi
 # --quick: 512 MiB DRAM buffers; the SM copy tries kCopyWinner, the pipelined copies, then the rest.
