@@ -11,12 +11,47 @@
 //                    drives the copy engine, no register round trip at all (sm_90). Knobs (axes):
 //                    bulk_kib (chunk size), bulk_stages (chunks in flight per block), bulk_order
 //                    (round-robin or contiguous chunks per block), bulk_evict_first (L2 policy); the
-//                    defaults are the best of a sweep on an H100 against memcpy in the same run
+//                    defaults are the best of a sweep on an H100 against memcpy in the same run. On the
+//                    H200 (ee7af80) every setting tried sat near 3940 GB/s vs memcpy ~4255: 16 KiB x 8
+//                    stages 3939, 32 KiB x 6 3938, 96 KiB x 2 3947, the default 64 KiB x 3 3932
 //   6 block_chunks   no persistent loop at all: one block per contiguous 16 KiB chunk (512 threads x
 //                    two 16-byte loads, both issued before either store, kept in program order by
 //                    volatile asm), tens of thousands of blocks: the hardware's block scheduler hands out
 //                    DRAM in address order, the way memcpy's own kernel does
-//   7 memcpy         cudaMemcpyAsync device-to-device: the library ceiling
+//   7 wide_chunks    block_chunks with its knobs as axes, for the H200's deeper memory system:
+//                    chunk_kib per block (8-256), chunk_threads, hence chunk_kib / (threads x 16 B) loads
+//                    in flight per thread (1-16; 16 allows up to 768 threads, 192 KiB per block);
+//                    chunk_policy (cache hints: 0 plain, 1 st.global.cs, 2 ld.global.nc.L2::256B +
+//                    st.global.cs, 3 stores under an L2 evict-first createpolicy, 4 st.global.L1::no_allocate);
+//                    chunk_pair32 = 1 gives each thread 32 contiguous bytes (two adjacent float4: sm_90 has
+//                    no 32-byte ld.global.v8, that is sm_100+); chunk_order = 1 deals the chunks to blocks
+//                    from both halves of the array alternately (two address streams instead of one
+//                    moving window). Why: HBM3e at 4.8 TB/s and ~0.8 us needs ~4 MB in flight, ~30 KB
+//                    per SM. Default 128 KiB x 1024 threads (8 loads per thread, one block per SM), the
+//                    best of the first H200 sweep (measured on the H200 at ee7af80, each against memcpy
+//                    in the same process, docs/results/h200-ch07-copy-sweep-ee7af80/): 128 KiB x 1024
+//                    4185 GB/s vs memcpy 4251 (0.984x); 16 KiB x 512 4155; 64 KiB x 1024 4134; 64 KiB x
+//                    512 4133; 8 KiB x 256 4128; 32 KiB x 512 4110. Counter-examples from the same sweep
+//                    (32 KiB x 512 unless said): 64 KiB x 256 (16 loads) 4092, 32 KiB x 256 4080;
+//                    st.global.cs 4067, evict-first stores 4073, st.L1::no_allocate 4066 (write hints
+//                    do not help: the writes are whole sectors and never re-read either way);
+//                    ld.nc.L2::256B + st.cs 3846 (the read-only path with its 256 B L2 prefetch costs
+//                    more than it saves on a stream that is already one full sector per lane); pair32
+//                    3302 (each warp instruction then covers half of 32 separate 32-byte sectors);
+//                    two address streams 4093
+//   8 sliced         a persistent grid of exactly slice_blocks_per_sm x SMs blocks, each walking ONE
+//                    contiguous slice of n / grid floats in steps of slice_unroll float4 per thread
+//                    (vec4_ilp4 deals its tiles round-robin instead): each block streams its own DRAM
+//                    pages, against everyone moving through one window of the array together. A
+//                    counter-example on the H200 (ee7af80): 3240 GB/s (unroll 8), 3327 (unroll 8, one
+//                    block per SM) vs memcpy ~4255: many distant streams lose to one moving window
+//   9 pipelined      a block walks several chunks with two register sets: the loads of chunk j+1 are
+//                    issued before the stores of chunk j, so a block never waits on its own loads with
+//                    nothing else queued (wide_chunks drains once per chunk) and each SM sends a steady
+//                    read/write mix instead of per-block bursts. pipe_kib per chunk x pipe_threads,
+//                    pipe_chunks consecutive chunks per block (0 = a persistent grid, chunks round-robin)
+//  10 memcpy         cudaMemcpyAsync device-to-device: the library ceiling (the copy engines: no SM
+//                    kernel appears in a profile of it, tests/fixtures/ncu_h100_copy_ladder_memcpy_no_kernel.csv)
 //
 // Problem: dst[i] = src[i], i < n. Default n = 256 Mi floats (1 GiB each way), far past the 50 MB L2.
 // Napkin math: bytes = 2 * 4 * n (read once, write once), 0 FLOPs. At ~3.0 TB/s a GiB copy takes
@@ -129,6 +164,190 @@ __global__ void __launch_bounds__(kChunkThreads) copy_block_chunks(const float* 
   if (blockIdx.x == 0) {  // the last n % 4 floats
     const std::size_t i = 4 * n4 + threadIdx.x;
     if (i < n) dst[i] = src[i];
+  }
+}
+
+// ---- rung 7: one contiguous chunk per block, knobs as axes -------------------------------------
+// Cache policies of the wide_chunks rung (axis chunk_policy).
+enum class Policy : int { plain = 0, store_cs = 1, nc256_cs = 2, store_evict_first = 3, store_no_l1 = 4 };
+constexpr int kPolicies = 5;
+
+template <Policy P>
+__device__ __forceinline__ float4 ld_policy(const float4* p) {
+  float4 v;
+  if constexpr (P == Policy::nc256_cs)
+    asm volatile("ld.global.nc.L1::no_allocate.L2::256B.v4.f32 {%0,%1,%2,%3}, [%4];"
+                 : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w)
+                 : "l"(p));
+  else
+    asm volatile("ld.global.v4.f32 {%0,%1,%2,%3}, [%4];" : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w) : "l"(p));
+  return v;
+}
+template <Policy P>
+__device__ __forceinline__ void st_policy(float4* p, float4 v, std::uint64_t policy) {
+  if constexpr (P == Policy::store_cs || P == Policy::nc256_cs)
+    asm volatile("st.global.cs.v4.f32 [%0], {%1,%2,%3,%4};" ::"l"(p), "f"(v.x), "f"(v.y), "f"(v.z), "f"(v.w) : "memory");
+  else if constexpr (P == Policy::store_evict_first)
+    asm volatile("st.global.L2::cache_hint.v4.f32 [%0], {%1,%2,%3,%4}, %5;" ::"l"(p), "f"(v.x), "f"(v.y), "f"(v.z),
+                 "f"(v.w), "l"(policy)
+                 : "memory");
+  else if constexpr (P == Policy::store_no_l1)
+    asm volatile("st.global.L1::no_allocate.v4.f32 [%0], {%1,%2,%3,%4};" ::"l"(p), "f"(v.x), "f"(v.y), "f"(v.z), "f"(v.w)
+                 : "memory");
+  else
+    asm volatile("st.global.v4.f32 [%0], {%1,%2,%3,%4};" ::"l"(p), "f"(v.x), "f"(v.y), "f"(v.z), "f"(v.w) : "memory");
+}
+
+// Block b copies float4s [b*U*T, (b+1)*U*T). Load k of thread t: warp-strided, k*T + t (each
+// instruction coalesced across the warp), or with pair32, 2t + (k & 1) + (k >> 1)*2T (each thread's
+// 32 contiguous bytes). All U loads are issued before the first store (volatile asm keeps the order).
+// 16 float4 in flight need 64 data registers: such blocks are capped at 768 threads (85 registers
+// per thread fit the 64 Ki register file), so the compiler need not spill; 768 x 16 x 16 B = 192 KiB
+// per block, the largest chunk that registers alone can hold on one SM.
+constexpr int wide_max_threads(int unroll) { return unroll >= 16 ? 768 : 1024; }
+
+template <int U, Policy P>
+__global__ void __launch_bounds__(wide_max_threads(U)) copy_wide_chunks(const float* __restrict__ src, float* __restrict__ dst,
+                                                         std::size_t n, bool pair32, bool two_streams) {
+  const std::size_t n4 = n / 4;
+  const float4* s = reinterpret_cast<const float4*>(src);
+  float4* d = reinterpret_cast<float4*>(dst);
+  const unsigned T = blockDim.x;
+  // Chunk of this block: b in address order, or with two_streams b/2 from the first half (even b) and
+  // half + b/2 from the second (odd b), half = ceil(C/2): a bijection on [0, C) for any C.
+  const std::size_t half = (gridDim.x + 1) / 2;
+  const std::size_t chunk = two_streams ? (blockIdx.x % 2 ? half + blockIdx.x / 2 : blockIdx.x / 2) : blockIdx.x;
+  const std::size_t base = chunk * std::size_t(U) * T;
+  std::uint64_t policy = 0;
+  if constexpr (P == Policy::store_evict_first)
+    asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(policy));
+  auto at = [&](int k) {
+    return base + (pair32 ? 2 * threadIdx.x + (k & 1) + std::size_t(k >> 1) * 2 * T : std::size_t(k) * T + threadIdx.x);
+  };
+  if (base + std::size_t(U) * T <= n4) {  // a full chunk
+    float4 v[U];
+#pragma unroll
+    for (int k = 0; k < U; ++k) v[k] = ld_policy<P>(s + at(k));
+#pragma unroll
+    for (int k = 0; k < U; ++k) st_policy<P>(d + at(k), v[k], policy);
+  } else {  // the last, partial chunk
+    for (int k = 0; k < U; ++k)
+      if (at(k) < n4) d[at(k)] = s[at(k)];
+  }
+  if (blockIdx.x == 0) {  // the last n % 4 floats
+    const std::size_t i = 4 * n4 + threadIdx.x;
+    if (i < n) dst[i] = src[i];
+  }
+}
+
+using WideKernel = void (*)(const float*, float*, std::size_t, bool, bool);
+template <int U>
+WideKernel wide_kernel_for(int policy) {
+  switch (static_cast<Policy>(policy)) {
+    case Policy::store_cs: return copy_wide_chunks<U, Policy::store_cs>;
+    case Policy::nc256_cs: return copy_wide_chunks<U, Policy::nc256_cs>;
+    case Policy::store_evict_first: return copy_wide_chunks<U, Policy::store_evict_first>;
+    case Policy::store_no_l1: return copy_wide_chunks<U, Policy::store_no_l1>;
+    default: return copy_wide_chunks<U, Policy::plain>;
+  }
+}
+// nullptr for an unroll that is not instantiated.
+WideKernel wide_kernel(int unroll, int policy) {
+  switch (unroll) {
+    case 1: return wide_kernel_for<1>(policy);
+    case 2: return wide_kernel_for<2>(policy);
+    case 4: return wide_kernel_for<4>(policy);
+    case 8: return wide_kernel_for<8>(policy);
+    case 16: return wide_kernel_for<16>(policy);
+    default: return nullptr;
+  }
+}
+
+// ---- rung 8: a persistent grid, one contiguous slice per block ----------------------------------
+// Block b owns float4s [b*n4/grid, (b+1)*n4/grid) and walks it in tiles of U x blockDim.
+template <int U>
+__global__ void __launch_bounds__(512) copy_sliced(const float* __restrict__ src, float* __restrict__ dst, std::size_t n) {
+  const std::size_t n4 = n / 4;
+  const float4* s = reinterpret_cast<const float4*>(src);
+  float4* d = reinterpret_cast<float4*>(dst);
+  const std::size_t lo = blockIdx.x * n4 / gridDim.x, hi = (blockIdx.x + 1) * n4 / gridDim.x;
+  const std::size_t tile = std::size_t(U) * blockDim.x;
+  std::size_t i = lo + threadIdx.x;
+  for (; i + (U - 1) * blockDim.x < hi; i += tile) {
+    float4 v[U];
+#pragma unroll
+    for (int k = 0; k < U; ++k) v[k] = ld_ordered(s + i + k * blockDim.x);
+#pragma unroll
+    for (int k = 0; k < U; ++k) st_ordered(d + i + k * blockDim.x, v[k]);
+  }
+  for (int k = 0; k < U; ++k)  // the slice's partial tile
+    if (i + k * blockDim.x < hi) d[i + k * blockDim.x] = s[i + k * blockDim.x];
+  if (blockIdx.x == 0) {  // the last n % 4 floats
+    const std::size_t t = 4 * n4 + threadIdx.x;
+    if (t < n) dst[t] = src[t];
+  }
+}
+constexpr int kSliceThreads = 512;
+
+// ---- rung 9: loads of the next chunk issued before the stores of this one -----------------------
+// wide_chunks drains at every chunk: a block's U loads land, its stores go out, and until the next
+// block's loads are issued that SM has only stores in flight. Here a block walks several chunks with
+// two register sets: the loads of chunk j+1 are issued before the stores of chunk j, so the block never
+// waits for its own loads with nothing else queued, and reads and writes stay interleaved at a
+// constant mix instead of arriving in per-block bursts. Two sets of U float4 = 8U data registers: U = 8
+// caps a block at 512 threads (64 of them data), U <= 4 allows 1024.
+constexpr int pipe_max_threads(int unroll) { return unroll >= 8 ? 512 : 1024; }
+
+// Chunk j (< count) of this block: chunks_per_block > 0: chunks_per_block consecutive chunks per
+// block (the block scheduler still hands out DRAM in address order); 0: a persistent grid, chunk
+// blockIdx + j x grid (the whole grid moves through one window of the array together).
+template <int U>
+__global__ void __launch_bounds__(pipe_max_threads(U)) copy_pipelined(const float* __restrict__ src, float* __restrict__ dst,
+                                                                      std::size_t n, unsigned chunks_per_block) {
+  const std::size_t n4 = n / 4;
+  const float4* s = reinterpret_cast<const float4*>(src);
+  float4* d = reinterpret_cast<float4*>(dst);
+  const unsigned T = blockDim.x;
+  const std::size_t per = std::size_t(U) * T, full = n4 / per;
+  const std::size_t first = chunks_per_block ? std::size_t(blockIdx.x) * chunks_per_block : blockIdx.x;
+  const std::size_t step = chunks_per_block ? 1 : gridDim.x;
+  const std::size_t end = chunks_per_block ? std::min(full, first + chunks_per_block) : full;
+  auto load = [&](float4 (&v)[U], std::size_t c) {
+#pragma unroll
+    for (int k = 0; k < U; ++k) v[k] = ld_ordered(s + c * per + std::size_t(k) * T + threadIdx.x);
+  };
+  auto store = [&](const float4 (&v)[U], std::size_t c) {
+#pragma unroll
+    for (int k = 0; k < U; ++k) st_ordered(d + c * per + std::size_t(k) * T + threadIdx.x, v[k]);
+  };
+  // Two register sets, a and b, alternate roles (no copy from one to the other: a move would wait for
+  // the loads it moves).
+  float4 a[U], b[U];
+  std::size_t c = first;
+  if (c < end) load(a, c);
+  while (c < end) {
+    if (c + step < end) load(b, c + step);
+    store(a, c);
+    c += step;
+    if (c >= end) break;
+    if (c + step < end) load(a, c + step);
+    store(b, c);
+    c += step;
+  }
+  if (blockIdx.x == 0) {  // the partial last chunk and the last n % 4 floats
+    for (std::size_t i = full * per + threadIdx.x; i < n4; i += T) d[i] = s[i];
+    const std::size_t i = 4 * n4 + threadIdx.x;
+    if (i < n) dst[i] = src[i];
+  }
+}
+
+using PipeKernel = void (*)(const float*, float*, std::size_t, unsigned);
+PipeKernel pipe_kernel(int unroll) {  // nullptr for an unroll that is not instantiated
+  switch (unroll) {
+    case 2: return copy_pipelined<2>;
+    case 4: return copy_pipelined<4>;
+    case 8: return copy_pipelined<8>;
+    default: return nullptr;
   }
 }
 
@@ -271,7 +490,7 @@ class CopyLadder final : public aipe::Example {
  public:
   aipe::ExampleInfo info() const override {
     return {"ch07/copy_ladder",
-            "Copy ladder: scalar, 16-byte vectors, loads in flight, streaming hints, bulk-copy engine",
+            "Copy ladder: scalar, 16-byte vectors, loads in flight, streaming hints, bulk-copy engine, chunk and slice shapes",
             "A copy does no arithmetic, so its speed is set by how many bytes each SM keeps in flight to cover "
             "DRAM latency (Little's law) and by how few instructions it spends per byte. Scalar accesses leave "
             "the memory system idle; 16-byte vectors cut the instruction count by 4; several independent loads "
@@ -283,7 +502,21 @@ class CopyLadder final : public aipe::Example {
              {"bulk_stages", 3, 3, 3, "tma_bulk: chunks in flight per block (shared-memory stages)", 2, kMaxStages},
              {"bulk_order", 0, 0, 0, "tma_bulk: 0 chunks dealt round-robin over blocks, 1 one contiguous range per block",
               0, 1},
-             {"bulk_evict_first", 0, 0, 0, "tma_bulk: 1 = L2 evict-first cache policy on the bulk copies", 0, 1}},
+             {"bulk_evict_first", 0, 0, 0, "tma_bulk: 1 = L2 evict-first cache policy on the bulk copies", 0, 1},
+             {"chunk_kib", 128, 128, 128, "wide_chunks: KiB per block (one block per chunk)", 1, 256},
+             {"chunk_threads", 1024, 1024, 1024, "wide_chunks: threads per block", 32, 1024},
+             {"chunk_policy", 0, 0, 0,
+              "wide_chunks: 0 plain, 1 st.cs, 2 ld.nc.L2::256B + st.cs, 3 stores L2 evict-first, 4 st.L1::no_allocate", 0,
+              kPolicies - 1},
+             {"chunk_pair32", 0, 0, 0, "wide_chunks: 1 = 32 contiguous bytes per thread (two adjacent float4)", 0, 1},
+             {"chunk_order", 0, 0, 0, "wide_chunks: 0 chunks in address order, 1 alternately from both halves", 0, 1},
+             {"slice_unroll", 4, 4, 4, "sliced: float4 loads in flight per thread (4 or 8)", 4, 8},
+             {"slice_blocks_per_sm", 0, 0, 0, "sliced: blocks per SM (0 = as many as fit)", 0, 4},
+             {"pipe_kib", 64, 64, 64, "pipelined: KiB per chunk per block (pipe_threads x 2, 4 or 8 float4)", 1, 128},
+             {"pipe_threads", 1024, 1024, 1024, "pipelined: threads per block (at most 512 with 8 float4 per thread)", 32,
+              1024},
+             {"pipe_chunks", 0, 0, 0, "pipelined: consecutive chunks per block (0 = persistent grid, chunks round-robin)", 0,
+              1024}},
             {}};
   }
 
@@ -324,6 +557,22 @@ class CopyLadder final : public aipe::Example {
            copy_block_chunks<<<static_cast<unsigned>(blocks), kChunkThreads, 0, s>>>(src_.get(), dst_.get(), n_);
            AIPE_CHECK_LAUNCH();
          }},
+        {"wide_chunks", "block_chunks with chunk size, threads, cache policy and per-thread layout as axes (default 128 KiB x 1024 threads)",
+         [this](cudaStream_t s) {
+           wide_<<<wide_grid_, wide_threads_, 0, s>>>(src_.get(), dst_.get(), n_, wide_pair32_, wide_two_streams_);
+           AIPE_CHECK_LAUNCH();
+         }},
+        {"sliced", "a persistent grid of exactly blocks/SM x SMs, each block streaming one contiguous slice",
+         [this](cudaStream_t s) {
+           if (slice_unroll_ == 8) copy_sliced<8><<<slice_grid_, kSliceThreads, 0, s>>>(src_.get(), dst_.get(), n_);
+           else copy_sliced<4><<<slice_grid_, kSliceThreads, 0, s>>>(src_.get(), dst_.get(), n_);
+           AIPE_CHECK_LAUNCH();
+         }},
+        {"pipelined", "two register sets per thread: the loads of a block's next chunk issued before the stores of this one",
+         [this](cudaStream_t s) {
+           pipe_<<<pipe_grid_, pipe_threads_, 0, s>>>(src_.get(), dst_.get(), n_, pipe_chunks_);
+           AIPE_CHECK_LAUNCH();
+         }},
         {"memcpy", "cudaMemcpyAsync device-to-device: the copy-engine ceiling",
          [this](cudaStream_t s) {
            AIPE_CUDA(cudaMemcpyAsync(dst_.get(), src_.get(), n_ * sizeof(float), cudaMemcpyDeviceToDevice, s));
@@ -348,6 +597,9 @@ class CopyLadder final : public aipe::Example {
     bulk_.contiguous = ctx.size("bulk_order") == 1;
     bulk_.evict_first = ctx.size("bulk_evict_first") == 1;
     smem_bulk_ = static_cast<std::size_t>(bulk_.chunk) * bulk_.stages;
+    setup_wide(ctx);
+    setup_sliced(ctx);
+    setup_pipelined(ctx);
     if (smem_bulk_ + 1024 > ctx.device().smem_per_block_optin_bytes)
       throw aipe::BadInput("bulk_kib x bulk_stages = " + std::to_string(smem_bulk_ / 1024) +
                            " KiB of shared memory exceeds what a block may use (" +
@@ -367,18 +619,90 @@ class CopyLadder final : public aipe::Example {
   }
 
   void metrics(const std::string& v, double, std::map<std::string, double>& out) override {
+    if (v == "wide_chunks") {
+      out["chunk_loads_per_thread"] = wide_unroll_;
+      out["chunk_kib_in_flight_per_sm"] = wide_per_sm_ * (wide_unroll_ * 16.0 * wide_threads_ / 1024.0);
+    }
+    if (v == "sliced") out["slice_blocks"] = slice_grid_;
+    if (v == "pipelined") {
+      out["pipe_blocks_per_sm"] = pipe_per_sm_;
+      // Loads of one chunk plus stores of the previous one, per block.
+      out["pipe_kib_in_flight_per_sm"] = pipe_per_sm_ * 2.0 * pipe_unroll_ * 16.0 * pipe_threads_ / 1024.0;
+    }
     if (v != "tma_bulk") return;
     out["bulk_blocks_per_sm"] = grid_bulk_ / std::max(1, sm_count_);
     out["bulk_kib_in_flight_per_sm"] = (bulk_.stages - 1) * (bulk_.chunk / 1024.0) * (grid_bulk_ / std::max(1, sm_count_));
   }
 
  private:
+  void setup_wide(aipe::Context& ctx) {
+    const std::int64_t bytes = ctx.size("chunk_kib") * 1024;
+    wide_threads_ = static_cast<unsigned>(ctx.size("chunk_threads"));
+    if (wide_threads_ % 32 != 0) throw aipe::BadInput("chunk_threads must be a multiple of 32");
+    const std::int64_t per_thread = bytes / (16 * std::int64_t(wide_threads_));
+    wide_unroll_ = static_cast<int>(per_thread);
+    wide_ = per_thread * 16 * wide_threads_ == bytes ? wide_kernel(wide_unroll_, static_cast<int>(ctx.size("chunk_policy")))
+                                                     : nullptr;
+    if (!wide_)
+      throw aipe::BadInput("chunk_kib x 1024 / (chunk_threads x 16 B) must be 1, 2, 4, 8 or 16 loads per thread (got " +
+                           std::to_string(bytes) + " B over " + std::to_string(wide_threads_) + " threads)");
+    if (static_cast<int>(wide_threads_) > wide_max_threads(wide_unroll_))
+      throw aipe::BadInput("16 loads per thread (chunk_kib x 1024 / (chunk_threads x 16 B)) allow at most " +
+                           std::to_string(wide_max_threads(16)) + " chunk_threads");
+    wide_pair32_ = ctx.size("chunk_pair32") == 1;
+    wide_two_streams_ = ctx.size("chunk_order") == 1;
+    if (wide_pair32_ && wide_unroll_ % 2 != 0)
+      throw aipe::BadInput("chunk_pair32 needs an even number of loads per thread");
+    const std::size_t per_block = std::size_t(wide_unroll_) * wide_threads_;
+    wide_grid_ = static_cast<unsigned>(std::max<std::size_t>(1, (n_ / 4 + per_block - 1) / per_block));
+    AIPE_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&wide_per_sm_, wide_, static_cast<int>(wide_threads_), 0));
+  }
+  void setup_sliced(aipe::Context& ctx) {
+    slice_unroll_ = static_cast<int>(ctx.size("slice_unroll"));
+    if (slice_unroll_ != 4 && slice_unroll_ != 8) throw aipe::BadInput("slice_unroll must be 4 or 8");
+    int fit = 0;
+    if (slice_unroll_ == 8) AIPE_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&fit, copy_sliced<8>, kSliceThreads, 0));
+    else AIPE_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&fit, copy_sliced<4>, kSliceThreads, 0));
+    const int want = static_cast<int>(ctx.size("slice_blocks_per_sm"));
+    if (want > std::max(1, fit))
+      throw aipe::BadInput("slice_blocks_per_sm " + std::to_string(want) + " exceeds the " + std::to_string(fit) +
+                           " blocks of 512 threads that fit on an SM");
+    slice_grid_ = static_cast<unsigned>((want > 0 ? want : std::max(1, fit)) * sm_count_);
+  }
+
+  void setup_pipelined(aipe::Context& ctx) {
+    const std::int64_t bytes = ctx.size("pipe_kib") * 1024;
+    pipe_threads_ = static_cast<unsigned>(ctx.size("pipe_threads"));
+    if (pipe_threads_ % 32 != 0) throw aipe::BadInput("pipe_threads must be a multiple of 32");
+    const std::int64_t per_thread = bytes / (16 * std::int64_t(pipe_threads_));
+    pipe_unroll_ = static_cast<int>(per_thread);
+    pipe_ = per_thread * 16 * pipe_threads_ == bytes ? pipe_kernel(pipe_unroll_) : nullptr;
+    if (!pipe_)
+      throw aipe::BadInput("pipe_kib x 1024 / (pipe_threads x 16 B) must be 2, 4 or 8 loads per thread (got " +
+                           std::to_string(bytes) + " B over " + std::to_string(pipe_threads_) + " threads)");
+    if (static_cast<int>(pipe_threads_) > pipe_max_threads(pipe_unroll_))
+      throw aipe::BadInput("8 loads per thread (pipe_kib x 1024 / (pipe_threads x 16 B)) allow at most " +
+                           std::to_string(pipe_max_threads(8)) + " pipe_threads");
+    pipe_chunks_ = static_cast<unsigned>(ctx.size("pipe_chunks"));
+    AIPE_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&pipe_per_sm_, pipe_, static_cast<int>(pipe_threads_), 0));
+    const std::size_t chunks = std::max<std::size_t>(1, n_ / 4 / (std::size_t(pipe_unroll_) * pipe_threads_));
+    pipe_grid_ = static_cast<unsigned>(pipe_chunks_ ? (chunks + pipe_chunks_ - 1) / pipe_chunks_
+                                                    : std::min<std::size_t>(chunks, std::size_t(std::max(1, pipe_per_sm_)) * sm_count_));
+  }
+
   std::size_t n_ = 0;
   std::uint64_t seed_ = 0;
   int sm_count_ = 1;
   unsigned grid_ = 1, grid_bulk_ = 1;
   std::size_t smem_bulk_ = 0;
   BulkParams bulk_{};
+  WideKernel wide_ = nullptr;
+  unsigned wide_grid_ = 1, wide_threads_ = 512, slice_grid_ = 1;
+  int wide_unroll_ = 1, wide_per_sm_ = 0, slice_unroll_ = 4;
+  bool wide_pair32_ = false, wide_two_streams_ = false;
+  PipeKernel pipe_ = nullptr;
+  unsigned pipe_grid_ = 1, pipe_threads_ = 1024, pipe_chunks_ = 0;
+  int pipe_unroll_ = 4, pipe_per_sm_ = 0;
   aipe::DeviceBuffer<float> src_, dst_;
 };
 

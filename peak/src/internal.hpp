@@ -6,6 +6,7 @@
 #include "aipe/buffer.hpp"
 #include "aipe/measure.hpp"
 #include "aipe/peak.hpp"
+#include "aipe/power.hpp"
 #include "aipe/sysinfo.hpp"
 
 namespace aipe::peak {
@@ -43,5 +44,21 @@ struct Run {
 };
 
 void measure_tensor(Run& run);  // gemm.cpp
+
+// A compute ceiling as the GPU sustains it (sustain.cpp): `launch` runs back to back while NVML is
+// sampled until steady_state() says the clock and power have settled (or the cap), then the Timer
+// measures it with the power sampler running. launch_ms: a burst timing of one launch, to size the
+// batches. Where NVML is unavailable the warm-up is the criterion's min_s, and the note says so.
+struct Sustained {
+  double median_ms = 0;
+  double sm_mhz = 0, power_w = 0;  // 0 = unknown
+  double warmup_s = 0;
+  Steadiness state = Steadiness::warming;
+  std::string note;  // "steady after 2.5 s", "not steady after 10 s", "NVML unavailable: ..."
+};
+Sustained measure_sustained(Run& run, const std::function<void(cudaStream_t)>& launch, double launch_ms);
+// Applies a Sustained to a compute row measured in `unit` from `work` (FLOPs or ops) per launch: value
+// = sustained rate, burst = the rate at burst_ms, clock and power beside it.
+void set_sustained(Row& r, const Sustained& s, double work, double burst_ms);
 
 }  // namespace aipe::peak

@@ -18,12 +18,14 @@ const char* to_string(Hint h) {
     case Hint::plain: return "plain";
     case Hint::streaming: return "cs";
     case Hint::nc_l2_256: return "nc+L2::256B";
+    case Hint::evict_first: return "L2 evict_first";
   }
   return "";
 }
 
 std::string StreamConfig::describe() const {
-  return std::string(persistent ? "persistent " + std::to_string(blocks_per_sm) + "/SM" : "1 chunk/block") + ", " +
+  return std::string(persistent ? "persistent " + std::to_string(blocks_per_sm) + "/SM" : "1 chunk/block") +
+         (pipelined ? ", pipelined" : "") + ", " +
          std::to_string(threads) + " thr, unroll " + std::to_string(unroll) + ", 16 B, " + to_string(hint);
 }
 
@@ -35,7 +37,7 @@ namespace {
 template <Hint H>
 __device__ __forceinline__ uint4 load(const uint4* p) {
   uint4 v;
-  if constexpr (H == Hint::plain) {
+  if constexpr (H == Hint::plain || H == Hint::evict_first) {
     asm volatile("ld.global.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
   } else if constexpr (H == Hint::streaming) {
     asm volatile("ld.global.cs.v4.u32 {%0, %1, %2, %3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
@@ -49,9 +51,15 @@ __device__ __forceinline__ uint4 load(const uint4* p) {
 
 template <Hint H>
 __device__ __forceinline__ void store(uint4* p, uint4 v) {
-  if constexpr (H == Hint::plain)
+  if constexpr (H == Hint::plain) {
     asm volatile("st.global.v4.u32 [%0], {%1, %2, %3, %4};" ::"l"(p), "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w) : "memory");
-  else
+  } else if constexpr (H == Hint::evict_first) {
+    std::uint64_t policy;  // not volatile: the compiler creates it once per kernel
+    asm("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(policy));
+    asm volatile("st.global.L2::cache_hint.v4.u32 [%0], {%1, %2, %3, %4}, %5;" ::"l"(p), "r"(v.x), "r"(v.y), "r"(v.z),
+                 "r"(v.w), "l"(policy)
+                 : "memory");
+  } else
     asm volatile("st.global.cs.v4.u32 [%0], {%1, %2, %3, %4};" ::"l"(p), "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w) : "memory");
 }
 
@@ -68,6 +76,40 @@ __global__ void __launch_bounds__(1024) copy_kernel(const uint4* __restrict__ sr
     for (int k = 0; k < U; ++k) v[k] = load<H>(src + base + std::size_t(k) * blockDim.x);
 #pragma unroll
     for (int k = 0; k < U; ++k) store<H>(dst + base + std::size_t(k) * blockDim.x, v[k]);
+  }
+  for (std::size_t i = full * chunk + blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < n;
+       i += std::size_t(gridDim.x) * blockDim.x)
+    dst[i] = src[i];
+}
+
+// copy_kernel's persistent loop with two register sets, a and b, taking turns: the U loads of chunk
+// c + grid are issued before the U stores of chunk c, so a block always has loads in flight (no copy
+// from one set to the other: a move would wait for the loads it moves).
+constexpr int pipelined_max_threads(int unroll) { return unroll >= 8 ? 512 : 1024; }
+template <int U, Hint H>
+__global__ void __launch_bounds__(pipelined_max_threads(U))
+    copy_pipelined_kernel(const uint4* __restrict__ src, uint4* __restrict__ dst, std::size_t n) {
+  const std::size_t chunk = std::size_t(U) * blockDim.x;
+  const std::size_t full = n / chunk;
+  auto load_chunk = [&](uint4 (&v)[U], std::size_t c) {
+#pragma unroll
+    for (int k = 0; k < U; ++k) v[k] = load<H>(src + c * chunk + threadIdx.x + std::size_t(k) * blockDim.x);
+  };
+  auto store_chunk = [&](const uint4 (&v)[U], std::size_t c) {
+#pragma unroll
+    for (int k = 0; k < U; ++k) store<H>(dst + c * chunk + threadIdx.x + std::size_t(k) * blockDim.x, v[k]);
+  };
+  uint4 a[U], b[U];
+  std::size_t c = blockIdx.x;
+  if (c < full) load_chunk(a, c);
+  while (c < full) {
+    if (c + gridDim.x < full) load_chunk(b, c + gridDim.x);
+    store_chunk(a, c);
+    c += gridDim.x;
+    if (c >= full) break;
+    if (c + gridDim.x < full) load_chunk(a, c + gridDim.x);
+    store_chunk(b, c);
+    c += gridDim.x;
   }
   for (std::size_t i = full * chunk + blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < n;
        i += std::size_t(gridDim.x) * blockDim.x)
@@ -330,24 +372,28 @@ unsigned fill_grid(std::size_t n) { return static_cast<unsigned>(std::min<std::s
 
 namespace {
 template <int U, Hint H>
-const void* stream_kernel(Op op) {
+const void* stream_kernel(Op op, bool pipelined) {
   switch (op) {
-    case Op::copy: return reinterpret_cast<const void*>(&copy_kernel<U, H>);
+    case Op::copy:
+      return pipelined ? reinterpret_cast<const void*>(&copy_pipelined_kernel<U, H>)
+                       : reinterpret_cast<const void*>(&copy_kernel<U, H>);
     case Op::read: return reinterpret_cast<const void*>(&read_kernel<U, H>);
     case Op::write: return reinterpret_cast<const void*>(&write_kernel<U, H>);
   }
   return nullptr;
 }
 template <Hint H>
-const void* stream_kernel(Op op, int u) {
-  return u == 1 ? stream_kernel<1, H>(op) : u == 2 ? stream_kernel<2, H>(op) : u == 4 ? stream_kernel<4, H>(op) : stream_kernel<8, H>(op);
+const void* stream_kernel(Op op, int u, bool p) {
+  return u == 1 ? stream_kernel<1, H>(op, p) : u == 2 ? stream_kernel<2, H>(op, p) : u == 4 ? stream_kernel<4, H>(op, p) : stream_kernel<8, H>(op, p);
 }
 }  // namespace
 
 int resident_blocks(Op op, const StreamConfig& c) {
-  const void* k = c.hint == Hint::plain       ? stream_kernel<Hint::plain>(op, c.unroll)
-                  : c.hint == Hint::streaming ? stream_kernel<Hint::streaming>(op, c.unroll)
-                                              : stream_kernel<Hint::nc_l2_256>(op, c.unroll);
+  const bool p = c.pipelined && op == Op::copy;
+  const void* k = c.hint == Hint::plain       ? stream_kernel<Hint::plain>(op, c.unroll, p)
+                  : c.hint == Hint::streaming ? stream_kernel<Hint::streaming>(op, c.unroll, p)
+                  : c.hint == Hint::evict_first ? stream_kernel<Hint::evict_first>(op, c.unroll, p)
+                                              : stream_kernel<Hint::nc_l2_256>(op, c.unroll, p);
   int blocks = 0;
   AIPE_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, k, c.threads, 0));
   return std::max(blocks, 1);
@@ -379,11 +425,25 @@ unsigned grid_for(const StreamConfig& c, std::size_t n_vec, int sm_count) {
       else if (c.unroll == 4) KERNEL<4, Hint::nc_l2_256><<<g, c.threads, 0, s>>> ARGS;                   \
       else KERNEL<8, Hint::nc_l2_256><<<g, c.threads, 0, s>>> ARGS;                                      \
       break;                                                                                             \
+    case Hint::evict_first:                                                                              \
+      if (c.unroll == 1) KERNEL<1, Hint::evict_first><<<g, c.threads, 0, s>>> ARGS;                      \
+      else if (c.unroll == 2) KERNEL<2, Hint::evict_first><<<g, c.threads, 0, s>>> ARGS;                 \
+      else if (c.unroll == 4) KERNEL<4, Hint::evict_first><<<g, c.threads, 0, s>>> ARGS;                 \
+      else KERNEL<8, Hint::evict_first><<<g, c.threads, 0, s>>> ARGS;                                    \
+      break;                                                                                             \
   }                                                                                                      \
   AIPE_CHECK_LAUNCH()
 
 void copy(const StreamConfig& c, const void* src, void* dst, std::size_t n_vec, int sm_count, cudaStream_t s) {
   const unsigned g = grid_for(c, n_vec, sm_count);
+  if (c.pipelined) {
+    if (!c.persistent || c.threads > pipelined_max_threads(c.unroll))
+      throw std::invalid_argument("pipelined copy: persistent grid, at most " +
+                                  std::to_string(pipelined_max_threads(c.unroll)) + " threads at unroll " +
+                                  std::to_string(c.unroll));
+    AIPE_PEAK_DISPATCH(copy_pipelined_kernel, (static_cast<const uint4*>(src), static_cast<uint4*>(dst), n_vec));
+    return;
+  }
   AIPE_PEAK_DISPATCH(copy_kernel, (static_cast<const uint4*>(src), static_cast<uint4*>(dst), n_vec));
 }
 

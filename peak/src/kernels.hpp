@@ -13,6 +13,7 @@ enum class Hint {
   plain,      // ld.global / st.global
   streaming,  // ld.global.cs / st.global.cs: evict-first, the data is touched once
   nc_l2_256,  // ld.global.nc.L1::no_allocate.L2::256B (read-only path, 256 B L2 prefetch) / st.global.cs
+  evict_first,  // ld.global / st.global.L2::cache_hint under an L2 evict-first createpolicy
 };
 const char* to_string(Hint h);
 
@@ -24,8 +25,22 @@ struct StreamConfig {
   int unroll = 4;
   Hint hint = Hint::plain;
   bool persistent = true;
+  // Copy on a persistent grid only: two register sets per thread, the loads of a block's next chunk
+  // issued before the stores of this one (ch07/copy_ladder's rung pipelined). unroll 8 allows at most
+  // 512 threads (16 float4 of data per thread).
+  bool pipelined = false;
   std::string describe() const;
 };
+
+// The SM copy technique that ch07/copy_ladder's sweep against cudaMemcpy found best (its rung
+// wide_chunks: one block per contiguous chunk of threads x unroll x 16 B, all loads issued before the
+// stores; on the H200 at ee7af80 128 KiB x 1024 threads, 0.984x memcpy in the same run). `aipe peak`
+// always tries it, first; when a sweep finds a better technique, this one constant changes
+// (docs/peak.md keeps the sweep that chose it).
+constexpr StreamConfig kCopyWinner{1024, 0, 8, Hint::plain, false};
+// The pipelined copies tried beside it (persistent, two register sets: the ladder's rung pipelined).
+constexpr StreamConfig kCopyPipelined[] = {
+    {1024, 0, 2, Hint::plain, true, true}, {1024, 0, 4, Hint::plain, true, true}, {512, 0, 8, Hint::plain, true, true}};
 
 // Which streaming kernel a configuration is for.
 enum class Op { copy, read, write };

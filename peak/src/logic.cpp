@@ -1,6 +1,7 @@
 // Host-only logic of `aipe peak`: units, link rates, the sweep's sizes, peer pairs, the cached
 // peaks, JSON and the table. Tested without a GPU (tests/peak/).
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -127,6 +128,61 @@ SpecPeaks measured_peaks(const Report& r, const SpecPeaks* previous) {
   return m;
 }
 
+const char* to_string(Steadiness s) {
+  switch (s) {
+    case Steadiness::warming: return "warming";
+    case Steadiness::steady: return "steady";
+    case Steadiness::timed_out: return "timed out";
+  }
+  return "";
+}
+
+Steadiness steady_state(const std::vector<TimedSample>& v, const SteadyCriterion& c) {
+  if (v.empty()) return Steadiness::warming;
+  const double now = v.back().t_s;
+  if (now >= c.max_s) return Steadiness::timed_out;
+  if (now < c.min_s) return Steadiness::warming;
+  // Medians of the samples in (now - 2w, now - w] and (now - w, now].
+  auto median_of = [&](double lo, double hi, double TimedSample::*f) {
+    std::vector<double> x;
+    for (const TimedSample& s : v)
+      if (s.t_s > lo && s.t_s <= hi) x.push_back(s.*f);
+    if (x.size() < 3) return -1.0;  // too few to say anything
+    std::sort(x.begin(), x.end());
+    return x.size() % 2 ? x[x.size() / 2] : 0.5 * (x[x.size() / 2 - 1] + x[x.size() / 2]);
+  };
+  const double w = c.window_s;
+  const double clk_prev = median_of(now - 2 * w, now - w, &TimedSample::sm_mhz),
+               clk_last = median_of(now - w, now, &TimedSample::sm_mhz),
+               p_prev = median_of(now - 2 * w, now - w, &TimedSample::power_w),
+               p_last = median_of(now - w, now, &TimedSample::power_w);
+  if (clk_prev <= 0 || clk_last <= 0 || p_prev <= 0 || p_last <= 0) return Steadiness::warming;
+  const bool clock_settled = clk_last >= (1.0 - c.clock_tol) * clk_prev;
+  const bool power_settled = std::fabs(p_last - p_prev) <= c.power_tol * p_prev;
+  return clock_settled && power_settled ? Steadiness::steady : Steadiness::warming;
+}
+
+double datasheet_sm_clock_mhz(const DeviceInfo& d) {
+  // Exact names as the driver reports them: the PCIe and NVL boards have other clocks and power limits.
+  if (d.name == "NVIDIA H100 80GB HBM3" || d.name == "NVIDIA H200") return 1830;
+  if (d.name.rfind("NVIDIA A100", 0) == 0) return 1410;
+  return 0;
+}
+
+std::string compute_spec_basis(const std::string& rate, const DeviceInfo& d, double spec, const std::string& unit) {
+  const double max_mhz = d.max_sm_clock_khz / 1000.0;
+  char b[384];
+  std::snprintf(b, sizeof b, "%s x %d SMs x %.0f MHz (the device's max SM clock: a burst figure, above what the power cap "
+                "sustains)", rate.c_str(), d.sm_count, max_mhz);
+  std::string s = b;
+  const double sheet = datasheet_sm_clock_mhz(d);
+  if (sheet > 0 && max_mhz > 0 && spec > 0) {
+    std::snprintf(b, sizeof b, "; at the data sheet's %.0f MHz: %.4g %s", sheet, spec * sheet / max_mhz, unit.c_str());
+    s += b;
+  }
+  return s + ".";
+}
+
 std::string format_bytes(std::uint64_t b) {
   char s[32];
   if (b >= (1ull << 30) && b % (1ull << 30) == 0) std::snprintf(s, sizeof s, "%llu GiB", (unsigned long long)(b >> 30));
@@ -142,6 +198,10 @@ void to_json(nlohmann::json& j, const Row& r) {
                      {"unit", r.unit},   {"value", r.value},   {"spec", r.spec},       {"spec_basis", r.spec_basis},
                      {"config", r.config}, {"skipped", r.skipped}, {"reason", r.reason}, {"extra", r.extra}};
   j["pct_of_spec"] = r.pct_of_spec();
+  // Only compute ceilings carry these; absent elsewhere (and in files written before they existed).
+  if (r.burst > 0) j["burst"] = r.burst;
+  if (r.sm_mhz > 0) j["sm_mhz"] = r.sm_mhz;
+  if (r.power_w > 0) j["power_w"] = r.power_w;
 }
 
 void from_json(const nlohmann::json& j, Row& r) {
@@ -157,6 +217,9 @@ void from_json(const nlohmann::json& j, Row& r) {
   r.skipped = j.value("skipped", false);
   r.reason = j.value("reason", "");
   r.extra = j.value("extra", std::map<std::string, double>{});
+  r.burst = j.value("burst", 0.0);
+  r.sm_mhz = j.value("sm_mhz", 0.0);
+  r.power_w = j.value("power_w", 0.0);
 }
 
 void to_json(nlohmann::json& j, const Report& r) {
@@ -204,24 +267,36 @@ void print_report(std::ostream& os, const Report& r) {
   os << "Decimal units (GB/s = 1e9 B/s, TFLOP/s = 1e12 FLOP/s). Spec values from the device's properties; "
         "% of spec = measured / spec.\n\n";
   char b[512];
-  std::snprintf(b, sizeof b, "%-9s %-34s %11s %-8s %9s %7s  %s\n", "group", "measurement", "measured", "unit", "spec",
-                "% spec", "best configuration / note");
+  std::snprintf(b, sizeof b, "%-9s %-34s %11s %-8s %9s %7s %9s %6s %5s  %s\n", "group", "measurement", "measured", "unit",
+                "spec", "% spec", "burst", "SM MHz", "W", "best configuration / note");
   os << b;
-  os << std::string(120, '-') << "\n";
+  os << std::string(144, '-') << "\n";
   for (const std::string& g : groups()) {
     if (g == "sweep") continue;
     for (const Row& x : r.rows) {
       if (x.group != g) continue;
       if (x.skipped) {
-        std::snprintf(b, sizeof b, "%-9s %-34s %11s %-8s %9s %7s  skipped: %s\n", x.group.c_str(), x.what.c_str(), "-",
-                      x.unit.c_str(), "-", "-", x.reason.c_str());
+        std::snprintf(b, sizeof b, "%-9s %-34s %11s %-8s %9s %7s %9s %6s %5s  skipped: %s\n", x.group.c_str(),
+                      x.what.c_str(), "-", x.unit.c_str(), "-", "-", "-", "-", "-", x.reason.c_str());
       } else {
-        std::snprintf(b, sizeof b, "%-9s %-34s %11s %-8s %9s %7s  %s\n", x.group.c_str(), x.what.c_str(),
+        std::snprintf(b, sizeof b, "%-9s %-34s %11s %-8s %9s %7s %9s %6s %5s  %s\n", x.group.c_str(), x.what.c_str(),
                       num(x.value).c_str(), x.unit.c_str(), x.spec > 0 ? num(x.spec).c_str() : "n/a",
-                      x.spec > 0 ? (num(x.pct_of_spec()) + "%").c_str() : "-", x.config.c_str());
+                      x.spec > 0 ? (num(x.pct_of_spec()) + "%").c_str() : "-", x.burst > 0 ? num(x.burst).c_str() : "-",
+                      x.sm_mhz > 0 ? num(x.sm_mhz).c_str() : "-", x.power_w > 0 ? num(x.power_w).c_str() : "-",
+                      x.config.c_str());
       }
       os << b;
     }
+  }
+  bool any_burst = false;
+  for (const Row& x : r.rows) any_burst = any_burst || x.burst > 0;
+  if (any_burst) {
+    const double sheet = datasheet_sm_clock_mhz(r.device);
+    os << "\nCompute ceilings are sustained: measured after the call ran back to back until the SM clock stopped "
+          "falling and the power draw settled (NVML); 'burst' is the same call measured first, on the GPU as it was; "
+          "SM MHz and W are NVML medians during the sustained measurement. Compute spec values assume the device's "
+          "max SM clock, " << num(r.device.max_sm_clock_khz / 1000.0) << " MHz"
+       << (sheet > 0 ? "; the data sheet's figures assume " + num(sheet) + " MHz" : std::string()) << ".\n";
   }
   bool any_sweep = false;
   for (const Row& x : r.rows) any_sweep = any_sweep || (x.group == "sweep" && !x.skipped);

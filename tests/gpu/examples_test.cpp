@@ -74,6 +74,47 @@ void verify_examples_at(std::initializer_list<const char*> ids, const std::map<s
 }
 }  // namespace
 
+// ch07's knob rungs: each knob setting is its own kernel (cache policy, loads per thread, 32 bytes
+// per thread, slice shape, pipelined chunks per block), so each is verified, at an n that is no
+// multiple of a chunk or a vector.
+TEST(CopyLadderKnobs, EveryPolicyAndShapeVerifies) {
+  if (auto why = gpu_unavailable_reason()) GTEST_SKIP() << *why;
+  const std::vector<std::string> rungs = {"wide_chunks", "sliced", "pipelined"};
+  for (int policy = 1; policy <= 4; ++policy)
+    verify_examples_at({"ch07/copy_ladder"}, {{"chunk_policy", policy}}, 0xC0 + policy, 1, rungs);
+  verify_examples_at({"ch07/copy_ladder"}, {{"chunk_pair32", 1}, {"chunk_kib", 64}, {"chunk_threads", 256}}, 0xC8, 1, rungs);
+  verify_examples_at({"ch07/copy_ladder"}, {{"chunk_kib", 8}, {"chunk_threads", 512}, {"slice_unroll", 8},
+                                            {"slice_blocks_per_sm", 1}, {"chunk_order", 1}}, 0xC9, 1, rungs);
+  // 16 loads per thread at 768 threads (192 KiB per block); pipelined with 8 loads per thread at 512
+  // threads, 3 consecutive chunks per block (the last block's run cut short by the array's end).
+  verify_examples_at({"ch07/copy_ladder"}, {{"chunk_kib", 192}, {"chunk_threads", 768}, {"pipe_kib", 64},
+                                            {"pipe_threads", 512}, {"pipe_chunks", 3}}, 0xCA, 2, rungs);
+  // Pipelined with 2 loads per thread, one chunk per block (the loop's single-chunk path) and an n
+  // smaller than one chunk (everything in the tail).
+  verify_examples_at({"ch07/copy_ladder"}, {{"pipe_kib", 32}, {"pipe_chunks", 1}}, 0xCB, 2, rungs);
+  verify_examples_at({"ch07/copy_ladder"}, {{"n", 4099}}, 0xCC, 2, rungs);
+}
+
+// tile64_vec4 runs its 16-byte kernel only when rows and cols are multiples of 4; the small size
+// (1001 x 777) takes the scalar fallback, so this runs the vector path at sizes that are no tile multiple.
+// The sector rungs shift each output segment by (o x rows) % 8 and read 8 halo rows: rows % 8 = 7 at
+// two and a bit 128-row tiles (and two and a bit 256-row tiles at 519), cols one past a tile;
+// rows % 8 = 0 takes tile64's kernel.
+TEST(TransposeSector, VerifiesAtEveryShift) {
+  if (auto why = gpu_unavailable_reason()) GTEST_SKIP() << *why;
+  const std::vector<std::string> rungs = {"tile64_sector", "tile128_sector", "tile256_sector"};
+  verify_examples_at({"ch07/transpose"}, {{"rows", 263}, {"cols", 65}}, 0x7C, 2, rungs);
+  verify_examples_at({"ch07/transpose"}, {{"rows", 9}, {"cols", 131}}, 0x7D, 2, rungs);
+  verify_examples_at({"ch07/transpose"}, {{"rows", 136}, {"cols", 7}}, 0x7E, 2, rungs);
+  verify_examples_at({"ch07/transpose"}, {{"rows", 519}, {"cols", 200}}, 0x7F, 2, rungs);
+}
+
+TEST(TransposeVec4, VerifiesWhereRowsAndColsAreMultiplesOf4) {
+  if (auto why = gpu_unavailable_reason()) GTEST_SKIP() << *why;
+  verify_examples_at({"ch07/transpose"}, {{"rows", 1004}, {"cols", 780}}, 0x7A, 4);
+  verify_examples_at({"ch07/transpose"}, {{"rows", 68}, {"cols", 4}}, 0x7B, 4);
+}
+
 // The GEMM epilogues have two paths: TMA stores (rows of C 16-byte aligned, N % 8 == 0, as at the small
 // sizes) and stores from registers with scalar tails (any N). This runs the second at an odd N
 // (neither TMA-storable nor pairwise-aligned rows, and not a tile multiple).

@@ -236,6 +236,122 @@ TEST(PeakReport, CacheRoundTripThroughCore) {
   std::filesystem::remove_all(dir);
 }
 
+// ---- compute ceilings: the steady-state criterion, burst/sustained fields, the spec's clock ----
+namespace {
+// Samples every 50 ms from 0 to `until` s; clock(t) and power(t) give the values.
+template <class C, class P>
+std::vector<TimedSample> series(double until, C clock, P power) {
+  std::vector<TimedSample> v;
+  for (double t = 0.05; t <= until + 1e-9; t += 0.05) v.push_back({t, clock(t), power(t)});
+  return v;
+}
+}  // namespace
+
+TEST(PeakSteady, WarmingBeforeTheMinimumEvenWhenFlat) {
+  const SteadyCriterion c;  // min 1.5 s
+  const auto v = series(1.0, [](double) { return 1500.0; }, [](double) { return 680.0; });
+  EXPECT_EQ(steady_state(v, c), Steadiness::warming);
+  EXPECT_EQ(steady_state({}, c), Steadiness::warming);
+}
+
+TEST(PeakSteady, SteadyOnceClockAndPowerAreFlat) {
+  const SteadyCriterion c;
+  // The power cap bites at 0.3 s: the clock falls from 1980 to 1500 MHz by 1 s and stays.
+  auto clock = [](double t) { return t < 0.3 ? 1980.0 : t < 1.0 ? 1980.0 - (t - 0.3) / 0.7 * 480.0 : 1500.0; };
+  auto power = [](double t) { return t < 1.0 ? 300.0 + 380.0 * t : 680.0; };
+  EXPECT_EQ(steady_state(series(2.0, clock, power), c), Steadiness::steady);
+}
+
+TEST(PeakSteady, StillWarmingWhileTheClockFalls) {
+  const SteadyCriterion c;
+  // 5% per second down: each 0.5 s window is 2.5% under the one before (tolerance 1%).
+  auto clock = [](double t) { return 1980.0 * (1.0 - 0.05 * t); };
+  auto power = [](double) { return 680.0; };
+  EXPECT_EQ(steady_state(series(3.0, clock, power), c), Steadiness::warming);
+  // Slower than the tolerance (0.4% per window): steady.
+  auto slow = [](double t) { return 1980.0 * (1.0 - 0.008 * t); };
+  EXPECT_EQ(steady_state(series(3.0, slow, power), c), Steadiness::steady);
+}
+
+TEST(PeakSteady, StillWarmingWhilePowerMoves) {
+  const SteadyCriterion c;
+  auto clock = [](double) { return 1980.0; };
+  auto rising = [](double t) { return 400.0 + 100.0 * t; };  // +50 W per window: +10%
+  EXPECT_EQ(steady_state(series(3.0, clock, rising), c), Steadiness::warming);
+  auto falling = [](double t) { return 700.0 - 60.0 * t; };
+  EXPECT_EQ(steady_state(series(3.0, clock, falling), c), Steadiness::warming);
+}
+
+TEST(PeakSteady, TimesOutAtTheCap) {
+  SteadyCriterion c;
+  c.max_s = 3.9;
+  auto clock = [](double t) { return 1980.0 * (1.0 - 0.05 * t); };
+  EXPECT_EQ(steady_state(series(4.0, clock, [](double) { return 680.0; }), c), Steadiness::timed_out);
+  EXPECT_STREQ(to_string(Steadiness::timed_out), "timed out");
+}
+
+TEST(PeakSteady, TooFewSamplesInAWindowSayNothing) {
+  const SteadyCriterion c;
+  // One sample every 0.4 s: fewer than 3 per 0.5 s window.
+  std::vector<TimedSample> v;
+  for (double t = 0.4; t <= 3.0; t += 0.4) v.push_back({t, 1500, 680});
+  EXPECT_EQ(steady_state(v, c), Steadiness::warming);
+}
+
+TEST(PeakSpecClock, DataSheetClockAndBasis) {
+  EXPECT_EQ(datasheet_sm_clock_mhz(h100_sxm()), 1830);
+  EXPECT_EQ(datasheet_sm_clock_mhz(h200()), 1830);
+  EXPECT_EQ(datasheet_sm_clock_mhz(a100_sxm_80()), 1410);
+  EXPECT_EQ(datasheet_sm_clock_mhz(b200()), 0);  // not in the table: said so by omission
+  const SpecPeaks p = derive_spec_peaks(h200());
+  const std::string b = compute_spec_basis("dense tensor-core ops/SM/clock", h200(), p.bf16_tflops, "TFLOP/s");
+  EXPECT_NE(b.find("132 SMs x 1980 MHz"), std::string::npos) << b;
+  EXPECT_NE(b.find("1830 MHz: 989.4 TFLOP/s"), std::string::npos) << b;  // the data sheet's figure
+  EXPECT_EQ(compute_spec_basis("x", b200(), 1, "TFLOP/s").find("data sheet"), std::string::npos);
+}
+
+TEST(PeakReport, SustainedRowsKeepBurstClockAndPower) {
+  Report r = sample_report();
+  Row& bf = r.rows[5];  // bf16_8192x8192x8192: value is the sustained figure
+  bf.value = 680, bf.burst = 794, bf.sm_mhz = 1500, bf.power_w = 681.5;
+  const nlohmann::json j = r;
+  const nlohmann::json& jr = j.at("rows")[5];
+  EXPECT_DOUBLE_EQ(jr.at("burst").get<double>(), 794);
+  EXPECT_DOUBLE_EQ(jr.at("sm_mhz").get<double>(), 1500);
+  EXPECT_DOUBLE_EQ(jr.at("power_w").get<double>(), 681.5);
+  EXPECT_FALSE(j.at("rows")[0].contains("burst"));  // a DRAM row has none
+  // The cached ceiling is the sustained value, never the burst.
+  EXPECT_DOUBLE_EQ(j.at("measured_peaks").at("bf16_tflops").get<double>(), 700);  // 4096^3 row (700) > 680
+  const Report back = report_from_json(nlohmann::json::parse(j.dump()));
+  EXPECT_DOUBLE_EQ(back.rows[5].burst, 794);
+  EXPECT_DOUBLE_EQ(back.rows[5].sm_mhz, 1500);
+  EXPECT_DOUBLE_EQ(back.rows[5].power_w, 681.5);
+  std::ostringstream os;
+  print_report(os, back);
+  const std::string t = os.str();
+  EXPECT_NE(t.find("burst"), std::string::npos);
+  EXPECT_NE(t.find("794"), std::string::npos);
+  EXPECT_NE(t.find("1500"), std::string::npos);
+  EXPECT_NE(t.find("the data sheet's figures assume 1830 MHz"), std::string::npos) << t;
+}
+
+TEST(PeakReport, OldFilesWithoutSustainedFieldsStillRead) {
+  // A row as `aipe peak` wrote it before sustained ceilings: no burst, sm_mhz or power_w.
+  const auto j = nlohmann::json::parse(R"({"group": "tensor", "name": "bf16_8192x8192x8192", "what": "BF16",
+      "unit": "TFLOP/s", "value": 794.0, "spec": 1070.5, "config": "best of 8", "skipped": false,
+      "extra": {"median_ms": 1.38}})");
+  const Row r = j.get<Row>();
+  EXPECT_DOUBLE_EQ(r.value, 794.0);
+  EXPECT_EQ(r.burst, 0);
+  EXPECT_EQ(r.sm_mhz, 0);
+  EXPECT_EQ(r.power_w, 0);
+  std::ostringstream os;
+  Report rep = sample_report();
+  rep.rows = {r};
+  print_report(os, rep);
+  EXPECT_EQ(os.str().find("Compute ceilings are sustained"), std::string::npos);  // nothing claimed for it
+}
+
 TEST(PeakGroups, Known) {
   EXPECT_TRUE(valid_group("dram"));
   EXPECT_TRUE(valid_group("tensor"));

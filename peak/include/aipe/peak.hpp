@@ -30,6 +30,13 @@ struct Row {
   bool skipped = false;
   std::string reason;      // why skipped (or why a spec is missing)
   std::map<std::string, double> extra;  // supporting numbers (bytes, median_ms, ns_per_hop, ...)
+  // Compute ceilings (groups compute and tensor): `value` is the sustained figure, measured after a
+  // warm-up that brought the SM clock and power to their steady state; `burst` is the same call
+  // measured first, on the GPU as it was (cold: clocks at their maximum until the power cap bites).
+  // sm_mhz and power_w: NVML medians while `value` was measured. 0 = not measured (old files: value
+  // was a burst figure then, and these are absent).
+  double burst = 0;
+  double sm_mhz = 0, power_w = 0;
 
   double pct_of_spec() const { return (!skipped && spec > 0) ? 100.0 * value / spec : 0.0; }
 };
@@ -98,6 +105,36 @@ std::vector<PeerPair> peer_pairs_bidirectional(int n, const std::function<bool(i
 // compute = the FP32/FP64 kernels; tensor = best cuBLASLt result per type over all shapes.
 // Values not measured in this report are taken from `previous` (a partial run keeps the rest).
 SpecPeaks measured_peaks(const Report& r, const SpecPeaks* previous = nullptr);
+
+// ---- steady state of the compute ceilings ----
+// A compute ceiling is what the GPU sustains: the call runs back to back while NVML is sampled, until
+// the SM clock stops falling and the power draw stops moving (the power cap and the temperature have
+// settled), then it is measured. Criterion: the median SM clock of the last `window_s` is at least
+// (1 - clock_tol) x that of the window before, and the median power is within power_tol of it;
+// never before min_s (NVML's power reading on Hopper is itself a 1-second average), and timed out
+// at max_s.
+struct SteadyCriterion {
+  double window_s = 0.5;
+  double clock_tol = 0.01;
+  double power_tol = 0.03;
+  double min_s = 1.5;
+  double max_s = 10.0;
+};
+struct TimedSample {
+  double t_s = 0;  // seconds since the warm-up began
+  double sm_mhz = 0, power_w = 0;
+};
+enum class Steadiness { warming, steady, timed_out };
+const char* to_string(Steadiness s);
+Steadiness steady_state(const std::vector<TimedSample>& samples, const SteadyCriterion& c);
+
+// The SM clock the data sheet quotes the compute peaks at (MHz), for the GPUs aipe knows; 0 = unknown.
+// H100 SXM and H200 SXM: 1830 MHz (989.4 TFLOP/s dense BF16 = 132 SMs x 4096 FLOP/clock x 1830 MHz);
+// A100: 1410 MHz (its max clock).
+double datasheet_sm_clock_mhz(const DeviceInfo& d);
+// spec_basis text of a compute row: the per-SM rate, which clock aipe's spec assumes (the device's
+// max SM clock) and, where known, the data sheet's clock and the spec at it.
+std::string compute_spec_basis(const std::string& rate, const DeviceInfo& d, double spec, const std::string& unit);
 
 // "4 KiB", "50 MiB", "1 GiB": binary sizes of buffers.
 std::string format_bytes(std::uint64_t b);
