@@ -1,0 +1,317 @@
+// aipe::kernels::gemm, BF16: C[M][N] = epilogue(A[M][K] . B[N][K]^T), the persistent warp-specialized TMA + WGMMA
+// kernel of ch10/gemm_bf16's best rungs (tma_epilogue, epilogue_overlap: at parity with cuBLAS at 8192^3) with the
+// fused epilogue operations of aipe/kernels/epilogue_ops.cuh applied to the FP32 accumulators.
+//
+// Kernel (one per TileConfig, four in all):
+//   * 384 threads: warpgroup 0 produces (one thread issues every TMA load; setmaxnreg 24), warpgroups 1 and 2
+//     consume (wgmma m64nBNk16 on 64 rows each of the 128 x BN tile; setmaxnreg 240).
+//   * A ring of 64-deep K stages in shared memory (128B-swizzled TMA boxes), full/empty mbarriers per slot:
+//     4 stages of 48 KiB at BN = 256, 6 of 32 KiB at BN = 128.
+//   * Clusters of 2 CTAs on vertically adjacent tiles (cluster_m = 2): each CTA loads half of the B tile and
+//     multicasts it into both, so B crosses L2 -> SM once per pair.
+//   * Persistent: as many CTAs (clusters) as are resident at once walk the work units in grouped raster order
+//     (bands of 16 tile rows, column by column, so the units running together share A and B panels in L2).
+//   * Epilogue: scale / bias / activation / residual on the FP32 accumulators (uniform branches, once per
+//     tile), then either (C 16-byte aligned) the tile packed to BF16 pairs and written by TMA stores under the
+//     next tile's first K step, as ch10's epilogue_overlap does, or guarded BF16 stores from registers.
+// Edges: TMA zero-fills the parts of A and B boxes past M, N and K and clips the C boxes it stores; the register
+// path and the epilogue's loads are guarded.
+#include <cuda.h>
+#include <cuda_bf16.h>
+
+#include <map>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+
+#include "aipe/check.hpp"
+#include "aipe/hopper.cuh"
+#include "aipe/hopper_fp8.cuh"  // tile_coords: the grouped raster the FP8 kernels walk
+#include "aipe/kernels/epilogue_ops.cuh"
+#include "aipe/kernels/gemm.hpp"
+#include "aipe/stream_k.hpp"
+
+namespace aipe::kernels {
+namespace {
+
+namespace hp = aipe::hopper;
+
+constexpr int kBM = 128, kBK = 64;  // kBK: one 128-byte swizzle row of BF16
+constexpr int kThreads = 384;
+constexpr int kGroupRows = 16;      // tile rows per raster band (2048 rows of C)
+
+template <int BN>
+struct Cfg {
+  static constexpr int kABytes = kBM * kBK * 2;  // 16 KiB
+  static constexpr int kBBytes = BN * kBK * 2;   // 32 KiB (BN 256) or 16 KiB (BN 128)
+  static constexpr int kStageBytes = kABytes + kBBytes;
+  static constexpr int kStages = BN == 256 ? 4 : 6;  // 192 KiB of stages either way
+  static constexpr int kEpiBytes = 2 * 16384;        // per consumer warpgroup two 8 KiB slots of 64 x 64 boxes
+  // [1024 alignment][stages][epilogue slots][full, empty barriers]
+  static constexpr std::size_t kSmem = 1024 + std::size_t(kStages) * kStageBytes + kEpiBytes + 2 * kStages * 8;
+};
+static_assert(Cfg<256>::kSmem <= 232448 && Cfg<128>::kSmem <= 232448, "one CTA per SM: 227 KiB of shared memory");
+
+struct KernelArgs {
+  bf16* C = nullptr;
+  long long ldc = 0;
+  int M = 0, N = 0, K = 0;
+  bool tma_store = false;  // C through tma_c (16-byte aligned rows), else guarded stores from registers
+  EpilogueArgs epi;
+};
+
+template <int BN, int CM>
+__global__ void __launch_bounds__(kThreads, 1)
+    gemm_bf16_kernel(const __grid_constant__ CUtensorMap tma_a, const __grid_constant__ CUtensorMap tma_b,
+                     const __grid_constant__ CUtensorMap tma_c, const KernelArgs args) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  using Cf = Cfg<BN>;
+  constexpr int kStages = Cf::kStages;
+  extern __shared__ unsigned char smem_raw[];
+  unsigned char* smem =
+      reinterpret_cast<unsigned char*>((reinterpret_cast<std::uintptr_t>(smem_raw) + 1023) & ~std::uintptr_t(1023));
+  auto sA = [&](int s) { return smem + s * Cf::kStageBytes; };
+  auto sB = [&](int s) { return smem + s * Cf::kStageBytes + Cf::kABytes; };
+  unsigned char* sEpi = smem + kStages * Cf::kStageBytes;
+  std::uint64_t* full = reinterpret_cast<std::uint64_t*>(sEpi + Cf::kEpiBytes);
+  std::uint64_t* empty = full + kStages;
+
+  const int M = args.M, N = args.N, K = args.K;
+  const int wg = hp::warpgroup_index();
+  const int rank = CM > 1 ? static_cast<int>(hp::cluster_ctarank()) : 0;
+  const int ktiles = (K + kBK - 1) / kBK;
+  const int tiles_m = (M + kBM - 1) / kBM, tiles_n = (N + BN - 1) / BN;
+  const int units_m = (tiles_m + CM - 1) / CM, units = units_m * tiles_n;  // a unit: CM tiles stacked in M
+  const int first_unit = blockIdx.x / CM, unit_stride = gridDim.x / CM;
+  const bool tma_store = args.tma_store;
+
+  if (threadIdx.x == 0) {
+    hp::tma_prefetch_descriptor(&tma_a);
+    hp::tma_prefetch_descriptor(&tma_b);
+    if (tma_store) hp::tma_prefetch_descriptor(&tma_c);
+    for (int s = 0; s < kStages; ++s) {
+      hp::mbar_init(&full[s], 1);        // the producer's arrive.expect_tx; TMA's bytes complete the phase
+      hp::mbar_init(&empty[s], 2 * CM);  // one arrive per consumer warpgroup of every CTA of the cluster
+    }
+    hp::fence_barrier_init();
+  }
+  if constexpr (CM > 1) hp::cluster_sync();  // the peer's barriers exist before any multicast or remote arrive
+  else __syncthreads();
+
+  if (wg == 0) {
+    hp::setmaxnreg_dec<24>();
+    if (threadIdx.x == 0) {
+      int s = 0;
+      std::uint32_t phase = 0;
+      aipe::StreamKSchedule sched(units, ktiles, first_unit, unit_stride, false);
+      for (aipe::TileWork w; sched.next(w);) {
+        int um, tn;
+        aipe::fp8::tile_coords(w.unit, units_m, tiles_n, kGroupRows / CM, um, tn);
+        const int m0 = (um * CM + rank) * kBM, n0 = tn * BN;
+        for (int kt = 0; kt < ktiles; ++kt) {
+          hp::mbar_wait(&empty[s], phase ^ 1);  // the slot is free in every CTA that receives it
+          hp::mbar_arrive_expect_tx(&full[s], Cf::kStageBytes);
+          hp::tma_load_2d(sA(s), &tma_a, &full[s], kt * kBK, m0);
+          if constexpr (CM == 1) {
+#pragma unroll
+            for (int b = 0; b < BN / 128; ++b)  // tma_b: boxes of 128 rows
+              hp::tma_load_2d(sB(s) + b * 128 * kBK * 2, &tma_b, &full[s], kt * kBK, n0 + 128 * b);
+          } else {
+            static_assert(CM == 2, "B is cut in two halves, one per CTA of the pair");
+            constexpr int kRows = BN / CM;  // tma_b: boxes of BN / 2 rows
+            hp::tma_load_2d_multicast(sB(s) + rank * kRows * kBK * 2, &tma_b, &full[s], kt * kBK, n0 + rank * kRows,
+                                      (1u << CM) - 1);
+          }
+          if (++s == kStages) { s = 0; phase ^= 1; }
+        }
+      }
+    }
+  } else {
+    hp::setmaxnreg_inc<240>();
+    const int c = wg - 1;  // consumer: rows 64 c .. 64 c + 63 of the tile
+    const int t = threadIdx.x % 128;
+    const std::uint64_t desc_a0 = hp::wgmma_desc_sw128(sA(0) + c * 64 * 128), desc_b0 = hp::wgmma_desc_sw128(sB(0));
+    // A slot goes back to the producer of every CTA that received data into it.
+    auto release = [&](int slot) {
+      if constexpr (CM == 1) hp::mbar_arrive(&empty[slot]);
+      else
+        for (int r = 0; r < CM; ++r) hp::mbar_arrive_cluster(&empty[slot], r);
+    };
+    int s = 0;
+    std::uint32_t phase = 0;
+    std::uint32_t packed[BN / 4];  // the previous tile as BF16 pairs, waiting for the next tile's first K step
+    bool pending = false;
+    int pend_row = 0, pend_col = 0;
+    aipe::StreamKSchedule sched(units, ktiles, first_unit, unit_stride, false);
+    for (aipe::TileWork w; sched.next(w);) {
+      int um, tn;
+      aipe::fp8::tile_coords(w.unit, units_m, tiles_n, kGroupRows / CM, um, tn);
+      const int row0 = (um * CM + rank) * kBM + c * 64, col0 = tn * BN;  // this warpgroup's 64 x BN block
+      float acc[BN / 2];
+#pragma unroll
+      for (int i = 0; i < BN / 2; ++i) acc[i] = 0.f;
+      int prev = -1;  // the slot whose wgmma group may still be reading shared memory
+      for (int kt = 0; kt < ktiles; ++kt) {
+        hp::mbar_wait(&full[s], phase);
+        hp::fence_regs(acc);
+        hp::wgmma_fence();
+        // Slot s's descriptors: stage 0's plus the slot offset in the 16-byte units of the address field.
+        const std::uint64_t da = desc_a0 + static_cast<std::uint32_t>(s * (Cf::kStageBytes >> 4));
+        const std::uint64_t db = desc_b0 + static_cast<std::uint32_t>(s * (Cf::kStageBytes >> 4));
+#pragma unroll
+        for (int kk = 0; kk < kBK / 16; ++kk) hp::wgmma_m64k16<BN>(acc, da + 2 * kk, db + 2 * kk, 1);
+        hp::wgmma_commit();
+        // The previous tile leaves through TMA while this tile's first K step runs on the tensor cores.
+        if (kt == 0 && pending) {
+          hp::epilogue_tma_store<BN>(packed, sEpi + c * 16384, &tma_c, pend_row, pend_col, 1 + c);
+          pending = false;
+        }
+        // Keep this step's group in flight; the one before it is done: its slot goes back.
+        hp::wgmma_wait<1>();
+        hp::fence_regs(acc);
+        if (prev >= 0 && t == 0) release(prev);
+        prev = s;
+        if (++s == kStages) { s = 0; phase ^= 1; }
+      }
+      hp::wgmma_wait<0>();
+      hp::fence_regs(acc);
+      if (t == 0) release(prev);
+      apply_epilogue<BN>(acc, args.epi, M, N, row0, col0);
+      if (tma_store) {
+        hp::pack_bf16<BN>(acc, packed);  // half the registers: the accumulator is free for the next tile
+        pending = true;
+        pend_row = row0;
+        pend_col = col0;
+      } else {
+        store_fragment_guarded<BN>(args.C, args.ldc, M, N, row0, col0, acc);
+      }
+    }
+    if (pending) hp::epilogue_tma_store<BN>(packed, sEpi + c * 16384, &tma_c, pend_row, pend_col, 1 + c);
+    if (tma_store && t == 0) hp::bulk_wait<0>();  // this warpgroup's stores have left shared memory and landed
+  }
+  // No CTA may exit while its peer can still multicast into its shared memory or arrive on its barriers.
+  if constexpr (CM > 1) hp::cluster_sync();
+#else
+  (void)tma_a; (void)tma_b; (void)tma_c; (void)args;
+  __trap();
+#endif
+}
+
+template <int BN, int CM>
+constexpr auto kernel_of() {
+  return gemm_bf16_kernel<BN, CM>;
+}
+
+// What a device holds once: the kernels' shared-memory opt-in and how many of them are resident at once.
+struct DeviceState {
+  DeviceSlots slots;
+};
+
+const DeviceState& device_state(int device) {
+  static std::mutex mu;
+  static std::map<int, DeviceState> states;
+  const std::lock_guard<std::mutex> lock(mu);
+  if (auto it = states.find(device); it != states.end()) return it->second;
+  cudaDeviceProp p{};
+  AIPE_CUDA(cudaGetDeviceProperties(&p, device));
+  if (p.major != 9 || p.minor != 0)
+    throw std::runtime_error("kernels::gemm needs a Hopper GPU (sm_90a); device " + std::to_string(device) + " is cc " +
+                             std::to_string(p.major) + "." + std::to_string(p.minor));
+  if (p.sharedMemPerBlockOptin < Cfg<256>::kSmem)
+    throw std::runtime_error("kernels::gemm needs " + std::to_string(Cfg<256>::kSmem) +
+                             " B of shared memory per block; device " + std::to_string(device) + " allows " +
+                             std::to_string(p.sharedMemPerBlockOptin));
+  // The attribute belongs to the device's context: set here once per device, not once per process.
+  AIPE_CUDA(cudaFuncSetAttribute(kernel_of<256, 2>(), cudaFuncAttributeMaxDynamicSharedMemorySize, int(Cfg<256>::kSmem)));
+  AIPE_CUDA(cudaFuncSetAttribute(kernel_of<256, 1>(), cudaFuncAttributeMaxDynamicSharedMemorySize, int(Cfg<256>::kSmem)));
+  AIPE_CUDA(cudaFuncSetAttribute(kernel_of<128, 2>(), cudaFuncAttributeMaxDynamicSharedMemorySize, int(Cfg<128>::kSmem)));
+  AIPE_CUDA(cudaFuncSetAttribute(kernel_of<128, 1>(), cudaFuncAttributeMaxDynamicSharedMemorySize, int(Cfg<128>::kSmem)));
+  DeviceState st;
+  int per_sm = 0;
+  AIPE_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel_of<256, 1>(), kThreads, Cfg<256>::kSmem));
+  st.slots.ctas = per_sm * p.multiProcessorCount;
+  st.slots.clusters = hp::cluster_occupancy(kernel_of<256, 2>(), kThreads, Cfg<256>::kSmem, 2);
+  if (st.slots.ctas < 1 || st.slots.clusters < 1)
+    throw std::runtime_error("kernels::gemm: its kernels do not fit on device " + std::to_string(device));
+  return states.emplace(device, st).first->second;
+}
+
+int current_device() {
+  int d = 0;
+  AIPE_CUDA(cudaGetDevice(&d));
+  return d;
+}
+
+std::int64_t units_of(const GemmShape& s, const TileConfig& t) {
+  const std::int64_t tiles_m = (s.m + t.bm - 1) / t.bm, tiles_n = (s.n + t.bn - 1) / t.bn;
+  return ((tiles_m + t.cluster_m - 1) / t.cluster_m) * tiles_n;
+}
+
+GemmPlan make_plan(const GemmShape& s, const DeviceState& d) {
+  GemmPlan p;
+  p.tile = choose_tile(s.m, s.n, d.slots);
+  const std::int64_t clusters = std::min<std::int64_t>(units_of(s, p.tile), d.slots.slots(p.tile.cluster_m));
+  p.grid_ctas = static_cast<int>(clusters) * p.tile.cluster_m;
+  p.tma_store = s.tma_store;
+  return p;
+}
+
+template <int BN, int CM>
+void launch(const Matrix<const bf16>& a, const Matrix<const bf16>& b, const KernelArgs& args, const CUtensorMap& tc,
+            int grid, cudaStream_t stream) {
+  // A in boxes of 128 rows x 64 K; B in boxes of 128 rows (two loads per stage at BN = 256) or, with the
+  // cluster, of BN / 2 rows (each CTA's multicast half).
+  const CUtensorMap ta = hp::make_tma_2d_bf16(a.data, a.rows, a.cols, a.ld, kBM, kBK);
+  const CUtensorMap tb = hp::make_tma_2d_bf16(b.data, b.rows, b.cols, b.ld, CM == 2 ? BN / 2 : 128, kBK);
+  if constexpr (CM == 1) {
+    gemm_bf16_kernel<BN, 1><<<grid, kThreads, Cfg<BN>::kSmem, stream>>>(ta, tb, tc, args);
+    AIPE_CHECK_LAUNCH();
+  } else {
+    hp::launch_in_clusters(gemm_bf16_kernel<BN, CM>, dim3(grid), kThreads, Cfg<BN>::kSmem, CM, stream, ta, tb, tc,
+                           args);
+  }
+}
+
+}  // namespace
+
+GemmPlan plan_gemm(const Matrix<const bf16>& a, const Matrix<const bf16>& b, const Matrix<bf16>& c,
+                   const Epilogue& epi) {
+  const GemmShape s = check_gemm(a, b, c, epi);
+  return make_plan(s, device_state(current_device()));
+}
+
+void gemm(Matrix<const bf16> a, Matrix<const bf16> b, Matrix<bf16> c, const Epilogue& epi, cudaStream_t stream) {
+  const GemmShape s = check_gemm(a, b, c, epi);
+#if !AIPE_HAVE_SM90A
+  (void)s;
+  (void)stream;
+  throw std::runtime_error("kernels::gemm: this build has no sm_90a code (set CMAKE_CUDA_ARCHITECTURES to include 90a)");
+#else
+  const GemmPlan p = make_plan(s, device_state(current_device()));
+  KernelArgs args;
+  args.C = c.data;
+  args.ldc = c.ld;
+  args.M = s.m;
+  args.N = s.n;
+  args.K = s.k;
+  args.tma_store = p.tma_store;
+  args.epi.alpha = epi.alpha();
+  args.epi.bias = epi.has_bias() ? epi.bias() : nullptr;
+  args.epi.act = epi.activation();
+  if (epi.has_residual()) {
+    args.epi.residual = epi.residual().data;
+    args.epi.ldr = epi.residual().ld;
+    args.epi.beta = epi.beta();
+  }
+  args.epi.identity = epi.alpha() == 1.f && !epi.has_bias() && epi.activation() == Activation::none && !epi.has_residual();
+  // C in boxes of 64 x 64 (128 bytes of BF16 per row, 128B swizzle), as the epilogue writes them.
+  const CUtensorMap tc = p.tma_store ? hp::make_tma_2d_bf16(c.data, c.rows, c.cols, c.ld, 64, 64) : CUtensorMap{};
+  const TileConfig& t = p.tile;
+  if (t.bn == 256 && t.cluster_m == 2) launch<256, 2>(a, b, args, tc, p.grid_ctas, stream);
+  else if (t.bn == 256) launch<256, 1>(a, b, args, tc, p.grid_ctas, stream);
+  else if (t.cluster_m == 2) launch<128, 2>(a, b, args, tc, p.grid_ctas, stream);
+  else launch<128, 1>(a, b, args, tc, p.grid_ctas, stream);
+#endif
+}
+
+}  // namespace aipe::kernels

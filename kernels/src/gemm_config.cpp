@@ -1,0 +1,126 @@
+// Host side of aipe::kernels::gemm that needs no GPU: the operand checks, the epilogue's description and the
+// choice of tile configuration (tested on the CPU in tests/kernels/gemm_config_test.cpp).
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <stdexcept>
+#include <string>
+
+#include "aipe/kernels/gemm.hpp"
+
+namespace aipe::kernels {
+
+const char* to_string(Activation a) {
+  switch (a) {
+    case Activation::none: return "none";
+    case Activation::gelu_tanh: return "gelu_tanh";
+    case Activation::silu: return "silu";
+  }
+  return "?";
+}
+
+std::string Epilogue::describe() const {
+  std::string s;
+  auto add = [&](const std::string& part) { s += (s.empty() ? "" : ", ") + part; };
+  if (alpha_ != 1.f) add("alpha=" + std::to_string(alpha_));
+  if (has_bias_) add("bias");
+  if (act_ != Activation::none) add(to_string(act_));
+  if (has_residual_) add(beta_ == 1.f ? std::string("residual") : "residual*" + std::to_string(beta_));
+  return s.empty() ? "none" : s;
+}
+
+std::string to_string(const TileConfig& t) {
+  return std::to_string(t.bm) + "x" + std::to_string(t.bn) +
+         (t.cluster_m > 1 ? ", clusters of " + std::to_string(t.cluster_m) : ", no cluster");
+}
+
+double tile_throughput(const TileConfig& t) {
+  const double tile = t.bn == 256 ? 1.0 : 0.85;
+  const double cluster = t.cluster_m == 2 ? 1.0 : 0.99;
+  return tile * cluster;
+}
+
+double estimated_cost(std::int64_t m, std::int64_t n, const TileConfig& t, const DeviceSlots& d) {
+  const std::int64_t tiles_m = (m + t.bm - 1) / t.bm, tiles_n = (n + t.bn - 1) / t.bn;
+  // A unit is cluster_m tiles stacked along M: a cluster walks them together, so an odd tile row count leaves
+  // one CTA of the last cluster row without work (it still takes the unit's time).
+  const std::int64_t units = ((tiles_m + t.cluster_m - 1) / t.cluster_m) * tiles_n;
+  const std::int64_t slots = d.slots(t.cluster_m);
+  if (slots < 1) return std::numeric_limits<double>::infinity();  // does not fit on this device
+  // With a single tile row, every cluster's second CTA would have no tile at all: half the grid idle, and
+  // nothing multicast is shared.
+  if (tiles_m < t.cluster_m) return std::numeric_limits<double>::infinity();
+  const std::int64_t waves = (units + slots - 1) / slots;
+  const double unit_time = double(t.bm) * t.bn / (128.0 * 256.0) / tile_throughput(t);
+  return double(waves) * unit_time;
+}
+
+TileConfig choose_tile(std::int64_t m, std::int64_t n, const DeviceSlots& d) {
+  TileConfig best = kTileConfigs[0];
+  double best_cost = estimated_cost(m, n, best, d);
+  for (const TileConfig& t : kTileConfigs) {
+    const double c = estimated_cost(m, n, t, d);
+    if (c < best_cost * (1 - 1e-9)) {
+      best = t;
+      best_cost = c;
+    }
+  }
+  return best;
+}
+
+namespace {
+
+[[noreturn]] void bad(const std::string& what) { throw std::invalid_argument("kernels::gemm: " + what); }
+
+std::string dims(std::int64_t r, std::int64_t c) { return std::to_string(r) + " x " + std::to_string(c); }
+
+// A and B are read through TMA: 16-byte aligned base, row pitch a multiple of 16 bytes.
+void check_tma_operand(const char* name, const Matrix<const bf16>& x) {
+  if (reinterpret_cast<std::uintptr_t>(x.data) % 16 != 0)
+    bad(std::string(name) + "'s base pointer must be 16-byte aligned for TMA");
+  if ((x.ld * std::int64_t(sizeof(bf16))) % 16 != 0)
+    bad(std::string(name) + "'s row pitch (ld = " + std::to_string(x.ld) + " BF16 = " + std::to_string(2 * x.ld) +
+        " bytes) must be a multiple of 16 bytes for TMA: ld % 8 == 0 (for a packed operand, K % 8 == 0)");
+}
+
+void check_matrix(const char* name, const void* data, std::int64_t rows, std::int64_t cols, std::int64_t ld) {
+  if (!data) bad(std::string(name) + " is a null pointer");
+  constexpr std::int64_t kMax = std::numeric_limits<std::int32_t>::max();
+  if (rows < 1 || cols < 1) bad(std::string(name) + " must have positive sizes, got " + dims(rows, cols));
+  if (rows > kMax || cols > kMax) bad(std::string(name) + "'s sizes must be below 2^31, got " + dims(rows, cols));
+  if (ld < cols)
+    bad(std::string(name) + "'s leading dimension (" + std::to_string(ld) + ") is smaller than its row (" +
+        std::to_string(cols) + " elements)");
+}
+
+}  // namespace
+
+GemmShape check_gemm(const Matrix<const bf16>& a, const Matrix<const bf16>& b, const Matrix<bf16>& c,
+                     const Epilogue& epi) {
+  check_matrix("A", a.data, a.rows, a.cols, a.ld);
+  check_matrix("B", b.data, b.rows, b.cols, b.ld);
+  check_matrix("C", c.data, c.rows, c.cols, c.ld);
+  const std::int64_t m = a.rows, k = a.cols, n = b.rows;
+  if (b.cols != k)
+    bad("A is M x K = " + dims(m, k) + ", so B (N x K, nn.Linear's weight layout) needs K = " + std::to_string(k) +
+        " columns, got " + dims(b.rows, b.cols));
+  if (c.rows != m || c.cols != n)
+    bad("C must be M x N = " + dims(m, n) + " (A is " + dims(m, k) + ", B is " + dims(n, k) + "), got " +
+        dims(c.rows, c.cols));
+  check_tma_operand("A", a);
+  check_tma_operand("B", b);
+  if (epi.has_bias() && !epi.bias()) bad("the epilogue's bias is a null pointer");
+  if (epi.has_residual()) {
+    const auto& r = epi.residual();
+    check_matrix("the residual R", r.data, r.rows, r.cols, r.ld);
+    if (r.rows != m || r.cols != n) bad("the residual R must be M x N = " + dims(m, n) + ", got " + dims(r.rows, r.cols));
+  }
+  GemmShape s;
+  s.m = int(m);
+  s.n = int(n);
+  s.k = int(k);
+  s.tma_store = reinterpret_cast<std::uintptr_t>(c.data) % 16 == 0 && (c.ld * std::int64_t(sizeof(bf16))) % 16 == 0;
+  return s;
+}
+
+}  // namespace aipe::kernels
