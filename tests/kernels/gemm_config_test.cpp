@@ -112,6 +112,15 @@ TEST(GemmCheck, NullPointersNegativeSizesAndMismatchesAreClearErrors) {
   EXPECT_NE(error_of(o).find("A's leading dimension (56) is smaller than its row (64 elements)"), std::string::npos);
 }
 
+TEST(GemmCheck, TheEntryPointChecksBeforeItTouchesTheGpu) {
+  // No GPU is needed to be told that K = 12 gives rows TMA cannot read, or that the bias is missing.
+  const Operands o = packed(64, 64, 12);
+  EXPECT_THROW(aipe::kernels::gemm(o.a, o.b, o.c, Epilogue::bias_gelu(fake(4))), std::invalid_argument);
+  const Operands ok = packed(64, 64, 16);
+  EXPECT_THROW(aipe::kernels::gemm(ok.a, ok.b, ok.c, Epilogue::bias_gelu(nullptr)), std::invalid_argument);
+  EXPECT_THROW(aipe::kernels::plan_gemm(o.a, o.b, o.c), std::invalid_argument);
+}
+
 TEST(GemmCheck, EpilogueOperandsAreChecked) {
   const Operands o = packed(64, 96, 64);
   EXPECT_NE(error_of(o, Epilogue::bias_gelu(nullptr)).find("bias is a null pointer"), std::string::npos);
