@@ -1,5 +1,6 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <cuda_fp8.h>
 
 #include "aipe/check.hpp"
 #include "aipe/random.hpp"
@@ -18,6 +19,9 @@ template <>
 __device__ __nv_bfloat16 convert<__nv_bfloat16>(float x) { return __float2bfloat16(x); }
 template <>
 __device__ __half convert<__half>(float x) { return __float2half(x); }
+// Round to nearest even, saturating at +-448 (the E4M3 constructor's __NV_SATFINITE).
+template <>
+__device__ __nv_fp8_e4m3 convert<__nv_fp8_e4m3>(float x) { return __nv_fp8_e4m3(x); }
 
 template <class T>
 __global__ void fill_kernel(T* p, std::size_t n, std::uint64_t seed, float lo, float hi) {
@@ -48,6 +52,7 @@ void fill_uniform(float* p, std::size_t n, std::uint64_t seed, float lo, float h
 void fill_uniform(double* p, std::size_t n, std::uint64_t seed, float lo, float hi, cudaStream_t s) { fill(p, n, seed, lo, hi, s); }
 void fill_uniform(__nv_bfloat16* p, std::size_t n, std::uint64_t seed, float lo, float hi, cudaStream_t s) { fill(p, n, seed, lo, hi, s); }
 void fill_uniform(__half* p, std::size_t n, std::uint64_t seed, float lo, float hi, cudaStream_t s) { fill(p, n, seed, lo, hi, s); }
+void fill_uniform(__nv_fp8_e4m3* p, std::size_t n, std::uint64_t seed, float lo, float hi, cudaStream_t s) { fill(p, n, seed, lo, hi, s); }
 void fill_uniform_int(int* p, std::size_t n, std::uint64_t seed, int lo, int hi, cudaStream_t s) {
   fill_int_kernel<<<grid_for(n), 256, 0, s>>>(p, n, seed, lo, hi);
   AIPE_CHECK_LAUNCH();

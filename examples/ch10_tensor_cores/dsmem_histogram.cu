@@ -24,7 +24,7 @@
 #include <vector>
 
 #include "aipe/buffer.hpp"
-#include "aipe/hopper.cuh"
+#include "aipe/kernels/launch.cuh"
 #include "aipe/random.hpp"
 #include "aipe/registry.hpp"
 
@@ -151,7 +151,7 @@ class DsmemHistogram final : public aipe::Example {
       smem_cluster_ = std::size_t(per) * 4;
       if (smem_cluster_ > optin_) throw aipe::BadInput("bins / cluster must fit one CTA's shared memory");
       AIPE_CUDA(cudaFuncSetAttribute(hist_cluster, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem_cluster_)));
-      const int clusters = aipe::hopper::cluster_occupancy(hist_cluster, kThreads, smem_cluster_, cluster_);
+      const int clusters = aipe::kernels::cluster_occupancy(hist_cluster, kThreads, smem_cluster_, cluster_);
       grid_cluster_ = std::max(1, clusters) * cluster_;
     }
     ref_.assign(bins_, 0);
@@ -200,7 +200,7 @@ class DsmemHistogram final : public aipe::Example {
   }
   void run_cluster(cudaStream_t s) {
     zero(s);
-    aipe::hopper::launch_in_clusters(hist_cluster, std::max(grid_cluster_, cluster_), kThreads, smem_cluster_, cluster_, s,
+    aipe::kernels::launch_in_clusters(hist_cluster, std::max(grid_cluster_, cluster_), kThreads, smem_cluster_, cluster_, s,
                                      static_cast<const unsigned*>(in_.get()), n_, hist_.get(), bins_);
   }
   void run_coop(cudaStream_t s) {

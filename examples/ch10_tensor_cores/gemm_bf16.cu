@@ -72,13 +72,20 @@
 #include <map>
 #include <vector>
 
-#include "aipe/hopper.cuh"
+#include "aipe/kernels/epilogue.cuh"
+#include "aipe/kernels/launch.cuh"
+#include "aipe/kernels/pipeline.cuh"
+#include "aipe/kernels/ptx.cuh"
+#include "aipe/kernels/scheduler.hpp"
+#include "aipe/kernels/tma.hpp"
+#include "aipe/kernels/wgmma.cuh"
 #include "gemm_bf16_common.cuh"
 
 namespace {
 
 using aipe::ch10::bf16;
-namespace hp = aipe::hopper;
+namespace kn = aipe::kernels;
+constexpr CUtensorMapDataType kBf16 = CU_TENSOR_MAP_DATA_TYPE_BFLOAT16;
 
 // Stores one or two adjacent BF16 results of row `row` at columns col, col+1, guarded against the edges.
 __device__ __forceinline__ void store_pair(bf16* C, int M, int N, int row, int col, float v0, float v1) {
@@ -198,21 +205,14 @@ constexpr int S_BM = 128, S_BN = 128, S_BK = 32, S_PAD = 8, S_LD = S_BK + S_PAD,
 constexpr int S_STAGE_ELEMS = (S_BM + S_BN) * S_LD;
 constexpr std::size_t S_SMEM = static_cast<std::size_t>(S_STAGES) * S_STAGE_ELEMS * sizeof(bf16);
 
-__device__ __forceinline__ void cp_async_16(void* smem, const void* gmem, bool valid) {
-  // src-size 0 writes 16 zero bytes without reading global memory (edge tiles).
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(hp::smem_u32(smem)), "l"(gmem),
-               "r"(valid ? 16 : 0)
-               : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
+// cp.async with a zero source size writes 16 zero bytes without reading global memory (edge tiles).
+using kn::cp_async_16;
+using kn::cp_async_commit;
+using kn::cp_async_wait;
 __device__ __forceinline__ void ldmatrix_x4(std::uint32_t (&r)[4], const void* p) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(hp::smem_u32(p)));
+               : "r"(kn::smem_u32(p)));
 }
 __device__ __forceinline__ void mma_bf16_16816(float (&d)[4], const std::uint32_t (&a)[4], std::uint32_t b0,
                                                std::uint32_t b1) {
@@ -304,31 +304,11 @@ constexpr int H_BK = 64;           // one 128-byte swizzle row of BF16
 constexpr int H_BOX_ROWS = 128;    // TMA box rows for both operands
 constexpr int H_BOX_BYTES = H_BOX_ROWS * H_BK * 2;
 
-// Stores a warpgroup's m64nN accumulator fragment (rows row0..row0+63, columns col0..col0+N-1).
-template <int BN>
-__device__ __forceinline__ void store_wgmma_tile(bf16* C, int M, int N, int row0, int col0, const float (&acc)[BN / 2]) {
-  const int t = threadIdx.x % 128;
-  const int r = row0 + 16 * (t / 32) + (t % 32) / 4;
-  const int c = col0 + 2 * (t % 4);
-  if (row0 + 64 <= M && col0 + BN <= N && N % 2 == 0) {  // interior tile: no guards
-    __nv_bfloat162* p0 = reinterpret_cast<__nv_bfloat162*>(C + static_cast<std::size_t>(r) * N + c);
-    __nv_bfloat162* p1 = reinterpret_cast<__nv_bfloat162*>(C + static_cast<std::size_t>(r + 8) * N + c);
-#pragma unroll
-    for (int j = 0; j < BN / 8; ++j) {
-      p0[4 * j] = __floats2bfloat162_rn(acc[4 * j + 0], acc[4 * j + 1]);
-      p1[4 * j] = __floats2bfloat162_rn(acc[4 * j + 2], acc[4 * j + 3]);
-    }
-    return;
-  }
-#pragma unroll
-  for (int j = 0; j < BN / 8; ++j) {
-    store_pair(C, M, N, r, c + 8 * j, acc[4 * j + 0], acc[4 * j + 1]);
-    store_pair(C, M, N, r + 8, c + 8 * j, acc[4 * j + 2], acc[4 * j + 3]);
-  }
-}
 
 // 5 wgmma_tma: 128x128x64 tile, 2 warpgroups (each 64x128 of C), 4-stage TMA ring. Thread 0 issues
-// TMA and also computes; a __syncthreads per K step guards the slot it refills.
+// TMA and also computes; a __syncthreads per K step guards the slot it refills. The ring is spelled out
+// here (slot kt % STAGES, parity (kt / STAGES) & 1): it is the lesson before rungs 6-12 hand it to
+// kn::Pipeline.
 constexpr int W5_BM = 128, W5_BN = 128, W5_STAGES = 4;
 constexpr int W5_STAGE_BYTES = (W5_BM + W5_BN) * H_BK * 2;  // 32 KiB
 constexpr std::size_t W5_SMEM = 1024 + static_cast<std::size_t>(W5_STAGES) * W5_STAGE_BYTES + 64;
@@ -346,16 +326,16 @@ __global__ void __launch_bounds__(256, 1) gemm_wgmma_tma(const __grid_constant__
   const int m0 = blockIdx.y * W5_BM, n0 = blockIdx.x * W5_BN;
   const int ktiles = (K + H_BK - 1) / H_BK;
   if (tid == 0) {
-    hp::tma_prefetch_descriptor(&tma_a);
-    hp::tma_prefetch_descriptor(&tma_b);
-    for (int s = 0; s < W5_STAGES; ++s) hp::mbar_init(&full[s], 1);
-    hp::fence_barrier_init();
+    kn::tma_prefetch_descriptor(&tma_a);
+    kn::tma_prefetch_descriptor(&tma_b);
+    for (int s = 0; s < W5_STAGES; ++s) kn::mbar_init(&full[s], 1);
+    kn::fence_barrier_init();
   }
   __syncthreads();
   auto issue = [&](int s, int kt) {
-    hp::mbar_arrive_expect_tx(&full[s], W5_STAGE_BYTES);
-    hp::tma_load_2d(sA(s), &tma_a, &full[s], kt * H_BK, m0);
-    hp::tma_load_2d(sB(s), &tma_b, &full[s], kt * H_BK, n0);
+    kn::mbar_arrive_expect_tx(&full[s], W5_STAGE_BYTES);
+    kn::tma_load_2d(sA(s), &tma_a, &full[s], kt * H_BK, m0);
+    kn::tma_load_2d(sB(s), &tma_b, &full[s], kt * H_BK, n0);
   };
   if (tid == 0)
     for (int s = 0; s < W5_STAGES && s < ktiles; ++s) issue(s, s);
@@ -363,20 +343,20 @@ __global__ void __launch_bounds__(256, 1) gemm_wgmma_tma(const __grid_constant__
   float acc[W5_BN / 2] = {};
   for (int kt = 0; kt < ktiles; ++kt) {
     const int s = kt % W5_STAGES;
-    hp::mbar_wait(&full[s], (kt / W5_STAGES) & 1);
-    hp::fence_regs(acc);
-    hp::wgmma_fence();
+    kn::mbar_wait(&full[s], (kt / W5_STAGES) & 1);
+    kn::fence_regs(acc);
+    kn::wgmma_fence();
 #pragma unroll
     for (int kk = 0; kk < H_BK / 16; ++kk)
-      hp::wgmma_m64k16<W5_BN>(acc, hp::wgmma_desc_sw128(sA(s) + wg * 64 * 128) + 2 * kk,
-                              hp::wgmma_desc_sw128(sB(s)) + 2 * kk, 1);
-    hp::wgmma_commit();
-    hp::wgmma_wait<0>();
-    hp::fence_regs(acc);
+      kn::wgmma_ss<W5_BN>(acc, kn::wgmma_desc_sw128(sA(s) + wg * 64 * 128) + 2 * kk,
+                              kn::wgmma_desc_sw128(sB(s)) + 2 * kk, 1);
+    kn::wgmma_commit();
+    kn::wgmma_wait<0>();
+    kn::fence_regs(acc);
     __syncthreads();  // both warpgroups are done reading slot s
     if (tid == 0 && kt + W5_STAGES < ktiles) issue(s, kt + W5_STAGES);
   }
-  store_wgmma_tile<W5_BN>(C, M, N, m0 + wg * 64, n0, acc);
+  kn::store_fragment<W5_BN>(acc, C, std::size_t(N), M, N, m0 + wg * 64, n0);
 #else
   (void)M; (void)N; (void)K; (void)C;
   __trap();
@@ -388,7 +368,7 @@ __global__ void __launch_bounds__(256, 1) gemm_wgmma_tma(const __grid_constant__
 //   CM         cluster size along M (1 or 2); with 2 the CTA pair shares B: each loads half, multicast
 //   PERSISTENT grid of (co-resident) clusters looping over work items in grouped order; otherwise one
 //              tile per CTA in launch order (M fastest)
-//   Plan       the work items (below); with splits > 1 the tiles of the last, partial wave are split along K
+//   plan       the work items (kn::SplitTailPlan); with splits > 1 the tiles of the last, partial wave are split along K
 constexpr int WS_BM = 128, WS_BN = 256, WS_STAGES = 4;
 constexpr int WS_A_BYTES = WS_BM * H_BK * 2;  // 16 KiB
 constexpr int WS_B_BYTES = WS_BN * H_BK * 2;  // 32 KiB
@@ -399,49 +379,10 @@ constexpr std::size_t WS_SMEM_EPI = WS_SMEM + WS_EPI_BYTES;
 constexpr int WS_GROUP_ROWS = 16;  // tile rows (of 128) per raster group of the persistent rungs: 2048 rows
 constexpr int WS_PART = 64 * WS_BN;  // FP32 partial of one consumer warpgroup, in fragment order
 
-struct TileMap {
-  int units_m, tiles_n;  // units_m: cluster rows (CM tiles of 128 rows each)
-  bool grouped;
-  int group;  // cluster rows per raster group
-  __device__ __forceinline__ void operator()(int u, int& um, int& tn) const {
-    if (!grouped) {
-      um = u % units_m;
-      tn = u / units_m;
-      return;
-    }
-    // Groups of `group` cluster rows; inside a group walk down M first, then across N, so the
-    // clusters running at the same time share A panels and B panels in L2.
-    const int per_group = group * tiles_n;
-    const int g = u / per_group, first = g * group;
-    const int rows = min(group, units_m - first);
-    const int r = u % per_group;
-    um = first + r % rows;
-    tn = r / rows;
-  }
-};
-
-// Work items of the persistent kernel. `units` cluster tiles; the first `full_units` (whole waves of the
-// grid) are one item each, over all of K. The remaining tail units would fill only part of a last wave,
-// so each is cut into `splits` items along K (kt_per_split K tiles each): the grid then finishes in
-// ceil(tail * splits / clusters) / splits of a wave instead of a whole one. The consumers of a split tile
-// write FP32 partials to `ws`; the last to finish (an atomic counter per tile) adds them up and stores C.
-// Nobody waits for anybody, so no co-residency assumption is needed for correctness.
-struct Plan {
-  int units, full_units, splits, kt_per_split, items;
-  float* ws;      // [tail unit][cta rank][consumer][split][WS_PART]
-  int* counters;  // [tail unit][cta rank][consumer], zero between launches (the last arriver resets it)
-};
-
-struct Item {
-  int unit, kb, ke, split, tail;  // split/tail = -1 for whole-K items
-};
-__device__ __forceinline__ Item item_of(const Plan& p, int it, int ktiles) {
-  if (it < p.full_units || p.splits == 1) return {it, 0, ktiles, -1, -1};
-  const int t = it - p.full_units, tu = t / p.splits, j = t % p.splits;
-  return {p.full_units + tu, j * p.kt_per_split, min(ktiles, (j + 1) * p.kt_per_split), j, tu};
-}
-
-using hp::named_barrier_sync;
+// The tile order (kn::TileRaster: M fastest in launch order; grouped bands for the persistent rungs) and the
+// work items with a split tail (kn::SplitTailPlan: the last partial wave's units cut along K, partials in
+// `ws` laid out [tail unit][cta rank][consumer][split][WS_PART], counters [tail unit][cta rank][consumer]).
+using kn::named_barrier_sync;
 
 // TMA_EPI (rung 10): the consumers hand each finished tile to TMA through shared memory (tma_c: C in
 // 64 x 64 boxes) instead of storing it from registers; needs N % 8 == 0 (16-byte rows), else the
@@ -453,7 +394,7 @@ template <int CM, bool PERSISTENT, bool TMA_EPI = false, bool OVERLAP = false>
 __global__ void __launch_bounds__(384, 1) gemm_ws(const __grid_constant__ CUtensorMap tma_a,
                                                   const __grid_constant__ CUtensorMap tma_b,
                                                   const __grid_constant__ CUtensorMap tma_c, bf16* C, int M, int N,
-                                                  int K, const Plan plan) {
+                                                  int K, const kn::SplitTailPlan plan) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   extern __shared__ unsigned char smem_raw[];
   unsigned char* smem = reinterpret_cast<unsigned char*>((reinterpret_cast<std::uintptr_t>(smem_raw) + 1023) & ~std::uintptr_t(1023));
@@ -461,114 +402,107 @@ __global__ void __launch_bounds__(384, 1) gemm_ws(const __grid_constant__ CUtens
   auto sB = [&](int s) { return smem + s * WS_STAGE_BYTES + WS_A_BYTES; };
   // [stages][TMA_EPI: 2 consumers x 16 KiB of epilogue slots, 1024-aligned][barriers][flags]
   unsigned char* sEpi = smem + WS_STAGES * WS_STAGE_BYTES;
-  std::uint64_t* full = reinterpret_cast<std::uint64_t*>(sEpi + (TMA_EPI ? WS_EPI_BYTES : 0));
-  std::uint64_t* empty = full + WS_STAGES;
-  int* last_flag = reinterpret_cast<int*>(empty + WS_STAGES);  // [consumer]: "I finish this split tile"
-  const int wg = hp::warpgroup_index();
-  const std::uint32_t rank = CM > 1 ? hp::cluster_ctarank() : 0;
+  std::uint64_t* bars = reinterpret_cast<std::uint64_t*>(sEpi + (TMA_EPI ? WS_EPI_BYTES : 0));
+  const kn::Pipeline<WS_STAGES> pipe(bars);  // full[WS_STAGES], empty[WS_STAGES]
+  using State = kn::PipelineState<WS_STAGES>;
+  int* last_flag = reinterpret_cast<int*>(bars + 2 * WS_STAGES);  // [consumer]: "I finish this split tile"
+  const int wg = kn::warpgroup_index();
+  const std::uint32_t rank = CM > 1 ? kn::cluster_ctarank() : 0;
   const int ktiles = (K + H_BK - 1) / H_BK;
   const int tiles_m = (M + WS_BM - 1) / WS_BM, tiles_n = (N + WS_BN - 1) / WS_BN;
-  const TileMap map{(tiles_m + CM - 1) / CM, tiles_n, PERSISTENT, WS_GROUP_ROWS / CM};
+  const kn::TileRaster map{(tiles_m + CM - 1) / CM, tiles_n, PERSISTENT ? WS_GROUP_ROWS / CM : 0, true};
   const int first_item = blockIdx.x / CM;
   const int item_stride = PERSISTENT ? gridDim.x / CM : plan.items;
 
   if (threadIdx.x == 0) {
-    hp::tma_prefetch_descriptor(&tma_a);
-    hp::tma_prefetch_descriptor(&tma_b);
-    if constexpr (TMA_EPI) hp::tma_prefetch_descriptor(&tma_c);
-    for (int s = 0; s < WS_STAGES; ++s) {
-      hp::mbar_init(&full[s], 1);        // the producer's arrive.expect_tx; TMA bytes complete it
-      hp::mbar_init(&empty[s], 2 * CM);  // one arrive per consumer warpgroup of every CTA in the cluster
-    }
-    hp::fence_barrier_init();
+    kn::tma_prefetch_descriptor(&tma_a);
+    kn::tma_prefetch_descriptor(&tma_b);
+    if constexpr (TMA_EPI) kn::tma_prefetch_descriptor(&tma_c);
+    // full: the producer's arrive.expect_tx, TMA bytes complete it; empty: one arrive per consumer
+    // warpgroup of every CTA in the cluster.
+    pipe.init(1, 2 * CM);
+    kn::fence_barrier_init();
   }
-  if constexpr (CM > 1) hp::cluster_sync();  // peers' barriers exist before any multicast or remote arrive
+  if constexpr (CM > 1) kn::cluster_sync();  // peers' barriers exist before any multicast or remote arrive
   else __syncthreads();
 
   if (wg == 0) {
     // Producer warpgroup: one thread issues every TMA; the others just hand their registers back.
-    hp::setmaxnreg_dec<OVERLAP ? 24 : 40>();
+    kn::setmaxnreg_dec<OVERLAP ? 24 : 40>();
     if (threadIdx.x == 0) {
-      int s = 0;
-      std::uint32_t phase = 0;
+      State st;
       for (int it = first_item; it < plan.items; it += item_stride) {
-        const Item w = item_of(plan, it, ktiles);
+        const kn::SplitItem w = kn::split_item(plan, it, ktiles);
         int um, tn;
         map(w.unit, um, tn);
         const int m0 = (um * CM + static_cast<int>(rank)) * WS_BM, n0 = tn * WS_BN;
         for (int kt = w.kb; kt < w.ke; ++kt) {
-          hp::mbar_wait(&empty[s], phase ^ 1);  // the slot is free in every CTA that will receive it
-          hp::mbar_arrive_expect_tx(&full[s], WS_STAGE_BYTES);
-          hp::tma_load_2d(sA(s), &tma_a, &full[s], kt * H_BK, m0);
+          const int s = st.index;
+          pipe.producer_acquire(st);  // the slot is free in every CTA that will receive it
+          pipe.producer_expect_tx(st, WS_STAGE_BYTES);
+          std::uint64_t* bar = pipe.full_bar(st);
+          kn::tma_load_2d(sA(s), &tma_a, bar, kt * H_BK, m0);
           if constexpr (CM == 1) {
-            hp::tma_load_2d(sB(s), &tma_b, &full[s], kt * H_BK, n0);
-            hp::tma_load_2d(sB(s) + H_BOX_BYTES, &tma_b, &full[s], kt * H_BK, n0 + H_BOX_ROWS);
+            kn::tma_load_2d(sB(s), &tma_b, bar, kt * H_BK, n0);
+            kn::tma_load_2d(sB(s) + H_BOX_BYTES, &tma_b, bar, kt * H_BK, n0 + H_BOX_ROWS);
           } else {
             // B is cut in CM slices of WS_BN / CM rows (tma_b's box), one per CTA, each multicast to all.
             static_assert(CM == 2 || CM == 4, "B's 256 rows split evenly over the cluster");
             constexpr int kRows = WS_BN / CM;
-            hp::tma_load_2d_multicast(sB(s) + rank * kRows * H_BK * 2, &tma_b, &full[s], kt * H_BK,
+            kn::tma_load_2d_multicast(sB(s) + rank * kRows * H_BK * 2, &tma_b, bar, kt * H_BK,
                                       n0 + static_cast<int>(rank) * kRows, (1u << CM) - 1);
           }
-          if (++s == WS_STAGES) { s = 0; phase ^= 1; }
+          st.advance();
         }
       }
     }
   } else {
-    hp::setmaxnreg_inc<OVERLAP ? 240 : 232>();
+    kn::setmaxnreg_inc<OVERLAP ? 240 : 232>();
     const int c = wg - 1;  // consumer index: rows 64*c .. 64*c+63 of the tile
     const int t = threadIdx.x % 128;
-    const std::uint64_t desc_a0 = hp::wgmma_desc_sw128(sA(0) + c * 64 * 128), desc_b0 = hp::wgmma_desc_sw128(sB(0));
-    int s = 0;
-    std::uint32_t phase = 0;
+    const std::uint64_t desc_a0 = kn::wgmma_desc_sw128(sA(0) + c * 64 * 128), desc_b0 = kn::wgmma_desc_sw128(sB(0));
+    State st;
     static_assert(!OVERLAP || TMA_EPI, "the overlapped epilogue is the TMA-store epilogue, one tile later");
     std::uint32_t packed[OVERLAP ? WS_BN / 4 : 1];  // OVERLAP: the previous tile as BF16 pairs
     int pending = -1;                               // ... its item, or -1
     auto store_packed = [&] {
       if constexpr (OVERLAP) {
         int pm, pn;
-        map(item_of(plan, pending, ktiles).unit, pm, pn);
-        hp::epilogue_tma_store<WS_BN>(packed, sEpi + c * 16384, &tma_c, (pm * CM + static_cast<int>(rank)) * WS_BM + c * 64,
+        map(kn::split_item(plan, pending, ktiles).unit, pm, pn);
+        kn::epilogue_tma_store<WS_BN>(packed, sEpi + c * 16384, &tma_c, (pm * CM + static_cast<int>(rank)) * WS_BM + c * 64,
                                       pn * WS_BN, 1 + c);
       }
       pending = -1;
     };
     for (int it = first_item; it < plan.items; it += item_stride) {
-      const Item w = item_of(plan, it, ktiles);
+      const kn::SplitItem w = kn::split_item(plan, it, ktiles);
       float acc[WS_BN / 2];
 #pragma unroll
       for (int i = 0; i < WS_BN / 2; ++i) acc[i] = 0.f;
       int prev = -1;  // slot whose wgmma group may still be reading shared memory
       for (int kt = w.kb; kt < w.ke; ++kt) {
-        hp::mbar_wait(&full[s], phase);
-        hp::fence_regs(acc);
-        hp::wgmma_fence();
+        const int s = st.index;
+        pipe.consumer_wait(st);
+        kn::fence_regs(acc);
+        kn::wgmma_fence();
         // Slot s's descriptors: stage 0's plus the slot offset in the 16-byte units of the address field.
         const std::uint64_t da = desc_a0 + static_cast<std::uint32_t>(s * (WS_STAGE_BYTES >> 4));
         const std::uint64_t db = desc_b0 + static_cast<std::uint32_t>(s * (WS_STAGE_BYTES >> 4));
 #pragma unroll
-        for (int kk = 0; kk < H_BK / 16; ++kk) hp::wgmma_m64k16<WS_BN>(acc, da + 2 * kk, db + 2 * kk, 1);
-        hp::wgmma_commit();
+        for (int kk = 0; kk < H_BK / 16; ++kk) kn::wgmma_ss<WS_BN>(acc, da + 2 * kk, db + 2 * kk, 1);
+        kn::wgmma_commit();
         if constexpr (OVERLAP)  // the previous tile leaves while this tile's first K step runs
           if (kt == w.kb && pending >= 0) store_packed();
         // Keep this step's group in flight; the previous one is done: release its slot.
-        hp::wgmma_wait<1>();
-        hp::fence_regs(acc);
-        if (prev >= 0 && t == 0) {
-          if constexpr (CM == 1) hp::mbar_arrive(&empty[prev]);
-          else
-            for (int r = 0; r < CM; ++r) hp::mbar_arrive_cluster(&empty[prev], r);
-        }
+        kn::wgmma_wait<1>();
+        kn::fence_regs(acc);
+        if (prev >= 0 && t == 0) pipe.template consumer_release<CM>(prev);
         prev = s;
-        if (++s == WS_STAGES) { s = 0; phase ^= 1; }
+        st.advance();
       }
-      hp::wgmma_wait<0>();
-      hp::fence_regs(acc);
-      if (prev >= 0 && t == 0) {
-        if constexpr (CM == 1) hp::mbar_arrive(&empty[prev]);
-        else
-          for (int r = 0; r < CM; ++r) hp::mbar_arrive_cluster(&empty[prev], r);
-      }
+      kn::wgmma_wait<0>();
+      kn::fence_regs(acc);
+      if (prev >= 0 && t == 0) pipe.template consumer_release<CM>(prev);
       if (!OVERLAP && w.split >= 0) {
         // Split tile: publish this partial (fragment order: register i of thread t at i*128 + t, so each
         // warp writes 128 contiguous bytes), then count in; the last of `splits` arrivals reduces.
@@ -596,7 +530,7 @@ __global__ void __launch_bounds__(384, 1) gemm_ws(const __grid_constant__ CUtens
         }
       }
       if (OVERLAP && N % 8 == 0 && w.split < 0) {
-        if constexpr (OVERLAP) hp::pack_bf16<WS_BN>(acc, packed);
+        if constexpr (OVERLAP) kn::pack_bf16<WS_BN>(acc, packed);
         pending = it;
         continue;
       }
@@ -605,16 +539,16 @@ __global__ void __launch_bounds__(384, 1) gemm_ws(const __grid_constant__ CUtens
       map(w.unit, um, tn);
       const int m0 = (um * CM + static_cast<int>(rank)) * WS_BM, n0 = tn * WS_BN;
       if (TMA_EPI && N % 8 == 0)
-        hp::epilogue_tma_store<WS_BN>(acc, sEpi + c * 16384, &tma_c, m0 + c * 64, n0, 1 + c);
+        kn::epilogue_tma_store<WS_BN>(acc, sEpi + c * 16384, &tma_c, m0 + c * 64, n0, 1 + c);
       else
-        store_wgmma_tile<WS_BN>(C, M, N, m0 + c * 64, n0, acc);
+        kn::store_fragment<WS_BN>(acc, C, std::size_t(N), M, N, m0 + c * 64, n0);
     }
     if (pending >= 0) store_packed();
     if constexpr (TMA_EPI)
-      if (t == 0) hp::bulk_wait<0>();  // this warpgroup's last stores are out of shared memory and done
+      if (t == 0) kn::bulk_wait<0>();  // this warpgroup's last stores are out of shared memory and done
   }
   // No CTA may exit while its peer can still multicast into its shared memory or arrive on its barriers.
-  if constexpr (CM > 1) hp::cluster_sync();
+  if constexpr (CM > 1) kn::cluster_sync();
 #else
   (void)M; (void)N; (void)K; (void)C; (void)plan;
   __trap();
@@ -713,17 +647,17 @@ class GemmBf16 final : public aipe::ch10::Bf16GemmProblem {
     if (k_ % 8) tma_skip_ = "TMA needs 16-byte aligned rows: K % 8 == 0";
     else if (optin < WS_SMEM) tma_skip_ = "needs " + std::to_string(WS_SMEM) + " B of shared memory per block";
     if (tma_skip_.empty() && AIPE_HAVE_SM90A && ctx.device().cc() >= 90) {
-      tma_a_ = hp::make_tma_2d_bf16(a_.get(), m_, k_, k_, H_BOX_ROWS, H_BK);
-      tma_b_ = hp::make_tma_2d_bf16(b_.get(), n_, k_, k_, H_BOX_ROWS, H_BK);
+      tma_a_ = kn::matrix_map(kBf16, a_.get(), m_, k_, k_, H_BOX_ROWS, H_BK);
+      tma_b_ = kn::matrix_map(kBf16, b_.get(), n_, k_, k_, H_BOX_ROWS, H_BK);
       AIPE_CUDA(cudaFuncSetAttribute(gemm_wgmma_tma, cudaFuncAttributeMaxDynamicSharedMemorySize, int(W5_SMEM)));
       AIPE_CUDA(cudaFuncSetAttribute(gemm_ws<1, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(WS_SMEM)));
       AIPE_CUDA(cudaFuncSetAttribute(gemm_ws<2, false>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(WS_SMEM)));
       AIPE_CUDA(cudaFuncSetAttribute(gemm_ws<2, true>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(WS_SMEM)));
       // C through TMA: 64 x 64 boxes (128 bytes of BF16 per row, 128B swizzle); rows must be 16-byte aligned.
-      if (n_ % 8 == 0) tma_c_ = hp::make_tma_2d_bf16(c_.get(), m_, n_, n_, 64, 64);
+      if (n_ % 8 == 0) tma_c_ = kn::matrix_map(kBf16, c_.get(), m_, n_, n_, 64, 64);
       // How many CTA pairs the GPU can hold at once (GPCs with an odd SM count leave one SM idle): the
       // persistent grid is exactly that many clusters, so no cluster waits for a second wave.
-      max_clusters_ = hp::cluster_occupancy(gemm_ws<2, true>, 384, WS_SMEM, 2);
+      max_clusters_ = kn::cluster_occupancy(gemm_ws<2, true>, 384, WS_SMEM, 2);
       if (max_clusters_ < 1) tma_skip_ = "no cluster of 2 CTAs with " + std::to_string(WS_SMEM) + " B of shared memory fits";
       else plan_split_tail();
       // The epilogue rung needs 32 KiB more shared memory per CTA; it is still one CTA per SM.
@@ -737,15 +671,15 @@ class GemmBf16 final : public aipe::ch10::Bf16GemmProblem {
                                        int(WS_SMEM_EPI)));
         AIPE_CUDA(cudaFuncSetAttribute(gemm_ws<2, true, true, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                        int(WS_SMEM_EPI)));
-        max_clusters_epi_ = hp::cluster_occupancy(gemm_ws<2, true, true>, 384, WS_SMEM_EPI, 2);
+        max_clusters_epi_ = kn::cluster_occupancy(gemm_ws<2, true, true>, 384, WS_SMEM_EPI, 2);
         if (max_clusters_epi_ < 1)
           epi_skip_ = "no cluster of 2 CTAs with " + std::to_string(WS_SMEM_EPI) + " B of shared memory fits";
         // Clusters of 4: B in 64-row slices, one per CTA. GPCs whose SM count is not a multiple of 4
         // leave the remainder idle: the grid is what cudaOccupancyMaxActiveClusters says fits.
-        tma_b4_ = hp::make_tma_2d_bf16(b_.get(), n_, k_, k_, WS_BN / 4, H_BK);
+        tma_b4_ = kn::matrix_map(kBf16, b_.get(), n_, k_, k_, WS_BN / 4, H_BK);
         AIPE_CUDA(cudaFuncSetAttribute(gemm_ws<4, true, true>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                        int(WS_SMEM_EPI)));
-        max_clusters_x4_ = hp::cluster_occupancy(gemm_ws<4, true, true>, 384, WS_SMEM_EPI, 4);
+        max_clusters_x4_ = kn::cluster_occupancy(gemm_ws<4, true, true>, 384, WS_SMEM_EPI, 4);
         if (max_clusters_x4_ < 1)
           x4_skip_ = "no cluster of 4 CTAs with " + std::to_string(WS_SMEM_EPI) + " B of shared memory fits";
       }
@@ -815,23 +749,14 @@ class GemmBf16 final : public aipe::ch10::Bf16GemmProblem {
   void plan_split_tail() {
     const int units = static_cast<int>(units2()), P = max_clusters_;
     const int ktiles = static_cast<int>((k_ + H_BK - 1) / H_BK);
-    const int full = (units / P) * P, tail = units - full;
-    int best = 1;
-    double best_cost = 1.0;
-    for (int sp = 2; sp <= 4 && sp <= ktiles / 4; ++sp) {
-      const double cost = std::ceil(double(tail) * sp / P) / sp;  // fraction of a wave the tail takes
-      if (cost < best_cost - 1e-9) { best_cost = cost; best = sp; }
-    }
-    split_plan_ = {units, full, best, (ktiles + best - 1) / best, full + tail * best, nullptr, nullptr};
-    if (best > 1) {
+    split_plan_ = kn::plan_split_tail(units, P, ktiles, 4, 4);
+    if (split_plan_.splits > 1) {
+      const int tail = units - split_plan_.full_units, best = split_plan_.splits;
       split_ws_ = aipe::DeviceBuffer<float>(static_cast<std::size_t>(tail) * 2 * 2 * best * WS_PART);
       split_counters_ = aipe::DeviceBuffer<int>(static_cast<std::size_t>(tail) * 2 * 2);
       AIPE_CUDA(cudaMemset(split_counters_.get(), 0, split_counters_.bytes()));
       split_plan_.ws = split_ws_.get();
       split_plan_.counters = split_counters_.get();
-    } else {
-      split_plan_.full_units = units;  // nothing worth splitting: the plain persistent schedule
-      split_plan_.items = units;
     }
   }
 
@@ -841,11 +766,11 @@ class GemmBf16 final : public aipe::ch10::Bf16GemmProblem {
     const int tiles_m = (M() + WS_BM - 1) / WS_BM, tiles_n = (N() + WS_BN - 1) / WS_BN;
     const int units = ((tiles_m + CM - 1) / CM) * tiles_n;
     const int ktiles = (K() + H_BK - 1) / H_BK;
-    Plan plan{units, units, 1, ktiles, units, nullptr, nullptr};
+    kn::SplitTailPlan plan{units, units, 1, ktiles, units, nullptr, nullptr};
     if (SPLIT) plan = split_plan_;
     int clusters = plan.items;
     if (PERSISTENT) clusters = std::min(plan.items, CM == 4 ? max_clusters_x4_ : TMA_EPI ? max_clusters_epi_ : max_clusters_);
-    hp::launch_in_clusters(gemm_ws<CM, PERSISTENT, TMA_EPI, OVERLAP>, clusters * CM, 384,
+    kn::launch_in_clusters(gemm_ws<CM, PERSISTENT, TMA_EPI, OVERLAP>, clusters * CM, 384,
                            TMA_EPI ? WS_SMEM_EPI : WS_SMEM, CM, s, tma_a_, CM == 4 ? tma_b4_ : tma_b_, tma_c_,
                            c_.get(), M(), N(), K(), plan);
   }
@@ -853,7 +778,7 @@ class GemmBf16 final : public aipe::ch10::Bf16GemmProblem {
  private:
   int sm_count_ = 1;
   int max_clusters_ = 1, max_clusters_epi_ = 0, max_clusters_x4_ = 0;
-  Plan split_plan_{};
+  kn::SplitTailPlan split_plan_{};
   aipe::DeviceBuffer<float> split_ws_;
   aipe::DeviceBuffer<int> split_counters_;
   CUtensorMap tma_a_{}, tma_b_{}, tma_b4_{}, tma_c_{};

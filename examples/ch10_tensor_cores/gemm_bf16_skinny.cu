@@ -49,14 +49,19 @@
 
 #include <cooperative_groups.h>
 
-#include "aipe/hopper.cuh"
+#include "aipe/kernels/launch.cuh"
+#include "aipe/kernels/pipeline.cuh"
+#include "aipe/kernels/ptx.cuh"
+#include "aipe/kernels/tma.hpp"
+#include "aipe/kernels/wgmma.cuh"
 #include "gemm_bf16_common.cuh"
 
 namespace {
 
 namespace cg = cooperative_groups;
 using aipe::ch10::bf16;
-namespace hp = aipe::hopper;
+namespace kn = aipe::kernels;
+constexpr CUtensorMapDataType kBf16 = CU_TENSOR_MAP_DATA_TYPE_BFLOAT16;
 
 constexpr int SK_BK = 64;        // one 128-byte swizzled row of BF16
 constexpr int SK_BN = 128;       // rows of W per CTA: two consumer warpgroups of 64
@@ -94,8 +99,8 @@ __global__ void __launch_bounds__(384, 1) gemm_swap_ab(const __grid_constant__ C
       reinterpret_cast<unsigned char*>((reinterpret_cast<std::uintptr_t>(smem_raw) + 1023) & ~std::uintptr_t(1023));
   auto sW = [&](int s) { return smem + s * Cfg::STAGE_BYTES; };
   auto sA = [&](int s) { return smem + s * Cfg::STAGE_BYTES + SK_W_BYTES; };
-  std::uint64_t* full = reinterpret_cast<std::uint64_t*>(smem + Cfg::STAGES * Cfg::STAGE_BYTES);
-  std::uint64_t* empty = full + Cfg::STAGES;
+  const kn::Pipeline<Cfg::STAGES> pipe(reinterpret_cast<std::uint64_t*>(smem + Cfg::STAGES * Cfg::STAGE_BYTES));
+  using State = kn::PipelineState<Cfg::STAGES>;
   const int wg = threadIdx.x / 128;
   const int split = DS ? blockIdx.x : blockIdx.y;  // DS: also the CTA's rank in its cluster
   const int n0 = (DS ? blockIdx.y : blockIdx.x) * SK_BN;
@@ -103,72 +108,67 @@ __global__ void __launch_bounds__(384, 1) gemm_swap_ab(const __grid_constant__ C
   const int kt0 = split * kt_per_split, kt1 = min(ktiles, kt0 + kt_per_split);
   static_assert(CM == 1 || CM == 2, "pairs of CTAs share the token tile");
   static_assert(!(DS && CM > 1), "a cluster either shares the token tile or sums the K halves");
-  const int rank = CM > 1 ? int(hp::cluster_ctarank()) : 0;
+  const int rank = CM > 1 ? int(kn::cluster_ctarank()) : 0;
 
   if (threadIdx.x == 0) {
-    hp::tma_prefetch_descriptor(&tma_w);
-    hp::tma_prefetch_descriptor(&tma_a);
-    for (int s = 0; s < Cfg::STAGES; ++s) {
-      hp::mbar_init(&full[s], 1);
-      hp::mbar_init(&empty[s], 2 * CM);  // one arrive per consumer warpgroup of every CTA of the cluster
-    }
-    hp::fence_barrier_init();
+    kn::tma_prefetch_descriptor(&tma_w);
+    kn::tma_prefetch_descriptor(&tma_a);
+    pipe.init(1, 2 * CM);  // empty: one arrive per consumer warpgroup of every CTA of the cluster
+    kn::fence_barrier_init();
   }
-  if constexpr (CM > 1) hp::cluster_sync();  // the peer's barriers exist before any multicast or remote arrive
+  if constexpr (CM > 1) kn::cluster_sync();  // the peer's barriers exist before any multicast or remote arrive
   else __syncthreads();
 
   if (wg == 0) {
-    hp::setmaxnreg_dec<40>();
+    kn::setmaxnreg_dec<40>();
     if (threadIdx.x == 0) {
-      int s = 0;
-      std::uint32_t phase = 0;
+      State st;
       for (int kt = kt0; kt < kt1; ++kt) {
-        hp::mbar_wait(&empty[s], phase ^ 1);
-        hp::mbar_arrive_expect_tx(&full[s], Cfg::STAGE_BYTES);
-        hp::tma_load_2d(sW(s), &tma_w, &full[s], kt * SK_BK, n0);
+        const int s = st.index;
+        pipe.producer_acquire(st);
+        pipe.producer_expect_tx(st, Cfg::STAGE_BYTES);
+        std::uint64_t* bar = pipe.full_bar(st);
+        kn::tma_load_2d(sW(s), &tma_w, bar, kt * SK_BK, n0);
         // A rows [0, MP): a box of at most 256 rows; rows >= M are zero-filled. The full barrier expects
         // the whole token tile either way: with CM = 2 the peer's multicast delivers the other half.
-        if constexpr (CM == 1) hp::tma_load_2d(sA(s), &tma_a, &full[s], kt * SK_BK, 0);
-        else hp::tma_load_2d_multicast(sA(s) + rank * (MP / 2) * 128, &tma_a, &full[s], kt * SK_BK, rank * (MP / 2), 0x3);
-        if (++s == Cfg::STAGES) { s = 0; phase ^= 1; }
+        if constexpr (CM == 1) kn::tma_load_2d(sA(s), &tma_a, bar, kt * SK_BK, 0);
+        else kn::tma_load_2d_multicast(sA(s) + rank * (MP / 2) * 128, &tma_a, bar, kt * SK_BK, rank * (MP / 2), 0x3);
+        st.advance();
       }
     }
     if constexpr (DS) {  // the consumers' two cluster barriers count every thread of both CTAs
-      hp::cluster_sync();
-      hp::cluster_sync();
+      kn::cluster_sync();
+      kn::cluster_sync();
     }
   } else {
-    hp::setmaxnreg_inc<232>();
+    kn::setmaxnreg_inc<232>();
     // A slot goes back to the producer of every CTA that wrote into it.
-    auto release = [](std::uint64_t* bar) {
-      if constexpr (CM == 1) hp::mbar_arrive(bar);
-      else
-        for (int r = 0; r < CM; ++r) hp::mbar_arrive_cluster(bar, r);
-    };
+    auto release = [&](int slot) { pipe.template consumer_release<CM>(slot); };
     const int c = wg - 1;
     float acc[MP / 2];
 #pragma unroll
     for (int i = 0; i < MP / 2; ++i) acc[i] = 0.f;
-    int s = 0, prev = -1;
-    std::uint32_t phase = 0;
+    State st;
+    int prev = -1;
     for (int kt = kt0; kt < kt1; ++kt) {
-      hp::mbar_wait(&full[s], phase);
-      hp::fence_regs(acc);
-      hp::wgmma_fence();
+      const int s = st.index;
+      pipe.consumer_wait(st);
+      kn::fence_regs(acc);
+      kn::wgmma_fence();
 #pragma unroll
       for (int kk = 0; kk < SK_BK / 16; ++kk)
-        hp::wgmma_m64k16<MP>(acc, hp::wgmma_desc_sw128(sW(s) + c * 64 * 128) + 2 * kk,
-                             hp::wgmma_desc_sw128(sA(s)) + 2 * kk, 1);
-      hp::wgmma_commit();
-      hp::wgmma_wait<1>();
-      hp::fence_regs(acc);
-      if (prev >= 0 && threadIdx.x % 128 == 0) release(&empty[prev]);
+        kn::wgmma_ss<MP>(acc, kn::wgmma_desc_sw128(sW(s) + c * 64 * 128) + 2 * kk,
+                         kn::wgmma_desc_sw128(sA(s)) + 2 * kk, 1);
+      kn::wgmma_commit();
+      kn::wgmma_wait<1>();
+      kn::fence_regs(acc);
+      if (prev >= 0 && threadIdx.x % 128 == 0) release(prev);
       prev = s;
-      if (++s == Cfg::STAGES) { s = 0; phase ^= 1; }
+      st.advance();
     }
-    hp::wgmma_wait<0>();
-    hp::fence_regs(acc);
-    if (prev >= 0 && threadIdx.x % 128 == 0) release(&empty[prev]);
+    kn::wgmma_wait<0>();
+    kn::fence_regs(acc);
+    if (prev >= 0 && threadIdx.x % 128 == 0) release(prev);
     // Fragment of C^T: d[4j + 2h + e] is W row (n) 16*warp + lane/4 + 8h, token (m) 8j + 2*(lane%4) + e.
     const int t = threadIdx.x % 128;
     const int n = n0 + c * 64 + 16 * (t / 32) + (t % 32) / 4;
@@ -196,14 +196,14 @@ __global__ void __launch_bounds__(384, 1) gemm_swap_ab(const __grid_constant__ C
       static_assert(kDsmemSplits == 2, "the rows are split between the two CTAs of a cluster by warp / 2");
       const int warp = t / 32, lane = t % 32, owner = warp / 2;
       const int slot = (c * 2 + warp % 2) * (MP / 8);
-      hp::cluster_sync();  // 1: both CTAs are done with their rings
+      kn::cluster_sync();  // 1: both CTAs are done with their rings
       if (owner != split) {
         float4* dst = reinterpret_cast<float4*>(cg::this_cluster().map_shared_rank(smem, owner)) + slot * 32 + lane;
 #pragma unroll
         for (int i = 0; i < MP / 8; ++i)
           dst[i * 32] = make_float4(acc[4 * i], acc[4 * i + 1], acc[4 * i + 2], acc[4 * i + 3]);
       }
-      hp::cluster_sync();  // 2: the halves have arrived (release / acquire at cluster scope)
+      kn::cluster_sync();  // 2: the halves have arrived (release / acquire at cluster scope)
       if (owner == split) {
         const float4* src = reinterpret_cast<const float4*>(smem) + slot * 32 + lane;
 #pragma unroll
@@ -221,7 +221,7 @@ __global__ void __launch_bounds__(384, 1) gemm_swap_ab(const __grid_constant__ C
     }
   }
   // No CTA may leave while its peer can still multicast into its shared memory or arrive on its barriers.
-  if constexpr (CM > 1) hp::cluster_sync();
+  if constexpr (CM > 1) kn::cluster_sync();
 #else
   (void)C; (void)P; (void)M; (void)N; (void)K; (void)kt_per_split;
   __trap();
@@ -298,20 +298,18 @@ class GemmBf16Skinny final : public aipe::ch10::Bf16GemmProblem {
     dsmem_skip_.clear();
     if (k_ % 8) tma_skip_ = "TMA needs 16-byte aligned rows: K % 8 == 0";
     if (tma_skip_.empty() && AIPE_HAVE_SM90A && ctx.device().cc() >= 90) {
-      tma_w_ = hp::make_tma_2d_bf16(b_.get(), n_, k_, k_, SK_BN, SK_BK);
-      tma_a_ = hp::make_tma_2d_bf16(a_.get(), m_, k_, k_, static_cast<std::uint32_t>(mp_), SK_BK);
+      tma_w_ = kn::matrix_map(kBf16, b_.get(), n_, k_, k_, SK_BN, SK_BK);
+      tma_a_ = kn::matrix_map(kBf16, a_.get(), m_, k_, k_, static_cast<std::uint32_t>(mp_), SK_BK);
       const std::size_t need = smem_bytes();
       if (ctx.device().smem_per_block_optin_bytes < need)
         tma_skip_ = "needs " + std::to_string(need) + " B of shared memory per block";
       else {
         // Rung 3: each CTA of a pair loads half of the token tile's rows.
-        tma_a_half_ = hp::make_tma_2d_bf16(a_.get(), m_, k_, k_, static_cast<std::uint32_t>(mp_ / 2), SK_BK);
+        tma_a_half_ = kn::matrix_map(kBf16, a_.get(), m_, k_, k_, static_cast<std::uint32_t>(mp_ / 2), SK_BK);
         // Each instance may use the ring's shared memory; the cluster rungs need a pair of such CTAs to fit.
-        auto allow = [](auto kernel, std::size_t smem) {
-          AIPE_CUDA(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-        };
+        auto allow = [](auto kernel, std::size_t smem) { kn::set_max_dynamic_smem(kernel, smem); };
         auto pair_skip = [](auto kernel, std::size_t smem) {
-          return hp::cluster_occupancy(kernel, 384, smem, 2) < 1
+          return kn::cluster_occupancy(kernel, 384, smem, 2) < 1
                      ? std::string("no cluster of 2 CTAs with this kernel's shared memory fits on the device")
                      : std::string();
         };
@@ -372,7 +370,7 @@ class GemmBf16Skinny final : public aipe::ch10::Bf16GemmProblem {
     const int M = int(m_), N = int(n_), K = int(k_), kps = splits_ > 1 ? kt_per_split_ : ktiles_;
     with_mp([&](auto mp) {
       constexpr int MP = decltype(mp)::value;
-      hp::launch_in_clusters(gemm_swap_ab<MP, 2>, grid, 384, SkinnyCfg<MP>::SMEM, 2, s, tma_w_, tma_a_half_, c_.get(), P,
+      kn::launch_in_clusters(gemm_swap_ab<MP, 2>, grid, 384, SkinnyCfg<MP>::SMEM, 2, s, tma_w_, tma_a_half_, c_.get(), P,
                              M, N, K, kps);
     });
     reduce(s, splits_);
@@ -384,7 +382,7 @@ class GemmBf16Skinny final : public aipe::ch10::Bf16GemmProblem {
     const int M = int(m_), N = int(n_), K = int(k_), kps = (ktiles_ + kDsmemSplits - 1) / kDsmemSplits;
     with_mp([&](auto mp) {
       constexpr int MP = decltype(mp)::value;
-      hp::launch_in_clusters(gemm_swap_ab<MP, 1, true>, grid, 384, SkinnyCfg<MP>::SMEM, kDsmemSplits, s, tma_w_, tma_a_, c_.get(),
+      kn::launch_in_clusters(gemm_swap_ab<MP, 1, true>, grid, 384, SkinnyCfg<MP>::SMEM, kDsmemSplits, s, tma_w_, tma_a_, c_.get(),
                              static_cast<float*>(nullptr), M, N, K, kps);
     });
   }

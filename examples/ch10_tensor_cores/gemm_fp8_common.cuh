@@ -20,6 +20,8 @@
 // dozen of 67M at 8192^3). Relative term 2e-2, norm bound 1e-2 for both (measured ~2.5e-3).
 // Work: flops = 2 M N K; bytes = M K + N K (E4M3) + 2 M N (BF16) + the scales.
 #pragma once
+#include <cuda_fp8.h>
+
 #include <algorithm>
 #include <functional>
 #include <cmath>
@@ -29,10 +31,99 @@
 #include "aipe/buffer.hpp"
 #include "aipe/cublas.hpp"
 #include "aipe/example.hpp"
-#include "aipe/hopper_fp8.cuh"
+#include "aipe/kernels/fp8_dequant.hpp"
+#include "aipe/kernels/gemm_fp8.cuh"
+#include "aipe/kernels/tma.hpp"
 #include "aipe/random.hpp"
 
 namespace aipe::fp8 {
+
+// The library's FP8 GEMM (aipe/kernels/gemm_fp8.cuh) under the names the ladders use.
+using kernels::fp8::Epilogue;
+using kernels::fp8::GemmArgs;
+using kernels::fp8::GemmConfig;
+using kernels::fp8::launch_gemm_ws;
+using kernels::fp8::max_active_clusters;
+using kernels::fp8::Scaling;
+
+#if defined(__CUDACC__)
+// CUDA-core reference rung: 64x64 tiles, each thread 4x4 outputs, E4M3 dequantized to FP32 (with its
+// scales) on the way into shared memory.
+template <Scaling S>
+__global__ void __launch_bounds__(256) gemm_simt_kernel(const __nv_fp8_e4m3* __restrict__ A,
+                                                        const __nv_fp8_e4m3* __restrict__ B, GemmArgs args) {
+  constexpr int T = 64, TK = 32;
+  __shared__ float As[TK][T + 4], Bs[TK][T + 4];
+  const int M = args.M, N = args.N, K = args.K;
+  const int m0 = blockIdx.y * T, n0 = blockIdx.x * T;
+  const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
+  float acc[4][4] = {};
+  for (int k0 = 0; k0 < K; k0 += TK) {
+    for (int e = threadIdx.x; e < T * TK; e += 256) {
+      const int r = e / TK, k = e % TK, gk = k0 + k;
+      float a = 0.f, b = 0.f;
+      if (m0 + r < M && gk < K) {
+        a = float(A[std::size_t(m0 + r) * K + gk]);
+        if constexpr (S == Scaling::block) a *= args.sa[std::size_t(gk / 128) * M + m0 + r];
+      }
+      if (n0 + r < N && gk < K) {
+        b = float(B[std::size_t(n0 + r) * K + gk]);
+        if constexpr (S == Scaling::block) b *= args.sb[std::size_t((n0 + r) / 128) * args.ldsb + gk / 128];
+      }
+      As[k][r] = a;
+      Bs[k][r] = b;
+    }
+    __syncthreads();
+#pragma unroll 8
+    for (int k = 0; k < TK; ++k) {
+      float a[4], b[4];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) { a[i] = As[k][ty * 4 + i]; b[i] = Bs[k][tx * 4 + i]; }
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int j = 0; j < 4; ++j) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
+    }
+    __syncthreads();
+  }
+  const float s = (S == Scaling::tensor) ? args.sa[0] * args.sb[0] : 1.f;
+  for (int i = 0; i < 4; ++i)
+    for (int j = 0; j < 4; ++j) {
+      const int r = m0 + ty * 4 + i, c = n0 + tx * 4 + j;
+      if (r < M && c < N) args.C[std::size_t(r) * N + c] = __float2bfloat16_rn(acc[i][j] * s);
+    }
+}
+
+// Example inputs: element i is uniform_at(seed, i, lo, hi) rounded to E4M3 (nearest even, saturating),
+// so the host regenerates any element without a copy.
+static __global__ void fill_e4m3_kernel(__nv_fp8_e4m3* p, std::size_t n, std::uint64_t seed, float lo, float hi) {
+  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < n; i += std::size_t(gridDim.x) * blockDim.x)
+    p[i] = __nv_fp8_e4m3(uniform_at(seed, i, lo, hi));
+}
+
+// FP32 copy of a quantized operand with its scales applied (rows x K, row-major): the input of the
+// FP32 reference GEMM at sizes too large for the CPU. `is_a`: 1x128 scales sa[kb*rows + r]; else
+// 128x128 scales sb[(r/128)*ldsb + kb]; tensor mode: one scale.
+static __global__ void dequant_kernel(const __nv_fp8_e4m3* q, float* out, int rows, int K, GemmArgs g, bool is_a,
+                                      bool block) {
+  const std::size_t n = std::size_t(rows) * K;
+  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < n; i += std::size_t(gridDim.x) * blockDim.x) {
+    const int r = int(i / K), k = int(i % K);
+    float s;
+    if (!block) s = is_a ? g.sa[0] : g.sb[0];
+    else s = is_a ? g.sa[std::size_t(k / 128) * rows + r] : g.sb[std::size_t(r / 128) * g.ldsb + k / 128];
+    out[i] = float(q[i]) * s;
+  }
+}
+
+
+template <Scaling S>
+inline void launch_gemm_simt(const __nv_fp8_e4m3* A, const __nv_fp8_e4m3* B, const GemmArgs& g, cudaStream_t s) {
+  const dim3 grid((g.N + 63) / 64, (g.M + 63) / 64);
+  gemm_simt_kernel<S><<<grid, 256, 0, s>>>(A, B, g);
+  AIPE_CHECK_LAUNCH();
+}
+#endif  // __CUDACC__
 
 template <Scaling S>
 class Fp8GemmProblem : public aipe::Example {
@@ -63,10 +154,8 @@ class Fp8GemmProblem : public aipe::Example {
     sb_ = aipe::DeviceBuffer<float>(nsb);
     const auto seed_a = aipe::sub_seed(ctx.seed(), 1), seed_b = aipe::sub_seed(ctx.seed(), 2);
     const auto seed_sa = aipe::sub_seed(ctx.seed(), 3), seed_sb = aipe::sub_seed(ctx.seed(), 4);
-    fill_e4m3_kernel<<<1024, 256, 0, ctx.stream()>>>(a_.get(), a_.size(), seed_a, -448.f, 448.f);
-    AIPE_CHECK_LAUNCH();
-    fill_e4m3_kernel<<<1024, 256, 0, ctx.stream()>>>(b_.get(), b_.size(), seed_b, -448.f, 448.f);
-    AIPE_CHECK_LAUNCH();
+    aipe::fill_uniform(a_.get(), a_.size(), seed_a, -448.f, 448.f, ctx.stream());
+    aipe::fill_uniform(b_.get(), b_.size(), seed_b, -448.f, 448.f, ctx.stream());
     if (S == Scaling::block) {
       aipe::fill_uniform(sa_.get(), nsa, seed_sa, 0.25f / 448, 2.f / 448, ctx.stream());
       aipe::fill_uniform(sb_.get(), nsb, seed_sb, 0.25f / 448, 2.f / 448, ctx.stream());
@@ -84,12 +173,14 @@ class Fp8GemmProblem : public aipe::Example {
     AIPE_CUDA(cudaStreamSynchronize(ctx.stream()));
 
     constexpr int BN = S == Scaling::block ? 128 : 256;
-    tmap_a_ = make_tmap_e4m3(a_.get(), K_, M_, K_, 128, 128);
-    tmap_b_ = make_tmap_e4m3(b_.get(), K_, N_, K_, 128, BN);
-    tmap_b_half_ = make_tmap_e4m3(b_.get(), K_, N_, K_, 128, BN / 2);  // each CTA of a pair loads half of B
+    // E4M3 operands as bytes: 128-byte (128-element) K boxes, one swizzle row.
+    constexpr auto kU8 = CU_TENSOR_MAP_DATA_TYPE_UINT8;
+    tmap_a_ = kernels::matrix_map(kU8, a_.get(), M_, K_, K_, 128, 128);
+    tmap_b_ = kernels::matrix_map(kU8, b_.get(), N_, K_, K_, BN, 128);
+    tmap_b_half_ = kernels::matrix_map(kU8, b_.get(), N_, K_, K_, BN / 2, 128);  // each CTA of a pair loads half of B
     // C for the TMA-store epilogue: 64 x 64 BF16 boxes; TMA needs 16-byte rows (N % 8 == 0), otherwise the
     // kernel stores from registers and this map is never read.
-    if (N_ % 8 == 0) tmap_c_ = aipe::hopper::make_tma_2d_bf16(c_.get(), M_, N_, N_, 64, 64);
+    if (N_ % 8 == 0) tmap_c_ = kernels::matrix_map(CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, c_.get(), M_, N_, N_, 64, 64);
     tiles_ = ((M_ + 127) / 128) * ((N_ + BN - 1) / BN);
     units2_ = ((M_ + 255) / 256) * ((N_ + BN - 1) / BN);  // pairs of tiles stacked in M
     sms_ = ctx.device().sm_count;
@@ -283,10 +374,12 @@ class Fp8GemmProblem : public aipe::Example {
     } else {
       ref_note_ = "reference: FP32 cuBLAS SGEMM on the dequantized operands";
       aipe::DeviceBuffer<float> af(std::size_t(M_) * K_), bf(std::size_t(N_) * K_), cf(mn);
-      dequant_kernel<<<2048, 256, 0, ctx.stream()>>>(a_.get(), af.get(), M_, K_, args_, true, S == Scaling::block);
-      AIPE_CHECK_LAUNCH();
-      dequant_kernel<<<2048, 256, 0, ctx.stream()>>>(b_.get(), bf.get(), N_, K_, args_, false, S == Scaling::block);
-      AIPE_CHECK_LAUNCH();
+      using kernels::fp8::ScaleLayout;
+      const bool block = S == Scaling::block;
+      kernels::fp8::dequantize_e4m3(a_.get(), af.get(), M_, K_, args_.sa, block ? ScaleLayout::row_1x128 : ScaleLayout::tensor,
+                                    0, ctx.stream());
+      kernels::fp8::dequantize_e4m3(b_.get(), bf.get(), N_, K_, args_.sb, block ? ScaleLayout::block_128 : ScaleLayout::tensor,
+                                    args_.ldsb, ctx.stream());
       auto h = aipe::CublasHandle::create();
       AIPE_CUBLAS(cublasSetStream(h, ctx.stream()));
       AIPE_CUBLAS(cublasSetMathMode(h, CUBLAS_PEDANTIC_MATH));

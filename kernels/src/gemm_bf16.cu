@@ -26,20 +26,23 @@
 #include <string>
 
 #include "aipe/check.hpp"
-#include "aipe/hopper.cuh"
-#include "aipe/hopper_fp8.cuh"  // tile_coords: the grouped raster the FP8 kernels walk
+#include "aipe/kernels/epilogue.cuh"
 #include "aipe/kernels/epilogue_ops.cuh"
 #include "aipe/kernels/gemm.hpp"
-#include "aipe/stream_k.hpp"
+#include "aipe/kernels/launch.cuh"
+#include "aipe/kernels/pipeline.cuh"
+#include "aipe/kernels/ptx.cuh"
+#include "aipe/kernels/scheduler.hpp"
+#include "aipe/kernels/tma.hpp"
+#include "aipe/kernels/wgmma.cuh"
 
 namespace aipe::kernels {
 namespace {
 
-namespace hp = aipe::hopper;
-
 constexpr int kBM = 128, kBK = 64;  // kBK: one 128-byte swizzle row of BF16
 constexpr int kThreads = 384;
 constexpr int kGroupRows = 16;      // tile rows per raster band (2048 rows of C)
+constexpr CUtensorMapDataType kBf16 = CU_TENSOR_MAP_DATA_TYPE_BFLOAT16;
 
 template <int BN>
 struct Cfg {
@@ -74,124 +77,117 @@ __global__ void __launch_bounds__(kThreads, 1)
   auto sA = [&](int s) { return smem + s * Cf::kStageBytes; };
   auto sB = [&](int s) { return smem + s * Cf::kStageBytes + Cf::kABytes; };
   unsigned char* sEpi = smem + kStages * Cf::kStageBytes;
-  std::uint64_t* full = reinterpret_cast<std::uint64_t*>(sEpi + Cf::kEpiBytes);
-  std::uint64_t* empty = full + kStages;
+  const Pipeline<kStages> pipe(reinterpret_cast<std::uint64_t*>(sEpi + Cf::kEpiBytes));  // full, empty barriers
+  using State = PipelineState<kStages>;
 
   const int M = args.M, N = args.N, K = args.K;
-  const int wg = hp::warpgroup_index();
-  const int rank = CM > 1 ? static_cast<int>(hp::cluster_ctarank()) : 0;
+  const int wg = warpgroup_index();
+  const int rank = CM > 1 ? static_cast<int>(cluster_ctarank()) : 0;
   const int ktiles = (K + kBK - 1) / kBK;
   const int tiles_m = (M + kBM - 1) / kBM, tiles_n = (N + BN - 1) / BN;
   const int units_m = (tiles_m + CM - 1) / CM, units = units_m * tiles_n;  // a unit: CM tiles stacked in M
+  const TileRaster raster{units_m, tiles_n, kGroupRows / CM, true};
   const int first_unit = blockIdx.x / CM, unit_stride = gridDim.x / CM;
   const bool tma_store = args.tma_store;
 
   if (threadIdx.x == 0) {
-    hp::tma_prefetch_descriptor(&tma_a);
-    hp::tma_prefetch_descriptor(&tma_b);
-    if (tma_store) hp::tma_prefetch_descriptor(&tma_c);
-    for (int s = 0; s < kStages; ++s) {
-      hp::mbar_init(&full[s], 1);        // the producer's arrive.expect_tx; TMA's bytes complete the phase
-      hp::mbar_init(&empty[s], 2 * CM);  // one arrive per consumer warpgroup of every CTA of the cluster
-    }
-    hp::fence_barrier_init();
+    tma_prefetch_descriptor(&tma_a);
+    tma_prefetch_descriptor(&tma_b);
+    if (tma_store) tma_prefetch_descriptor(&tma_c);
+    // full: the producer's arrive.expect_tx, TMA's bytes complete the phase; empty: one arrive per consumer
+    // warpgroup of every CTA of the cluster.
+    pipe.init(1, 2 * CM);
+    fence_barrier_init();
   }
-  if constexpr (CM > 1) hp::cluster_sync();  // the peer's barriers exist before any multicast or remote arrive
+  if constexpr (CM > 1) cluster_sync();  // the peer's barriers exist before any multicast or remote arrive
   else __syncthreads();
 
   if (wg == 0) {
-    hp::setmaxnreg_dec<24>();
+    setmaxnreg_dec<24>();
     if (threadIdx.x == 0) {
-      int s = 0;
-      std::uint32_t phase = 0;
-      aipe::StreamKSchedule sched(units, ktiles, first_unit, unit_stride, false);
-      for (aipe::TileWork w; sched.next(w);) {
+      State st;
+      for (int unit = first_unit; unit < units; unit += unit_stride) {
         int um, tn;
-        aipe::fp8::tile_coords(w.unit, units_m, tiles_n, kGroupRows / CM, um, tn);
+        raster(unit, um, tn);
         const int m0 = (um * CM + rank) * kBM, n0 = tn * BN;
         for (int kt = 0; kt < ktiles; ++kt) {
-          hp::mbar_wait(&empty[s], phase ^ 1);  // the slot is free in every CTA that receives it
-          hp::mbar_arrive_expect_tx(&full[s], Cf::kStageBytes);
-          hp::tma_load_2d(sA(s), &tma_a, &full[s], kt * kBK, m0);
+          const int s = st.index;
+          pipe.producer_acquire(st);  // the slot is free in every CTA that receives it
+          pipe.producer_expect_tx(st, Cf::kStageBytes);
+          std::uint64_t* bar = pipe.full_bar(st);
+          tma_load_2d(sA(s), &tma_a, bar, kt * kBK, m0);
           if constexpr (CM == 1) {
 #pragma unroll
             for (int b = 0; b < BN / 128; ++b)  // tma_b: boxes of 128 rows
-              hp::tma_load_2d(sB(s) + b * 128 * kBK * 2, &tma_b, &full[s], kt * kBK, n0 + 128 * b);
+              tma_load_2d(sB(s) + b * 128 * kBK * 2, &tma_b, bar, kt * kBK, n0 + 128 * b);
           } else {
             static_assert(CM == 2, "B is cut in two halves, one per CTA of the pair");
             constexpr int kRows = BN / CM;  // tma_b: boxes of BN / 2 rows
-            hp::tma_load_2d_multicast(sB(s) + rank * kRows * kBK * 2, &tma_b, &full[s], kt * kBK, n0 + rank * kRows,
-                                      (1u << CM) - 1);
+            tma_load_2d_multicast(sB(s) + rank * kRows * kBK * 2, &tma_b, bar, kt * kBK, n0 + rank * kRows,
+                                  (1u << CM) - 1);
           }
-          if (++s == kStages) { s = 0; phase ^= 1; }
+          st.advance();
         }
       }
     }
   } else {
-    hp::setmaxnreg_inc<240>();
+    setmaxnreg_inc<240>();
     const int c = wg - 1;  // consumer: rows 64 c .. 64 c + 63 of the tile
     const int t = threadIdx.x % 128;
-    const std::uint64_t desc_a0 = hp::wgmma_desc_sw128(sA(0) + c * 64 * 128), desc_b0 = hp::wgmma_desc_sw128(sB(0));
-    // A slot goes back to the producer of every CTA that received data into it.
-    auto release = [&](int slot) {
-      if constexpr (CM == 1) hp::mbar_arrive(&empty[slot]);
-      else
-        for (int r = 0; r < CM; ++r) hp::mbar_arrive_cluster(&empty[slot], r);
-    };
-    int s = 0;
-    std::uint32_t phase = 0;
+    const std::uint64_t desc_a0 = wgmma_desc_sw128(sA(0) + c * 64 * 128), desc_b0 = wgmma_desc_sw128(sB(0));
+    State st;
     std::uint32_t packed[BN / 4];  // the previous tile as BF16 pairs, waiting for the next tile's first K step
     bool pending = false;
     int pend_row = 0, pend_col = 0;
-    aipe::StreamKSchedule sched(units, ktiles, first_unit, unit_stride, false);
-    for (aipe::TileWork w; sched.next(w);) {
+    for (int unit = first_unit; unit < units; unit += unit_stride) {
       int um, tn;
-      aipe::fp8::tile_coords(w.unit, units_m, tiles_n, kGroupRows / CM, um, tn);
+      raster(unit, um, tn);
       const int row0 = (um * CM + rank) * kBM + c * 64, col0 = tn * BN;  // this warpgroup's 64 x BN block
       float acc[BN / 2];
 #pragma unroll
       for (int i = 0; i < BN / 2; ++i) acc[i] = 0.f;
       int prev = -1;  // the slot whose wgmma group may still be reading shared memory
       for (int kt = 0; kt < ktiles; ++kt) {
-        hp::mbar_wait(&full[s], phase);
-        hp::fence_regs(acc);
-        hp::wgmma_fence();
+        const int s = st.index;
+        pipe.consumer_wait(st);
+        fence_regs(acc);
+        wgmma_fence();
         // Slot s's descriptors: stage 0's plus the slot offset in the 16-byte units of the address field.
         const std::uint64_t da = desc_a0 + static_cast<std::uint32_t>(s * (Cf::kStageBytes >> 4));
         const std::uint64_t db = desc_b0 + static_cast<std::uint32_t>(s * (Cf::kStageBytes >> 4));
 #pragma unroll
-        for (int kk = 0; kk < kBK / 16; ++kk) hp::wgmma_m64k16<BN>(acc, da + 2 * kk, db + 2 * kk, 1);
-        hp::wgmma_commit();
+        for (int kk = 0; kk < kBK / 16; ++kk) wgmma_ss<BN>(acc, da + 2 * kk, db + 2 * kk, 1);
+        wgmma_commit();
         // The previous tile leaves through TMA while this tile's first K step runs on the tensor cores.
         if (kt == 0 && pending) {
-          hp::epilogue_tma_store<BN>(packed, sEpi + c * 16384, &tma_c, pend_row, pend_col, 1 + c);
+          epilogue_tma_store<BN>(packed, sEpi + c * 16384, &tma_c, pend_row, pend_col, 1 + c);
           pending = false;
         }
         // Keep this step's group in flight; the one before it is done: its slot goes back.
-        hp::wgmma_wait<1>();
-        hp::fence_regs(acc);
-        if (prev >= 0 && t == 0) release(prev);
+        wgmma_wait<1>();
+        fence_regs(acc);
+        if (prev >= 0 && t == 0) pipe.template consumer_release<CM>(prev);
         prev = s;
-        if (++s == kStages) { s = 0; phase ^= 1; }
+        st.advance();
       }
-      hp::wgmma_wait<0>();
-      hp::fence_regs(acc);
-      if (t == 0) release(prev);
+      wgmma_wait<0>();
+      fence_regs(acc);
+      if (t == 0) pipe.template consumer_release<CM>(prev);
       apply_epilogue<BN>(acc, args.epi, M, N, row0, col0);
       if (tma_store) {
-        hp::pack_bf16<BN>(acc, packed);  // half the registers: the accumulator is free for the next tile
+        pack_bf16<BN>(acc, packed);  // half the registers: the accumulator is free for the next tile
         pending = true;
         pend_row = row0;
         pend_col = col0;
       } else {
-        store_fragment_guarded<BN>(args.C, args.ldc, M, N, row0, col0, acc);
+        store_fragment<BN>(acc, args.C, std::size_t(args.ldc), M, N, row0, col0);
       }
     }
-    if (pending) hp::epilogue_tma_store<BN>(packed, sEpi + c * 16384, &tma_c, pend_row, pend_col, 1 + c);
-    if (tma_store && t == 0) hp::bulk_wait<0>();  // this warpgroup's stores have left shared memory and landed
+    if (pending) epilogue_tma_store<BN>(packed, sEpi + c * 16384, &tma_c, pend_row, pend_col, 1 + c);
+    if (tma_store && t == 0) bulk_wait<0>();  // this warpgroup's stores have left shared memory and landed
   }
   // No CTA may exit while its peer can still multicast into its shared memory or arrive on its barriers.
-  if constexpr (CM > 1) hp::cluster_sync();
+  if constexpr (CM > 1) cluster_sync();
 #else
   (void)tma_a; (void)tma_b; (void)tma_c; (void)args;
   __trap();
@@ -203,7 +199,7 @@ constexpr auto kernel_of() {
   return gemm_bf16_kernel<BN, CM>;
 }
 
-// What a device holds once: the kernels' shared-memory opt-in and how many of them are resident at once.
+// What a device holds, queried once: how many of the kernels are resident at once (the persistent grids).
 struct DeviceState {
   DeviceSlots slots;
 };
@@ -222,16 +218,17 @@ const DeviceState& device_state(int device) {
     throw std::runtime_error("kernels::gemm needs " + std::to_string(Cfg<256>::kSmem) +
                              " B of shared memory per block; device " + std::to_string(device) + " allows " +
                              std::to_string(p.sharedMemPerBlockOptin));
-  // The attribute belongs to the device's context: set here once per device, not once per process.
-  AIPE_CUDA(cudaFuncSetAttribute(kernel_of<256, 2>(), cudaFuncAttributeMaxDynamicSharedMemorySize, int(Cfg<256>::kSmem)));
-  AIPE_CUDA(cudaFuncSetAttribute(kernel_of<256, 1>(), cudaFuncAttributeMaxDynamicSharedMemorySize, int(Cfg<256>::kSmem)));
-  AIPE_CUDA(cudaFuncSetAttribute(kernel_of<128, 2>(), cudaFuncAttributeMaxDynamicSharedMemorySize, int(Cfg<128>::kSmem)));
-  AIPE_CUDA(cudaFuncSetAttribute(kernel_of<128, 1>(), cudaFuncAttributeMaxDynamicSharedMemorySize, int(Cfg<128>::kSmem)));
+  // The shared-memory opt-in belongs to the device (set_max_dynamic_smem: once per kernel and device).
+  set_max_dynamic_smem(kernel_of<256, 2>(), Cfg<256>::kSmem);
+  set_max_dynamic_smem(kernel_of<256, 1>(), Cfg<256>::kSmem);
+  set_max_dynamic_smem(kernel_of<128, 2>(), Cfg<128>::kSmem);
+  set_max_dynamic_smem(kernel_of<128, 1>(), Cfg<128>::kSmem);
   DeviceState st;
+  // The four kernels take the same threads and (within 32 bytes) the same shared memory: one CTA per SM.
   int per_sm = 0;
   AIPE_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel_of<256, 1>(), kThreads, Cfg<256>::kSmem));
   st.slots.ctas = per_sm * p.multiProcessorCount;
-  st.slots.clusters = hp::cluster_occupancy(kernel_of<256, 2>(), kThreads, Cfg<256>::kSmem, 2);
+  st.slots.clusters = cluster_occupancy(kernel_of<256, 2>(), kThreads, Cfg<256>::kSmem, 2);
   if (st.slots.ctas < 1 || st.slots.clusters < 1)
     throw std::runtime_error("kernels::gemm: its kernels do not fit on device " + std::to_string(device));
   return states.emplace(device, st).first->second;
@@ -262,13 +259,13 @@ void launch(const Matrix<const bf16>& a, const Matrix<const bf16>& b, const Kern
             int grid, cudaStream_t stream) {
   // A in boxes of 128 rows x 64 K; B in boxes of 128 rows (two loads per stage at BN = 256) or, with the
   // cluster, of BN / 2 rows (each CTA's multicast half).
-  const CUtensorMap ta = hp::make_tma_2d_bf16(a.data, a.rows, a.cols, a.ld, kBM, kBK);
-  const CUtensorMap tb = hp::make_tma_2d_bf16(b.data, b.rows, b.cols, b.ld, CM == 2 ? BN / 2 : 128, kBK);
+  const CUtensorMap ta = matrix_map(kBf16, a.data, a.rows, a.cols, a.ld, kBM, kBK);
+  const CUtensorMap tb = matrix_map(kBf16, b.data, b.rows, b.cols, b.ld, CM == 2 ? BN / 2 : 128, kBK);
   if constexpr (CM == 1) {
     gemm_bf16_kernel<BN, 1><<<grid, kThreads, Cfg<BN>::kSmem, stream>>>(ta, tb, tc, args);
     AIPE_CHECK_LAUNCH();
   } else {
-    hp::launch_in_clusters(gemm_bf16_kernel<BN, CM>, dim3(grid), kThreads, Cfg<BN>::kSmem, CM, stream, ta, tb, tc,
+    launch_in_clusters(gemm_bf16_kernel<BN, CM>, dim3(grid), kThreads, Cfg<BN>::kSmem, CM, stream, ta, tb, tc,
                            args);
   }
 }
@@ -306,7 +303,7 @@ void gemm(Matrix<const bf16> a, Matrix<const bf16> b, Matrix<bf16> c, const Epil
   }
   args.epi.identity = epi.alpha() == 1.f && !epi.has_bias() && epi.activation() == Activation::none && !epi.has_residual();
   // C in boxes of 64 x 64 (128 bytes of BF16 per row, 128B swizzle), as the epilogue writes them.
-  const CUtensorMap tc = p.tma_store ? hp::make_tma_2d_bf16(c.data, c.rows, c.cols, c.ld, 64, 64) : CUtensorMap{};
+  const CUtensorMap tc = p.tma_store ? matrix_map(kBf16, c.data, c.rows, c.cols, c.ld, 64, 64) : CUtensorMap{};
   const TileConfig& t = p.tile;
   if (t.bn == 256 && t.cluster_m == 2) launch<256, 2>(a, b, args, tc, p.grid_ctas, stream);
   else if (t.bn == 256) launch<256, 1>(a, b, args, tc, p.grid_ctas, stream);

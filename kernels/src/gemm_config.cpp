@@ -109,6 +109,8 @@ GemmShape check_gemm(const Matrix<const bf16>& a, const Matrix<const bf16>& b, c
         dims(c.rows, c.cols));
   check_tma_operand("A", a);
   check_tma_operand("B", b);
+  // Any pitch for C, but BF16 pairs (4-byte stores of two adjacent columns) need an even element offset.
+  if (reinterpret_cast<std::uintptr_t>(c.data) % 4 != 0) bad("C's base pointer must be 4-byte aligned (BF16 pairs)");
   if (epi.has_bias() && !epi.bias()) bad("the epilogue's bias is a null pointer");
   if (epi.has_residual()) {
     const auto& r = epi.residual();

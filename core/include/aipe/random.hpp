@@ -11,6 +11,7 @@
 
 struct __nv_bfloat16;
 struct __half;
+struct __nv_fp8_e4m3;
 
 namespace aipe {
 
@@ -37,6 +38,7 @@ void fill_uniform(float* p, std::size_t n, std::uint64_t seed, float lo, float h
 void fill_uniform(double* p, std::size_t n, std::uint64_t seed, float lo, float hi, cudaStream_t s);
 void fill_uniform(__nv_bfloat16* p, std::size_t n, std::uint64_t seed, float lo, float hi, cudaStream_t s);
 void fill_uniform(__half* p, std::size_t n, std::uint64_t seed, float lo, float hi, cudaStream_t s);
+void fill_uniform(__nv_fp8_e4m3* p, std::size_t n, std::uint64_t seed, float lo, float hi, cudaStream_t s);
 // Integers uniform in [lo, hi].
 void fill_uniform_int(int* p, std::size_t n, std::uint64_t seed, int lo, int hi, cudaStream_t s);
 

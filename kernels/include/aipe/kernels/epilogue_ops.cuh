@@ -1,8 +1,12 @@
-// Fused epilogue operations on a warpgroup's WGMMA accumulator fragment (FP32), applied before the one BF16
-// store: scale, bias, activation (GELU tanh form, SiLU, through tanh.approx.f32), residual add; and the guarded
-// store of the fragment from registers for a C of any pitch. Device code only.
+// The fused epilogue of aipe::kernels::gemm: scale, bias, activation (GELU tanh form, SiLU) and residual add on a
+// warpgroup's WGMMA accumulator fragment (FP32), before the one BF16 store, selected at run time from plain values
+// (EpilogueArgs) once per tile, so one kernel instantiation serves every Epilogue (gemm.hpp) a caller names.
+// epilogue.cuh's Chain<...> composes the same operations at compile time, one instantiation per combination; this
+// file adds what a production GEMM needs besides: the activations through tanh.approx.f32 (one MUFU instruction
+// instead of tanhf's or __expf's sequences) as operations of that family, and the fragment walk that loads a
+// thread's two bias values of a column group as one BF16 pair. Device code only.
 //
-// Fragment of wgmma m64nBN (f32), as aipe::hopper documents it: thread t of the warpgroup holds register
+// Fragment of wgmma m64nBN (f32), as aipe/kernels/wgmma.cuh documents it: thread t of the warpgroup holds register
 // acc[4j + 2h + e] = row 16 (t / 32) + (t % 32) / 4 + 8 h, column 8 j + 2 (t % 4) + e of the warpgroup's
 // 64 x BN block. A thread's two columns of a group j are adjacent and even-aligned (the block starts at a
 // multiple of 64 columns), so one BF16 pair load fetches both biases.
@@ -12,6 +16,7 @@
 #include <cstdint>
 
 #include "aipe/kernels/activation.hpp"
+#include "aipe/kernels/epilogue.cuh"
 
 namespace aipe::kernels {
 
@@ -34,19 +39,33 @@ __device__ __forceinline__ float tanh_approx(float x) {
   return y;
 }
 
+namespace epi {
+// GELU, tanh form, with tanh.approx.f32: 0.5 v (1 + tanh(u)), u = sqrt(2/pi) (v + 0.044715 v^3)
+// = v (0.7978845608 + 0.0356774081 v^2).
+struct GeluTanhApprox {
+  __device__ __forceinline__ float operator()(float v, int, int) const {
+    const float u = v * fmaf(0.0356774081f, v * v, 0.7978845608f), h = 0.5f * v;
+    return fmaf(h, tanh_approx(u), h);
+  }
+};
+// SiLU as v sigmoid(v) = 0.5 v (1 + tanh(v / 2)): one MUFU instruction instead of an exp and a reciprocal.
+struct SiluTanhApprox {
+  __device__ __forceinline__ float operator()(float v, int, int) const {
+    const float h = 0.5f * v;
+    return fmaf(h, tanh_approx(h), h);
+  }
+};
+template <>
+inline constexpr bool kReadsMemory<GeluTanhApprox> = false;
+template <>
+inline constexpr bool kReadsMemory<SiluTanhApprox> = false;
+}  // namespace epi
+
 template <Activation A>
 __device__ __forceinline__ float activate(float t) {
-  if constexpr (A == Activation::gelu_tanh) {
-    // 0.5 t (1 + tanh(u)), u = sqrt(2/pi) (t + 0.044715 t^3) = t (0.7978845608 + 0.0356774081 t^2)
-    const float u = t * fmaf(0.0356774081f, t * t, 0.7978845608f), h = 0.5f * t;
-    return fmaf(h, tanh_approx(u), h);
-  } else if constexpr (A == Activation::silu) {
-    // t sigmoid(t) = 0.5 t (1 + tanh(t / 2)): one MUFU op instead of an exp and a reciprocal
-    const float h = 0.5f * t;
-    return fmaf(h, tanh_approx(h), h);
-  } else {
-    return t;
-  }
+  if constexpr (A == Activation::gelu_tanh) return epi::GeluTanhApprox{}(t, 0, 0);
+  else if constexpr (A == Activation::silu) return epi::SiluTanhApprox{}(t, 0, 0);
+  else return t;
 }
 
 // The epilogue on the fragment of the 64 x BN block whose first element is C[row0][col0]. Loads of the bias and
@@ -111,35 +130,6 @@ __device__ __forceinline__ void apply_epilogue(float (&acc)[BN / 2], const Epilo
     case Activation::gelu_tanh: apply_epilogue_as<BN, Activation::gelu_tanh>(acc, e, M, N, row0, col0); break;
     case Activation::silu: apply_epilogue_as<BN, Activation::silu>(acc, e, M, N, row0, col0); break;
     default: apply_epilogue_as<BN, Activation::none>(acc, e, M, N, row0, col0); break;
-  }
-}
-
-// Stores the fragment of the 64 x BN block at C[row0][col0] as BF16 from registers, for a C of any pitch `ldc`:
-// rows past M and columns past N are skipped; BF16 pairs (4-byte stores) where C's base and pitch keep them
-// aligned, single elements otherwise.
-template <int BN>
-__device__ __forceinline__ void store_fragment_guarded(__nv_bfloat16* C, long long ldc, int M, int N, int row0,
-                                                       int col0, const float (&acc)[BN / 2]) {
-  const int t = threadIdx.x % 128, lane = t % 32;
-  const int r0 = row0 + 16 * (t / 32) + lane / 4;
-  const int c0 = col0 + 2 * (lane % 4);
-  const bool pairs = (ldc % 2 == 0) && (reinterpret_cast<std::uintptr_t>(C) % 4 == 0);
-#pragma unroll
-  for (int j = 0; j < BN / 8; ++j) {
-    const int c = c0 + 8 * j;
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const int r = r0 + 8 * h;
-      if (r >= M || c >= N) continue;
-      __nv_bfloat16* p = C + static_cast<long long>(r) * ldc + c;
-      const float v0 = acc[4 * j + 2 * h], v1 = acc[4 * j + 2 * h + 1];
-      if (pairs && c + 1 < N) {
-        *reinterpret_cast<__nv_bfloat162*>(p) = __floats2bfloat162_rn(v0, v1);
-      } else {
-        p[0] = __float2bfloat16_rn(v0);
-        if (c + 1 < N) p[1] = __float2bfloat16_rn(v1);
-      }
-    }
   }
 }
 

@@ -12,8 +12,8 @@
 //
 // What TMA needs (checked, std::invalid_argument naming the operand and the rule otherwise): A's and B's base
 // pointers 16-byte aligned and their row pitches (lda, ldb) a multiple of 16 bytes (8 BF16), i.e. K % 8 == 0
-// for packed operands. C may have any pitch: with a 16-byte aligned base and pitch its tiles leave through TMA
-// stores, otherwise through guarded stores from registers.
+// for packed operands. C may have any pitch (its base 4-byte aligned): with a 16-byte aligned base and pitch its
+// tiles leave through TMA stores, otherwise through guarded stores from registers.
 //
 // Host-only header (no device code): the shape checks and the tile choice are plain C++ in
 // kernels/src/gemm_config.cpp, tested on the CPU (tests/kernels/gemm_config_test.cpp).

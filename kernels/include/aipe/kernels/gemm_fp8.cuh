@@ -1,8 +1,7 @@
-// FP8 on Hopper: the device pieces the FP8 GEMM ladders (examples/ch10_tensor_cores/gemm_fp8*.cu)
-// share, on top of the general Hopper helpers of aipe/hopper.cuh (mbarrier, TMA, wgmma descriptors,
-// fences, setmaxnreg): a TMA tensor map over E4M3 bytes, the E4M3 x E4M3 -> FP32 wgmma instructions,
-// and the warp-specialized, optionally persistent GEMM kernel built from them (plus its CUDA-core
-// reference rung and the input helpers).
+// The warp-specialized FP8 GEMM (E4M3 x E4M3 -> FP32 -> BF16) of the ch10 FP8 ladders
+// (examples/ch10_tensor_cores/gemm_fp8*.cu), built from the kernels/ pieces: the stage ring
+// (pipeline.cuh), the tile order and the stream-K schedule (scheduler.hpp, stream_k.cuh), the wgmma
+// instructions (wgmma.cuh), the epilogues (epilogue.cuh) and the tensor maps (tma.hpp).
 //
 // Layouts (the "TN" GEMM FP8 tensor cores require on Hopper: both operands K-major):
 //   A  M x K row-major E4M3 (activations)        C = M x N row-major BF16
@@ -14,115 +13,29 @@
 //                128-deep K block is multiplied into a fresh FP32 register tile, then "promoted":
 //                acc += tmp * sa(m, kb) * sb(nb, kb). The layouts are the ones cuBLASLt's
 //                VEC128_32F / BLK128x128_32F modes read, so the same buffers feed both.
+// Tensor maps (aipe::kernels::matrix_map): A as M x K bytes (CU_TENSOR_MAP_DATA_TYPE_UINT8) in 128 x 128
+// boxes; B as N x K bytes in BN x 128 boxes (BN / 2 rows for the CTA pairs, which multicast halves); C as
+// M x N BF16 in 64 x 64 boxes for the TMA-store epilogues (N % 8 == 0). All with the 128-byte swizzle.
+//
+// The kernel template is instantiated only where a launch names it (launch_gemm_ws below).
 #pragma once
 #include <cuda.h>
 #include <cuda_bf16.h>
-#include <cuda_fp8.h>
 #include <cuda_runtime_api.h>
 
+#include <cstddef>
 #include <cstdint>
-#include <stdexcept>
-#include <string>
 
 #include "aipe/check.hpp"
-#include "aipe/hopper.cuh"
-#include "aipe/random.hpp"
+#include "aipe/kernels/epilogue.cuh"
+#include "aipe/kernels/launch.cuh"
+#include "aipe/kernels/pipeline.cuh"
+#include "aipe/kernels/ptx.cuh"
+#include "aipe/kernels/scheduler.hpp"
+#include "aipe/kernels/stream_k.cuh"
+#include "aipe/kernels/wgmma.cuh"
 
-namespace aipe::fp8 {
-
-// The general Hopper pieces (mbarrier, TMA loads, wgmma fence/commit/wait, descriptors, setmaxnreg) come
-// from aipe/hopper.cuh; this header adds what is FP8-specific.
-using namespace aipe::hopper;
-
-// ---------------------------------------------------------------------------------------------
-// Host: a 2D TMA tensor map over bytes (E4M3): `outer` rows of `inner` bytes, row pitch
-// `row_stride_bytes` (a multiple of 16), boxes of box_outer rows x box_inner bytes. Out-of-bounds
-// elements of a box arrive as zeros: ragged M, N and K tails need no special code.
-// ---------------------------------------------------------------------------------------------
-inline CUtensorMap make_tmap_e4m3(const void* base, std::uint64_t inner, std::uint64_t outer,
-                                  std::uint64_t row_stride_bytes, std::uint32_t box_inner, std::uint32_t box_outer) {
-  if (row_stride_bytes % 16 != 0 || reinterpret_cast<std::uintptr_t>(base) % 16 != 0)
-    throw std::invalid_argument("TMA needs a 16-byte aligned base and a row pitch that is a multiple of 16 bytes");
-  CUtensorMap map{};
-  const cuuint64_t dims[2] = {inner, outer};
-  const cuuint64_t strides[1] = {row_stride_bytes};
-  const cuuint32_t box[2] = {box_inner, box_outer};
-  const cuuint32_t elem_strides[2] = {1, 1};
-  const CUresult r = encode_tiled_fn()(&map, CU_TENSOR_MAP_DATA_TYPE_UINT8, 2, const_cast<void*>(base), dims, strides,
-                                       box, elem_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
-                                       kTmaL2Promotion, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-  if (r != CUDA_SUCCESS)
-    throw std::runtime_error("cuTensorMapEncodeTiled failed (" + std::to_string(int(r)) + "): inner " +
-                             std::to_string(inner) + ", outer " + std::to_string(outer) + ", stride " +
-                             std::to_string(row_stride_bytes));
-  return map;
-}
-
-#if defined(__CUDACC__)
-// E4M3 x E4M3 -> FP32 wgmma, m64nNk32: K = 32 E4M3 = 32 bytes, so with 128-byte rows (BK = 128) a K
-// block is four instructions, each +32 bytes on both descriptors' start addresses (+2 in the >> 4 field).
-// FP8 wgmma has no transpose immediates: both operands must be K-major.
-#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-// D(64x256, f32) (+)= A(64x32, e4m3, smem K-major) * B(256x32, e4m3, smem K-major)^T
-__device__ __forceinline__ void wgmma_m64n256k32_e4m3(float (&d)[128], std::uint64_t desc_a, std::uint64_t desc_b, int scale_d) {
-  asm volatile(
-      "{\n.reg .pred p;\n"
-      "setp.ne.b32 p, %130, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n256k32.f32.e4m3.e4m3 "
-      "{"
-      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
-      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
-      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, "
-      "%64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, "
-      "%80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, "
-      "%96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, "
-      "%112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127"
-      "}, %128, %129, p, 1, 1;\n}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
-        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
-        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
-        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
-        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]),
-        "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]),
-        "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79]),
-        "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]), "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87]),
-        "+f"(d[88]), "+f"(d[89]), "+f"(d[90]), "+f"(d[91]), "+f"(d[92]), "+f"(d[93]), "+f"(d[94]), "+f"(d[95]),
-        "+f"(d[96]), "+f"(d[97]), "+f"(d[98]), "+f"(d[99]), "+f"(d[100]), "+f"(d[101]), "+f"(d[102]), "+f"(d[103]),
-        "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]),
-        "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]),
-        "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
-      : "l"(desc_a), "l"(desc_b), "r"(scale_d));
-}
-
-// D(64x128, f32) (+)= A(64x32, e4m3, smem K-major) * B(128x32, e4m3, smem K-major)^T
-__device__ __forceinline__ void wgmma_m64n128k32_e4m3(float (&d)[64], std::uint64_t desc_a, std::uint64_t desc_b, int scale_d) {
-  asm volatile(
-      "{\n.reg .pred p;\n"
-      "setp.ne.b32 p, %66, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n128k32.f32.e4m3.e4m3 "
-      "{"
-      "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
-      "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
-      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
-      "}, %64, %65, p, 1, 1;\n}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
-        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
-        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
-        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
-        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-      : "l"(desc_a), "l"(desc_b), "r"(scale_d));
-}
-
-#endif  // __CUDA_ARCH_FEAT_SM90_ALL
-#endif  // __CUDACC__
+namespace aipe::kernels::fp8 {
 
 enum class Scaling { tensor, block };
 
@@ -165,7 +78,7 @@ struct GemmConfig {
 //   direct  BF16 pairs straight from the accumulator fragment (4-byte stores, 8 rows x 16 bytes a warp)
 //   staged  registers -> shared memory -> 16-byte stores of whole 256-byte row segments by the same threads
 //   tma     registers -> shared memory (64 x 64 boxes, 128B swizzle) -> TMA stores; the warpgroup returns to
-//           the tensor cores while TMA writes (aipe::hopper::epilogue_tma_store)
+//           the tensor cores while TMA writes (epilogue_tma_store, aipe/kernels/epilogue.cuh)
 //   overlap tma, one tile later: the finished tile waits in registers as BF16 pairs (half the accumulator's
 //           registers) while the next tile's first K block is issued to the tensor cores, then goes out
 //           through shared memory and TMA one 64-column box under each of the next tile's first K blocks
@@ -173,23 +86,6 @@ struct GemmConfig {
 enum class Epilogue { direct, staged, tma, overlap };
 
 #if defined(__CUDACC__)
-__device__ __forceinline__ void tile_coords(int tile, int tiles_m, int tiles_n, int group_m, int& tm, int& tn) {
-  if (group_m <= 0) {
-    tm = tile / tiles_n;
-    tn = tile % tiles_n;
-    return;
-  }
-  // Bands of group_m tile rows, walked column by column: the CTAs resident at one time share a few
-  // A row panels and B column panels, which then stay in L2.
-  const int per_band = group_m * tiles_n;
-  const int band = tile / per_band;
-  const int first_m = band * group_m;
-  const int rows = min(tiles_m - first_m, group_m);
-  const int r = tile % per_band;
-  tm = first_m + r % rows;
-  tn = r / rows;
-}
-
 // Warp-specialized TMA + WGMMA FP8 GEMM. Warpgroup 0: one thread streams A and B K-blocks through a
 // kStages-deep shared-memory ring (full/empty mbarriers per slot); warpgroups 1..2: wgmma on the
 // slot, release it, and at the end of a tile write BF16. The grid may be smaller than the number
@@ -201,7 +97,7 @@ __device__ __forceinline__ void tile_coords(int tile, int tiles_m, int tiles_n, 
 // E (Epilogue): direct, staged (16-byte chunks XOR-swizzled by row, so both the 4-byte writes and the
 // 16-byte reads are bank-conflict free) or tma (tmap_c: C in 64 x 64 BF16 boxes; N % 8 == 0, else direct).
 // SK (stream-K; per-tensor scales, TMA epilogue, persistent grids only): the last units' K iterations are spread evenly
-// over the clusters (aipe::StreamKSchedule, aipe/stream_k.hpp); a unit cut between clusters is finished by the one
+// over the clusters (StreamKSchedule, aipe/kernels/scheduler.hpp); a unit cut between clusters is finished by the one
 // holding its K block 0, which adds the others' partial tiles (args.partials / args.flags) before its
 // epilogue. The grid must be resident all at once (at most max_active_clusters clusters).
 // PP (pipelined promotion, block scales only): two partial tiles alternate, so K block kb+1's wgmma
@@ -226,8 +122,10 @@ __global__ void __launch_bounds__(GemmConfig<BN, S>::kThreads, 1)
   static_assert(!SK || (S == Scaling::tensor && E == Epilogue::tma),
                 "the stream-K tail is written for per-tensor scales and the TMA-store epilogue (with the overlapped "
                 "epilogue's parked tile, the schedule no longer fits in 232 registers: ptxas spills ~190 bytes)");
-  std::uint64_t* full = reinterpret_cast<std::uint64_t*>(sEpi + kEpiBytes);
-  std::uint64_t* empty = full + kStages;
+  // The ring's barriers: one arrive.expect_tx fills a slot; one arrive per consumer warp of every CTA in the
+  // cluster empties it.
+  const Pipeline<kStages> pipe(reinterpret_cast<std::uint64_t*>(sEpi + kEpiBytes));
+  using State = PipelineState<kStages>;
 
   const int M = args.M, N = args.N, K = args.K;
   const int tiles_m = (M + BM - 1) / BM, tiles_n = (N + BN - 1) / BN;
@@ -236,15 +134,13 @@ __global__ void __launch_bounds__(GemmConfig<BN, S>::kThreads, 1)
   const int wg = warpgroup_index();
   const int rank = CM > 1 ? int(cluster_ctarank()) : 0;
   const int first_unit = blockIdx.x / CM, unit_stride = gridDim.x / CM;
+  const TileRaster raster{units_m, tiles_n, args.group_m, false};
 
   if (threadIdx.x == 0) {
     tma_prefetch_descriptor(&tmap_a);
     tma_prefetch_descriptor(&tmap_b);
     if constexpr (kTmaStore) tma_prefetch_descriptor(&tmap_c);
-    for (int s = 0; s < kStages; ++s) {
-      mbar_init(&full[s], 1);                          // the producer's expect_tx arrive
-      mbar_init(&empty[s], Cfg::kConsumers * 4 * CM);  // one arrive per consumer warp of every CTA in the cluster
-    }
+    pipe.init(1, Cfg::kConsumers * 4 * CM);
     fence_barrier_init();
     fence_proxy_async();
   }
@@ -254,12 +150,11 @@ __global__ void __launch_bounds__(GemmConfig<BN, S>::kThreads, 1)
   if (wg == 0) {
     setmaxnreg_dec<40>();
     if (threadIdx.x == 0) {
-      int stage = 0;
-      std::uint32_t phase = 0;
+      State st;
       StreamKSchedule sched(num_units, nk, first_unit, unit_stride, SK);
       for (TileWork w; sched.next(w);) {
         int um, tn;
-        tile_coords(w.unit, units_m, tiles_n, args.group_m, um, tn);
+        raster(w.unit, um, tn);
         const int tm = um * CM + rank;
         // The K serpentine: only the loads change order (the per-tensor consumers do not care which K block
         // a slot holds; the block-scaled ones index their scales by K block, so they keep the forward order).
@@ -267,34 +162,30 @@ __global__ void __launch_bounds__(GemmConfig<BN, S>::kThreads, 1)
         const bool backward = S == Scaling::tensor && !SK && args.k_serpentine && ((w.unit / unit_stride) & 1);
         for (int kb = w.kb0; kb < w.kb1; ++kb) {
           const int kq = backward ? nk - 1 - kb : kb;  // the K block this slot receives
-          mbar_wait(&empty[stage], phase ^ 1);  // a fresh barrier passes parity 1 at once
-          mbar_arrive_expect_tx(&full[stage], Cfg::kStageBytes);  // A + the whole B tile (both halves land here)
-          tma_load_2d(sA + stage * Cfg::kABytes, &tmap_a, &full[stage], kq * BK, tm * BM);
+          pipe.producer_acquire(st);  // a fresh barrier passes parity 1 at once
+          pipe.producer_expect_tx(st, Cfg::kStageBytes);  // A + the whole B tile (both halves land here)
+          std::uint64_t* bar = pipe.full_bar(st);
+          tma_load_2d(sA + st.index * Cfg::kABytes, &tmap_a, bar, kq * BK, tm * BM);
           if constexpr (CM == 1) {
-            tma_load_2d(sB + stage * Cfg::kBBytes, &tmap_b, &full[stage], kq * BK, tn * BN);
+            tma_load_2d(sB + st.index * Cfg::kBBytes, &tmap_b, bar, kq * BK, tn * BN);
           } else {
             static_assert(CM == 2, "B is split in two halves, one per CTA of the pair");
-            tma_load_2d_multicast(sB + stage * Cfg::kBBytes + rank * (BN / 2) * BK, &tmap_b, &full[stage], kq * BK,
+            tma_load_2d_multicast(sB + st.index * Cfg::kBBytes + rank * (BN / 2) * BK, &tmap_b, bar, kq * BK,
                                   tn * BN + rank * (BN / 2), 0x3);
           }
-          if (++stage == kStages) { stage = 0; phase ^= 1; }
+          st.advance();
         }
       }
     }
   } else {
   setmaxnreg_inc<232>();
   // A slot goes back to the producer of every CTA that received data into it.
-  auto release = [](std::uint64_t* bar) {
-    if constexpr (CM == 1) mbar_arrive(bar);
-    else
-      for (int r = 0; r < CM; ++r) mbar_arrive_cluster(bar, r);
-  };
+  auto release = [&](int slot) { pipe.template consumer_release<CM>(slot); };
   const int cw = wg - 1;  // consumer warpgroup: rows cw*64 .. cw*64+63 of the tile
   const int t = threadIdx.x % 128, warp = t / 32, lane = t % 32;
   // Stage 0's descriptors; slot `stage` adds its offset in the 16-byte units of the address field.
   const std::uint64_t desc_a0 = wgmma_desc_sw128(sA + cw * 64 * BK), desc_b0 = wgmma_desc_sw128(sB);
-  int stage = 0;
-  std::uint32_t phase = 0;
+  State st;
   float acc[R];
   // Epilogue::overlap: the previous tile, packed to BF16, and where it goes.
   std::uint32_t packed[E == Epilogue::overlap ? R / 2 : 1];
@@ -317,22 +208,20 @@ __global__ void __launch_bounds__(GemmConfig<BN, S>::kThreads, 1)
   for (TileWork w; sched.next(w);) {
     const int unit = w.unit;
     int um, tn;
-    tile_coords(unit, units_m, tiles_n, args.group_m, um, tn);
+    raster(unit, um, tn);
     const int tm = um * CM + rank;
     // Accumulator fragment of m64nN: d[4j + {0,1}] at (row0, 8j + 2(lane%4) + {0,1}), d[4j + {2,3}] at row0 + 8.
-    const int row0 = tm * BM + cw * 64 + warp * 16 + lane / 4;
-    const int col0 = tn * BN + 2 * (lane % 4);
+    const int row0 = tm * BM + cw * 64 + warp * 16 + lane / 4;  // the block scales' rows
     if constexpr (S == Scaling::tensor) {
       int prev = -1;
       for (int kb = w.kb0; kb < w.kb1; ++kb) {
-        mbar_wait(&full[stage], phase);
-        const std::uint64_t da = desc_a0 + static_cast<std::uint32_t>(stage * (Cfg::kABytes >> 4));
-        const std::uint64_t db = desc_b0 + static_cast<std::uint32_t>(stage * (Cfg::kBBytes >> 4));
+        pipe.consumer_wait(st);
+        const std::uint64_t da = desc_a0 + static_cast<std::uint32_t>(st.index * (Cfg::kABytes >> 4));
+        const std::uint64_t db = desc_b0 + static_cast<std::uint32_t>(st.index * (Cfg::kBBytes >> 4));
         wgmma_fence();
 #pragma unroll
         for (int kk = 0; kk < BK / 32; ++kk) {
-          if constexpr (BN == 256) wgmma_m64n256k32_e4m3(acc, da + 2 * kk, db + 2 * kk, ((kb - w.kb0) | kk) != 0);
-          else wgmma_m64n128k32_e4m3(acc, da + 2 * kk, db + 2 * kk, ((kb - w.kb0) | kk) != 0);
+          wgmma_ss<BN, MmaType::e4m3>(acc, da + 2 * kk, db + 2 * kk, ((kb - w.kb0) | kk) != 0);
         }
         wgmma_commit();
         if constexpr (E == Epilogue::overlap) {
@@ -343,13 +232,13 @@ __global__ void __launch_bounds__(GemmConfig<BN, S>::kThreads, 1)
         }
         // Keep one K block of wgmma in flight; the one before it is done, so its slot goes back.
         wgmma_wait<1>();
-        if (prev >= 0 && lane == 0) release(&empty[prev]);
-        prev = stage;
-        if (++stage == kStages) { stage = 0; phase ^= 1; }
+        if (prev >= 0 && lane == 0) release(prev);
+        prev = st.index;
+        st.advance();
       }
       wgmma_wait<0>();
       fence_regs(acc);
-      if (lane == 0) release(&empty[prev]);
+      if (lane == 0) release(prev);
       const float s = args.sa[0] * args.sb[0];
 #pragma unroll
       for (int i = 0; i < R; ++i) acc[i] *= s;
@@ -392,25 +281,25 @@ __global__ void __launch_bounds__(GemmConfig<BN, S>::kThreads, 1)
       for (int kb = 0; kb < nk; ++kb) {
         const float sa0 = nsa0, sa1 = nsa1, sb_lo = nsb_lo, sb_hi = nsb_hi;
         if (kb + 1 < nk) load_scales(kb + 1);
-        mbar_wait(&full[stage], phase);
-        const std::uint64_t da = desc_a0 + static_cast<std::uint32_t>(stage * (Cfg::kABytes >> 4));
-        const std::uint64_t db = desc_b0 + static_cast<std::uint32_t>(stage * (Cfg::kBBytes >> 4));
+        pipe.consumer_wait(st);
+        const std::uint64_t da = desc_a0 + static_cast<std::uint32_t>(st.index * (Cfg::kABytes >> 4));
+        const std::uint64_t db = desc_b0 + static_cast<std::uint32_t>(st.index * (Cfg::kBBytes >> 4));
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
           fence_regs(part);
           wgmma_fence();
 #pragma unroll
           for (int kk = 0; kk < BK / 32; ++kk)  // B rows 128h.. of the slot: +128 rows x 128 B = 16 KiB
-            wgmma_m64n128k32_e4m3(part, da + 2 * kk, db + h * (16384 >> 4) + 2 * kk, kk != 0);
+            wgmma_ss<128, MmaType::e4m3>(part, da + 2 * kk, db + h * (16384 >> 4) + 2 * kk, kk != 0);
           wgmma_commit();
           wgmma_wait<0>();
           fence_regs(part);
-          if (h == 1 && lane == 0) release(&empty[stage]);
+          if (h == 1 && lane == 0) release(st.index);
           const float sb = h ? sb_hi : sb_lo, s0 = sa0 * sb, s1 = sa1 * sb;
 #pragma unroll
           for (int i = 0; i < 64; ++i) acc[64 * h + i] = fmaf(part[i], (i & 2) ? s1 : s0, acc[64 * h + i]);
         }
-        if (++stage == kStages) { stage = 0; phase ^= 1; }
+        st.advance();
       }
     } else if constexpr (PP) {
       // acc + two partial tiles: 3 * R = 192 registers at BN = 128.
@@ -419,19 +308,19 @@ __global__ void __launch_bounds__(GemmConfig<BN, S>::kThreads, 1)
 #pragma unroll
       for (int i = 0; i < R; ++i) acc[i] = 0.f;
       const bool in0 = row0 < M, in1 = row0 + 8 < M;
-      int rstage = stage;  // slot of the oldest group in flight: released once it is done
+      State rst = st;  // slot of the oldest group in flight: released once it is done
       // Issues K block kb's four wgmma into `p` (waiting for its slot first) as one group.
       auto issue = [&](float (&p)[R]) {
-        mbar_wait(&full[stage], phase);
-        const std::uint64_t da = desc_a0 + static_cast<std::uint32_t>(stage * (Cfg::kABytes >> 4));
-        const std::uint64_t db = desc_b0 + static_cast<std::uint32_t>(stage * (Cfg::kBBytes >> 4));
+        pipe.consumer_wait(st);
+        const std::uint64_t da = desc_a0 + static_cast<std::uint32_t>(st.index * (Cfg::kABytes >> 4));
+        const std::uint64_t db = desc_b0 + static_cast<std::uint32_t>(st.index * (Cfg::kBBytes >> 4));
         fence_regs(p);
         wgmma_fence();
 #pragma unroll
-        for (int kk = 0; kk < BK / 32; ++kk) wgmma_m64n128k32_e4m3(p, da + 2 * kk, db + 2 * kk, kk != 0);
+        for (int kk = 0; kk < BK / 32; ++kk) wgmma_ss<128, MmaType::e4m3>(p, da + 2 * kk, db + 2 * kk, kk != 0);
         wgmma_commit();
         fence_regs(p);
-        if (++stage == kStages) { stage = 0; phase ^= 1; }
+        st.advance();
       };
       // K block kb's two row scales times its weight scale, loaded one K block ahead (into n0, n1, nb) so
       // that the load latency hides behind a whole K block of wgmma.
@@ -451,8 +340,8 @@ __global__ void __launch_bounds__(GemmConfig<BN, S>::kThreads, 1)
       // After the wait for its group: the slot goes back, the partial tile joins the accumulator.
       auto promote = [&](float (&p)[R], float s0, float s1) {
         fence_regs(p);
-        if (lane == 0) release(&empty[rstage]);
-        if (++rstage == kStages) rstage = 0;
+        if (lane == 0) release(rst.index);
+        rst.advance();
 #pragma unroll
         for (int i = 0; i < R; ++i) acc[i] = fmaf(p[i], (i & 2) ? s1 : s0, acc[i]);
       };
@@ -494,20 +383,19 @@ __global__ void __launch_bounds__(GemmConfig<BN, S>::kThreads, 1)
         const float sa0 = in0 ? __ldg(args.sa + std::size_t(kb) * M + row0) : 0.f;
         const float sa1 = in1 ? __ldg(args.sa + std::size_t(kb) * M + row0 + 8) : 0.f;
         const float sbv = __ldg(args.sb + std::size_t(tn) * args.ldsb + kb);  // BN == 128: tile column = block
-        mbar_wait(&full[stage], phase);
-        const std::uint64_t da = desc_a0 + static_cast<std::uint32_t>(stage * (Cfg::kABytes >> 4));
-        const std::uint64_t db = desc_b0 + static_cast<std::uint32_t>(stage * (Cfg::kBBytes >> 4));
+        pipe.consumer_wait(st);
+        const std::uint64_t da = desc_a0 + static_cast<std::uint32_t>(st.index * (Cfg::kABytes >> 4));
+        const std::uint64_t db = desc_b0 + static_cast<std::uint32_t>(st.index * (Cfg::kBBytes >> 4));
         wgmma_fence();
 #pragma unroll
         for (int kk = 0; kk < BK / 32; ++kk) {
-          if constexpr (BN == 256) wgmma_m64n256k32_e4m3(part, da + 2 * kk, db + 2 * kk, kk != 0);
-          else wgmma_m64n128k32_e4m3(part, da + 2 * kk, db + 2 * kk, kk != 0);
+          wgmma_ss<BN, MmaType::e4m3>(part, da + 2 * kk, db + 2 * kk, kk != 0);
         }
         wgmma_commit();
         wgmma_wait<0>();
         fence_regs(part);
-        if (lane == 0) release(&empty[stage]);
-        if (++stage == kStages) { stage = 0; phase ^= 1; }
+        if (lane == 0) release(st.index);
+        st.advance();
         // Promotion: this K block's 128-term partial sums join the FP32 accumulator with their scales.
         const float s0 = sa0 * sbv, s1 = sa1 * sbv;
 #pragma unroll
@@ -569,24 +457,7 @@ __global__ void __launch_bounds__(GemmConfig<BN, S>::kThreads, 1)
       continue;
     }
     // Epilogue: BF16 pairs straight to global (row stride N; pairs only where N keeps them aligned).
-    const bool pairs = (N % 2) == 0;
-#pragma unroll
-    for (int j = 0; j < R / 4; ++j) {
-      const int col = col0 + 8 * j;
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int row = row0 + 8 * h;
-        if (row >= M) continue;
-        __nv_bfloat16* dst = args.C + std::size_t(row) * N + col;
-        const float v0 = acc[4 * j + 2 * h], v1 = acc[4 * j + 2 * h + 1];
-        if (pairs && col + 1 < N) {
-          *reinterpret_cast<__nv_bfloat162*>(dst) = __floats2bfloat162_rn(v0, v1);
-        } else {
-          if (col < N) dst[0] = __float2bfloat16_rn(v0);
-          if (col + 1 < N) dst[1] = __float2bfloat16_rn(v1);
-        }
-      }
-    }
+    store_fragment<BN>(acc, args.C, std::size_t(N), M, N, tm * BM + cw * 64, tn * BN);
   }
   if constexpr (E == Epilogue::overlap) store_rest();
   if constexpr (kTmaStore)
@@ -597,75 +468,6 @@ __global__ void __launch_bounds__(GemmConfig<BN, S>::kThreads, 1)
 #endif
 }
 
-// CUDA-core reference rung: 64x64 tiles, each thread 4x4 outputs, E4M3 dequantized to FP32 (with its
-// scales) on the way into shared memory.
-template <Scaling S>
-__global__ void __launch_bounds__(256) gemm_simt_kernel(const __nv_fp8_e4m3* __restrict__ A,
-                                                        const __nv_fp8_e4m3* __restrict__ B, GemmArgs args) {
-  constexpr int T = 64, TK = 32;
-  __shared__ float As[TK][T + 4], Bs[TK][T + 4];
-  const int M = args.M, N = args.N, K = args.K;
-  const int m0 = blockIdx.y * T, n0 = blockIdx.x * T;
-  const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
-  float acc[4][4] = {};
-  for (int k0 = 0; k0 < K; k0 += TK) {
-    for (int e = threadIdx.x; e < T * TK; e += 256) {
-      const int r = e / TK, k = e % TK, gk = k0 + k;
-      float a = 0.f, b = 0.f;
-      if (m0 + r < M && gk < K) {
-        a = float(A[std::size_t(m0 + r) * K + gk]);
-        if constexpr (S == Scaling::block) a *= args.sa[std::size_t(gk / 128) * M + m0 + r];
-      }
-      if (n0 + r < N && gk < K) {
-        b = float(B[std::size_t(n0 + r) * K + gk]);
-        if constexpr (S == Scaling::block) b *= args.sb[std::size_t((n0 + r) / 128) * args.ldsb + gk / 128];
-      }
-      As[k][r] = a;
-      Bs[k][r] = b;
-    }
-    __syncthreads();
-#pragma unroll 8
-    for (int k = 0; k < TK; ++k) {
-      float a[4], b[4];
-#pragma unroll
-      for (int i = 0; i < 4; ++i) { a[i] = As[k][ty * 4 + i]; b[i] = Bs[k][tx * 4 + i]; }
-#pragma unroll
-      for (int i = 0; i < 4; ++i)
-#pragma unroll
-        for (int j = 0; j < 4; ++j) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
-    }
-    __syncthreads();
-  }
-  const float s = (S == Scaling::tensor) ? args.sa[0] * args.sb[0] : 1.f;
-  for (int i = 0; i < 4; ++i)
-    for (int j = 0; j < 4; ++j) {
-      const int r = m0 + ty * 4 + i, c = n0 + tx * 4 + j;
-      if (r < M && c < N) args.C[std::size_t(r) * N + c] = __float2bfloat16_rn(acc[i][j] * s);
-    }
-}
-
-// Example inputs: element i is uniform_at(seed, i, lo, hi) rounded to E4M3 (nearest even, saturating),
-// so the host regenerates any element without a copy.
-static __global__ void fill_e4m3_kernel(__nv_fp8_e4m3* p, std::size_t n, std::uint64_t seed, float lo, float hi) {
-  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < n; i += std::size_t(gridDim.x) * blockDim.x)
-    p[i] = __nv_fp8_e4m3(uniform_at(seed, i, lo, hi));
-}
-
-// FP32 copy of a quantized operand with its scales applied (rows x K, row-major): the input of the
-// FP32 reference GEMM at sizes too large for the CPU. `is_a`: 1x128 scales sa[kb*rows + r]; else
-// 128x128 scales sb[(r/128)*ldsb + kb]; tensor mode: one scale.
-static __global__ void dequant_kernel(const __nv_fp8_e4m3* q, float* out, int rows, int K, GemmArgs g, bool is_a,
-                                      bool block) {
-  const std::size_t n = std::size_t(rows) * K;
-  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < n; i += std::size_t(gridDim.x) * blockDim.x) {
-    const int r = int(i / K), k = int(i % K);
-    float s;
-    if (!block) s = is_a ? g.sa[0] : g.sb[0];
-    else s = is_a ? g.sa[std::size_t(k / 128) * rows + r] : g.sb[std::size_t(r / 128) * g.ldsb + k / 128];
-    out[i] = float(q[i]) * s;
-  }
-}
-
 // Host launch of the warp-specialized kernel: `grid` CTAs (the tile count, or a persistent grid). With
 // CM = 2 the launch carries a cluster dimension of 2 (cudaLaunchKernelEx) and `grid` must be even.
 // `tc`: C's 64 x 64 box tensor map, read only with Epilogue::tma.
@@ -674,11 +476,7 @@ inline void launch_gemm_ws(const CUtensorMap& ta, const CUtensorMap& tb, const C
                            int grid, cudaStream_t s) {
   using Cfg = GemmConfig<BN, S>;
   constexpr int smem = E != Epilogue::direct ? Cfg::kSmemBytesStaged : Cfg::kSmemBytes;
-  static const bool attr_set = [] {
-    AIPE_CUDA(cudaFuncSetAttribute(gemm_ws_kernel<BN, S, CM, E, PP, SK>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    return true;
-  }();
-  (void)attr_set;
+  set_max_dynamic_smem(gemm_ws_kernel<BN, S, CM, E, PP, SK>, smem);  // once per device
   if constexpr (CM == 1) {
     gemm_ws_kernel<BN, S, 1, E, PP, SK><<<grid, Cfg::kThreads, smem, s>>>(ta, tb, tc, g);
     AIPE_CHECK_LAUNCH();
@@ -693,16 +491,10 @@ template <int BN, Scaling S, int CM, Epilogue E = Epilogue::direct, bool PP = fa
 inline int max_active_clusters() {
   using Cfg = GemmConfig<BN, S>;
   constexpr int smem = E != Epilogue::direct ? Cfg::kSmemBytesStaged : Cfg::kSmemBytes;
-  AIPE_CUDA(cudaFuncSetAttribute(gemm_ws_kernel<BN, S, CM, E, PP, SK>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+  set_max_dynamic_smem(gemm_ws_kernel<BN, S, CM, E, PP, SK>, smem);
   return cluster_occupancy(gemm_ws_kernel<BN, S, CM, E, PP, SK>, Cfg::kThreads, smem, CM);
 }
 
-template <Scaling S>
-inline void launch_gemm_simt(const __nv_fp8_e4m3* A, const __nv_fp8_e4m3* B, const GemmArgs& g, cudaStream_t s) {
-  const dim3 grid((g.N + 63) / 64, (g.M + 63) / 64);
-  gemm_simt_kernel<S><<<grid, 256, 0, s>>>(A, B, g);
-  AIPE_CHECK_LAUNCH();
-}
 #endif  // __CUDACC__
 
-}  // namespace aipe::fp8
+}  // namespace aipe::kernels::fp8
