@@ -75,12 +75,16 @@ namespace {
 std::string dims(std::int64_t r, std::int64_t c) { return std::to_string(r) + " x " + std::to_string(c); }
 
 // A and B are read through TMA: 16-byte aligned base, row pitch a multiple of 16 bytes.
-void check_tma_operand(const char* name, const Matrix<const bf16>& x) {
+template <class T>
+void check_tma_operand(const char* name, const Matrix<const T>& x) {
+  constexpr std::int64_t kElem = sizeof(T), kPer16 = 16 / sizeof(T);
+  const char* type = kElem == 2 ? " BF16 = " : " E4M3 = ";
   if (reinterpret_cast<std::uintptr_t>(x.data) % 16 != 0)
     bad(std::string(name) + "'s base pointer must be 16-byte aligned for TMA");
-  if ((x.ld * std::int64_t(sizeof(bf16))) % 16 != 0)
-    bad(std::string(name) + "'s row pitch (ld = " + std::to_string(x.ld) + " BF16 = " + std::to_string(2 * x.ld) +
-        " bytes) must be a multiple of 16 bytes for TMA: ld % 8 == 0 (for a packed operand, K % 8 == 0)");
+  if ((x.ld * kElem) % 16 != 0)
+    bad(std::string(name) + "'s row pitch (ld = " + std::to_string(x.ld) + type + std::to_string(kElem * x.ld) +
+        " bytes) must be a multiple of 16 bytes for TMA: ld % " + std::to_string(kPer16) +
+        " == 0 (for a packed operand, K % " + std::to_string(kPer16) + " == 0)");
 }
 
 void check_matrix(const char* name, const void* data, std::int64_t rows, std::int64_t cols, std::int64_t ld) {
@@ -95,8 +99,11 @@ void check_matrix(const char* name, const void* data, std::int64_t rows, std::in
 
 }  // namespace
 
-GemmShape check_gemm(const Matrix<const bf16>& a, const Matrix<const bf16>& b, const Matrix<bf16>& c,
-                     const Epilogue& epi) {
+namespace {
+
+// The shapes and pointers both element types share: A M x K, B N x K, C M x N, TMA's rules for A and B.
+template <class T>
+GemmShape check_operands(const Matrix<const T>& a, const Matrix<const T>& b, const Matrix<bf16>& c) {
   check_matrix("A", a.data, a.rows, a.cols, a.ld);
   check_matrix("B", b.data, b.rows, b.cols, b.ld);
   check_matrix("C", c.data, c.rows, c.cols, c.ld);
@@ -111,17 +118,40 @@ GemmShape check_gemm(const Matrix<const bf16>& a, const Matrix<const bf16>& b, c
   check_tma_operand("B", b);
   // Any pitch for C, but BF16 pairs (4-byte stores of two adjacent columns) need an even element offset.
   if (reinterpret_cast<std::uintptr_t>(c.data) % 4 != 0) bad("C's base pointer must be 4-byte aligned (BF16 pairs)");
-  if (epi.has_bias() && !epi.bias()) bad("the epilogue's bias is a null pointer");
-  if (epi.has_residual()) {
-    const auto& r = epi.residual();
-    check_matrix("the residual R", r.data, r.rows, r.cols, r.ld);
-    if (r.rows != m || r.cols != n) bad("the residual R must be M x N = " + dims(m, n) + ", got " + dims(r.rows, r.cols));
-  }
   GemmShape s;
   s.m = int(m);
   s.n = int(n);
   s.k = int(k);
   s.tma_store = reinterpret_cast<std::uintptr_t>(c.data) % 16 == 0 && (c.ld * std::int64_t(sizeof(bf16))) % 16 == 0;
+  return s;
+}
+
+}  // namespace
+
+GemmShape check_gemm(const Matrix<const bf16>& a, const Matrix<const bf16>& b, const Matrix<bf16>& c,
+                     const Epilogue& epi) {
+  const GemmShape s = check_operands(a, b, c);
+  if (epi.has_bias() && !epi.bias()) bad("the epilogue's bias is a null pointer");
+  if (epi.has_residual()) {
+    const auto& r = epi.residual();
+    check_matrix("the residual R", r.data, r.rows, r.cols, r.ld);
+    if (r.rows != s.m || r.cols != s.n)
+      bad("the residual R must be M x N = " + dims(s.m, s.n) + ", got " + dims(r.rows, r.cols));
+  }
+  return s;
+}
+
+GemmShape check_gemm(const Matrix<const e4m3>& a, const Matrix<const e4m3>& b, const Matrix<bf16>& c,
+                     const Fp8Scales& scales, const Epilogue& epi) {
+  const GemmShape s = check_operands(a, b, c);
+  if (epi.describe() != "none")
+    bad("the FP8 GEMM has no fused epilogue operations yet (asked for " + epi.describe() + "); pass Epilogue::none()");
+  if (c.ld != c.cols) bad("the FP8 GEMM writes C packed: ld must equal N = " + std::to_string(c.cols));
+  // Its kernel picks the TMA store from N alone (N % 8 == 0), so C's base must be what TMA needs.
+  if (reinterpret_cast<std::uintptr_t>(c.data) % 16 != 0) bad("the FP8 GEMM needs C's base pointer 16-byte aligned");
+  if (!scales.a || !scales.b) bad("the FP8 scales of A and B must both be given (device pointers)");
+  if (scales.kind == Fp8Scales::Kind::blockwise && s.k % 128 != 0)
+    bad("1 x 128 / 128 x 128 block scales need K % 128 == 0, got K = " + std::to_string(s.k));
   return s;
 }
 

@@ -150,6 +150,40 @@ TEST(GemmEpilogue, NamedConstructorsComposeInOrder) {
   EXPECT_FALSE(Epilogue::gelu().has_bias());
 }
 
+// The FP8 entry point: E4M3 rows are 16-byte aligned at K % 16 == 0; block scales need K % 128 == 0; no fused
+// operations yet; C packed.
+TEST(GemmCheck, Fp8OperandsAndScales) {
+  using aipe::kernels::e4m3;
+  using aipe::kernels::Fp8Scales;
+  auto a = [](std::int64_t m, std::int64_t k) {
+    return aipe::kernels::matrix<const e4m3>(reinterpret_cast<const e4m3*>(fake(1)), m, k);
+  };
+  auto b = [](std::int64_t n, std::int64_t k) {
+    return aipe::kernels::matrix<const e4m3>(reinterpret_cast<const e4m3*>(fake(2)), n, k);
+  };
+  const float* sa = reinterpret_cast<const float*>(fake(6));
+  const float* sb = reinterpret_cast<const float*>(fake(7));
+  const auto tensor = Fp8Scales::per_tensor(sa, sb), block = Fp8Scales::blockwise(sa, sb);
+  auto err = [&](std::int64_t m, std::int64_t n, std::int64_t k, const Fp8Scales& sc,
+                 const Epilogue& e = Epilogue::none(), std::int64_t ldc = 0) -> std::string {
+    try {
+      aipe::kernels::check_gemm(a(m, k), b(n, k), aipe::kernels::matrix(fake(3), m, n, ldc ? ldc : n), sc, e);
+    } catch (const std::invalid_argument& ex) {
+      return ex.what();
+    }
+    return "";
+  };
+  EXPECT_EQ(err(8191, 4097, 2064, tensor), "");
+  EXPECT_EQ(err(37, 12289, 4096, block), "");
+  EXPECT_NE(err(64, 64, 200, tensor).find("A's row pitch (ld = 200 E4M3 = 200 bytes)"), std::string::npos)
+      << err(64, 64, 200, tensor);
+  EXPECT_NE(err(64, 64, 200, tensor).find("K % 16 == 0"), std::string::npos);
+  EXPECT_NE(err(64, 64, 208, block).find("block scales need K % 128 == 0, got K = 208"), std::string::npos);
+  EXPECT_NE(err(64, 64, 256, tensor, Epilogue::bias_gelu(fake(4))).find("no fused epilogue"), std::string::npos);
+  EXPECT_NE(err(64, 64, 256, tensor, Epilogue::none(), 72).find("writes C packed"), std::string::npos);
+  EXPECT_NE(err(64, 64, 256, Fp8Scales::per_tensor(nullptr, sb)).find("scales of A and B"), std::string::npos);
+}
+
 // H100 / H200: 132 SMs, 66 resident clusters of two.
 const DeviceSlots kH200{132, 66};
 

@@ -234,3 +234,108 @@ TEST(GemmOnDevice, BadOperandsThrowBeforeAnyLaunch) {
                std::invalid_argument);
   AIPE_CUDA(cudaDeviceSynchronize());
 }
+
+// ---------------------------------------------------------------------------------------------
+// FP8 (E4M3) with per-tensor and 1 x 128 / 128 x 128 block scales
+// ---------------------------------------------------------------------------------------------
+namespace {
+
+struct Fp8Case {
+  std::int64_t m, n, k;
+  bool block;
+};
+
+std::string fp8_name(const ::testing::TestParamInfo<Fp8Case>& i) {
+  const Fp8Case& c = i.param;
+  return std::to_string(c.m) + "x" + std::to_string(c.n) + "x" + std::to_string(c.k) + (c.block ? "_block" : "_tensor");
+}
+
+class GemmFp8Shapes : public ::testing::TestWithParam<Fp8Case> {};
+
+}  // namespace
+
+// Inputs as the ch10 FP8 ladders draw them: E4M3 codes over the whole range [-448, 448), scales of ~1/448. The
+// reference multiplies the dequantized values (exact products of a code and a scale) in float64 on the CPU, or
+// in FP32 with cuBLAS (pedantic math, no TF32) for large shapes. Tolerance as the ladders derive it
+// (examples/ch10_tensor_cores/gemm_fp8_common.cuh): the absolute term relative to the output's RMS, 4% with the
+// whole K accumulated in the tensor cores (per-tensor), 1% with per-128 promotion (block scales).
+TEST_P(GemmFp8Shapes, MatchesTheDequantizedReference) {
+  if (auto why = no_hopper()) GTEST_SKIP() << *why;
+  const Fp8Case c = GetParam();
+  const std::int64_t M = c.m, N = c.n, K = c.k, kb = (K + 127) / 128, nb = (N + 127) / 128;
+  const std::uint64_t seed = 0xF8 ^ std::uint64_t(M * 131 + N * 17 + K);
+  const auto s_a = aipe::sub_seed(seed, 1), s_b = aipe::sub_seed(seed, 2), s_sa = aipe::sub_seed(seed, 3),
+             s_sb = aipe::sub_seed(seed, 4);
+  aipe::DeviceBuffer<k::e4m3> a(std::size_t(M * K)), b(std::size_t(N * K));
+  aipe::DeviceBuffer<bf16> cbuf(std::size_t(M * N));
+  const std::size_t nsa = c.block ? std::size_t(kb * M) : 1, nsb = c.block ? std::size_t(nb * kb) : 1;
+  aipe::DeviceBuffer<float> sa(nsa), sb(nsb);
+  aipe::fill_uniform(a.get(), a.size(), s_a, -448.f, 448.f, nullptr);
+  aipe::fill_uniform(b.get(), b.size(), s_b, -448.f, 448.f, nullptr);
+  std::vector<float> hsa(nsa, 1.5f / 448), hsb(nsb, 0.75f / 448);
+  if (c.block) {
+    for (std::size_t i = 0; i < nsa; ++i) hsa[i] = aipe::uniform_at(s_sa, i, 0.25f / 448, 2.f / 448);
+    for (std::size_t i = 0; i < nsb; ++i) hsb[i] = aipe::uniform_at(s_sb, i, 0.25f / 448, 2.f / 448);
+  }
+  AIPE_CUDA(cudaMemcpy(sa.get(), hsa.data(), nsa * 4, cudaMemcpyHostToDevice));
+  AIPE_CUDA(cudaMemcpy(sb.get(), hsb.data(), nsb * 4, cudaMemcpyHostToDevice));
+  // Dequantized operands, row-major, in FP32 (a code times its scale: one FP32 rounding).
+  auto code = [](std::uint64_t s, std::size_t i) { return float(k::e4m3(aipe::uniform_at(s, i, -448.f, 448.f))); };
+  std::vector<float> fa(std::size_t(M * K)), fb(std::size_t(N * K));
+  for (std::int64_t i = 0; i < M; ++i)
+    for (std::int64_t p = 0; p < K; ++p)
+      fa[i * K + p] = code(s_a, std::size_t(i * K + p)) * (c.block ? hsa[std::size_t((p / 128) * M + i)] : hsa[0]);
+  for (std::int64_t j = 0; j < N; ++j)
+    for (std::int64_t p = 0; p < K; ++p)
+      fb[j * K + p] = code(s_b, std::size_t(j * K + p)) * (c.block ? hsb[std::size_t((j / 128) * kb + p / 128)] : hsb[0]);
+  std::vector<double> ref(std::size_t(M * N));
+  if (double(M) * N * K <= double(1 << 26)) {
+    for (std::int64_t i = 0; i < M; ++i)
+      for (std::int64_t j = 0; j < N; ++j) {
+        double acc = 0;
+        for (std::int64_t p = 0; p < K; ++p) acc += double(fa[i * K + p]) * fb[j * K + p];
+        ref[i * N + j] = acc;
+      }
+  } else {
+    aipe::DeviceBuffer<float> da(fa.size()), db(fb.size()), dc(ref.size());
+    AIPE_CUDA(cudaMemcpy(da.get(), fa.data(), fa.size() * 4, cudaMemcpyHostToDevice));
+    AIPE_CUDA(cudaMemcpy(db.get(), fb.data(), fb.size() * 4, cudaMemcpyHostToDevice));
+    auto h = aipe::CublasHandle::create();
+    AIPE_CUBLAS(cublasSetMathMode(h, CUBLAS_PEDANTIC_MATH));
+    const float one = 1.f, zero = 0.f;
+    AIPE_CUBLAS(cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, int(N), int(M), int(K), &one, db.get(), int(K), da.get(),
+                            int(K), &zero, dc.get(), int(N)));
+    const std::vector<float> hc = aipe::to_host(dc, nullptr);
+    for (std::size_t i = 0; i < hc.size(); ++i) ref[i] = hc[i];
+  }
+  double sq = 0;
+  for (double v : ref) sq += v * v;
+  const double rms = std::sqrt(sq / double(ref.size()));
+
+  AIPE_CUDA(cudaMemset(cbuf.get(), 0xFF, cbuf.bytes()));  // NaN
+  const auto scales = c.block ? k::Fp8Scales::blockwise(sa.get(), sb.get()) : k::Fp8Scales::per_tensor(sa.get(), sb.get());
+  k::gemm(k::matrix<const k::e4m3>(a.get(), M, K), k::matrix<const k::e4m3>(b.get(), N, K), k::matrix(cbuf.get(), M, N),
+          scales);
+  AIPE_CUDA(cudaDeviceSynchronize());
+  const std::vector<bf16> out = aipe::to_host(cbuf, nullptr);
+  aipe::Tolerance tol = aipe::tolerance_for(aipe::DType::bf16);
+  tol.abs = (c.block ? 1e-2 : 4e-2) * rms;
+  tol.rel = 2e-2;
+  tol.norm_rel = 1e-2;
+  const auto r = aipe::compare(
+      out.size(), [&](std::size_t i) { return double(__bfloat162float(out[i])); }, [&](std::size_t i) { return ref[i]; },
+      tol);
+  EXPECT_TRUE(r.ok) << r.message();
+  EXPECT_EQ(r.non_finite, 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Awkward, GemmFp8Shapes,
+                         ::testing::Values(Fp8Case{8191, 4097, 2064, false},  // odd N: stores from registers
+                                           Fp8Case{4096, 3000, 2048, false},  // TMA stores, partial last tiles
+                                           Fp8Case{37, 12289, 4096, false},   // one tile row, an unpaired CTA
+                                           Fp8Case{129, 257, 16, false},      // a single K step of 16
+                                           Fp8Case{1, 1, 128, true},
+                                           Fp8Case{37, 12289, 4096, true},
+                                           Fp8Case{1000, 1480, 512, true},    // TMA stores, partial M and N
+                                           Fp8Case{8191, 4097, 2048, true}),
+                         fp8_name);

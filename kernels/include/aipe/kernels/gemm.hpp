@@ -19,6 +19,7 @@
 // kernels/src/gemm_config.cpp, tested on the CPU (tests/kernels/gemm_config_test.cpp).
 #pragma once
 #include <cuda_bf16.h>
+#include <cuda_fp8.h>
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
@@ -30,6 +31,7 @@
 namespace aipe::kernels {
 
 using bf16 = __nv_bfloat16;
+using e4m3 = __nv_fp8_e4m3;
 
 // A row-major matrix in device memory: `rows` x `cols`, `ld` elements from one row to the next (ld >= cols).
 template <class T>
@@ -144,6 +146,30 @@ GemmShape check_gemm(const Matrix<const bf16>& a, const Matrix<const bf16>& b, c
 // otherwise); bad shapes and pointers are std::invalid_argument (check_gemm).
 void gemm(Matrix<const bf16> a, Matrix<const bf16> b, Matrix<bf16> c, const Epilogue& epi = Epilogue::none(),
           cudaStream_t stream = nullptr);
+
+// FP8: C[M][N] = BF16( sum_k A8[m][k] sa(m, k) B8[n][k] sb(n, k) ), E4M3 operands, FP32 accumulate, through the
+// warp-specialized FP8 kernel of the ch10 FP8 ladders (aipe/kernels/gemm_fp8.cuh) at the configuration of their
+// best rungs. Scales, as cuBLASLt reads them:
+//   per_tensor(sa, sb)  one float each (device pointers): C = sa[0] sb[0] A8 B8^T; 128 x 256 tiles in clusters
+//                       of 2, the TMA-store epilogue overlapped with the next tile, K walked as a serpentine
+//   blockwise(sa, sb)   DeepSeek-V3's 1 x 128 / 128 x 128: sa[kb M + m] per row of A and 128-wide K block,
+//                       sb[nb ceil(K / 128) + kb] per 128 x 128 block of B (cuBLASLt's VEC128_32F and
+//                       BLK128x128_32F); K % 128 == 0; 128 x 256 tiles in clusters of 2, TMA-store epilogue
+struct Fp8Scales {
+  enum class Kind : std::uint8_t { per_tensor, blockwise };
+  Kind kind = Kind::per_tensor;
+  const float* a = nullptr;
+  const float* b = nullptr;
+  static Fp8Scales per_tensor(const float* sa, const float* sb) { return {Kind::per_tensor, sa, sb}; }
+  static Fp8Scales blockwise(const float* sa, const float* sb) { return {Kind::blockwise, sa, sb}; }
+};
+// The FP8 kernel has no fused operations yet: `epi` must be Epilogue::none(); anything else is refused, so that no
+// caller believes it applied. A and B: rows TMA reads (16-byte aligned base, ld % 16
+// == 0 bytes, i.e. K % 16 == 0 when packed); C packed (ld = N), base 16-byte aligned.
+GemmShape check_gemm(const Matrix<const e4m3>& a, const Matrix<const e4m3>& b, const Matrix<bf16>& c,
+                     const Fp8Scales& scales, const Epilogue& epi);
+void gemm(Matrix<const e4m3> a, Matrix<const e4m3> b, Matrix<bf16> c, const Fp8Scales& scales,
+          const Epilogue& epi = Epilogue::none(), cudaStream_t stream = nullptr);
 
 // What gemm() would run for this shape on the current device (for tests, metrics and reports).
 struct GemmPlan {
