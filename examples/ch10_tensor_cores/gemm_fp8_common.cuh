@@ -26,6 +26,7 @@
 #include <functional>
 #include <cmath>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "aipe/buffer.hpp"
@@ -38,13 +39,21 @@
 
 namespace aipe::fp8 {
 
-// The library's FP8 GEMM (aipe/kernels/gemm_fp8.cuh) under the names the ladders use.
-using kernels::fp8::Epilogue;
+// The library's FP8 GEMM (aipe/kernels/gemm_fp8.cuh) and its policies, under the names the ladders use.
+using kernels::fp8::BlockScaled;
+using kernels::fp8::BlockScaledPipelined;
+using kernels::fp8::BlockScaledWide;
+using kernels::fp8::DirectStore;
 using kernels::fp8::GemmArgs;
 using kernels::fp8::GemmConfig;
 using kernels::fp8::launch_gemm_ws;
 using kernels::fp8::max_active_clusters;
 using kernels::fp8::Scaling;
+using kernels::fp8::StagedStore;
+using kernels::fp8::StreamK;
+using kernels::fp8::TensorScaled;
+using kernels::fp8::TmaStore;
+using kernels::fp8::TmaStoreOverlapped;
 
 #if defined(__CUDACC__)
 // CUDA-core reference rung: 64x64 tiles, each thread 4x4 outputs, E4M3 dequantized to FP32 (with its
@@ -93,29 +102,6 @@ __global__ void __launch_bounds__(256) gemm_simt_kernel(const __nv_fp8_e4m3* __r
       if (r < M && c < N) args.C[std::size_t(r) * N + c] = __float2bfloat16_rn(acc[i][j] * s);
     }
 }
-
-// Example inputs: element i is uniform_at(seed, i, lo, hi) rounded to E4M3 (nearest even, saturating),
-// so the host regenerates any element without a copy.
-static __global__ void fill_e4m3_kernel(__nv_fp8_e4m3* p, std::size_t n, std::uint64_t seed, float lo, float hi) {
-  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < n; i += std::size_t(gridDim.x) * blockDim.x)
-    p[i] = __nv_fp8_e4m3(uniform_at(seed, i, lo, hi));
-}
-
-// FP32 copy of a quantized operand with its scales applied (rows x K, row-major): the input of the
-// FP32 reference GEMM at sizes too large for the CPU. `is_a`: 1x128 scales sa[kb*rows + r]; else
-// 128x128 scales sb[(r/128)*ldsb + kb]; tensor mode: one scale.
-static __global__ void dequant_kernel(const __nv_fp8_e4m3* q, float* out, int rows, int K, GemmArgs g, bool is_a,
-                                      bool block) {
-  const std::size_t n = std::size_t(rows) * K;
-  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < n; i += std::size_t(gridDim.x) * blockDim.x) {
-    const int r = int(i / K), k = int(i % K);
-    float s;
-    if (!block) s = is_a ? g.sa[0] : g.sb[0];
-    else s = is_a ? g.sa[std::size_t(k / 128) * rows + r] : g.sb[std::size_t(r / 128) * g.ldsb + k / 128];
-    out[i] = float(q[i]) * s;
-  }
-}
-
 
 template <Scaling S>
 inline void launch_gemm_simt(const __nv_fp8_e4m3* A, const __nv_fp8_e4m3* B, const GemmArgs& g, cudaStream_t s) {
@@ -185,12 +171,12 @@ class Fp8GemmProblem : public aipe::Example {
     units2_ = ((M_ + 255) / 256) * ((N_ + BN - 1) / BN);  // pairs of tiles stacked in M
     sms_ = ctx.device().sm_count;
 #if AIPE_HAVE_SM90A
-    clusters_ = max_active_clusters<BN, S, 2>();
-    clusters_staged_ = max_active_clusters<BN, S, 2, Epilogue::staged>();
-    clusters_tma_ = max_active_clusters<BN, S, 2, Epilogue::tma>();
+    clusters_ = max_active_clusters<Main, DirectStore, 2>();
+    clusters_staged_ = max_active_clusters<Main, StagedStore, 2>();
+    clusters_tma_ = max_active_clusters<Main, TmaStore, 2>();
     if constexpr (S == Scaling::tensor) {
-      clusters_overlap_ = max_active_clusters<BN, S, 2, Epilogue::overlap>();
-      clusters_sk_ = max_active_clusters<BN, S, 2, Epilogue::tma, false, true>();
+      clusters_overlap_ = max_active_clusters<Main, TmaStoreOverlapped, 2>();
+      clusters_sk_ = max_active_clusters<Main, TmaStore, 2, StreamK>();
       // Stream-K: a 64 x BN FP32 partial slot and a flag per consumer warpgroup of the grid (17 MB at 66
       // clusters); the flags are zero at rest (each reader clears the one it consumed).
       const std::size_t slots = std::size_t(std::max(clusters_sk_, 0)) * 2 * GemmConfig<BN, S>::kConsumers;
@@ -200,8 +186,8 @@ class Fp8GemmProblem : public aipe::Example {
       AIPE_CUDA(cudaStreamSynchronize(ctx.stream()));
     }
     if constexpr (S == Scaling::block) {
-      clusters_pp_ = max_active_clusters<BN, S, 2, Epilogue::tma, true>();
-      clusters_wide_ = max_active_clusters<256, S, 2, Epilogue::tma>();
+      clusters_pp_ = max_active_clusters<BlockScaledPipelined, TmaStore, 2>();
+      clusters_wide_ = max_active_clusters<BlockScaledWide, TmaStore, 2>();
       units2_wide_ = ((M_ + 255) / 256) * ((N_ + 255) / 256);
     }
 #endif
@@ -238,24 +224,26 @@ class Fp8GemmProblem : public aipe::Example {
   // The persistent cluster rungs: a grid of min(units, resident clusters) pairs of CTAs on vertically
   // adjacent tiles that share B through TMA multicast (`tb`: the box each CTA loads, half of B's tile),
   // tiles in bands of 8 rows.
-  template <int BN, Epilogue E = Epilogue::direct, bool PP = false>
+  template <class Mainloop, class Epi = DirectStore>
   void run_pairs(const CUtensorMap& tb, int units, int clusters, cudaStream_t s) {
     auto g = args_;
     g.group_m = 8;
-    launch_gemm_ws<BN, S, 2, E, PP>(tmap_a_, tb, tmap_c_, g, 2 * std::max(1, std::min(units, clusters)), s);
+    launch_gemm_ws<Mainloop, Epi, 2>(tmap_a_, tb, tmap_c_, g, 2 * std::max(1, std::min(units, clusters)), s);
   }
   static std::string pairs_skip(int clusters) {
     return clusters < 1 ? "no cluster of 2 CTAs with this kernel's shared memory fits on the device" : "";
   }
   static constexpr int kBN = S == Scaling::block ? 128 : 256;
-  void run_cluster(cudaStream_t s) { run_pairs<kBN>(tmap_b_half_, units2_, clusters_, s); }
+  // The mainloop of this ladder's 128 x kBN tiles: per-tensor scales, or 1x128 / 128x128 block scales.
+  using Main = std::conditional_t<S == Scaling::tensor, TensorScaled<256>, BlockScaled>;
+  void run_cluster(cudaStream_t s) { run_pairs<Main>(tmap_b_half_, units2_, clusters_, s); }
   // ... with the epilogue staged through shared memory (16-byte stores).
-  void run_staged(cudaStream_t s) { run_pairs<kBN, Epilogue::staged>(tmap_b_half_, units2_, clusters_staged_, s); }
+  void run_staged(cudaStream_t s) { run_pairs<Main, StagedStore>(tmap_b_half_, units2_, clusters_staged_, s); }
   // ... with the epilogue handed to TMA stores (the warpgroups do not wait for global memory).
-  void run_tma_epilogue(cudaStream_t s) { run_pairs<kBN, Epilogue::tma>(tmap_b_half_, units2_, clusters_tma_, s); }
+  void run_tma_epilogue(cudaStream_t s) { run_pairs<Main, TmaStore>(tmap_b_half_, units2_, clusters_tma_, s); }
   // Per-tensor only: the TMA-store epilogue one tile later, under the next tile's first K block.
   void run_epilogue_overlap(cudaStream_t s) {
-    if constexpr (S == Scaling::tensor) run_pairs<kBN, Epilogue::overlap>(tmap_b_half_, units2_, clusters_overlap_, s);
+    if constexpr (S == Scaling::tensor) run_pairs<Main, TmaStoreOverlapped>(tmap_b_half_, units2_, clusters_overlap_, s);
     else throw std::logic_error("the overlapped epilogue exists for per-tensor scales only");
   }
   // Per-tensor only: rung 7 with the K serpentine (odd waves walk K backward; GemmArgs::k_serpentine).
@@ -264,7 +252,7 @@ class Fp8GemmProblem : public aipe::Example {
       auto g = args_;
       g.group_m = 8;
       g.k_serpentine = true;
-      launch_gemm_ws<kBN, S, 2, Epilogue::overlap>(tmap_a_, tmap_b_half_, tmap_c_, g,
+      launch_gemm_ws<Main, TmaStoreOverlapped, 2>(tmap_a_, tmap_b_half_, tmap_c_, g,
                                                     2 * std::max(1, std::min(units2_, clusters_overlap_)), s);
     } else {
       throw std::logic_error("the K serpentine is written for per-tensor scales");
@@ -278,7 +266,7 @@ class Fp8GemmProblem : public aipe::Example {
       g.group_m = 8;
       g.partials = partials_.get();
       g.flags = flags_.get();
-      launch_gemm_ws<kBN, S, 2, Epilogue::tma, false, true>(tmap_a_, tmap_b_half_, tmap_c_, g, 2 * clusters_sk_, s);
+      launch_gemm_ws<Main, TmaStore, 2, StreamK>(tmap_a_, tmap_b_half_, tmap_c_, g, 2 * clusters_sk_, s);
     } else {
       throw std::logic_error("the stream-K rung exists for per-tensor scales only");
     }
@@ -287,11 +275,11 @@ class Fp8GemmProblem : public aipe::Example {
   // K block kb is promoted on the CUDA cores), and the 128x256-tile rung (two weight blocks per tile,
   // promoted one half at a time; each CTA of a pair multicasts one 128-row half of B: tmap_b_'s box).
   void run_pipelined_promotion(cudaStream_t s) {
-    if constexpr (S == Scaling::block) run_pairs<128, Epilogue::tma, true>(tmap_b_half_, units2_, clusters_pp_, s);
+    if constexpr (S == Scaling::block) run_pairs<BlockScaledPipelined, TmaStore>(tmap_b_half_, units2_, clusters_pp_, s);
     else throw std::logic_error("pipelined promotion exists for block scales only");
   }
   void run_wide_tile(cudaStream_t s) {
-    if constexpr (S == Scaling::block) run_pairs<256, Epilogue::tma>(tmap_b_, units2_wide_, clusters_wide_, s);
+    if constexpr (S == Scaling::block) run_pairs<BlockScaledWide, TmaStore>(tmap_b_, units2_wide_, clusters_wide_, s);
     else throw std::logic_error("the 128x256-tile block-scaled rung exists for block scales only");
   }
   std::string cluster_skip() const { return pairs_skip(clusters_); }
@@ -326,7 +314,7 @@ class Fp8GemmProblem : public aipe::Example {
   void run_single(int group_m, int grid, cudaStream_t s) {
     auto g = args_;
     g.group_m = group_m;
-    launch_gemm_ws<kBN, S>(tmap_a_, tmap_b_, tmap_c_, g, grid, s);
+    launch_gemm_ws<Main>(tmap_a_, tmap_b_, tmap_c_, g, grid, s);
   }
   std::string staged_skip() const { return pairs_skip(clusters_staged_); }
   std::string tma_epilogue_skip() const { return pairs_skip(clusters_tma_); }

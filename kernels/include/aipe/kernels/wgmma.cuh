@@ -90,7 +90,7 @@ __device__ __forceinline__ void fence_regs(float (&d)[N]) {
 // ---------------------------------------------------------------------------------------------
 
 enum class MmaType { bf16, f16, e4m3, e5m2 };
-inline constexpr bool is_fp8(MmaType t) { return t == MmaType::e4m3 || t == MmaType::e5m2; }
+__host__ __device__ constexpr bool is_fp8(MmaType t) { return t == MmaType::e4m3 || t == MmaType::e5m2; }
 // K of one instruction: 32 bytes of each operand row.
 template <MmaType T>
 inline constexpr int kMmaK = is_fp8(T) ? 32 : 16;
