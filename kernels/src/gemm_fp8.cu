@@ -22,10 +22,11 @@
 namespace aipe::kernels {
 namespace {
 
-using fp8::Scaling;
-using Fp8Epi = fp8::Epilogue;  // the FP8 kernel's store policies (not the fused operations of gemm.hpp)
+// The two kernels: mainloop policy (scales) x store policy (gemm_fp8.cuh), in clusters of 2.
+using TensorMain = fp8::TensorScaled<256>;
+using BlockMain = fp8::BlockScaledWide;
 
-constexpr int kBN = 256;
+constexpr int kBN = 256;  // both mainloops' tile width
 constexpr int kGroupRows = 8;  // tile rows per raster band, as the ladders' persistent rungs
 
 // Resident clusters of the two kernels on one device, queried once per device.
@@ -44,8 +45,8 @@ const Fp8DeviceState& fp8_device_state(int device) {
     throw std::runtime_error("kernels::gemm (FP8) needs a Hopper GPU (sm_90a); device " + std::to_string(device) +
                              " is cc " + std::to_string(p.major) + "." + std::to_string(p.minor));
   Fp8DeviceState st;
-  st.clusters_tensor = fp8::max_active_clusters<kBN, Scaling::tensor, 2, Fp8Epi::overlap>();
-  st.clusters_block = fp8::max_active_clusters<kBN, Scaling::block, 2, Fp8Epi::tma>();
+  st.clusters_tensor = fp8::max_active_clusters<TensorMain, fp8::TmaStoreOverlapped, 2>();
+  st.clusters_block = fp8::max_active_clusters<BlockMain, fp8::TmaStore, 2>();
   if (st.clusters_tensor < 1 || st.clusters_block < 1)
     throw std::runtime_error("kernels::gemm (FP8): no cluster of 2 CTAs of its kernels fits on device " +
                              std::to_string(device));
@@ -87,8 +88,8 @@ void gemm(Matrix<const e4m3> a, Matrix<const e4m3> b, Matrix<bf16> c, const Fp8S
       s.tma_store ? matrix_map(CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, c.data, c.rows, c.cols, c.ld, 64, 64) : CUtensorMap{};
   const int units = ((s.m + 255) / 256) * ((s.n + kBN - 1) / kBN);  // pairs of 128-row tiles
   const int grid = 2 * std::max(1, std::min(units, block ? d.clusters_block : d.clusters_tensor));
-  if (block) fp8::launch_gemm_ws<kBN, Scaling::block, 2, Fp8Epi::tma>(ta, tb, tc, g, grid, stream);
-  else fp8::launch_gemm_ws<kBN, Scaling::tensor, 2, Fp8Epi::overlap>(ta, tb, tc, g, grid, stream);
+  if (block) fp8::launch_gemm_ws<BlockMain, fp8::TmaStore, 2>(ta, tb, tc, g, grid, stream);
+  else fp8::launch_gemm_ws<TensorMain, fp8::TmaStoreOverlapped, 2>(ta, tb, tc, g, grid, stream);
 #endif
 }
 
