@@ -12,7 +12,7 @@
 //   * Persistent: as many CTAs (clusters) as are resident at once walk the work units in grouped raster order
 //     (bands of 16 tile rows, column by column, so the units running together share A and B panels in L2).
 //   * Epilogue: scale / bias / activation / residual on the FP32 accumulators (uniform branches, once per
-//     tile), then either (C 16-byte aligned) the tile packed to BF16 pairs and written by TMA stores under the
+//     tile; the bias loaded during the tile's first K step), then either (C 16-byte aligned) the tile packed to BF16 pairs and written by TMA stores under the
 //     next tile's first K step, as ch10's epilogue_overlap does, or guarded BF16 stores from registers.
 // Edges: TMA zero-fills the parts of A and B boxes past M, N and K and clips the C boxes it stores; the register
 // path and the epilogue's loads are guarded.
@@ -137,6 +137,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     const std::uint64_t desc_a0 = wgmma_desc_sw128(sA(0) + c * 64 * 128), desc_b0 = wgmma_desc_sw128(sB(0));
     State st;
     std::uint32_t packed[BN / 4];  // the previous tile as BF16 pairs, waiting for the next tile's first K step
+    std::uint32_t bias[BN / 8];    // this tile's bias values as BF16 pairs (load_bias_pairs)
     bool pending = false;
     int pend_row = 0, pend_col = 0;
     for (int unit = first_unit; unit < units; unit += unit_stride) {
@@ -147,7 +148,8 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
       for (int i = 0; i < BN / 2; ++i) acc[i] = 0.f;
       int prev = -1;  // the slot whose wgmma group may still be reading shared memory
-      for (int kt = 0; kt < ktiles; ++kt) {
+      // One 64-deep K step on the tensor cores, from the slot the state points at.
+      auto issue = [&] {
         const int s = st.index;
         pipe.consumer_wait(st);
         fence_regs(acc);
@@ -158,22 +160,32 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
         for (int kk = 0; kk < kBK / 16; ++kk) wgmma_ss<BN>(acc, da + 2 * kk, db + 2 * kk, 1);
         wgmma_commit();
-        // The previous tile leaves through TMA while this tile's first K step runs on the tensor cores.
-        if (kt == 0 && pending) {
-          epilogue_tma_store<BN>(packed, sEpi + c * 16384, &tma_c, pend_row, pend_col, 1 + c);
-          pending = false;
-        }
-        // Keep this step's group in flight; the one before it is done: its slot goes back.
+      };
+      // Keeps the step just issued in flight; the one before it is done: its slot goes back.
+      auto retire = [&] {
         wgmma_wait<1>();
         fence_regs(acc);
         if (prev >= 0 && t == 0) pipe.template consumer_release<CM>(prev);
-        prev = s;
+        prev = st.index;
         st.advance();
+      };
+      // The first K step is peeled: under it the previous tile leaves through TMA, and then this tile's bias is
+      // loaded; outside the loop, the packed tile's registers are visibly free for the bias during the loop.
+      issue();
+      if (pending) {
+        epilogue_tma_store<BN>(packed, sEpi + c * 16384, &tma_c, pend_row, pend_col, 1 + c);
+        pending = false;
+      }
+      load_bias_pairs<BN>(bias, args.epi, N, col0);
+      retire();
+      for (int kt = 1; kt < ktiles; ++kt) {
+        issue();
+        retire();
       }
       wgmma_wait<0>();
       fence_regs(acc);
       if (t == 0) pipe.template consumer_release<CM>(prev);
-      apply_epilogue<BN>(acc, args.epi, M, N, row0, col0);
+      apply_epilogue<BN>(acc, bias, args.epi, M, N, row0, col0);
       if (tma_store) {
         pack_bf16<BN>(acc, packed);  // half the registers: the accumulator is free for the next tile
         pending = true;

@@ -3,8 +3,8 @@
 // (EpilogueArgs) once per tile, so one kernel instantiation serves every Epilogue (gemm.hpp) a caller names.
 // epilogue.cuh's Chain<...> composes the same operations at compile time, one instantiation per combination; this
 // file adds what a production GEMM needs besides: the activations through tanh.approx.f32 (one MUFU instruction
-// instead of tanhf's or __expf's sequences) as operations of that family, and the fragment walk that loads a
-// thread's two bias values of a column group as one BF16 pair. Device code only.
+// instead of tanhf's or __expf's sequences) as operations of that family, and a thread's bias values loaded as
+// BF16 pairs ahead of the epilogue (during the tile's K loop). Device code only.
 //
 // Fragment of wgmma m64nBN (f32), as aipe/kernels/wgmma.cuh documents it: thread t of the warpgroup holds register
 // acc[4j + 2h + e] = row 16 (t / 32) + (t % 32) / 4 + 8 h, column 8 j + 2 (t % 4) + e of the warpgroup's
@@ -68,36 +68,48 @@ __device__ __forceinline__ float activate(float t) {
   else return t;
 }
 
-// The epilogue on the fragment of the 64 x BN block whose first element is C[row0][col0]. Loads of the bias and
-// the residual are guarded by M and N (edge tiles); pairs where the alignment allows, single elements otherwise.
+// A thread's bias values for the 64 x BN block starting at column col0: b[j] holds columns c, c + 1 of column group
+// j (c = col0 + 8 j + 2 (lane % 4)) as a BF16 pair, zeros past N or without a bias. A kernel loads them during the
+// tile's K loop (BN / 8 registers), so the epilogue does not wait for them after the last wgmma. Pairs where N and
+// the pointer keep them aligned, single elements otherwise.
+template <int BN>
+__device__ __forceinline__ void load_bias_pairs(std::uint32_t (&b)[BN / 8], const EpilogueArgs& e, int N, int col0) {
+  const int c0 = col0 + 2 * (threadIdx.x % 4);
+  const bool pairs = (N % 2 == 0) && (reinterpret_cast<std::uintptr_t>(e.bias) % 4 == 0);
+#pragma unroll
+  for (int j = 0; j < BN / 8; ++j) {
+    const int c = c0 + 8 * j;
+    __nv_bfloat162 v = __floats2bfloat162_rn(0.f, 0.f);
+    if (e.bias) {
+      if (pairs) {
+        if (c < N) v = __ldg(reinterpret_cast<const __nv_bfloat162*>(e.bias + c));  // N, c even: c + 1 < N too
+      } else {
+        if (c < N) v.x = e.bias[c];
+        if (c + 1 < N) v.y = e.bias[c + 1];
+      }
+    }
+    b[j] = *reinterpret_cast<const std::uint32_t*>(&v);
+  }
+}
+
+// The epilogue on the fragment of the 64 x BN block whose first element is C[row0][col0], with the block's bias
+// pairs from load_bias_pairs. Loads of the residual are guarded by M and N (edge tiles); pairs where the
+// alignment allows, single elements otherwise.
 template <int BN, Activation A>
-__device__ __forceinline__ void apply_epilogue_as(float (&acc)[BN / 2], const EpilogueArgs& e, int M, int N, int row0,
-                                                  int col0) {
+__device__ __forceinline__ void apply_epilogue_as(float (&acc)[BN / 2], const std::uint32_t (&bias)[BN / 8],
+                                                  const EpilogueArgs& e, int M, int N, int row0, int col0) {
   const int t = threadIdx.x % 128, lane = t % 32;
   const int r0 = row0 + 16 * (t / 32) + lane / 4;
   const int c0 = col0 + 2 * (lane % 4);
-  const bool bias_pairs = (N % 2 == 0) && (reinterpret_cast<std::uintptr_t>(e.bias) % 4 == 0);
   const bool res_pairs = (e.ldr % 2 == 0) && (reinterpret_cast<std::uintptr_t>(e.residual) % 4 == 0);
 #pragma unroll
   for (int j = 0; j < BN / 8; ++j) {
     const int c = c0 + 8 * j;
-    float b0 = 0.f, b1 = 0.f;
-    if (e.bias) {
-      if (bias_pairs) {
-        if (c < N) {  // N even and c even: c + 1 < N too
-          const float2 v = __bfloat1622float2(__ldg(reinterpret_cast<const __nv_bfloat162*>(e.bias + c)));
-          b0 = v.x;
-          b1 = v.y;
-        }
-      } else {
-        if (c < N) b0 = __bfloat162float(e.bias[c]);
-        if (c + 1 < N) b1 = __bfloat162float(e.bias[c + 1]);
-      }
-    }
+    const float2 b = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&bias[j]));
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
-      float v0 = activate<A>(fmaf(acc[4 * j + 2 * h], e.alpha, b0));
-      float v1 = activate<A>(fmaf(acc[4 * j + 2 * h + 1], e.alpha, b1));
+      float v0 = activate<A>(fmaf(acc[4 * j + 2 * h], e.alpha, b.x));
+      float v1 = activate<A>(fmaf(acc[4 * j + 2 * h + 1], e.alpha, b.y));
       if (e.residual) {
         const int r = r0 + 8 * h;
         float x0 = 0.f, x1 = 0.f;
@@ -123,13 +135,13 @@ __device__ __forceinline__ void apply_epilogue_as(float (&acc)[BN / 2], const Ep
 
 // The activation picked once per tile (a uniform branch), each case its own unrolled loop.
 template <int BN>
-__device__ __forceinline__ void apply_epilogue(float (&acc)[BN / 2], const EpilogueArgs& e, int M, int N, int row0,
-                                               int col0) {
+__device__ __forceinline__ void apply_epilogue(float (&acc)[BN / 2], const std::uint32_t (&bias)[BN / 8],
+                                               const EpilogueArgs& e, int M, int N, int row0, int col0) {
   if (e.identity) return;
   switch (e.act) {
-    case Activation::gelu_tanh: apply_epilogue_as<BN, Activation::gelu_tanh>(acc, e, M, N, row0, col0); break;
-    case Activation::silu: apply_epilogue_as<BN, Activation::silu>(acc, e, M, N, row0, col0); break;
-    default: apply_epilogue_as<BN, Activation::none>(acc, e, M, N, row0, col0); break;
+    case Activation::gelu_tanh: apply_epilogue_as<BN, Activation::gelu_tanh>(acc, bias, e, M, N, row0, col0); break;
+    case Activation::silu: apply_epilogue_as<BN, Activation::silu>(acc, bias, e, M, N, row0, col0); break;
+    default: apply_epilogue_as<BN, Activation::none>(acc, bias, e, M, N, row0, col0); break;
   }
 }
 
