@@ -1,36 +1,55 @@
-// ch09/gemm_bias_gelu: GEMM + bias + GELU as a cuBLAS GEMM plus a separate epilogue kernel, vs cuBLASLt
-// with the bias and GELU fused into the GEMM's epilogue (CUBLASLT_EPILOGUE_GELU_BIAS).
+// ch09/gemm_bias_gelu: an nn.Linear with GELU, Y = gelu(X W^T + bias), as a cuBLAS GEMM plus a separate epilogue
+// kernel, vs the bias and GELU fused into the GEMM's epilogue: aipe's own GEMM (aipe::kernels::gemm) and cuBLASLt's
+// (CUBLASLT_EPILOGUE_GELU_BIAS).
 //
 // Ladder:
-//   1 unfused    cublasGemmEx writes D (BF16) to DRAM; a second kernel reads D, adds the bias, applies GELU
-//                and writes it again: 2 x 2 m n extra bytes, plus a second launch
-//   2 unfused_lt the same split, with the GEMM from cuBLASLt's heuristic (the fused rung's kernel family),
-//                so the step from here to rung 3 is the fusion alone
-//   3 cublaslt   one cublasLtMatmul with epilogue GELU_BIAS: bias and GELU applied to the FP32 accumulators
-//                before the single BF16 store
+//   1 unfused     cublasGemmEx writes Y (BF16) to DRAM; a second kernel reads Y, adds the bias, applies GELU
+//                 and writes it again: 2 x 2 m n extra bytes, plus a second launch
+//   2 unfused_lt  the same split, with the GEMM from cuBLASLt's heuristic (the fused rung's kernel family),
+//                 so the step from here to rung 4 is the fusion alone
+//   3 fused_wgmma aipe::kernels::gemm with Epilogue::bias_gelu: ch10's persistent, warp-specialized TMA + WGMMA
+//                 GEMM, the bias and GELU (tanh.approx.f32) applied to the FP32 accumulators before the one BF16
+//                 store, which TMA writes while the next tile's first K step runs (or, when Y's rows are not
+//                 16-byte aligned, out % 8 != 0, guarded stores from registers); the tile configuration
+//                 (128x256 or 128x128, clusters of 2 or none) picked from the shape
+//   4 cublaslt    one cublasLtMatmul with epilogue GELU_BIAS: bias and GELU applied to the FP32 accumulators
+//                 before the single BF16 store
 //
-// Problem (column-major, cuBLAS's layout): Y = gelu(A B + bias 1^T), A m x k, B k x n, Y m x n, bias m;
-// BF16 inputs and output, FP32 accumulate. gelu: tanh form 0.5 t (1 + tanh(sqrt(2/pi) (t + 0.044715 t^3))).
-// Inputs uniform [-1, 1). Default m = n = 8192, k = 1024: the shape of an MLP up-projection over 8K tokens,
-// where the GEMM is short (137 GFLOP) and the epilogue's extra 256 MB round trip is ~20% on top.
+// Problem (nn.Linear's layout, every rung): Y = gelu(X W^T + bias). X: tokens x in, row-major (activations);
+// W: out x in, row-major (the weight); bias: out; Y: tokens x out, row-major. BF16 inputs and output, FP32
+// accumulate. gelu: tanh form 0.5 t (1 + tanh(sqrt(2/pi) (t + 0.044715 t^3))).
+// The axes keep cuBLAS's column-major names: m = out, n = tokens, k = in. cuBLAS computes the column-major
+// m x n matrix Y^T (ld m: the bytes of the row-major Y) = op(A) B with A = W, CUBLAS_OP_T, lda = k and B = X,
+// CUBLAS_OP_N, ldb = k; aipe::kernels::gemm (C[M][N] = A[M][K] B[N][K]^T) takes M = n, N = m, K = k, A = X, B = W.
+// Both operands are K-major with row pitch k, which TMA reads whenever k % 8 == 0: at 4097 x 3001 x 1000 as well
+// (a column-major A of ld 4097 would not be 16-byte aligned).
+// Inputs uniform [-1, 1). Default m = n = 8192, k = 1024: the shape of an MLP up-projection over 8K tokens.
+// Napkin math: 2 m n k = 137 GFLOP over 2 (m k + n k + m n) + 2 m = 168 MB (819 FLOP/B: compute-bound); at
+// ~650 TFLOP/s the GEMM takes ~210 us. A separate epilogue moves the 128 MB output twice more (256 MB, ~75 us at
+// 3.5 TB/s, a third on top). Fused, the epilogue costs what it computes: ~12 FLOP and one tanh per element, 67 M
+// tanh at the SFU's 16 per SM per clock is ~20 us on 132 SMs at 1.5 GHz if nothing hides it, a tenth of the GEMM.
 // Reference: float64 on the CPU when m n k <= 2^27, else cublasGemmEx with an FP32 output followed by the
-// epilogue in float64 on the host. Tolerance: BF16; the absolute term is scaled to the RMS of A B because
-// the unfused rung rounds A B to BF16 (2^-9 relative) before adding the bias, and A B + bias can cancel.
+// epilogue in float64 on the host. Tolerance: BF16; the absolute term is scaled to the RMS of X W^T because
+// the unfused rungs round X W^T to BF16 (2^-9 relative) before adding the bias, and X W^T + bias can cancel;
+// tanh.approx.f32 (relative error ~2^-11) stays below the BF16 output rounding.
 // Work: flops = 2 m n k (the epilogue's ~12 m n is noise); bytes = 2 (m k + k n + m n) + 2 m.
 #include <cmath>
+#include <map>
+#include <string>
 #include <vector>
 
 #include <cuda_bf16.h>
 
 #include "aipe/buffer.hpp"
 #include "aipe/cublas.hpp"
+#include "aipe/kernels/gemm.hpp"
 #include "aipe/random.hpp"
 #include "aipe/registry.hpp"
 
 namespace {
 
-// One CTA per column of Y (column-major: the column's m values are contiguous), bias indexed by row:
-// no per-element integer division. Two BF16 per thread access where m keeps them aligned.
+// One CTA per token: a row of the row-major Y (a column of cuBLAS's column-major m x n), its m = out values
+// contiguous, the bias indexed by position in the row: no per-element integer division. Two BF16 per thread access where m keeps them aligned.
 __global__ void bias_gelu(__nv_bfloat16* __restrict__ d, const __nv_bfloat16* __restrict__ bias, int m) {
   __nv_bfloat16* col = d + std::size_t(blockIdx.x) * m;
   auto f = [](float t) { return 0.5f * t * (1.f + tanhf(0.7978845608f * (t + 0.044715f * t * t * t))); };
@@ -53,14 +72,16 @@ class GemmBiasGelu final : public aipe::Example {
  public:
   aipe::ExampleInfo info() const override {
     return {"ch09/gemm_bias_gelu",
-            "GEMM + bias + GELU: separate epilogue kernel vs cuBLASLt's fused epilogue",
+            "nn.Linear + bias + GELU: separate epilogue kernel vs the epilogue fused into the GEMM (aipe's own "
+            "WGMMA GEMM and cuBLASLt's)",
             "A GEMM is compute-bound; the bias and activation after it are not. Run as a separate kernel, the "
             "epilogue reads and writes the whole output once more: at k = 1024 that round trip is a fifth of the "
-            "GEMM's time. Applied to the accumulators before the one store (cuBLASLt's GELU_BIAS epilogue), it "
-            "costs almost nothing: the cheapest bytes are the ones never written.",
-            {{"m", 8192, 4096, 333, "rows of A and Y (output features)"},
-             {"n", 8192, 4096, 257, "columns of B and Y (tokens)"},
-             {"k", 1024, 1024, 200, "inner dimension"}},
+            "GEMM's time. Applied to the accumulators before the one store (aipe::kernels::gemm with "
+            "Epilogue::bias_gelu, cuBLASLt's GELU_BIAS epilogue), it costs only its arithmetic: the cheapest bytes "
+            "are the ones never written.",
+            {{"m", 8192, 4096, 333, "output features (rows of W, columns of Y)"},
+             {"n", 8192, 4096, 257, "tokens (rows of X and Y)"},
+             {"k", 1024, 1024, 200, "input features (columns of X and W)"}},
             {}};
   }
 
@@ -69,6 +90,7 @@ class GemmBiasGelu final : public aipe::Example {
              [this](cudaStream_t s) { run_unfused(s); }},
             {"unfused_lt", "the same with cuBLASLt's plain GEMM (the fused rung's algorithm family), then the kernel",
              [this](cudaStream_t s) { run_unfused_lt(s); }},
+            fused_rung(),
             {"cublaslt", "cublasLtMatmul with CUBLASLT_EPILOGUE_GELU_BIAS: one pass, one store",
              [this](cudaStream_t s) { run_lt(s); }}};
   }
@@ -77,37 +99,43 @@ class GemmBiasGelu final : public aipe::Example {
     m_ = int(ctx.size("m"));
     n_ = int(ctx.size("n"));
     k_ = int(ctx.size("k"));
-    a_ = aipe::DeviceBuffer<__nv_bfloat16>(std::size_t(m_) * k_);
-    b_ = aipe::DeviceBuffer<__nv_bfloat16>(std::size_t(k_) * n_);
+    w_ = aipe::DeviceBuffer<__nv_bfloat16>(std::size_t(m_) * k_);  // W: out x in
+    x_ = aipe::DeviceBuffer<__nv_bfloat16>(std::size_t(n_) * k_);  // X: tokens x in
     y_ = aipe::DeviceBuffer<__nv_bfloat16>(std::size_t(m_) * n_);
     bias_ = aipe::DeviceBuffer<__nv_bfloat16>(m_);
-    const auto sa = aipe::sub_seed(ctx.seed(), 1), sb = aipe::sub_seed(ctx.seed(), 2), sc = aipe::sub_seed(ctx.seed(), 3);
-    aipe::fill_uniform(a_.get(), a_.size(), sa, -1.f, 1.f, ctx.stream());
-    aipe::fill_uniform(b_.get(), b_.size(), sb, -1.f, 1.f, ctx.stream());
+    const auto sw = aipe::sub_seed(ctx.seed(), 1), sx = aipe::sub_seed(ctx.seed(), 2), sc = aipe::sub_seed(ctx.seed(), 3);
+    aipe::fill_uniform(w_.get(), w_.size(), sw, -1.f, 1.f, ctx.stream());
+    aipe::fill_uniform(x_.get(), x_.size(), sx, -1.f, 1.f, ctx.stream());
     aipe::fill_uniform(bias_.get(), bias_.size(), sc, -1.f, 1.f, ctx.stream());
     ctx.output(y_.get(), y_.bytes());
-    grid_ = ctx.device().sm_count * 8;
     handle_ = aipe::CublasHandle::create();
     setup_lt();
 
-    // Reference: D = A B in float64 (CPU) or FP32 (cuBLAS), then bias + GELU in float64.
+    fused_skip_ = k_ % 8 ? "TMA needs 16-byte aligned rows of X and W: k % 8 == 0" : "";
+
+    // Reference: D = X W^T in float64 (CPU) or FP32 (cuBLAS), then bias + GELU in float64. d[j m + i] is
+    // token j, output i: row-major Y.
     const std::size_t mn = std::size_t(m_) * n_;
     std::vector<double> d(mn, 0.0);
     auto bf = [](std::uint64_t seed, std::size_t i) { return double(__bfloat162float(__float2bfloat16_rn(aipe::uniform_at(seed, i, -1.f, 1.f)))); };
     if (double(m_) * n_ * k_ <= double(1 << 27)) {
-      std::vector<double> A(std::size_t(m_) * k_), B(std::size_t(k_) * n_);
-      for (std::size_t i = 0; i < A.size(); ++i) A[i] = bf(sa, i);
-      for (std::size_t i = 0; i < B.size(); ++i) B[i] = bf(sb, i);
-      for (int j = 0; j < n_; ++j)
-        for (int p = 0; p < k_; ++p) {
-          const double bv = B[std::size_t(j) * k_ + p];
-          for (int i = 0; i < m_; ++i) d[std::size_t(j) * m_ + i] += A[std::size_t(p) * m_ + i] * bv;
+      std::vector<double> W(std::size_t(m_) * k_), X(std::size_t(n_) * k_);
+      for (std::size_t i = 0; i < W.size(); ++i) W[i] = bf(sw, i);
+      for (std::size_t i = 0; i < X.size(); ++i) X[i] = bf(sx, i);
+      for (int j = 0; j < n_; ++j) {
+        const double* x = X.data() + std::size_t(j) * k_;
+        for (int i = 0; i < m_; ++i) {
+          const double* w = W.data() + std::size_t(i) * k_;
+          double acc = 0;
+          for (int p = 0; p < k_; ++p) acc += x[p] * w[p];
+          d[std::size_t(j) * m_ + i] = acc;
         }
+      }
     } else {
       aipe::DeviceBuffer<float> df(mn);
       AIPE_CUBLAS(cublasSetStream(handle_, ctx.stream()));
       const float one = 1.f, zero = 0.f;
-      AIPE_CUBLAS(cublasGemmEx(handle_, CUBLAS_OP_N, CUBLAS_OP_N, m_, n_, k_, &one, a_.get(), CUDA_R_16BF, m_, b_.get(),
+      AIPE_CUBLAS(cublasGemmEx(handle_, CUBLAS_OP_T, CUBLAS_OP_N, m_, n_, k_, &one, w_.get(), CUDA_R_16BF, k_, x_.get(),
                                CUDA_R_16BF, k_, &zero, df.get(), CUDA_R_32F, m_, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
       std::vector<float> h(mn);
       AIPE_CUDA(cudaMemcpyAsync(h.data(), df.get(), mn * 4, cudaMemcpyDeviceToHost, ctx.stream()));
@@ -131,22 +159,32 @@ class GemmBiasGelu final : public aipe::Example {
   aipe::VerifyResult verify(aipe::Context& ctx) override {
     std::vector<__nv_bfloat16> out = aipe::to_host(y_, ctx.stream());
     auto tol = aipe::tolerance_for(aipe::DType::bf16);
-    tol.abs = 1e-2 * gemm_rms_;  // see the header: A B is rounded to BF16 before the bias in the unfused rung
+    tol.abs = 1e-2 * gemm_rms_;  // see the header: X W^T is rounded to BF16 before the bias in the unfused rungs
     return aipe::compare(
         out.size(), [&](std::size_t i) { return double(__bfloat162float(out[i])); }, [&](std::size_t i) { return ref_[i]; }, tol);
   }
 
+  // The fused rung's tile configuration and persistent grid, as aipe::kernels::gemm chose them for this shape.
+  void metrics(const std::string& variant, double, std::map<std::string, double>& out) override {
+    if (variant != "fused_wgmma" || !fused_skip_.empty()) return;
+    const aipe::kernels::GemmPlan p = aipe::kernels::plan_gemm(x_matrix(), w_matrix(), y_matrix());
+    out["tile_n"] = p.tile.bn;
+    out["cluster_m"] = p.tile.cluster_m;
+    out["ctas"] = p.grid_ctas;
+    out["tma_store"] = p.tma_store;
+  }
 
  private:
   void setup_lt() {
     lt_ = aipe::CublasLtHandle::create();
-    desc_ = aipe::lt_matmul_desc(CUBLAS_COMPUTE_32F, CUDA_R_32F, CUBLAS_OP_N, CUBLAS_OP_N);
+    // W is out x in row-major: the column-major k x m matrix, transposed (op T) to m x k.
+    desc_ = aipe::lt_matmul_desc(CUBLAS_COMPUTE_32F, CUDA_R_32F, CUBLAS_OP_T, CUBLAS_OP_N);
     aipe::lt_set(desc_, CUBLASLT_MATMUL_DESC_EPILOGUE, CUBLASLT_EPILOGUE_GELU_BIAS);
     aipe::lt_set(desc_, CUBLASLT_MATMUL_DESC_BIAS_POINTER, static_cast<const void*>(bias_.get()));
     aipe::lt_set(desc_, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, CUDA_R_16BF);
-    plain_ = aipe::lt_matmul_desc(CUBLAS_COMPUTE_32F, CUDA_R_32F, CUBLAS_OP_N, CUBLAS_OP_N);
-    la_ = aipe::lt_layout(CUDA_R_16BF, m_, k_, m_);
-    lb_ = aipe::lt_layout(CUDA_R_16BF, k_, n_, k_);
+    plain_ = aipe::lt_matmul_desc(CUBLAS_COMPUTE_32F, CUDA_R_32F, CUBLAS_OP_T, CUBLAS_OP_N);
+    la_ = aipe::lt_layout(CUDA_R_16BF, k_, m_, k_);  // W
+    lb_ = aipe::lt_layout(CUDA_R_16BF, k_, n_, k_);  // X: tokens x in row-major = column-major k x n
     ly_ = aipe::lt_layout(CUDA_R_16BF, m_, n_, m_);
     ws_ = aipe::DeviceBuffer<unsigned char>(32u << 20);
     std::string why;
@@ -160,7 +198,7 @@ class GemmBiasGelu final : public aipe::Example {
   void run_unfused(cudaStream_t s) {
     AIPE_CUBLAS(cublasSetStream(handle_, s));
     const float one = 1.f, zero = 0.f;
-    AIPE_CUBLAS(cublasGemmEx(handle_, CUBLAS_OP_N, CUBLAS_OP_N, m_, n_, k_, &one, a_.get(), CUDA_R_16BF, m_, b_.get(),
+    AIPE_CUBLAS(cublasGemmEx(handle_, CUBLAS_OP_T, CUBLAS_OP_N, m_, n_, k_, &one, w_.get(), CUDA_R_16BF, k_, x_.get(),
                              CUDA_R_16BF, k_, &zero, y_.get(), CUDA_R_16BF, m_, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     bias_gelu<<<n_, 256, 0, s>>>(y_.get(), bias_.get(), m_);
     AIPE_CHECK_LAUNCH();
@@ -168,20 +206,39 @@ class GemmBiasGelu final : public aipe::Example {
 
   void run_unfused_lt(cudaStream_t s) {
     const float one = 1.f, zero = 0.f;
-    AIPE_CUBLAS(cublasLtMatmul(lt_, plain_, &one, a_.get(), la_, b_.get(), lb_, &zero, y_.get(), ly_, y_.get(), ly_,
+    AIPE_CUBLAS(cublasLtMatmul(lt_, plain_, &one, w_.get(), la_, x_.get(), lb_, &zero, y_.get(), ly_, y_.get(), ly_,
                                &algo_plain_, ws_.get(), ws_.size(), s));
     bias_gelu<<<n_, 256, 0, s>>>(y_.get(), bias_.get(), m_);
     AIPE_CHECK_LAUNCH();
   }
 
+  aipe::Variant fused_rung() {
+    aipe::Variant v{"fused_wgmma",
+                    "aipe::kernels::gemm, Epilogue::bias_gelu: WGMMA GEMM, bias + GELU on the accumulators, one store",
+                    [this](cudaStream_t s) { run_fused(s); }};
+    v.requires_.sm90a = true;
+    v.requires_.min_cc = 90;
+    v.skip_if = [this] { return fused_skip_; };
+    return v;
+  }
+
+  // nn.Linear's operands as aipe::kernels::gemm names them: C[M][N] = A[M][K] B[N][K]^T, M = tokens, N = out.
+  aipe::kernels::Matrix<const __nv_bfloat16> x_matrix() const { return aipe::kernels::matrix<const __nv_bfloat16>(x_.get(), n_, k_); }
+  aipe::kernels::Matrix<const __nv_bfloat16> w_matrix() const { return aipe::kernels::matrix<const __nv_bfloat16>(w_.get(), m_, k_); }
+  aipe::kernels::Matrix<__nv_bfloat16> y_matrix() const { return aipe::kernels::matrix(y_.get(), n_, m_); }
+
+  void run_fused(cudaStream_t s) {
+    aipe::kernels::gemm(x_matrix(), w_matrix(), y_matrix(), aipe::kernels::Epilogue::bias_gelu(bias_.get()), s);
+  }
+
   void run_lt(cudaStream_t s) {
     const float one = 1.f, zero = 0.f;
-    AIPE_CUBLAS(cublasLtMatmul(lt_, desc_, &one, a_.get(), la_, b_.get(), lb_, &zero, y_.get(), ly_, y_.get(), ly_, &algo_,
+    AIPE_CUBLAS(cublasLtMatmul(lt_, desc_, &one, w_.get(), la_, x_.get(), lb_, &zero, y_.get(), ly_, y_.get(), ly_, &algo_,
                                ws_.get(), ws_.size(), s));
   }
 
-  int m_ = 0, n_ = 0, k_ = 0, grid_ = 0;
-  aipe::DeviceBuffer<__nv_bfloat16> a_, b_, y_, bias_;
+  int m_ = 0, n_ = 0, k_ = 0;
+  aipe::DeviceBuffer<__nv_bfloat16> w_, x_, y_, bias_;
   aipe::DeviceBuffer<unsigned char> ws_;
   aipe::CublasHandle handle_;
   aipe::CublasLtHandle lt_;
@@ -190,6 +247,7 @@ class GemmBiasGelu final : public aipe::Example {
   cublasLtMatmulAlgo_t algo_{}, algo_plain_{};
   std::vector<double> ref_;
   double gemm_rms_ = 1;
+  std::string fused_skip_;
 };
 
 }  // namespace

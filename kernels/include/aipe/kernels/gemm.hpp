@@ -1,0 +1,183 @@
+// aipe::kernels::gemm: the production BF16 GEMM with fused epilogues, the one the ladders' techniques add up to
+// (a persistent, warp-specialized TMA + WGMMA kernel; kernels/src/gemm_bf16.cu) behind a host call that takes
+// any M and N, picks the tile configuration from the shape and says clearly what it cannot take.
+//
+// Layout: nn.Linear's, everything K-major and row-major with leading dimensions given:
+//   C[M][N] = epilogue( A[M][K] . B[N][K]^T )       A: activations (tokens x in), B: weights (out x in)
+// BF16 in, FP32 accumulate, BF16 out. The epilogue runs on the FP32 accumulators, before the one store:
+//   v = alpha * acc  (+ bias[n])  -> activation (none, GELU tanh form, SiLU)  (+ beta * R[m][n])  -> BF16
+// named at the call site:
+//   kernels::gemm(a, b, c, kernels::Epilogue::bias_gelu(bias), stream);
+//   kernels::gemm(a, b, c, kernels::Epilogue::bias(bias).with_residual(r), stream);
+//
+// What TMA needs (checked, std::invalid_argument naming the operand and the rule otherwise): A's and B's base
+// pointers 16-byte aligned and their row pitches (lda, ldb) a multiple of 16 bytes (8 BF16), i.e. K % 8 == 0
+// for packed operands. C may have any pitch (its base 4-byte aligned): with a 16-byte aligned base and pitch its
+// tiles leave through TMA stores, otherwise through guarded stores from registers.
+//
+// Host-only header (no device code): the shape checks and the tile choice are plain C++ in
+// kernels/src/gemm_config.cpp, tested on the CPU (tests/kernels/gemm_config_test.cpp).
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_fp8.h>
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <string>
+#include <type_traits>
+
+#include "aipe/kernels/activation.hpp"
+
+namespace aipe::kernels {
+
+using bf16 = __nv_bfloat16;
+using e4m3 = __nv_fp8_e4m3;
+
+// A row-major matrix in device memory: `rows` x `cols`, `ld` elements from one row to the next (ld >= cols).
+template <class T>
+struct Matrix {
+  T* data = nullptr;
+  std::int64_t rows = 0, cols = 0, ld = 0;
+  // A writable matrix passes where a read-only one is asked for.
+  template <class U, class = std::enable_if_t<std::is_same_v<U, const T> && !std::is_const_v<T>>>
+  operator Matrix<U>() const {
+    return {data, rows, cols, ld};
+  }
+};
+// A packed rows x cols matrix (ld = cols).
+template <class T>
+Matrix<T> matrix(T* data, std::int64_t rows, std::int64_t cols) {
+  return {data, rows, cols, cols};
+}
+template <class T>
+Matrix<T> matrix(T* data, std::int64_t rows, std::int64_t cols, std::int64_t ld) {
+  return {data, rows, cols, ld};
+}
+
+const char* to_string(Activation a);
+
+// What happens to the FP32 accumulators before the BF16 store, in this order:
+//   v = alpha * acc;  v += bias[n] (if a bias);  v = act(v);  v += beta * R[m][n] (if a residual).
+// Build one with the named constructors and refine it with the with_* calls (each returns a copy).
+class Epilogue {
+ public:
+  static Epilogue none() { return {}; }
+  static Epilogue scale(float alpha) { return none().with_scale(alpha); }
+  static Epilogue bias(const bf16* b) { return none().with_bias(b); }
+  static Epilogue gelu() { return none().with_activation(Activation::gelu_tanh); }
+  static Epilogue silu() { return none().with_activation(Activation::silu); }
+  static Epilogue bias_gelu(const bf16* b) { return bias(b).with_activation(Activation::gelu_tanh); }
+  static Epilogue bias_silu(const bf16* b) { return bias(b).with_activation(Activation::silu); }
+  static Epilogue residual(Matrix<const bf16> r, float beta = 1.f) { return none().with_residual(r, beta); }
+
+  Epilogue with_scale(float a) const { Epilogue e = *this; e.alpha_ = a; return e; }
+  Epilogue with_bias(const bf16* b) const { Epilogue e = *this; e.bias_ = b; e.has_bias_ = true; return e; }
+  Epilogue with_activation(Activation a) const { Epilogue e = *this; e.act_ = a; return e; }
+  Epilogue with_residual(Matrix<const bf16> r, float beta = 1.f) const {
+    Epilogue e = *this;
+    e.residual_ = r;
+    e.has_residual_ = true;
+    e.beta_ = beta;
+    return e;
+  }
+
+  float alpha() const { return alpha_; }
+  bool has_bias() const { return has_bias_; }
+  const bf16* bias() const { return bias_; }  // bias[N], BF16
+  Activation activation() const { return act_; }
+  bool has_residual() const { return has_residual_; }
+  const Matrix<const bf16>& residual() const { return residual_; }  // M x N
+  float beta() const { return beta_; }
+  std::string describe() const;  // "alpha=1, bias, gelu_tanh" (for messages and test names)
+
+ private:
+  float alpha_ = 1.f, beta_ = 1.f;
+  const bf16* bias_ = nullptr;
+  bool has_bias_ = false, has_residual_ = false;
+  Activation act_ = Activation::none;
+  Matrix<const bf16> residual_{};
+};
+
+// The kernel configurations that exist (each one kernel instantiation): a CTA computes a 128 x bn tile with two
+// consumer warpgroups (64 rows each), and clusters of `cluster_m` CTAs on vertically adjacent tiles share the B
+// tile through TMA multicast.
+struct TileConfig {
+  int bm = 128, bn = 256, cluster_m = 2;
+  friend bool operator==(const TileConfig&, const TileConfig&) = default;
+};
+inline constexpr TileConfig kTileConfigs[] = {{128, 256, 2}, {128, 256, 1}, {128, 128, 2}, {128, 128, 1}};
+std::string to_string(const TileConfig& t);  // "128x256, clusters of 2"
+
+// How many CTAs (cluster_m = 1) and clusters of two (cluster_m = 2) of the GEMM kernels a device holds at once:
+// the persistent grid. Queried once per device (kernels/src/gemm_bf16.cu); a plain struct so the choice below
+// can be tested with the numbers of any GPU.
+struct DeviceSlots {
+  int ctas = 0;      // kernels of one CTA resident at once (one per SM: ~227 KiB of shared memory each)
+  int clusters = 0;  // clusters of 2 resident at once (GPCs with an odd SM count leave one SM idle)
+  int slots(int cluster_m) const { return cluster_m == 1 ? ctas : clusters; }
+};
+
+// The estimate the tile choice minimises, in units of "one 128 x 256 tile on one SM": waves of the persistent
+// grid (work units over resident clusters, rounded up: a last wave that is mostly empty costs a whole wave)
+// times the time one unit takes, its area over the configuration's relative throughput (tile_throughput).
+// Infinite where the configuration does not apply: no slot on the device, or clusters taller than the problem.
+// Relative throughput of one SM running the configuration on a long K loop, 128 x 256 in clusters of 2 = 1.
+// ch10/gemm_bf16 measured its 128 x 256 kernel with and without clusters within ~1% of each other (rungs 6
+// and 7); a 128 x 128 tile loads twice the shared-memory bytes per FLOP and issues m64n128 wgmma: 0.85 is an
+// estimate, to be calibrated with aipe run ch09/gemm_bias_gelu on the GPU.
+double tile_throughput(const TileConfig& t);
+double estimated_cost(std::int64_t m, std::int64_t n, const TileConfig& t, const DeviceSlots& d);
+// The configuration of least estimated cost; ties go to the earlier one in kTileConfigs (larger tiles, clusters).
+// K does not enter: every configuration walks the whole K of a tile with the same 64-deep steps.
+TileConfig choose_tile(std::int64_t m, std::int64_t n, const DeviceSlots& d);
+
+// The problem after the checks, in the kernels' 32-bit terms.
+struct GemmShape {
+  int m = 0, n = 0, k = 0;
+  bool tma_store = false;  // C's base and pitch allow TMA stores (16-byte aligned); else stores from registers
+};
+// Checks A, B, C and the epilogue's operands: every pointer non-null, every size positive and below 2^31, the
+// shapes consistent (A M x K, B N x K, C M x N, bias N, residual M x N), every ld >= its row, and TMA's rules
+// for A and B. Throws std::invalid_argument naming the operand and the rule.
+GemmShape check_gemm(const Matrix<const bf16>& a, const Matrix<const bf16>& b, const Matrix<bf16>& c,
+                     const Epilogue& epi);
+
+// C = epilogue(A B^T) on `stream` (asynchronous). Needs an sm_90a build and a Hopper GPU (std::runtime_error
+// otherwise); bad shapes and pointers are std::invalid_argument (check_gemm).
+void gemm(Matrix<const bf16> a, Matrix<const bf16> b, Matrix<bf16> c, const Epilogue& epi = Epilogue::none(),
+          cudaStream_t stream = nullptr);
+
+// FP8: C[M][N] = BF16( sum_k A8[m][k] sa(m, k) B8[n][k] sb(n, k) ), E4M3 operands, FP32 accumulate, through the
+// warp-specialized FP8 kernel of the ch10 FP8 ladders (aipe/kernels/gemm_fp8.cuh) at the configuration of their
+// best rungs. Scales, as cuBLASLt reads them:
+//   per_tensor(sa, sb)  one float each (device pointers): C = sa[0] sb[0] A8 B8^T; 128 x 256 tiles in clusters
+//                       of 2, the TMA-store epilogue overlapped with the next tile, K walked as a serpentine
+//   blockwise(sa, sb)   DeepSeek-V3's 1 x 128 / 128 x 128: sa[kb M + m] per row of A and 128-wide K block,
+//                       sb[nb ceil(K / 128) + kb] per 128 x 128 block of B (cuBLASLt's VEC128_32F and
+//                       BLK128x128_32F); K % 128 == 0; 128 x 256 tiles in clusters of 2, TMA-store epilogue
+struct Fp8Scales {
+  enum class Kind : std::uint8_t { per_tensor, blockwise };
+  Kind kind = Kind::per_tensor;
+  const float* a = nullptr;
+  const float* b = nullptr;
+  static Fp8Scales per_tensor(const float* sa, const float* sb) { return {Kind::per_tensor, sa, sb}; }
+  static Fp8Scales blockwise(const float* sa, const float* sb) { return {Kind::blockwise, sa, sb}; }
+};
+// The FP8 kernel has no fused operations yet: `epi` must be Epilogue::none(); anything else is refused, so that no
+// caller believes it applied. A and B: rows TMA reads (16-byte aligned base, ld % 16
+// == 0 bytes, i.e. K % 16 == 0 when packed); C packed (ld = N), base 16-byte aligned.
+GemmShape check_gemm(const Matrix<const e4m3>& a, const Matrix<const e4m3>& b, const Matrix<bf16>& c,
+                     const Fp8Scales& scales, const Epilogue& epi);
+void gemm(Matrix<const e4m3> a, Matrix<const e4m3> b, Matrix<bf16> c, const Fp8Scales& scales,
+          const Epilogue& epi = Epilogue::none(), cudaStream_t stream = nullptr);
+
+// What gemm() would run for this shape on the current device (for tests, metrics and reports).
+struct GemmPlan {
+  TileConfig tile;
+  int grid_ctas = 0;  // persistent grid (a multiple of tile.cluster_m)
+  bool tma_store = false;
+};
+GemmPlan plan_gemm(const Matrix<const bf16>& a, const Matrix<const bf16>& b, const Matrix<bf16>& c,
+                   const Epilogue& epi = Epilogue::none());
+
+}  // namespace aipe::kernels

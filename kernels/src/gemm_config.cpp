@@ -1,0 +1,158 @@
+// Host side of aipe::kernels::gemm that needs no GPU: the operand checks, the epilogue's description and the
+// choice of tile configuration (tested on the CPU in tests/kernels/gemm_config_test.cpp).
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <stdexcept>
+#include <string>
+
+#include "aipe/kernels/gemm.hpp"
+
+namespace aipe::kernels {
+
+const char* to_string(Activation a) {
+  switch (a) {
+    case Activation::none: return "none";
+    case Activation::gelu_tanh: return "gelu_tanh";
+    case Activation::silu: return "silu";
+  }
+  return "?";
+}
+
+std::string Epilogue::describe() const {
+  std::string s;
+  auto add = [&](const std::string& part) { s += (s.empty() ? "" : ", ") + part; };
+  if (alpha_ != 1.f) add("alpha=" + std::to_string(alpha_));
+  if (has_bias_) add("bias");
+  if (act_ != Activation::none) add(to_string(act_));
+  if (has_residual_) add(beta_ == 1.f ? std::string("residual") : "residual*" + std::to_string(beta_));
+  return s.empty() ? "none" : s;
+}
+
+std::string to_string(const TileConfig& t) {
+  return std::to_string(t.bm) + "x" + std::to_string(t.bn) +
+         (t.cluster_m > 1 ? ", clusters of " + std::to_string(t.cluster_m) : ", no cluster");
+}
+
+double tile_throughput(const TileConfig& t) {
+  const double tile = t.bn == 256 ? 1.0 : 0.85;
+  const double cluster = t.cluster_m == 2 ? 1.0 : 0.99;
+  return tile * cluster;
+}
+
+double estimated_cost(std::int64_t m, std::int64_t n, const TileConfig& t, const DeviceSlots& d) {
+  const std::int64_t tiles_m = (m + t.bm - 1) / t.bm, tiles_n = (n + t.bn - 1) / t.bn;
+  // A unit is cluster_m tiles stacked along M: a cluster walks them together, so an odd tile row count leaves
+  // one CTA of the last cluster row without work (it still takes the unit's time).
+  const std::int64_t units = ((tiles_m + t.cluster_m - 1) / t.cluster_m) * tiles_n;
+  const std::int64_t slots = d.slots(t.cluster_m);
+  if (slots < 1) return std::numeric_limits<double>::infinity();  // does not fit on this device
+  // With a single tile row, every cluster's second CTA would have no tile at all: half the grid idle, and
+  // nothing multicast is shared.
+  if (tiles_m < t.cluster_m) return std::numeric_limits<double>::infinity();
+  const std::int64_t waves = (units + slots - 1) / slots;
+  const double unit_time = double(t.bm) * t.bn / (128.0 * 256.0) / tile_throughput(t);
+  return double(waves) * unit_time;
+}
+
+TileConfig choose_tile(std::int64_t m, std::int64_t n, const DeviceSlots& d) {
+  TileConfig best = kTileConfigs[0];
+  double best_cost = estimated_cost(m, n, best, d);
+  for (const TileConfig& t : kTileConfigs) {
+    const double c = estimated_cost(m, n, t, d);
+    if (c < best_cost * (1 - 1e-9)) {
+      best = t;
+      best_cost = c;
+    }
+  }
+  return best;
+}
+
+namespace {
+
+[[noreturn]] void bad(const std::string& what) { throw std::invalid_argument("kernels::gemm: " + what); }
+
+std::string dims(std::int64_t r, std::int64_t c) { return std::to_string(r) + " x " + std::to_string(c); }
+
+// A and B are read through TMA: 16-byte aligned base, row pitch a multiple of 16 bytes.
+template <class T>
+void check_tma_operand(const char* name, const Matrix<const T>& x) {
+  constexpr std::int64_t kElem = sizeof(T), kPer16 = 16 / sizeof(T);
+  const char* type = kElem == 2 ? " BF16 = " : " E4M3 = ";
+  if (reinterpret_cast<std::uintptr_t>(x.data) % 16 != 0)
+    bad(std::string(name) + "'s base pointer must be 16-byte aligned for TMA");
+  if ((x.ld * kElem) % 16 != 0)
+    bad(std::string(name) + "'s row pitch (ld = " + std::to_string(x.ld) + type + std::to_string(kElem * x.ld) +
+        " bytes) must be a multiple of 16 bytes for TMA: ld % " + std::to_string(kPer16) +
+        " == 0 (for a packed operand, K % " + std::to_string(kPer16) + " == 0)");
+}
+
+void check_matrix(const char* name, const void* data, std::int64_t rows, std::int64_t cols, std::int64_t ld) {
+  if (!data) bad(std::string(name) + " is a null pointer");
+  constexpr std::int64_t kMax = std::numeric_limits<std::int32_t>::max();
+  if (rows < 1 || cols < 1) bad(std::string(name) + " must have positive sizes, got " + dims(rows, cols));
+  if (rows > kMax || cols > kMax) bad(std::string(name) + "'s sizes must be below 2^31, got " + dims(rows, cols));
+  if (ld < cols)
+    bad(std::string(name) + "'s leading dimension (" + std::to_string(ld) + ") is smaller than its row (" +
+        std::to_string(cols) + " elements)");
+}
+
+}  // namespace
+
+namespace {
+
+// The shapes and pointers both element types share: A M x K, B N x K, C M x N, TMA's rules for A and B.
+template <class T>
+GemmShape check_operands(const Matrix<const T>& a, const Matrix<const T>& b, const Matrix<bf16>& c) {
+  check_matrix("A", a.data, a.rows, a.cols, a.ld);
+  check_matrix("B", b.data, b.rows, b.cols, b.ld);
+  check_matrix("C", c.data, c.rows, c.cols, c.ld);
+  const std::int64_t m = a.rows, k = a.cols, n = b.rows;
+  if (b.cols != k)
+    bad("A is M x K = " + dims(m, k) + ", so B (N x K, nn.Linear's weight layout) needs K = " + std::to_string(k) +
+        " columns, got " + dims(b.rows, b.cols));
+  if (c.rows != m || c.cols != n)
+    bad("C must be M x N = " + dims(m, n) + " (A is " + dims(m, k) + ", B is " + dims(n, k) + "), got " +
+        dims(c.rows, c.cols));
+  check_tma_operand("A", a);
+  check_tma_operand("B", b);
+  // Any pitch for C, but BF16 pairs (4-byte stores of two adjacent columns) need an even element offset.
+  if (reinterpret_cast<std::uintptr_t>(c.data) % 4 != 0) bad("C's base pointer must be 4-byte aligned (BF16 pairs)");
+  GemmShape s;
+  s.m = int(m);
+  s.n = int(n);
+  s.k = int(k);
+  s.tma_store = reinterpret_cast<std::uintptr_t>(c.data) % 16 == 0 && (c.ld * std::int64_t(sizeof(bf16))) % 16 == 0;
+  return s;
+}
+
+}  // namespace
+
+GemmShape check_gemm(const Matrix<const bf16>& a, const Matrix<const bf16>& b, const Matrix<bf16>& c,
+                     const Epilogue& epi) {
+  const GemmShape s = check_operands(a, b, c);
+  if (epi.has_bias() && !epi.bias()) bad("the epilogue's bias is a null pointer");
+  if (epi.has_residual()) {
+    const auto& r = epi.residual();
+    check_matrix("the residual R", r.data, r.rows, r.cols, r.ld);
+    if (r.rows != s.m || r.cols != s.n)
+      bad("the residual R must be M x N = " + dims(s.m, s.n) + ", got " + dims(r.rows, r.cols));
+  }
+  return s;
+}
+
+GemmShape check_gemm(const Matrix<const e4m3>& a, const Matrix<const e4m3>& b, const Matrix<bf16>& c,
+                     const Fp8Scales& scales, const Epilogue& epi) {
+  const GemmShape s = check_operands(a, b, c);
+  if (epi.describe() != "none")
+    bad("the FP8 GEMM has no fused epilogue operations yet (asked for " + epi.describe() + "); pass Epilogue::none()");
+  if (c.ld != c.cols) bad("the FP8 GEMM writes C packed: ld must equal N = " + std::to_string(c.cols));
+  // Its kernel picks the TMA store from N alone (N % 8 == 0), so C's base must be what TMA needs.
+  if (reinterpret_cast<std::uintptr_t>(c.data) % 16 != 0) bad("the FP8 GEMM needs C's base pointer 16-byte aligned");
+  if (!scales.a || !scales.b) bad("the FP8 scales of A and B must both be given (device pointers)");
+  if (scales.kind == Fp8Scales::Kind::blockwise && s.k % 128 != 0)
+    bad("1 x 128 / 128 x 128 block scales need K % 128 == 0, got K = " + std::to_string(s.k));
+  return s;
+}
+
+}  // namespace aipe::kernels

@@ -1,0 +1,236 @@
+// aipe::kernels::gemm's host side, without a GPU: the operand checks (every bad shape, pointer and pitch is a
+// std::invalid_argument that names the operand and the rule) and the choice of tile configuration from the shape
+// (waves of the persistent grid and tile quantization at awkward M and N).
+#include "aipe/kernels/gemm.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+
+namespace {
+
+using aipe::kernels::bf16;
+using aipe::kernels::DeviceSlots;
+using aipe::kernels::Epilogue;
+using aipe::kernels::Matrix;
+using aipe::kernels::TileConfig;
+
+// Device pointers that are never dereferenced (check_gemm reads only their values), 256-byte aligned as
+// cudaMalloc's are.
+bf16* fake(std::uintptr_t i) { return reinterpret_cast<bf16*>(std::uintptr_t(1) << 32 | (i << 24)); }
+
+struct Operands {
+  Matrix<const bf16> a, b;
+  Matrix<bf16> c;
+};
+Operands packed(std::int64_t m, std::int64_t n, std::int64_t k) {
+  return {aipe::kernels::matrix<const bf16>(fake(1), m, k), aipe::kernels::matrix<const bf16>(fake(2), n, k),
+          aipe::kernels::matrix(fake(3), m, n)};
+}
+
+// The message of the std::invalid_argument that check_gemm throws ("" when it throws none).
+std::string error_of(const Operands& o, const Epilogue& e = Epilogue::none()) {
+  try {
+    aipe::kernels::check_gemm(o.a, o.b, o.c, e);
+  } catch (const std::invalid_argument& ex) {
+    return ex.what();
+  }
+  return "";
+}
+
+TEST(GemmCheck, AcceptsAwkwardShapesWhoseRowsTmaCanRead) {
+  for (auto [m, n, k] : {std::tuple{8191, 4097, 2056}, {37, 12289, 4104}, {3001, 4097, 1000}, {1, 1, 8}, {129, 257, 64}}) {
+    const Operands o = packed(m, n, k);
+    EXPECT_EQ(error_of(o), "") << m << " x " << n << " x " << k;
+    const auto s = aipe::kernels::check_gemm(o.a, o.b, o.c, Epilogue::bias_gelu(fake(4)));
+    EXPECT_EQ(s.m, m);
+    EXPECT_EQ(s.n, n);
+    EXPECT_EQ(s.k, k);
+    // C's rows are 16-byte aligned exactly when N % 8 == 0: TMA stores, else stores from registers.
+    EXPECT_EQ(s.tma_store, n % 8 == 0) << n;
+  }
+}
+
+TEST(GemmCheck, KWhoseRowPitchTmaCannotReadIsAClearError) {
+  for (int k : {1, 7, 12, 1001}) {
+    const std::string e = error_of(packed(64, 64, k));
+    EXPECT_NE(e.find("A's row pitch"), std::string::npos) << e;
+    EXPECT_NE(e.find("multiple of 16 bytes"), std::string::npos) << e;
+    EXPECT_NE(e.find("K % 8 == 0"), std::string::npos) << e;
+  }
+  // A padded pitch makes any K readable: K = 1001 in rows of 1008.
+  Operands o = packed(64, 64, 1001);
+  o.a.ld = o.b.ld = 1008;
+  EXPECT_EQ(error_of(o), "");
+  o.b.ld = 1004;  // B alone unaligned: named as B
+  EXPECT_NE(error_of(o).find("B's row pitch (ld = 1004 BF16 = 2008 bytes)"), std::string::npos) << error_of(o);
+}
+
+TEST(GemmCheck, UnalignedBasePointersAreNamed) {
+  Operands o = packed(64, 64, 64);
+  o.a.data = fake(1) + 1;  // 2 bytes off
+  EXPECT_NE(error_of(o).find("A's base pointer must be 16-byte aligned"), std::string::npos) << error_of(o);
+  o = packed(64, 64, 64);
+  o.b.data = fake(2) + 4;  // 8 bytes off
+  EXPECT_NE(error_of(o).find("B's base pointer must be 16-byte aligned"), std::string::npos) << error_of(o);
+  // C needs only 4-byte alignment (BF16 pairs); short of 16 it leaves through stores from registers.
+  o = packed(64, 64, 64);
+  o.c.data = fake(3) + 1;
+  EXPECT_NE(error_of(o).find("C's base pointer must be 4-byte aligned"), std::string::npos) << error_of(o);
+  o.c.data = fake(3) + 2;
+  EXPECT_EQ(error_of(o), "");
+  EXPECT_FALSE(aipe::kernels::check_gemm(o.a, o.b, o.c, Epilogue::none()).tma_store);
+  o.c.data = fake(3);
+  o.c.ld = 65;  // odd pitch
+  EXPECT_FALSE(aipe::kernels::check_gemm(o.a, o.b, o.c, Epilogue::none()).tma_store);
+}
+
+TEST(GemmCheck, NullPointersNegativeSizesAndMismatchesAreClearErrors) {
+  Operands o = packed(64, 64, 64);
+  o.a.data = nullptr;
+  EXPECT_NE(error_of(o).find("A is a null pointer"), std::string::npos);
+  o = packed(64, 64, 64);
+  o.c.data = nullptr;
+  EXPECT_NE(error_of(o).find("C is a null pointer"), std::string::npos);
+  EXPECT_NE(error_of(packed(-1, 64, 64)).find("A must have positive sizes, got -1 x 64"), std::string::npos);
+  EXPECT_NE(error_of(packed(64, 0, 64)).find("B must have positive sizes"), std::string::npos);
+  EXPECT_NE(error_of(packed(64, 64, -8)).find("positive sizes"), std::string::npos);
+  EXPECT_NE(error_of(packed(std::int64_t(1) << 31, 64, 64)).find("below 2^31"), std::string::npos);
+  o = packed(64, 64, 64);
+  o.b.cols = 72;
+  o.b.ld = 72;
+  EXPECT_NE(error_of(o).find("B (N x K, nn.Linear's weight layout) needs K = 64 columns, got 64 x 72"),
+            std::string::npos)
+      << error_of(o);
+  o = packed(64, 64, 64);
+  o.c.rows = 65;
+  EXPECT_NE(error_of(o).find("C must be M x N = 64 x 64"), std::string::npos) << error_of(o);
+  o = packed(64, 64, 64);
+  o.a.ld = 56;
+  EXPECT_NE(error_of(o).find("A's leading dimension (56) is smaller than its row (64 elements)"), std::string::npos);
+}
+
+TEST(GemmCheck, TheEntryPointChecksBeforeItTouchesTheGpu) {
+  // No GPU is needed to be told that K = 12 gives rows TMA cannot read, or that the bias is missing.
+  const Operands o = packed(64, 64, 12);
+  EXPECT_THROW(aipe::kernels::gemm(o.a, o.b, o.c, Epilogue::bias_gelu(fake(4))), std::invalid_argument);
+  const Operands ok = packed(64, 64, 16);
+  EXPECT_THROW(aipe::kernels::gemm(ok.a, ok.b, ok.c, Epilogue::bias_gelu(nullptr)), std::invalid_argument);
+  EXPECT_THROW(aipe::kernels::plan_gemm(o.a, o.b, o.c), std::invalid_argument);
+}
+
+TEST(GemmCheck, EpilogueOperandsAreChecked) {
+  const Operands o = packed(64, 96, 64);
+  EXPECT_NE(error_of(o, Epilogue::bias_gelu(nullptr)).find("bias is a null pointer"), std::string::npos);
+  EXPECT_EQ(error_of(o, Epilogue::bias_silu(fake(4)).with_scale(0.5f)), "");
+  EXPECT_EQ(error_of(o, Epilogue::residual(aipe::kernels::matrix<const bf16>(fake(5), 64, 96, 101))), "");
+  EXPECT_NE(error_of(o, Epilogue::residual(aipe::kernels::matrix<const bf16>(fake(5), 96, 64))).find(
+                "residual R must be M x N = 64 x 96, got 96 x 64"),
+            std::string::npos);
+  EXPECT_NE(error_of(o, Epilogue::residual(aipe::kernels::matrix<const bf16>(nullptr, 64, 96))).find(
+                "the residual R is a null pointer"),
+            std::string::npos);
+}
+
+TEST(GemmEpilogue, NamedConstructorsComposeInOrder) {
+  const Epilogue e = Epilogue::bias_gelu(fake(4)).with_scale(0.25f).with_residual(
+      aipe::kernels::matrix<const bf16>(fake(5), 8, 8), 2.f);
+  EXPECT_EQ(e.alpha(), 0.25f);
+  EXPECT_TRUE(e.has_bias());
+  EXPECT_EQ(e.activation(), aipe::kernels::Activation::gelu_tanh);
+  EXPECT_TRUE(e.has_residual());
+  EXPECT_EQ(e.beta(), 2.f);
+  EXPECT_EQ(e.describe(), "alpha=0.250000, bias, gelu_tanh, residual*2.000000");
+  EXPECT_EQ(Epilogue::none().describe(), "none");
+  EXPECT_EQ(Epilogue::silu().describe(), "silu");
+  EXPECT_FALSE(Epilogue::gelu().has_bias());
+}
+
+// The FP8 entry point: E4M3 rows are 16-byte aligned at K % 16 == 0; block scales need K % 128 == 0; no fused
+// operations yet; C packed.
+TEST(GemmCheck, Fp8OperandsAndScales) {
+  using aipe::kernels::e4m3;
+  using aipe::kernels::Fp8Scales;
+  auto a = [](std::int64_t m, std::int64_t k) {
+    return aipe::kernels::matrix<const e4m3>(reinterpret_cast<const e4m3*>(fake(1)), m, k);
+  };
+  auto b = [](std::int64_t n, std::int64_t k) {
+    return aipe::kernels::matrix<const e4m3>(reinterpret_cast<const e4m3*>(fake(2)), n, k);
+  };
+  const float* sa = reinterpret_cast<const float*>(fake(6));
+  const float* sb = reinterpret_cast<const float*>(fake(7));
+  const auto tensor = Fp8Scales::per_tensor(sa, sb), block = Fp8Scales::blockwise(sa, sb);
+  auto err = [&](std::int64_t m, std::int64_t n, std::int64_t k, const Fp8Scales& sc,
+                 const Epilogue& e = Epilogue::none(), std::int64_t ldc = 0) -> std::string {
+    try {
+      aipe::kernels::check_gemm(a(m, k), b(n, k), aipe::kernels::matrix(fake(3), m, n, ldc ? ldc : n), sc, e);
+    } catch (const std::invalid_argument& ex) {
+      return ex.what();
+    }
+    return "";
+  };
+  EXPECT_EQ(err(8191, 4097, 2064, tensor), "");
+  EXPECT_EQ(err(37, 12289, 4096, block), "");
+  EXPECT_NE(err(64, 64, 200, tensor).find("A's row pitch (ld = 200 E4M3 = 200 bytes)"), std::string::npos)
+      << err(64, 64, 200, tensor);
+  EXPECT_NE(err(64, 64, 200, tensor).find("K % 16 == 0"), std::string::npos);
+  EXPECT_NE(err(64, 64, 208, block).find("block scales need K % 128 == 0, got K = 208"), std::string::npos);
+  EXPECT_NE(err(64, 64, 256, tensor, Epilogue::bias_gelu(fake(4))).find("no fused epilogue"), std::string::npos);
+  EXPECT_NE(err(64, 64, 256, tensor, Epilogue::none(), 72).find("writes C packed"), std::string::npos);
+  EXPECT_NE(err(64, 64, 256, Fp8Scales::per_tensor(nullptr, sb)).find("scales of A and B"), std::string::npos);
+}
+
+// H100 / H200: 132 SMs, 66 resident clusters of two.
+const DeviceSlots kH200{132, 66};
+
+TEST(GemmTileChoice, WavesRoundUp) {
+  const TileConfig t{128, 256, 2};
+  // 66 units of 2 x 128 rows by 256 columns: exactly one wave; one more unit costs a second wave.
+  EXPECT_DOUBLE_EQ(aipe::kernels::estimated_cost(2 * 128 * 66, 256, t, kH200), 1.0);
+  EXPECT_DOUBLE_EQ(aipe::kernels::estimated_cost(2 * 128 * 66 + 1, 256, t, kH200), 2.0);
+  // An odd tile row count leaves the last cluster row's second CTA idle, but its unit still takes a slot.
+  // Three tile rows make two cluster rows: 2 x 33 units are one wave, 2 x 34 two.
+  EXPECT_DOUBLE_EQ(aipe::kernels::estimated_cost(3 * 128, 256 * 33, t, kH200), 1.0);
+  EXPECT_DOUBLE_EQ(aipe::kernels::estimated_cost(3 * 128, 256 * 34, t, kH200), 2.0);
+  // A configuration that does not fit is never chosen.
+  EXPECT_EQ(aipe::kernels::estimated_cost(8192, 8192, t, DeviceSlots{132, 0}), std::numeric_limits<double>::infinity());
+  EXPECT_EQ(aipe::kernels::choose_tile(8192, 8192, DeviceSlots{132, 0}).cluster_m, 1);
+}
+
+TEST(GemmTileChoice, LargeSquareShapesTakeTheLargeTileInClusters) {
+  // 8192 x 8192: 1024 units in 15.5 waves of 66 clusters; 128 x 128 tiles would take 31.03 waves of half units.
+  EXPECT_EQ(aipe::kernels::choose_tile(8192, 8192, kH200), (TileConfig{128, 256, 2}));
+  EXPECT_EQ(aipe::kernels::choose_tile(8192, 4096, kH200), (TileConfig{128, 256, 2}));
+}
+
+TEST(GemmTileChoice, AwkwardShapesTakeTheTileThatQuantizesBetter) {
+  // ch09's awkward shape, 3001 tokens x 4097 outputs: with 128 x 256 tiles 12 x 17 = 204 units make 3.09 waves
+  // (4 to pay for); with 128 x 128, 12 x 33 = 396 units are exactly 6 waves of half the work.
+  EXPECT_EQ(aipe::kernels::choose_tile(3001, 4097, kH200), (TileConfig{128, 128, 2}));
+  // A decode-like M = 37: one tile row, so a cluster's second CTA would have nothing to do, and 97 tiles of
+  // 128 columns fill 132 SMs better than 49 of 256.
+  EXPECT_EQ(aipe::kernels::choose_tile(37, 12289, kH200), (TileConfig{128, 128, 1}));
+  // Tiny problems: one wave whatever the tile; the smaller tile finishes it soonest, and with one tile row a
+  // cluster would leave its second CTA without a tile.
+  EXPECT_EQ(aipe::kernels::choose_tile(1, 1, kH200), (TileConfig{128, 128, 1}));
+  EXPECT_EQ(aipe::kernels::estimated_cost(128, 8192, TileConfig{128, 256, 2}, kH200),
+            std::numeric_limits<double>::infinity());
+  EXPECT_LT(aipe::kernels::estimated_cost(129, 8192, TileConfig{128, 256, 2}, kH200),
+            std::numeric_limits<double>::infinity());
+}
+
+TEST(GemmTileChoice, ChoiceIsTheLeastEstimatedCost) {
+  for (std::int64_t m : {1, 37, 129, 1000, 3001, 4097, 8191, 16384})
+    for (std::int64_t n : {1, 257, 1480, 4097, 8192, 12289}) {
+      const TileConfig best = aipe::kernels::choose_tile(m, n, kH200);
+      const double c = aipe::kernels::estimated_cost(m, n, best, kH200);
+      for (const TileConfig& t : aipe::kernels::kTileConfigs)
+        EXPECT_LE(c, aipe::kernels::estimated_cost(m, n, t, kH200)) << m << " x " << n << ": " << to_string(t);
+    }
+}
+
+}  // namespace
