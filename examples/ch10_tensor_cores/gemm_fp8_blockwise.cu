@@ -67,10 +67,10 @@ class GemmFp8Blockwise final : public aipe::fp8::Fp8GemmProblem<Scaling::block> 
     v.push_back(hopper("tile_128x256",
                        "128x256 tiles over two weight blocks, each K block promoted one 128-column half at a time",
                        [this](cudaStream_t s) { run_wide_tile(s); }, [this] { return wide_tile_skip(); }));
-    aipe::Variant lt{"cublaslt", "cuBLASLt FP8, BLK128x128 (weights) and VEC128 (activations) scale modes",
-                     [this](cudaStream_t s) { run_cublaslt(s); }};
-    lt.skip_if = [this] { return cublaslt_skip(); };
-    v.push_back(lt);
+    v.push_back({.name = "cublaslt",
+                 .summary = "cuBLASLt FP8, BLK128x128 (weights) and VEC128 (activations) scale modes",
+                 .launch = [this](cudaStream_t s) { run_cublaslt(s); },
+                 .skip_if = [this] { return cublaslt_skip(); }});
     return v;
   }
 };

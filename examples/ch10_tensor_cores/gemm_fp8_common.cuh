@@ -115,11 +115,15 @@ template <Scaling S>
 class Fp8GemmProblem : public aipe::Example {
  public:
   static std::vector<aipe::Axis> axes() {
-    return {{"m", 8192, 4096, 333, "rows of A and C (tokens)"},
-            {"n", 8192, 4096, 472, "rows of B, columns of C (output features)"},
-            {"k", 8192, 4096, S == Scaling::block ? 512 : 208,
-             S == Scaling::block ? "inner dimension, a multiple of 128 (one scale per 128)" : "inner dimension, a multiple of 16 (TMA rows are 16-byte aligned)",
-             16}};
+    return {{.name = "m", .def = 8192, .quick = 4096, .small = 333, .help = "rows of A and C (tokens)"},
+            {.name = "n", .def = 8192, .quick = 4096, .small = 472, .help = "rows of B, columns of C (output features)"},
+            {.name = "k",
+             .def = 8192,
+             .quick = 4096,
+             .small = S == Scaling::block ? 512 : 208,
+             .help = S == Scaling::block ? "inner dimension, a multiple of 128 (one scale per 128)"
+                                         : "inner dimension, a multiple of 16 (TMA rows are 16-byte aligned)",
+             .min = 16}};
   }
 
   void setup(aipe::Context& ctx) override {
@@ -287,19 +291,20 @@ class Fp8GemmProblem : public aipe::Example {
   // A tensor-core rung: needs sm_90a code; `skip` (if any) says why it cannot run on this device.
   static aipe::Variant hopper(std::string name, std::string summary, std::function<void(cudaStream_t)> run,
                               std::function<std::string()> skip = {}) {
-    aipe::Variant v{std::move(name), std::move(summary), std::move(run)};
-    v.requires_.sm90a = true;
-    if (skip) v.skip_if = std::move(skip);
-    return v;
+    return {.name = std::move(name),
+            .summary = std::move(summary),
+            .launch = std::move(run),
+            .requires_ = {.sm90a = true},
+            .skip_if = std::move(skip)};
   }
   // The rungs both ladders share, in ladder order: CUDA cores; one CTA per tile; persistent; clusters of 2;
   // the two epilogues through shared memory. Summaries that differ between the ladders are the arguments.
   std::vector<aipe::Variant> shared_rungs(const char* simt_summary, const char* ws_name, const char* ws_summary,
                                           const char* pers_summary, const char* clus_summary) {
-    aipe::Variant simt{"simt", simt_summary,
-                       [this](cudaStream_t s) { launch_gemm_simt<S>(a_.get(), b_.get(), args_, s); }};
-    simt.budget_s = 1;  // ~0.3 s a run at 8192^3: a few samples tell the story
-    return {simt,
+    return {{.name = "simt",
+             .summary = simt_summary,
+             .launch = [this](cudaStream_t s) { launch_gemm_simt<S>(a_.get(), b_.get(), args_, s); },
+             .budget_s = 1},  // ~0.3 s a run at 8192^3: a few samples tell the story
             hopper(ws_name, ws_summary, [this](cudaStream_t s) { run_single(0, tiles_, s); }),
             hopper("persistent", pers_summary, [this](cudaStream_t s) { run_single(8, std::min(tiles_, sms_), s); }),
             hopper("cluster_multicast", clus_summary, [this](cudaStream_t s) { run_cluster(s); },
