@@ -89,7 +89,7 @@ class GemmFp8 final : public aipe::fp8::Fp8GemmProblem<Scaling::tensor> {
                        [this](cudaStream_t s) { run_stream_k(s); }, [this] { return stream_k_skip(); }));
     v.push_back(hopper("k_serpentine",
                        "rung 7 with odd waves walking K backward: a wave starts on the K blocks still in L2",
-                       [this](cudaStream_t s) { run_k_serpentine(s); }, [this] { return epilogue_overlap_skip(); }));
+                       [this](cudaStream_t s) { run_k_serpentine(s); }, [this] { return k_serpentine_skip(); }));
     v.push_back({.name = "cublaslt",
                  .summary = "cuBLASLt FP8, per-tensor scales, fast accumulation, top heuristic",
                  .launch = [this](cudaStream_t s) { run_cublaslt(s); },
