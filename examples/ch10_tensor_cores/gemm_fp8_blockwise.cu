@@ -40,7 +40,16 @@
 //                        last, so a wave starts on A and B panels still in L2 instead of the ones evicted
 //                        first (the per-tensor ladder's rung 9). The consumers promote each slot with the
 //                        scales of the K block it holds (ConsumerRing::k_block), so the order is free.
-//  11 cublaslt        cuBLASLt FP8 with A scale mode BLK128x128_32F (our B) and B scale mode VEC128_32F (our A)
+//  11 tile_128x192     rung 8's schedule on 128x192 tiles, a width that is not a power of two (DeepGEMM picks
+//                        its BLOCK_N so): 43 tile columns (the last two thirds used) x 32 pairs = 1376 units
+//                        on 66 clusters = 20.85 waves, 98.5% of the last-wave-padded work useful, against
+//                        rung 8's 15.5 waves and 97.0%. A tile spans one and a half weight blocks (the second
+//                        starts at tile column 128 on even tiles, 64 on odd ones), so each K block is one
+//                        m64n192k32 chain and one wgmma wait (rung 8: two, one per 128-column half), then
+//                        promoted with the weight scale of each 8-column group's block (acc 96 + partial 96
+//                        registers). L2 -> SM: 16 KiB of A + 12 KiB of multicast B per 768-clock K block =
+//                        37 bytes per clock (rung 8: 32, 128x128: 48). 4 stages of 40 KiB.
+//  12 cublaslt        cuBLASLt FP8 with A scale mode BLK128x128_32F (our B) and B scale mode VEC128_32F (our A)
 //
 // Problem, reference, tolerance and work model: gemm_fp8_common.cuh. k must be a multiple of 128.
 // Napkin math at 8192^3 as in gemm_fp8, plus the scales: 64 x 8192 + 64 x 64 floats (2 MB): noise.
@@ -88,6 +97,10 @@ class GemmFp8Blockwise final : public aipe::fp8::Fp8GemmProblem<Scaling::block> 
     v.push_back(hopper("k_serpentine",
                        "rung 8 with odd waves walking K backward, each slot promoted with the scales of the K block it holds",
                        [this](cudaStream_t s) { run_k_serpentine(s); }, [this] { return k_serpentine_skip(); }));
+    v.push_back(hopper("tile_128x192",
+                       "128x192 tiles (wave-balanced width): one wgmma chain and one wait per K block, the weight "
+                       "scale picked per 8-column group",
+                       [this](cudaStream_t s) { run_tile_192(s); }, [this] { return tile_192_skip(); }));
     v.push_back({.name = "cublaslt",
                  .summary = "cuBLASLt FP8, BLK128x128 (weights) and VEC128 (activations) scale modes",
                  .launch = [this](cudaStream_t s) { run_cublaslt(s); },

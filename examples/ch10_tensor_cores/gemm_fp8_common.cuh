@@ -41,6 +41,7 @@ namespace aipe::fp8 {
 
 // The library's FP8 GEMM (aipe/kernels/gemm_fp8.cuh) and its policies, under the names the ladders use.
 using kernels::fp8::BlockScaled;
+using kernels::fp8::BlockScaled192;
 using kernels::fp8::BlockScaledPipelined;
 using kernels::fp8::BlockScaledWide;
 using kernels::fp8::DirectStore;
@@ -183,6 +184,9 @@ class Fp8GemmProblem : public aipe::Example {
     if constexpr (S == Scaling::block) {
       clusters_pp_ = max_active_clusters<BlockScaledPipelined, TmaStore, 2>();
       clusters_wide_ = max_active_clusters<BlockScaledWide, TmaStore, 2>();
+      clusters_192_ = max_active_clusters<BlockScaled192, TmaStore, 2>();
+      units2_192_ = ((M_ + 255) / 256) * ((N_ + 191) / 192);
+      tmap_b_96_ = kernels::matrix_map(kU8, b_.get(), N_, K_, K_, 96, 128);  // half of a 192-row B tile
     }
     clusters_sk_ = max_active_clusters<Main256, TmaStore, 2, StreamK>();
     // Stream-K: a 64 x 256 FP32 partial slot and a flag per consumer warpgroup of the grid (17 MB at 66
@@ -282,6 +286,12 @@ class Fp8GemmProblem : public aipe::Example {
     if constexpr (S == Scaling::block) run_pairs<BlockScaledWide, TmaStore>(tmap_b_, units2_256_, clusters_wide_, s);
     else throw std::logic_error("the 128x256-tile block-scaled rung exists for block scales only");
   }
+  // Block scales only: rung 8's schedule on 128x192 tiles (one and a half weight blocks; each CTA of a pair
+  // multicasts 96 rows of B).
+  void run_tile_192(cudaStream_t s) {
+    if constexpr (S == Scaling::block) run_pairs<BlockScaled192, TmaStore>(tmap_b_96_, units2_192_, clusters_192_, s);
+    else throw std::logic_error("the 128x192-tile block-scaled rung exists for block scales only");
+  }
   std::string cluster_skip() const { return pairs_skip(clusters_); }
 
   // A tensor-core rung: needs sm_90a code; `skip` (if any) says why it cannot run on this device.
@@ -324,16 +334,17 @@ class Fp8GemmProblem : public aipe::Example {
   std::string stream_k_skip() const { return pairs_skip(clusters_sk_); }
   std::string pipelined_promotion_skip() const { return pairs_skip(clusters_pp_); }
   std::string wide_tile_skip() const { return pairs_skip(clusters_wide_); }
+  std::string tile_192_skip() const { return pairs_skip(clusters_192_); }
 
   int M_ = 0, N_ = 0, K_ = 0, ldsb_ = 0, tiles_ = 0, units2_ = 0, sms_ = 0, clusters_ = 0, clusters_staged_ = 0, clusters_tma_ = 0, clusters_overlap_ = 0, clusters_sk_ = 0, clusters_pp_ = 0,
-      clusters_wide_ = 0, units2_256_ = 0;
+      clusters_wide_ = 0, units2_256_ = 0, clusters_192_ = 0, units2_192_ = 0;
   aipe::DeviceBuffer<__nv_fp8_e4m3> a_, b_;
   aipe::DeviceBuffer<__nv_bfloat16> c_;
   aipe::DeviceBuffer<float> sa_, sb_;
   aipe::DeviceBuffer<float> partials_;  // stream-K partial tiles
   aipe::DeviceBuffer<int> flags_;       // stream-K hand-over flags
   GemmArgs args_;
-  CUtensorMap tmap_a_{}, tmap_b_{}, tmap_b_half_{}, tmap_c_{};
+  CUtensorMap tmap_a_{}, tmap_b_{}, tmap_b_half_{}, tmap_b_96_{}, tmap_c_{};
 
  private:
   void reference(aipe::Context& ctx, const std::vector<float>& hsa, const std::vector<float>& hsb,

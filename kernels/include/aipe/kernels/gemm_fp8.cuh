@@ -68,11 +68,13 @@ struct GemmConfig {
   static constexpr int kThreads = 128 * (kConsumers + 1);
   static constexpr int kABytes = BM * BK, kBBytes = BN * BK;
   static constexpr int kStageBytes = kABytes + kBBytes;
-  static constexpr int kStages = (220 * 1024) / kStageBytes;  // 4 stages at BN 256, 6 at BN 128
-  static constexpr int kSmemBytes = kStages * kStageBytes + 2 * kStages * 8 + 1024;  // + barriers + alignment
   // Epilogues through shared memory (StagedStore, TmaStore*): each consumer warpgroup owns 16 KiB
   // (64 rows x 128 BF16 columns; for TMA two 8 KiB slots of 64 x 64 boxes), after the stages, 1024-aligned.
   static constexpr int kEpiBytesPerWG = 64 * 128 * 2;
+  // As many stages as fit in the 227 KiB a CTA may opt into beside the epilogues' staging, the barriers
+  // and the alignment slack: 6 at BN 128, 4 at BN 192 and 256.
+  static constexpr int kStages = (227 * 1024 - 1024 - 256 - kConsumers * kEpiBytesPerWG) / kStageBytes;
+  static constexpr int kSmemBytes = kStages * kStageBytes + 2 * kStages * 8 + 1024;  // + barriers + alignment
   static constexpr int kSmemBytesStaged = kSmemBytes + kConsumers * kEpiBytesPerWG;
 };
 
@@ -341,6 +343,70 @@ struct BlockScaledWide {
         for (int i = 0; i < 64; ++i) acc[64 * h + i] = fmaf(part[i], (i & 2) ? s1 : s0, acc[64 * h + i]);
       }
       c.st.advance();
+    }
+  }
+};
+
+// Block scales on 128x192 tiles, a width that is not a power of two (DeepGEMM picks its BLOCK_N among such
+// widths to balance the waves): a tile spans one and a half 128-wide weight blocks, the second starting at
+// tile column 128 when the tile starts on a block boundary (even tn) and at column 64 otherwise (odd tn).
+// Each K block is one m64n192k32 chain into one partial tile, one wgmma wait, then promoted with the weight
+// scale of each 8-column group's block (BlockScaledWide waits twice per K block, once per 128-column half).
+// acc 96 + partial 96 registers. K ranges and either K order, as BlockScaledWide.
+struct BlockScaled192 {
+  static constexpr int BN = 192;
+  static constexpr Scaling kScaling = Scaling::block;
+  static constexpr bool kKRanges = true, kAnyKOrder = true;
+  template <class Ring, class Hook>
+  __device__ __forceinline__ static void run(Ring& c, const GemmArgs& args, const TileWork& w, int nk, int tn, int row0,
+                                             float (&acc)[BN / 2], Hook&&) {
+    using Cfg = GemmConfig<BN, kScaling>;
+    constexpr int BK = Cfg::BK, R = BN / 2;
+    static_assert(BN == 192, "the column groups below split at 64 and 128: one and a half weight blocks");
+    const int M = args.M, N = args.N;
+    float part[R];
+#pragma unroll
+    for (int i = 0; i < R; ++i) acc[i] = 0.f;
+    const bool in0 = row0 < M, in1 = row0 + 8 < M;
+    const int col0 = tn * BN, nb_lo = col0 / 128;
+    const bool aligned = col0 % 128 == 0;  // columns 0..127 in block nb_lo; else 0..63 (and 64.. in nb_lo + 1)
+    const bool hi_exists = nb_lo + 1 < (N + 127) / 128;
+    // The four scales of a K block, loaded one K block ahead (as BlockScaledWide).
+    float nsa0 = 0.f, nsa1 = 0.f, nsb_lo = 0.f, nsb_hi = 0.f;
+    auto load_scales = [&](int kb) {
+      nsa0 = in0 ? __ldg(args.sa + std::size_t(kb) * M + row0) : 0.f;
+      nsa1 = in1 ? __ldg(args.sa + std::size_t(kb) * M + row0 + 8) : 0.f;
+      nsb_lo = __ldg(args.sb + std::size_t(nb_lo) * args.ldsb + kb);
+      nsb_hi = hi_exists ? __ldg(args.sb + std::size_t(nb_lo + 1) * args.ldsb + kb) : 0.f;
+    };
+    if (w.kb0 < w.kb1) load_scales(c.k_block(w.kb0, nk));
+    for (int kb = w.kb0; kb < w.kb1; ++kb) {
+      const float sa0 = nsa0, sa1 = nsa1, sb_lo = nsb_lo, sb_hi = nsb_hi;
+      if (kb + 1 < w.kb1) load_scales(c.k_block(kb + 1, nk));
+      c.pipe.consumer_wait(c.st);
+      const std::uint64_t da = c.desc_a0 + static_cast<std::uint32_t>(c.st.index * (Cfg::kABytes >> 4));
+      const std::uint64_t db = c.desc_b0 + static_cast<std::uint32_t>(c.st.index * (Cfg::kBBytes >> 4));
+      fence_regs(part);
+      wgmma_fence();
+#pragma unroll
+      for (int kk = 0; kk < BK / 32; ++kk) wgmma_ss<BN, MmaType::e4m3>(part, da + 2 * kk, db + 2 * kk, kk != 0);
+      wgmma_commit();
+      wgmma_wait<0>();
+      fence_regs(part);
+      if (c.lane == 0) c.release(c.st.index);
+      c.st.advance();
+      const float lo0 = sa0 * sb_lo, lo1 = sa1 * sb_lo, hi0 = sa0 * sb_hi, hi1 = sa1 * sb_hi;
+      // Column group j (columns 8j .. 8j+7: d[4j .. 4j+3]) lies in one weight block: the first 8 groups in
+      // nb_lo, the last 8 in nb_lo + 1, the middle 8 in nb_lo exactly when the tile starts on a block boundary.
+#pragma unroll
+      for (int j = 0; j < R / 4; ++j) {
+        const bool lo = j < 8 || (j < 16 && aligned);
+        const float s0 = lo ? lo0 : hi0, s1 = lo ? lo1 : hi1;
+        acc[4 * j] = fmaf(part[4 * j], s0, acc[4 * j]);
+        acc[4 * j + 1] = fmaf(part[4 * j + 1], s0, acc[4 * j + 1]);
+        acc[4 * j + 2] = fmaf(part[4 * j + 2], s1, acc[4 * j + 2]);
+        acc[4 * j + 3] = fmaf(part[4 * j + 3], s1, acc[4 * j + 3]);
+      }
     }
   }
 };
