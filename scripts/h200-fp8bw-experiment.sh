@@ -34,8 +34,9 @@ if [[ -x $GPU_TESTS ]]; then
     '--gtest_filter=Registry/EveryExample.VerifiesAtSmallAwkwardSize/ch10_gemm_fp8*:GemmBlockwiseSchedules.*:GemmStreamK.*'
 fi
 
-# The candidates against cuBLASLt: rung 8 (the best before), its stream-K tail, its K serpentine.
-V=(--variant tile_128x256 --variant stream_k --variant k_serpentine --variant cublaslt)
+# The candidates against cuBLASLt: rung 8 (the best before), its stream-K tail, its K serpentine, and the
+# 128x192 tiles.
+V=(--variant tile_128x256 --variant stream_k --variant k_serpentine --variant tile_128x192 --variant cublaslt)
 step run_a "$AIPE" run ch10/gemm_fp8_blockwise "${V[@]}" --no-progress --json "$OUT/fp8bw.json"
 step run_b "$AIPE" run ch10/gemm_fp8_blockwise "${V[@]}" --no-progress --json "$OUT/fp8bw_b.json"
 step small "$AIPE" run ch10/gemm_fp8_blockwise --small --verify-only --no-progress
