@@ -31,11 +31,11 @@
 //                        32 x 32 = 1024 units on 66 clusters (132 SMs) = 15.5 waves, so the 16th wave runs
 //                        with 48% of the SMs idle (~3% of the run). The last partial wave plus one whole wave
 //                        (34 + 66 = 100 units, 6,400 K blocks) are instead cut into 66 contiguous ranges of
-//                        97 K blocks: every cluster ends within one K block of the others. Block scales allow
-//                        the cut: each piece promotes its own K blocks with their own scales into plain FP32,
-//                        and the finisher (the piece holding K block 0) adds the other pieces' FP32 tiles,
-//                        64 KiB per warpgroup through L2 (at most one partial tile left per cluster: ~4 MB
-//                        written and read once per run, against 128 MiB of operands streamed from L2).
+//                        96-97 K blocks: every cluster ends within one K block of the others. Block scales
+//                        allow the cut: each piece promotes its own K blocks with their own scales into plain
+//                        FP32, and the finisher (the piece holding K block 0) adds the other pieces' FP32
+//                        tiles through L2 (at most one 64 KiB partial tile per warpgroup: 16.5 MiB written
+//                        and read once per run, against 4 GiB of operand tiles streamed from L2 to the SMs).
 //  10 k_serpentine     rung 8 with odd waves walking K backward: the wave before read K blocks 63, 62, ...
 //                        last, so a wave starts on A and B panels still in L2 instead of the ones evicted
 //                        first (the per-tensor ladder's rung 9). The consumers promote each slot with the

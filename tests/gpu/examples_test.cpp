@@ -105,9 +105,9 @@ TEST(GemmStreamK, VerifyWithUnitsCutBetweenClusters) {
 }
 
 // ch10/gemm_fp8_blockwise's schedule rungs on 128x256 tiles (pairs of them stacked in M, at most 66 clusters
-// on an H200) and its 128x192 tiles, whose weight blocks start mid-tile on odd tile columns (N = 3000 and
-// 500 end in a partial tile column whose second weight block does not exist). K is a multiple of 128 (one
-// scale per K block); M and N are not tile multiples.
+// on an H200) and its 128x192 tiles, whose second weight block starts mid-tile on odd tile columns (at
+// N = 3000 the last, partial tile column is one; at N = 500 it is even and its second weight block does not
+// exist). K is a multiple of 128 (one scale per K block); M and N are not tile multiples.
 //  - 4000 x 3000 x 1024: 16 x 12 = 192 units, 2.9 waves: k_serpentine walks every cluster's second unit
 //    backward (its consumers must pick each K block's scales by the block the slot holds); stream_k gives
 //    every cluster one whole unit, then cuts the other 126 units' 8 K blocks into ranges of 15-16.
