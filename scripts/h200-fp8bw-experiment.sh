@@ -44,7 +44,7 @@ step small "$AIPE" run ch10/gemm_fp8_blockwise --small --verify-only --no-progre
 python3 - "$OUT" >"$OUT/summary.txt" <<'PY'
 import json, os, sys
 out = sys.argv[1]
-print(f"{'run':10} {'rung':14} {'TFLOP/s':>8} {'x cublaslt':>10} {'sm_mhz':>7} {'power_w':>8} {'noise':>6} status")
+print(f"{'run':10} {'rung':20} {'TFLOP/s':>8} {'x cublaslt':>10} {'sm_mhz':>7} {'power_w':>8} {'noise':>6} status")
 for f in ("fp8bw.json", "fp8bw_b.json"):
     path = os.path.join(out, f)
     try:
@@ -56,7 +56,7 @@ for f in ("fp8bw.json", "fp8bw_b.json"):
         t = r.get("tflops") or 0
         m = r.get("metrics", {})
         ratio = f"{t / lt:10.3f}" if lt and t else f"{'-':>10}"
-        print(f"{f[:-5]:10} {r['variant']:14} {t:8.1f} {ratio} {m.get('sm_mhz', 0):7.0f} {m.get('power_w', 0):8.1f}"
+        print(f"{f[:-5]:10} {r['variant']:20} {t:8.1f} {ratio} {m.get('sm_mhz', 0):7.0f} {m.get('power_w', 0):8.1f}"
               f" {r.get('noise', 0):6.3f} {r['status']} {r.get('reason', '')[:60]}")
 PY
 cat "$OUT/summary.txt"
