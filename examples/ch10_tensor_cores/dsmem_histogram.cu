@@ -102,24 +102,41 @@ class DsmemHistogram final : public aipe::Example {
             "neighbouring SMs address each other's shared memory (DSMEM): split the bins over a cluster and every "
             "CTA needs a fraction of the memory, while each update still lands in SRAM, not in L2. A cooperative "
             "persistent kernel shows the other Hopper-era tool: one grid-wide barrier instead of global atomics.",
-            {{"n", 64 << 20, 16 << 20, 100003, "number of input indices"},
-             {"bins", 32768, 32768, 3001, "number of bins"},
-             {"cluster", 4, 4, 4, "CTAs per cluster for cluster_dsmem (a portable cluster has at most 8)", 1, 8}},
+            {{.name = "n", .def = 64 << 20, .quick = 16 << 20, .small = 100003, .help = "number of input indices"},
+             {.name = "bins", .def = 32768, .quick = 32768, .small = 3001, .help = "number of bins"},
+             {.name = "cluster",
+              .def = 4,
+              .quick = 4,
+              .small = 4,
+              .help = "CTAs per cluster for cluster_dsmem (a portable cluster has at most 8)",
+              .min = 1,
+              .max = 8}},
             {}};
   }
 
   std::vector<aipe::Variant> variants() override {
-    aipe::Variant glob{"global_atomics", "one global atomicAdd per element", [this](cudaStream_t s) { run_global(s); }};
-    aipe::Variant priv{"smem_private", "a full private histogram per CTA in shared memory, merged by atomics",
-                       [this](cudaStream_t s) { run_smem(s); }};
-    priv.skip_if = [this] { return fits_reason(); };
-    aipe::Variant clus{"cluster_dsmem", "bins split over a cluster's CTAs, updates through map_shared_rank (DSMEM)",
-                       [this](cudaStream_t s) { run_cluster(s); }};
-    clus.requires_.min_cc = 90;
-    aipe::Variant coop{"cooperative", "persistent cooperative kernel: private histograms, grid.sync, atomic-free merge",
-                       [this](cudaStream_t s) { run_coop(s); }};
-    coop.skip_if = [this] { return fits_reason(); };
-    return {glob, priv, clus, coop};
+    return {{.name = "global_atomics",
+             .summary = "one global atomicAdd per element",
+             .launch = [this](cudaStream_t s) { run_global(s); }},
+            {.name = "smem_private",
+             .summary = "a full private histogram per CTA in shared memory, merged by atomics",
+             .launch = [this](cudaStream_t s) { run_smem(s); },
+             .skip_if = [this] { return fits_reason(); },
+             .metrics = [this](double, std::map<std::string, double>& out) { private_metrics(grid_smem_, out); }},
+            {.name = "cluster_dsmem",
+             .summary = "bins split over a cluster's CTAs, updates through map_shared_rank (DSMEM)",
+             .launch = [this](cudaStream_t s) { run_cluster(s); },
+             .requires_ = {.min_cc = 90},
+             .metrics =
+                 [this](double, std::map<std::string, double>& out) {
+                   out["cluster_ctas"] = grid_cluster_;
+                   out["smem_per_cta_kib"] = smem_cluster_ / 1024.0;
+                 }},
+            {.name = "cooperative",
+             .summary = "persistent cooperative kernel: private histograms, grid.sync, atomic-free merge",
+             .launch = [this](cudaStream_t s) { run_coop(s); },
+             .skip_if = [this] { return fits_reason(); },
+             .metrics = [this](double, std::map<std::string, double>& out) { private_metrics(grid_coop_, out); }}};
   }
 
   void setup(aipe::Context& ctx) override {
@@ -166,18 +183,14 @@ class DsmemHistogram final : public aipe::Example {
                          aipe::tolerance_for(aipe::DType::exact));
   }
 
-  void metrics(const std::string& variant, double, std::map<std::string, double>& out) override {
-    if (variant == "cluster_dsmem") {
-      out["cluster_ctas"] = grid_cluster_;
-      out["smem_per_cta_kib"] = smem_cluster_ / 1024.0;
-    } else if (variant == "smem_private" || variant == "cooperative") {
-      out["ctas"] = variant == "cooperative" ? grid_coop_ : grid_smem_;
-      out["smem_per_cta_kib"] = smem_full_ / 1024.0;
-    }
-  }
-
  private:
   static constexpr int kThreads = 512;
+
+  // The rungs that keep a whole private histogram per CTA: their grid and shared memory per CTA.
+  void private_metrics(int ctas, std::map<std::string, double>& out) const {
+    out["ctas"] = ctas;
+    out["smem_per_cta_kib"] = smem_full_ / 1024.0;
+  }
 
   std::string fits_reason() const {
     if (smem_full_ > optin_)

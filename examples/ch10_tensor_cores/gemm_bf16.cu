@@ -575,66 +575,86 @@ class GemmBf16 final : public aipe::ch10::Bf16GemmProblem {
             "BF16 in registers and stores it while the next tile's first wgmma runs. Two measured counter-examples (splitting "
             "the last wave along K, clusters of 4) show what does not pay. The last rungs stand beside cuBLAS and "
             "cuBLASLt on the identical problem.",
-            {{"m", 8192, 4096, 1000, "rows of A and C"},
-             {"n", 8192, 4096, 1480, "columns of C (rows of the stored N x K B)"},
-             {"k", 8192, 4096, 520, "inner dimension", 1, 1 << 20}},
+            {{.name = "m", .def = 8192, .quick = 4096, .small = 1000, .help = "rows of A and C"},
+             {.name = "n", .def = 8192, .quick = 4096, .small = 1480, .help = "columns of C (rows of the stored N x K B)"},
+             {.name = "k", .def = 8192, .quick = 4096, .small = 520, .help = "inner dimension", .min = 1, .max = 1 << 20}},
             {}};
   }
 
   std::vector<aipe::Variant> variants() override {
-    std::vector<aipe::Variant> v;
-    aipe::Variant naive{"naive", "one thread per output, operands straight from global memory",
-                        [this](cudaStream_t s) { launch_naive(s); }};
-    naive.budget_s = 1.0;  // ~1 s per launch at 8192^3: a few samples of the identical problem
-    v.push_back(naive);
-    aipe::Variant tiles{"smem_tiles", "32x32 tiles staged in shared memory, each element reused 32 times",
-                        [this](cudaStream_t s) { launch_smem(s); }};
-    tiles.budget_s = 1.0;
-    v.push_back(tiles);
-    v.push_back({"register_blocking", "128x128 tile, 8x8 outputs per thread in registers (FP32 FMA)",
-                 [this](cudaStream_t s) { launch_regblock(s); }});
-    aipe::Variant mma{"mma_sync", "tensor cores: mma.sync m16n8k16 + ldmatrix, 4-stage cp.async pipeline",
-                      [this](cudaStream_t s) { launch_mma(s); }};
-    mma.requires_.min_cc = 80;
-    mma.skip_if = [this] { return k_ % 8 ? std::string("cp.async copies 16-byte rows: needs K % 8 == 0") : ""; };
-    v.push_back(mma);
-    auto hopper = [this](std::string name, std::string summary, std::function<void(cudaStream_t)> f) {
-      aipe::Variant h{std::move(name), std::move(summary), std::move(f)};
-      h.requires_.sm90a = true;
-      h.skip_if = [this] { return tma_skip_; };
-      return h;
+    using Out = std::map<std::string, double>;
+    // A Hopper rung: sm_90a code, TMA's alignment and shared memory (tma_skip_), then its own reason if any.
+    auto hopper = [this](std::string name, std::string summary, std::function<void(cudaStream_t)> f,
+                         std::function<std::string()> own_skip, std::function<void(double, Out&)> metrics) {
+      return aipe::Variant{.name = std::move(name),
+                           .summary = std::move(summary),
+                           .launch = std::move(f),
+                           .requires_ = {.sm90a = true},
+                           .skip_if = [this, own_skip = std::move(own_skip)] {
+                             return !tma_skip_.empty() || !own_skip ? tma_skip_ : own_skip();
+                           },
+                           .metrics = std::move(metrics)};
     };
-    v.push_back(hopper("wgmma_tma", "TMA loads 128B-swizzled tiles, wgmma m64n128k16 from shared memory",
-                       [this](cudaStream_t s) { launch_wgmma_tma(s); }));
-    v.push_back(hopper("warp_specialized",
-                       "producer warpgroup + 2 consumer warpgroups, 128x256 tile, mbarrier ring, setmaxnreg",
-                       [this](cudaStream_t s) { launch_ws<1, false>(s); }));
-    v.push_back(hopper("cluster_multicast", "clusters of 2 CTAs share B through TMA multicast",
-                       [this](cudaStream_t s) { launch_ws<2, false>(s); }));
-    v.push_back(hopper("persistent", "persistent CTAs, static tile scheduler, grouped raster for L2 reuse",
-                       [this](cudaStream_t s) { launch_ws<2, true>(s); }));
-    v.push_back(hopper("split_tail",
-                       "tiles of the last, partial wave split along K; the last CTA to finish a tile reduces",
-                       [this](cudaStream_t s) { launch_ws<2, true, false, true>(s); }));
-    aipe::Variant epi = hopper("tma_epilogue",
-                               "persistent, epilogue through shared memory and TMA stores that overlap the next tile",
-                               [this](cudaStream_t s) { launch_ws<2, true, true>(s); });
-    epi.skip_if = [this] { return !tma_skip_.empty() ? tma_skip_ : epi_skip_; };
-    v.push_back(epi);
-    aipe::Variant x4 = hopper("multicast_x4",
-                              "rung 10 with clusters of 4 CTAs along M: each loads a quarter of B for all four",
-                              [this](cudaStream_t s) { launch_ws<4, true, true>(s); });
-    x4.skip_if = [this] { return !tma_skip_.empty() ? tma_skip_ : x4_skip_; };
-    v.push_back(x4);
-    aipe::Variant ov = hopper("epilogue_overlap",
-                              "rung 10, the finished tile kept as BF16 in registers and stored under the next tile's "
-                              "first K step",
-                              [this](cudaStream_t s) { launch_ws<2, true, true, false, true>(s); });
-    ov.skip_if = epi.skip_if;
-    v.push_back(ov);
-    v.push_back(cublas_rung());
-    v.push_back(cublaslt_rung());
-    return v;
+    auto clusters = [this](double, Out& out) { out["max_active_clusters"] = max_clusters_; };
+    // The TMA-epilogue rungs: clusters of 2 over the CM = 2 work units.
+    auto epi_metrics = [this](double, Out& out) {
+      out["max_active_clusters"] = max_clusters_epi_;
+      out["ctas"] = 2.0 * std::min<std::int64_t>(max_clusters_epi_, units2());
+    };
+    auto epi_skip = [this] { return epi_skip_; };
+    return {
+        {.name = "naive",
+         .summary = "one thread per output, operands straight from global memory",
+         .launch = [this](cudaStream_t s) { launch_naive(s); },
+         .budget_s = 1.0},  // ~1 s per launch at 8192^3: a few samples of the identical problem
+        {.name = "smem_tiles",
+         .summary = "32x32 tiles staged in shared memory, each element reused 32 times",
+         .launch = [this](cudaStream_t s) { launch_smem(s); },
+         .budget_s = 1.0},
+        {.name = "register_blocking",
+         .summary = "128x128 tile, 8x8 outputs per thread in registers (FP32 FMA)",
+         .launch = [this](cudaStream_t s) { launch_regblock(s); }},
+        {.name = "mma_sync",
+         .summary = "tensor cores: mma.sync m16n8k16 + ldmatrix, 4-stage cp.async pipeline",
+         .launch = [this](cudaStream_t s) { launch_mma(s); },
+         .requires_ = {.min_cc = 80},
+         .skip_if = [this] { return k_ % 8 ? std::string("cp.async copies 16-byte rows: needs K % 8 == 0") : ""; }},
+        hopper("wgmma_tma", "TMA loads 128B-swizzled tiles, wgmma m64n128k16 from shared memory",
+               [this](cudaStream_t s) { launch_wgmma_tma(s); }, {}, {}),
+        hopper("warp_specialized", "producer warpgroup + 2 consumer warpgroups, 128x256 tile, mbarrier ring, setmaxnreg",
+               [this](cudaStream_t s) { launch_ws<1, false>(s); }, {}, {}),
+        hopper("cluster_multicast", "clusters of 2 CTAs share B through TMA multicast",
+               [this](cudaStream_t s) { launch_ws<2, false>(s); }, {}, clusters),
+        hopper("persistent", "persistent CTAs, static tile scheduler, grouped raster for L2 reuse",
+               [this](cudaStream_t s) { launch_ws<2, true>(s); }, {},
+               [this](double, Out& out) {
+                 out["max_active_clusters"] = max_clusters_;
+                 out["ctas"] = 2.0 * std::min<std::int64_t>(max_clusters_, units2());
+               }),
+        hopper("split_tail", "tiles of the last, partial wave split along K; the last CTA to finish a tile reduces",
+               [this](cudaStream_t s) { launch_ws<2, true, false, true>(s); }, {},
+               [this](double, Out& out) {
+                 out["max_active_clusters"] = max_clusters_;
+                 out["ctas"] = 2.0 * std::min(max_clusters_, split_plan_.items);
+                 out["tail_tiles"] = 2.0 * (split_plan_.units - split_plan_.full_units);
+                 out["tail_splits"] = split_plan_.splits;
+                 // Waves of the grid, in units of one whole-K tile per cluster: ceil(units / clusters) without the split.
+                 const double P = max_clusters_, tail = split_plan_.units - split_plan_.full_units;
+                 out["waves"] = split_plan_.full_units / P + std::ceil(tail * split_plan_.splits / P) / split_plan_.splits;
+               }),
+        hopper("tma_epilogue", "persistent, epilogue through shared memory and TMA stores that overlap the next tile",
+               [this](cudaStream_t s) { launch_ws<2, true, true>(s); }, epi_skip, epi_metrics),
+        hopper("multicast_x4", "rung 10 with clusters of 4 CTAs along M: each loads a quarter of B for all four",
+               [this](cudaStream_t s) { launch_ws<4, true, true>(s); }, [this] { return x4_skip_; },
+               [this](double, Out& out) {
+                 out["max_active_clusters"] = max_clusters_x4_;
+                 out["ctas"] = 4.0 * std::min<std::int64_t>(max_clusters_x4_, ((m_ + 511) / 512) * ((n_ + WS_BN - 1) / WS_BN));
+               }),
+        hopper("epilogue_overlap",
+               "rung 10, the finished tile kept as BF16 in registers and stored under the next tile's first K step",
+               [this](cudaStream_t s) { launch_ws<2, true, true, false, true>(s); }, epi_skip, epi_metrics),
+        cublas_rung(),
+        cublaslt_rung()};
   }
 
   void setup(aipe::Context& ctx) override {
@@ -687,28 +707,6 @@ class GemmBf16 final : public aipe::ch10::Bf16GemmProblem {
     if (ctx.device().cc() >= 80)
       AIPE_CUDA(cudaFuncSetAttribute(gemm_mma_sync, cudaFuncAttributeMaxDynamicSharedMemorySize, int(S_SMEM)));
 
-  }
-
-  void metrics(const std::string& variant, double, std::map<std::string, double>& out) override {
-    if (variant == "cluster_multicast" || variant == "persistent" || variant == "split_tail")
-      out["max_active_clusters"] = max_clusters_;
-    if (variant == "tma_epilogue" || variant == "epilogue_overlap") {
-      out["max_active_clusters"] = max_clusters_epi_;
-      out["ctas"] = 2.0 * std::min<std::int64_t>(max_clusters_epi_, units2());
-    }
-    if (variant == "multicast_x4") {
-      out["max_active_clusters"] = max_clusters_x4_;
-      out["ctas"] = 4.0 * std::min<std::int64_t>(max_clusters_x4_, ((m_ + 511) / 512) * ((n_ + WS_BN - 1) / WS_BN));
-    }
-    if (variant == "persistent") out["ctas"] = 2.0 * std::min<std::int64_t>(max_clusters_, units2());
-    if (variant == "split_tail") {
-      out["ctas"] = 2.0 * std::min(max_clusters_, split_plan_.items);
-      out["tail_tiles"] = 2.0 * (split_plan_.units - split_plan_.full_units);
-      out["tail_splits"] = split_plan_.splits;
-      // Waves of the grid, in units of one whole-K tile per cluster: ceil(units / clusters) without the split.
-      const double P = max_clusters_, tail = split_plan_.units - split_plan_.full_units;
-      out["waves"] = split_plan_.full_units / P + std::ceil(tail * split_plan_.splits / P) / split_plan_.splits;
-    }
   }
 
  private:

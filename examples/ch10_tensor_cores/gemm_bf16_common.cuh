@@ -90,10 +90,10 @@ class Bf16GemmProblem : public aipe::Example {
     return {"cublas", "cublasGemmEx, BF16 in, FP32 compute", [this](cudaStream_t s) { launch_cublas(s); }};
   }
   aipe::Variant cublaslt_rung() {
-    aipe::Variant lt{"cublaslt", "cublasLtMatmul, top heuristic, 32 MiB workspace",
-                     [this](cudaStream_t s) { launch_cublaslt(s); }};
-    lt.skip_if = [this] { return lt_skip_; };
-    return lt;
+    return {.name = "cublaslt",
+            .summary = "cublasLtMatmul, top heuristic, 32 MiB workspace",
+            .launch = [this](cudaStream_t s) { launch_cublaslt(s); },
+            .skip_if = [this] { return lt_skip_; }};
   }
 
   std::int64_t m_ = 0, n_ = 0, k_ = 0;

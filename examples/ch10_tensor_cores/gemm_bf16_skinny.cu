@@ -250,33 +250,62 @@ class GemmBf16Skinny final : public aipe::ch10::Bf16GemmProblem {
             "partial sums that a second small kernel adds up. At larger M every CTA also reloads the same token tile; "
             "CTA pairs in a cluster load half of it each and multicast it to both. Last, the two K halves of a "
             "cluster of 2 CTAs are summed through distributed shared memory, with no partials in global memory.",
-            {{"m", 64, 32, 37, "tokens: rows of A and C (16..256 are decode shapes)", 1, 256},
-             {"n", 8192, 4096, 1000, "rows of the weight W, columns of C"},
-             {"k", 8192, 4096, 1000, "inner dimension", 8, 1 << 20}},
+            {{.name = "m",
+              .def = 64,
+              .quick = 32,
+              .small = 37,
+              .help = "tokens: rows of A and C (16..256 are decode shapes)",
+              .min = 1,
+              .max = 256},
+             {.name = "n", .def = 8192, .quick = 4096, .small = 1000, .help = "rows of the weight W, columns of C"},
+             {.name = "k", .def = 8192, .quick = 4096, .small = 1000, .help = "inner dimension", .min = 8, .max = 1 << 20}},
             {}};
   }
 
   std::vector<aipe::Variant> variants() override {
-    aipe::Variant a{"swap_ab", "W rows on WGMMA's M side, tokens on its N side; one CTA per 128 rows of W",
-                    [this](cudaStream_t s) { launch_swap_ab(s, 1); }};
-    a.requires_.sm90a = true;
-    a.skip_if = [this] { return tma_skip_; };
-    aipe::Variant b{"swap_ab_split_k", "K split across CTAs to cover every SM; FP32 partials summed by a 2nd kernel",
-                    [this](cudaStream_t s) { launch_swap_ab(s, splits_); }};
-    b.requires_.sm90a = true;
-    b.skip_if = [this] { return tma_skip_; };
-    aipe::Variant c{"cluster_multicast",
-                    "rung 2 in clusters of 2 CTAs along N that share the token tile through TMA multicast",
-                    [this](cudaStream_t s) { launch_multicast(s); }};
-    c.requires_.sm90a = true;
-    c.skip_if = [this] { return tma_skip_.empty() ? cluster_skip_ : tma_skip_; };
-    aipe::Variant d{"split_k_dsmem",
-                    "K in two halves on a cluster of 2 CTAs, summed through distributed shared memory: no partials, "
-                    "no 2nd kernel",
-                    [this](cudaStream_t s) { launch_dsmem(s); }};
-    d.requires_.sm90a = true;
-    d.skip_if = [this] { return tma_skip_.empty() ? dsmem_skip_ : tma_skip_; };
-    return {a, b, c, d, cublas_rung(), cublaslt_rung()};
+    using Out = std::map<std::string, double>;
+    const auto ctas_n = [this] { return double((n_ + SK_BN - 1) / SK_BN); };
+    return {{.name = "swap_ab",
+             .summary = "W rows on WGMMA's M side, tokens on its N side; one CTA per 128 rows of W",
+             .launch = [this](cudaStream_t s) { launch_swap_ab(s, 1); },
+             .requires_ = {.sm90a = true},
+             .skip_if = [this] { return tma_skip_; },
+             .metrics = [ctas_n](double, Out& out) { out["ctas"] = ctas_n(); }},
+            {.name = "swap_ab_split_k",
+             .summary = "K split across CTAs to cover every SM; FP32 partials summed by a 2nd kernel",
+             .launch = [this](cudaStream_t s) { launch_swap_ab(s, splits_); },
+             .requires_ = {.sm90a = true},
+             .skip_if = [this] { return tma_skip_; },
+             .metrics =
+                 [this, ctas_n](double, Out& out) {
+                   out["ctas"] = ctas_n() * splits_;
+                   out["k_splits"] = splits_;
+                   out["partial_bytes"] = partial_bytes();
+                 }},
+            {.name = "cluster_multicast",
+             .summary = "rung 2 in clusters of 2 CTAs along N that share the token tile through TMA multicast",
+             .launch = [this](cudaStream_t s) { launch_multicast(s); },
+             .requires_ = {.sm90a = true},
+             .skip_if = [this] { return tma_skip_.empty() ? cluster_skip_ : tma_skip_; },
+             .metrics =
+                 [this](double, Out& out) {
+                   out["ctas"] = double(pair_grid_x()) * splits_;
+                   out["k_splits"] = splits_;
+                   out["partial_bytes"] = partial_bytes();
+                 }},
+            {.name = "split_k_dsmem",
+             .summary = "K in two halves on a cluster of 2 CTAs, summed through distributed shared memory: no "
+                        "partials, no 2nd kernel",
+             .launch = [this](cudaStream_t s) { launch_dsmem(s); },
+             .requires_ = {.sm90a = true},
+             .skip_if = [this] { return tma_skip_.empty() ? dsmem_skip_ : tma_skip_; },
+             .metrics =
+                 [ctas_n](double, Out& out) {
+                   out["ctas"] = kDsmemSplits * ctas_n();
+                   out["k_splits"] = kDsmemSplits;
+                 }},
+            cublas_rung(),
+            cublaslt_rung()};
   }
 
   void setup(aipe::Context& ctx) override {
@@ -326,26 +355,9 @@ class GemmBf16Skinny final : public aipe::ch10::Bf16GemmProblem {
     }
   }
 
-  void metrics(const std::string& variant, double, std::map<std::string, double>& out) override {
-    if (variant == "swap_ab") out["ctas"] = double((n_ + SK_BN - 1) / SK_BN);
-    if (variant == "cluster_multicast") {
-      out["ctas"] = double(pair_grid_x()) * splits_;
-      out["k_splits"] = splits_;
-      out["partial_bytes"] = splits_ > 1 ? 8.0 * splits_ * double(m_) * double(n_) : 0.0;
-    }
-    if (variant == "split_k_dsmem") {
-      out["ctas"] = kDsmemSplits * double((n_ + SK_BN - 1) / SK_BN);
-      out["k_splits"] = kDsmemSplits;
-    }
-    if (variant == "swap_ab_split_k") {
-      out["ctas"] = double((n_ + SK_BN - 1) / SK_BN) * splits_;
-      out["k_splits"] = splits_;
-      // Extra DRAM traffic of the FP32 partials (written once, read once), beyond the work model.
-      out["partial_bytes"] = splits_ > 1 ? 8.0 * splits_ * double(m_) * double(n_) : 0.0;
-    }
-  }
-
  private:
+  // DRAM traffic of the split rungs' FP32 partials (written once, read once), beyond the work model.
+  double partial_bytes() const { return splits_ > 1 ? 8.0 * splits_ * double(m_) * double(n_) : 0.0; }
   // Calls f(std::integral_constant<int, MP>) with the token-tile height this problem uses (64, 128 or
   // 256 rows): the one place that maps mp_ to a kernel instance.
   template <class F>

@@ -89,11 +89,11 @@ class GemmFp8 final : public aipe::fp8::Fp8GemmProblem<Scaling::tensor> {
                        [this](cudaStream_t s) { run_stream_k(s); }, [this] { return stream_k_skip(); }));
     v.push_back(hopper("k_serpentine",
                        "rung 7 with odd waves walking K backward: a wave starts on the K blocks still in L2",
-                       [this](cudaStream_t s) { run_k_serpentine(s); }, [this] { return epilogue_overlap_skip(); }));
-    aipe::Variant lt{"cublaslt", "cuBLASLt FP8, per-tensor scales, fast accumulation, top heuristic",
-                     [this](cudaStream_t s) { run_cublaslt(s); }};
-    lt.skip_if = [this] { return cublaslt_skip(); };
-    v.push_back(lt);
+                       [this](cudaStream_t s) { run_k_serpentine(s); }, [this] { return k_serpentine_skip(); }));
+    v.push_back({.name = "cublaslt",
+                 .summary = "cuBLASLt FP8, per-tensor scales, fast accumulation, top heuristic",
+                 .launch = [this](cudaStream_t s) { run_cublaslt(s); },
+                 .skip_if = [this] { return cublaslt_skip(); }});
     return v;
   }
 };

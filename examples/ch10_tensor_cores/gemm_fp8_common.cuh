@@ -41,6 +41,7 @@ namespace aipe::fp8 {
 
 // The library's FP8 GEMM (aipe/kernels/gemm_fp8.cuh) and its policies, under the names the ladders use.
 using kernels::fp8::BlockScaled;
+using kernels::fp8::BlockScaled192;
 using kernels::fp8::BlockScaledPipelined;
 using kernels::fp8::BlockScaledWide;
 using kernels::fp8::DirectStore;
@@ -115,11 +116,15 @@ template <Scaling S>
 class Fp8GemmProblem : public aipe::Example {
  public:
   static std::vector<aipe::Axis> axes() {
-    return {{"m", 8192, 4096, 333, "rows of A and C (tokens)"},
-            {"n", 8192, 4096, 472, "rows of B, columns of C (output features)"},
-            {"k", 8192, 4096, S == Scaling::block ? 512 : 208,
-             S == Scaling::block ? "inner dimension, a multiple of 128 (one scale per 128)" : "inner dimension, a multiple of 16 (TMA rows are 16-byte aligned)",
-             16}};
+    return {{.name = "m", .def = 8192, .quick = 4096, .small = 333, .help = "rows of A and C (tokens)"},
+            {.name = "n", .def = 8192, .quick = 4096, .small = 472, .help = "rows of B, columns of C (output features)"},
+            {.name = "k",
+             .def = 8192,
+             .quick = 4096,
+             .small = S == Scaling::block ? 512 : 208,
+             .help = S == Scaling::block ? "inner dimension, a multiple of 128 (one scale per 128)"
+                                         : "inner dimension, a multiple of 16 (TMA rows are 16-byte aligned)",
+             .min = 16}};
   }
 
   void setup(aipe::Context& ctx) override {
@@ -169,27 +174,28 @@ class Fp8GemmProblem : public aipe::Example {
     if (N_ % 8 == 0) tmap_c_ = kernels::matrix_map(CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, c_.get(), M_, N_, N_, 64, 64);
     tiles_ = ((M_ + 127) / 128) * ((N_ + BN - 1) / BN);
     units2_ = ((M_ + 255) / 256) * ((N_ + BN - 1) / BN);  // pairs of tiles stacked in M
+    units2_256_ = ((M_ + 255) / 256) * ((N_ + 255) / 256);  // ... of 128 x 256 tiles
     sms_ = ctx.device().sm_count;
 #if AIPE_HAVE_SM90A
     clusters_ = max_active_clusters<Main, DirectStore, 2>();
     clusters_staged_ = max_active_clusters<Main, StagedStore, 2>();
     clusters_tma_ = max_active_clusters<Main, TmaStore, 2>();
-    if constexpr (S == Scaling::tensor) {
-      clusters_overlap_ = max_active_clusters<Main, TmaStoreOverlapped, 2>();
-      clusters_sk_ = max_active_clusters<Main, TmaStore, 2, StreamK>();
-      // Stream-K: a 64 x BN FP32 partial slot and a flag per consumer warpgroup of the grid (17 MB at 66
-      // clusters); the flags are zero at rest (each reader clears the one it consumed).
-      const std::size_t slots = std::size_t(std::max(clusters_sk_, 0)) * 2 * GemmConfig<BN, S>::kConsumers;
-      partials_ = aipe::DeviceBuffer<float>(std::max<std::size_t>(slots, 1) * 64 * BN);
-      flags_ = aipe::DeviceBuffer<int>(std::max<std::size_t>(slots, 1));
-      AIPE_CUDA(cudaMemsetAsync(flags_.get(), 0, flags_.bytes(), ctx.stream()));
-      AIPE_CUDA(cudaStreamSynchronize(ctx.stream()));
-    }
+    if constexpr (S == Scaling::tensor) clusters_overlap_ = max_active_clusters<Main, TmaStoreOverlapped, 2>();
     if constexpr (S == Scaling::block) {
       clusters_pp_ = max_active_clusters<BlockScaledPipelined, TmaStore, 2>();
       clusters_wide_ = max_active_clusters<BlockScaledWide, TmaStore, 2>();
-      units2_wide_ = ((M_ + 255) / 256) * ((N_ + 255) / 256);
+      clusters_192_ = max_active_clusters<BlockScaled192, TmaStore, 2>();
+      units2_192_ = ((M_ + 255) / 256) * ((N_ + 191) / 192);
+      tmap_b_96_ = kernels::matrix_map(kU8, b_.get(), N_, K_, K_, 96, 128);  // half of a 192-row B tile
     }
+    clusters_sk_ = max_active_clusters<Main256, TmaStore, 2, StreamK>();
+    // Stream-K: a 64 x 256 FP32 partial slot and a flag per consumer warpgroup of the grid (17 MB at 66
+    // clusters); the flags are zero at rest (each reader clears the one it consumed).
+    const std::size_t slots = std::size_t(std::max(clusters_sk_, 0)) * 2 * GemmConfig<256, S>::kConsumers;
+    partials_ = aipe::DeviceBuffer<float>(std::max<std::size_t>(slots, 1) * 64 * 256);
+    flags_ = aipe::DeviceBuffer<int>(std::max<std::size_t>(slots, 1));
+    AIPE_CUDA(cudaMemsetAsync(flags_.get(), 0, flags_.bytes(), ctx.stream()));
+    AIPE_CUDA(cudaStreamSynchronize(ctx.stream()));
 #endif
 
     reference(ctx, hsa, hsb, seed_a, seed_b);
@@ -246,30 +252,28 @@ class Fp8GemmProblem : public aipe::Example {
     if constexpr (S == Scaling::tensor) run_pairs<Main, TmaStoreOverlapped>(tmap_b_half_, units2_, clusters_overlap_, s);
     else throw std::logic_error("the overlapped epilogue exists for per-tensor scales only");
   }
-  // Per-tensor only: rung 7 with the K serpentine (odd waves walk K backward; GemmArgs::k_serpentine).
+  // The 128 x 256-tile rungs the K serpentine and stream-K build on: per-tensor, rung 7 (the overlapped
+  // epilogue); block scales, tile_128x256 (the overlapped epilogue is per-tensor only). Each CTA of a pair
+  // multicasts one 128-row half of B: tmap_b_half_'s box per-tensor (BN 256), tmap_b_'s with block scales (BN 128).
+  using Main256 = std::conditional_t<S == Scaling::tensor, TensorScaled<256>, BlockScaledWide>;
+  using Epi256 = std::conditional_t<S == Scaling::tensor, TmaStoreOverlapped, TmaStore>;
+  const CUtensorMap& b_half256() const { return S == Scaling::tensor ? tmap_b_half_ : tmap_b_; }
+  int clusters256() const { return S == Scaling::tensor ? clusters_overlap_ : clusters_wide_; }
+  // The 128 x 256-tile rung with the K serpentine (odd waves walk K backward; GemmArgs::k_serpentine).
   void run_k_serpentine(cudaStream_t s) {
-    if constexpr (S == Scaling::tensor) {
-      auto g = args_;
-      g.group_m = 8;
-      g.k_serpentine = true;
-      launch_gemm_ws<Main, TmaStoreOverlapped, 2>(tmap_a_, tmap_b_half_, tmap_c_, g,
-                                                    2 * std::max(1, std::min(units2_, clusters_overlap_)), s);
-    } else {
-      throw std::logic_error("the K serpentine is written for per-tensor scales");
-    }
+    auto g = args_;
+    g.group_m = 8;
+    g.k_serpentine = true;
+    launch_gemm_ws<Main256, Epi256, 2>(tmap_a_, b_half256(), tmap_c_, g, 2 * std::max(1, std::min(units2_256_, clusters256())), s);
   }
-  // Per-tensor only: rung 6 (TMA-store epilogue) with a stream-K tail. Every resident cluster runs (also
-  // when there are fewer units than clusters: then every unit's K is cut between clusters).
+  // The 128 x 256-tile mainloop with the TMA-store epilogue and a stream-K tail. Every resident cluster runs
+  // (also when there are fewer units than clusters: then every unit's K is cut between clusters).
   void run_stream_k(cudaStream_t s) {
-    if constexpr (S == Scaling::tensor) {
-      auto g = args_;
-      g.group_m = 8;
-      g.partials = partials_.get();
-      g.flags = flags_.get();
-      launch_gemm_ws<Main, TmaStore, 2, StreamK>(tmap_a_, tmap_b_half_, tmap_c_, g, 2 * clusters_sk_, s);
-    } else {
-      throw std::logic_error("the stream-K rung exists for per-tensor scales only");
-    }
+    auto g = args_;
+    g.group_m = 8;
+    g.partials = partials_.get();
+    g.flags = flags_.get();
+    launch_gemm_ws<Main256, TmaStore, 2, StreamK>(tmap_a_, b_half256(), tmap_c_, g, 2 * clusters_sk_, s);
   }
   // Block scales only: the TMA-epilogue rung with pipelined promotion (K block kb+1 on the tensor cores while
   // K block kb is promoted on the CUDA cores), and the 128x256-tile rung (two weight blocks per tile,
@@ -279,27 +283,34 @@ class Fp8GemmProblem : public aipe::Example {
     else throw std::logic_error("pipelined promotion exists for block scales only");
   }
   void run_wide_tile(cudaStream_t s) {
-    if constexpr (S == Scaling::block) run_pairs<BlockScaledWide, TmaStore>(tmap_b_, units2_wide_, clusters_wide_, s);
+    if constexpr (S == Scaling::block) run_pairs<BlockScaledWide, TmaStore>(tmap_b_, units2_256_, clusters_wide_, s);
     else throw std::logic_error("the 128x256-tile block-scaled rung exists for block scales only");
+  }
+  // Block scales only: rung 8's schedule on 128x192 tiles (one and a half weight blocks; each CTA of a pair
+  // multicasts 96 rows of B).
+  void run_tile_192(cudaStream_t s) {
+    if constexpr (S == Scaling::block) run_pairs<BlockScaled192, TmaStore>(tmap_b_96_, units2_192_, clusters_192_, s);
+    else throw std::logic_error("the 128x192-tile block-scaled rung exists for block scales only");
   }
   std::string cluster_skip() const { return pairs_skip(clusters_); }
 
   // A tensor-core rung: needs sm_90a code; `skip` (if any) says why it cannot run on this device.
   static aipe::Variant hopper(std::string name, std::string summary, std::function<void(cudaStream_t)> run,
                               std::function<std::string()> skip = {}) {
-    aipe::Variant v{std::move(name), std::move(summary), std::move(run)};
-    v.requires_.sm90a = true;
-    if (skip) v.skip_if = std::move(skip);
-    return v;
+    return {.name = std::move(name),
+            .summary = std::move(summary),
+            .launch = std::move(run),
+            .requires_ = {.sm90a = true},
+            .skip_if = std::move(skip)};
   }
   // The rungs both ladders share, in ladder order: CUDA cores; one CTA per tile; persistent; clusters of 2;
   // the two epilogues through shared memory. Summaries that differ between the ladders are the arguments.
   std::vector<aipe::Variant> shared_rungs(const char* simt_summary, const char* ws_name, const char* ws_summary,
                                           const char* pers_summary, const char* clus_summary) {
-    aipe::Variant simt{"simt", simt_summary,
-                       [this](cudaStream_t s) { launch_gemm_simt<S>(a_.get(), b_.get(), args_, s); }};
-    simt.budget_s = 1;  // ~0.3 s a run at 8192^3: a few samples tell the story
-    return {simt,
+    return {{.name = "simt",
+             .summary = simt_summary,
+             .launch = [this](cudaStream_t s) { launch_gemm_simt<S>(a_.get(), b_.get(), args_, s); },
+             .budget_s = 1},  // ~0.3 s a run at 8192^3: a few samples tell the story
             hopper(ws_name, ws_summary, [this](cudaStream_t s) { run_single(0, tiles_, s); }),
             hopper("persistent", pers_summary, [this](cudaStream_t s) { run_single(8, std::min(tiles_, sms_), s); }),
             hopper("cluster_multicast", clus_summary, [this](cudaStream_t s) { run_cluster(s); },
@@ -319,19 +330,21 @@ class Fp8GemmProblem : public aipe::Example {
   std::string staged_skip() const { return pairs_skip(clusters_staged_); }
   std::string tma_epilogue_skip() const { return pairs_skip(clusters_tma_); }
   std::string epilogue_overlap_skip() const { return pairs_skip(clusters_overlap_); }
+  std::string k_serpentine_skip() const { return pairs_skip(clusters256()); }
   std::string stream_k_skip() const { return pairs_skip(clusters_sk_); }
   std::string pipelined_promotion_skip() const { return pairs_skip(clusters_pp_); }
   std::string wide_tile_skip() const { return pairs_skip(clusters_wide_); }
+  std::string tile_192_skip() const { return pairs_skip(clusters_192_); }
 
   int M_ = 0, N_ = 0, K_ = 0, ldsb_ = 0, tiles_ = 0, units2_ = 0, sms_ = 0, clusters_ = 0, clusters_staged_ = 0, clusters_tma_ = 0, clusters_overlap_ = 0, clusters_sk_ = 0, clusters_pp_ = 0,
-      clusters_wide_ = 0, units2_wide_ = 0;
+      clusters_wide_ = 0, units2_256_ = 0, clusters_192_ = 0, units2_192_ = 0;
   aipe::DeviceBuffer<__nv_fp8_e4m3> a_, b_;
   aipe::DeviceBuffer<__nv_bfloat16> c_;
   aipe::DeviceBuffer<float> sa_, sb_;
   aipe::DeviceBuffer<float> partials_;  // stream-K partial tiles
   aipe::DeviceBuffer<int> flags_;       // stream-K hand-over flags
   GemmArgs args_;
-  CUtensorMap tmap_a_{}, tmap_b_{}, tmap_b_half_{}, tmap_c_{};
+  CUtensorMap tmap_a_{}, tmap_b_{}, tmap_b_half_{}, tmap_b_96_{}, tmap_c_{};
 
  private:
   void reference(aipe::Context& ctx, const std::vector<float>& hsa, const std::vector<float>& hsb,

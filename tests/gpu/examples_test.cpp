@@ -145,6 +145,26 @@ TEST(GemmStreamK, VerifyWithUnitsCutBetweenClusters) {
   verify_examples_at({"ch10/gemm_fp8"}, {{"m", 4000}, {"n", 3000}, {"k", 1008}}, 0x5D, 4);
 }
 
+// ch10/gemm_fp8_blockwise's schedule rungs on 128x256 tiles (pairs of them stacked in M, at most 66 clusters
+// on an H200) and its 128x192 tiles, whose second weight block starts mid-tile on odd tile columns (at
+// N = 3000 the last, partial tile column is one; at N = 500 it is even and its second weight block does not
+// exist). K is a multiple of 128 (one scale per K block); M and N are not tile multiples.
+//  - 4000 x 3000 x 1024: 16 x 12 = 192 units, 2.9 waves: k_serpentine walks every cluster's second unit
+//    backward (its consumers must pick each K block's scales by the block the slot holds); stream_k gives
+//    every cluster one whole unit, then cuts the other 126 units' 8 K blocks into ranges of 15-16.
+//  - 300 x 500 x 8192: 4 units of 64 K blocks on all clusters: each unit cut among ~16 clusters, the
+//    finisher adding ~15 partial tiles, each piece promoted with its own K blocks' scales.
+//  - 300 x 500 x 256 and x 128: K blocks fewer than the split (2 and 1 per unit, 8 and 4 in all on ~66
+//    clusters): most clusters get no K block, a unit is cut into single K blocks or not at all.
+TEST(GemmBlockwiseSchedules, VerifyWithSeveralUnitsPerClusterAndCutK) {
+  if (auto why = gpu_unavailable_reason()) GTEST_SKIP() << *why;
+  const std::vector<std::string> rungs = {"tile_128x256", "stream_k", "k_serpentine", "tile_128x192"};
+  verify_examples_at({"ch10/gemm_fp8_blockwise"}, {{"m", 4000}, {"n", 3000}, {"k", 1024}}, 0xB5, 3, rungs);
+  verify_examples_at({"ch10/gemm_fp8_blockwise"}, {{"m", 300}, {"n", 500}, {"k", 8192}}, 0xB6, 3, rungs);
+  verify_examples_at({"ch10/gemm_fp8_blockwise"}, {{"m", 300}, {"n", 500}, {"k", 256}}, 0xB7, 3, rungs);
+  verify_examples_at({"ch10/gemm_fp8_blockwise"}, {{"m", 300}, {"n", 500}, {"k", 128}}, 0xB8, 3, rungs);
+}
+
 // ch10/gemm_bf16_skinny's cluster rung pairs CTAs along N: at N = 1100 there are 9 CTAs of 128 rows, so
 // the grid is rounded up to 10 and the last CTA lies wholly past N (it loads zeros, shares its half of the
 // token tile, stores nothing). M = 200 and 100 take the 256- and 128-row token tiles (the small size,

@@ -47,7 +47,8 @@ struct GemmArgs {
   const float* sb = nullptr;   // tensor: sb[0]; block: sb[nb * ldsb + kb]
   int ldsb = 0;
   int group_m = 0;             // tile order: 0 = row by row (n fastest); G > 0 = bands of G tile rows
-  // K order (per-tensor scales, data-parallel kernels): false = every unit walks K forward; true = the
+  // K order (data-parallel kernels whose mainloop takes any K order: TensorScaled, BlockScaledWide; the
+  // others ignore it): false = every unit walks K forward; true = the
   // K serpentine: a CTA's odd units (wave 1, 3, ... of a persistent grid) walk K backward, so a wave starts
   // on the K blocks the wave before it read last, which are still in L2 (the A panels a band shares).
   bool k_serpentine = false;
@@ -67,11 +68,13 @@ struct GemmConfig {
   static constexpr int kThreads = 128 * (kConsumers + 1);
   static constexpr int kABytes = BM * BK, kBBytes = BN * BK;
   static constexpr int kStageBytes = kABytes + kBBytes;
-  static constexpr int kStages = (220 * 1024) / kStageBytes;  // 4 stages at BN 256, 6 at BN 128
-  static constexpr int kSmemBytes = kStages * kStageBytes + 2 * kStages * 8 + 1024;  // + barriers + alignment
   // Epilogues through shared memory (StagedStore, TmaStore*): each consumer warpgroup owns 16 KiB
   // (64 rows x 128 BF16 columns; for TMA two 8 KiB slots of 64 x 64 boxes), after the stages, 1024-aligned.
   static constexpr int kEpiBytesPerWG = 64 * 128 * 2;
+  // As many stages as fit in the 227 KiB a CTA may opt into beside the epilogues' staging, the barriers
+  // and the alignment slack: 6 at BN 128, 4 at BN 192 and 256.
+  static constexpr int kStages = (227 * 1024 - 1024 - 256 - kConsumers * kEpiBytesPerWG) / kStageBytes;
+  static constexpr int kSmemBytes = kStages * kStageBytes + 2 * kStages * 8 + 1024;  // + barriers + alignment
   static constexpr int kSmemBytesStaged = kSmemBytes + kConsumers * kEpiBytesPerWG;
 };
 
@@ -80,7 +83,10 @@ struct GemmConfig {
 // ---------------------------------------------------------------------------------------------
 // Mainloop policies: how a consumer warpgroup turns a unit's K blocks into its FP32 tile
 // ---------------------------------------------------------------------------------------------
-// Each has BN (tile columns), kScaling, and
+// Each has BN (tile columns), kScaling, kKRanges (it computes K blocks [w.kb0, w.kb1) of a unit, so the
+// stream-K schedule may cut a unit between workers; the others always run a unit's whole K), kAnyKOrder
+// (it takes the K blocks in the order the ring delivers them, ConsumerRing::k_backward, so the producer
+// may walk K backward: the K serpentine), and
 //   template <class Ring, class Hook>
 //   static void run(Ring& c, const GemmArgs& args, const TileWork& w, int nk, int tn, int row0,
 //                   float (&acc)[BN / 2], Hook&& during_k_block)
@@ -96,6 +102,12 @@ struct ConsumerRing {
   PipelineState<Stages>& st;
   std::uint64_t desc_a0, desc_b0;  // stage 0's; slot s adds its offset in the 16-byte units of the address field
   int lane;
+  // The order in which the current unit's K blocks arrive (set by the kernel per unit): false = kb0, kb0 + 1,
+  // ...; true = the K serpentine's backward walk, K block nk - 1 - kb in the slot of the kb-th. Only the
+  // kAnyKOrder mainloops are ever handed a backward unit.
+  bool k_backward = false;
+  // The K block held by the slot of a unit's kb-th (kb0 <= kb < kb1, in arrival order) of nk.
+  __device__ __forceinline__ int k_block(int kb, int nk) const { return k_backward ? nk - 1 - kb : kb; }
   // A slot goes back to the producer of every CTA that received data into it.
   __device__ __forceinline__ void release(int slot) const { pipe.template consumer_release<CM>(slot); }
 };
@@ -106,6 +118,7 @@ template <int BN_>
 struct TensorScaled {
   static constexpr int BN = BN_;
   static constexpr Scaling kScaling = Scaling::tensor;
+  static constexpr bool kKRanges = true, kAnyKOrder = true;  // one scale for all K: any range, any order
   template <class Ring, class Hook>
   __device__ __forceinline__ static void run(Ring& c, const GemmArgs& args, const TileWork& w, int nk, int tn, int row0,
                                              float (&acc)[BN / 2], Hook&& during_k_block) {
@@ -147,6 +160,7 @@ struct TensorScaled {
 struct BlockScaled {
   static constexpr int BN = 128;
   static constexpr Scaling kScaling = Scaling::block;
+  static constexpr bool kKRanges = false, kAnyKOrder = false;
   template <class Ring, class Hook>
   __device__ __forceinline__ static void run(Ring& c, const GemmArgs& args, const TileWork& w, int nk, int tn, int row0,
                                              float (&acc)[BN / 2], Hook&&) {
@@ -190,6 +204,7 @@ struct BlockScaled {
 struct BlockScaledPipelined {
   static constexpr int BN = 128;
   static constexpr Scaling kScaling = Scaling::block;
+  static constexpr bool kKRanges = false, kAnyKOrder = false;
   template <class Ring, class Hook>
   __device__ __forceinline__ static void run(Ring& c, const GemmArgs& args, const TileWork& w, int nk, int tn, int row0,
                                              float (&acc)[BN / 2], Hook&&) {
@@ -272,17 +287,19 @@ struct BlockScaledPipelined {
 };
 
 // Block scales on 128x256 tiles: two 128-wide weight blocks per tile, each K block multiplied and promoted
-// one 128-column half at a time.
+// one 128-column half at a time. Each K block is promoted with the scales of the K block its slot holds, and
+// the promoted sums are plain FP32: a unit's K range may be any [kb0, kb1) (a stream-K piece; the pieces'
+// FP32 tiles are added by the finisher) and its K blocks may come in either order (the K serpentine).
 struct BlockScaledWide {
   static constexpr int BN = 256;
   static constexpr Scaling kScaling = Scaling::block;
+  static constexpr bool kKRanges = true, kAnyKOrder = true;
   template <class Ring, class Hook>
   __device__ __forceinline__ static void run(Ring& c, const GemmArgs& args, const TileWork& w, int nk, int tn, int row0,
                                              float (&acc)[BN / 2], Hook&&) {
     using Cfg = GemmConfig<BN, kScaling>;
     constexpr int BK = Cfg::BK, R = BN / 2;
     const int M = args.M, N = args.N;
-    (void)w;
     // Block scales on a 128x256 tile: the tile spans two 128-wide weight blocks, so each K block is
     // multiplied and promoted one 128-column half at a time (m64n128k32 into one 64-register partial tile,
     // then into acc[0..63] or acc[64..127]: the m64n256 fragment's first 16 column groups are the first
@@ -302,10 +319,11 @@ struct BlockScaledWide {
       nsb_lo = __ldg(args.sb + std::size_t(2 * tn) * args.ldsb + kb);
       nsb_hi = hi_exists ? __ldg(args.sb + std::size_t(2 * tn + 1) * args.ldsb + kb) : 0.f;
     };
-    if (nk > 0) load_scales(0);
-    for (int kb = 0; kb < nk; ++kb) {
+    // kb counts this unit's K blocks in arrival order; c.k_block(kb, nk) is the K block in the slot.
+    if (w.kb0 < w.kb1) load_scales(c.k_block(w.kb0, nk));
+    for (int kb = w.kb0; kb < w.kb1; ++kb) {
       const float sa0 = nsa0, sa1 = nsa1, sb_lo = nsb_lo, sb_hi = nsb_hi;
-      if (kb + 1 < nk) load_scales(kb + 1);
+      if (kb + 1 < w.kb1) load_scales(c.k_block(kb + 1, nk));
       c.pipe.consumer_wait(c.st);
       const std::uint64_t da = c.desc_a0 + static_cast<std::uint32_t>(c.st.index * (Cfg::kABytes >> 4));
       const std::uint64_t db = c.desc_b0 + static_cast<std::uint32_t>(c.st.index * (Cfg::kBBytes >> 4));
@@ -325,6 +343,70 @@ struct BlockScaledWide {
         for (int i = 0; i < 64; ++i) acc[64 * h + i] = fmaf(part[i], (i & 2) ? s1 : s0, acc[64 * h + i]);
       }
       c.st.advance();
+    }
+  }
+};
+
+// Block scales on 128x192 tiles, a width that is not a power of two (DeepGEMM picks its BLOCK_N among such
+// widths to balance the waves): a tile spans one and a half 128-wide weight blocks, the second starting at
+// tile column 128 when the tile starts on a block boundary (even tn) and at column 64 otherwise (odd tn).
+// Each K block is one m64n192k32 chain into one partial tile, one wgmma wait, then promoted with the weight
+// scale of each 8-column group's block (BlockScaledWide waits twice per K block, once per 128-column half).
+// acc 96 + partial 96 registers. K ranges and either K order, as BlockScaledWide.
+struct BlockScaled192 {
+  static constexpr int BN = 192;
+  static constexpr Scaling kScaling = Scaling::block;
+  static constexpr bool kKRanges = true, kAnyKOrder = true;
+  template <class Ring, class Hook>
+  __device__ __forceinline__ static void run(Ring& c, const GemmArgs& args, const TileWork& w, int nk, int tn, int row0,
+                                             float (&acc)[BN / 2], Hook&&) {
+    using Cfg = GemmConfig<BN, kScaling>;
+    constexpr int BK = Cfg::BK, R = BN / 2;
+    static_assert(BN == 192, "the column groups below split at 64 and 128: one and a half weight blocks");
+    const int M = args.M, N = args.N;
+    float part[R];
+#pragma unroll
+    for (int i = 0; i < R; ++i) acc[i] = 0.f;
+    const bool in0 = row0 < M, in1 = row0 + 8 < M;
+    const int col0 = tn * BN, nb_lo = col0 / 128;
+    const bool aligned = col0 % 128 == 0;  // columns 0..127 in block nb_lo; else 0..63 (and 64.. in nb_lo + 1)
+    const bool hi_exists = nb_lo + 1 < (N + 127) / 128;
+    // The four scales of a K block, loaded one K block ahead (as BlockScaledWide).
+    float nsa0 = 0.f, nsa1 = 0.f, nsb_lo = 0.f, nsb_hi = 0.f;
+    auto load_scales = [&](int kb) {
+      nsa0 = in0 ? __ldg(args.sa + std::size_t(kb) * M + row0) : 0.f;
+      nsa1 = in1 ? __ldg(args.sa + std::size_t(kb) * M + row0 + 8) : 0.f;
+      nsb_lo = __ldg(args.sb + std::size_t(nb_lo) * args.ldsb + kb);
+      nsb_hi = hi_exists ? __ldg(args.sb + std::size_t(nb_lo + 1) * args.ldsb + kb) : 0.f;
+    };
+    if (w.kb0 < w.kb1) load_scales(c.k_block(w.kb0, nk));
+    for (int kb = w.kb0; kb < w.kb1; ++kb) {
+      const float sa0 = nsa0, sa1 = nsa1, sb_lo = nsb_lo, sb_hi = nsb_hi;
+      if (kb + 1 < w.kb1) load_scales(c.k_block(kb + 1, nk));
+      c.pipe.consumer_wait(c.st);
+      const std::uint64_t da = c.desc_a0 + static_cast<std::uint32_t>(c.st.index * (Cfg::kABytes >> 4));
+      const std::uint64_t db = c.desc_b0 + static_cast<std::uint32_t>(c.st.index * (Cfg::kBBytes >> 4));
+      fence_regs(part);
+      wgmma_fence();
+#pragma unroll
+      for (int kk = 0; kk < BK / 32; ++kk) wgmma_ss<BN, MmaType::e4m3>(part, da + 2 * kk, db + 2 * kk, kk != 0);
+      wgmma_commit();
+      wgmma_wait<0>();
+      fence_regs(part);
+      if (c.lane == 0) c.release(c.st.index);
+      c.st.advance();
+      const float lo0 = sa0 * sb_lo, lo1 = sa1 * sb_lo, hi0 = sa0 * sb_hi, hi1 = sa1 * sb_hi;
+      // Column group j (columns 8j .. 8j+7: d[4j .. 4j+3]) lies in one weight block: the first 8 groups in
+      // nb_lo, the last 8 in nb_lo + 1, the middle 8 in nb_lo exactly when the tile starts on a block boundary.
+#pragma unroll
+      for (int j = 0; j < R / 4; ++j) {
+        const bool lo = j < 8 || (j < 16 && aligned);
+        const float s0 = lo ? lo0 : hi0, s1 = lo ? lo1 : hi1;
+        acc[4 * j] = fmaf(part[4 * j], s0, acc[4 * j]);
+        acc[4 * j + 1] = fmaf(part[4 * j + 1], s0, acc[4 * j + 1]);
+        acc[4 * j + 2] = fmaf(part[4 * j + 2], s1, acc[4 * j + 2]);
+        acc[4 * j + 3] = fmaf(part[4 * j + 3], s1, acc[4 * j + 3]);
+      }
     }
   }
 };
@@ -491,7 +573,9 @@ struct TmaStoreOverlapped {
 // iterations spread evenly over the clusters (StreamKSchedule, aipe/kernels/scheduler.hpp); a unit cut
 // between clusters is finished by the one holding its K block 0, which adds the others' partial tiles
 // (args.partials / args.flags) before its epilogue. The grid must be resident all at once (at most
-// max_active_clusters clusters). Per-tensor scales and TmaStore only.
+// max_active_clusters clusters). Mainloops that take K ranges (kKRanges: TensorScaled, BlockScaledWide) and
+// TmaStore only. With block scales each piece has promoted its own K blocks with their own scales, so the
+// pieces' FP32 tiles add up like per-tensor ones.
 struct DataParallel {
   static constexpr bool kStreamK = false;
 };
@@ -528,9 +612,10 @@ __global__ void __launch_bounds__(GemmConfig<Mainloop::BN, Mainloop::kScaling>::
   constexpr int kEpiBytes = Epi::kSmem ? Cfg::kConsumers * Cfg::kEpiBytesPerWG : 0;
   static_assert(!std::is_same_v<Epi, TmaStoreOverlapped> || S == Scaling::tensor,
                 "the overlapped epilogue is written for per-tensor scales");
-  static_assert(!SK || (S == Scaling::tensor && std::is_same_v<Epi, TmaStore>),
-                "the stream-K tail is written for per-tensor scales and the TMA-store epilogue (with the overlapped "
-                "epilogue's parked tile, the schedule no longer fits in 232 registers: ptxas spills ~190 bytes)");
+  static_assert(!SK || (Mainloop::kKRanges && std::is_same_v<Epi, TmaStore>),
+                "the stream-K tail needs a mainloop that computes K ranges and the TMA-store epilogue (with the "
+                "overlapped epilogue's parked tile, the schedule no longer fits in 232 registers: ptxas spills ~190 "
+                "bytes)");
   // The ring's barriers: one arrive.expect_tx fills a slot; one arrive per consumer warp of every CTA in the
   // cluster empties it.
   const Pipeline<kStages> pipe(reinterpret_cast<std::uint64_t*>(sEpi + kEpiBytes));
@@ -544,6 +629,12 @@ __global__ void __launch_bounds__(GemmConfig<Mainloop::BN, Mainloop::kScaling>::
   const int rank = CM > 1 ? int(cluster_ctarank()) : 0;
   const int first_unit = blockIdx.x / CM, unit_stride = gridDim.x / CM;
   const TileRaster raster{units_m, tiles_n, args.group_m, false};
+  // The K serpentine: a CTA's odd units walk K backward (GemmArgs::k_serpentine), for the mainloops that take
+  // K blocks in any order. Both CTAs of a cluster work on the same unit in the same wave: they agree on the
+  // direction, and the producer and the consumers of a CTA agree through this one function.
+  const auto k_backward = [&](const TileWork& w) {
+    return Mainloop::kAnyKOrder && !SK && args.k_serpentine && ((w.unit / unit_stride) & 1) != 0;
+  };
 
   if (threadIdx.x == 0) {
     tma_prefetch_descriptor(&tmap_a);
@@ -565,10 +656,7 @@ __global__ void __launch_bounds__(GemmConfig<Mainloop::BN, Mainloop::kScaling>::
         int um, tn;
         raster(w.unit, um, tn);
         const int tm = um * CM + rank;
-        // The K serpentine: only the loads change order (the per-tensor consumers do not care which K block
-        // a slot holds; the block-scaled ones index their scales by K block, so they keep the forward order).
-        // Both CTAs of a cluster work on the same unit in the same wave: they agree on the direction.
-        const bool backward = S == Scaling::tensor && !SK && args.k_serpentine && ((w.unit / unit_stride) & 1);
+        const bool backward = k_backward(w);
         for (int kb = w.kb0; kb < w.kb1; ++kb) {
           const int kq = backward ? nk - 1 - kb : kb;  // the K block this slot receives
           pipe.producer_acquire(st);  // a fresh barrier passes parity 1 at once
@@ -602,6 +690,7 @@ __global__ void __launch_bounds__(GemmConfig<Mainloop::BN, Mainloop::kScaling>::
       const int tm = um * CM + rank;
       // Accumulator fragment of m64nN: d[4j + {0,1}] at (row0, 8j + 2(lane%4) + {0,1}), d[4j + {2,3}] at row0 + 8.
       const int row0 = tm * BM + cw * 64 + warp * 16 + lane / 4;  // the block scales' rows
+      ring.k_backward = k_backward(w);
       Mainloop::run(ring, args, w, nk, tn, row0, acc, [&] { store.during_k_block(); });
       if constexpr (SK) {
         // A piece of a cut unit: leave the partial tile for the finisher, or, holding K block 0, add the
