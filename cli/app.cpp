@@ -2,14 +2,21 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
-#include <fstream>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 
 #include "aipe/ceilings.hpp"
 #include "aipe/check.hpp"
 #include "aipe/device.hpp"
+#include "aipe/output_file.hpp"
+#include "aipe/printable.hpp"
 #include "aipe/registry.hpp"
 #include "aipe/report.hpp"
 #include "aipe/runner.hpp"
@@ -27,14 +34,6 @@ std::string join(const std::vector<std::string>& v, const std::string& sep) {
   std::string s;
   for (const auto& x : v) s += (s.empty() ? "" : sep) + x;
   return s;
-}
-
-// Opens an output file now, so a typo in a path fails before a long run, not after it.
-std::unique_ptr<std::ofstream> open_out(const std::string& path) {
-  if (path.empty() || path == "-") return nullptr;
-  auto f = std::make_unique<std::ofstream>(path);
-  if (!*f) throw UsageError("cannot write '" + path + "'");
-  return f;
 }
 
 std::vector<const RegistryEntry*> select(const std::vector<std::string>& patterns) {
@@ -87,7 +86,7 @@ int cmd_list(const std::vector<std::string>& patterns, bool variants, std::ostre
 }
 
 int cmd_info(const std::string& json_path, std::ostream& out, std::ostream& err) {
-  auto jf = open_out(json_path);
+  check_output(json_path);
   if (auto why = gpu_unavailable_reason()) {
     err << "aipe: " << *why << "\n";
     return kNoGpu;
@@ -124,40 +123,16 @@ int cmd_info(const std::string& json_path, std::ostream& out, std::ostream& err)
   }
   out << "\n";
   print_peer_matrix(out, sys);
-  if (json_path == "-") out << j.dump(2) << "\n";
-  else if (jf) *jf << j.dump(2) << "\n";
+  emit(json_path, j.dump(2) + "\n", out);
   return kOk;
 }
 
-struct RunArgs {
-  std::vector<std::string> patterns, variants, sizes;
-  std::string json, csv, markdown;
-  bool quick = false, small = false, verify_only = false, no_progress = false;
-  double min_time = -1, max_noise = -1, budget = -1;
-  std::uint64_t seed = 0x5eed;
-  int device = 0;
-  int profile_launches = 0;  // hidden: what `aipe profile` runs under ncu (see RunOptions)
-  std::string nvtx_range;
-};
-
-int cmd_run(const RunArgs& a, std::ostream& out, std::ostream& err) {
-  if (a.quick && a.small) throw UsageError("--quick and --small are exclusive");
-  const auto sel = select(a.patterns);
-
-  RunOptions o;
-  o.preset = a.small ? SizePreset::small : a.quick ? SizePreset::quick : SizePreset::def;
-  o.stop = stop_criteria_for(o.preset);
-  if (a.min_time >= 0) o.stop.min_time_s = a.min_time;
-  if (a.max_noise >= 0) o.stop.max_noise = a.max_noise;
-  if (a.budget >= 0) o.stop.budget_s = std::max(a.budget, o.stop.min_time_s);
-  o.seed = a.seed;
-  o.device = a.device;
-  o.verify_only = a.verify_only;
-  o.profile_launches = a.profile_launches;
-  o.nvtx_range = a.nvtx_range;
-
+// Variants and sizes of a selection, checked the way `aipe run` needs them (into `o`); `profile` and
+// `trace` check the same before they look for their tools.
+void check_run_selection(const std::vector<const RegistryEntry*>& sel, const std::vector<std::string>& variants,
+                         const std::vector<std::string>& sizes, RunOptions& o) {
   // Variants: each name must exist in the selection.
-  for (const auto& v : a.variants) {
+  for (const auto& v : variants) {
     bool found = false;
     std::set<std::string> all;
     for (const auto* e : sel) {
@@ -173,11 +148,11 @@ int cmd_run(const RunArgs& a, std::ostream& out, std::ostream& err) {
       throw UsageError("unknown variant '" + v + "' for the selected examples; nearest: " + join(names, ", "));
     }
   }
-  o.variants = a.variants;
+  o.variants = variants;
 
   // Sizes: NAME=VALUE, NAME an axis of at least one selected example, VALUE in its range or, for a
   // choice axis (mask=causal), one of its choices.
-  for (const auto& s : a.sizes) {
+  for (const auto& s : sizes) {
     if (const auto eq = s.find('='); eq != std::string::npos && eq > 0) {
       const std::string name = s.substr(0, eq);
       bool choice = false;
@@ -207,10 +182,37 @@ int cmd_run(const RunArgs& a, std::ostream& out, std::ostream& err) {
       throw UsageError(std::string("bad size: ") + ex.what());
     }
   }
+}
 
-  auto jf = open_out(a.json);
-  auto cf = open_out(a.csv);
-  auto mf = open_out(a.markdown);
+struct RunArgs {
+  std::vector<std::string> patterns, variants, sizes;
+  std::string json, csv, markdown;
+  bool quick = false, small = false, verify_only = false, no_progress = false;
+  double min_time = -1, max_noise = -1, budget = -1;
+  std::uint64_t seed = 0x5eed;
+  int device = 0;
+  int profile_launches = 0;  // hidden: what `aipe profile` runs under ncu (see RunOptions)
+  std::string nvtx_range;
+};
+
+int cmd_run(const RunArgs& a, std::ostream& out, std::ostream& err) {
+  if (a.quick && a.small) throw UsageError("--quick and --small are exclusive");
+  const auto sel = select(a.patterns);
+
+  RunOptions o;
+  o.preset = a.small ? SizePreset::small : a.quick ? SizePreset::quick : SizePreset::def;
+  o.stop = stop_criteria_for(o.preset);
+  if (a.min_time >= 0) o.stop.min_time_s = a.min_time;
+  if (a.max_noise >= 0) o.stop.max_noise = a.max_noise;
+  if (a.budget >= 0) o.stop.budget_s = std::max(a.budget, o.stop.min_time_s);
+  o.seed = a.seed;
+  o.device = a.device;
+  o.verify_only = a.verify_only;
+  o.profile_launches = a.profile_launches;
+  o.nvtx_range = a.nvtx_range;
+
+  check_run_selection(sel, a.variants, a.sizes, o);
+  for (const auto& p : {a.json, a.csv, a.markdown}) check_output(p);
 
   if (auto why = gpu_unavailable_reason()) {
     err << "aipe: " << *why << "\n"
@@ -222,10 +224,14 @@ int cmd_run(const RunArgs& a, std::ostream& out, std::ostream& err) {
   RunReport rep = run_examples(sel, o);
   rep.command = command_line();
   write_table(out, rep);
-  if (a.json == "-") write_json(out, rep);
-  if (jf) write_json(*jf, rep);
-  if (cf) write_csv(*cf, rep);
-  if (mf) write_markdown(*mf, rep);
+  auto text = [&rep](void (*w)(std::ostream&, const RunReport&)) {
+    std::ostringstream s;
+    w(s, rep);
+    return s.str();
+  };
+  if (!a.json.empty()) emit(a.json, text(write_json), out);
+  if (!a.csv.empty()) emit(a.csv, text(write_csv), out);
+  if (!a.markdown.empty()) emit(a.markdown, text(write_markdown), out);
   if (rep.bad_input) return kUsage;
   return rep.failed() > 0 ? kFailed : kOk;
 }
@@ -263,15 +269,15 @@ CLI::App* add_run(CLI::App& app, Action& action) {
   runc->add_flag("--quick", ra.quick, "smaller sizes and shorter sampling");
   runc->add_flag("--small", ra.small, "the small, awkward test sizes (what the GPU tests use)");
   runc->add_flag("--verify-only", ra.verify_only, "verify every variant, time none");
-  runc->add_option("--min-time", ra.min_time, "seconds of sampling before the noise test may stop")->check(CLI::NonNegativeNumber);
-  runc->add_option("--max-noise", ra.max_noise, "relative noise under which sampling stops (0.01 = 1%)")->check(CLI::NonNegativeNumber);
-  runc->add_option("--budget", ra.budget, "seconds of sampling per variant at most")->check(CLI::NonNegativeNumber);
-  runc->add_option("--seed", ra.seed, "seed of the random inputs");
-  runc->add_option("--device", ra.device, "GPU ordinal")->check(CLI::NonNegativeNumber);
+  runc->add_option("--min-time", ra.min_time, "seconds of sampling before the noise test may stop")->check(non_negative_number());
+  runc->add_option("--max-noise", ra.max_noise, "relative noise under which sampling stops (0.01 = 1%)")->check(non_negative_number());
+  runc->add_option("--budget", ra.budget, "seconds of sampling per variant at most")->check(non_negative_number());
+  runc->add_option("--seed", ra.seed, "seed of the random inputs")->check(non_negative_integer());
+  runc->add_option("--device", ra.device, "GPU ordinal")->check(non_negative_integer(kMaxDevice));
   runc->add_flag("--no-progress", ra.no_progress, "no progress lines on stderr");
   // Hidden: used by `aipe profile` (under ncu) and `aipe trace`.
   runc->add_option("--profile-launches", ra.profile_launches, "launch each verified variant N times in NVTX ranges, time none")
-      ->check(CLI::NonNegativeNumber)
+      ->check(non_negative_integer(1000))
       ->group("");
   runc->add_option("--nvtx-range", ra.nvtx_range, "name of the NVTX range around profiled launches")->group("");
   action = [a](std::ostream& out, std::ostream& err) { return cmd_run(*a, out, err); };
@@ -292,12 +298,69 @@ void add_selection_options(CLI::App* c, Selection& s, const char* verb) {
   c->add_option("--size", s.sizes, "override a size: NAME=VALUE (repeatable)");
   c->add_flag("--quick", s.quick, "smaller sizes");
   c->add_flag("--small", s.small, "the small, awkward test sizes");
-  c->add_option("--seed", s.seed, "seed of the random inputs");
-  c->add_option("--device", s.device, "GPU ordinal")->check(CLI::NonNegativeNumber);
+  c->add_option("--seed", s.seed, "seed of the random inputs")->check(non_negative_integer());
+  c->add_option("--device", s.device, "GPU ordinal")->check(non_negative_integer(kMaxDevice));
   c->add_flag("--no-progress", s.no_progress, "no progress lines on stderr");
 }
 
-void check_patterns(const std::vector<std::string>& patterns) { select(patterns); }
+void check_selection(const Selection& s) {
+  if (s.quick && s.small) throw UsageError("--quick and --small are exclusive");
+  const auto sel = select(s.patterns);
+  RunOptions o;
+  o.preset = s.small ? SizePreset::small : s.quick ? SizePreset::quick : SizePreset::def;
+  check_run_selection(sel, s.variants, s.sizes, o);
+}
+
+void check_output(const std::string& path, const std::vector<std::string>& inputs) {
+  if (path.empty() || path == "-") return;
+  check_output_path(path, inputs);
+}
+
+void emit(const std::string& path, const std::string& content, std::ostream& out) {
+  if (path.empty()) return;
+  if (path == "-") out << content;
+  else write_file(path, content);
+}
+
+namespace {
+std::string number_error(const std::string& s, bool integer) {
+  if (s.empty()) return "expected a number, got nothing";
+  if (integer) {
+    std::uint64_t v = 0;
+    const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (s[0] == '-') return "'" + printable(s) + "' is negative: expected an integer >= 0";
+    if (p != s.data() + s.size() || (ec != std::errc() && ec != std::errc::result_out_of_range))
+      return "'" + printable(s) + "' is not an integer";
+    if (ec == std::errc::result_out_of_range) return "'" + printable(s) + "' is too large (at most 18446744073709551615)";
+    return "";
+  }
+  char* end = nullptr;
+  const double v = std::strtod(s.c_str(), &end);
+  if (end == s.c_str() || *end != '\0' || std::isspace(static_cast<unsigned char>(s[0])))
+    return "'" + printable(s) + "' is not a number";
+  if (!std::isfinite(v)) return "'" + printable(s) + "' is not a finite number";
+  if (v < 0) return "'" + printable(s) + "' is negative: expected a number >= 0";
+  return "";
+}
+}  // namespace
+
+CLI::Validator non_negative_number() {
+  return CLI::Validator([](std::string& s) { return number_error(s, false); }, "NUMBER >= 0");
+}
+
+CLI::Validator non_negative_integer(std::uint64_t max) {
+  return CLI::Validator(
+      [max](std::string& s) {
+        std::string e = number_error(s, true);
+        if (e.empty()) {
+          std::uint64_t v = 0;
+          std::from_chars(s.data(), s.data() + s.size(), v);
+          if (v > max) e = "'" + s + "' is too large (at most " + std::to_string(max) + ")";
+        }
+        return e;
+      },
+      "INTEGER >= 0");
+}
 
 std::vector<std::string> run_args(const Selection& s) {
   std::vector<std::string> args = {"run"};
@@ -333,6 +396,21 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
     subs.emplace_back(sub, std::move(action));
   }
 
+  // A first word that is no command: name it and the nearest (CLI11 would only say one is required).
+  if (!args.empty() && !args[0].empty() && args[0][0] != '-') {
+    std::vector<std::pair<std::size_t, std::string>> near;
+    for (const auto& [sub, action] : subs) near.emplace_back(edit_distance(args[0], sub->get_name()), sub->get_name());
+    if (std::none_of(near.begin(), near.end(), [&](const auto& n) { return n.second == args[0]; })) {
+      std::sort(near.begin(), near.end());
+      std::string all;
+      for (const auto& [sub, action] : subs) all += (all.empty() ? "" : ", ") + sub->get_name();
+      err << "aipe: unknown command '" << printable(args[0]) << "'";
+      if (near.front().first <= 3) err << "; did you mean '" << near.front().second << "'?";
+      err << " (commands: " << all << ")\n";
+      return kUsage;
+    }
+  }
+
   std::vector<std::string> rev(args.rbegin(), args.rend());
   try {
     app.parse(rev);
@@ -351,7 +429,16 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
   for (const auto& a : args) g_command_line += " " + a;
   try {
     for (auto& [sub, action] : subs)
-      if (sub->parsed()) return action(out, err);
+      if (sub->parsed()) {
+        const int rc = action(out, err);
+        // What went to stdout must have arrived (`aipe list > /dev/full` is a failure, not a success).
+        out.flush();
+        if (!out) {
+          err << "aipe: cannot write the output (standard output: " << std::strerror(errno ? errno : EIO) << ")\n";
+          return rc == kOk ? kFailed : rc;
+        }
+        return rc;
+      }
   } catch (const UsageError& e) {
     err << "aipe: " << e.what() << "\n";
     return kUsage;
@@ -360,6 +447,9 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
     return kUsage;
   } catch (const CudaError& e) {
     err << "aipe: CUDA error: " << e.what() << "\n";
+    return kFailed;
+  } catch (const WriteError& e) {
+    err << "aipe: " << e.what() << "\n";
     return kFailed;
   } catch (const std::exception& e) {
     err << "aipe: " << e.what() << "\n";

@@ -40,9 +40,22 @@ struct Selection {
   int device = 0;
 };
 void add_selection_options(CLI::App* c, Selection& s, const char* verb);
-// Throws UsageError (exit 2, with the nearest ids) when a pattern matches no example: commands check
-// this before looking for their tools, so a typo is reported as a typo.
-void check_patterns(const std::vector<std::string>& patterns);
+// Throws UsageError (exit 2, with the nearest names) when a pattern matches no example, a variant or
+// a size is unknown or out of range: commands check this before looking for a GPU or their tools, so a
+// typo is reported as a typo.
+void check_selection(const Selection& s);
+
+// Output files: checked when the command starts (nothing is opened: throws BadInput, exit 2, for a
+// path that cannot be a target or is one of `inputs`), written when its content is complete (atomic,
+// see aipe/output_file.hpp; throws WriteError, exit 1). "" is no output; "-" is `out`.
+void check_output(const std::string& path, const std::vector<std::string>& inputs = {});
+void emit(const std::string& path, const std::string& content, std::ostream& out);
+
+// Option checks with plain messages: a finite number >= 0 (NaN, inf and "abc" are errors, each named
+// as what it is), and a decimal integer in [0, max] (no sign, no wrap-around past 2^64 - 1).
+CLI::Validator non_negative_number();
+CLI::Validator non_negative_integer(std::uint64_t max = UINT64_MAX);
+constexpr std::uint64_t kMaxDevice = 1023;
 // `aipe run` arguments for a selection (the caller appends its own options).
 std::vector<std::string> run_args(const Selection& s);
 

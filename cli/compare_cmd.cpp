@@ -22,7 +22,7 @@ RunReport read_one(const std::string& p) {
   if (!f) throw UsageError("cannot read '" + p + "'");
   try {
     return read_json(f);
-  } catch (const std::runtime_error& e) {
+  } catch (const std::exception& e) {  // every reader error is bad input: exit 2, with the file named
     throw UsageError(p + ": " + e.what());
   }
 }
@@ -44,10 +44,10 @@ CLI::App* add_compare(CLI::App& app, Action& action) {
   c->add_option("old", a->old_path, "baseline results (aipe run --json)")->required();
   c->add_option("new", a->new_path, "new results")->required();
   c->add_option("--threshold", a->opts.threshold_pct, "smallest change that counts, percent (default 5)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative_number());
   c->add_option("--noise-factor", a->opts.noise_factor,
                 "a change must also exceed this many combined noise standard deviations (default 2)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative_number());
   action = [a](std::ostream& out, std::ostream& err) { return cmd_compare(*a, out, err); };
   return c;
 }

@@ -2,8 +2,6 @@
 // `aipe run` reports "% of measured peak" beside "% of spec".
 #include <cuda_runtime_api.h>
 
-#include <fstream>
-#include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
 
@@ -31,11 +29,7 @@ int cmd_peak(const PeakArgs& a, std::ostream& out, std::ostream& err) {
       for (const auto& x : peak::groups()) all += (all.empty() ? "" : ", ") + x;
       throw UsageError("unknown group '" + g + "'; groups: " + all);
     }
-  std::unique_ptr<std::ofstream> jf;
-  if (!a.json.empty() && a.json != "-") {
-    jf = std::make_unique<std::ofstream>(a.json);
-    if (!*jf) throw UsageError("cannot write " + a.json);
-  }
+  check_output(a.json);
   if (auto why = gpu_unavailable_reason()) {
     err << "aipe: " << *why << "\n";
     return kNoGpu;
@@ -65,8 +59,7 @@ int cmd_peak(const PeakArgs& a, std::ostream& out, std::ostream& err) {
     out << "Cached in " << peak_cache_path(rep.device.uuid) << " (aipe run reports % of these).\n";
   }
   const nlohmann::json j = rep;
-  if (a.json == "-") out << j.dump(2) << "\n";
-  else if (jf) *jf << j.dump(2) << "\n";
+  emit(a.json, j.dump(2) + "\n", out);
   out << "aipe peak took " << static_cast<int>(rep.seconds + 0.5) << " s\n";
   return kOk;
 }
@@ -76,7 +69,7 @@ CLI::App* add_peak(CLI::App& app, Action& action) {
   auto a = std::make_shared<PeakArgs>();
   c->add_flag("--quick", a->quick, "smaller buffers, fewer configurations and shapes (under a minute)");
   c->add_option("--json", a->json, "also write the results as JSON to FILE ('-' for stdout)");
-  c->add_option("--device", a->device, "GPU ordinal")->check(CLI::NonNegativeNumber);
+  c->add_option("--device", a->device, "GPU ordinal")->check(non_negative_integer(kMaxDevice));
   c->add_option("--only", a->groups, "only these groups: dram, cache, latency, compute, tensor, host, p2p, sweep (repeatable)");
   c->add_flag("--no-cache", a->no_cache, "do not update the cached measured peaks");
   c->add_flag("--no-progress", a->no_progress, "no progress lines on stderr");

@@ -9,6 +9,7 @@
 #include <memory>
 #include <sstream>
 
+#include "aipe/output_file.hpp"
 #include "aipe/profile/ncu.hpp"
 #include "aipe/profile/process.hpp"
 #include "aipe/report.hpp"
@@ -98,13 +99,10 @@ void print_table(std::ostream& os, const RunReport& rep, const std::vector<std::
 int cmd_profile(const ProfileArgs& a, std::ostream& out, std::ostream& err) {
   if (a.metrics != "default" && a.metrics != "full")
     throw UsageError("--metrics must be 'default' or 'full', not '" + a.metrics + "'");
-  if (a.quick && a.small) throw UsageError("--quick and --small are exclusive");
-  check_patterns(a.patterns);
-  std::unique_ptr<std::ofstream> jf;
-  if (!a.json.empty() && a.json != "-") {
-    jf = std::make_unique<std::ofstream>(a.json);
-    if (!*jf) throw UsageError("cannot write '" + a.json + "'");
-  }
+  check_selection(a);
+  check_output(a.json);
+  if (!a.raw_dir.empty() && fs::exists(a.raw_dir) && !fs::is_directory(a.raw_dir))
+    throw UsageError("--raw-dir '" + a.raw_dir + "' exists and is not a folder");
   std::string searched;
   const auto ncu = find_ncu(&searched);
   if (!ncu) {
@@ -125,6 +123,7 @@ int cmd_profile(const ProfileArgs& a, std::ostream& out, std::ostream& err) {
   const int hrc = run(args, harness_table, err);
   if (hrc == kUsage || hrc == kNoGpu) return hrc;
   std::ifstream hj(harness_json);
+  if (!hj) throw std::runtime_error("the harness run wrote no results (" + harness_json + ")");
   RunReport rep = read_json(hj);
   std::string cmd = "aipe profile";
   for (const auto& p : a.patterns) cmd += " " + p;
@@ -174,13 +173,18 @@ int cmd_profile(const ProfileArgs& a, std::ostream& out, std::ostream& err) {
         err << "aipe profile: " << e.what() << "\n";
       }
     }
-    if (!a.raw_dir.empty() && fs::exists(csv))
-      fs::copy_file(csv, fs::path(a.raw_dir) / (stem + ".csv"), fs::copy_options::overwrite_existing);
+    if (!a.raw_dir.empty() && fs::exists(csv)) {
+      std::ifstream in(csv, std::ios::binary);
+      std::ostringstream content;
+      content << in.rdbuf();
+      write_file((fs::path(a.raw_dir) / (stem + ".csv")).string(), content.str());
+    }
     rows.emplace_back(&r, s);
   }
   print_table(out, rep, rows, notes);
-  if (a.json == "-") write_json(out, rep);
-  if (jf) write_json(*jf, rep);
+  std::ostringstream js;
+  write_json(js, rep);
+  emit(a.json, js.str(), out);
   std::error_code ec;
   fs::remove_all(tmp, ec);
   return hrc != kOk || ncu_failed ? kFailed : kOk;

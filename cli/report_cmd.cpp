@@ -2,7 +2,10 @@
 #include <algorithm>
 #include <fstream>
 #include <memory>
+#include <set>
+#include <sstream>
 
+#include "aipe/printable.hpp"
 #include "aipe/profile/html_report.hpp"
 #include "aipe/registry.hpp"
 #include "aipe/report.hpp"
@@ -27,38 +30,58 @@ std::vector<NamedReport> read_reports(const std::vector<std::string>& paths) {
     if (!f) throw UsageError("cannot read '" + p + "'");
     try {
       v.push_back({p, read_json(f)});
-    } catch (const std::runtime_error& e) {
+    } catch (const std::exception& e) {  // every reader error is bad input: exit 2, with the file named
       throw UsageError(p + ": " + e.what());
     }
   }
   return v;
 }
 
-int cmd_report(const ReportArgs& a, std::ostream& out, std::ostream&) {
-  auto reports = read_reports(a.inputs);
-  if (!a.examples.empty()) {
-    for (auto& r : reports)
-      std::erase_if(r.report.results, [&](const Result& x) {
-        return std::none_of(a.examples.begin(), a.examples.end(), [&](const std::string& p) { return id_matches(p, x.example); });
-      });
+// Each --examples pattern must match a result of some input: a filter that matches nothing is a typo,
+// not an empty report.
+void filter_examples(std::vector<NamedReport>& reports, const std::vector<std::string>& patterns) {
+  if (patterns.empty()) return;
+  std::set<std::string> ids;
+  for (const auto& r : reports)
+    for (const auto& x : r.report.results) ids.insert(x.example);
+  for (const auto& p : patterns) {
+    if (std::any_of(ids.begin(), ids.end(), [&](const std::string& id) { return id_matches(p, id); })) continue;
+    std::vector<std::pair<std::size_t, std::string>> near;
+    for (const auto& id : ids) near.emplace_back(edit_distance(p, id), id);
+    std::sort(near.begin(), near.end());
+    std::string names;
+    for (std::size_t i = 0; i < near.size() && i < 3; ++i) names += (i ? ", " : "") + printable(near[i].second);
+    throw UsageError("--examples '" + printable(p) + "' matches no result in the inputs" +
+                     (names.empty() ? std::string("; they hold no results") : "; nearest: " + names));
   }
-  auto open = [](const std::string& p) {
-    auto f = std::make_unique<std::ofstream>(p);
-    if (!*f) throw UsageError("cannot write '" + p + "'");
-    return f;
-  };
+  for (auto& r : reports)
+    std::erase_if(r.report.results, [&](const Result& x) {
+      return std::none_of(patterns.begin(), patterns.end(), [&](const std::string& p) { return id_matches(p, x.example); });
+    });
+}
+
+int cmd_report(const ReportArgs& a, std::ostream& out, std::ostream&) {
+  // Outputs are checked before anything is read, and may not be one of the inputs.
+  check_output(a.html, a.inputs);
+  check_output(a.markdown, a.inputs);
+  if (!a.html.empty() && a.html != "-" && a.html == a.markdown)
+    throw UsageError("--html and --markdown name the same file '" + a.html + "'");
+  auto reports = read_reports(a.inputs);
+  filter_examples(reports, a.examples);
   if (!a.html.empty()) {
-    if (a.html == "-") write_html(out, reports);
-    else write_html(*open(a.html), reports);
+    std::ostringstream s;
+    write_html(s, reports);
+    emit(a.html, s.str(), out);
   }
   if (!a.markdown.empty()) {
-    if (a.markdown == "-") write_report_markdown(out, reports, a.summary);
-    else write_report_markdown(*open(a.markdown), reports, a.summary);
+    std::ostringstream s;
+    write_report_markdown(s, reports, a.summary);
+    emit(a.markdown, s.str(), out);
   }
   if (a.html.empty() && a.markdown.empty()) write_report_markdown(out, reports, true);
   for (const auto& r : reports)
     if (a.html.size() && a.html != "-")
-      out << r.source << ": " << placed_variants(r.report) << " variants placed on the charts\n";
+      out << printable(r.source) << ": " << placed_variants(r.report) << " variants placed on the charts\n";
   return kOk;
 }
 

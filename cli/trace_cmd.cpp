@@ -1,7 +1,6 @@
 // aipe trace PATTERN: a timeline of the selected variants (each verified, then launched a few times
 // inside an NVTX range named after it), recorded in-process with CUPTI's activity API and written as
 // Chrome trace-event JSON for Perfetto or chrome://tracing. Needs no Nsight Systems.
-#include <fstream>
 #include <memory>
 #include <set>
 #include <sstream>
@@ -24,9 +23,8 @@ struct TraceArgs : Selection {
 };
 
 int cmd_trace(const TraceArgs& a, std::ostream& out, std::ostream& err) {
-  check_patterns(a.patterns);
-  std::ofstream f(a.output);
-  if (!f) throw UsageError("cannot write '" + a.output + "'");
+  check_selection(a);
+  check_output(a.output);
   if (auto no = gpu_unavailable_reason()) {
     err << "aipe: " << *no << "\n";
     return kNoGpu;
@@ -51,7 +49,9 @@ int cmd_trace(const TraceArgs& a, std::ostream& out, std::ostream& err) {
   for (const auto& p : a.patterns) meta.command += " " + p;
   meta.dropped_records = tracer.dropped();
   if (!gpu_unavailable_reason()) meta.device_name = query_device(a.device).name;
+  std::ostringstream f;
   write_chrome_trace(f, acts, meta);
+  emit(a.output, f.str(), out);
   std::size_t kernels = 0, copies = 0, ranges = 0;
   std::set<std::uint32_t> streams;
   for (const auto& x : acts) {

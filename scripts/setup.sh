@@ -6,6 +6,8 @@ set -euo pipefail
 need_pkgs=(cmake ninja-build g++ libgtest-dev nlohmann-json3-dev libcli11-dev ccache git)
 # Opt-in (large): headless Chromium for the test that renders `aipe report`'s HTML (skipped without it).
 if [ "${AIPE_WITH_CHROMIUM:-0}" = 1 ]; then need_pkgs+=(chromium zlib1g-dev); fi
+# Opt-in: clang with its sanitizer and libFuzzer runtimes, for the 'asan' preset and scripts/fuzz.sh.
+if [ "${AIPE_WITH_SANITIZERS:-0}" = 1 ]; then need_pkgs+=(clang libclang-rt-dev); fi
 missing=()
 for p in "${need_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

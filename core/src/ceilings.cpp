@@ -6,6 +6,9 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
+#include "aipe/json_fields.hpp"
+#include "aipe/output_file.hpp"
+
 namespace aipe {
 
 std::string cache_dir() {
@@ -17,25 +20,28 @@ std::string cache_dir() {
 
 std::string peak_cache_path(const std::string& uuid) { return cache_dir() + "/peak-" + uuid + ".json"; }
 
-std::optional<SpecPeaks> load_measured_peaks(const std::string& uuid, std::string* source) {
-  const std::string path = peak_cache_path(uuid);
-  std::ifstream f(path);
-  if (!f) return std::nullopt;
+SpecPeaks read_peak_cache(std::istream& is, const std::string& path, std::string* source) {
   try {
-    const nlohmann::json j = nlohmann::json::parse(f);
-    if (source) *source = j.value("source", path);
-    return j.at("peaks").get<SpecPeaks>();
-  } catch (const nlohmann::json::exception& e) {
+    const nlohmann::json j = nlohmann::json::parse(is);
+    if (source) *source = fields::string(j, "source", "", path);
+    SpecPeaks p;
+    spec_peaks_from_json(fields::object(j, "peaks", ""), p, "peaks");
+    return p;
+  } catch (const std::exception& e) {
     throw std::runtime_error("malformed peak cache " + path + ": " + e.what() + " (delete it or rerun `aipe peak`)");
   }
 }
 
+std::optional<SpecPeaks> load_measured_peaks(const std::string& uuid, std::string* source) {
+  const std::string path = peak_cache_path(uuid);
+  std::ifstream f(path);
+  if (!f) return std::nullopt;
+  return read_peak_cache(f, path, source);
+}
+
 void save_measured_peaks(const std::string& uuid, const SpecPeaks& p, const std::string& source) {
   std::filesystem::create_directories(cache_dir());
-  const std::string path = peak_cache_path(uuid);
-  std::ofstream f(path);
-  if (!f) throw std::runtime_error("cannot write " + path);
-  f << nlohmann::json{{"uuid", uuid}, {"source", source}, {"peaks", p}}.dump(2) << "\n";
+  write_file(peak_cache_path(uuid), nlohmann::json{{"uuid", uuid}, {"source", source}, {"peaks", p}}.dump(2) + "\n");
 }
 
 }  // namespace aipe

@@ -2,10 +2,15 @@
 
 #include <cuda_runtime_api.h>
 
+#include <charconv>
 #include <cstdio>
+#include <limits>
 #include <nlohmann/json.hpp>
+#include <stdexcept>
 
 #include "aipe/check.hpp"
+#include "aipe/json_fields.hpp"
+#include "aipe/printable.hpp"
 
 namespace aipe {
 
@@ -181,36 +186,51 @@ void to_json(nlohmann::json& j, const DeviceInfo& d) {
                      {"runtime_version", d.runtime_version}};
 }
 
-void from_json(const nlohmann::json& j, DeviceInfo& d) {
-  d.ordinal = j.value("ordinal", 0);
-  d.name = j.at("name").get<std::string>();
-  d.uuid = j.value("uuid", "");
-  d.pci_bus_id = j.value("pci_bus_id", "");
-  const std::string cc = j.at("compute_capability").get<std::string>();
+void from_json(const nlohmann::json& j, DeviceInfo& d) { device_from_json(j, d, "device"); }
+
+void device_from_json(const nlohmann::json& j, DeviceInfo& d, const std::string& w) {
+  namespace F = fields;
+  constexpr std::int64_t kInt = std::numeric_limits<int>::max();
+  auto i = [&](const char* k, std::optional<std::int64_t> def = std::nullopt) {
+    return static_cast<int>(F::integer(j, k, w, 0, kInt, def));
+  };
+  auto u = [&](const char* k) { return F::unsigned_integer(j, k, w, std::numeric_limits<std::uint64_t>::max(), 0); };
+  d.ordinal = i("ordinal", 0);
+  d.name = F::string(j, "name", w);
+  d.uuid = F::string(j, "uuid", w, "");
+  d.pci_bus_id = F::string(j, "pci_bus_id", w, "");
+  // "MAJOR.MINOR", each 0..99 (cc() is major * 10 + minor).
+  const std::string cc = F::string(j, "compute_capability", w);
+  auto part = [&](std::string_view t, int* out) {
+    const auto* end = t.data() + t.size();
+    const auto [p, ec] = std::from_chars(t.data(), end, *out);
+    return !t.empty() && ec == std::errc() && p == end && *out >= 0 && *out <= 99;
+  };
   const auto dot = cc.find('.');
-  if (dot == std::string::npos) throw std::runtime_error("compute_capability '" + cc + "' is not MAJOR.MINOR");
-  d.cc_major = std::stoi(cc.substr(0, dot));
-  d.cc_minor = std::stoi(cc.substr(dot + 1));
-  d.sm_count = j.at("sm_count").get<int>();
-  d.max_sm_clock_khz = j.at("max_sm_clock_khz").get<int>();
-  d.mem_clock_khz = j.at("mem_clock_khz").get<int>();
-  d.bus_width_bits = j.at("bus_width_bits").get<int>();
-  d.global_mem_bytes = j.value("global_mem_bytes", std::uint64_t{0});
-  d.l2_bytes = j.value("l2_bytes", std::uint64_t{0});
-  d.persisting_l2_max_bytes = j.value("persisting_l2_max_bytes", std::uint64_t{0});
-  d.smem_per_sm_bytes = j.value("smem_per_sm_bytes", std::uint64_t{0});
-  d.smem_per_block_bytes = j.value("smem_per_block_bytes", std::uint64_t{0});
-  d.smem_per_block_optin_bytes = j.value("smem_per_block_optin_bytes", std::uint64_t{0});
-  d.regs_per_sm = j.value("regs_per_sm", 0);
-  d.max_threads_per_sm = j.value("max_threads_per_sm", 0);
-  d.max_blocks_per_sm = j.value("max_blocks_per_sm", 0);
-  d.warp_size = j.value("warp_size", 32);
-  d.async_engines = j.value("async_engines", 0);
-  d.ecc = j.value("ecc", false);
-  d.managed_memory = j.value("managed_memory", false);
-  d.concurrent_managed_access = j.value("concurrent_managed_access", false);
-  d.driver_version = j.value("driver_version", 0);
-  d.runtime_version = j.value("runtime_version", 0);
+  if (dot == std::string::npos || !part(std::string_view(cc).substr(0, dot), &d.cc_major) ||
+      !part(std::string_view(cc).substr(dot + 1), &d.cc_minor))
+    throw std::runtime_error(F::field_name(w, "compute_capability") + ": '" + printable(cc) +
+                             "' is not MAJOR.MINOR (two numbers 0..99, e.g. \"9.0\")");
+  d.sm_count = i("sm_count");
+  d.max_sm_clock_khz = i("max_sm_clock_khz");
+  d.mem_clock_khz = i("mem_clock_khz");
+  d.bus_width_bits = i("bus_width_bits");
+  d.global_mem_bytes = u("global_mem_bytes");
+  d.l2_bytes = u("l2_bytes");
+  d.persisting_l2_max_bytes = u("persisting_l2_max_bytes");
+  d.smem_per_sm_bytes = u("smem_per_sm_bytes");
+  d.smem_per_block_bytes = u("smem_per_block_bytes");
+  d.smem_per_block_optin_bytes = u("smem_per_block_optin_bytes");
+  d.regs_per_sm = i("regs_per_sm", 0);
+  d.max_threads_per_sm = i("max_threads_per_sm", 0);
+  d.max_blocks_per_sm = i("max_blocks_per_sm", 0);
+  d.warp_size = i("warp_size", 32);
+  d.async_engines = i("async_engines", 0);
+  d.ecc = F::boolean(j, "ecc", w, false);
+  d.managed_memory = F::boolean(j, "managed_memory", w, false);
+  d.concurrent_managed_access = F::boolean(j, "concurrent_managed_access", w, false);
+  d.driver_version = i("driver_version", 0);
+  d.runtime_version = i("runtime_version", 0);
 }
 
 void to_json(nlohmann::json& j, const SpecPeaks& p) {
@@ -219,16 +239,20 @@ void to_json(nlohmann::json& j, const SpecPeaks& p) {
                      {"fp8_tflops", p.fp8_tflops},   {"int8_tops", p.int8_tops},     {"known_arch", p.known_arch}};
 }
 
-void from_json(const nlohmann::json& j, SpecPeaks& p) {
-  p.dram_gbps = j.value("dram_gbps", 0.0);
-  p.fp32_tflops = j.value("fp32_tflops", 0.0);
-  p.fp64_tflops = j.value("fp64_tflops", 0.0);
-  p.tf32_tflops = j.value("tf32_tflops", 0.0);
-  p.bf16_tflops = j.value("bf16_tflops", 0.0);
-  p.fp16_tflops = j.value("fp16_tflops", 0.0);
-  p.fp8_tflops = j.value("fp8_tflops", 0.0);
-  p.int8_tops = j.value("int8_tops", 0.0);
-  p.known_arch = j.value("known_arch", false);
+void from_json(const nlohmann::json& j, SpecPeaks& p) { spec_peaks_from_json(j, p, "peaks"); }
+
+void spec_peaks_from_json(const nlohmann::json& j, SpecPeaks& p, const std::string& w) {
+  // Rates: finite and >= 0 (0 = not known or not measured).
+  auto r = [&](const char* k) { return fields::number(j, k, w, 0.0, 0.0, std::numeric_limits<double>::max()); };
+  p.dram_gbps = r("dram_gbps");
+  p.fp32_tflops = r("fp32_tflops");
+  p.fp64_tflops = r("fp64_tflops");
+  p.tf32_tflops = r("tf32_tflops");
+  p.bf16_tflops = r("bf16_tflops");
+  p.fp16_tflops = r("fp16_tflops");
+  p.fp8_tflops = r("fp8_tflops");
+  p.int8_tops = r("int8_tops");
+  p.known_arch = fields::boolean(j, "known_arch", w, false);
 }
 
 }  // namespace aipe

@@ -1,11 +1,14 @@
 #include "aipe/report.hpp"
 
 #include "aipe/example.hpp"
+#include "aipe/json_fields.hpp"
+#include "aipe/printable.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <iomanip>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -26,7 +29,7 @@ Status status_from_string(const std::string& s) {
   if (s == "passed") return Status::passed;
   if (s == "failed") return Status::failed;
   if (s == "skipped") return Status::skipped;
-  throw std::runtime_error("unknown status '" + s + "' (expected passed, failed or skipped)");
+  throw std::runtime_error("unknown status '" + printable(s) + "' (expected passed, failed or skipped)");
 }
 
 int RunReport::failed() const {
@@ -260,10 +263,6 @@ void write_table(std::ostream& os, const RunReport& rep, bool /*color*/) {
 namespace {
 // JSON has no NaN/Inf: a non-finite number is written as null, and read back as 0.
 nlohmann::json finite(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
-double num_at(const nlohmann::json& j, const char* k) {
-  if (!j.contains(k) || j.at(k).is_null()) return 0.0;
-  return j.at(k).get<double>();
-}
 }  // namespace
 
 void to_json(nlohmann::json& j, const Result& r) {
@@ -303,41 +302,67 @@ void to_json(nlohmann::json& j, const Result& r) {
   if (!r.choices.empty()) j["choices"] = r.choices;
 }
 
-void from_json(const nlohmann::json& j, Result& r) {
-  r.example = j.at("example").get<std::string>();
-  r.variant = j.at("variant").get<std::string>();
-  r.summary = j.value("summary", "");
-  r.sizes = j.value("sizes", std::map<std::string, std::int64_t>{});
-  r.choices = j.value("choices", std::map<std::string, std::string>{});
-  r.status = status_from_string(j.at("status").get<std::string>());
-  r.reason = j.value("reason", "");
-  r.note = j.value("note", "");
-  r.timing = j.value("timing", "standard");
-  r.component = j.value("component", false);
-  r.max_abs_error = num_at(j, "max_abs_error");
-  r.max_rel_error = num_at(j, "max_rel_error");
-  r.norm_rel_error = num_at(j, "norm_rel_error");
-  r.timed = j.value("timed", false);
-  r.samples = j.value("samples", std::size_t{0});
-  r.median_ms = num_at(j, "median_ms");
-  r.min_ms = num_at(j, "min_ms");
-  r.p90_ms = num_at(j, "p90_ms");
-  r.noise = num_at(j, "noise");
-  r.stop_reason = j.value("stop_reason", "");
-  r.bytes = num_at(j, "bytes");
-  r.flops = num_at(j, "flops");
-  r.intensity = num_at(j, "intensity");
-  r.unit = j.value("unit", "");
-  r.gbps = num_at(j, "gbps");
-  r.tflops = num_at(j, "tflops");
-  r.pct_of_spec = num_at(j, "pct_of_spec");
-  r.pct_of_measured = num_at(j, "pct_of_measured");
-  r.bound = j.value("bound", "");
-  r.speedup_vs_baseline = num_at(j, "speedup_vs_baseline");
-  r.speedup_vs_library = num_at(j, "speedup_vs_library");
-  if (j.contains("metrics"))
-    for (const auto& [k, v] : j.at("metrics").items()) r.metrics[k] = v.is_null() ? 0.0 : v.get<double>();
+namespace {
+// Every quantity a result holds is a finite number >= 0 (JSON null, what non-finite values are written
+// as, reads as 0); sizes and counts are integers in their type's range.
+constexpr double kMaxQuantity = std::numeric_limits<double>::max();
+
+void result_from_json(const nlohmann::json& j, Result& r, const std::string& w) {
+  namespace F = fields;
+  auto q = [&](const char* k) { return F::number(j, k, w, 0.0, 0.0, kMaxQuantity); };
+  r.example = F::string(j, "example", w);
+  r.variant = F::string(j, "variant", w);
+  r.summary = F::string(j, "summary", w, "");
+  r.sizes.clear();
+  if (j.contains("sizes") && !j.at("sizes").is_null()) {
+    const auto& sz = F::object(j, "sizes", w);
+    for (const auto& [k, v] : sz.items())
+      r.sizes[k] = F::integer_value(v, F::field_name(w + ".sizes", k), 0, std::numeric_limits<std::int64_t>::max());
+  }
+  r.choices.clear();
+  if (j.contains("choices") && !j.at("choices").is_null())
+    for (const auto& [k, v] : F::object(j, "choices", w).items()) {
+      if (!v.is_string()) throw std::runtime_error(F::field_name(w + ".choices", k) + ": not a string");
+      r.choices[k] = v.get<std::string>();
+    }
+  try {
+    r.status = status_from_string(F::string(j, "status", w));
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(F::field_name(w, "status") + ": " + e.what());
+  }
+  r.reason = F::string(j, "reason", w, "");
+  r.note = F::string(j, "note", w, "");
+  r.timing = F::string(j, "timing", w, "standard");
+  r.component = F::boolean(j, "component", w, false);
+  r.max_abs_error = q("max_abs_error");
+  r.max_rel_error = q("max_rel_error");
+  r.norm_rel_error = q("norm_rel_error");
+  r.timed = F::boolean(j, "timed", w, false);
+  r.samples = static_cast<std::size_t>(F::unsigned_integer(j, "samples", w, std::numeric_limits<std::int64_t>::max(), 0));
+  r.median_ms = q("median_ms");
+  r.min_ms = q("min_ms");
+  r.p90_ms = q("p90_ms");
+  r.noise = q("noise");
+  r.stop_reason = F::string(j, "stop_reason", w, "");
+  r.bytes = q("bytes");
+  r.flops = q("flops");
+  r.intensity = q("intensity");
+  r.unit = F::string(j, "unit", w, "");
+  r.gbps = q("gbps");
+  r.tflops = q("tflops");
+  r.pct_of_spec = q("pct_of_spec");
+  r.pct_of_measured = q("pct_of_measured");
+  r.bound = F::string(j, "bound", w, "");
+  r.speedup_vs_baseline = q("speedup_vs_baseline");
+  r.speedup_vs_library = q("speedup_vs_library");
+  r.metrics.clear();
+  if (j.contains("metrics") && !j.at("metrics").is_null())
+    for (const auto& [k, v] : F::object(j, "metrics", w).items())
+      r.metrics[k] = v.is_null() ? 0.0 : F::number_value(v, F::field_name(w + ".metrics", k));
 }
+}  // namespace
+
+void from_json(const nlohmann::json& j, Result& r) { result_from_json(j, r, "result"); }
 
 void write_json(std::ostream& os, const RunReport& rep) {
   const Geomeans g = geomeans(rep.results);
@@ -367,20 +392,28 @@ RunReport read_json(std::istream& is) {
   } catch (const nlohmann::json::exception& e) {
     throw std::runtime_error(std::string("not valid JSON: ") + e.what());
   }
+  namespace F = fields;
   try {
-    if (!j.is_object() || j.value("schema", "") != "aipe.run/1")
+    if (!j.is_object() || !j.contains("schema") || j.at("schema") != "aipe.run/1")
       throw std::runtime_error("not an aipe run report (expected \"schema\": \"aipe.run/1\")");
     RunReport r;
-    r.aipe_version = j.at("aipe").value("version", "");
-    r.git_revision = j.at("aipe").value("git_revision", "");
-    r.timestamp = j.value("timestamp", "");
-    r.command = j.value("command", "");
-    r.seed = j.value("seed", std::uint64_t{0});
-    if (!j.at("device").is_null()) r.device = j.at("device").get<DeviceInfo>();
-    r.spec = j.at("ceilings").at("spec").get<SpecPeaks>();
-    if (!j.at("ceilings").at("measured").is_null()) r.measured = j.at("ceilings").at("measured").get<SpecPeaks>();
-    r.measured_source = j.at("ceilings").value("measured_source", "");
-    r.results = j.at("results").get<std::vector<Result>>();
+    const auto& a = F::object(j, "aipe", "");
+    r.aipe_version = F::string(a, "version", "aipe", "");
+    r.git_revision = F::string(a, "git_revision", "aipe", "");
+    r.timestamp = F::string(j, "timestamp", "", "");
+    r.command = F::string(j, "command", "", "");
+    r.seed = F::unsigned_integer(j, "seed", "", std::numeric_limits<std::uint64_t>::max(), 0);
+    if (!j.contains("device")) throw std::runtime_error("device: missing (null when the run had no GPU)");
+    if (!j.at("device").is_null()) device_from_json(F::object(j, "device", ""), r.device.emplace(), "device");
+    const auto& c = F::object(j, "ceilings", "");
+    spec_peaks_from_json(F::object(c, "spec", "ceilings"), r.spec, "ceilings.spec");
+    if (c.contains("measured") && !c.at("measured").is_null())
+      spec_peaks_from_json(F::object(c, "measured", "ceilings"), r.measured.emplace(), "ceilings.measured");
+    r.measured_source = F::string(c, "measured_source", "ceilings", "");
+    if (!j.contains("results") || !j.at("results").is_array()) throw std::runtime_error("results: missing or not an array");
+    const auto& res = j.at("results");
+    r.results.resize(res.size());
+    for (std::size_t i = 0; i < res.size(); ++i) result_from_json(res[i], r.results[i], "results[" + std::to_string(i) + "]");
     return r;
   } catch (const nlohmann::json::exception& e) {
     throw std::runtime_error(std::string("malformed aipe run report: ") + e.what());
@@ -417,13 +450,15 @@ void write_csv(std::ostream& os, const RunReport& rep) {
 
 void write_markdown(std::ostream& os, const RunReport& rep) {
   if (rep.device) {
-    os << "Device: **" << rep.device->name << "** (sm_" << rep.device->cc() << ", " << rep.device->sm_count
-       << " SMs), aipe " << rep.aipe_version << " (" << rep.git_revision << "), " << rep.timestamp << "\n";
+    // Names and strings from a results file reach terminals through `aipe report`: escaped.
+    os << "Device: **" << printable(rep.device->name) << "** (sm_" << rep.device->cc() << ", " << rep.device->sm_count
+       << " SMs), aipe " << printable(rep.aipe_version) << " (" << printable(rep.git_revision) << "), "
+       << printable(rep.timestamp) << "\n";
   }
   std::vector<Result> rs = rep.results;
   for_each_example(rs, [&](std::size_t b, std::size_t e) {
-    os << "\n### " << rs[b].example << "\n\n";
-    os << "Sizes: `" << sizes_str(rs[b]) << "`; work: " << bytes_str(rs[b].bytes) << ", "
+    os << "\n### " << printable(rs[b].example) << "\n\n";
+    os << "Sizes: `" << printable(sizes_str(rs[b])) << "`; work: " << bytes_str(rs[b].bytes) << ", "
        << flops_str(rs[b].flops) << "\n\n";
     os << "|";
     for (const auto& h : kHeader) os << " " << h << " |";
@@ -434,7 +469,7 @@ void write_markdown(std::ostream& os, const RunReport& rep) {
       os << "|";
       for (auto cell : row_cells(rs[k])) {
         std::string esc;
-        for (char ch : cell) esc += ch == '|' ? std::string("\\|") : std::string(1, ch);
+        for (char ch : printable(cell)) esc += ch == '|' ? std::string("\\|") : std::string(1, ch);
         os << " " << esc << " |";
       }
       os << "\n";

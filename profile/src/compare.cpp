@@ -3,6 +3,9 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
+#include <stdexcept>
+
+#include "aipe/printable.hpp"
 
 namespace aipe::profile {
 
@@ -37,6 +40,9 @@ bool honest(const Result& r) { return honestly_timed(r); }
 }  // namespace
 
 Comparison compare(const RunReport& a, const RunReport& b, const CompareOptions& o) {
+  // NaN would make every bar comparison false, every rung "unchanged": the gate switched off.
+  if (!std::isfinite(o.threshold_pct) || o.threshold_pct < 0 || !std::isfinite(o.noise_factor) || o.noise_factor < 0)
+    throw std::invalid_argument("compare: threshold and noise factor must be finite numbers >= 0");
   Comparison c;
   if (a.device && b.device && a.device->name != b.device->name)
     c.device_note = "the runs come from different GPUs (" + a.device->name + " vs " + b.device->name + ")";
@@ -108,11 +114,12 @@ void write_comparison(std::ostream& os, const Comparison& c, const CompareOption
       std::snprintf(chg, sizeof chg, "%+.1f%%", ch.change_pct);
       std::snprintf(noise, sizeof noise, "%.1f%%", ch.noise_pct);
     }
-    std::snprintf(b, sizeof b, "%-34s %-22s %12s %12s %9s %9s  %s\n", ch.example.c_str(), ch.variant.c_str(),
+    // Names come from the files: control characters are escaped before they reach a terminal.
+    std::snprintf(b, sizeof b, "%-34.120s %-22.120s %12s %12s %9s %9s  %s\n", printable(ch.example).c_str(), printable(ch.variant).c_str(),
                   ms(ch.old_ms).c_str(), ms(ch.new_ms).c_str(), chg, noise, to_string(ch.verdict));
     os << b;
   }
-  if (!c.device_note.empty()) os << "warning: " << c.device_note << "\n";
+  if (!c.device_note.empty()) os << "warning: " << printable(c.device_note) << "\n";
   std::snprintf(b, sizeof b,
                 "%d regression(s), %d improvement(s) beyond %.1f%% and %.0fx the combined noise; geomean new/old %.3f "
                 "over %d timed rung(s)\n",

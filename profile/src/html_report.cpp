@@ -9,13 +9,15 @@
 #include <set>
 #include <sstream>
 
+#include "aipe/printable.hpp"
+
 namespace aipe::profile {
 
 namespace {
 
-std::string esc(const std::string& s) {
+std::string esc(const std::string& raw) {
   std::string o;
-  for (char c : s) {
+  for (char c : printable(raw)) {
     switch (c) {
       case '&': o += "&amp;"; break;
       case '<': o += "&lt;"; break;
@@ -33,8 +35,21 @@ std::string f(const char* fmt, double v) {
   return b;
 }
 
-bool placed(const Result& r) { return r.status == Status::passed && r.timed && r.median_ms > 0; }
-bool honest(const Result& r) { return placed(r) && honestly_timed(r); }
+// A value a log axis can hold. Results files are read with every number finite and >= 0, but 0 (a
+// missing field), 1e300 or a product that overflows must never reach log10 or a tick loop: such a
+// rung is left off the charts and counted.
+constexpr double kAxisMin = 1e-30, kAxisMax = 1e30;
+bool plottable(double v) { return std::isfinite(v) && v >= kAxisMin && v <= kAxisMax; }
+
+bool timed_ok(const Result& r) { return r.status == Status::passed && r.timed && r.median_ms > 0; }
+// Which chart a rung belongs on, and whether its numbers can be drawn there.
+bool drawable(const Result& r) {
+  if (r.flops > 0) return plottable(r.tflops) && (r.bytes <= 0 || plottable(r.intensity));
+  if (r.bytes > 0) return plottable(r.gbps);
+  return plottable(r.median_ms * 1e3);
+}
+bool placed(const Result& r) { return timed_ok(r) && drawable(r); }
+bool honest(const Result& r) { return placed(r) && honestly_timed(r) && plottable(r.speedup_vs_baseline); }
 
 const char* kPalette[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf",
                           "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22"};
@@ -50,10 +65,14 @@ std::map<std::string, std::string> colours(const RunReport& r, std::vector<std::
   return c;
 }
 
-// Nice decade ticks between lo and hi (both > 0).
+// Decade ticks between lo and hi; none unless 0 < lo <= hi < inf. The exponent is an integer counter
+// (at most kMaxDecades ticks), so no input can make this loop run away.
+constexpr int kMaxDecades = 128;
 std::vector<double> decades(double lo, double hi) {
   std::vector<double> t;
-  for (double e = std::floor(std::log10(lo)); e <= std::ceil(std::log10(hi)); e += 1) {
+  if (!(std::isfinite(lo) && std::isfinite(hi) && lo > 0 && hi >= lo)) return t;
+  const int e0 = static_cast<int>(std::floor(std::log10(lo))), e1 = static_cast<int>(std::ceil(std::log10(hi)));
+  for (int e = e0; e <= e1 && e - e0 < kMaxDecades; ++e) {
     const double v = std::pow(10.0, e);
     if (v >= lo * 0.999 && v <= hi * 1.001) t.push_back(v);
   }
@@ -75,8 +94,8 @@ struct Ceil {
 
 Ceil ceilings(const RunReport& r) {
   Ceil c;
-  const bool meas = r.measured && r.measured->dram_gbps > 0;
-  c.dram_gbps = meas ? r.measured->dram_gbps : r.spec.dram_gbps;
+  const bool meas = r.measured && plottable(r.measured->dram_gbps);
+  c.dram_gbps = meas ? r.measured->dram_gbps : plottable(r.spec.dram_gbps) ? r.spec.dram_gbps : 0;
   c.source = meas ? "measured" + (r.measured_source.empty() ? std::string() : " (" + r.measured_source + ")") : "spec sheet";
   static const std::map<std::string, ComputeUnit> units = {{"fp32", ComputeUnit::fp32}, {"fp64", ComputeUnit::fp64},
                                                            {"tf32", ComputeUnit::tf32}, {"bf16", ComputeUnit::bf16},
@@ -87,8 +106,8 @@ Ceil ceilings(const RunReport& r) {
     auto u = units.find(x.unit);
     if (u == units.end()) continue;
     double t = meas ? peak_tflops(*r.measured, u->second) : 0;
-    if (t <= 0) t = peak_tflops(r.spec, u->second);
-    if (t > 0) c.tflops[x.unit] = t;
+    if (!plottable(t)) t = peak_tflops(r.spec, u->second);
+    if (plottable(t)) c.tflops[x.unit] = t;
   }
   return c;
 }
@@ -156,7 +175,7 @@ void roofline_svg(std::ostream& os, const RunReport& r, const Ceil& c, const std
   os << "<text transform=\"translate(16," << (T + H - B) / 2
      << ") rotate(-90)\" text-anchor=\"middle\" class=\"axis\">TFLOP/s</text>\n";
   // Roofs: min(peak, intensity x bandwidth) per compute unit.
-  for (const auto& [u, peak] : c.tflops) {
+  for (const auto& [u, peak] : c.dram_gbps > 0 ? c.tflops : std::map<std::string, double>{}) {
     const double ridge = peak * 1000 / c.dram_gbps;
     const double x0 = xlo, y0 = x0 * c.dram_gbps / 1000;
     std::string d = "M" + f("%.1f", X(x0)) + "," + f("%.1f", Y(std::max(y0, ylo)));
@@ -237,11 +256,14 @@ void bandwidth_svg(std::ostream& os, const RunReport& r, const Ceil& c, const st
      << "\" viewBox=\"0 0 " << W << " " << H << "\" role=\"img\" aria-label=\"bandwidth roof\">\n";
   os << "<rect x=\"" << L << "\" y=\"" << T << "\" width=\"" << W - L - R << "\" height=\"" << rowh * rows.size()
      << "\" fill=\"#fafafa\" stroke=\"#999\"/>\n";
+  // Ticks at multiples of a power of ten: at most ~20 (hi is finite: every rate on it is plottable).
   const double step = std::pow(10, std::floor(std::log10(hi / 2)));
-  for (double v = 0; v <= hi; v += step > 0 ? step : hi)
+  for (int k = 0; k < 64 && k * step <= hi; ++k) {
+    const double v = k * step;
     os << "<line class=\"grid\" x1=\"" << f("%.1f", X(v)) << "\" x2=\"" << f("%.1f", X(v)) << "\" y1=\"" << T
        << "\" y2=\"" << T + rowh * rows.size() << "\" stroke=\"#e4e4e4\"/><text x=\"" << f("%.1f", X(v)) << "\" y=\""
        << T + rowh * rows.size() + 16 << "\" text-anchor=\"middle\" class=\"tick\">" << f("%.0f", v) << "</text>\n";
+  }
   os << "<text x=\"" << (L + W - R) / 2 << "\" y=\"" << H - 8
      << "\" text-anchor=\"middle\" class=\"axis\">attained DRAM bandwidth (GB/s, work-model bytes / median time)</text>\n";
   if (c.dram_gbps > 0)
@@ -358,6 +380,10 @@ void write_html(std::ostream& os, const std::vector<NamedReport>& reports) {
     bandwidth_svg(os, r, c, col, order);
     latency_svg(os, r, col, order);
     if (placed_variants(r) == 0) os << "<p>No timed variants in this report (verify-only, skipped or failed).</p>\n";
+    const auto unplaced = std::count_if(r.results.begin(), r.results.end(), [](const Result& x) { return timed_ok(x) && !drawable(x); });
+    if (unplaced > 0)
+      os << "<p class=\"unplaced\">" << unplaced << " timed variant(s) not on the charts: a rate or intensity in the "
+         << "results file is 0, missing or out of range (table below).</p>\n";
     os << "<h3>Speedup over each ladder's first rung</h3>\n";
     for (const auto& e : order) {
       std::ostringstream s;
@@ -374,10 +400,10 @@ void write_html(std::ostream& os, const std::vector<NamedReport>& reports) {
 void write_report_markdown(std::ostream& os, const std::vector<NamedReport>& reports, bool summary_only) {
   for (const auto& nr : reports) {
     const RunReport& r = nr.report;
-    os << "Results from `" << nr.source << "`";
-    if (r.device) os << " on **" << r.device->name << "**";
-    os << " (aipe " << r.aipe_version << ", " << r.git_revision << ", " << r.timestamp << "); "
-       << "ceilings: " << ceilings(r).source << ".\n\n";
+    os << "Results from `" << printable(nr.source) << "`";
+    if (r.device) os << " on **" << printable(r.device->name) << "**";
+    os << " (aipe " << printable(r.aipe_version) << ", " << printable(r.git_revision) << ", " << printable(r.timestamp)
+       << "); ceilings: " << printable(ceilings(r).source) << ".\n\n";
     os << "| example | best rung | median | GB/s | TFLOP/s | % of roofline | x first rung | library rung | x library |\n"
           "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |\n";
     std::vector<std::string> order;
@@ -394,15 +420,15 @@ void write_report_markdown(std::ostream& os, const std::vector<NamedReport>& rep
         }
       }
       if (!best && !lib) {
-        os << "| " << e << " | (no timed rung) | | | | | | | |\n";
+        os << "| " << printable(e) << " | (no timed rung) | | | | | | | |\n";
         continue;
       }
       const Result& b = best ? *best : *lib;
       const double pct = b.pct_of_measured > 0 ? b.pct_of_measured : b.pct_of_spec;
-      os << "| " << e << " | " << b.variant << " | " << format_time_ms(b.median_ms) << " | "
+      os << "| " << printable(e) << " | " << printable(b.variant) << " | " << format_time_ms(b.median_ms) << " | "
          << (b.bytes > 0 ? format_rate(b.gbps) : "-") << " | " << (b.flops > 0 ? format_rate(b.tflops, 2) : "-")
          << " | " << cell_pct(pct) << (b.pct_of_measured > 0 ? " (meas.)" : pct > 0 ? " (spec)" : "") << " | "
-         << cell_x(b.speedup_vs_baseline) << " | " << (lib ? lib->variant : "-") << " | "
+         << cell_x(b.speedup_vs_baseline) << " | " << (lib ? printable(lib->variant) : "-") << " | "
          << (best && lib ? cell_x(best->speedup_vs_library) : "-") << " |\n";
     }
     const Geomeans g = geomeans(r.results);

@@ -70,5 +70,9 @@ void to_json(nlohmann::json& j, const DeviceInfo& d);
 void from_json(const nlohmann::json& j, DeviceInfo& d);
 void to_json(nlohmann::json& j, const SpecPeaks& p);
 void from_json(const nlohmann::json& j, SpecPeaks& p);
+// The readers behind from_json, every field checked (type, range); `where` names the object in
+// errors ("device", "ceilings.spec"). Throw std::runtime_error.
+void device_from_json(const nlohmann::json& j, DeviceInfo& d, const std::string& where);
+void spec_peaks_from_json(const nlohmann::json& j, SpecPeaks& p, const std::string& where);
 
 }  // namespace aipe

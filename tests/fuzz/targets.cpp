@@ -1,0 +1,111 @@
+#include "targets.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+#include <sstream>
+#include <stdexcept>
+#include <string_view>
+
+#include "aipe/ceilings.hpp"
+#include "aipe/profile/compare.hpp"
+#include "aipe/profile/html_report.hpp"
+#include "aipe/report.hpp"
+
+namespace aipe::fuzz {
+
+namespace {
+
+[[noreturn]] void broken(const char* what) {
+  std::fprintf(stderr, "fuzz: %s\n", what);
+  std::abort();
+}
+
+// The results reader: a report, or std::runtime_error; what it accepts must survive a round trip.
+void results_reader(std::string_view in) {
+  std::istringstream is{std::string(in)};
+  RunReport r;
+  try {
+    r = read_json(is);
+  } catch (const std::runtime_error&) {
+    return;
+  }
+  std::ostringstream os;
+  write_json(os, r);
+  std::istringstream back(os.str());
+  try {
+    const RunReport again = read_json(back);
+    if (again.results.size() != r.results.size()) broken("write_json/read_json round trip changed the results");
+  } catch (const std::runtime_error& e) {
+    std::fprintf(stderr, "fuzz: %s\n", e.what());
+    broken("read_json rejected what write_json wrote");
+  }
+}
+
+void peak_cache(std::string_view in) {
+  std::istringstream is{std::string(in)};
+  try {
+    std::string source;
+    read_peak_cache(is, "fuzz.json", &source);
+  } catch (const std::runtime_error&) {
+  }
+}
+
+// Two reports, split at the first NUL byte (or the same input twice), through the gate.
+void compare_target(std::string_view in) {
+  const auto cut = in.find('\0');
+  const std::string a(in.substr(0, cut)), b(cut == std::string_view::npos ? in : in.substr(cut + 1));
+  RunReport ra, rb;
+  try {
+    std::istringstream ia(a), ib(b);
+    ra = read_json(ia);
+    rb = read_json(ib);
+  } catch (const std::runtime_error&) {
+    return;
+  }
+  const profile::Comparison c = profile::compare(ra, rb);
+  std::ostringstream os;
+  profile::write_comparison(os, c, {});
+  for (char ch : os.str())
+    if (ch == '\x1b') broken("compare wrote a raw escape character");
+}
+
+// The HTML page and the Markdown summary: finite in time (libFuzzer's -timeout catches a hang) and
+// in size, which is bounded by a constant per result plus the text the input carries.
+void report_target(std::string_view in) {
+  std::istringstream is{std::string(in)};
+  profile::NamedReport nr{"fuzz.json", {}};
+  try {
+    nr.report = read_json(is);
+  } catch (const std::runtime_error&) {
+    return;
+  }
+  std::ostringstream html, md;
+  profile::write_html(html, {nr});
+  profile::write_report_markdown(md, {nr}, false);
+  // Per result: a table row, a marker, a bar and their escaped text (at most 4 bytes out per byte in,
+  // several times over); plus the page's fixed parts.
+  const std::size_t bound = 64 * 1024 + 4096 * nr.report.results.size() + 64 * in.size();
+  if (html.str().size() > bound) broken("write_html output out of proportion to its input");
+  if (md.str().size() > bound) broken("write_report_markdown output out of proportion to its input");
+  for (char ch : md.str())
+    if (ch == '\x1b') broken("the Markdown report holds a raw escape character");
+}
+
+}  // namespace
+
+const std::vector<std::string>& target_names() {
+  static const std::vector<std::string> n = {"results_reader", "peak_cache", "compare", "report"};
+  return n;
+}
+
+int run_target(const std::string& name, const std::uint8_t* data, std::size_t size) {
+  const std::string_view in(reinterpret_cast<const char*>(data), size);
+  if (name == "results_reader") results_reader(in);
+  else if (name == "peak_cache") peak_cache(in);
+  else if (name == "compare") compare_target(in);
+  else if (name == "report") report_target(in);
+  else throw std::invalid_argument("no fuzz target named '" + name + "'");
+  return 0;
+}
+
+}  // namespace aipe::fuzz
