@@ -71,17 +71,14 @@ void finish_result(VerifyResult& r, double diff_sq, double ref_sq, const Toleran
 }
 
 VerifyResult finish_device_compare(const DeviceCompareLog& log, std::size_t n, const Tolerance& tol,
-                                   std::span<const double> window_out, std::span<const double> window_ref,
-                                   std::span<const unsigned char> window_bad) {
+                                   std::span<const Mismatch> first) {
   VerifyResult r;
   r.checked = n;
   r.mismatches = log.mismatches;
   r.non_finite = log.non_finite;
   r.max_abs_error = std::bit_cast<double>(log.max_abs_bits);
   r.max_rel_error = std::bit_cast<double>(log.max_rel_bits);
-  const std::size_t w = std::min({window_out.size(), window_ref.size(), window_bad.size()});
-  for (std::size_t k = 0; k < w && r.first.size() < 8; ++k)
-    if (window_bad[k]) r.first.push_back({static_cast<std::size_t>(log.first) + k, window_ref[k], window_out[k]});
+  r.first.assign(first.begin(), first.begin() + std::min(first.size(), kFirstMismatches));
   finish_result(r, log.diff_sq, log.ref_sq, tol);
   return r;
 }

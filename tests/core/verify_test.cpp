@@ -155,14 +155,10 @@ VerifyResult as_device_would(const std::vector<double>& out, const std::vector<d
   }
   log.max_abs_bits = std::bit_cast<unsigned long long>(max_abs);
   log.max_rel_bits = std::bit_cast<unsigned long long>(max_rel);
-  std::vector<double> wo, wr;
-  std::vector<unsigned char> wb;
-  for (std::size_t i = log.mismatches ? log.first : out.size(); i < out.size() && wo.size() < 4096; ++i) {
-    wo.push_back(out[i]);
-    wr.push_back(ref[i]);
-    wb.push_back(detail::check_element(out[i], ref[i], tol.abs, tol.rel).bad);
-  }
-  return detail::finish_device_compare(log, out.size(), tol, wo, wr, wb);
+  std::vector<Mismatch> first;
+  for (std::size_t i = 0; i < out.size() && first.size() < detail::kFirstMismatches; ++i)
+    if (detail::check_element(out[i], ref[i], tol.abs, tol.rel).bad) first.push_back({i, ref[i], out[i]});
+  return detail::finish_device_compare(log, out.size(), tol, first);
 }
 
 void expect_same(const VerifyResult& d, const VerifyResult& h) {
@@ -217,8 +213,8 @@ TEST(DeviceCompare, HostAssemblyMatchesTheHostCompare) {
   }
 }
 
-TEST(DeviceCompare, SparseMismatchesBeyondTheWindowAreCountedNotListed) {
-  // Two mismatches further apart than the 4096-element window: both counted, the first one named.
+TEST(DeviceCompare, SparseMismatchesBeyondTheWindowAreListedInOrder) {
+  // Two mismatches further apart than the 4096-element window: both counted and both named, in order.
   const Tolerance tol = tolerance_for(DType::exact);
   std::vector<double> ref(20000, 2.0), out(20000, 2.0);
   out[10] = 3;
@@ -226,8 +222,9 @@ TEST(DeviceCompare, SparseMismatchesBeyondTheWindowAreCountedNotListed) {
   const VerifyResult d = as_device_would(out, ref, tol);
   EXPECT_FALSE(d.ok);
   EXPECT_EQ(d.mismatches, 2u);
-  ASSERT_EQ(d.first.size(), 1u);
+  ASSERT_EQ(d.first.size(), 2u);
   EXPECT_EQ(d.first[0].index, 10u);
+  EXPECT_EQ(d.first[1].index, 15000u);
   EXPECT_EQ(d.max_abs_error, 2.0);
   EXPECT_NE(d.message().find("2 of 20000 elements wrong, first at [10]"), std::string::npos) << d.message();
 }

@@ -96,10 +96,10 @@ struct DeviceCompareLog {
 };
 
 // The VerifyResult of a device compare of n elements: the totals from `log`, and the first mismatches
-// (up to 8) from a window of elements starting at log.first, read back with their verdicts.
+// (up to kFirstMismatches, in index order) as the device compare found them.
+inline constexpr std::size_t kFirstMismatches = 8;
 VerifyResult finish_device_compare(const DeviceCompareLog& log, std::size_t n, const Tolerance& tol,
-                                   std::span<const double> window_out, std::span<const double> window_ref,
-                                   std::span<const unsigned char> window_bad);
+                                   std::span<const Mismatch> first);
 }  // namespace detail
 
 // Compares n values; out(i) and ref(i) return element i as something convertible to double.

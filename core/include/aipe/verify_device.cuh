@@ -86,6 +86,20 @@ __global__ void compare_kernel(std::size_t n, OutFn out, RefFn ref, Tolerance to
   if (ref_sq > 0) atomicAdd(&log->ref_sq, ref_sq);
 }
 
+// The smallest wrong index at or after `from` (~0 if none): where the next window of mismatches starts.
+template <class OutFn, class RefFn>
+__global__ void first_bad_kernel(std::size_t n, std::size_t from, OutFn out, RefFn ref, Tolerance tol,
+                                 unsigned long long* first) {
+  unsigned long long mine = ~0ull;
+  for (std::size_t i = from + blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < n;
+       i += std::size_t(gridDim.x) * blockDim.x)
+    if (check_device_element(out(i), ref(i), tol).bad) {
+      mine = i;  // a thread's indices only grow: its first hit is its smallest
+      break;
+    }
+  if (mine != ~0ull) atomicMin(first, mine);
+}
+
 // The values and verdicts of `count` elements from `start`: where the first mismatches are read from.
 template <class OutFn, class RefFn>
 __global__ void compare_window_kernel(std::size_t start, std::size_t count, OutFn out, RefFn ref, Tolerance tol,
@@ -141,23 +155,34 @@ VerifyResult compare_on_device(std::size_t n, Out out_src, Ref ref_src, const To
   AIPE_CUDA(cudaMemcpyAsync(&h, log.get(), sizeof h, cudaMemcpyDeviceToHost, stream));
   AIPE_CUDA(cudaStreamSynchronize(stream));
 
-  // The first mismatches lie at or after the smallest wrong index; 4096 elements from there hold the
-  // first eight unless the mismatches are sparse, and then the ones found are reported.
-  std::vector<double> out_w, ref_w;
-  std::vector<unsigned char> bad_w;
-  if (h.mismatches > 0) {
-    const std::size_t start = static_cast<std::size_t>(h.first);
-    const std::size_t count = std::min<std::size_t>(4096, n - start);
-    DeviceBuffer<double> dout(count), dref(count);
-    DeviceBuffer<unsigned char> dbad(count);
+  // The first mismatches, in index order: a window of 4096 elements from the smallest wrong index is read
+  // back with its verdicts; where it holds fewer than kFirstMismatches and more exist, the next window
+  // starts at the smallest wrong index past it (sparse mismatches cost one pass over n per window).
+  std::vector<Mismatch> first;
+  const std::size_t want = std::min<std::size_t>(detail::kFirstMismatches, h.mismatches);
+  constexpr std::size_t kWindow = 4096;
+  DeviceBuffer<double> dout(kWindow), dref(kWindow);
+  DeviceBuffer<unsigned char> dbad(kWindow);
+  DeviceBuffer<unsigned long long> dnext(1);
+  for (std::size_t start = static_cast<std::size_t>(h.first); first.size() < want && start < n;) {
+    const std::size_t count = std::min(kWindow, n - start);
     detail::compare_window_kernel<<<static_cast<unsigned>((count + 255) / 256), 256, 0, stream>>>(
         start, count, out, ref, tol, dout.get(), dref.get(), dbad.get());
     AIPE_CHECK_LAUNCH();
-    out_w = to_host(dout, stream);
-    ref_w = to_host(dref, stream);
-    bad_w = to_host(dbad, stream);
+    const std::vector<double> out_w = to_host(dout, stream), ref_w = to_host(dref, stream);
+    const std::vector<unsigned char> bad_w = to_host(dbad, stream);
+    for (std::size_t k = 0; k < count && first.size() < want; ++k)
+      if (bad_w[k]) first.push_back({start + k, ref_w[k], out_w[k]});
+    if (first.size() >= want || start + count >= n) break;
+    const unsigned long long none = ~0ull;
+    AIPE_CUDA(cudaMemcpyAsync(dnext.get(), &none, sizeof none, cudaMemcpyHostToDevice, stream));
+    detail::first_bad_kernel<<<4 * sms, 256, 0, stream>>>(n, start + count, out, ref, tol, dnext.get());
+    AIPE_CHECK_LAUNCH();
+    const unsigned long long next = to_host(dnext, stream)[0];
+    if (next == ~0ull) break;
+    start = static_cast<std::size_t>(next);
   }
-  return detail::finish_device_compare(h, n, tol, out_w, ref_w, bad_w);
+  return detail::finish_device_compare(h, n, tol, first);
 }
 
 }  // namespace aipe
