@@ -40,7 +40,7 @@
 // bar is the copy's bandwidth (~3 TB/s on H100: ~0.7 ms at the default size).
 // Tiles (rungs 1-4): 32x32 elements per block of 32x8 threads (4 elements per thread). Edges: rows and cols need not
 // be multiples of 32 (the small size is 1001 x 777); every access is guarded.
-// Reference: out[c][r] must equal the generator's value for in index r*cols + c (exact_check.cuh).
+// Reference: out[c][r] must equal the generator's value for in index r*cols + c (aipe::compare_on_device).
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -48,7 +48,7 @@
 #include "aipe/buffer.hpp"
 #include "aipe/random.hpp"
 #include "aipe/registry.hpp"
-#include "exact_check.cuh"
+#include "aipe/verify_device.cuh"
 
 namespace {
 
@@ -222,33 +222,46 @@ class Transpose final : public aipe::Example {
             "32 banks. Larger 64x64 tiles keep more loads in flight per thread, and 16-byte vectors cut the "
             "instruction count where the row pitch keeps them aligned. The goal is the bandwidth of a plain copy "
             "of the same matrix.",
-            {{"rows", 16384, 8192, 1001, "rows of the input matrix", 1, 65535 * kTile},
-             {"cols", 16384, 8192, 777, "columns of the input matrix", 1, 65535 * kTile}},
+            {{.name = "rows", .def = 16384, .quick = 8192, .small = 1001, .help = "rows of the input matrix", .min = 1,
+              .max = 65535 * kTile},
+             {.name = "cols", .def = 16384, .quick = 8192, .small = 777, .help = "columns of the input matrix", .min = 1,
+              .max = 65535 * kTile}},
             {}};
   }
 
   std::vector<aipe::Variant> variants() override {
     return {
-        {"naive", "read rows coalesced, write columns: every warp store touches 32 sectors",
-         [this](cudaStream_t s) { launch(transpose_naive, s); }},
-        {"smem_tile", "32x32 tile in shared memory: both global sides coalesced, 32-way bank conflicts on the column read",
-         [this](cudaStream_t s) { launch(transpose_tiled<0, false>, s); }},
-        {"padded", "tile[32][33]: one float of padding per row removes the bank conflicts",
-         [this](cudaStream_t s) { launch(transpose_tiled<1, false>, s); }},
-        {"swizzled", "tile[32][32] with column x of row y stored at x ^ y: conflict-free, no padding",
-         [this](cudaStream_t s) { launch(transpose_tiled<0, true>, s); }},
-        {"tile64", "64x64 tile, 16 plain 4-byte loads in flight per thread before the shared-memory stores: any row pitch",
-         [this](cudaStream_t s) { launch64(false, s); }},
-        {"tile64_vec4", "the 64x64 tile with 16-byte float4 loads and stores where rows and cols are multiples of 4",
-         [this](cudaStream_t s) { launch64(true, s); }},
-        {"tile64_sector", "tile64 with each output segment shifted to start on a 32-byte sector: whole-sector stores at any pitch",
-         [this](cudaStream_t s) { launch_sector<kBig>(s); }},
-        {"tile128_sector", "tile64_sector with 128-row tiles: half the halo re-reads, 34 loads in flight per thread",
-         [this](cudaStream_t s) { launch_sector<2 * kBig>(s); }},
-        {"tile256_sector", "tile64_sector with 256-row tiles: a quarter of the halo re-reads, 66 loads in flight per thread",
-         [this](cudaStream_t s) { launch_sector<4 * kBig>(s); }},
-        {"memcpy", "cudaMemcpyAsync D2D of the same matrix: the copy ceiling (verified as a copy, not a transpose)",
-         [this](cudaStream_t s) {
+        {.name = "naive",
+         .summary = "read rows coalesced, write columns: every warp store touches 32 sectors",
+         .launch = [this](cudaStream_t s) { launch(transpose_naive, s); }},
+        {.name = "smem_tile",
+         .summary = "32x32 tile in shared memory: both global sides coalesced, 32-way bank conflicts on the column read",
+         .launch = [this](cudaStream_t s) { launch(transpose_tiled<0, false>, s); }},
+        {.name = "padded",
+         .summary = "tile[32][33]: one float of padding per row removes the bank conflicts",
+         .launch = [this](cudaStream_t s) { launch(transpose_tiled<1, false>, s); }},
+        {.name = "swizzled",
+         .summary = "tile[32][32] with column x of row y stored at x ^ y: conflict-free, no padding",
+         .launch = [this](cudaStream_t s) { launch(transpose_tiled<0, true>, s); }},
+        {.name = "tile64",
+         .summary = "64x64 tile, 16 plain 4-byte loads in flight per thread before the shared-memory stores: any row pitch",
+         .launch = [this](cudaStream_t s) { launch64(false, s); }},
+        {.name = "tile64_vec4",
+         .summary = "the 64x64 tile with 16-byte float4 loads and stores where rows and cols are multiples of 4",
+         .launch = [this](cudaStream_t s) { launch64(true, s); },
+         .metrics = [this](double, std::map<std::string, double>& out) { out["vectorized"] = vectorizable() ? 1 : 0; }},
+        {.name = "tile64_sector",
+         .summary = "tile64 with each output segment shifted to start on a 32-byte sector: whole-sector stores at any pitch",
+         .launch = [this](cudaStream_t s) { launch_sector<kBig>(s); }},
+        {.name = "tile128_sector",
+         .summary = "tile64_sector with 128-row tiles: half the halo re-reads, 34 loads in flight per thread",
+         .launch = [this](cudaStream_t s) { launch_sector<2 * kBig>(s); }},
+        {.name = "tile256_sector",
+         .summary = "tile64_sector with 256-row tiles: a quarter of the halo re-reads, 66 loads in flight per thread",
+         .launch = [this](cudaStream_t s) { launch_sector<4 * kBig>(s); }},
+        {.name = "memcpy",
+         .summary = "cudaMemcpyAsync D2D of the same matrix: the copy ceiling (verified as a copy, not a transpose)",
+         .launch = [this](cudaStream_t s) {
            AIPE_CUDA(cudaMemcpyAsync(out_.get(), in_.get(), in_.bytes(), cudaMemcpyDeviceToDevice, s));
          }},
     };
@@ -263,7 +276,6 @@ class Transpose final : public aipe::Example {
     seed_ = aipe::sub_seed(ctx.seed(), 1);
     aipe::fill_uniform(in_.get(), n, seed_, -1.f, 1.f, ctx.stream());
     ctx.output(out_.get(), out_.bytes());
-    sm_count_ = ctx.device().sm_count;
     // The 256-row sector tile needs more than the default 48 KB of dynamic shared memory.
     AIPE_CUDA(cudaFuncSetAttribute(transpose_sector<4 * kBig>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                    static_cast<int>(sector_smem_bytes(4 * kBig))));
@@ -271,14 +283,11 @@ class Transpose final : public aipe::Example {
 
   aipe::Work work() const override { return {2.0 * sizeof(float) * rows_ * double(cols_), 0, aipe::ComputeUnit::none}; }
 
-  void metrics(const std::string& v, double, std::map<std::string, double>& out) override {
-    if (v == "tile64_vec4") out["vectorized"] = vectorizable() ? 1 : 0;
-  }
-
   aipe::VerifyResult verify(aipe::Context& ctx) override {
     const std::size_t n = std::size_t(rows_) * cols_;
-    if (ctx.variant() == "memcpy") return ch07::verify_exact(out_.get(), n, CopyRef{seed_}, sm_count_, ctx.stream());
-    return ch07::verify_exact(out_.get(), n, TransposeRef{seed_, rows_, cols_}, sm_count_, ctx.stream());
+    const aipe::Tolerance exact = aipe::tolerance_for(aipe::DType::exact);
+    if (ctx.variant() == "memcpy") return aipe::compare_on_device(n, out_.get(), CopyRef{seed_}, exact, ctx.stream());
+    return aipe::compare_on_device(n, out_.get(), TransposeRef{seed_, rows_, cols_}, exact, ctx.stream());
   }
 
  private:
@@ -306,7 +315,7 @@ class Transpose final : public aipe::Example {
     AIPE_CHECK_LAUNCH();
   }
 
-  int rows_ = 0, cols_ = 0, sm_count_ = 1;
+  int rows_ = 0, cols_ = 0;
   std::uint64_t seed_ = 0;
   aipe::DeviceBuffer<float> in_, out_;
 };
