@@ -50,7 +50,15 @@
 //                    nothing else queued (wide_chunks drains once per chunk) and each SM sends a steady
 //                    read/write mix instead of per-block bursts. pipe_kib per chunk x pipe_threads,
 //                    pipe_chunks consecutive chunks per block (0 = a persistent grid, chunks round-robin)
-//  10 memcpy         cudaMemcpyAsync device-to-device: the library ceiling (the copy engines: no SM
+//  10 pipelined_pairs  rung 9's kernel with 2 consecutive chunks per block (pipe_kib x pipe_threads, default
+//                    64 KiB x 1024: 128 KiB per block, as wide_chunks' best), a rung of its own so the
+//                    suite at default sizes measures it. Why: in the H200 round-2 sweep pipelined with
+//                    pipe_chunks = 2 was the best SM copy, 0.988x memcpy, against wide_chunks' 0.983-0.985x
+//                    and the persistent pipelined grid's 0.934-0.965x: one block per chunk pair keeps the
+//                    block scheduler handing out DRAM in address order (what the persistent grid loses),
+//                    and each block overlaps its second chunk's loads with its first chunk's stores (what
+//                    wide_chunks lacks: it drains once per block). Measured in the final run
+//  11 memcpy         cudaMemcpyAsync device-to-device: the library ceiling (the copy engines: no SM
 //                    kernel appears in a profile of it, tests/fixtures/ncu_h100_copy_ladder_memcpy_no_kernel.csv)
 //
 // Problem: dst[i] = src[i], i < n. Default n = 256 Mi floats (1 GiB each way), far past the 50 MB L2.
@@ -482,21 +490,111 @@ class CopyLadder final : public aipe::Example {
             "per thread multiply the bytes in flight; streaming cache hints keep a use-once stream out of the "
             "caches; Hopper's bulk-copy engine (cp.async.bulk with an mbarrier) moves 16 KiB per instruction "
             "through shared memory with a single thread per block. cudaMemcpyAsync is the ceiling to match.",
-            {{.name = "n", .def = 256ll << 20, .quick = 64ll << 20, .small = 1000003, .help = "floats to copy", .min = 1, .max = 1ll << 32},
-             {.name = "bulk_kib", .def = 64, .quick = 64, .small = 64, .help = "tma_bulk: KiB per bulk copy (chunk)", .min = 1, .max = 128},
-             {.name = "bulk_stages", .def = 3, .quick = 3, .small = 3, .help = "tma_bulk: chunks in flight per block (shared-memory stages)", .min = 2, .max = kMaxStages},
-             {.name = "bulk_order", .def = 0, .quick = 0, .small = 0, .help = "tma_bulk: 0 chunks dealt round-robin over blocks, 1 one contiguous range per block", .min = 0, .max = 1},
-             {.name = "bulk_evict_first", .def = 0, .quick = 0, .small = 0, .help = "tma_bulk: 1 = L2 evict-first cache policy on the bulk copies", .min = 0, .max = 1},
-             {.name = "chunk_kib", .def = 128, .quick = 128, .small = 128, .help = "wide_chunks: KiB per block (one block per chunk)", .min = 1, .max = 256},
-             {.name = "chunk_threads", .def = 1024, .quick = 1024, .small = 1024, .help = "wide_chunks: threads per block", .min = 32, .max = 1024},
-             {.name = "chunk_policy", .def = 0, .quick = 0, .small = 0, .help = "wide_chunks: 0 plain, 1 st.cs, 2 ld.nc.L2::256B + st.cs, 3 stores L2 evict-first, 4 st.L1::no_allocate", .min = 0, .max = kPolicies - 1},
-             {.name = "chunk_pair32", .def = 0, .quick = 0, .small = 0, .help = "wide_chunks: 1 = 32 contiguous bytes per thread (two adjacent float4)", .min = 0, .max = 1},
-             {.name = "chunk_order", .def = 0, .quick = 0, .small = 0, .help = "wide_chunks: 0 chunks in address order, 1 alternately from both halves", .min = 0, .max = 1},
-             {.name = "slice_unroll", .def = 4, .quick = 4, .small = 4, .help = "sliced: float4 loads in flight per thread (4 or 8)", .min = 4, .max = 8},
-             {.name = "slice_blocks_per_sm", .def = 0, .quick = 0, .small = 0, .help = "sliced: blocks per SM (0 = as many as fit)", .min = 0, .max = 4},
-             {.name = "pipe_kib", .def = 64, .quick = 64, .small = 64, .help = "pipelined: KiB per chunk per block (pipe_threads x 2, 4 or 8 float4)", .min = 1, .max = 128},
-             {.name = "pipe_threads", .def = 1024, .quick = 1024, .small = 1024, .help = "pipelined: threads per block (at most 512 with 8 float4 per thread)", .min = 32, .max = 1024},
-             {.name = "pipe_chunks", .def = 0, .quick = 0, .small = 0, .help = "pipelined: consecutive chunks per block (0 = persistent grid, chunks round-robin)", .min = 0, .max = 1024}},
+            {{.name = "n",
+              .def = 256ll << 20,
+              .quick = 64ll << 20,
+              .small = 1000003,
+              .help = "floats to copy",
+              .min = 1,
+              .max = 1ll << 32},
+             {.name = "bulk_kib",
+              .def = 64,
+              .quick = 64,
+              .small = 64,
+              .help = "tma_bulk: KiB per bulk copy (chunk)",
+              .min = 1,
+              .max = 128},
+             {.name = "bulk_stages",
+              .def = 3,
+              .quick = 3,
+              .small = 3,
+              .help = "tma_bulk: chunks in flight per block (shared-memory stages)",
+              .min = 2,
+              .max = kMaxStages},
+             {.name = "bulk_order",
+              .def = 0,
+              .quick = 0,
+              .small = 0,
+              .help = "tma_bulk: 0 chunks dealt round-robin over blocks, 1 one contiguous range per block",
+              .min = 0,
+              .max = 1},
+             {.name = "bulk_evict_first",
+              .def = 0,
+              .quick = 0,
+              .small = 0,
+              .help = "tma_bulk: 1 = L2 evict-first cache policy on the bulk copies",
+              .min = 0,
+              .max = 1},
+             {.name = "chunk_kib",
+              .def = 128,
+              .quick = 128,
+              .small = 128,
+              .help = "wide_chunks: KiB per block (one block per chunk)",
+              .min = 1,
+              .max = 256},
+             {.name = "chunk_threads",
+              .def = 1024,
+              .quick = 1024,
+              .small = 1024,
+              .help = "wide_chunks: threads per block",
+              .min = 32,
+              .max = 1024},
+             {.name = "chunk_policy",
+              .def = 0,
+              .quick = 0,
+              .small = 0,
+              .help = "wide_chunks: 0 plain, 1 st.cs, 2 ld.nc.L2::256B + st.cs, 3 stores L2 evict-first, 4 st.L1::no_allocate",
+              .min = 0,
+              .max = kPolicies - 1},
+             {.name = "chunk_pair32",
+              .def = 0,
+              .quick = 0,
+              .small = 0,
+              .help = "wide_chunks: 1 = 32 contiguous bytes per thread (two adjacent float4)",
+              .min = 0,
+              .max = 1},
+             {.name = "chunk_order",
+              .def = 0,
+              .quick = 0,
+              .small = 0,
+              .help = "wide_chunks: 0 chunks in address order, 1 alternately from both halves",
+              .min = 0,
+              .max = 1},
+             {.name = "slice_unroll",
+              .def = 4,
+              .quick = 4,
+              .small = 4,
+              .help = "sliced: float4 loads in flight per thread (4 or 8)",
+              .min = 4,
+              .max = 8},
+             {.name = "slice_blocks_per_sm",
+              .def = 0,
+              .quick = 0,
+              .small = 0,
+              .help = "sliced: blocks per SM (0 = as many as fit)",
+              .min = 0,
+              .max = 4},
+             {.name = "pipe_kib",
+              .def = 64,
+              .quick = 64,
+              .small = 64,
+              .help = "pipelined: KiB per chunk per block (pipe_threads x 2, 4 or 8 float4)",
+              .min = 1,
+              .max = 128},
+             {.name = "pipe_threads",
+              .def = 1024,
+              .quick = 1024,
+              .small = 1024,
+              .help = "pipelined: threads per block (at most 512 with 8 float4 per thread)",
+              .min = 32,
+              .max = 1024},
+             {.name = "pipe_chunks",
+              .def = 0,
+              .quick = 0,
+              .small = 0,
+              .help = "pipelined: consecutive chunks per block (0 = persistent grid, chunks round-robin)",
+              .min = 0,
+              .max = 1024}},
             {}};
   }
 
@@ -579,6 +677,14 @@ class CopyLadder final : public aipe::Example {
                // Loads of one chunk plus stores of the previous one, per block.
                out["pipe_kib_in_flight_per_sm"] = pipe_per_sm_ * 2.0 * pipe_unroll_ * 16.0 * pipe_threads_ / 1024.0;
              }},
+        {.name = "pipelined_pairs",
+         .summary = "pipelined with 2 consecutive chunks per block: one overlap per block, blocks still in address order",
+         .launch =
+             [this](cudaStream_t s) {
+               pipe_<<<pairs_grid_, pipe_threads_, 0, s>>>(src_.get(), dst_.get(), n_, 2);
+               AIPE_CHECK_LAUNCH();
+             },
+         .metrics = [this](double, std::map<std::string, double>& out) { out["pipe_blocks_per_sm"] = pipe_per_sm_; }},
         {.name = "memcpy",
          .summary = "cudaMemcpyAsync device-to-device: the copy-engine ceiling",
          .launch = [this](cudaStream_t s) {
@@ -679,6 +785,7 @@ class CopyLadder final : public aipe::Example {
     const std::size_t chunks = std::max<std::size_t>(1, n_ / 4 / (std::size_t(pipe_unroll_) * pipe_threads_));
     pipe_grid_ = static_cast<unsigned>(pipe_chunks_ ? (chunks + pipe_chunks_ - 1) / pipe_chunks_
                                                     : std::min<std::size_t>(chunks, std::size_t(std::max(1, pipe_per_sm_)) * sm_count_));
+    pairs_grid_ = static_cast<unsigned>((chunks + 1) / 2);
   }
 
   std::size_t n_ = 0;
@@ -692,7 +799,7 @@ class CopyLadder final : public aipe::Example {
   int wide_unroll_ = 1, wide_per_sm_ = 0, slice_unroll_ = 4;
   bool wide_pair32_ = false, wide_two_streams_ = false;
   PipeKernel pipe_ = nullptr;
-  unsigned pipe_grid_ = 1, pipe_threads_ = 1024, pipe_chunks_ = 0;
+  unsigned pipe_grid_ = 1, pipe_threads_ = 1024, pipe_chunks_ = 0, pairs_grid_ = 1;
   int pipe_unroll_ = 4, pipe_per_sm_ = 0;
   aipe::DeviceBuffer<float> src_, dst_;
 };

@@ -79,7 +79,7 @@ void verify_examples_at(std::initializer_list<const char*> ids, const std::map<s
 // multiple of a chunk or a vector.
 TEST(CopyLadderKnobs, EveryPolicyAndShapeVerifies) {
   if (auto why = gpu_unavailable_reason()) GTEST_SKIP() << *why;
-  const std::vector<std::string> rungs = {"wide_chunks", "sliced", "pipelined"};
+  const std::vector<std::string> rungs = {"wide_chunks", "sliced", "pipelined", "pipelined_pairs"};
   for (int policy = 1; policy <= 4; ++policy)
     verify_examples_at({"ch07/copy_ladder"}, {{"chunk_policy", policy}}, 0xC0 + policy, 1, rungs);
   verify_examples_at({"ch07/copy_ladder"}, {{"chunk_pair32", 1}, {"chunk_kib", 64}, {"chunk_threads", 256}}, 0xC8, 1, rungs);
