@@ -32,7 +32,18 @@
 //                 blocks per SM): 3% more loads for the halo, 66 loads in flight per thread. With rung 8
 //                 it shows whether the halo is what the sector rung still pays: if 8 beats 7 and 9 beats
 //                 8 it is; if not, the misaligned input rows (5 sectors per 128-byte warp load) are next
-//  10 memcpy      cudaMemcpyAsync D2D of the same matrix: the copy ceiling a transpose is judged against.
+//  10 tile128_pipelined  rung 8 with 2 column tiles per block (the same 136 input rows, columns bx and bx + 64): as
+//                 soon as a tile sits in shared memory, the 34 registers per thread take the next tile's loads,
+//                 issued before this tile's stores. Why: at 12345 x 6789 on the H200 (round 2) tile128_sector read
+//                 0.895x memcpy and tile256_sector, with twice the loads in flight per thread but 3 blocks per SM,
+//                 only 0.765x: bytes in flight per SM are not what is short, the drain is (each block loads, waits at
+//                 the barrier, then only stores; at 4-6 blocks per SM whole SMs spend stretches with no reads
+//                 queued). The copy ladder's pipelined rung removed the same drain (0.988x vs wide_chunks' 0.984x).
+//                 Second, the 32-byte input sector that a misaligned 27,156-byte row splits between columns bx + 63
+//                 and bx + 64 is now read by one block, the second time from its own L1 where it is still there, not
+//                 by another SM through L2: 1 in 9 of the sectors a tile reads. Predicted: +1-3% over rung 8
+//                 (0.90-0.92x memcpy), measured in the final run. rows % 8 == 0 runs rung 5's kernel, as rungs 7-9 do
+//  11 memcpy      cudaMemcpyAsync D2D of the same matrix: the copy ceiling a transpose is judged against.
 //                 It moves the same bytes but does not transpose; it is verified as a copy.
 //
 // Problem: in is rows x cols (row-major), out is cols x rows. Default 16384 x 16384 floats (1 GiB each).
@@ -158,41 +169,56 @@ constexpr int kHalo = 8;  // floats per 32-byte sector
 constexpr std::size_t sector_smem_bytes(int rows_per_tile) {
   return std::size_t(rows_per_tile + kHalo) * (kBig + 1) * sizeof(float);
 }
-template <int kR>
+// kTiles > 1 (rung 10): a block walks kTiles column tiles of the same input rows, bx, bx + 64, ...; once
+// a tile's values are in shared memory the registers take the next tile's loads, issued before this
+// tile's stores, so the block has loads in flight while it stores (with kTiles = 1 it drains: all loads,
+// barrier, all stores). Grid ((cols + 64 kTiles - 1) / (64 kTiles), as above); a block's last tiles may
+// lie past `cols` (the test is uniform per block).
+template <int kR, int kTiles = 1>
 __global__ void __launch_bounds__(256) transpose_sector(const float* __restrict__ in, float* __restrict__ out, int rows,
                                                         int cols) {
   extern __shared__ float smem[];
   auto tile = reinterpret_cast<float (*)[kBig + 1]>(smem);  // [kR + kHalo][kBig + 1]
-  const int bx = blockIdx.x * kBig, by = blockIdx.y * kR;
+  const int by = blockIdx.y * kR;
   const int tx = threadIdx.x, ty = threadIdx.y;
   constexpr int kLoadRows = (kR + kHalo) / 8;
   float v[2][kLoadRows];
+  auto load = [&](int bx) {
 #pragma unroll
-  for (int j = 0; j < kLoadRows; ++j)
+    for (int j = 0; j < kLoadRows; ++j)
 #pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      const int r = by - kHalo + ty + 8 * j, c = bx + tx + 32 * h;
-      v[h][j] = (r >= 0 && r < rows && c < cols) ? in[std::size_t(r) * cols + c] : 0.f;
-    }
-#pragma unroll
-  for (int j = 0; j < kLoadRows; ++j)
-#pragma unroll
-    for (int h = 0; h < 2; ++h) tile[ty + 8 * j][tx + 32 * h] = v[h][j];
-  __syncthreads();
+      for (int h = 0; h < 2; ++h) {
+        const int r = by - kHalo + ty + 8 * j, c = bx + tx + 32 * h;
+        v[h][j] = (r >= 0 && r < rows && c < cols) ? in[std::size_t(r) * cols + c] : 0.f;
+      }
+  };
   // Output row o = bx + y (uniform per warp), elements r = by - s + x, x < kR: sector-aligned, and the
   // segments of blocks by and by + kR meet exactly (kR is a whole number of sectors). by is a multiple
   // of 8, so s = (o * rows + by) % 8 = (o * (rows % 8)) % 8: no 64-bit product per row.
   const int rows8 = rows % kHalo;
+  load(blockIdx.x * kTiles * kBig);
 #pragma unroll
-  for (int j = 0; j < 8; ++j) {
-    const int y = ty + 8 * j, o = bx + y;
-    if (o >= cols) continue;
-    const int s = (o * rows8) % kHalo;
-    float* orow = out + std::size_t(o) * rows;
+  for (int i = 0; i < kTiles; ++i) {
+    const int bx = (blockIdx.x * kTiles + i) * kBig;
+    if (bx >= cols) break;
+    if (i > 0) __syncthreads();  // every warp's stores of the previous tile have read shared memory
 #pragma unroll
-    for (int h = 0; h < kR / 32; ++h) {
-      const int x = tx + 32 * h, r = by - s + x;
-      if (r >= 0 && r < rows) orow[r] = tile[kHalo - s + x][y];
+    for (int j = 0; j < kLoadRows; ++j)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) tile[ty + 8 * j][tx + 32 * h] = v[h][j];
+    __syncthreads();
+    if (i + 1 < kTiles && bx + kBig < cols) load(bx + kBig);  // in flight under the stores below
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+      const int y = ty + 8 * j, o = bx + y;
+      if (o >= cols) continue;
+      const int s = (o * rows8) % kHalo;
+      float* orow = out + std::size_t(o) * rows;
+#pragma unroll
+      for (int h = 0; h < kR / 32; ++h) {
+        const int x = tx + 32 * h, r = by - s + x;
+        if (r >= 0 && r < rows) orow[r] = tile[kHalo - s + x][y];
+      }
     }
   }
 }
@@ -259,6 +285,9 @@ class Transpose final : public aipe::Example {
         {.name = "tile256_sector",
          .summary = "tile64_sector with 256-row tiles: a quarter of the halo re-reads, 66 loads in flight per thread",
          .launch = [this](cudaStream_t s) { launch_sector<4 * kBig>(s); }},
+        {.name = "tile128_pipelined",
+         .summary = "tile128_sector walking 2 column tiles per block: the next tile's loads in flight under this tile's stores",
+         .launch = [this](cudaStream_t s) { launch_sector<2 * kBig, 2>(s); }},
         {.name = "memcpy",
          .summary = "cudaMemcpyAsync D2D of the same matrix: the copy ceiling (verified as a copy, not a transpose)",
          .launch = [this](cudaStream_t s) {
@@ -300,12 +329,13 @@ class Transpose final : public aipe::Example {
     AIPE_CHECK_LAUNCH();
   }
 
-  template <int kR>
+  template <int kR, int kTiles = 1>
   void launch_sector(cudaStream_t s) {
     if (rows_ % kHalo == 0) return launch64(false, s);  // every output row starts on a sector: no shift
     // One more block row where the last segment, shifted back by up to 7, would stop short of `rows`.
-    const dim3 grid((cols_ + kBig - 1) / kBig, (rows_ + kHalo - 1 + kR - 1) / kR);
-    transpose_sector<kR><<<grid, dim3(32, 8), sector_smem_bytes(kR), s>>>(in_.get(), out_.get(), rows_, cols_);
+    const dim3 grid((cols_ + kTiles * kBig - 1) / (kTiles * kBig), (rows_ + kHalo - 1 + kR - 1) / kR);
+    transpose_sector<kR, kTiles>
+        <<<grid, dim3(32, 8), sector_smem_bytes(kR), s>>>(in_.get(), out_.get(), rows_, cols_);
     AIPE_CHECK_LAUNCH();
   }
 
