@@ -42,7 +42,8 @@
 //                 Second, the 32-byte input sector that a misaligned 27,156-byte row splits between columns bx + 63
 //                 and bx + 64 is now read by one block, the second time from its own L1 where it is still there, not
 //                 by another SM through L2: 1 in 9 of the sectors a tile reads. Predicted: +1-3% over rung 8
-//                 (0.90-0.92x memcpy), measured in the final run. rows % 8 == 0 runs rung 5's kernel, as rungs 7-9 do
+//                 (0.90-0.92x memcpy; the risk: its 64 registers allow 4 blocks per SM, rung 8's 48 allow 5),
+//                 measured in the final run. rows % 8 == 0 runs rung 5's kernel, as rungs 7-9 do
 //  11 memcpy      cudaMemcpyAsync D2D of the same matrix: the copy ceiling a transpose is judged against.
 //                 It moves the same bytes but does not transpose; it is verified as a copy.
 //
@@ -173,7 +174,9 @@ constexpr std::size_t sector_smem_bytes(int rows_per_tile) {
 // a tile's values are in shared memory the registers take the next tile's loads, issued before this
 // tile's stores, so the block has loads in flight while it stores (with kTiles = 1 it drains: all loads,
 // barrier, all stores). Grid ((cols + 64 kTiles - 1) / (64 kTiles), as above); a block's last tiles may
-// lie past `cols` (the test is uniform per block).
+// lie past `cols` (the test is uniform per block). Registers (sm_90a): 48 at kTiles = 1 (5 blocks of 256
+// per SM), 64 at kTiles = 2 (4 blocks: the next tile's 34 values stay live through the stores); a
+// minimum of 5 blocks per SM in __launch_bounds__ makes ptxas spill 76 bytes per thread instead.
 template <int kR, int kTiles = 1>
 __global__ void __launch_bounds__(256) transpose_sector(const float* __restrict__ in, float* __restrict__ out, int rows,
                                                         int cols) {
