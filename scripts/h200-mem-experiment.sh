@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# One GPU call for issue 16 items 2-3 on the H200, round 2: the copy ladder's round-2 candidates
-# (bigger register chunks, the pipelined rung, and peak's pipelined copies) against cudaMemcpy in the
-# same process, and the transpose's top rungs at 16384^2 and 12345x6789. Round 1 (ee7af80, its
-# results in docs/results/h200-ch07-copy-sweep-ee7af80.json) chose the defaults; its losing settings
-# are not re-run. Needs a build in ./build (build/bin/aipe) and $OUT (a folder). About 30 s of GPU
-# time (each step capped at STEP_LIMIT=120 s). Writes at most 6 files to $OUT:
-#   peak.json                 aipe peak --quick --only dram (SM copy incl. the pipelined kernels vs memcpy)
-#   copy_sweep.tar.gz         one JSON per setting (each with memcpy, for the same-run ratio)
+# One GPU call for issue 16 items 2-3 on the H200, round 3: the new candidates only, each against
+# cudaMemcpy in the same process: ch07/copy_ladder's pipelined_pairs beside wide_chunks (the best of
+# rounds 1-2), and ch07/transpose's tile128_pipelined beside tile128_sector (round 2's 0.895x) at
+# 12345x6789 and 16384^2. Rounds 1-2 chose the defaults (docs/ch07.md); their settings are not re-run.
+# Needs a build in ./build (build/bin/aipe) and $OUT (a folder). About 30 s of GPU time (each step
+# capped at STEP_LIMIT=120 s). Writes at most 6 files to $OUT:
+#   peak.json                 aipe peak --quick --only dram (SM copy vs memcpy: PeakGpu's 0.97x invariant)
+#   copy_sweep.tar.gz         one JSON per run (each with memcpy, for the same-run ratio)
 #   transpose_16384.json, transpose_12345x6789.json
 #   log.txt                   everything the commands printed
 #   summary.txt               the table printed last: rung, knobs, GB/s, x memcpy of the same run
@@ -46,28 +46,12 @@ sweep() {  # sweep TAG KNOB=VALUE... -- VARIANT...
   for v in "$@" memcpy; do variants+=(--variant "$v"); done
   step "sweep $tag" "$AIPE" run ch07/copy_ladder "${variants[@]}" "${sizes[@]}" "${SW[@]}" --json "$OUT/sweep/$tag.json"
 }
-# The defaults: wide_chunks 128 KiB x 1024 (round 1's best), pipelined 64 KiB x 1024 persistent;
-# block_chunks for reference. Run twice: the spread between the two is the noise to read the rest by.
-sweep defaults_a -- wide_chunks block_chunks pipelined
-sweep defaults_b -- wide_chunks block_chunks pipelined
-# wide_chunks: 16 loads per thread, 192 KiB (768 threads) or 128 KiB (512 threads) per block, one block
-# per SM: longer read bursts per SM than the winner's 8 loads x 1024.
-sweep wide_192k_768t     chunk_kib=192 chunk_threads=768 -- wide_chunks
-sweep wide_128k_512t     chunk_kib=128 chunk_threads=512 -- wide_chunks
-# pipelined, persistent: 2 loads per thread (28 registers, 2 blocks of 1024 per SM, the smallest tail),
-# 8 loads at 512 threads (one block per SM, 64 KiB loading while 64 KiB store).
-sweep pipe_32k_1024t     pipe_kib=32 pipe_threads=1024 -- pipelined
-sweep pipe_64k_512t      pipe_kib=64 pipe_threads=512 -- pipelined
-sweep pipe_16k_512t      pipe_kib=16 pipe_threads=512 -- pipelined
-# pipelined, consecutive chunks per block: the block scheduler keeps handing out DRAM in address order,
-# and each block keeps loads in flight across its chunks.
-sweep pipe_64k_c2        pipe_chunks=2 -- pipelined
-sweep pipe_64k_c4        pipe_chunks=4 -- pipelined
-sweep pipe_32k_c8        pipe_kib=32 pipe_chunks=8 -- pipelined
+# The defaults, twice: the spread between the two runs is the noise to read the ratios by.
+sweep defaults_a -- pipelined_pairs wide_chunks
+sweep defaults_b -- pipelined_pairs wide_chunks
 tar -C "$OUT" -czf "$OUT/copy_sweep.tar.gz" sweep
 
-TV=(--variant tile64 --variant tile64_vec4 --variant tile64_sector --variant tile128_sector --variant tile256_sector
-  --variant memcpy)
+TV=(--variant tile64_vec4 --variant tile128_sector --variant tile128_pipelined --variant memcpy)
 step transpose_16384 "$AIPE" run ch07/transpose "${TV[@]}" --no-progress --json "$OUT/transpose_16384.json"
 step transpose_odd "$AIPE" run ch07/transpose "${TV[@]}" --no-progress --size rows=12345 --size cols=6789 \
   --json "$OUT/transpose_12345x6789.json"
@@ -95,7 +79,7 @@ if p:
     if sm and ce and ce["value"] > 0:
         print(f"  SM copy / memcpy = {sm['value'] / ce['value']:.3f}  (best: {sm['config']})")
 print()
-print(f"{'file':28} {'rung':14} {'knobs (non-default)':44} {'GB/s':>8} {'x memcpy':>9} status")
+print(f"{'file':28} {'rung':18} {'knobs (non-default)':44} {'GB/s':>8} {'x memcpy':>9} status")
 defaults = {}
 files = sorted(glob.glob(os.path.join(out, "sweep", "*.json")))
 files += [os.path.join(out, f) for f in ("transpose_16384.json", "transpose_12345x6789.json")]
@@ -110,7 +94,7 @@ for f in files:
         knobs = " ".join(f"{k}={v}" for k, v in sorted(r["sizes"].items()) if defaults.get(ex, {}).get(k) != v)
         g = r.get("gbps") or 0
         ratio = f"{g / mc:9.3f}" if mc and g else f"{'-':>9}"
-        print(f"{os.path.basename(f)[:-5]:28} {r['variant']:14} {knobs[:44]:44} {g:8.0f} {ratio} {r['status']}")
+        print(f"{os.path.basename(f)[:-5]:28} {r['variant']:18} {knobs[:44]:44} {g:8.0f} {ratio} {r['status']}")
 PY
 rm -rf "$OUT/sweep"  # kept in copy_sweep.tar.gz
 cat "$OUT/summary.txt"

@@ -50,15 +50,23 @@
 //                    nothing else queued (wide_chunks drains once per chunk) and each SM sends a steady
 //                    read/write mix instead of per-block bursts. pipe_kib per chunk x pipe_threads,
 //                    pipe_chunks consecutive chunks per block (0 = a persistent grid, chunks round-robin)
-//  10 memcpy         cudaMemcpyAsync device-to-device: the library ceiling (the copy engines: no SM
+//  10 pipelined_pairs  rung 9's kernel with 2 consecutive chunks per block (pipe_kib x pipe_threads, default
+//                    64 KiB x 1024: 128 KiB per block, as wide_chunks' best), a rung of its own so the
+//                    suite at default sizes measures it. Why: in the H200 round-2 sweep pipelined with
+//                    pipe_chunks = 2 was the best SM copy, 0.988x memcpy, against wide_chunks' 0.983-0.985x
+//                    and the persistent pipelined grid's 0.934-0.965x: one block per chunk pair keeps the
+//                    block scheduler handing out DRAM in address order (what the persistent grid loses),
+//                    and each block overlaps its second chunk's loads with its first chunk's stores (what
+//                    wide_chunks lacks: it drains once per block). Measured in the final run
+//  11 memcpy         cudaMemcpyAsync device-to-device: the library ceiling (the copy engines: no SM
 //                    kernel appears in a profile of it, tests/fixtures/ncu_h100_copy_ladder_memcpy_no_kernel.csv)
 //
 // Problem: dst[i] = src[i], i < n. Default n = 256 Mi floats (1 GiB each way), far past the 50 MB L2.
 // Napkin math: bytes = 2 * 4 * n (read once, write once), 0 FLOPs. At ~3.0 TB/s a GiB copy takes
 // ~0.7 ms. Little's law: ~3 TB/s x ~1 us of DRAM latency = ~3 MB in flight across the GPU, ~23 KB per
 // SM: a scalar-per-thread copy with 2048 threads/SM has only 8 KB in flight; four float4 per thread
-// has 128 KB; the bulk-copy rung has (stages - 1) x chunk per block in flight (metrics() reports it).
-// Reference: src regenerated from (seed, i) on the device; the comparison is bitwise (exact_check.cuh).
+// has 128 KB; the bulk-copy rung has (stages - 1) x chunk per block in flight (its metrics report it).
+// Reference: src regenerated from (seed, i) on the device; the comparison is bitwise (aipe::compare_on_device).
 // n is any size: vector rungs copy the last n % 4 floats with scalar accesses, the bulk rung moves
 // whole 16-byte units (its size granule) and leaves the last < 4 floats to ordinary stores.
 #include <cuda_runtime.h>
@@ -67,9 +75,10 @@
 #include <cstdint>
 
 #include "aipe/buffer.hpp"
+#include "aipe/kernels/ptx.cuh"
 #include "aipe/random.hpp"
 #include "aipe/registry.hpp"
-#include "exact_check.cuh"
+#include "aipe/verify_device.cuh"
 
 namespace {
 
@@ -98,17 +107,10 @@ __global__ void copy_vec4(const float* __restrict__ src, float* __restrict__ dst
 
 __device__ __forceinline__ float4 ld_plain(const float4* p) { return *p; }
 __device__ __forceinline__ void st_plain(float4* p, float4 v) { *p = v; }
-__device__ __forceinline__ float4 ld_stream(const float4* p) {
-  float4 v;
-  asm volatile("ld.global.nc.L1::no_allocate.v4.f32 {%0,%1,%2,%3}, [%4];"
-               : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w)
-               : "l"(p));
-  return v;
-}
-__device__ __forceinline__ void st_stream(float4* p, float4 v) {
-  asm volatile("st.global.cs.v4.f32 [%0], {%1,%2,%3,%4};" ::"l"(p), "f"(v.x), "f"(v.y), "f"(v.z), "f"(v.w)
-               : "memory");
-}
+using aipe::kernels::ld_ordered;  // volatile asm: kept in program order (loads before stores)
+using aipe::kernels::ld_stream;
+using aipe::kernels::st_ordered;
+using aipe::kernels::st_stream;
 
 // Each thread loads kIlp float4 that are blockDim apart (so each load instruction stays coalesced
 // across the warp) before storing any of them.
@@ -135,15 +137,6 @@ __global__ void copy_vec4_ilp(const float* __restrict__ src, float* __restrict__
 // ---- rung 6: one contiguous chunk per block ------------------------------------------------------
 constexpr int kChunkThreads = 512;
 constexpr int kChunkUnroll = 2;  // float4 per thread per chunk: 512 x 2 x 16 B = 16 KiB per block
-
-__device__ __forceinline__ float4 ld_ordered(const float4* p) {
-  float4 v;
-  asm volatile("ld.global.v4.f32 {%0,%1,%2,%3}, [%4];" : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w) : "l"(p));
-  return v;
-}
-__device__ __forceinline__ void st_ordered(float4* p, float4 v) {
-  asm volatile("st.global.v4.f32 [%0], {%1,%2,%3,%4};" ::"l"(p), "f"(v.x), "f"(v.y), "f"(v.z), "f"(v.w) : "memory");
-}
 
 __global__ void __launch_bounds__(kChunkThreads) copy_block_chunks(const float* __restrict__ src, float* __restrict__ dst,
                                                                    std::size_t n) {
@@ -497,84 +490,204 @@ class CopyLadder final : public aipe::Example {
             "per thread multiply the bytes in flight; streaming cache hints keep a use-once stream out of the "
             "caches; Hopper's bulk-copy engine (cp.async.bulk with an mbarrier) moves 16 KiB per instruction "
             "through shared memory with a single thread per block. cudaMemcpyAsync is the ceiling to match.",
-            {{"n", 256ll << 20, 64ll << 20, 1000003, "floats to copy", 1, 1ll << 32},
-             {"bulk_kib", 64, 64, 64, "tma_bulk: KiB per bulk copy (chunk)", 1, 128},
-             {"bulk_stages", 3, 3, 3, "tma_bulk: chunks in flight per block (shared-memory stages)", 2, kMaxStages},
-             {"bulk_order", 0, 0, 0, "tma_bulk: 0 chunks dealt round-robin over blocks, 1 one contiguous range per block",
-              0, 1},
-             {"bulk_evict_first", 0, 0, 0, "tma_bulk: 1 = L2 evict-first cache policy on the bulk copies", 0, 1},
-             {"chunk_kib", 128, 128, 128, "wide_chunks: KiB per block (one block per chunk)", 1, 256},
-             {"chunk_threads", 1024, 1024, 1024, "wide_chunks: threads per block", 32, 1024},
-             {"chunk_policy", 0, 0, 0,
-              "wide_chunks: 0 plain, 1 st.cs, 2 ld.nc.L2::256B + st.cs, 3 stores L2 evict-first, 4 st.L1::no_allocate", 0,
-              kPolicies - 1},
-             {"chunk_pair32", 0, 0, 0, "wide_chunks: 1 = 32 contiguous bytes per thread (two adjacent float4)", 0, 1},
-             {"chunk_order", 0, 0, 0, "wide_chunks: 0 chunks in address order, 1 alternately from both halves", 0, 1},
-             {"slice_unroll", 4, 4, 4, "sliced: float4 loads in flight per thread (4 or 8)", 4, 8},
-             {"slice_blocks_per_sm", 0, 0, 0, "sliced: blocks per SM (0 = as many as fit)", 0, 4},
-             {"pipe_kib", 64, 64, 64, "pipelined: KiB per chunk per block (pipe_threads x 2, 4 or 8 float4)", 1, 128},
-             {"pipe_threads", 1024, 1024, 1024, "pipelined: threads per block (at most 512 with 8 float4 per thread)", 32,
-              1024},
-             {"pipe_chunks", 0, 0, 0, "pipelined: consecutive chunks per block (0 = persistent grid, chunks round-robin)", 0,
-              1024}},
+            {{.name = "n",
+              .def = 256ll << 20,
+              .quick = 64ll << 20,
+              .small = 1000003,
+              .help = "floats to copy",
+              .min = 1,
+              .max = 1ll << 32},
+             {.name = "bulk_kib",
+              .def = 64,
+              .quick = 64,
+              .small = 64,
+              .help = "tma_bulk: KiB per bulk copy (chunk)",
+              .min = 1,
+              .max = 128},
+             {.name = "bulk_stages",
+              .def = 3,
+              .quick = 3,
+              .small = 3,
+              .help = "tma_bulk: chunks in flight per block (shared-memory stages)",
+              .min = 2,
+              .max = kMaxStages},
+             {.name = "bulk_order",
+              .def = 0,
+              .quick = 0,
+              .small = 0,
+              .help = "tma_bulk: 0 chunks dealt round-robin over blocks, 1 one contiguous range per block",
+              .min = 0,
+              .max = 1},
+             {.name = "bulk_evict_first",
+              .def = 0,
+              .quick = 0,
+              .small = 0,
+              .help = "tma_bulk: 1 = L2 evict-first cache policy on the bulk copies",
+              .min = 0,
+              .max = 1},
+             {.name = "chunk_kib",
+              .def = 128,
+              .quick = 128,
+              .small = 128,
+              .help = "wide_chunks: KiB per block (one block per chunk)",
+              .min = 1,
+              .max = 256},
+             {.name = "chunk_threads",
+              .def = 1024,
+              .quick = 1024,
+              .small = 1024,
+              .help = "wide_chunks: threads per block",
+              .min = 32,
+              .max = 1024},
+             {.name = "chunk_policy",
+              .def = 0,
+              .quick = 0,
+              .small = 0,
+              .help = "wide_chunks: 0 plain, 1 st.cs, 2 ld.nc.L2::256B + st.cs, 3 stores L2 evict-first, 4 st.L1::no_allocate",
+              .min = 0,
+              .max = kPolicies - 1},
+             {.name = "chunk_pair32",
+              .def = 0,
+              .quick = 0,
+              .small = 0,
+              .help = "wide_chunks: 1 = 32 contiguous bytes per thread (two adjacent float4)",
+              .min = 0,
+              .max = 1},
+             {.name = "chunk_order",
+              .def = 0,
+              .quick = 0,
+              .small = 0,
+              .help = "wide_chunks: 0 chunks in address order, 1 alternately from both halves",
+              .min = 0,
+              .max = 1},
+             {.name = "slice_unroll",
+              .def = 4,
+              .quick = 4,
+              .small = 4,
+              .help = "sliced: float4 loads in flight per thread (4 or 8)",
+              .min = 4,
+              .max = 8},
+             {.name = "slice_blocks_per_sm",
+              .def = 0,
+              .quick = 0,
+              .small = 0,
+              .help = "sliced: blocks per SM (0 = as many as fit)",
+              .min = 0,
+              .max = 4},
+             {.name = "pipe_kib",
+              .def = 64,
+              .quick = 64,
+              .small = 64,
+              .help = "pipelined: KiB per chunk per block (pipe_threads x 2, 4 or 8 float4)",
+              .min = 1,
+              .max = 128},
+             {.name = "pipe_threads",
+              .def = 1024,
+              .quick = 1024,
+              .small = 1024,
+              .help = "pipelined: threads per block (at most 512 with 8 float4 per thread)",
+              .min = 32,
+              .max = 1024},
+             {.name = "pipe_chunks",
+              .def = 0,
+              .quick = 0,
+              .small = 0,
+              .help = "pipelined: consecutive chunks per block (0 = persistent grid, chunks round-robin)",
+              .min = 0,
+              .max = 1024}},
             {}};
   }
 
   std::vector<aipe::Variant> variants() override {
-    aipe::Variant tma{"tma_bulk",
-                      "cp.async.bulk global->shared on an mbarrier, then shared->global, several chunks in flight per block",
-                      [this](cudaStream_t s) {
-                        copy_tma_bulk<<<grid_bulk_, 32, smem_bulk_, s>>>(src_.get(), dst_.get(), n_, bulk_);
-                        AIPE_CHECK_LAUNCH();
-                      }};
-    tma.requires_.min_cc = 90;
     return {
-        {"scalar", "one 4-byte load and store per thread per iteration, grid-stride",
-         [this](cudaStream_t s) {
+        {.name = "scalar",
+         .summary = "one 4-byte load and store per thread per iteration, grid-stride",
+         .launch = [this](cudaStream_t s) {
            copy_scalar<<<grid_, kThreads, 0, s>>>(src_.get(), dst_.get(), n_);
            AIPE_CHECK_LAUNCH();
          }},
-        {"vec4", "16-byte float4 loads and stores: 4x fewer memory instructions",
-         [this](cudaStream_t s) {
+        {.name = "vec4",
+         .summary = "16-byte float4 loads and stores: 4x fewer memory instructions",
+         .launch = [this](cudaStream_t s) {
            copy_vec4<<<grid_, kThreads, 0, s>>>(src_.get(), dst_.get(), n_);
            AIPE_CHECK_LAUNCH();
          }},
-        {"vec4_ilp4", "four independent float4 loads in flight per thread before the first store",
-         [this](cudaStream_t s) {
+        {.name = "vec4_ilp4",
+         .summary = "four independent float4 loads in flight per thread before the first store",
+         .launch = [this](cudaStream_t s) {
            copy_vec4_ilp<4, false><<<grid_, kThreads, 0, s>>>(src_.get(), dst_.get(), n_);
            AIPE_CHECK_LAUNCH();
          }},
-        {"streaming", "as vec4_ilp4 with ld.global.nc.L1::no_allocate and st.global.cs (evict-first)",
-         [this](cudaStream_t s) {
+        {.name = "streaming",
+         .summary = "as vec4_ilp4 with ld.global.nc.L1::no_allocate and st.global.cs (evict-first)",
+         .launch = [this](cudaStream_t s) {
            copy_vec4_ilp<4, true><<<grid_, kThreads, 0, s>>>(src_.get(), dst_.get(), n_);
            AIPE_CHECK_LAUNCH();
          }},
-        tma,
-        {"block_chunks", "one contiguous 16 KiB chunk per block, no grid-stride loop: DRAM handed out in address order",
-         [this](cudaStream_t s) {
+        {.name = "tma_bulk",
+         .summary = "cp.async.bulk global->shared on an mbarrier, then shared->global, several chunks in flight per block",
+         .launch =
+             [this](cudaStream_t s) {
+               copy_tma_bulk<<<grid_bulk_, 32, smem_bulk_, s>>>(src_.get(), dst_.get(), n_, bulk_);
+               AIPE_CHECK_LAUNCH();
+             },
+         .requires_ = {.min_cc = 90},
+         .metrics =
+             [this](double, std::map<std::string, double>& out) {
+               out["bulk_blocks_per_sm"] = grid_bulk_ / std::max(1, sm_count_);
+               out["bulk_kib_in_flight_per_sm"] =
+                   (bulk_.stages - 1) * (bulk_.chunk / 1024.0) * (grid_bulk_ / std::max(1, sm_count_));
+             }},
+        {.name = "block_chunks",
+         .summary = "one contiguous 16 KiB chunk per block, no grid-stride loop: DRAM handed out in address order",
+         .launch = [this](cudaStream_t s) {
            const std::size_t per_block = std::size_t(kChunkThreads) * kChunkUnroll;
            const std::size_t blocks = std::max<std::size_t>(1, (n_ / 4 + per_block - 1) / per_block);
            copy_block_chunks<<<static_cast<unsigned>(blocks), kChunkThreads, 0, s>>>(src_.get(), dst_.get(), n_);
            AIPE_CHECK_LAUNCH();
          }},
-        {"wide_chunks", "block_chunks with chunk size, threads, cache policy and per-thread layout as axes (default 128 KiB x 1024 threads)",
-         [this](cudaStream_t s) {
+        {.name = "wide_chunks",
+         .summary = "block_chunks with chunk size, threads, cache policy and per-thread layout as axes (default 128 KiB x 1024 threads)",
+         .launch = [this](cudaStream_t s) {
            wide_<<<wide_grid_, wide_threads_, 0, s>>>(src_.get(), dst_.get(), n_, wide_pair32_, wide_two_streams_);
            AIPE_CHECK_LAUNCH();
-         }},
-        {"sliced", "a persistent grid of exactly blocks/SM x SMs, each block streaming one contiguous slice",
-         [this](cudaStream_t s) {
+         },
+         .metrics =
+             [this](double, std::map<std::string, double>& out) {
+               out["chunk_loads_per_thread"] = wide_unroll_;
+               out["chunk_kib_in_flight_per_sm"] = wide_per_sm_ * (wide_unroll_ * 16.0 * wide_threads_ / 1024.0);
+             }},
+        {.name = "sliced",
+         .summary = "a persistent grid of exactly blocks/SM x SMs, each block streaming one contiguous slice",
+         .launch = [this](cudaStream_t s) {
            if (slice_unroll_ == 8) copy_sliced<8><<<slice_grid_, kSliceThreads, 0, s>>>(src_.get(), dst_.get(), n_);
            else copy_sliced<4><<<slice_grid_, kSliceThreads, 0, s>>>(src_.get(), dst_.get(), n_);
            AIPE_CHECK_LAUNCH();
-         }},
-        {"pipelined", "two register sets per thread: the loads of a block's next chunk issued before the stores of this one",
-         [this](cudaStream_t s) {
+         },
+         .metrics = [this](double, std::map<std::string, double>& out) { out["slice_blocks"] = slice_grid_; }},
+        {.name = "pipelined",
+         .summary = "two register sets per thread: the loads of a block's next chunk issued before the stores of this one",
+         .launch = [this](cudaStream_t s) {
            pipe_<<<pipe_grid_, pipe_threads_, 0, s>>>(src_.get(), dst_.get(), n_, pipe_chunks_);
            AIPE_CHECK_LAUNCH();
-         }},
-        {"memcpy", "cudaMemcpyAsync device-to-device: the copy-engine ceiling",
-         [this](cudaStream_t s) {
+         },
+         .metrics =
+             [this](double, std::map<std::string, double>& out) {
+               out["pipe_blocks_per_sm"] = pipe_per_sm_;
+               // Loads of one chunk plus stores of the previous one, per block.
+               out["pipe_kib_in_flight_per_sm"] = pipe_per_sm_ * 2.0 * pipe_unroll_ * 16.0 * pipe_threads_ / 1024.0;
+             }},
+        {.name = "pipelined_pairs",
+         .summary = "pipelined with 2 consecutive chunks per block: one overlap per block, blocks still in address order",
+         .launch =
+             [this](cudaStream_t s) {
+               pipe_<<<pairs_grid_, pipe_threads_, 0, s>>>(src_.get(), dst_.get(), n_, 2);
+               AIPE_CHECK_LAUNCH();
+             },
+         .metrics = [this](double, std::map<std::string, double>& out) { out["pipe_blocks_per_sm"] = pipe_per_sm_; }},
+        {.name = "memcpy",
+         .summary = "cudaMemcpyAsync device-to-device: the copy-engine ceiling",
+         .launch = [this](cudaStream_t s) {
            AIPE_CUDA(cudaMemcpyAsync(dst_.get(), src_.get(), n_ * sizeof(float), cudaMemcpyDeviceToDevice, s));
          }},
     };
@@ -615,23 +728,7 @@ class CopyLadder final : public aipe::Example {
   aipe::Work work() const override { return {2.0 * sizeof(float) * n_, 0, aipe::ComputeUnit::none}; }
 
   aipe::VerifyResult verify(aipe::Context& ctx) override {
-    return ch07::verify_exact(dst_.get(), n_, SrcRef{seed_}, sm_count_, ctx.stream());
-  }
-
-  void metrics(const std::string& v, double, std::map<std::string, double>& out) override {
-    if (v == "wide_chunks") {
-      out["chunk_loads_per_thread"] = wide_unroll_;
-      out["chunk_kib_in_flight_per_sm"] = wide_per_sm_ * (wide_unroll_ * 16.0 * wide_threads_ / 1024.0);
-    }
-    if (v == "sliced") out["slice_blocks"] = slice_grid_;
-    if (v == "pipelined") {
-      out["pipe_blocks_per_sm"] = pipe_per_sm_;
-      // Loads of one chunk plus stores of the previous one, per block.
-      out["pipe_kib_in_flight_per_sm"] = pipe_per_sm_ * 2.0 * pipe_unroll_ * 16.0 * pipe_threads_ / 1024.0;
-    }
-    if (v != "tma_bulk") return;
-    out["bulk_blocks_per_sm"] = grid_bulk_ / std::max(1, sm_count_);
-    out["bulk_kib_in_flight_per_sm"] = (bulk_.stages - 1) * (bulk_.chunk / 1024.0) * (grid_bulk_ / std::max(1, sm_count_));
+    return aipe::compare_on_device(n_, dst_.get(), SrcRef{seed_}, aipe::tolerance_for(aipe::DType::exact), ctx.stream());
   }
 
  private:
@@ -688,6 +785,7 @@ class CopyLadder final : public aipe::Example {
     const std::size_t chunks = std::max<std::size_t>(1, n_ / 4 / (std::size_t(pipe_unroll_) * pipe_threads_));
     pipe_grid_ = static_cast<unsigned>(pipe_chunks_ ? (chunks + pipe_chunks_ - 1) / pipe_chunks_
                                                     : std::min<std::size_t>(chunks, std::size_t(std::max(1, pipe_per_sm_)) * sm_count_));
+    pairs_grid_ = static_cast<unsigned>((chunks + 1) / 2);
   }
 
   std::size_t n_ = 0;
@@ -701,7 +799,7 @@ class CopyLadder final : public aipe::Example {
   int wide_unroll_ = 1, wide_per_sm_ = 0, slice_unroll_ = 4;
   bool wide_pair32_ = false, wide_two_streams_ = false;
   PipeKernel pipe_ = nullptr;
-  unsigned pipe_grid_ = 1, pipe_threads_ = 1024, pipe_chunks_ = 0;
+  unsigned pipe_grid_ = 1, pipe_threads_ = 1024, pipe_chunks_ = 0, pairs_grid_ = 1;
   int pipe_unroll_ = 4, pipe_per_sm_ = 0;
   aipe::DeviceBuffer<float> src_, dst_;
 };

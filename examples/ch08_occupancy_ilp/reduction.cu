@@ -44,6 +44,7 @@
 #include <cstdint>
 
 #include "aipe/buffer.hpp"
+#include "aipe/kernels/ptx.cuh"
 #include "aipe/random.hpp"
 #include "aipe/registry.hpp"
 
@@ -127,13 +128,7 @@ __device__ __forceinline__ float block_sum(float v) {
   return v;
 }
 
-__device__ __forceinline__ float4 ld_stream(const float4* p) {
-  float4 v;
-  asm volatile("ld.global.nc.L1::no_allocate.v4.f32 {%0,%1,%2,%3}, [%4];"
-               : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w)
-               : "l"(p));
-  return v;
-}
+using aipe::kernels::ld_stream;
 
 // Per-thread sum of this block's share, kUnroll float4 loads issued before they are added. The
 // share is either grid-stride tiles (tile t of the grid belongs to block t % gridDim) or, with
@@ -221,11 +216,7 @@ __global__ void __launch_bounds__(kThreads) reduce_single_pass(const float* __re
 constexpr int kChunkThreads = 512;
 constexpr int kChunkUnroll = 2;  // float4 per thread: 512 x 2 x 16 B = 16 KiB per block
 
-__device__ __forceinline__ float4 ld_ordered(const float4* p) {  // volatile: both loads issue before the adds
-  float4 v;
-  asm volatile("ld.global.v4.f32 {%0,%1,%2,%3}, [%4];" : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w) : "l"(p));
-  return v;
-}
+using aipe::kernels::ld_ordered;  // volatile: both loads issue before the adds
 
 __global__ void __launch_bounds__(kChunkThreads) reduce_block_chunks(const float* __restrict__ in,
                                                                      float* __restrict__ partial, std::size_t n) {

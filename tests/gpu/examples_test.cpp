@@ -79,7 +79,7 @@ void verify_examples_at(std::initializer_list<const char*> ids, const std::map<s
 // multiple of a chunk or a vector.
 TEST(CopyLadderKnobs, EveryPolicyAndShapeVerifies) {
   if (auto why = gpu_unavailable_reason()) GTEST_SKIP() << *why;
-  const std::vector<std::string> rungs = {"wide_chunks", "sliced", "pipelined"};
+  const std::vector<std::string> rungs = {"wide_chunks", "sliced", "pipelined", "pipelined_pairs"};
   for (int policy = 1; policy <= 4; ++policy)
     verify_examples_at({"ch07/copy_ladder"}, {{"chunk_policy", policy}}, 0xC0 + policy, 1, rungs);
   verify_examples_at({"ch07/copy_ladder"}, {{"chunk_pair32", 1}, {"chunk_kib", 64}, {"chunk_threads", 256}}, 0xC8, 1, rungs);
@@ -99,10 +99,11 @@ TEST(CopyLadderKnobs, EveryPolicyAndShapeVerifies) {
 // (1001 x 777) takes the scalar fallback, so this runs the vector path at sizes that are no tile multiple.
 // The sector rungs shift each output segment by (o x rows) % 8 and read 8 halo rows: rows % 8 = 7 at
 // two and a bit 128-row tiles (and two and a bit 256-row tiles at 519), cols one past a tile;
-// rows % 8 = 0 takes tile64's kernel.
+// rows % 8 = 0 takes tile64's kernel. tile128_pipelined walks 2 column tiles per block: at cols 65 and
+// 200 every block has two (the last one partial at 65), at 131 the last block has one, at 7 one tile.
 TEST(TransposeSector, VerifiesAtEveryShift) {
   if (auto why = gpu_unavailable_reason()) GTEST_SKIP() << *why;
-  const std::vector<std::string> rungs = {"tile64_sector", "tile128_sector", "tile256_sector"};
+  const std::vector<std::string> rungs = {"tile64_sector", "tile128_sector", "tile256_sector", "tile128_pipelined"};
   verify_examples_at({"ch07/transpose"}, {{"rows", 263}, {"cols", 65}}, 0x7C, 2, rungs);
   verify_examples_at({"ch07/transpose"}, {{"rows", 9}, {"cols", 131}}, 0x7D, 2, rungs);
   verify_examples_at({"ch07/transpose"}, {{"rows", 136}, {"cols", 7}}, 0x7E, 2, rungs);
