@@ -6,7 +6,7 @@
 //   1 unfused     cublasGemmEx writes Y (BF16) to DRAM; a second kernel reads Y, adds the bias, applies GELU
 //                 and writes it again: 2 x 2 m n extra bytes, plus a second launch
 //   2 unfused_lt  the same split, with the GEMM from cuBLASLt's heuristic (the fused rung's kernel family),
-//                 so the step from here to rung 4 is the fusion alone
+//                 so the step from here to rung 5 is the fusion alone
 //   3 fused_serial aipe::kernels::gemm with Epilogue::bias_gelu, ActivationTiming::serial: ch10's persistent,
 //                 warp-specialized TMA + WGMMA GEMM, the bias and GELU (tanh.approx.f32) applied to the FP32
 //                 accumulators after the tile's last wgmma, before the one BF16 store, which TMA writes box by

@@ -147,7 +147,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     constexpr int kBoxes = BN / 64;  // 64 x 64 boxes of C per warpgroup and tile
     // The activation the parked tile still needs (none: it was applied before packing). Uniform, one per launch.
     const Activation parked_act = args.overlap_activation ? args.epi.act : Activation::none;
-    std::uint32_t packed[BN / 4];  // the previous tile as BF16 pairs, waiting for the next tile's first K step
+    std::uint32_t packed[BN / 4];  // the previous tile as BF16 pairs, waiting for the next tile's first K steps
     std::uint32_t bias[BN / 8];    // this tile's bias values as BF16 pairs (load_bias_pairs)
     bool pending = false;
     int pend_row = 0, pend_col = 0;
