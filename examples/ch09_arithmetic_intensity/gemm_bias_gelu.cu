@@ -6,13 +6,18 @@
 //   1 unfused     cublasGemmEx writes Y (BF16) to DRAM; a second kernel reads Y, adds the bias, applies GELU
 //                 and writes it again: 2 x 2 m n extra bytes, plus a second launch
 //   2 unfused_lt  the same split, with the GEMM from cuBLASLt's heuristic (the fused rung's kernel family),
-//                 so the step from here to rung 4 is the fusion alone
-//   3 fused_wgmma aipe::kernels::gemm with Epilogue::bias_gelu: ch10's persistent, warp-specialized TMA + WGMMA
-//                 GEMM, the bias and GELU (tanh.approx.f32) applied to the FP32 accumulators before the one BF16
-//                 store, which TMA writes while the next tile's first K step runs (or, when Y's rows are not
-//                 16-byte aligned, out % 8 != 0, guarded stores from registers); the tile configuration
-//                 (128x256 or 128x128, clusters of 2 or none) picked from the shape
-//   4 cublaslt    one cublasLtMatmul with epilogue GELU_BIAS: bias and GELU applied to the FP32 accumulators
+//                 so the step from here to rung 5 is the fusion alone
+//   3 fused_serial aipe::kernels::gemm with Epilogue::bias_gelu, ActivationTiming::serial: ch10's persistent,
+//                 warp-specialized TMA + WGMMA GEMM, the bias and GELU (tanh.approx.f32) applied to the FP32
+//                 accumulators after the tile's last wgmma, before the one BF16 store, which TMA writes box by
+//                 box under the next tile's first K steps (or, when Y's rows are not 16-byte aligned,
+//                 out % 8 != 0, guarded stores from registers); the tile configuration (128x256 or 128x128,
+//                 clusters of 2 or none) picked from the shape. The GELU's 32768 MUFU.TANH per 128 x 256 tile
+//                 (~2048 clocks at 16 per clock) run while the tensor cores wait: ~12% of a k = 1024 tile
+//   4 fused_wgmma the same with the GELU moved under the tensor work: after the last wgmma only alpha and the
+//                 bias, the tile parked as BF16 t; each 64 x 64 box goes through the GELU in shared memory as it
+//                 leaves, while the next tile's wgmma runs (TMA-store path; the register path stays serial)
+//   5 cublaslt    one cublasLtMatmul with epilogue GELU_BIAS: bias and GELU applied to the FP32 accumulators
 //                 before the single BF16 store
 //
 // Problem (nn.Linear's layout, every rung): Y = gelu(X W^T + bias). X: tokens x in, row-major (activations);
@@ -31,10 +36,12 @@
 // Reference: float64 on the CPU when m n k <= 2^27, else cublasGemmEx with an FP32 output followed by the
 // epilogue in float64 on the host. Tolerance: BF16; the absolute term is scaled to the RMS of X W^T because
 // the unfused rungs round X W^T to BF16 (2^-9 relative) before adding the bias, and X W^T + bias can cancel;
-// tanh.approx.f32 (relative error ~2^-11) stays below the BF16 output rounding.
+// tanh.approx.f32 (relative error ~2^-11) stays below the BF16 output rounding; fused_wgmma rounds t = X W^T +
+// bias to BF16 before the GELU (2^-9 relative on t, GELU's slope below 1.13), as the unfused rungs do.
 // Work: flops = 2 m n k (the epilogue's ~12 m n is noise); bytes = 2 (m k + k n + m n) + 2 m.
 #include <cmath>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -79,20 +86,30 @@ class GemmBiasGelu final : public aipe::Example {
             "GEMM's time. Applied to the accumulators before the one store (aipe::kernels::gemm with "
             "Epilogue::bias_gelu, cuBLASLt's GELU_BIAS epilogue), it costs only its arithmetic: the cheapest bytes "
             "are the ones never written.",
-            {{"m", 8192, 4096, 333, "output features (rows of W, columns of Y)"},
-             {"n", 8192, 4096, 257, "tokens (rows of X and Y)"},
-             {"k", 1024, 1024, 200, "input features (columns of X and W)"}},
+            {{.name = "m", .def = 8192, .quick = 4096, .small = 333, .help = "output features (rows of W, columns of Y)"},
+             {.name = "n", .def = 8192, .quick = 4096, .small = 257, .help = "tokens (rows of X and Y)"},
+             {.name = "k", .def = 1024, .quick = 1024, .small = 200, .help = "input features (columns of X and W)"}},
             {}};
   }
 
   std::vector<aipe::Variant> variants() override {
-    return {{"unfused", "cublasGemmEx to BF16, then a bias + GELU kernel (2 x 2 m n extra bytes)",
-             [this](cudaStream_t s) { run_unfused(s); }},
-            {"unfused_lt", "the same with cuBLASLt's plain GEMM (the fused rung's algorithm family), then the kernel",
-             [this](cudaStream_t s) { run_unfused_lt(s); }},
-            fused_rung(),
-            {"cublaslt", "cublasLtMatmul with CUBLASLT_EPILOGUE_GELU_BIAS: one pass, one store",
-             [this](cudaStream_t s) { run_lt(s); }}};
+    return {{.name = "unfused",
+             .summary = "cublasGemmEx to BF16, then a bias + GELU kernel (2 x 2 m n extra bytes)",
+             .launch = [this](cudaStream_t s) { run_unfused(s); }},
+            {.name = "unfused_lt",
+             .summary = "the same with cuBLASLt's plain GEMM (the fused rung's algorithm family), then the kernel",
+             .launch = [this](cudaStream_t s) { run_unfused_lt(s); }},
+            fused_rung("fused_serial",
+                       "aipe::kernels::gemm, bias + GELU on the FP32 accumulators after the tile's last wgmma, "
+                       "then one store (the serial epilogue)",
+                       aipe::kernels::ActivationTiming::serial),
+            fused_rung("fused_wgmma",
+                       "the same, the GELU applied box by box as the parked tile leaves, under the next tile's "
+                       "first K steps",
+                       aipe::kernels::ActivationTiming::overlapped),
+            {.name = "cublaslt",
+             .summary = "cublasLtMatmul with CUBLASLT_EPILOGUE_GELU_BIAS: one pass, one store",
+             .launch = [this](cudaStream_t s) { run_lt(s); }}};
   }
 
   void setup(aipe::Context& ctx) override {
@@ -164,14 +181,19 @@ class GemmBiasGelu final : public aipe::Example {
         out.size(), [&](std::size_t i) { return double(__bfloat162float(out[i])); }, [&](std::size_t i) { return ref_[i]; }, tol);
   }
 
-  // The fused rung's tile configuration and persistent grid, as aipe::kernels::gemm chose them for this shape.
+  // The fused rungs' tile configuration, persistent grid and epilogue path, as aipe::kernels::gemm chose them for
+  // this shape.
   void metrics(const std::string& variant, double, std::map<std::string, double>& out) override {
-    if (variant != "fused_wgmma" || !fused_skip_.empty()) return;
-    const aipe::kernels::GemmPlan p = aipe::kernels::plan_gemm(x_matrix(), w_matrix(), y_matrix());
+    const auto timing = variant == "fused_wgmma"    ? aipe::kernels::ActivationTiming::overlapped
+                        : variant == "fused_serial" ? aipe::kernels::ActivationTiming::serial
+                                                    : std::optional<aipe::kernels::ActivationTiming>{};
+    if (!timing || !fused_skip_.empty()) return;
+    const aipe::kernels::GemmPlan p = aipe::kernels::plan_gemm(x_matrix(), w_matrix(), y_matrix(), epilogue(*timing));
     out["tile_n"] = p.tile.bn;
     out["cluster_m"] = p.tile.cluster_m;
     out["ctas"] = p.grid_ctas;
     out["tma_store"] = p.tma_store;
+    out["activation_overlapped"] = p.activation_overlapped;
   }
 
  private:
@@ -212,10 +234,8 @@ class GemmBiasGelu final : public aipe::Example {
     AIPE_CHECK_LAUNCH();
   }
 
-  aipe::Variant fused_rung() {
-    aipe::Variant v{"fused_wgmma",
-                    "aipe::kernels::gemm, Epilogue::bias_gelu: WGMMA GEMM, bias + GELU on the accumulators, one store",
-                    [this](cudaStream_t s) { run_fused(s); }};
+  aipe::Variant fused_rung(const char* name, const char* what, aipe::kernels::ActivationTiming timing) {
+    aipe::Variant v{.name = name, .summary = what, .launch = [this, timing](cudaStream_t s) { run_fused(s, timing); }};
     v.requires_.sm90a = true;
     v.requires_.min_cc = 90;
     v.skip_if = [this] { return fused_skip_; };
@@ -227,8 +247,12 @@ class GemmBiasGelu final : public aipe::Example {
   aipe::kernels::Matrix<const __nv_bfloat16> w_matrix() const { return aipe::kernels::matrix<const __nv_bfloat16>(w_.get(), m_, k_); }
   aipe::kernels::Matrix<__nv_bfloat16> y_matrix() const { return aipe::kernels::matrix(y_.get(), n_, m_); }
 
-  void run_fused(cudaStream_t s) {
-    aipe::kernels::gemm(x_matrix(), w_matrix(), y_matrix(), aipe::kernels::Epilogue::bias_gelu(bias_.get()), s);
+  aipe::kernels::Epilogue epilogue(aipe::kernels::ActivationTiming timing) const {
+    return aipe::kernels::Epilogue::bias_gelu(bias_.get()).with_activation_timing(timing);
+  }
+
+  void run_fused(cudaStream_t s, aipe::kernels::ActivationTiming timing) {
+    aipe::kernels::gemm(x_matrix(), w_matrix(), y_matrix(), epilogue(timing), s);
   }
 
   void run_lt(cudaStream_t s) {

@@ -12,8 +12,13 @@
 //   * Persistent: as many CTAs (clusters) as are resident at once walk the work units in grouped raster order
 //     (bands of 16 tile rows, column by column, so the units running together share A and B panels in L2).
 //   * Epilogue: scale / bias / activation / residual on the FP32 accumulators (uniform branches, once per
-//     tile; the bias loaded during the tile's first K step), then either (C 16-byte aligned) the tile packed to BF16 pairs and written by TMA stores under the
-//     next tile's first K step, as ch10's epilogue_overlap does, or guarded BF16 stores from registers.
+//     tile; the bias loaded early in the tile's K loop), then either (C 16-byte aligned) the tile packed to BF16
+//     pairs and written by TMA stores one 64 x 64 box under each of the next tile's first K steps, as ch10's
+//     epilogue_overlap does, or guarded BF16 stores from registers. With TMA stores, an activation and no
+//     residual (activation_overlapped, gemm.hpp), only alpha and the bias run after the last wgmma: the tile is
+//     parked as BF16 t, and each box goes through the activation in shared memory on its way out, while the
+//     next tile's wgmma runs (at k = 1024 the serial GELU of a 128 x 256 tile, 32768 MUFU.TANH at 16 per clock,
+//     is ~2048 clocks against ~16384 of tensor work).
 // Edges: TMA zero-fills the parts of A and B boxes past M, N and K and clips the C boxes it stores; the register
 // path and the epilogue's loads are guarded.
 #include <cuda.h>
@@ -61,6 +66,9 @@ struct KernelArgs {
   long long ldc = 0;
   int M = 0, N = 0, K = 0;
   bool tma_store = false;  // C through tma_c (16-byte aligned rows), else guarded stores from registers
+  // TMA stores only, an activation and no residual (activation_overlapped, gemm.hpp): the tile is parked as
+  // BF16 t = alpha acc + bias, and the activation is applied box by box under the next tile's first K steps.
+  bool overlap_activation = false;
   EpilogueArgs epi;
 };
 
@@ -136,7 +144,10 @@ __global__ void __launch_bounds__(kThreads, 1)
     const int t = threadIdx.x % 128;
     const std::uint64_t desc_a0 = wgmma_desc_sw128(sA(0) + c * 64 * 128), desc_b0 = wgmma_desc_sw128(sB(0));
     State st;
-    std::uint32_t packed[BN / 4];  // the previous tile as BF16 pairs, waiting for the next tile's first K step
+    constexpr int kBoxes = BN / 64;  // 64 x 64 boxes of C per warpgroup and tile
+    // The activation the parked tile still needs (none: it was applied before packing). Uniform, one per launch.
+    const Activation parked_act = args.overlap_activation ? args.epi.act : Activation::none;
+    std::uint32_t packed[BN / 4];  // the previous tile as BF16 pairs, waiting for the next tile's first K steps
     std::uint32_t bias[BN / 8];    // this tile's bias values as BF16 pairs (load_bias_pairs)
     bool pending = false;
     int pend_row = 0, pend_col = 0;
@@ -169,23 +180,28 @@ __global__ void __launch_bounds__(kThreads, 1)
         prev = st.index;
         st.advance();
       };
-      // The first K step is peeled: under it the previous tile leaves through TMA, and then this tile's bias is
-      // loaded; outside the loop, the packed tile's registers are visibly free for the bias during the loop.
-      issue();
-      if (pending) {
-        epilogue_tma_store<BN>(packed, sEpi + c * 16384, &tma_c, pend_row, pend_col, 1 + c);
-        pending = false;
+      // The first kBoxes K steps are peeled: under each, after its wgmma is issued and before it is waited for,
+      // one 64 x 64 box of the parked tile goes through the deferred activation (if any) and leaves through TMA,
+      // so the MUFU and FMA work overlaps this warpgroup's own tensor work (a tile with fewer K steps than boxes
+      // stores the rest without). Then this tile's bias is loaded: outside the peeled steps, the packed tile's
+      // registers are visibly free for it during the rest of the loop.
+#pragma unroll
+      for (int b = 0; b < kBoxes; ++b) {
+        if (b < ktiles) issue();
+        if (pending) store_parked_box<BN>(packed, sEpi + c * 16384, &tma_c, pend_row, pend_col, 1 + c, b, parked_act);
+        if (b < ktiles) retire();
       }
+      pending = false;
       load_bias_pairs<BN>(bias, args.epi, N, col0);
-      retire();
-      for (int kt = 1; kt < ktiles; ++kt) {
+      for (int kt = kBoxes; kt < ktiles; ++kt) {
         issue();
         retire();
       }
       wgmma_wait<0>();
       fence_regs(acc);
       if (t == 0) pipe.template consumer_release<CM>(prev);
-      apply_epilogue<BN>(acc, bias, args.epi, M, N, row0, col0);
+      if (parked_act != Activation::none) apply_epilogue_before_activation<BN>(acc, bias, args.epi, M, N, row0, col0);
+      else apply_epilogue<BN>(acc, bias, args.epi, M, N, row0, col0);
       if (tma_store) {
         pack_bf16<BN>(acc, packed);  // half the registers: the accumulator is free for the next tile
         pending = true;
@@ -195,7 +211,11 @@ __global__ void __launch_bounds__(kThreads, 1)
         store_fragment<BN>(acc, args.C, std::size_t(args.ldc), M, N, row0, col0);
       }
     }
-    if (pending) epilogue_tma_store<BN>(packed, sEpi + c * 16384, &tma_c, pend_row, pend_col, 1 + c);
+    if (pending) {  // the CTA's last tile
+#pragma unroll
+      for (int b = 0; b < kBoxes; ++b)
+        store_parked_box<BN>(packed, sEpi + c * 16384, &tma_c, pend_row, pend_col, 1 + c, b, parked_act);
+    }
     if (tma_store && t == 0) bulk_wait<0>();  // this warpgroup's stores have left shared memory and landed
   }
   // No CTA may exit while its peer can still multicast into its shared memory or arrive on its barriers.
@@ -257,8 +277,9 @@ std::int64_t units_of(const GemmShape& s, const TileConfig& t) {
   return ((tiles_m + t.cluster_m - 1) / t.cluster_m) * tiles_n;
 }
 
-GemmPlan make_plan(const GemmShape& s, const DeviceState& d) {
+GemmPlan make_plan(const GemmShape& s, const Epilogue& epi, const DeviceState& d) {
   GemmPlan p;
+  p.activation_overlapped = activation_overlapped(s, epi);
   p.tile = choose_tile(s.m, s.n, d.slots);
   const std::int64_t clusters = std::min<std::int64_t>(units_of(s, p.tile), d.slots.slots(p.tile.cluster_m));
   p.grid_ctas = static_cast<int>(clusters) * p.tile.cluster_m;
@@ -287,7 +308,7 @@ void launch(const Matrix<const bf16>& a, const Matrix<const bf16>& b, const Kern
 GemmPlan plan_gemm(const Matrix<const bf16>& a, const Matrix<const bf16>& b, const Matrix<bf16>& c,
                    const Epilogue& epi) {
   const GemmShape s = check_gemm(a, b, c, epi);
-  return make_plan(s, device_state(current_device()));
+  return make_plan(s, epi, device_state(current_device()));
 }
 
 void gemm(Matrix<const bf16> a, Matrix<const bf16> b, Matrix<bf16> c, const Epilogue& epi, cudaStream_t stream) {
@@ -297,7 +318,7 @@ void gemm(Matrix<const bf16> a, Matrix<const bf16> b, Matrix<bf16> c, const Epil
   (void)stream;
   throw std::runtime_error("kernels::gemm: this build has no sm_90a code (set CMAKE_CUDA_ARCHITECTURES to include 90a)");
 #else
-  const GemmPlan p = make_plan(s, device_state(current_device()));
+  const GemmPlan p = make_plan(s, epi, device_state(current_device()));
   KernelArgs args;
   args.C = c.data;
   args.ldc = c.ld;
@@ -305,6 +326,7 @@ void gemm(Matrix<const bf16> a, Matrix<const bf16> b, Matrix<bf16> c, const Epil
   args.N = s.n;
   args.K = s.k;
   args.tma_store = p.tma_store;
+  args.overlap_activation = p.activation_overlapped;
   args.epi.alpha = epi.alpha();
   args.epi.bias = epi.has_bias() ? epi.bias() : nullptr;
   args.epi.act = epi.activation();

@@ -26,7 +26,13 @@ std::string Epilogue::describe() const {
   if (has_bias_) add("bias");
   if (act_ != Activation::none) add(to_string(act_));
   if (has_residual_) add(beta_ == 1.f ? std::string("residual") : "residual*" + std::to_string(beta_));
+  if (act_ != Activation::none && timing_ == ActivationTiming::serial) add("serial activation");
   return s.empty() ? "none" : s;
+}
+
+bool activation_overlapped(const GemmShape& s, const Epilogue& epi) {
+  return s.tma_store && epi.activation() != Activation::none && !epi.has_residual() &&
+         epi.activation_timing() == ActivationTiming::overlapped;
 }
 
 std::string to_string(const TileConfig& t) {

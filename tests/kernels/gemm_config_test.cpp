@@ -150,6 +150,31 @@ TEST(GemmEpilogue, NamedConstructorsComposeInOrder) {
   EXPECT_FALSE(Epilogue::gelu().has_bias());
 }
 
+// The activation runs as the tile leaves (under the next tile's tensor work) only where that path exists: TMA
+// stores, an activation, no residual, and the caller did not ask for the serial epilogue.
+TEST(GemmEpilogue, ActivationOverlapsOnlyOnTheTmaStorePathWithoutResidual) {
+  using aipe::kernels::ActivationTiming;
+  using aipe::kernels::activation_overlapped;
+  const Operands tma = packed(8192, 8192, 1024), regs = packed(4097, 3001, 1000);
+  const auto st = aipe::kernels::check_gemm(tma.a, tma.b, tma.c, Epilogue::none());
+  const auto sr = aipe::kernels::check_gemm(regs.a, regs.b, regs.c, Epilogue::none());
+  ASSERT_TRUE(st.tma_store);
+  ASSERT_FALSE(sr.tma_store);
+  const auto r = aipe::kernels::matrix<const bf16>(fake(5), 8192, 8192);
+  EXPECT_TRUE(activation_overlapped(st, Epilogue::bias_gelu(fake(4))));
+  EXPECT_TRUE(activation_overlapped(st, Epilogue::gelu().with_scale(2.f)));
+  EXPECT_TRUE(activation_overlapped(st, Epilogue::bias_silu(fake(4))));
+  EXPECT_FALSE(activation_overlapped(st, Epilogue::bias(fake(4))));  // nothing to overlap
+  EXPECT_FALSE(activation_overlapped(st, Epilogue::none()));
+  EXPECT_FALSE(activation_overlapped(st, Epilogue::bias_gelu(fake(4)).with_residual(r)));
+  EXPECT_FALSE(activation_overlapped(sr, Epilogue::bias_gelu(fake(4))));  // stores from registers
+  const Epilogue serial = Epilogue::bias_gelu(fake(4)).with_activation_timing(ActivationTiming::serial);
+  EXPECT_FALSE(activation_overlapped(st, serial));
+  EXPECT_EQ(serial.describe(), "bias, gelu_tanh, serial activation");
+  EXPECT_EQ(Epilogue::bias_gelu(fake(4)).describe(), "bias, gelu_tanh");
+  EXPECT_EQ(Epilogue::bias(fake(4)).with_activation_timing(ActivationTiming::serial).describe(), "bias");
+}
+
 // The FP8 entry point: E4M3 rows are 16-byte aligned at K % 16 == 0; block scales need K % 128 == 0; no fused
 // operations yet; C packed.
 TEST(GemmCheck, Fp8OperandsAndScales) {

@@ -2,7 +2,9 @@
 // reference: a float64 CPU GEMM for small shapes, cuBLAS with an FP32 output for large ones, the epilogue in float64
 // on the host. C is poisoned (NaN) before every call, so an element the kernel never writes fails; NaN never passes.
 // Both store paths run: TMA stores (N % 8 == 0, or a padded 16-byte pitch) and guarded stores from registers
-// (odd N, or an odd pitch). Skipped, with the reason, without a Hopper GPU and an sm_90a build.
+// (odd N, or an odd pitch). With TMA stores the activation runs as each tile leaves (ActivationTiming::overlapped)
+// and, for bias_gelu_serial and scale_silu_serial, on the accumulators after the last wgmma: both are checked.
+// Every CTA's last tile leaves after its loop; the shapes with fewer tiles than CTAs give each CTA a single tile. Skipped, with the reason, without a Hopper GPU and an sm_90a build.
 #include <cuda_bf16.h>
 #include <gtest/gtest.h>
 
@@ -115,6 +117,9 @@ class Problem {
     if (name == "bias_silu") return k::Epilogue::bias_silu(b);
     if (name == "residual") return k::Epilogue::residual(r, -0.5f);
     if (name == "scale_bias_gelu_residual") return k::Epilogue::bias_gelu(b).with_scale(2.f).with_residual(r);
+    // The previous path, kept selectable: the whole epilogue on the FP32 accumulators after the last wgmma.
+    if (name == "bias_gelu_serial") return k::Epilogue::bias_gelu(b).with_activation_timing(k::ActivationTiming::serial);
+    if (name == "scale_silu_serial") return k::Epilogue::silu().with_scale(0.5f).with_activation_timing(k::ActivationTiming::serial);
     throw std::logic_error("unknown epilogue " + name);
   }
 
@@ -159,9 +164,9 @@ class Problem {
     return r;
   }
 
-  k::GemmPlan plan() const {
+  k::GemmPlan plan(const k::Epilogue& e = k::Epilogue::none()) const {
     return k::plan_gemm(k::matrix<const bf16>(a_.get(), s_.m, s_.k, lda_),
-                        k::matrix<const bf16>(b_.get(), s_.n, s_.k, ldb_), k::matrix(c_.get(), s_.m, s_.n, ldc_));
+                        k::matrix<const bf16>(b_.get(), s_.n, s_.k, ldb_), k::matrix(c_.get(), s_.m, s_.n, ldc_), e);
   }
 
  private:
@@ -175,7 +180,7 @@ class Problem {
 
 const char* const kEpilogues[] = {"none",      "scale",     "bias",     "gelu",
                                   "silu",      "bias_gelu", "bias_silu", "residual",
-                                  "scale_bias_gelu_residual"};
+                                  "scale_bias_gelu_residual", "bias_gelu_serial", "scale_silu_serial"};
 
 class GemmShapes : public ::testing::TestWithParam<Shape> {};
 
@@ -199,7 +204,13 @@ TEST_P(GemmShapes, EveryEpilogueMatchesTheReference) {
             << " CTAs, " << (plan.tma_store ? "TMA stores" : "register stores") << "\n";
   for (const char* name : kEpilogues) {
     SCOPED_TRACE(name);
-    const aipe::VerifyResult r = p.run(p.with_operands(name));
+    const k::Epilogue e = p.with_operands(name);
+    // The activation of a TMA-stored tile without residual runs as the tile leaves (unless asked for serial):
+    // the tests below check that path whenever the shape takes TMA stores.
+    const bool overlapped = plan.tma_store && e.activation() != k::Activation::none && !e.has_residual() &&
+                            e.activation_timing() == k::ActivationTiming::overlapped;
+    EXPECT_EQ(p.plan(e).activation_overlapped, overlapped);
+    const aipe::VerifyResult r = p.run(e);
     EXPECT_TRUE(r.ok) << r.message() << " (" << r.note << ")";
     EXPECT_EQ(r.non_finite, 0u);
   }
@@ -219,7 +230,11 @@ INSTANTIATE_TEST_SUITE_P(
                       Shape{8192, 8192, 1024},            // ch09's default: whole tiles, TMA stores
                       Shape{300, 520, 1001, 1008, 1016, 0},  // K % 8 != 0 in padded rows; TMA stores
                       Shape{300, 512, 256, 0, 0, 520},    // padded C pitch, 16-byte aligned: TMA stores
-                      Shape{300, 512, 256, 0, 0, 513}),   // odd C pitch: register stores, scalar tails
+                      Shape{300, 512, 256, 0, 0, 513},    // odd C pitch: register stores, scalar tails
+                      // Fewer K steps than a tile has 64-column boxes, so some boxes of the parked tile leave with
+                      // no K step over them: one K step and one tile per CTA; three K steps and 3 tiles per CTA.
+                      Shape{200, 512, 64},
+                      Shape{3000, 4096, 136}),
     shape_name);
 
 // The launch itself rejects what TMA cannot read, before touching the GPU.

@@ -210,9 +210,20 @@ __device__ __forceinline__ void pack_bf16(const float (&acc)[BN / 2], std::uint3
 // Box b alone (columns 64b .. 64b+63 of the tile, slot b % 2): one step of epilogue_tma_store. `b` must be
 // a constant once inlined (the fragment's registers need compile-time indices): a literal, an unrolled
 // loop's index, or epilogue_tma_store_box_at's switch.
-template <int BN>
+// `op` runs on the box once it is whole in shared memory, before TMA reads it: op(slot, t) with the slot's
+// 8 KiB and the thread's index in the warpgroup, between two barriers of the warpgroup. KeepBox (no operation,
+// no extra barrier) stores the packed values as they are; a caller that parks a tile before its last element-wise
+// operation applies that operation there, in 16-byte chunks whose registers a small loop reuses, rather than
+// on the fragment, whose 16 pairs at once would need more registers than a consumer holding both the next tile's
+// accumulators and the parked tile has left.
+struct KeepBox {
+  static constexpr bool kActive = false;
+  __device__ __forceinline__ void operator()(unsigned char*, int) const {}
+};
+template <int BN, class BoxOp = KeepBox>
 __device__ __forceinline__ void epilogue_tma_store_box(const std::uint32_t (&p)[BN / 4], unsigned char* epi,
-                                                       const void* map, int row0, int col0, int bar_id, int b) {
+                                                       const void* map, int row0, int col0, int bar_id, int b,
+                                                       const BoxOp& op = {}) {
   static_assert(BN % 64 == 0, "the tile leaves in 64-column boxes");
   const int t = threadIdx.x % 128, warp = t / 32, lane = t % 32;
   unsigned char* slot = epi + (b & 1) * 8192;
@@ -226,6 +237,10 @@ __device__ __forceinline__ void epilogue_tma_store_box(const std::uint32_t (&p)[
       const int r = 16 * warp + lane / 4 + 8 * h;
       *reinterpret_cast<std::uint32_t*>(slot + r * 128 + ((jj ^ (r & 7)) << 4) + 4 * (lane % 4)) = p[2 * j + h];
     }
+  }
+  if constexpr (BoxOp::kActive) {
+    named_barrier_sync(bar_id, 128);  // the whole box is written (bar.sync orders shared memory among its threads)
+    op(slot, t);
   }
   fence_proxy_async();              // this thread's writes, visible to the TMA unit ...
   named_barrier_sync(bar_id, 128);  // ... for every thread of the warpgroup

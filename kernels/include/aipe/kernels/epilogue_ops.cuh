@@ -133,6 +133,57 @@ __device__ __forceinline__ void apply_epilogue_as(float (&acc)[BN / 2], const st
   }
 }
 
+// The epilogue of a tile whose activation is applied later, as it is stored (store_parked_box): alpha and the bias
+// only, t = alpha acc + bias, which the kernel then rounds to BF16 and parks. Never with a residual (the activation
+// comes before it).
+template <int BN>
+__device__ __forceinline__ void apply_epilogue_before_activation(float (&acc)[BN / 2], const std::uint32_t (&bias)[BN / 8],
+                                                                 const EpilogueArgs& e, int M, int N, int row0,
+                                                                 int col0) {
+  apply_epilogue_as<BN, Activation::none>(acc, bias, e, M, N, row0, col0);
+}
+
+// A parked box through the activation, in shared memory (epilogue_tma_store_box's box operation): the 64 x 64
+// BF16 box is 512 chunks of 16 bytes; thread t of the warpgroup takes chunks t, t + 128, t + 256, t + 384, each
+// unpacked to FP32, activated and rounded back in place. The operation is element-wise and every column's bias is
+// in t already, so the swizzled order of the chunks does not matter. t was rounded to BF16 once already (2^-9
+// relative); the output is rounded as it would have been anyway.
+template <Activation A>
+__device__ __forceinline__ void activate_box_chunks(unsigned char* slot, int t) {
+#pragma unroll 1
+  for (int i = t; i < 512; i += 128) {
+    const uint4 v = *reinterpret_cast<const uint4*>(slot + 16 * i);
+    std::uint32_t w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int q = 0; q < 4; ++q) {
+      const float2 x = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&w[q]));
+      const __nv_bfloat162 y = __floats2bfloat162_rn(activate<A>(x.x), activate<A>(x.y));
+      w[q] = *reinterpret_cast<const std::uint32_t*>(&y);
+    }
+    *reinterpret_cast<uint4*>(slot + 16 * i) = make_uint4(w[0], w[1], w[2], w[3]);
+  }
+}
+// The activation is a run-time value (uniform) tested here, around the chunk loop, where no fragment register is
+// live: a branch around the whole box store, one copy of it per activation, costs the consumer hundreds of bytes
+// of spills at BN = 256 (ptxas -v), where this costs nothing.
+struct ActivateBox {
+  static constexpr bool kActive = true;
+  Activation act = Activation::none;
+  __device__ __forceinline__ void operator()(unsigned char* slot, int t) const {
+    if (act == Activation::gelu_tanh) activate_box_chunks<Activation::gelu_tanh>(slot, t);
+    else if (act == Activation::silu) activate_box_chunks<Activation::silu>(slot, t);
+  }
+};
+
+// Box b of a parked tile (pack_bf16 of t, or of the finished values when `act` is none) to C through TMA, the
+// activation applied on the way (epilogue_tma_store_box's pair operation). `act` is uniform (one per launch);
+// b a constant once inlined, as epilogue_tma_store_box requires.
+template <int BN>
+__device__ __forceinline__ void store_parked_box(const std::uint32_t (&p)[BN / 4], unsigned char* epi, const void* map,
+                                                 int row0, int col0, int bar_id, int b, Activation act) {
+  epilogue_tma_store_box<BN>(p, epi, map, row0, col0, bar_id, b, ActivateBox{act});
+}
+
 // The activation picked once per tile (a uniform branch), each case its own unrolled loop.
 template <int BN>
 __device__ __forceinline__ void apply_epilogue(float (&acc)[BN / 2], const std::uint32_t (&bias)[BN / 8],
