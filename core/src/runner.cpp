@@ -220,7 +220,7 @@ void profile_variant(RunState& st, const ExampleInfo& info, const Variant& v) {
 
 // 4. Measure: samples (or the verification launch's host time for Timing::first_launch), rates against
 // the ceilings, the rung's own metrics and the power readings.
-void measure_variant(RunState& st, Example& ex, const Variant& v, const Work& work, double first_ms, Result& r) {
+void measure_variant(RunState& st, const Variant& v, const Work& work, double first_ms, Result& r) {
   std::optional<PowerSummary> power;
   if (v.timing == Timing::first_launch) {
     r.samples = 1;
@@ -244,7 +244,6 @@ void measure_variant(RunState& st, Example& ex, const Variant& v, const Work& wo
   r.timed = true;
   fill_rates(r, work, st.rep);
   if (v.metrics) v.metrics(r.median_ms, r.metrics);
-  else ex.metrics(v.name, r.median_ms, r.metrics);  // examples not yet on the per-variant callback
   // After the rung's own metrics, so one that assigns the whole map cannot drop them.
   if (power) add_power_metrics(*power, r.metrics);
 }
@@ -278,7 +277,7 @@ void run_variant(RunState& st, const ExampleInfo& info, Example& ex, Context& ct
       const double first_ms = verify_variant(st, ex, ctx, v, r);
       if (r.status == Status::passed && !st.opts.verify_only) {
         if (st.opts.profile_launches > 0) profile_variant(st, info, v);
-        else measure_variant(st, ex, v, work, first_ms, r);
+        else measure_variant(st, v, work, first_ms, r);
       }
     }
   } catch (const CudaError& e) {

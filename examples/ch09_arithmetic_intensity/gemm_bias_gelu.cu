@@ -181,21 +181,6 @@ class GemmBiasGelu final : public aipe::Example {
         out.size(), [&](std::size_t i) { return double(__bfloat162float(out[i])); }, [&](std::size_t i) { return ref_[i]; }, tol);
   }
 
-  // The fused rungs' tile configuration, persistent grid and epilogue path, as aipe::kernels::gemm chose them for
-  // this shape.
-  void metrics(const std::string& variant, double, std::map<std::string, double>& out) override {
-    const auto timing = variant == "fused_wgmma"    ? aipe::kernels::ActivationTiming::overlapped
-                        : variant == "fused_serial" ? aipe::kernels::ActivationTiming::serial
-                                                    : std::optional<aipe::kernels::ActivationTiming>{};
-    if (!timing || !fused_skip_.empty()) return;
-    const aipe::kernels::GemmPlan p = aipe::kernels::plan_gemm(x_matrix(), w_matrix(), y_matrix(), epilogue(*timing));
-    out["tile_n"] = p.tile.bn;
-    out["cluster_m"] = p.tile.cluster_m;
-    out["ctas"] = p.grid_ctas;
-    out["tma_store"] = p.tma_store;
-    out["activation_overlapped"] = p.activation_overlapped;
-  }
-
  private:
   void setup_lt() {
     lt_ = aipe::CublasLtHandle::create();
@@ -235,11 +220,20 @@ class GemmBiasGelu final : public aipe::Example {
   }
 
   aipe::Variant fused_rung(const char* name, const char* what, aipe::kernels::ActivationTiming timing) {
-    aipe::Variant v{.name = name, .summary = what, .launch = [this, timing](cudaStream_t s) { run_fused(s, timing); }};
-    v.requires_.sm90a = true;
-    v.requires_.min_cc = 90;
-    v.skip_if = [this] { return fused_skip_; };
-    return v;
+    return {.name = name,
+            .summary = what,
+            .launch = [this, timing](cudaStream_t s) { run_fused(s, timing); },
+            .requires_ = {.min_cc = 90, .sm90a = true},
+            .skip_if = [this] { return fused_skip_; },
+            // The tile configuration, persistent grid and epilogue path aipe::kernels::gemm chose for this shape.
+            .metrics = [this, timing](double, std::map<std::string, double>& out) {
+              const aipe::kernels::GemmPlan p = aipe::kernels::plan_gemm(x_matrix(), w_matrix(), y_matrix(), epilogue(timing));
+              out["tile_n"] = p.tile.bn;
+              out["cluster_m"] = p.tile.cluster_m;
+              out["ctas"] = p.grid_ctas;
+              out["tma_store"] = p.tma_store;
+              out["activation_overlapped"] = p.activation_overlapped;
+            }};
   }
 
   // nn.Linear's operands as aipe::kernels::gemm names them: C[M][N] = A[M][K] B[N][K]^T, M = tokens, N = out.

@@ -121,10 +121,6 @@ struct StatefulUnderTest final : Example {
     AIPE_CUDA(cudaStreamSynchronize(ctx.stream()));
     return compare_scalar(got, 0, tolerance_for(DType::exact));
   }
-  // The deprecated per-example hook: still called for a rung without its own callback.
-  void metrics(const std::string& variant, double, std::map<std::string, double>& out) override {
-    out["fallback_" + variant] = 1;
-  }
 };
 
 int read_int(const DeviceBuffer<int>& b) {
@@ -287,7 +283,6 @@ TEST(Harness, RunnerPreparesBeforeVerificationAndUsesTheRungsMetrics) {
   // One prepare for the verification run, then one per warm-up launch and per sample.
   ASSERT_TRUE(prepared.metrics.count("prepares"));
   EXPECT_GE(prepared.metrics.at("prepares"), 1.0 + 1 + static_cast<double>(prepared.samples));
-  EXPECT_FALSE(prepared.metrics.count("fallback_prepared")) << "a rung with its own metrics skips the fallback";
   EXPECT_EQ(prepared.choices, (std::map<std::string, std::string>{{"mode", "fancy"}}));
   EXPECT_TRUE(prepared.sizes.empty());
   const Result& unprepared = r.results[1];
@@ -295,28 +290,3 @@ TEST(Harness, RunnerPreparesBeforeVerificationAndUsesTheRungsMetrics) {
   EXPECT_FALSE(unprepared.timed);
 }
 
-TEST(Harness, TheDeprecatedMetricsFallbackStillRuns) {
-  SKIP_WITHOUT_GPU();
-  // A rung without its own callback on an example that still overrides Example::metrics().
-  struct Fallback final : Example {
-    DeviceBuffer<float> out{1};
-    ExampleInfo info() const override { return {"ch00/fallback_metrics", "test", "the old metrics hook", {}, {}}; }
-    std::vector<Variant> variants() override {
-      return {{"only", "writes one value", [this](cudaStream_t s) { AIPE_CUDA(cudaMemsetAsync(out.get(), 0, 4, s)); }}};
-    }
-    void setup(Context& ctx) override { ctx.output(out.get(), out.bytes()); }
-    Work work() const override { return {4.0, 0, ComputeUnit::none}; }
-    VerifyResult verify(Context& ctx) override {
-      return compare(std::span<const float>(to_host(out, ctx.stream())), std::span<const float>(std::vector<float>{0.f}),
-                     tolerance_for(DType::exact));
-    }
-    void metrics(const std::string& v, double, std::map<std::string, double>& m) override { m["fallback_" + v] = 1; }
-  };
-  const RegistryEntry e = entry_for([] { return std::unique_ptr<Example>(new Fallback()); });
-  RunOptions o;
-  o.stop = stop_criteria_for(SizePreset::small);
-  const RunReport r = run_examples({&e}, o);
-  ASSERT_EQ(r.results.size(), 1u);
-  EXPECT_EQ(r.results[0].status, Status::passed) << r.results[0].reason;
-  EXPECT_EQ(r.results[0].metrics.count("fallback_only"), 1u);
-}

@@ -93,7 +93,7 @@ struct Variant {
   // the L2 is flushed. Enqueue on the stream given.
   std::function<void(cudaStream_t)> prepare;
   // This rung's own numbers (achieved overlap, registers per thread, ...), reported beside the standard
-  // ones. `median_ms` is its measured median. Replaces Example::metrics() dispatching on variant names.
+  // ones. `median_ms` is its measured median.
   std::function<void(double median_ms, std::map<std::string, double>& out)> metrics;
 };
 
@@ -120,9 +120,6 @@ class Example {
   virtual Work work() const = 0;
   // Checks the outputs of the variant that just ran against the reference.
   virtual VerifyResult verify(Context& ctx) = 0;
-  // Deprecated: give the variant a `metrics` callback instead. Called only for a timed variant that has
-  // none; kept until every example has moved to the callbacks.
-  virtual void metrics(const std::string& /*variant*/, double /*median_ms*/, std::map<std::string, double>& /*out*/) {}
 };
 
 // What setup() and verify() get from the runner.
