@@ -1,25 +1,30 @@
 #!/usr/bin/env python3
 """Fills the measured columns of the ladder tables in the chapter notes from a recorded run.
 
-A ladder table is a Markdown table whose header is
-  | # | rung | what changes | median | TFLOP/s | × cuBLASLt | SM MHz | W | capped |
+A ladder table is a Markdown table whose header is one of
+  | # | rung | what changes | median | TFLOP/s | × cuBLASLt | SM MHz | W | capped |   (compute-bound)
+  | # | rung | what changes | median | GB/s | × memcpy | SM MHz | W | capped |        (memory-bound)
 under a heading that names the example ("### ch10/gemm_fp8"). The first three columns (number, rung,
 what changes) are the note's own text; the other six are rewritten from the run's JSON: the median, the
-TFLOP/s, the ratio of the library rung's median (cublaslt) to the rung's, and the NVML metrics sm_mhz,
-power_w and power_capped. A rung the run lacks is an error, so a table can never keep a stale number.
+TFLOP/s or GB/s, the ratio of the library rung's median (cublaslt or memcpy) to the rung's, and the NVML
+metrics sm_mhz, power_w and power_capped. A rung the run lacks is an error, so a table can never keep a stale number.
 A table may name its own run on a line before it, `<!-- results: results/FILE.json -->` (relative to
 the note), for a ladder recorded at another size than the whole suite's.
 
   scripts/update-ladder-tables.py [RESULTS.json] [NOTE.md ...]
-  (defaults: docs/results/h200.json, else the earlier GPU's h100.json; docs/ch10.md docs/ch10-fp8.md)
+  (defaults: docs/results/h200.json, else the earlier GPU's h100.json; docs/ch07.md docs/ch09.md
+   docs/ch10.md docs/ch10-fp8.md)
 """
 import json
 import re
 import sys
 from pathlib import Path
 
-HEADER = "| # | rung | what changes | median | TFLOP/s | × cuBLASLt | SM MHz | W | capped |"
-LIBRARY = "cublaslt"
+# header -> (rate field, its format, library rung)
+HEADERS = {
+    "| # | rung | what changes | median | TFLOP/s | × cuBLASLt | SM MHz | W | capped |": ("tflops", "{:,.1f}", "cublaslt"),
+    "| # | rung | what changes | median | GB/s | × memcpy | SM MHz | W | capped |": ("gbps", "{:,.0f}", "memcpy"),
+}
 
 
 def fmt_time(ms):
@@ -30,12 +35,12 @@ def fmt_time(ms):
     return f"{ms * 1000:.1f} µs"
 
 
-def row_cells(r, lib_ms):
+def row_cells(r, lib_ms, rate, rate_fmt):
     m = r.get("metrics") or {}
     ratio = lib_ms / r["median_ms"] if lib_ms else float("nan")
     return [
         fmt_time(r["median_ms"]),
-        f"{r['tflops']:,.1f}",
+        rate_fmt.format(r[rate]),
         f"{ratio:.3f}",
         f"{m['sm_mhz']:.0f}" if "sm_mhz" in m else "–",
         f"{m['power_w']:.0f}" if "power_w" in m else "–",
@@ -64,14 +69,15 @@ def update(note, default_results):
         if o:
             own = load(note.parent / o.group(1))
             continue
-        if line.strip() != HEADER:
+        if line.strip() not in HEADERS:
             continue
+        rate, rate_fmt, library = HEADERS[line.strip()]
         results = own if own is not None else default_results
         own = None
         if example is None or example not in results:
             sys.exit(f"{note}:{i + 1}: a ladder table under no example heading, or one the run lacks ({example})")
         runs = results[example]
-        lib = runs.get(LIBRARY)
+        lib = runs.get(library)
         lib_ms = lib["median_ms"] if lib and lib["status"] == "passed" else None
         j = i + 2
         while j < len(lines) and lines[j].startswith("| "):
@@ -82,7 +88,7 @@ def update(note, default_results):
             r = runs[v.group(1)]
             if r["status"] != "passed":
                 sys.exit(f"{note}:{j + 1}: {example} {v.group(1)} did not pass in the run ({r['status']})")
-            lines[j] = "| " + " | ".join(cells[:3] + row_cells(r, lib_ms)) + " |"
+            lines[j] = "| " + " | ".join(cells[:3] + row_cells(r, lib_ms, rate, rate_fmt)) + " |"
             changed += 1
             j += 1
     note.write_text("\n".join(lines))
@@ -94,7 +100,7 @@ def main(argv):
     if not default.exists():
         default = Path("docs/results/h100.json")
     results_path = Path(argv[1]) if len(argv) > 1 else default
-    notes = [Path(p) for p in argv[2:]] or [Path("docs/ch10.md"), Path("docs/ch10-fp8.md")]
+    notes = [Path(p) for p in argv[2:]] or [Path(p) for p in ("docs/ch07.md", "docs/ch09.md", "docs/ch10.md", "docs/ch10-fp8.md")]
     results = load(results_path)
     for note in notes:
         print(f"{note}: {update(note, results)} rows from {results_path}")
