@@ -13,22 +13,7 @@
 #   summary.txt               the table printed last: size, rung, time, TFLOP/s, x cublaslt of the same run,
 #                             the fused rungs' plan (tile, cluster, CTAs, TMA stores, overlapped activation)
 set -uo pipefail
-: "${OUT:?set OUT to the output folder}"
-AIPE=${AIPE:-build/bin/aipe}
-GPU_TESTS=${GPU_TESTS:-$(dirname "$AIPE")/aipe_gpu_tests}  # beside aipe unless given
-[[ -x $AIPE ]] || { echo "no $AIPE: build first (cmake --build build --target aipe)" >&2; exit 2; }
-mkdir -p "$OUT"
-LOG=$OUT/log.txt
-: >"$LOG"
-fail=0
-step() {  # step NAME CMD...: runs a command, logs it, remembers a failure (a wrong result is a failure)
-  local name=$1; shift
-  echo "== $name: $*" | tee -a "$LOG"
-  local t0=$SECONDS
-  # A hung kernel must not eat the whole call: every step has its own limit.
-  timeout "${STEP_LIMIT:-120}" "$@" >>"$LOG" 2>&1 || { echo "   FAILED (exit $?)" | tee -a "$LOG"; fail=1; }
-  echo "   $((SECONDS - t0)) s" | tee -a "$LOG"
-}
+source "$(dirname "$0")/gpu-steps.sh"
 
 # Correctness first: kernels::gemm at awkward shapes and every epilogue, then every ch09 rung at its small size.
 if [[ -x $GPU_TESTS ]]; then

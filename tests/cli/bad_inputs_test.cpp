@@ -9,22 +9,15 @@
 #include <sstream>
 
 #include "app.hpp"
+#include "run_cli.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-struct Out {
-  int code;
-  std::string out, err;
-};
-
-Out run(const std::vector<std::string>& args) {
-  std::ostringstream o, e;
-  const int c = aipe::cli::run(args, o, e);
-  return {c, o.str(), e.str()};
-}
+using Out = aipe::test::CliOut;
+Out run(const std::vector<std::string>& args) { return aipe::test::run_cli(args); }
 
 const std::string kResults = std::string(AIPE_SOURCE_DIR) + "/docs/results/h100-ch12.json";
 

@@ -13,6 +13,7 @@
 
 #include "aipe/device.hpp"
 #include "app.hpp"
+#include "run_cli.hpp"
 #include "child_process.hpp"
 
 namespace {
@@ -20,16 +21,8 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-struct Out {
-  int code;
-  std::string out, err;
-};
-
-Out run(const std::vector<std::string>& args) {
-  std::ostringstream o, e;
-  const int c = aipe::cli::run(args, o, e);
-  return {c, o.str(), e.str()};
-}
+using Out = aipe::test::CliOut;
+Out run(const std::vector<std::string>& args) { return aipe::test::run_cli(args); }
 
 bool have_gpu() { return !aipe::gpu_unavailable_reason().has_value(); }
 
