@@ -140,11 +140,7 @@ void check_run_selection(const std::vector<const RegistryEntry*>& sel, const std
       found = found || std::count(e->variant_names.begin(), e->variant_names.end(), v);
     }
     if (!found) {
-      std::vector<std::pair<std::size_t, std::string>> near;
-      for (const auto& n : all) near.emplace_back(edit_distance(v, n), n);
-      std::sort(near.begin(), near.end());
-      std::vector<std::string> names;
-      for (std::size_t i = 0; i < near.size() && i < 6; ++i) names.push_back(near[i].second);
+      const auto names = nearest(v, {all.begin(), all.end()}, 6);
       throw UsageError("unknown variant '" + v + "' for the selected examples; nearest: " + join(names, ", "));
     }
   }
@@ -398,15 +394,12 @@ int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
 
   // A first word that is no command: name it and the nearest (CLI11 would only say one is required).
   if (!args.empty() && !args[0].empty() && args[0][0] != '-') {
-    std::vector<std::pair<std::size_t, std::string>> near;
-    for (const auto& [sub, action] : subs) near.emplace_back(edit_distance(args[0], sub->get_name()), sub->get_name());
-    if (std::none_of(near.begin(), near.end(), [&](const auto& n) { return n.second == args[0]; })) {
-      std::sort(near.begin(), near.end());
-      std::string all;
-      for (const auto& [sub, action] : subs) all += (all.empty() ? "" : ", ") + sub->get_name();
+    std::vector<std::string> names;
+    for (const auto& [sub, action] : subs) names.push_back(sub->get_name());
+    if (std::find(names.begin(), names.end(), args[0]) == names.end()) {
       err << "aipe: unknown command '" << printable(args[0]) << "'";
-      if (near.front().first <= 3) err << "; did you mean '" << near.front().second << "'?";
-      err << " (commands: " << all << ")\n";
+      if (const auto near = nearest(args[0], names, 1, 3); !near.empty()) err << "; did you mean '" << near[0] << "'?";
+      err << " (commands: " << join(names, ", ") << ")\n";
       return kUsage;
     }
   }

@@ -46,11 +46,8 @@ void filter_examples(std::vector<NamedReport>& reports, const std::vector<std::s
     for (const auto& x : r.report.results) ids.insert(x.example);
   for (const auto& p : patterns) {
     if (std::any_of(ids.begin(), ids.end(), [&](const std::string& id) { return id_matches(p, id); })) continue;
-    std::vector<std::pair<std::size_t, std::string>> near;
-    for (const auto& id : ids) near.emplace_back(edit_distance(p, id), id);
-    std::sort(near.begin(), near.end());
     std::string names;
-    for (std::size_t i = 0; i < near.size() && i < 3; ++i) names += (i ? ", " : "") + printable(near[i].second);
+    for (const auto& n : nearest(p, {ids.begin(), ids.end()}, 3)) names += (names.empty() ? "" : ", ") + printable(n);
     throw UsageError("--examples '" + printable(p) + "' matches no result in the inputs" +
                      (names.empty() ? std::string("; they hold no results") : "; nearest: " + names));
   }

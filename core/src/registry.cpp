@@ -111,6 +111,19 @@ std::size_t edit_distance(const std::string& a, const std::string& b) {
   return prev[b.size()];
 }
 
+std::vector<std::string> nearest(const std::string& word, const std::vector<std::string>& names, std::size_t max,
+                                 std::size_t max_distance) {
+  std::vector<std::pair<std::size_t, std::string>> by_distance;
+  for (const auto& n : names) by_distance.emplace_back(edit_distance(word, n), n);
+  std::sort(by_distance.begin(), by_distance.end());
+  std::vector<std::string> out;
+  for (const auto& [d, n] : by_distance) {
+    if (out.size() >= max || d > max_distance) break;
+    out.push_back(n);
+  }
+  return out;
+}
+
 std::vector<std::string> Registry::suggest(const std::string& pattern, std::size_t max) const {
   std::vector<std::pair<std::size_t, std::string>> cands;
   std::set<std::string> names;

@@ -90,6 +90,14 @@ TEST(Registry, EditDistance) {
   EXPECT_EQ(edit_distance("same", "same"), 0u);
 }
 
+TEST(Registry, NearestByDistanceThenName) {
+  const std::vector<std::string> names = {"trace", "run", "report", "peak", "profile"};
+  EXPECT_EQ(nearest("rnu", names, 2), (std::vector<std::string>{"run", "peak"}));
+  EXPECT_EQ(nearest("reprot", names, 1, 3), (std::vector<std::string>{"report"}));
+  EXPECT_TRUE(nearest("zzzzzzzzzz", names, 1, 3).empty());
+  EXPECT_TRUE(nearest("run", {}, 3).empty());
+}
+
 namespace {
 struct Dup final : Example {
   std::string id;

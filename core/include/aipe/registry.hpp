@@ -44,6 +44,10 @@ bool valid_example_id(const std::string& id);
 bool id_matches(const std::string& pattern, const std::string& id);
 bool glob_match(const std::string& pattern, const std::string& text);
 std::size_t edit_distance(const std::string& a, const std::string& b);
+// The names nearest to `word` by edit distance (ties by name), at most `max` of them and none farther
+// than `max_distance`: what a "did you mean" message lists.
+std::vector<std::string> nearest(const std::string& word, const std::vector<std::string>& names, std::size_t max,
+                                 std::size_t max_distance = static_cast<std::size_t>(-1));
 
 namespace detail {
 struct Registrar {
