@@ -175,6 +175,8 @@ int cmd_profile(const ProfileArgs& a, std::ostream& out, std::ostream& err) {
     }
     if (!a.raw_dir.empty() && fs::exists(csv)) {
       std::ifstream in(csv, std::ios::binary);
+      // An unopened stream reads as empty: without this check --raw-dir would keep an empty CSV.
+      if (!in) throw std::runtime_error("cannot read ncu's CSV '" + csv + "' to keep it in --raw-dir");
       std::ostringstream content;
       content << in.rdbuf();
       write_file((fs::path(a.raw_dir) / (stem + ".csv")).string(), content.str());
