@@ -71,7 +71,17 @@ void write_file(const std::string& path, std::string_view content) {
     return;
   }
   fs::path target(path);
-  if (fs::is_symlink(fs::symlink_status(target, ec))) target = fs::canonical(target, ec);
+  if (fs::is_symlink(fs::symlink_status(target, ec))) {
+    // canonical() fails on a link whose target does not exist yet (and would leave an empty path):
+    // then the link's own target, read relative to the link's folder, is the file to create.
+    if (fs::path real = fs::canonical(target, ec); !ec) {
+      target = real;
+    } else {
+      const fs::path to = fs::read_symlink(target, ec);
+      if (ec) fail(path, "reading the symbolic link", ec.value());
+      target = to.is_absolute() ? to : folder_of(target) / to;
+    }
+  }
   const fs::path dir = folder_of(target);
   std::string tmpl = (dir / ("." + target.filename().string() + ".tmp-XXXXXX")).string();
   const int fd = ::mkstemp(tmpl.data());

@@ -66,6 +66,18 @@ TEST(OutputFile, ASymlinkKeepsPointingAtItsTarget) {
   EXPECT_EQ(slurp(d / "real.json"), "new");
 }
 
+// A link whose target does not exist yet: the write creates the target, as opening the link would.
+TEST(OutputFile, ADanglingSymlinkGetsItsTargetCreated) {
+  const fs::path d = fresh_dir("dangling");
+  fs::create_directories(d / "sub");
+  fs::create_symlink("sub/real.json", d / "link.json");
+  aipe::write_file((d / "link.json").string(), "new");
+  EXPECT_TRUE(fs::is_symlink(d / "link.json"));
+  EXPECT_EQ(slurp(d / "sub" / "real.json"), "new");
+  EXPECT_EQ(entries(d), 2u);
+  EXPECT_EQ(entries(d / "sub"), 1u);
+}
+
 TEST(OutputFile, AFullDeviceIsAWriteErrorNamingThePath) {
   if (!fs::exists("/dev/full")) GTEST_SKIP() << "no /dev/full";
   try {
