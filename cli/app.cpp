@@ -319,17 +319,8 @@ void emit(const std::string& path, const std::string& content, std::ostream& out
 }
 
 namespace {
-std::string number_error(const std::string& s, bool integer) {
+std::string number_error(const std::string& s) {
   if (s.empty()) return "expected a number, got nothing";
-  if (integer) {
-    std::uint64_t v = 0;
-    const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-    if (s[0] == '-') return "'" + printable(s) + "' is negative: expected an integer >= 0";
-    if (p != s.data() + s.size() || (ec != std::errc() && ec != std::errc::result_out_of_range))
-      return "'" + printable(s) + "' is not an integer";
-    if (ec == std::errc::result_out_of_range) return "'" + printable(s) + "' is too large (at most 18446744073709551615)";
-    return "";
-  }
   char* end = nullptr;
   const double v = std::strtod(s.c_str(), &end);
   if (end == s.c_str() || *end != '\0' || std::isspace(static_cast<unsigned char>(s[0])))
@@ -338,24 +329,27 @@ std::string number_error(const std::string& s, bool integer) {
   if (v < 0) return "'" + printable(s) + "' is negative: expected a number >= 0";
   return "";
 }
+
+// One parse: the number it reads is the one compared with `max`.
+std::string integer_error(const std::string& s, std::uint64_t max) {
+  if (s.empty()) return "expected a number, got nothing";
+  if (s[0] == '-') return "'" + printable(s) + "' is negative: expected an integer >= 0";
+  std::uint64_t v = 0;
+  const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (p != s.data() + s.size() || (ec != std::errc() && ec != std::errc::result_out_of_range))
+    return "'" + printable(s) + "' is not an integer";
+  if (ec == std::errc::result_out_of_range) return "'" + printable(s) + "' is too large (at most 18446744073709551615)";
+  if (v > max) return "'" + s + "' is too large (at most " + std::to_string(max) + ")";
+  return "";
+}
 }  // namespace
 
 CLI::Validator non_negative_number() {
-  return CLI::Validator([](std::string& s) { return number_error(s, false); }, "NUMBER >= 0");
+  return CLI::Validator([](std::string& s) { return number_error(s); }, "NUMBER >= 0");
 }
 
 CLI::Validator non_negative_integer(std::uint64_t max) {
-  return CLI::Validator(
-      [max](std::string& s) {
-        std::string e = number_error(s, true);
-        if (e.empty()) {
-          std::uint64_t v = 0;
-          std::from_chars(s.data(), s.data() + s.size(), v);
-          if (v > max) e = "'" + s + "' is too large (at most " + std::to_string(max) + ")";
-        }
-        return e;
-      },
-      "INTEGER >= 0");
+  return CLI::Validator([max](std::string& s) { return integer_error(s, max); }, "INTEGER >= 0");
 }
 
 std::vector<std::string> run_args(const Selection& s) {
