@@ -3,7 +3,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <limits>
+#include <stdexcept>
+#include <string>
 #include <nlohmann/json.hpp>
+
+#include "aipe/json_fields.hpp"
 
 #include "aipe/peak.hpp"
 
@@ -204,23 +209,35 @@ void to_json(nlohmann::json& j, const Row& r) {
   if (r.power_w > 0) j["power_w"] = r.power_w;
 }
 
-void from_json(const nlohmann::json& j, Row& r) {
-  r.group = j.at("group").get<std::string>();
-  r.name = j.at("name").get<std::string>();
-  r.what = j.value("what", "");
-  r.method = j.value("method", "");
-  r.unit = j.value("unit", "");
-  r.value = j.value("value", 0.0);
-  r.spec = j.value("spec", 0.0);
-  r.spec_basis = j.value("spec_basis", "");
-  r.config = j.value("config", "");
-  r.skipped = j.value("skipped", false);
-  r.reason = j.value("reason", "");
-  r.extra = j.value("extra", std::map<std::string, double>{});
-  r.burst = j.value("burst", 0.0);
-  r.sm_mhz = j.value("sm_mhz", 0.0);
-  r.power_w = j.value("power_w", 0.0);
+namespace {
+// A peak report's row, every field checked (aipe/json_fields.hpp): rates and clocks finite and >= 0.
+Row row_from_json(const nlohmann::json& j, const std::string& w) {
+  namespace F = fields;
+  constexpr double kMax = std::numeric_limits<double>::max();
+  auto q = [&](const char* k) { return F::number(j, k, w, 0.0, 0.0, kMax); };
+  Row r;
+  r.group = F::string(j, "group", w);
+  r.name = F::string(j, "name", w);
+  r.what = F::string(j, "what", w, "");
+  r.method = F::string(j, "method", w, "");
+  r.unit = F::string(j, "unit", w, "");
+  r.value = q("value");
+  r.spec = q("spec");
+  r.spec_basis = F::string(j, "spec_basis", w, "");
+  r.config = F::string(j, "config", w, "");
+  r.skipped = F::boolean(j, "skipped", w, false);
+  r.reason = F::string(j, "reason", w, "");
+  if (j.contains("extra") && !j.at("extra").is_null())
+    for (const auto& [k, v] : F::object(j, "extra", w).items())
+      r.extra[k] = v.is_null() ? 0.0 : F::number_value(v, F::field_name(w + ".extra", k));
+  r.burst = q("burst");
+  r.sm_mhz = q("sm_mhz");
+  r.power_w = q("power_w");
+  return r;
 }
+}  // namespace
+
+void from_json(const nlohmann::json& j, Row& r) { r = row_from_json(j, "row"); }
 
 void to_json(nlohmann::json& j, const Report& r) {
   j = nlohmann::json{{"aipe", {{"version", r.aipe_version}, {"git_revision", r.git_revision}}},
@@ -237,17 +254,23 @@ void to_json(nlohmann::json& j, const Report& r) {
 }
 
 Report report_from_json(const nlohmann::json& j) {
+  namespace F = fields;
+  if (!j.is_object()) throw std::runtime_error("a peak report is a JSON object");
   Report r;
-  r.aipe_version = j.at("aipe").value("version", "");
-  r.git_revision = j.at("aipe").value("git_revision", "");
-  r.timestamp = j.value("timestamp", "");
-  r.command = j.value("command", "");
-  r.quick = j.value("quick", false);
-  r.seconds = j.value("seconds", 0.0);
-  r.gpu_count = j.value("gpu_count", 1);
+  const auto& a = F::object(j, "aipe", "");
+  r.aipe_version = F::string(a, "version", "aipe", "");
+  r.git_revision = F::string(a, "git_revision", "aipe", "");
+  r.timestamp = F::string(j, "timestamp", "", "");
+  r.command = F::string(j, "command", "", "");
+  r.quick = F::boolean(j, "quick", "", false);
+  r.seconds = F::number(j, "seconds", "", 0.0, 0.0);
+  r.gpu_count = static_cast<int>(F::integer(j, "gpu_count", "", 0, 1 << 16, 1));
   r.device = j.at("device").get<DeviceInfo>();
   r.spec = j.at("spec").get<SpecPeaks>();
-  r.rows = j.at("rows").get<std::vector<Row>>();
+  r.rows.clear();
+  if (!j.contains("rows") || !j.at("rows").is_array()) throw std::runtime_error("rows: missing or not an array");
+  for (std::size_t i = 0; i < j.at("rows").size(); ++i)
+    r.rows.push_back(row_from_json(j.at("rows")[i], "rows[" + std::to_string(i) + "]"));
   return r;
 }
 

@@ -333,6 +333,23 @@ TEST(PeakReport, SustainedRowsKeepBurstClockAndPower) {
   EXPECT_NE(t.find("794"), std::string::npos);
   EXPECT_NE(t.find("1500"), std::string::npos);
   EXPECT_NE(t.find("the data sheet's figures assume 1830 MHz"), std::string::npos) << t;
+  // Every field is checked on the way back in: a count far out of range, a negative rate, a NaN-like
+  // string or a row that is not an object is an error naming the field, never undefined behaviour.
+  auto bad = [&](auto&& edit) {
+    nlohmann::json c = nlohmann::json::parse(j.dump());
+    edit(c);
+    return c;
+  };
+  EXPECT_THROW(report_from_json(bad([](nlohmann::json& c) { c["gpu_count"] = 1e99; })), std::runtime_error);
+  EXPECT_THROW(report_from_json(bad([](nlohmann::json& c) { c["rows"][5]["burst"] = -1; })), std::runtime_error);
+  EXPECT_THROW(report_from_json(bad([](nlohmann::json& c) { c["rows"][0]["value"] = "fast"; })), std::runtime_error);
+  EXPECT_THROW(report_from_json(bad([](nlohmann::json& c) { c["rows"][1] = 3; })), std::runtime_error);
+  try {
+    report_from_json(bad([](nlohmann::json& c) { c["rows"][5]["sm_mhz"] = -5; }));
+    ADD_FAILURE() << "a negative clock was accepted";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("rows[5].sm_mhz"), std::string::npos) << e.what();
+  }
 }
 
 TEST(PeakReport, OldFilesWithoutSustainedFieldsStillRead) {
@@ -400,4 +417,18 @@ TEST(SysInfo, DegradesWithoutNvml) {
   std::ostringstream os;
   print_gpu_system(os, g);
   EXPECT_NE(os.str().find("n/a ("), std::string::npos);
+}
+
+TEST(PeakReport, EveryRecordedPeakFileReadsBack) {
+  // The files `aipe peak --json` wrote on the H100 and the H200, old format and new, pass the checked reader.
+  int n = 0;
+  for (const auto& e : std::filesystem::directory_iterator(std::string(AIPE_SOURCE_DIR) + "/docs/results")) {
+    const std::string name = e.path().filename().string();
+    if (!e.is_regular_file() || name.find("peak") == std::string::npos || e.path().extension() != ".json") continue;
+    std::ifstream f(e.path());
+    const Report r = report_from_json(nlohmann::json::parse(f));
+    EXPECT_FALSE(r.rows.empty()) << name;
+    ++n;
+  }
+  EXPECT_GE(n, 2);
 }
