@@ -113,7 +113,11 @@ int cmd_profile(const ProfileArgs& a, std::ostream& out, std::ostream& err) {
   char tmpl[] = "/tmp/aipe-profile-XXXXXX";
   if (!::mkdtemp(tmpl)) throw std::runtime_error("cannot create a temporary directory");
   const fs::path tmp = tmpl;
-  if (!a.raw_dir.empty()) fs::create_directories(a.raw_dir);
+  if (!a.raw_dir.empty()) {
+    std::error_code ec;
+    fs::create_directories(a.raw_dir, ec);
+    if (ec) throw UsageError("--raw-dir '" + a.raw_dir + "' cannot be created: " + ec.message());
+  }
 
   // 1. The harness: verified and timed as `aipe run` would.
   std::vector<std::string> args = run_args(a);
