@@ -45,9 +45,10 @@ Triple read_triple(const Environment& env, const char* launcher, const std::stri
   if (t.rank >= t.size)
     throw BootstrapError(rank_var + "=" + std::to_string(t.rank) + " is not below " + size_var + "=" +
                          std::to_string(t.size));
-  if (t.local > t.rank)
-    throw BootstrapError(local_var + "=" + std::to_string(t.local) + " is above " + rank_var + "=" +
-                         std::to_string(t.rank) + " (a local rank counts ranks on one host)");
+  // Only this bound holds under every mapping (a rankfile may order ranks on a host unlike their global order).
+  if (t.local >= t.size)
+    throw BootstrapError(local_var + "=" + std::to_string(t.local) + " is not below " + size_var + "=" +
+                         std::to_string(t.size));
   return t;
 }
 
