@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "aipe/ceilings.hpp"
+#include "aipe/llm/safetensors.hpp"
 #include "aipe/profile/compare.hpp"
 #include "aipe/profile/html_report.hpp"
 #include "aipe/report.hpp"
@@ -91,10 +92,32 @@ void report_target(std::string_view in) {
     if (ch == '\x1b') broken("the Markdown report holds a raw escape character");
 }
 
+// The safetensors header parser on a whole file's bytes: it accepts or throws std::runtime_error, and every
+// tensor it accepts lies inside the data section with the byte size its shape and dtype need.
+void safetensors_header(std::string_view in) {
+  if (in.size() < 8) return;
+  std::uint64_t n = 0;
+  for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<unsigned char>(in[i]);
+  if (n > aipe::llm::kMaxHeaderBytes || n > in.size() - 8) return;
+  const std::uint64_t data = in.size() - 8 - n;
+  aipe::llm::ParsedHeader h;
+  try {
+    h = aipe::llm::parse_header("fuzz.safetensors", in.data() + 8, n, data);
+  } catch (const std::runtime_error&) {
+    return;
+  }
+  for (const auto& [name, t] : h.tensors) {
+    if (t.begin > t.end || t.end > data) broken("an accepted tensor lies outside the data section");
+    std::uint64_t e = aipe::llm::dtype_size(t.dtype);
+    for (auto d : t.shape) e *= static_cast<std::uint64_t>(d);
+    if (e != t.end - t.begin) broken("an accepted tensor's size does not match its shape");
+  }
+}
+
 }  // namespace
 
 const std::vector<std::string>& target_names() {
-  static const std::vector<std::string> n = {"results_reader", "peak_cache", "compare", "report"};
+  static const std::vector<std::string> n = {"results_reader", "peak_cache", "compare", "report", "safetensors_header"};
   return n;
 }
 
@@ -104,6 +127,7 @@ int run_target(const std::string& name, const std::uint8_t* data, std::size_t si
   else if (name == "peak_cache") peak_cache(in);
   else if (name == "compare") compare_target(in);
   else if (name == "report") report_target(in);
+  else if (name == "safetensors_header") safetensors_header(in);
   else throw std::invalid_argument("no fuzz target named '" + name + "'");
   return 0;
 }
