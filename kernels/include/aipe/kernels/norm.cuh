@@ -3,7 +3,8 @@
 //           form (and stores the rounded sum back to hidden), keeps them as FP32 in shared memory, sums squares
 //   reduce  block_sum -> inv_rms = rsqrt(ss / hidden + eps)
 //   pass 2  y = x * inv_rms * w from shared memory: the row is read from DRAM once and written once.
-// Shared memory: hidden floats (dynamic) + 33 floats of reduction scratch (static).
+// Shared memory: hidden floats (dynamic; element i of vector v at [i * hidden / VEC + v]) + 33 floats of
+// reduction scratch (static).
 #pragma once
 #include <cuda_bf16.h>
 
@@ -45,7 +46,7 @@ __global__ void rmsnorm_kernel(const __nv_bfloat16* x, __nv_bfloat16* hidden, co
     }
 #pragma unroll
     for (int i = 0; i < VEC; ++i) {
-      row[c + i] = f[i];
+      row[i * nvec + v] = f[i];  // element i of every vector together: a warp's stores hit 32 banks, no conflict
       ss = fmaf(f[i], f[i], ss);
     }
   }
@@ -57,10 +58,10 @@ __global__ void rmsnorm_kernel(const __nv_bfloat16* x, __nv_bfloat16* hidden, co
       float wf[8], o[8];
       vec::load8_ro(w + c, wf);
 #pragma unroll
-      for (int i = 0; i < 8; ++i) o[i] = row[c + i] * inv_rms * wf[i];
+      for (int i = 0; i < 8; ++i) o[i] = row[i * nvec + v] * inv_rms * wf[i];
       vec::store8(y + off + c, o);
     } else {
-      y[off + c] = __float2bfloat16_rn(row[c] * inv_rms * __bfloat162float(w[c]));
+      y[off + c] = __float2bfloat16_rn(row[v] * inv_rms * __bfloat162float(w[c]));
     }
   }
 }

@@ -73,8 +73,10 @@ __device__ inline unsigned long long weight_of(float z, float zmax) {
 // hist[bin] += val, aggregated over the lanes of the warp that hit the same bin (logits cluster in a few top-digit
 // bins: without this, shared-memory atomics on one address serialize 32-fold). bin == kBins: no contribution.
 // val < 2^41: split in 21-bit halves so that the 32-bit warp reductions cannot overflow (32 * 2^21 < 2^32).
+// Warps none of whose lanes contribute (most of them in the second and third digits' passes) return after one vote.
 __device__ inline void hist_add(unsigned long long* hist, unsigned bin, unsigned long long val) {
   const unsigned active = __activemask();
+  if (__ballot_sync(active, bin < unsigned(kBins) && val != 0) == 0) return;
   const unsigned group = __match_any_sync(active, bin);
   const unsigned lo = __reduce_add_sync(group, unsigned(val & 0x1fffffu));
   const unsigned hi = __reduce_add_sync(group, unsigned(val >> 21));
