@@ -7,6 +7,7 @@
 #include <string>
 
 #include "aipe/kernels/embedding.hpp"
+#include "aipe/kernels/logits.hpp"
 #include "aipe/kernels/norm.hpp"
 #include "aipe/kernels/rope.hpp"
 #include "aipe/kernels/sampling.hpp"
@@ -112,6 +113,26 @@ void check_sampling(const void* logits, std::int64_t ld, int batch, int vocab, c
   if (batch == 0) return;
   need(k, logits, "logits");
   need(k, tokens, "tokens");
+}
+
+void check_softcap(const void* logits, std::int64_t ld, int batch, int vocab, float cap) {
+  const char* k = "softcap";
+  if (!(cap > 0.0f) || !std::isfinite(cap)) bad(k, "cap must be finite and > 0, got " + num(cap));
+  if (batch < 0) bad(k, "batch must be >= 0, got " + std::to_string(batch));
+  if (vocab < 1) bad(k, "vocab must be >= 1, got " + std::to_string(vocab));
+  if (ld < vocab) bad(k, "ld " + std::to_string(ld) + " is below vocab " + std::to_string(vocab));
+  if (batch > 0) need(k, logits, "logits");
+}
+
+void check_log_softmax(const void* logits, std::int64_t ld, int batch, int vocab, const float* out, std::int64_t ld_out) {
+  const char* k = "log_softmax";
+  if (batch < 0) bad(k, "batch must be >= 0, got " + std::to_string(batch));
+  if (vocab < 1) bad(k, "vocab must be >= 1, got " + std::to_string(vocab));
+  if (ld < vocab) bad(k, "ld " + std::to_string(ld) + " is below vocab " + std::to_string(vocab));
+  if (ld_out < vocab) bad(k, "ld_out " + std::to_string(ld_out) + " is below vocab " + std::to_string(vocab));
+  if (batch == 0) return;
+  need(k, logits, "logits");
+  need(k, out, "out");
 }
 
 }  // namespace aipe::kernels

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "aipe/kernels/embedding.hpp"
+#include "aipe/kernels/logits.hpp"
 #include "aipe/kernels/norm.hpp"
 #include "aipe/kernels/rope.hpp"
 #include "aipe/kernels/sampling.hpp"
@@ -171,6 +172,16 @@ TEST(LlmKernelChecks, Sampling) {
   expect_invalid([] { k::check_sampling_params(k::SamplingParams{.top_p = 0}); }, "top_p");
   expect_invalid([] { k::check_sampling_params(k::SamplingParams{.top_p = 1.5f}); }, "top_p");
   expect_invalid([] { k::check_sampling_params(k::SamplingParams{.min_p = NAN}); }, "min_p");
+}
+
+TEST(LlmKernelChecks, SoftcapAndLogSoftmax) {
+  auto* logits = reinterpret_cast<float*>(std::uintptr_t(0x50000));
+  expect_invalid([&] { k::softcap(logits, 100, 2, 100, 0.f); }, "cap");
+  expect_invalid([&] { k::softcap(logits, 100, 2, 100, NAN); }, "cap");
+  expect_invalid([&] { k::softcap(logits, 99, 2, 100, 30.f); }, "ld 99");
+  expect_invalid([&] { k::log_softmax(logits, 100, 2, 100, nullptr, 100); }, "out is null");
+  expect_invalid([&] { k::log_softmax(logits, 100, 2, 100, logits, 50); }, "ld_out 50");
+  expect_invalid([&] { k::log_softmax(logits, 100, -2, 100, logits, 100); }, "batch");
 }
 
 }  // namespace
