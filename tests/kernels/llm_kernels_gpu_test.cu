@@ -688,6 +688,7 @@ TEST(LlmKernelsBandwidth, MemoryBoundKernelsAtEngineSizes) {
     std::vector<k::SamplingParams> ps(static_cast<std::size_t>(batch), k::SamplingParams{.temperature = 0.8f, .top_k = 50, .top_p = 0.9f});
     auto dp = upload(ps);
     aipe::DeviceBuffer<int> tok(static_cast<std::size_t>(batch));
+    AIPE_CUDA(cudaDeviceSynchronize());  // the fill ran on the legacy stream; the timer's stream does not wait for it
     for (const bool greedy : {true, false}) {
       const aipe::Measurement m = timer.measure(
           [&](cudaStream_t st) {
