@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <numeric>
 #include <optional>
 #include <string>
@@ -618,6 +619,59 @@ TEST(LlmKernels, SoftcapAndLogSoftmaxMatchFloat64) {
   logits_case<bf16>(3, 4095, 4100);
   logits_case<float>(1, 128256, 128256);
   logits_case<bf16>(2, 201088, 201088);
+}
+
+// ---------------------------------------------------------------------------------------------------- graphs
+// The engine captures its decode step as a CUDA graph: the kernels must capture (no allocation, no synchronization)
+// and replay to the same bits as the eager calls.
+TEST(LlmKernels, DecodeStepKernelsCaptureIntoAGraphAndReplayIdentically) {
+  SKIP_WITHOUT_GPU();
+  const int tokens = 3, hidden = 4096, inter = 1024, heads = 4, kv = 2, d = 128, vocab = 32000;
+  aipe::Stream s;
+  const k::RopeTable rope(k::rope_frequencies(llama31()), 64, s);
+  auto ids = upload(std::vector<int>{1, 17, 31999});
+  auto pos = upload(std::vector<int>{5, 6, 7});
+  auto table = bf16_device(111, std::size_t(vocab) * hidden, -1.f, 1.f);
+  auto w = bf16_device(112, std::size_t(hidden), 0.5f, 1.5f);
+  auto delta = bf16_device(113, std::size_t(tokens) * hidden, -1.f, 1.f);
+  auto gu = bf16_device(114, std::size_t(tokens) * 2 * inter, -2.f, 2.f);
+  auto logits = bf16_device(115, std::size_t(tokens) * vocab, -5.f, 5.f);
+  auto params = upload(std::vector<k::SamplingParams>(3, k::SamplingParams{.temperature = 0.9f, .top_k = 40, .top_p = 0.9f}));
+  aipe::DeviceBuffer<bf16> h(std::size_t(tokens) * hidden), y(std::size_t(tokens) * hidden), act(std::size_t(tokens) * inter);
+  auto qkv0 = bf16_device(116, std::size_t(tokens) * (heads + 2 * kv) * d, -1.f, 1.f);
+  aipe::DeviceBuffer<bf16> qkv(qkv0.size());
+  aipe::DeviceBuffer<int> err(1), tok(3);
+  AIPE_CUDA(cudaDeviceSynchronize());
+  auto step = [&](cudaStream_t st) {
+    AIPE_CUDA(cudaMemcpyAsync(qkv.get(), qkv0.get(), qkv.bytes(), cudaMemcpyDeviceToDevice, st));
+    AIPE_CUDA(cudaMemsetAsync(err.get(), 0, sizeof(int), st));
+    k::embedding(ids.get(), table.get(), h.get(), err.get(), tokens, vocab, hidden, st);
+    k::fused_add_rmsnorm(h.get(), delta.get(), w.get(), y.get(), tokens, hidden, 1e-5f, st);
+    k::apply_rope(k::RopeArgs{.q = qkv.get(), .q_stride = (heads + 2 * kv) * d, .heads = heads,
+                              .k = qkv.get() + heads * d, .k_stride = (heads + 2 * kv) * d, .kv_heads = kv,
+                              .positions = pos.get(), .tokens = tokens, .error = err.get()},
+                  rope, st);
+    k::swiglu(gu.get(), act.get(), tokens, inter, st);
+    k::sample(logits.get(), vocab, tokens, vocab, params.get(), tok.get(), st);
+  };
+  step(s);
+  const auto h1 = aipe::to_host(h, s), y1 = aipe::to_host(y, s), q1 = aipe::to_host(qkv, s), a1 = aipe::to_host(act, s);
+  const auto t1 = aipe::to_host(tok, s);
+  poison(h), poison(y), poison(act), poison(tok);
+  AIPE_CUDA(cudaDeviceSynchronize());
+  aipe::Graph g = aipe::Graph::capture(s, step);
+  const aipe::GraphExec exec(g);
+  exec.launch(s);
+  AIPE_CUDA(cudaStreamSynchronize(s));
+  auto same = [](const std::vector<bf16>& a, const std::vector<bf16>& b) {
+    return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(bf16)) == 0;
+  };
+  EXPECT_TRUE(same(aipe::to_host(h, s), h1)) << "embedding + residual add";
+  EXPECT_TRUE(same(aipe::to_host(y, s), y1)) << "rmsnorm";
+  EXPECT_TRUE(same(aipe::to_host(qkv, s), q1)) << "rope";
+  EXPECT_TRUE(same(aipe::to_host(act, s), a1)) << "swiglu";
+  EXPECT_EQ(aipe::to_host(tok, s), t1) << "sampling";
+  EXPECT_EQ(aipe::to_host(err, s)[0], 0);
 }
 
 // ---------------------------------------------------------------------------------------------------- bandwidth
