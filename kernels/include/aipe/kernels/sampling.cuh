@@ -1,9 +1,10 @@
 // Sampling kernels (contract and method: aipe/kernels/sampling.hpp). One CTA of kThreads per row of logits.
 //   pass 1       argmax of the raw logits (ties: lowest index): the answer for temperature 0, and max z
 //   top-k        3 radix-select passes, histograms of counts of key(z)            (only when 0 < k < vocab)
-//   top-p        1 pass for the mass W of the top-k set, 3 radix-select passes over masses   (only when top_p < 1)
-//   draw         1 pass for the kept mass M, then tiles of kThreads * V elements in index order, each a block-wide
-//                exclusive scan of the kept weights, until the tile holding u
+//   top-p        3 radix-select passes over masses; the first digit's histogram sums to the top-k set's mass W, which
+//                sets the target ceil(top_p W); the last gives the kept mass M   (only when top_p < 1)
+//   draw         1 pass for the kept mass M (unless top-p gave it and min-p is off), then tiles of kThreads * V
+//                elements in index order, each a block-wide exclusive scan of the kept weights, until u's tile
 // A pass reads the row with 16-byte loads (V = 4 FP32 or 8 BF16 logits) when the row is 16-byte aligned. Every
 // pass recomputes z = logit / temperature (__fdiv_rn, as PyTorch divides), its key and its weight from the logit:
 // the same bits each time, so the passes agree on every element.
@@ -101,7 +102,7 @@ struct Shared {
   float fv[32];
   int fi[32];
   unsigned digit;
-  unsigned long long above;
+  unsigned long long above, chosen;
   int found;
 };
 
@@ -131,11 +132,15 @@ __device__ ArgMax row_argmax(const T* row, int vocab, bool vec, Shared& sh) {
   return best;
 }
 
-// The largest key T such that the elements with key >= T (and key >= floor_key) reach `target`: in count
-// (kMass = false) or in weight (kMass = true). target must not exceed the eligible total. Three digits, top down.
+// The largest key T such that the elements with key >= T (and key >= floor_key) reach a target: in count
+// (kMass = false) or in weight (kMass = true). The target is `target`, or, with fraction > 0, ceil(fraction * the
+// eligible total) (clamped to [1, total]), the total being the sum of the first digit's histogram: the top-p target
+// needs no pass of its own. target must not exceed the eligible total. Three digits, top down.
+// *at_or_above gets the eligible total of keys >= T (what the draw renormalizes by, when nothing filters further).
 template <bool kMass, class T>
 __device__ unsigned radix_select(const T* row, int vocab, bool vec, float temperature, float zmax, unsigned floor_key,
-                                 unsigned long long target, Shared& sh) {
+                                 unsigned long long target, float fraction, Shared& sh,
+                                 unsigned long long* at_or_above) {
   constexpr int V = Elems<T>::V;
   constexpr int kShift[3] = {21, 10, 0}, kBits[3] = {11, 11, 10};
   unsigned prefix = 0;
@@ -145,7 +150,7 @@ __device__ unsigned radix_select(const T* row, int vocab, bool vec, float temper
     const int shift = kShift[level], bits = kBits[level], hi = shift + bits;
     const unsigned nb = 1u << bits;
     for (int b = threadIdx.x; b < kBins; b += kThreads) sh.hist[b] = 0;
-    if (threadIdx.x == 0) sh.digit = 0, sh.above = above;
+    if (threadIdx.x == 0) sh.digit = 0, sh.above = above, sh.chosen = 0;
     __syncthreads();
     for (int base = threadIdx.x * V; base < vocab; base += kThreads * V) {
       float f[V];
@@ -172,17 +177,24 @@ __device__ unsigned radix_select(const T* row, int vocab, bool vec, float temper
     }
     unsigned long long total = 0;
     unsigned long long run = above + vec::block_exclusive_scan_u64(local, sh.scratch, &total);
+    if (level == 0 && fraction > 0.0f) {  // every thread computes the same target from the same total
+      const unsigned long long t = static_cast<unsigned long long>(ceil(double(fraction) * double(total)));
+      target = t < 1 ? 1 : (t > total ? total : t);
+    }
 #pragma unroll
     for (int j = 0; j < kBinsPerThread; ++j) {
       if (run < target && run + v[j] >= target) {
         sh.digit = nb - 1 - (threadIdx.x * kBinsPerThread + j);
         sh.above = run;
+        sh.chosen = v[j];
       }
       run += v[j];
     }
     __syncthreads();
     prefix |= sh.digit << shift;
     above = sh.above;
+    // After the last digit the chosen bin holds exactly the keys == T.
+    if (level == 2) *at_or_above = sh.above + sh.chosen;
     __syncthreads();
   }
   return prefix;
@@ -233,15 +245,17 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(const T* logits, std::
     return;
   }
   unsigned threshold = 0;  // keep keys >= threshold
+  unsigned long long kept_count = 0;  // keys >= the top-k threshold (ties make it exceed k)
   if (p.top_k > 0 && p.top_k < vocab)
-    threshold = radix_select<false>(row, vocab, vec, p.temperature, zmax, 0u, unsigned(p.top_k), sh);
+    threshold = radix_select<false>(row, vocab, vec, p.temperature, zmax, 0u, unsigned(p.top_k), 0.0f, sh,
+                                    &kept_count);
+  bool mass_known = false;
+  unsigned long long m = 0;  // the kept mass
   if (p.top_p < 1.0f) {
-    const unsigned long long w = kept_mass(row, vocab, vec, p.temperature, zmax, threshold, 0.0f, sh);
-    unsigned long long target = static_cast<unsigned long long>(ceil(double(p.top_p) * double(w)));
-    target = target < 1 ? 1 : (target > w ? w : target);
-    threshold = radix_select<true>(row, vocab, vec, p.temperature, zmax, threshold, target, sh);
+    threshold = radix_select<true>(row, vocab, vec, p.temperature, zmax, threshold, 0, p.top_p, sh, &m);
+    mass_known = p.min_p == 0.0f;
   }
-  const unsigned long long m = kept_mass(row, vocab, vec, p.temperature, zmax, threshold, p.min_p, sh);
+  if (!mass_known) m = kept_mass(row, vocab, vec, p.temperature, zmax, threshold, p.min_p, sh);
   // u uniform in [0, m): the high 64 bits of r * m, r 64 bits of splitmix64 over (seed, counter).
   const std::uint64_t r = splitmix64(p.seed * 0x632BE59BD9B4E019ull ^ splitmix64(p.counter));
   const unsigned long long u = __umul64hi(r, m);
