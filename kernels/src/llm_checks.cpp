@@ -54,6 +54,8 @@ void check_rope(const RopeArgs& a, const float2* table, int max_positions, int d
     bad(k, "heads and kv_heads must be >= 0, got " + std::to_string(a.heads) + " and " + std::to_string(a.kv_heads));
   if (table == nullptr || max_positions < 1) bad(k, "the cos/sin table is empty");
   if (dim < 2 || dim % 2 || dim > kRopeMaxHeadDim) bad(k, "the table's head dim " + std::to_string(dim) + " is invalid");
+  if (a.head_dim != 0 && a.head_dim != dim)
+    bad(k, "head_dim " + std::to_string(a.head_dim) + " is not the cos/sin table's rotary dim " + std::to_string(dim));
   if (a.tokens == 0) return;
   need(k, a.positions, "positions");
   if (a.heads > 0) {

@@ -142,6 +142,9 @@ TEST(LlmKernelChecks, Rope) {
   a.heads = -1;
   expect_invalid([&] { k::check_rope(a, table, 100, 128); }, "heads");
   expect_invalid([&] { k::check_rope(ok, nullptr, 0, 128); }, "table");
+  a = ok;
+  a.head_dim = 64;
+  expect_invalid([&] { k::check_rope(a, table, 100, 128); }, "head_dim 64 is not the cos/sin table's rotary dim 128");
   expect_invalid([&] { k::apply_rope(ok, k::RopeTable{}); }, "table");
   expect_invalid([] { k::RopeTable(k::RopeFrequencies{}, 16); }, "inv_freq");
 }

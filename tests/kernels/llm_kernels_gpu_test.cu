@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <numeric>
 #include <optional>
 #include <string>
@@ -71,22 +72,32 @@ aipe::DeviceBuffer<T> upload(const std::vector<T>& h) {
 }
 
 // Compares out with ref element by element: |out - ref| <= rel |scale| + abs (scale: the magnitude the rounding
-// error is relative to; ref itself when not given). Reports the count and the first mismatches.
-::testing::AssertionResult close(const std::vector<float>& out, const std::vector<double>& ref, double rel, double abs,
-                                 const std::vector<double>* scale = nullptr) {
-  if (out.size() != ref.size()) return ::testing::AssertionFailure() << "size " << out.size() << " vs " << ref.size();
+// error is relative to; ref itself when not given). Each of the first 5 mismatches is one failure line naming the
+// element (`where(i)`: token, head, column; the flat index when not given), expected, actual and tolerance; then one
+// line with the count.
+void expect_close(const std::vector<float>& out, const std::vector<double>& ref, double rel, double abs,
+                  const std::string& what, const std::vector<double>* scale = nullptr,
+                  const std::function<std::string(std::size_t)>& where = {}) {
+  if (out.size() != ref.size()) {
+    ADD_FAILURE() << what << ": " << out.size() << " outputs, " << ref.size() << " reference values";
+    return;
+  }
   std::size_t bad = 0;
-  std::string first;
   for (std::size_t i = 0; i < out.size(); ++i) {
     const double s = scale ? (*scale)[i] : ref[i];
     const double tol = rel * std::abs(s) + abs;
-    if (!(std::abs(double(out[i]) - ref[i]) <= tol)) {  // NaN fails
-      if (++bad <= 5)
-        first += " [" + std::to_string(i) + "] expected " + std::to_string(ref[i]) + " got " + std::to_string(out[i]) + ";";
-    }
+    if (!(std::abs(double(out[i]) - ref[i]) <= tol) && ++bad <= 5)  // NaN fails
+      ADD_FAILURE() << what << ": " << (where ? where(i) : "element " + std::to_string(i)) << ": expected " << ref[i]
+                    << ", got " << out[i] << " (tolerance " << tol << ")";
   }
-  if (bad) return ::testing::AssertionFailure() << bad << " of " << out.size() << " elements differ:" << first;
-  return ::testing::AssertionSuccess();
+  if (bad) ADD_FAILURE() << what << ": " << bad << " of " << out.size() << " elements differ";
+}
+
+// "token t, column c" of a [tokens][cols] tensor.
+std::function<std::string(std::size_t)> token_col(int cols) {
+  return [cols](std::size_t i) {
+    return "token " + std::to_string(i / std::size_t(cols)) + ", column " + std::to_string(i % std::size_t(cols));
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------- RMSNorm
@@ -123,7 +134,7 @@ TEST(LlmKernels, RmsNormMatchesFloat64) {
     AIPE_CUDA(cudaDeviceSynchronize());
     const auto ref = rmsnorm_ref(bf16_values(11, n, -2.f, 2.f), bf16_values(12, std::size_t(c.hidden), 0.5f, 1.5f),
                                  c.tokens, c.hidden, 1e-5);
-    EXPECT_TRUE(close(to_floats(y), ref, kBf16Ulp, 1e-6));
+    expect_close(to_floats(y), ref, kBf16Ulp, 1e-6, "rmsnorm y", nullptr, token_col(c.hidden));
   }
 }
 
@@ -139,8 +150,8 @@ TEST(LlmKernels, RmsNormUnalignedRowsTakeTheScalarPath) {
   AIPE_CUDA(cudaDeviceSynchronize());
   auto xs = bf16_values(13, n + 1, -2.f, 2.f);
   xs.erase(xs.begin());
-  EXPECT_TRUE(close(to_floats(y), rmsnorm_ref(xs, bf16_values(14, std::size_t(hidden), 0.5f, 1.5f), tokens, hidden, 1e-6),
-                    kBf16Ulp, 1e-6));
+  expect_close(to_floats(y), rmsnorm_ref(xs, bf16_values(14, std::size_t(hidden), 0.5f, 1.5f), tokens, hidden, 1e-6),
+               kBf16Ulp, 1e-6, "rmsnorm y (x 2-byte aligned)", nullptr, token_col(hidden));
 }
 
 TEST(LlmKernels, FusedAddRmsNormUpdatesTheResidualAndNormalizesTheSum) {
@@ -162,9 +173,10 @@ TEST(LlmKernels, FusedAddRmsNormUpdatesTheResidualAndNormalizesTheSum) {
       std::vector<float> sum(n);
       std::vector<double> sum_d(n);
       for (std::size_t i = 0; i < n; ++i) sum_d[i] = sum[i] = bf(hv[i] + dv[i]);  // FP32 add, one BF16 rounding
-      EXPECT_TRUE(close(to_floats(h), sum_d, 0.0, 0.0)) << "the residual stream must hold bf16(hidden + delta)";
+      expect_close(to_floats(h), sum_d, 0.0, 0.0, "residual stream hidden = bf16(hidden + delta)", nullptr,
+                   token_col(c.hidden));
       const auto ref = rmsnorm_ref(sum, bf16_values(23, std::size_t(c.hidden), 0.5f, 1.5f), c.tokens, c.hidden, 1e-5);
-      EXPECT_TRUE(close(to_floats(in_place ? d : y), ref, kBf16Ulp, 1e-6));
+      expect_close(to_floats(in_place ? d : y), ref, kBf16Ulp, 1e-6, "fused rmsnorm y", nullptr, token_col(c.hidden));
     }
   }
 }
@@ -228,11 +240,22 @@ void run_rope_case(const RopeCase& c) {
         const double x1 = in[base + j], x2 = in[base + half + j];
         ref[base + j] = x1 * cs - x2 * sn;
         ref[base + half + j] = x2 * cs + x1 * sn;
-        scale[base + j] = scale[base + half + j] = std::abs(x1 * cs) + std::abs(x2 * sn);
+        // Each output's rounding is relative to the size of its own two products.
+        scale[base + j] = std::abs(x1 * cs) + std::abs(x2 * sn);
+        scale[base + half + j] = std::abs(x2 * cs) + std::abs(x1 * sn);
       }
     }
   }
-  EXPECT_TRUE(close(out, ref, kBf16Ulp, 1e-6, &scale));
+  expect_close(out, ref, kBf16Ulp, 1e-6, "rope q/k", &scale, [&](std::size_t i) {
+    const std::size_t t = i / std::size_t(stride), e = i % std::size_t(stride);
+    const std::size_t h = e / std::size_t(d), col = e % std::size_t(d);
+    const int heads_all = c.heads + c.kv_heads;
+    std::string part = h < std::size_t(c.heads) ? "q head " + std::to_string(h)
+                       : h < std::size_t(heads_all) ? "k head " + std::to_string(h - std::size_t(c.heads))
+                       : "v/pad";
+    return "token " + std::to_string(t) + " (position " + std::to_string(pos[t]) + "), " + part + ", column " +
+           std::to_string(col);
+  });
 }
 
 k::RopeConfig llama31() {
@@ -301,7 +324,7 @@ TEST(LlmKernels, SwiGluOfFusedGateUpMatchesFloat64) {
           const double gate = g[std::size_t(t) * 2 * inter + i], up = g[std::size_t(t) * 2 * inter + inter + i];
           ref[std::size_t(t) * inter + i] = gate / (1 + std::exp(-gate)) * up;
         }
-      EXPECT_TRUE(close(to_floats(out), ref, kBf16Ulp, 1e-6));
+      expect_close(to_floats(out), ref, kBf16Ulp, 1e-6, "swiglu out", nullptr, token_col(inter));
     }
 }
 
@@ -337,7 +360,7 @@ TEST(LlmKernels, EmbeddingGathersRowsAndFlagsBadIds) {
           for (int i = 0; i < hidden; ++i)
             ref[std::size_t(t) * hidden + i] = (id >= 0 && id < vocab) ? tv[std::size_t(id) * hidden + i] : 0.0;
         }
-        EXPECT_TRUE(close(to_floats(out), ref, 0.0, 0.0));
+        expect_close(to_floats(out), ref, 0.0, 0.0, "embedding out", nullptr, token_col(hidden));
       }
     }
 }
@@ -593,7 +616,7 @@ void logits_case(int batch, int vocab, std::int64_t ld) {
       got_cap.push_back(as_float(capped[std::size_t(r) * ld + i]));
       ref_cap.push_back(cap * std::tanh(double(as_float(h[std::size_t(r) * ld + i])) / cap));
     }
-  EXPECT_TRUE(close(got_cap, ref_cap, sizeof(T) == 4 ? 1e-6 : kBf16Ulp, 1e-6)) << "softcap";
+  expect_close(got_cap, ref_cap, sizeof(T) == 4 ? 1e-6 : kBf16Ulp, 1e-6, "softcap", nullptr, token_col(vocab));
   aipe::DeviceBuffer<float> out(static_cast<std::size_t>(batch * ld));
   poison(out);
   k::log_softmax(d.get(), ld, batch, vocab, out.get(), ld);
@@ -610,7 +633,7 @@ void logits_case(int batch, int vocab, std::int64_t ld) {
     }
   }
   // FP32: the log-sum-exp of 10^5 terms carries a few 1e-7 relative; the output is z - lse, |z - lse| < 100.
-  EXPECT_TRUE(close(got, ref, 1e-6, 2e-5)) << "log_softmax";
+  expect_close(got, ref, 1e-6, 2e-5, "log_softmax", nullptr, token_col(vocab));
 }
 
 TEST(LlmKernels, SoftcapAndLogSoftmaxMatchFloat64) {

@@ -86,9 +86,10 @@ struct RopeArgs {
   const int* positions = nullptr;
   int tokens = 0;
   int* error = nullptr;  // optional: set to 1 on a position outside the table (never cleared here)
+  int head_dim = 0;      // optional: the caller's head dimension, checked against the table's (0: the table's)
 };
 // Throws std::invalid_argument naming the argument (null pointers, counts < 0, strides below a token's heads,
-// table empty or of another head dimension than dim).
+// table empty, a.head_dim set and not the table's dim).
 void check_rope(const RopeArgs& a, const float2* table, int max_positions, int dim);
 // 16-byte accesses when dim % 16 == 0, both strides % 8 == 0 and q, k 16-byte aligned; 2-byte accesses otherwise.
 void apply_rope(const RopeArgs& a, const RopeTable& table, cudaStream_t stream = nullptr);
