@@ -1,0 +1,24 @@
+// Host entry point of the SwiGLU kernel (aipe/kernels/swiglu.hpp, swiglu.cuh).
+#include <algorithm>
+
+#include "aipe/check.hpp"
+#include "aipe/kernels/swiglu.cuh"
+#include "aipe/kernels/swiglu.hpp"
+
+namespace aipe::kernels {
+
+void swiglu(const __nv_bfloat16* gate_up, __nv_bfloat16* out, int tokens, int inter, cudaStream_t stream) {
+  check_swiglu(gate_up, out, tokens, inter);
+  if (tokens == 0) return;
+  const bool v8 = inter % 8 == 0 && vec::aligned16(gate_up) && vec::aligned16(out);
+  const std::int64_t vectors = std::int64_t(tokens) * (v8 ? inter / 8 : inter);
+  // Enough CTAs to fill the GPU several times over, never more than there are vectors.
+  const int grid = int(std::clamp<std::int64_t>((vectors + 255) / 256, 1, 65536));
+  if (v8)
+    swiglu_detail::swiglu_kernel<8><<<grid, 256, 0, stream>>>(gate_up, out, tokens, inter);
+  else
+    swiglu_detail::swiglu_kernel<1><<<grid, 256, 0, stream>>>(gate_up, out, tokens, inter);
+  AIPE_CHECK_LAUNCH();
+}
+
+}  // namespace aipe::kernels
