@@ -1,0 +1,120 @@
+// aipe::kernels::attention::decode: attention of a few new query tokens per sequence over a paged KV cache
+// (kernels/src/attention_decode.cu), the call the engine's decode step and the ch18/paged_decode ladder make.
+//
+//   q    [batch][q_len][heads][d] BF16      q_len 1..4 (1: plain decode; 2..4: speculative / MTP verification)
+//   out  [batch][q_len][heads][d] BF16      lse [batch][heads][q_len] FP32, natural log, optional
+//   K, V through the block table (paged.hpp); query head h reads KV head h / (heads / kv_heads)
+//
+// Query token i of sequence b stands at position p = context_lens[b] - q_len + i (the new tokens are already in
+// the cache, as after append_kv) and sees the keys t <= p (causal among the q_len tokens: p + 1 keys), and with
+// a sliding window only those with t > p - window. A learned sink logit per head (gpt-oss), when given, joins the
+// softmax denominator only. A row that sees no key gets O = 0 and LSE = -inf (LSE = sink with a sink).
+//
+// Algorithm: split-KV flash decoding. The grid is (kv_head x row block, batch, split): a CTA takes all q_len x
+// group query rows of its KV head (GQA packing: 16 rows form the M side of mma.sync m16n8k16 tiles, so K and V
+// are read once per KV head, not once per query head) over one split of the context, streaming 64-token tiles
+// of K and V through a cp.async multi-stage ring in shared memory. With one split the CTA writes the output;
+// otherwise it writes a partial O and LSE to the workspace and a combine kernel merges the splits by their LSEs.
+// The split count comes from the SM count, the kernel's occupancy and the longest context (plan_splits).
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "aipe/kernels/attention/paged.hpp"
+
+namespace aipe::kernels::attention {
+
+// The stages of the kernel, switchable so that the ch18 ladder can show each one's part on one problem;
+// production calls keep the defaults.
+struct DecodeSchedule {
+  int num_splits = 0;     // 0: plan_splits decides; otherwise this many (clamped to the 64-token tiles there are)
+  bool pipelined = true;  // cp.async ring of page tiles; false: one stage, each tile loaded, waited for, then used
+};
+
+struct DecodeArgs {
+  const __nv_bfloat16* q = nullptr;  // [batch][q_len][heads][d]
+  __nv_bfloat16* out = nullptr;      // [batch][q_len][heads][d]
+  float* lse = nullptr;              // [batch][heads][q_len] or null
+  PagedKvCache cache{};
+  int batch = 0, q_len = 1, heads = 0;
+  // An upper bound of context_lens (a host-side fact of the engine), used only to plan the splits; 0: the
+  // table's capacity. A longer context is still computed correctly (its last split takes the rest).
+  int max_context = 0;
+  float scale = 0.f;              // 0: 1/sqrt(d)
+  const float* sinks = nullptr;   // [heads] learned sink logits, or null
+  int window = 0;                 // > 0: keys strictly within `window` positions of the query (itself included)
+  void* workspace = nullptr;      // decode_plan(args).workspace_bytes bytes, 16-byte aligned (none for 1 split)
+  std::size_t workspace_bytes = 0;
+  DecodeSchedule schedule{};
+};
+
+// How the context is cut: `num_splits` ranges of `tokens_per_split` tokens (a multiple of the 64-token tile);
+// the last split also takes any tokens beyond num_splits * tokens_per_split.
+struct SplitPlan {
+  int num_splits = 1;
+  int tokens_per_split = 0;
+};
+
+struct SplitInputs {
+  int sm_count = 0;        // the device's SMs
+  int ctas_per_sm = 0;     // CTAs of the kernel that fit on one SM at once
+  int ctas_per_split = 0;  // CTAs of one split: batch * kv_heads * row blocks
+  int max_context = 0;     // the longest context, tokens
+  int tile_tokens = 64;    // the kernel's KV tile
+  int requested = 0;       // DecodeSchedule::num_splits
+};
+
+// The split count whose grid fills the resident CTA slots best: for each candidate s the waves
+// ceil(ctas_per_split * s / slots) are counted and the efficiency (CTAs / (waves * slots)) computed; the
+// smallest s within 85% of the best efficiency wins (fewer splits: less combine traffic). Splits never go below
+// 4 tiles each (a split shorter than 256 tokens costs more in its partial output than it saves). Host-only.
+SplitPlan plan_splits(const SplitInputs& in);
+
+struct DecodePlan {
+  SplitPlan split{};
+  int row_blocks = 1;          // ceil(q_len * group / 16)
+  std::size_t workspace_bytes = 0;
+};
+
+// Checks the arguments (std::invalid_argument naming the problem) and plans the launch on the current device.
+DecodePlan decode_plan(const DecodeArgs& args);
+// The same checks, without the device (CPU-testable).
+void check_decode_args(const DecodeArgs& args);
+
+// Throws std::invalid_argument for a problem the kernel cannot take; launches on `stream` otherwise.
+void decode(const DecodeArgs& args, cudaStream_t stream);
+
+// Merging split partials, the second kernel of split-KV decoding (also used by the ladder's split_kv rung).
+//   o_partial   [splits][batch][q_len][heads][d] FP32, each split's output normalized by its own sum
+//   lse_partial [splits][batch][q_len][heads] FP32 natural-log LSE of the split's scores; -inf: the split saw no
+//               key (its O is then not read)
+// out = sum_s exp(lse_s - L) O_s with L = log(sum_s exp(lse_s) + exp(sink)).
+struct CombineArgs {
+  const float* o_partial = nullptr;
+  const float* lse_partial = nullptr;
+  int splits = 0, batch = 0, q_len = 1, heads = 0, d = 0;
+  const float* sinks = nullptr;  // [heads] or null
+  __nv_bfloat16* out = nullptr;  // [batch][q_len][heads][d]
+  float* lse = nullptr;          // [batch][heads][q_len] or null
+};
+void combine_splits(const CombineArgs& args, cudaStream_t stream);
+
+// Writes new tokens' K and V into their cache slots (vLLM's reshape_and_cache):
+//   k_new, v_new [tokens][kv_heads][d] BF16; slot_mapping [tokens] int64, slot = page * page_size + offset in
+//   the page; a negative slot skips the token (padding). Slots at or beyond num_pages * page_size are skipped
+//   on the device as well (the host cannot see the device mapping; check it where it is built).
+struct AppendKvArgs {
+  const __nv_bfloat16* k_new = nullptr;
+  const __nv_bfloat16* v_new = nullptr;
+  const std::int64_t* slot_mapping = nullptr;
+  __nv_bfloat16* k_cache = nullptr;  // [num_pages][page_size][kv_heads][d]
+  __nv_bfloat16* v_cache = nullptr;
+  int tokens = 0, num_pages = 0, page_size = 0, kv_heads = 0, d = 0;
+};
+void append_kv(const AppendKvArgs& args, cudaStream_t stream);
+void check_append_kv_args(const AppendKvArgs& args);
+
+}  // namespace aipe::kernels::attention
