@@ -18,6 +18,8 @@
 // Tokens past the split's end are zero-filled by cp.async (src-size 0), never read: V must be 0 there, since
 // P = 0 times a stale NaN would still be NaN.
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_fp8.h>
 
 #include <algorithm>
 #include <bit>
@@ -49,8 +51,10 @@ struct Params {
   const bf16* q;
   bf16* out;
   float* lse;
-  const bf16* k;
-  const bf16* v;
+  const void* k;  // BF16 or E4M3
+  const void* v;
+  const float* k_scale;  // FP8: [num_pages][kv_heads]
+  const float* v_scale;
   const int* block_table;
   const int* context_lens;
   const float* sinks;
@@ -62,12 +66,21 @@ struct Params {
   float scale_log2;  // scale * log2(e): scores go straight to exp2
 };
 
-__host__ __device__ constexpr int stages_for(int d, bool pipelined) { return !pipelined ? 1 : d == 128 ? 3 : 4; }
+// BF16: 3 stages of 32 KiB at d = 128 (two CTAs per SM), 4 of 16 KiB at d = 64. FP8 tiles are half the bytes:
+// 4 stages. Unpipelined: 1.
+__host__ __device__ constexpr int stages_for(int d, bool fp8, bool pipelined) {
+  return !pipelined ? 1 : (d == 128 && !fp8) ? 3 : 4;
+}
+
+// One stage: the K tile, the V tile ([64][d] elements each) and, for FP8, the tile's 64 K and 64 V scales.
+__host__ __device__ constexpr int stage_bytes(int d, bool fp8) {
+  return 2 * kTile * d * (fp8 ? 1 : 2) + (fp8 ? 2 * kTile * 4 : 0);
+}
 
 // The ring, and after it the warps' merge area ([4 warps][16 rows][d] FP32 and [2][4][16] FP32 statistics)
 // that reuses the ring once it is drained.
-__host__ __device__ constexpr std::size_t smem_bytes(int d, int stages) {
-  const std::size_t ring = std::size_t(stages) * 2 * kTile * d * sizeof(bf16);
+__host__ __device__ constexpr std::size_t smem_bytes(int d, bool fp8, int stages) {
+  const std::size_t ring = std::size_t(stages) * stage_bytes(d, fp8);
   const std::size_t merge = std::size_t(kWarps) * kRows * d * sizeof(float);
   return (ring > merge ? ring : merge) + 2 * kWarps * kRows * sizeof(float);
 }
@@ -79,20 +92,44 @@ __device__ __forceinline__ float log_add_exp(float a, float b) {
   return m + log1pf(expf(-fabsf(a - b)));
 }
 
-// Element offset of (row, 16-byte chunk) in a [64][D] tile whose chunks are XOR-swizzled by row: the 8 rows an
-// ldmatrix reads (same logical chunk) land in 8 different 16-byte bank groups.
-template <int D>
-__device__ __forceinline__ int swz(int row, int chunk) {
-  return row * D + ((chunk ^ (row & 7)) << 3);
+// 4-byte cp.async (.ca: sizes below 16 go through L1), zero-filling when !valid: the FP8 tiles' scales.
+__device__ __forceinline__ void cp_async_4(void* smem, const void* gmem, bool valid) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_u32(smem)), "l"(gmem), "r"(valid ? 4 : 0)
+               : "memory");
 }
 
-template <int D, int Stages>
+// Two E4M3 values (low byte first) as a BF16 pair: exact (3 mantissa bits fit in BF16's 7) through the
+// hardware's e4m3x2 -> f16x2 conversion.
+__device__ __forceinline__ std::uint32_t e4m3x2_to_bf16x2(std::uint32_t two) {
+  const __half2_raw h = __nv_cvt_fp8x2_to_halfraw2(static_cast<__nv_fp8x2_storage_t>(two & 0xFFFFu), __NV_E4M3);
+  const float2 f = __half22float2(__half2(h));
+  return pack_bf16x2(f.x, f.y);
+}
+
+// Byte offset of (row, 16-byte chunk) in a [64][RowBytes] tile whose chunks are XOR-swizzled by row: the 8 rows
+// that one ldmatrix phase (or one quarter-warp's 16-byte reads) touches land in different bank groups.
+template <int RowBytes>
+__device__ __forceinline__ int swz(int row, int chunk) {
+  constexpr int kChunks = RowBytes / 16;
+  constexpr int kMask = (kChunks < 8 ? kChunks : 8) - 1;
+  return row * RowBytes + ((chunk ^ (row & kMask)) << 4);
+}
+
+// Fp8: the cache is E4M3 with per-(page, kv head) scales. Its fragments cannot come from ldmatrix (which moves
+// 16-bit elements), so the free orders of the two reductions are used instead: in S = Q K^T the thread's k-slots
+// are mapped to 4 consecutive dims (dims t*d/4 + 4ks .. + 3 for k-step ks, Q loaded to match) so a thread reads
+// one contiguous d/4-byte run of each of its two keys; in O = P V output column n of n-tile nt is dim
+// n * d/8 + nt, so a thread reads one contiguous d/8-byte run of each of its four keys and byte-permutes pairs
+// of keys together.
+template <int D, int Stages, bool Fp8>
 __global__ void __launch_bounds__(kThreads) decode_kernel(const Params p) {
   extern __shared__ __align__(128) unsigned char smem_raw[];
-  bf16* ring = reinterpret_cast<bf16*>(smem_raw);
-  constexpr int kChunks = D / 8;                                   // 16-byte chunks per token row
-  constexpr int kLoadsPerThread = kTile * kChunks / kThreads;      // per tile, for K and for V each
-  constexpr int kStageElems = 2 * kTile * D;
+  unsigned char* ring = smem_raw;
+  constexpr int kRowBytes = D * (Fp8 ? 1 : 2);                  // one token's d values of one KV head
+  constexpr int kChunks = kRowBytes / 16;                       // 16-byte chunks per token row
+  constexpr int kLoadsPerThread = kTile * kChunks / kThreads;   // per tile, for K and for V each
+  constexpr int kTileBytes = kTile * kRowBytes;
+  constexpr int kStageBytes = stage_bytes(D, Fp8);
 
   const int kvh = blockIdx.x / p.row_blocks, rb = blockIdx.x % p.row_blocks;
   const int b = blockIdx.y, split = blockIdx.z;
@@ -121,22 +158,26 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(const Params p) {
     qrow[i] = p.q + ((std::size_t(b) * p.q_len + qi) * p.heads + kvh * p.group + hg) * D;
   }
 
-  // Q as A fragments, straight from global memory (read once per CTA): qa[ks] covers dims [16ks, 16ks + 16).
+  // Q as A fragments, straight from global memory (read once per CTA). BF16: qa[ks] covers dims [16ks, 16ks + 16)
+  // in the natural order; FP8: k-slots 2t, 2t+1 / 2t+8, 2t+9 of k-step ks are dims t*d/4 + 4ks + {0, 1} / {2, 3}.
   std::uint32_t qa[D / 16][4];
 #pragma unroll
   for (int ks = 0; ks < D / 16; ++ks) {
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
-      const int i = j & 1, col = ks * 16 + 2 * t4 + (j >> 1) * 8;
+      const int i = j & 1;
+      const int col = Fp8 ? t4 * (D / 4) + 4 * ks + (j >> 1) * 2 : ks * 16 + 2 * t4 + (j >> 1) * 8;
       qa[ks][j] = row_ok[i] ? *reinterpret_cast<const std::uint32_t*>(qrow[i] + col) : 0u;
     }
   }
 
   const std::size_t table_row = std::size_t(b) * p.max_pages;
   const int page_mask = (1 << p.page_shift) - 1;
+  const auto* kg = static_cast<const unsigned char*>(p.k);
+  const auto* vg = static_cast<const unsigned char*>(p.v);
   auto load_tile = [&](int tile, int stage) {
-    bf16* sk = ring + stage * kStageElems;
-    bf16* sv = sk + kTile * D;
+    unsigned char* sk = ring + stage * kStageBytes;
+    unsigned char* sv = sk + kTileBytes;
     const int t0 = first + tile * kTile;
 #pragma unroll
     for (int i = 0; i < kLoadsPerThread; ++i) {
@@ -147,10 +188,22 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(const Params p) {
       std::size_t off = 0;
       if (valid) {
         const int page = p.block_table[table_row + (tok >> p.page_shift)];
-        off = ((std::size_t(page) << p.page_shift | unsigned(tok & page_mask)) * p.kv_heads + kvh) * D + ch * 8;
+        off = ((std::size_t(page) << p.page_shift | unsigned(tok & page_mask)) * p.kv_heads + kvh) * kRowBytes +
+              ch * 16;
       }
-      cp_async_16(sk + swz<D>(row, ch), p.k + off, valid);
-      cp_async_16(sv + swz<D>(row, ch), p.v + off, valid);
+      cp_async_16(sk + swz<kRowBytes>(row, ch), kg + off, valid);
+      cp_async_16(sv + swz<kRowBytes>(row, ch), vg + off, valid);
+    }
+    if constexpr (Fp8) {
+      if (threadIdx.x < kTile) {  // the scales of the tile's 64 tokens (0 past the split: those keys are masked)
+        float* ksc = reinterpret_cast<float*>(sv + kTileBytes);
+        const int tok = t0 + threadIdx.x;
+        const bool valid = tok < hi;
+        std::size_t at = 0;
+        if (valid) at = std::size_t(p.block_table[table_row + (tok >> p.page_shift)]) * p.kv_heads + kvh;
+        cp_async_4(ksc + threadIdx.x, p.k_scale + at, valid);
+        cp_async_4(ksc + kTile + threadIdx.x, p.v_scale + at, valid);
+      }
     }
   };
 
@@ -162,30 +215,57 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(const Params p) {
   const int mat = lane >> 3;            // which of ldmatrix.x4's four matrices this lane addresses
 
   auto compute_tile = [&](int tile, int stage) {
-    const bf16* sk = ring + stage * kStageElems;
-    const bf16* sv = sk + kTile * D;
+    const unsigned char* sk = ring + stage * kStageBytes;
+    const unsigned char* sv = sk + kTileBytes;
+    const float* ksc = reinterpret_cast<const float*>(sv + kTileBytes);  // FP8 only
+    const float* vsc = ksc + kTile;
     const int t0 = first + tile * kTile;
-    // S = Q K^T for this warp's 16 keys: one ldmatrix.x4 per k-step gives both n-tiles' B fragments
-    // (matrices: keys 0-7 | dims lo, keys 0-7 | dims hi, keys 8-15 | dims lo, keys 8-15 | dims hi).
     float s[2][4] = {};
-    const int kkey = warp * 16 + (mat >> 1) * 8 + (lane & 7);
+    if constexpr (!Fp8) {
+      // S = Q K^T for this warp's 16 keys: one ldmatrix.x4 per k-step gives both n-tiles' B fragments
+      // (matrices: keys 0-7 | dims lo, keys 0-7 | dims hi, keys 8-15 | dims lo, keys 8-15 | dims hi).
+      const int kkey = warp * 16 + (mat >> 1) * 8 + (lane & 7);
 #pragma unroll
-    for (int ks = 0; ks < D / 16; ++ks) {
-      std::uint32_t kb[4];
-      ldmatrix_x4(kb, sk + swz<D>(kkey, 2 * ks + (mat & 1)));
-      mma_bf16_16816(s[0], qa[ks], kb[0], kb[1]);
-      mma_bf16_16816(s[1], qa[ks], kb[2], kb[3]);
+      for (int ks = 0; ks < D / 16; ++ks) {
+        std::uint32_t kb[4];
+        ldmatrix_x4(kb, sk + swz<kRowBytes>(kkey, 2 * ks + (mat & 1)));
+        mma_bf16_16816(s[0], qa[ks], kb[0], kb[1]);
+        mma_bf16_16816(s[1], qa[ks], kb[2], kb[3]);
+      }
+    } else {
+      // Keys 16w + g (n-tile 0) and 16w + 8 + g (n-tile 1): dims [t*d/4, t*d/4 + d/4), one word per k-step.
+      std::uint32_t kw[2][D / 16];
+#pragma unroll
+      for (int n = 0; n < 2; ++n) {
+        const int row = warp * 16 + 8 * n + g;
+#pragma unroll
+        for (int j = 0; j < D / 64; ++j) {
+          const uint4 x = *reinterpret_cast<const uint4*>(sk + swz<kRowBytes>(row, t4 * (D / 64) + j));
+          kw[n][4 * j] = x.x;
+          kw[n][4 * j + 1] = x.y;
+          kw[n][4 * j + 2] = x.z;
+          kw[n][4 * j + 3] = x.w;
+        }
+      }
+#pragma unroll
+      for (int ks = 0; ks < D / 16; ++ks)
+#pragma unroll
+        for (int n = 0; n < 2; ++n)
+          mma_bf16_16816(s[n], qa[ks], e4m3x2_to_bf16x2(kw[n][ks]), e4m3x2_to_bf16x2(kw[n][ks] >> 16));
     }
-    // Mask (split end, causal among the new tokens, window) and scale into the log2 domain.
+    // Mask (split end, causal among the new tokens, window) and scale into the log2 domain (FP8: times the
+    // key's K scale).
     float mx[2] = {-INFINITY, -INFINITY};
 #pragma unroll
     for (int n = 0; n < 2; ++n)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int i = e >> 1;
-        const int key = t0 + warp * 16 + n * 8 + 2 * t4 + (e & 1);
+        const int local = warp * 16 + n * 8 + 2 * t4 + (e & 1);
+        const int key = t0 + local;
         const bool vis = key < hi && key <= pos[i] && (p.window <= 0 || key > pos[i] - p.window);
-        s[n][e] = vis ? s[n][e] * p.scale_log2 : -INFINITY;
+        const float sc = Fp8 ? p.scale_log2 * ksc[local] : p.scale_log2;
+        s[n][e] = vis ? s[n][e] * sc : -INFINITY;
         mx[i] = fmaxf(mx[i], s[n][e]);
       }
     float alpha[2], base[2];
@@ -205,6 +285,7 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(const Params p) {
       for (int e = 0; e < 4; ++e) {
         s[n][e] = exp2f(s[n][e] - base[e >> 1]);
         l[e >> 1] += s[n][e];
+        if constexpr (Fp8) s[n][e] *= vsc[warp * 16 + n * 8 + 2 * t4 + (e & 1)];  // P V_fp8 scale_v = (P scale_v) V_fp8
       }
 #pragma unroll
     for (int n = 0; n < D / 8; ++n) {
@@ -216,15 +297,45 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(const Params p) {
     // P (the C fragments of the two n-tiles) is the A fragment of P V as it stands.
     const std::uint32_t pa[4] = {pack_bf16x2(s[0][0], s[0][1]), pack_bf16x2(s[0][2], s[0][3]),
                                  pack_bf16x2(s[1][0], s[1][1]), pack_bf16x2(s[1][2], s[1][3])};
-    // O += P V: V [16 keys][d] is B (k = key) row-major, so ldmatrix.trans (matrices: keys 0-7 | dims lo,
-    // keys 8-15 | dims lo, keys 0-7 | dims hi, keys 8-15 | dims hi).
-    const int vkey = warp * 16 + (mat & 1) * 8 + (lane & 7);
+    if constexpr (!Fp8) {
+      // O += P V: V [16 keys][d] is B (k = key) row-major, so ldmatrix.trans (matrices: keys 0-7 | dims lo,
+      // keys 8-15 | dims lo, keys 0-7 | dims hi, keys 8-15 | dims hi).
+      const int vkey = warp * 16 + (mat & 1) * 8 + (lane & 7);
 #pragma unroll
-    for (int dp = 0; dp < D / 16; ++dp) {
-      std::uint32_t vb[4];
-      ldmatrix_x4_trans(vb, sv + swz<D>(vkey, 2 * dp + (mat >> 1)));
-      mma_bf16_16816(o[2 * dp], pa, vb[0], vb[1]);
-      mma_bf16_16816(o[2 * dp + 1], pa, vb[2], vb[3]);
+      for (int dp = 0; dp < D / 16; ++dp) {
+        std::uint32_t vb[4];
+        ldmatrix_x4_trans(vb, sv + swz<kRowBytes>(vkey, 2 * dp + (mat >> 1)));
+        mma_bf16_16816(o[2 * dp], pa, vb[0], vb[1]);
+        mma_bf16_16816(o[2 * dp + 1], pa, vb[2], vb[3]);
+      }
+    } else {
+      // Keys 16w + 2t + {0, 1, 8, 9} (the k-slots of b0 and b1), dims [g*d/8, g*d/8 + d/8): byte nt is n-tile nt.
+      std::uint32_t vw[4][D / 32];
+#pragma unroll
+      for (int r = 0; r < 4; ++r) {
+        const int row = warp * 16 + 2 * t4 + (r & 1) + (r >> 1) * 8;
+        if constexpr (D == 128) {
+          const uint4 x = *reinterpret_cast<const uint4*>(sv + swz<kRowBytes>(row, g));
+          vw[r][0] = x.x;
+          vw[r][1] = x.y;
+          vw[r][2] = x.z;
+          vw[r][3] = x.w;
+        } else {
+          const uint2 x = *reinterpret_cast<const uint2*>(sv + swz<kRowBytes>(row, g >> 1) + (g & 1) * 8);
+          vw[r][0] = x.x;
+          vw[r][1] = x.y;
+        }
+      }
+#pragma unroll
+      for (int w = 0; w < D / 32; ++w) {
+        // (key 2t, key 2t+1) byte pairs of n-tiles 4w, 4w+1 | 4w+2, 4w+3; likewise keys 2t+8, 2t+9.
+        const std::uint32_t lo01 = __byte_perm(vw[0][w], vw[1][w], 0x5140), hi01 = __byte_perm(vw[0][w], vw[1][w], 0x7362);
+        const std::uint32_t lo89 = __byte_perm(vw[2][w], vw[3][w], 0x5140), hi89 = __byte_perm(vw[2][w], vw[3][w], 0x7362);
+        mma_bf16_16816(o[4 * w], pa, e4m3x2_to_bf16x2(lo01), e4m3x2_to_bf16x2(lo89));
+        mma_bf16_16816(o[4 * w + 1], pa, e4m3x2_to_bf16x2(lo01 >> 16), e4m3x2_to_bf16x2(lo89 >> 16));
+        mma_bf16_16816(o[4 * w + 2], pa, e4m3x2_to_bf16x2(hi01), e4m3x2_to_bf16x2(hi89));
+        mma_bf16_16816(o[4 * w + 3], pa, e4m3x2_to_bf16x2(hi01 >> 16), e4m3x2_to_bf16x2(hi89 >> 16));
+      }
     }
   };
 
@@ -265,16 +376,18 @@ __global__ void __launch_bounds__(kThreads) decode_kernel(const Params p) {
     l[i] += __shfl_xor_sync(0xffffffffu, l[i], 2);
   }
   float* os = reinterpret_cast<float*>(smem_raw);  // [warp][16][D]
-  float* ms = reinterpret_cast<float*>(smem_raw + smem_bytes(D, Stages) - 2 * kWarps * kRows * sizeof(float));
+  float* ms = reinterpret_cast<float*>(smem_raw + smem_bytes(D, Fp8, Stages) - 2 * kWarps * kRows * sizeof(float));
   float* ls = ms + kWarps * kRows;
 #pragma unroll
   for (int n = 0; n < D / 8; ++n) {
-    const int col = n * 8 + 2 * t4;
-    float* r0 = os + (warp * kRows + g) * D + col;
-    r0[0] = o[n][0];
-    r0[1] = o[n][1];
-    r0[8 * D] = o[n][2];
-    r0[8 * D + 1] = o[n][3];
+    // BF16: columns 2t, 2t+1 of n-tile n are dims 8n + 2t (+1); FP8: dims (2t) d/8 + n and (2t+1) d/8 + n.
+    const int c0 = Fp8 ? (2 * t4) * (D / 8) + n : n * 8 + 2 * t4;
+    const int c1 = Fp8 ? c0 + D / 8 : c0 + 1;
+    float* r0 = os + (warp * kRows + g) * D;
+    r0[c0] = o[n][0];
+    r0[c1] = o[n][1];
+    r0[8 * D + c0] = o[n][2];
+    r0[8 * D + c1] = o[n][3];
   }
   if (t4 == 0) {
     ms[warp * kRows + g] = m[0];
@@ -360,11 +473,35 @@ __global__ void append_kernel(const AppendKvArgs a) {
   }
 }
 
+// One CTA per (page, kv head): the block's amax (K and V separately), its scale, then the E4M3 values.
+__global__ void __launch_bounds__(128) quantize_kernel(const QuantizePagesArgs a) {
+  __shared__ float red[4];
+  const int page = blockIdx.x, h = blockIdx.y;
+  const int n = a.page_size * a.d;
+  for (int which = 0; which < 2; ++which) {
+    const bf16* src = static_cast<const bf16*>(which ? a.v : a.k);
+    auto* dst = static_cast<__nv_fp8_storage_t*>(which ? a.v8 : a.k8);
+    auto at = [&](int i) { return (std::size_t(page) * a.page_size + i / a.d) * a.kv_heads * a.d + h * a.d + i % a.d; };
+    float amax = 0.f;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) amax = fmaxf(amax, fabsf(__bfloat162float(src[at(i)])));
+    for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+    if (threadIdx.x % 32 == 0) red[threadIdx.x / 32] = amax;
+    __syncthreads();
+    amax = fmaxf(fmaxf(red[0], red[1]), fmaxf(red[2], red[3]));
+    __syncthreads();  // red is rewritten for V
+    const float scale = amax > 0.f ? amax / 448.f : 1.f;
+    for (int i = threadIdx.x; i < n; i += blockDim.x)
+      dst[at(i)] = __nv_cvt_float_to_fp8(__bfloat162float(src[at(i)]) / scale, __NV_SATFINITE, __NV_E4M3);
+    if (threadIdx.x == 0) (which ? a.v_scale : a.k_scale)[std::size_t(page) * a.kv_heads + h] = scale;
+  }
+}
+
 using KernelFn = void (*)(Params);
 
+template <bool Fp8>
 KernelFn kernel_for(int d, int stages) {
-  if (d == 128) return stages == 1 ? decode_kernel<128, 1> : decode_kernel<128, 3>;
-  return stages == 1 ? decode_kernel<64, 1> : decode_kernel<64, 4>;
+  if (d == 128) return stages == 1 ? decode_kernel<128, 1, Fp8> : decode_kernel<128, stages_for(128, Fp8, true), Fp8>;
+  return stages == 1 ? decode_kernel<64, 1, Fp8> : decode_kernel<64, stages_for(64, Fp8, true), Fp8>;
 }
 
 struct Launch {
@@ -378,9 +515,10 @@ Launch plan_launch(const DecodeArgs& a) {
   check_decode_args(a);
   Launch L{};
   const int d = a.cache.d;
-  L.stages = stages_for(d, a.schedule.pipelined);
-  L.kernel = kernel_for(d, L.stages);
-  L.smem = smem_bytes(d, L.stages);
+  const bool fp8 = a.cache.dtype == KvDType::fp8_e4m3;
+  L.stages = stages_for(d, fp8, a.schedule.pipelined);
+  L.kernel = fp8 ? kernel_for<true>(d, L.stages) : kernel_for<false>(d, L.stages);
+  L.smem = smem_bytes(d, fp8, L.stages);
   set_max_dynamic_smem(L.kernel, L.smem);
   int dev = 0, sms = 0, per_sm = 0;
   AIPE_CUDA(cudaGetDevice(&dev));
@@ -418,8 +556,10 @@ void decode(const DecodeArgs& a, cudaStream_t stream) {
   p.q = a.q;
   p.out = a.out;
   p.lse = a.lse;
-  p.k = static_cast<const bf16*>(a.cache.k);
-  p.v = static_cast<const bf16*>(a.cache.v);
+  p.k = a.cache.k;
+  p.v = a.cache.v;
+  p.k_scale = a.cache.k_scale;
+  p.v_scale = a.cache.v_scale;
   p.block_table = a.cache.block_table;
   p.context_lens = a.cache.context_lens;
   p.sinks = a.sinks;
@@ -472,6 +612,16 @@ void append_kv(const AppendKvArgs& a, cudaStream_t stream) {
   check_append_kv_args(a);
   if (a.tokens == 0) return;
   append_kernel<<<unsigned(a.tokens), 128, 0, stream>>>(a);
+  AIPE_CHECK_LAUNCH();
+}
+
+void quantize_pages_e4m3(const QuantizePagesArgs& a, cudaStream_t stream) {
+  if (!a.k || !a.v || !a.k8 || !a.v8 || !a.k_scale || !a.v_scale)
+    throw std::invalid_argument("quantize_pages_e4m3: k, v, k8, v8, k_scale and v_scale must not be null");
+  if (a.num_pages < 1 || a.page_size < 1 || a.kv_heads < 1 || a.d < 1)
+    throw std::invalid_argument("quantize_pages_e4m3: num_pages, page_size, kv_heads and d must be at least 1");
+  if (a.kv_heads > 65535) throw std::invalid_argument("quantize_pages_e4m3: kv_heads must be at most 65535");
+  quantize_kernel<<<dim3(unsigned(a.num_pages), unsigned(a.kv_heads)), 128, 0, stream>>>(a);
   AIPE_CHECK_LAUNCH();
 }
 

@@ -37,7 +37,10 @@ void check_paged_kv(const PagedKvCache& c, int batch) {
   if (c.capacity() > INT32_MAX)
     fail("paged KV cache: max_pages_per_seq * page_size (" + str(c.capacity()) + ") exceeds int32 positions");
   if (!aligned16(c.k) || !aligned16(c.v)) fail("paged KV cache: k and v must be 16-byte aligned (cp.async)");
-  if (c.dtype != KvDType::bf16) fail("paged KV cache: only BF16 caches are supported");
+  if (c.dtype != KvDType::bf16 && c.dtype != KvDType::fp8_e4m3)
+    fail("paged KV cache: dtype must be bf16 or fp8_e4m3");
+  if (c.dtype == KvDType::fp8_e4m3 && (!c.k_scale || !c.v_scale))
+    fail("paged KV cache: an fp8_e4m3 cache needs k_scale and v_scale ([num_pages][kv_heads])");
 }
 
 void check_block_table(std::span<const int> block_table, std::span<const int> context_lens, int max_pages_per_seq,

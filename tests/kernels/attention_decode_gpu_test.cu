@@ -2,9 +2,11 @@
 // (attention/reference.cuh) run on a contiguous copy of the paged cache gathered by a trivial kernel.
 // Awkward sizes throughout: pages of 16 and 64 tokens over contexts 0, 1, 17, 1000, 4097 (never a multiple of
 // the page or of the 64-token tile), pages of a sequence in a random order, q_len 1 and 3, GQA 4 and 8, MQA,
-// sinks, a sliding window, 1 to 7 forced splits, the unpipelined schedule. Outputs and LSE are poisoned (NaN)
+// sinks, a sliding window, 1 to 7 forced splits, the unpipelined schedule, BF16 and FP8 E4M3 caches. Outputs and LSE are poisoned (NaN)
 // before every call; unused block-table entries point at a page of NaN, so a read past a context fails too.
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_fp8.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -41,6 +43,16 @@ __global__ void gather_kernel(const bf16* paged, bf16* contig, const int* table,
   for (int i = threadIdx.x; i < row_elems; i += blockDim.x) dst[i] = in ? src[i] : __float2bfloat16(0.f);
 }
 
+// The E4M3 cache as the kernel sees it, back in BF16 for the reference: e4m3 x its (page, kv head) scale.
+__global__ void dequantize_kernel(const __nv_fp8_storage_t* q8, const float* scale, bf16* out, std::size_t n, int d,
+                                  int kv_heads, std::size_t page_elems) {
+  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < n; i += std::size_t(gridDim.x) * blockDim.x) {
+    const __half_raw h = __nv_cvt_fp8_to_halfraw(q8[i], __NV_E4M3);
+    const float s = scale[(i / page_elems) * kv_heads + (i / d) % kv_heads];
+    out[i] = __float2bfloat16_rn(__half2float(__half(h)) * s);
+  }
+}
+
 struct Case {
   int q_len = 1, heads = 32, kv_heads = 8, d = 128, page = 16;
   std::vector<int> contexts;  // one per sequence
@@ -48,11 +60,12 @@ struct Case {
   int window = 0;
   int splits = 0;
   bool pipelined = true;
+  bool fp8 = false;  // E4M3 cache with per-(page, kv head) scales; the reference reads it dequantized
   std::string describe() const {
     std::ostringstream o;
     o << "q_len " << q_len << ", heads " << heads << "/" << kv_heads << ", d " << d << ", page " << page
       << ", splits " << splits << (pipelined ? "" : ", unpipelined") << ", window " << window
-      << (sinks ? ", sinks" : "") << ", contexts";
+      << (sinks ? ", sinks" : "") << (fp8 ? ", fp8" : "") << ", contexts";
     for (int c : contexts) o << " " << c;
     return o.str();
   }
@@ -84,6 +97,20 @@ class Problem {
     aipe::fill_uniform(v_.get(), v_.size(), aipe::sub_seed(seed, 2), -1.f, 1.f, nullptr);
     AIPE_CUDA(cudaMemset(k_.get() + (num_pages_ - 1) * page_elems, 0xFF, page_elems * sizeof(bf16)));
     AIPE_CUDA(cudaMemset(v_.get() + (num_pages_ - 1) * page_elems, 0xFF, page_elems * sizeof(bf16)));
+    if (c.fp8) {
+      // The kernel reads E4M3 + scales; k_ and v_ become their dequantized values (the NaN page stays NaN).
+      k8_ = aipe::DeviceBuffer<__nv_fp8_storage_t>(k_.size());
+      v8_ = aipe::DeviceBuffer<__nv_fp8_storage_t>(v_.size());
+      ks_ = aipe::DeviceBuffer<float>(std::size_t(num_pages_) * c.kv_heads);
+      vs_ = aipe::DeviceBuffer<float>(ks_.size());
+      att::quantize_pages_e4m3({.k = k_.get(), .v = v_.get(), .k8 = k8_.get(), .v8 = v8_.get(), .k_scale = ks_.get(),
+                                .v_scale = vs_.get(), .num_pages = num_pages_, .page_size = c.page,
+                                .kv_heads = c.kv_heads, .d = c.d},
+                               nullptr);
+      dequantize_kernel<<<256, 256>>>(k8_.get(), ks_.get(), k_.get(), k_.size(), c.d, c.kv_heads, page_elems);
+      dequantize_kernel<<<256, 256>>>(v8_.get(), vs_.get(), v_.get(), v_.size(), c.d, c.kv_heads, page_elems);
+      AIPE_CHECK_LAUNCH();
+    }
     q_ = aipe::DeviceBuffer<bf16>(std::size_t(batch_) * c.q_len * c.heads * c.d);
     aipe::fill_uniform(q_.get(), q_.size(), aipe::sub_seed(seed, 3), -3.f, 3.f, nullptr);  // peaked softmax
     out_ = aipe::DeviceBuffer<bf16>(q_.size());
@@ -107,6 +134,13 @@ class Problem {
     a.cache = {.k = k_.get(), .v = v_.get(), .num_pages = num_pages_, .page_size = c_.page,
                .kv_heads = c_.kv_heads, .d = c_.d, .block_table = table_.get(), .max_pages_per_seq = max_pages_,
                .context_lens = ctx_.get()};
+    if (c_.fp8) {
+      a.cache.k = k8_.get();
+      a.cache.v = v8_.get();
+      a.cache.dtype = att::KvDType::fp8_e4m3;
+      a.cache.k_scale = ks_.get();
+      a.cache.v_scale = vs_.get();
+    }
     a.batch = batch_;
     a.q_len = c_.q_len;
     a.heads = c_.heads;
@@ -189,6 +223,8 @@ class Problem {
   aipe::DeviceBuffer<bf16> k_, v_, q_, out_;
   aipe::DeviceBuffer<float> lse_, sinks_, ref_o_, ref_lse_;
   aipe::DeviceBuffer<int> table_, ctx_;
+  aipe::DeviceBuffer<__nv_fp8_storage_t> k8_, v8_;
+  aipe::DeviceBuffer<float> ks_, vs_;
 };
 
 #define SKIP_WITHOUT_GPU()                                                   \
@@ -255,6 +291,31 @@ TEST(AttentionDecode, ManySequencesAutoSplits) {
   Problem(Case{.contexts = many}, 51).run_and_check();
 }
 
+TEST(AttentionDecode, Fp8Cache) {
+  SKIP_WITHOUT_GPU();  // against the reference on the dequantized cache: the kernel's arithmetic, not FP8's error
+  for (int d : {64, 128})
+    for (int page : {16, 64})
+      for (int q_len : {1, 3})
+        Problem(Case{.q_len = q_len, .heads = d == 64 ? 64 : 32, .kv_heads = 8, .d = d, .page = page,
+                     .contexts = kAwkward, .fp8 = true},
+                70 + d + page + q_len)
+            .run_and_check();
+}
+
+TEST(AttentionDecode, Fp8SplitsSinksWindowUnpipelined) {
+  SKIP_WITHOUT_GPU();
+  for (int splits : {0, 3})
+    for (bool pipelined : {true, false})
+      Problem(Case{.q_len = 2, .heads = 16, .kv_heads = 2, .d = 128, .page = 16, .contexts = {0, 1, 17, 1000, 4097},
+                   .sinks = true, .window = splits ? 300 : 0, .splits = splits, .pipelined = pipelined, .fp8 = true},
+              80 + splits)
+          .run_and_check();
+  Problem(Case{.q_len = 3, .heads = 8, .kv_heads = 1, .d = 64, .page = 64, .contexts = {4097, 17}, .splits = 5,
+               .fp8 = true},
+          85)
+      .run_and_check();
+}
+
 TEST(AttentionDecode, WorkspaceTooSmallIsAnError) {
   SKIP_WITHOUT_GPU();
   Problem p(Case{.contexts = {4097, 1000}, .splits = 4}, 60);
@@ -262,6 +323,9 @@ TEST(AttentionDecode, WorkspaceTooSmallIsAnError) {
   ASSERT_GT(att::decode_plan(a).workspace_bytes, 0u);
   EXPECT_THROW(att::decode(a, nullptr), std::invalid_argument);
   a.heads = 30;  // not a multiple of 8 KV heads
+  EXPECT_THROW(att::decode_plan(a), std::invalid_argument);
+  a = p.args();
+  a.cache.dtype = att::KvDType::fp8_e4m3;  // without scales
   EXPECT_THROW(att::decode_plan(a), std::invalid_argument);
 }
 

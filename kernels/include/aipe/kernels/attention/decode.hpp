@@ -16,6 +16,9 @@
 // of K and V through a cp.async multi-stage ring in shared memory. With one split the CTA writes the output;
 // otherwise it writes a partial O and LSE to the workspace and a combine kernel merges the splits by their LSEs.
 // The split count comes from the SM count, the kernel's occupancy and the longest context (plan_splits).
+// FP8 E4M3 caches (per-(page, kv head) scales) are read at half the bytes: fragments are built from 16-byte
+// shared-memory reads and converted to BF16 in registers; the K scale multiplies the scores, the V scale the
+// probabilities, so no element is dequantized twice.
 #pragma once
 #include <cuda_bf16.h>
 #include <cuda_runtime_api.h>
@@ -116,5 +119,19 @@ struct AppendKvArgs {
 };
 void append_kv(const AppendKvArgs& args, cudaStream_t stream);
 void check_append_kv_args(const AppendKvArgs& args);
+
+// Quantizes BF16 pages to FP8 E4M3 with one scale per (page, kv head): scale = amax / 448 (1 for an all-zero
+// block), e4m3 = round-to-nearest(x / scale), saturating. Every page is quantized (whole pages: a page being
+// filled is requantized once it is full). Inputs [num_pages][page_size][kv_heads][d].
+struct QuantizePagesArgs {
+  const void* k = nullptr;  // BF16
+  const void* v = nullptr;
+  void* k8 = nullptr;       // FP8 E4M3, same layout
+  void* v8 = nullptr;
+  float* k_scale = nullptr;  // [num_pages][kv_heads]
+  float* v_scale = nullptr;
+  int num_pages = 0, page_size = 0, kv_heads = 0, d = 0;
+};
+void quantize_pages_e4m3(const QuantizePagesArgs& args, cudaStream_t stream);
 
 }  // namespace aipe::kernels::attention

@@ -1,6 +1,7 @@
 // The paged KV cache (vLLM's PagedAttention layout) that decode attention reads and append_kv writes.
 //
-//   K cache, V cache   [num_pages][page_size][kv_heads][d]    BF16 (or FP8 E4M3), d contiguous
+//   K cache, V cache   [num_pages][page_size][kv_heads][d]    BF16, or FP8 E4M3, d contiguous
+//   k_scale, v_scale   [num_pages][kv_heads] FP32             FP8 only: value = e4m3 x scale of its (page, kv head)
 //   block_table        [batch][max_pages_per_seq] int32       page index of a sequence's i-th block of tokens
 //   context_lens       [batch] int32                          tokens in the cache for each sequence
 //
@@ -19,7 +20,7 @@
 
 namespace aipe::kernels::attention {
 
-enum class KvDType : std::uint8_t { bf16 };
+enum class KvDType : std::uint8_t { bf16, fp8_e4m3 };
 
 struct PagedKvCache {
   const void* k = nullptr;             // [num_pages][page_size][kv_heads][d]
@@ -32,6 +33,8 @@ struct PagedKvCache {
   int max_pages_per_seq = 0;
   const int* context_lens = nullptr;   // [batch], device; each in [0, max_pages_per_seq * page_size]
   KvDType dtype = KvDType::bf16;
+  const float* k_scale = nullptr;      // fp8_e4m3: [num_pages][kv_heads], device
+  const float* v_scale = nullptr;
 
   // Elements of one cache (K or V).
   std::size_t elements() const { return std::size_t(num_pages) * page_size * kv_heads * d; }
@@ -45,7 +48,7 @@ constexpr std::size_t paged_offset(int page, int slot, int kv_head, int i, int p
 }
 
 // The shape rules: non-null pointers, sizes >= 1, page_size a power of two in [8, 256], d in {64, 128},
-// 16-byte aligned caches. `batch` is the number of block-table rows the caller will use.
+// 16-byte aligned caches, scales present for FP8. `batch` is the number of block-table rows the caller will use.
 void check_paged_kv(const PagedKvCache& c, int batch);
 
 // The contents of a host copy of the block table and context lengths: every context length in
