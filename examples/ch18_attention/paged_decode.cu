@@ -10,8 +10,8 @@
 //   2 paged       the same over the paged cache: each key's row found through the block table (one more
 //                 dependent load per key, mostly an L1 hit)
 //   3 split_kv    + flash decoding: the context cut into splits (grid z), each CTA writing a partial O and LSE,
-//                 merged by kernels::attention::combine_splits. At batch 64 the planner finds the grid already
-//                 fills the SMs and keeps 1 split; at batch 8 x context 32K it splits (metric `splits`)
+//                 merged by kernels::attention::combine_splits. The count is kernels::attention::plan_splits's
+//                 (metric `splits`): enough CTAs per SM slot that the ragged batch's tail stays short
 //   4 gqa_packed  kernels::attention::decode with one pipeline stage: one CTA per KV head takes all q_len x group
 //                 query rows as the M side of mma.sync m16n8k16 tiles (K and V cross DRAM and L2 once per KV
 //                 head), 64-token tiles loaded with cp.async, waited for, then used

@@ -25,8 +25,11 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <map>
+#include <mutex>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "aipe/check.hpp"
 #include "aipe/kernels/attention/decode.hpp"
@@ -504,6 +507,26 @@ KernelFn kernel_for(int d, int stages) {
   return stages == 1 ? decode_kernel<64, 1, Fp8> : decode_kernel<64, stages_for(64, Fp8, true), Fp8>;
 }
 
+// The SM count and the kernel's CTAs per SM, queried once per (device, kernel): decode() runs every engine
+// step, and the occupancy calculator costs microseconds.
+struct Occupancy {
+  int sms = 0, per_sm = 0;
+};
+Occupancy occupancy_of(KernelFn kernel, std::size_t smem) {
+  static std::mutex mu;
+  static std::map<std::pair<int, KernelFn>, Occupancy> known;
+  int dev = 0;
+  AIPE_CUDA(cudaGetDevice(&dev));
+  const std::lock_guard<std::mutex> lock(mu);
+  auto it = known.find({dev, kernel});
+  if (it != known.end()) return it->second;
+  Occupancy o;
+  AIPE_CUDA(cudaDeviceGetAttribute(&o.sms, cudaDevAttrMultiProcessorCount, dev));
+  AIPE_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&o.per_sm, kernel, kThreads, smem));
+  known.emplace(std::make_pair(dev, kernel), o);
+  return o;
+}
+
 struct Launch {
   DecodePlan plan;
   KernelFn kernel;
@@ -520,10 +543,8 @@ Launch plan_launch(const DecodeArgs& a) {
   L.kernel = fp8 ? kernel_for<true>(d, L.stages) : kernel_for<false>(d, L.stages);
   L.smem = smem_bytes(d, fp8, L.stages);
   set_max_dynamic_smem(L.kernel, L.smem);
-  int dev = 0, sms = 0, per_sm = 0;
-  AIPE_CUDA(cudaGetDevice(&dev));
-  AIPE_CUDA(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-  AIPE_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, L.kernel, kThreads, L.smem));
+  const Occupancy occ = occupancy_of(L.kernel, L.smem);
+  const int sms = occ.sms, per_sm = occ.per_sm;
   const int group = a.heads / a.cache.kv_heads;
   L.plan.row_blocks = (a.q_len * group + kRows - 1) / kRows;
   const int max_ctx = a.max_context > 0 ? a.max_context : int(a.cache.capacity());

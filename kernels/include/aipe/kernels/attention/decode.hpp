@@ -70,10 +70,10 @@ struct SplitInputs {
   int requested = 0;       // DecodeSchedule::num_splits
 };
 
-// The split count whose grid fills the resident CTA slots best: for each candidate s the waves
-// ceil(ctas_per_split * s / slots) are counted and the efficiency (CTAs / (waves * slots)) computed; the
-// smallest s within 85% of the best efficiency wins (fewer splits: less combine traffic). Splits never go below
-// 4 tiles each (a split shorter than 256 tokens costs more in its partial output than it saves). Host-only.
+// The split count that keeps the SMs busiest on a ragged batch: with fewer CTAs than resident slots the busy
+// fraction is CTAs / slots; with more, the block scheduler's tail leaves about half a CTA of idle time per slot;
+// each CTA also pays about one tile of fixed cost. The fewest splits within 2% of the best modelled efficiency
+// win. Splits never go below 4 tiles (256 tokens) each. Host-only.
 SplitPlan plan_splits(const SplitInputs& in);
 
 struct DecodePlan {
