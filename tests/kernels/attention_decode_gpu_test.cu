@@ -316,6 +316,14 @@ TEST(AttentionDecode, Fp8SplitsSinksWindowUnpipelined) {
       .run_and_check();
 }
 
+TEST(AttentionDecode, PagesOf8And256FullRowBlock) {
+  SKIP_WITHOUT_GPU();  // q_len 4 x group 4 = 16 rows, one full m16 tile; pages smaller than a warp's 16 keys, and larger than a tile
+  for (bool fp8 : {false, true}) {
+    Problem(Case{.q_len = 4, .page = 8, .contexts = {4097, 1, 1000, 17}, .fp8 = fp8}, 90).run_and_check();
+    Problem(Case{.q_len = 2, .d = 64, .page = 256, .contexts = {17, 1000, 4097}, .fp8 = fp8}, 91).run_and_check();
+  }
+}
+
 TEST(AttentionDecode, WorkspaceTooSmallIsAnError) {
   SKIP_WITHOUT_GPU();
   Problem p(Case{.contexts = {4097, 1000}, .splits = 4}, 60);
