@@ -124,8 +124,10 @@ __device__ __forceinline__ int swz(int row, int chunk) {
 // one contiguous d/4-byte run of each of its two keys; in O = P V output column n of n-tile nt is dim
 // n * d/8 + nt, so a thread reads one contiguous d/8-byte run of each of its four keys and byte-permutes pairs
 // of keys together.
+// Two stages: registers capped so that three CTAs fit an SM (3 x 64.5 KiB of ring at BF16 d = 128), the trade of
+// ring depth for CTAs (the `stages` axis of ch18/paged_decode measures it).
 template <int D, int Stages, bool Fp8>
-__global__ void __launch_bounds__(kThreads) decode_kernel(const Params p) {
+__global__ void __launch_bounds__(kThreads, Stages == 2 ? 3 : 1) decode_kernel(const Params p) {
   extern __shared__ __align__(128) unsigned char smem_raw[];
   unsigned char* ring = smem_raw;
   constexpr int kRowBytes = D * (Fp8 ? 1 : 2);                  // one token's d values of one KV head
@@ -501,10 +503,19 @@ __global__ void __launch_bounds__(128) quantize_kernel(const QuantizePagesArgs a
 
 using KernelFn = void (*)(Params);
 
-template <bool Fp8>
-KernelFn kernel_for(int d, int stages) {
-  if (d == 128) return stages == 1 ? decode_kernel<128, 1, Fp8> : decode_kernel<128, stages_for(128, Fp8, true), Fp8>;
-  return stages == 1 ? decode_kernel<64, 1, Fp8> : decode_kernel<64, stages_for(64, Fp8, true), Fp8>;
+template <int D, bool Fp8>
+KernelFn kernel_for(int stages) {
+  switch (stages) {
+    case 1: return decode_kernel<D, 1, Fp8>;
+    case 2: return decode_kernel<D, 2, Fp8>;
+    case 3: return decode_kernel<D, 3, Fp8>;
+    default: return decode_kernel<D, 4, Fp8>;
+  }
+}
+
+KernelFn kernel_for(int d, bool fp8, int stages) {
+  if (d == 128) return fp8 ? kernel_for<128, true>(stages) : kernel_for<128, false>(stages);
+  return fp8 ? kernel_for<64, true>(stages) : kernel_for<64, false>(stages);
 }
 
 // The SM count and the kernel's CTAs per SM, queried once per (device, kernel): decode() runs every engine
@@ -539,8 +550,8 @@ Launch plan_launch(const DecodeArgs& a) {
   Launch L{};
   const int d = a.cache.d;
   const bool fp8 = a.cache.dtype == KvDType::fp8_e4m3;
-  L.stages = stages_for(d, fp8, a.schedule.pipelined);
-  L.kernel = fp8 ? kernel_for<true>(d, L.stages) : kernel_for<false>(d, L.stages);
+  L.stages = !a.schedule.pipelined ? 1 : a.schedule.stages > 0 ? a.schedule.stages : stages_for(d, fp8, true);
+  L.kernel = kernel_for(d, fp8, L.stages);
   L.smem = smem_bytes(d, fp8, L.stages);
   set_max_dynamic_smem(L.kernel, L.smem);
   const Occupancy occ = occupancy_of(L.kernel, L.smem);

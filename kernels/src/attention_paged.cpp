@@ -122,6 +122,8 @@ void check_decode_args(const DecodeArgs& a) {
   if (a.window < 0) fail("decode: window must be >= 0 (got " + str(a.window) + ")");
   if (!(a.scale >= 0.f)) fail("decode: scale must be >= 0 (0: 1/sqrt(d))");
   if (a.schedule.num_splits < 0) fail("decode: schedule.num_splits must be >= 0");
+  if (a.schedule.stages != 0 && (a.schedule.stages < 2 || a.schedule.stages > 4))
+    fail("decode: schedule.stages must be 0 (default), 2, 3 or 4 (got " + str(a.schedule.stages) + ")");
   if (!aligned16(a.q) || !aligned16(a.out)) fail("decode: q and out must be 16-byte aligned");
   if (a.workspace && !aligned16(a.workspace)) fail("decode: workspace must be 16-byte aligned");
 }

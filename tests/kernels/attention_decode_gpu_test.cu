@@ -60,11 +60,12 @@ struct Case {
   int window = 0;
   int splits = 0;
   bool pipelined = true;
+  int stages = 0;
   bool fp8 = false;  // E4M3 cache with per-(page, kv head) scales; the reference reads it dequantized
   std::string describe() const {
     std::ostringstream o;
     o << "q_len " << q_len << ", heads " << heads << "/" << kv_heads << ", d " << d << ", page " << page
-      << ", splits " << splits << (pipelined ? "" : ", unpipelined") << ", window " << window
+      << ", splits " << splits << (pipelined ? "" : ", unpipelined") << ", stages " << stages << ", window " << window
       << (sinks ? ", sinks" : "") << (fp8 ? ", fp8" : "") << ", contexts";
     for (int c : contexts) o << " " << c;
     return o.str();
@@ -147,7 +148,7 @@ class Problem {
     a.max_context = max_ctx_;
     a.sinks = c_.sinks ? sinks_.get() : nullptr;
     a.window = c_.window;
-    a.schedule = {.num_splits = c_.splits, .pipelined = c_.pipelined};
+    a.schedule = {.num_splits = c_.splits, .pipelined = c_.pipelined, .stages = c_.stages};
     return a;
   }
 
@@ -324,6 +325,17 @@ TEST(AttentionDecode, PagesOf8And256FullRowBlock) {
   }
 }
 
+TEST(AttentionDecode, EveryRingDepth) {
+  SKIP_WITHOUT_GPU();
+  for (int stages : {2, 3, 4})
+    for (bool fp8 : {false, true})
+      for (int d : {64, 128})
+        Problem(Case{.q_len = 2, .d = d, .page = 16, .contexts = {4097, 1000, 17, 1, 0}, .sinks = true, .splits = 2,
+                     .stages = stages, .fp8 = fp8},
+                100 + stages)
+            .run_and_check();
+}
+
 TEST(AttentionDecode, WorkspaceTooSmallIsAnError) {
   SKIP_WITHOUT_GPU();
   Problem p(Case{.contexts = {4097, 1000}, .splits = 4}, 60);
@@ -331,6 +343,9 @@ TEST(AttentionDecode, WorkspaceTooSmallIsAnError) {
   ASSERT_GT(att::decode_plan(a).workspace_bytes, 0u);
   EXPECT_THROW(att::decode(a, nullptr), std::invalid_argument);
   a.heads = 30;  // not a multiple of 8 KV heads
+  EXPECT_THROW(att::decode_plan(a), std::invalid_argument);
+  a = p.args();
+  a.schedule.stages = 1;  // 1 is spelled pipelined = false
   EXPECT_THROW(att::decode_plan(a), std::invalid_argument);
   a = p.args();
   a.cache.dtype = att::KvDType::fp8_e4m3;  // without scales

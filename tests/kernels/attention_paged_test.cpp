@@ -123,6 +123,9 @@ TEST(AttentionPaged, DecodeArgumentRules) {
   a = good_args();
   a.schedule.num_splits = -2;
   EXPECT_NE(error_of([&] { att::check_decode_args(a); }).find("num_splits"), std::string::npos);
+  a = good_args();
+  a.schedule.stages = 5;
+  EXPECT_NE(error_of([&] { att::check_decode_args(a); }).find("stages"), std::string::npos);
 }
 
 TEST(AttentionPaged, AppendArgumentRules) {

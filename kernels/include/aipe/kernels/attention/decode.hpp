@@ -35,6 +35,7 @@ namespace aipe::kernels::attention {
 struct DecodeSchedule {
   int num_splits = 0;     // 0: plan_splits decides; otherwise this many (clamped to the 64-token tiles there are)
   bool pipelined = true;  // cp.async ring of page tiles; false: one stage, each tile loaded, waited for, then used
+  int stages = 0;         // ring slots when pipelined: 0 the default (3 for BF16 at d = 128, else 4), or 2, 3, 4
 };
 
 struct DecodeArgs {
