@@ -143,6 +143,10 @@ __global__ void __launch_bounds__(kThreads, Stages == 2 ? 3 : 1) decode_kernel(c
 
   const int ctx = min(max(p.context_lens[b], 0), p.capacity);
   const int lo = split * p.tokens_per_split;
+  // A split past the end of its sequence leaves at once, writing nothing: combine_splits reads only the splits a
+  // sequence has (ceil(ctx / tokens_per_split)). A grid planned for the table's capacity (a CUDA graph's fixed
+  // launch) thus costs little more than one planned for the batch.
+  if (split > 0 && lo >= ctx) return;
   const int hi = split == p.splits - 1 ? ctx : min(ctx, lo + p.tokens_per_split);
   // With a window, the earliest query (position ctx - q_len) sees nothing before ctx - q_len - window + 1:
   // the tiles before that are not read at all.
@@ -442,18 +446,23 @@ __global__ void __launch_bounds__(128) combine_kernel(const CombineArgs c) {
   const int R = c.batch * c.q_len * c.heads;
   const int rowid = blockIdx.x;
   const int head = rowid % c.heads, bq = rowid / c.heads, qi = bq % c.q_len, b = bq / c.q_len;
+  int splits = c.splits;  // the splits this sequence has (the others did not run)
+  if (c.context_lens) {
+    const int ctx = min(max(c.context_lens[b], 0), c.context_cap);
+    splits = max(1, min(splits, (ctx + c.tokens_per_split - 1) / c.tokens_per_split));
+  }
   float M = c.sinks ? c.sinks[head] : -INFINITY;
-  for (int s = 0; s < c.splits; ++s) M = fmaxf(M, c.lse_partial[std::size_t(s) * R + rowid]);
+  for (int s = 0; s < splits; ++s) M = fmaxf(M, c.lse_partial[std::size_t(s) * R + rowid]);
   float sum = 0.f;
   if (M != -INFINITY) {
-    for (int s = 0; s < c.splits; ++s) sum += expf(c.lse_partial[std::size_t(s) * R + rowid] - M);
+    for (int s = 0; s < splits; ++s) sum += expf(c.lse_partial[std::size_t(s) * R + rowid] - M);
     if (c.sinks) sum += expf(c.sinks[head] - M);
   }
   const float total = sum > 0.f ? M + logf(sum) : -INFINITY;
   for (int col = threadIdx.x; col < c.d; col += blockDim.x) {
     float acc = 0.f;
     if (total != -INFINITY)
-      for (int s = 0; s < c.splits; ++s) {
+      for (int s = 0; s < splits; ++s) {
         const std::size_t prow = std::size_t(s) * R + rowid;
         const float ls = c.lse_partial[prow];
         if (ls != -INFINITY) acc += expf(ls - total) * c.o_partial[prow * c.d + col];
@@ -625,7 +634,10 @@ void decode(const DecodeArgs& a, cudaStream_t stream) {
                     .d = a.cache.d,
                     .sinks = a.sinks,
                     .out = a.out,
-                    .lse = a.lse},
+                    .lse = a.lse,
+                    .context_lens = a.cache.context_lens,
+                    .tokens_per_split = p.tokens_per_split,
+                    .context_cap = p.capacity},
                    stream);
   }
 }
@@ -634,6 +646,8 @@ void combine_splits(const CombineArgs& c, cudaStream_t stream) {
   if (!c.o_partial || !c.lse_partial || !c.out) throw std::invalid_argument("combine_splits: null pointer");
   if (c.splits < 1 || c.batch < 1 || c.q_len < 1 || c.heads < 1 || c.d < 1)
     throw std::invalid_argument("combine_splits: splits, batch, q_len, heads and d must be at least 1");
+  if (c.context_lens && (c.tokens_per_split < 1 || c.context_cap < 0))
+    throw std::invalid_argument("combine_splits: with context_lens, tokens_per_split must be >= 1 and context_cap >= 0");
   const long long rows = static_cast<long long>(c.batch) * c.q_len * c.heads;
   if (rows > INT32_MAX) throw std::invalid_argument("combine_splits: batch * q_len * heads exceeds the grid");
   combine_kernel<<<unsigned(rows), 128, 0, stream>>>(c);

@@ -44,8 +44,10 @@ struct DecodeArgs {
   float* lse = nullptr;              // [batch][heads][q_len] or null
   PagedKvCache cache{};
   int batch = 0, q_len = 1, heads = 0;
-  // An upper bound of context_lens (a host-side fact of the engine), used only to plan the splits; 0: the
-  // table's capacity. A longer context is still computed correctly (its last split takes the rest).
+  // An upper bound of context_lens, used only to plan the splits; 0: the table's capacity. Best the batch's
+  // longest context; a looser bound (a CUDA graph's fixed capacity) is correct and cheap (a split past its
+  // sequence's end exits at once) but splits less. A longer context is still computed correctly (its last split
+  // takes the rest).
   int max_context = 0;
   float scale = 0.f;              // 0: 1/sqrt(d)
   const float* sinks = nullptr;   // [heads] learned sink logits, or null
@@ -103,6 +105,11 @@ struct CombineArgs {
   const float* sinks = nullptr;  // [heads] or null
   __nv_bfloat16* out = nullptr;  // [batch][q_len][heads][d]
   float* lse = nullptr;          // [batch][heads][q_len] or null
+  // Optional: with context_lens [batch] (device), sequence b has only its first max(1, ceil(min(ctx, context_cap)
+  // / tokens_per_split)) splits (decode's kernel skips the rest without writing them).
+  const int* context_lens = nullptr;
+  int tokens_per_split = 0;
+  int context_cap = 0;
 };
 void combine_splits(const CombineArgs& args, cudaStream_t stream);
 
