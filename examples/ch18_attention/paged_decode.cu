@@ -25,7 +25,8 @@
 // the page), heads query heads over kv_heads KV heads of d, pages of `page` tokens assigned to the sequences in
 // a random order, q_len new tokens per sequence (causal among themselves); `splits` forces the split count of
 // rungs 3-6 (0: the planner's; at the small test size, 5 sequences, the planner splits, so the combine path is
-// verified there too); `stages` sets the ring depth of rungs 5-6. Q, K, V uniform BF16 in [-2, 2) and
+// verified there too); `stages` sets the ring depth of rungs 5-6; `plan_context` makes rungs 5-6 plan for a
+// longer bound than the batch's (as an engine's CUDA graph, fixed at capture, must). Q, K, V uniform BF16 in [-2, 2) and
 // [-1, 1); scale 1/sqrt(d).
 // Reference: the plain FP32 device reference (attention/reference.cuh) on the contiguous cache, with the decode
 // mask (attention/decode_mask.cuh). Tolerance: |err| <= 3e-3 + 2e-2 |ref| and 1e-2 in norm: the outputs are
@@ -190,6 +191,9 @@ class PagedDecode final : public aipe::Example {
              {.name = "q_len", .def = 1, .quick = 1, .small = 1, .help = "new tokens per sequence (1..4)", .max = 4},
              {.name = "splits", .def = 0, .quick = 0, .small = 0,
               .help = "context splits of rungs 3-6; 0: the planner's choice", .min = 0, .max = 128},
+             {.name = "plan_context", .def = 0, .quick = 0, .small = 0,
+              .help = "the bound rungs 5-6 plan splits for (a CUDA graph's table capacity); 0: context", .min = 0,
+              .max = 1 << 20},
              {.name = "stages", .def = 0, .quick = 0, .small = 0,
               .help = "cp.async ring slots of rungs 5-6: 2, 3 or 4; 0: the library's default", .min = 0, .max = 4}},
             {}};
@@ -239,6 +243,7 @@ class PagedDecode final : public aipe::Example {
     q_len_ = int(ctx.size("q_len"));
     splits_ = int(ctx.size("splits"));
     stages_ = int(ctx.size("stages"));
+    plan_context_ = std::max(int(ctx.size("plan_context")), context_);
     if (stages_ == 1) throw aipe::BadInput("ch18/paged_decode: stages must be 0 (default), 2, 3 or 4");
     if (d_ != 64 && d_ != 128) throw aipe::BadInput("ch18/paged_decode: d must be 64 or 128");
     if (!std::has_single_bit(unsigned(page_))) throw aipe::BadInput("ch18/paged_decode: page must be a power of two");
@@ -255,7 +260,7 @@ class PagedDecode final : public aipe::Example {
       sum_ctx_ += contexts_[b];
       used += (contexts_[b] + page_ - 1) / page_;
     }
-    max_pages_ = (context_ + page_ - 1) / page_;
+    max_pages_ = (plan_context_ + page_ - 1) / page_;  // the table can hold plan_context tokens
     num_pages_ = used;
     std::vector<int> perm(used);
     std::iota(perm.begin(), perm.end(), 0);
@@ -369,7 +374,7 @@ class PagedDecode final : public aipe::Example {
     a.batch = batch_;
     a.q_len = q_len_;
     a.heads = heads_;
-    a.max_context = context_;
+    a.max_context = plan_context_;
     a.workspace = ws_.get();
     a.workspace_bytes = ws_.bytes();
     a.schedule.pipelined = pipelined;
@@ -426,7 +431,7 @@ class PagedDecode final : public aipe::Example {
                           s);
   }
 
-  int batch_ = 0, context_ = 0, heads_ = 0, kv_heads_ = 0, d_ = 0, page_ = 0, q_len_ = 0, splits_ = 0, stages_ = 0;
+  int batch_ = 0, context_ = 0, heads_ = 0, kv_heads_ = 0, d_ = 0, page_ = 0, q_len_ = 0, splits_ = 0, stages_ = 0, plan_context_ = 0;
   int max_pages_ = 0, num_pages_ = 0, core_splits_ = 1, core_tokens_per_split_ = 0;
   long long sum_ctx_ = 0;
   std::vector<int> contexts_;
