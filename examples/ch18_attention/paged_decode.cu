@@ -22,12 +22,12 @@
 //                 problem's bytes (the work model is the problem's); the metric `kv_read_gbps` is what it read
 //
 // Problem: batch sequences, context lengths drawn per sequence in [context/2, context] (seeded; not multiples of
-// the page), heads query heads over kv_heads KV heads of d, pages of `page` tokens assigned to the sequences in
-// a random order, q_len new tokens per sequence (causal among themselves); `splits` forces the split count of
-// rungs 3-6 (0: the planner's; at the small test size, 5 sequences, the planner splits, so the combine path is
-// verified there too); `stages` sets the ring depth of rungs 5-6; `plan_context` makes rungs 5-6 plan for a
-// longer bound than the batch's (as an engine's CUDA graph, fixed at capture, must). Q, K, V uniform BF16 in [-2, 2) and
-// [-1, 1); scale 1/sqrt(d).
+// the page; lengths=log: log-uniform in [128, context], a serving batch's spread), heads query heads over
+// kv_heads KV heads of d, pages of `page` tokens assigned to the sequences in a random order, q_len new tokens
+// per sequence (causal among themselves); `splits` forces the split count of rungs 3-6 (0: the planner's; at the
+// small test size, 5 sequences, the planner splits, so the combine path is verified there too); `stages` sets
+// the ring depth of rungs 5-6; `plan_context` makes rungs 5-6 plan for a longer bound than the batch's (as an
+// engine's CUDA graph, fixed at capture, must). Q, K, V uniform BF16 in [-2, 2) and [-1, 1); scale 1/sqrt(d).
 // Reference: the plain FP32 device reference (attention/reference.cuh) on the contiguous cache, with the decode
 // mask (attention/decode_mask.cuh). Tolerance: |err| <= 3e-3 + 2e-2 |ref| and 1e-2 in norm: the outputs are
 // averages of [-1, 1) values (small), rounded to BF16 (2^-9 relative), and the tensor-core rungs round P to
@@ -194,6 +194,8 @@ class PagedDecode final : public aipe::Example {
              {.name = "plan_context", .def = 0, .quick = 0, .small = 0,
               .help = "the bound rungs 5-6 plan splits for (a CUDA graph's table capacity); 0: context", .min = 0,
               .max = 1 << 20},
+             aipe::Axis::choice("lengths", {"half", "log"}, "half",
+                                "context lengths: uniform in [context/2, context], or log-uniform in [128, context]"),
              {.name = "stages", .def = 0, .quick = 0, .small = 0,
               .help = "cp.async ring slots of rungs 5-6: 2, 3 or 4; 0: the library's default", .min = 0, .max = 4}},
             {}};
@@ -252,11 +254,18 @@ class PagedDecode final : public aipe::Example {
 
     // Context lengths in [context/2, context], pages handed out in a random order.
     contexts_.resize(batch_);
+    const bool log_lengths = ctx.choice("lengths") == "log";
     const int lo = std::max(1, context_ / 2);
     sum_ctx_ = 0;
     int used = 0;
     for (int b = 0; b < batch_; ++b) {
-      contexts_[b] = lo + int(aipe::bits_at(aipe::sub_seed(ctx.seed(), 1), b) % unsigned(context_ - lo + 1));
+      if (log_lengths) {  // log-uniform in [min(128, context), context]: the spread of a serving batch
+        const double a = std::log(double(std::min(128, context_))), z = std::log(double(context_));
+        const double u = aipe::uniform_at(aipe::sub_seed(ctx.seed(), 1), b, 0.f, 1.f);
+        contexts_[b] = std::clamp(int(std::exp(a + (z - a) * u)), 1, context_);
+      } else {
+        contexts_[b] = lo + int(aipe::bits_at(aipe::sub_seed(ctx.seed(), 1), b) % unsigned(context_ - lo + 1));
+      }
       sum_ctx_ += contexts_[b];
       used += (contexts_[b] + page_ - 1) / page_;
     }
