@@ -349,7 +349,8 @@ class PagedDecode final : public aipe::Example {
                                                 .ctas_per_split = batch_ * heads_ * q_len_,
                                                 .max_context = context_,
                                                 .tile_tokens = 64,
-                                                .requested = splits_});
+                                                .requested = splits_,
+                                                .work_tokens = sum_ctx_ * heads_ * q_len_});
     core_splits_ = sp.num_splits;
     core_tokens_per_split_ = sp.tokens_per_split;
     const std::size_t R = std::size_t(batch_) * q_len_ * heads_;
@@ -384,6 +385,7 @@ class PagedDecode final : public aipe::Example {
     a.q_len = q_len_;
     a.heads = heads_;
     a.max_context = plan_context_;
+    a.total_context = plan_context_ > context_ ? 0 : sum_ctx_;  // a graph planned for capacity knows no lengths
     a.workspace = ws_.get();
     a.workspace_bytes = ws_.bytes();
     a.schedule.pipelined = pipelined;

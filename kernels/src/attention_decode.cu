@@ -573,7 +573,8 @@ Launch plan_launch(const DecodeArgs& a) {
                               .ctas_per_split = a.batch * a.cache.kv_heads * L.plan.row_blocks,
                               .max_context = max_ctx,
                               .tile_tokens = kTile,
-                              .requested = a.schedule.num_splits});
+                              .requested = a.schedule.num_splits,
+                              .work_tokens = a.total_context * a.cache.kv_heads * L.plan.row_blocks});
   const std::size_t R = std::size_t(a.batch) * a.q_len * a.heads;
   if (L.plan.split.num_splits > 1)
     L.plan.workspace_bytes = std::size_t(L.plan.split.num_splits) * R * (std::size_t(d) + 1) * sizeof(float);

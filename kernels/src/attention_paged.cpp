@@ -71,40 +71,29 @@ SplitPlan plan_splits(const SplitInputs& in) {
   if (in.sm_count < 1 || in.ctas_per_sm < 1 || in.ctas_per_split < 1 || in.tile_tokens < 1 || in.max_context < 0)
     fail("plan_splits: sm_count, ctas_per_sm, ctas_per_split and tile_tokens must be at least 1, max_context >= 0");
   if (in.requested < 0) fail("plan_splits: requested splits must be >= 0 (got " + str(in.requested) + ")");
-  constexpr int kMinTilesPerSplit = 4;
+  if (in.work_tokens < 0) fail("plan_splits: work_tokens must be >= 0");
+  constexpr int kMinTilesPerSplit = 8;
   constexpr int kMaxSplits = 128;
+  constexpr double kChunksPerSlot = 4;
   const int tiles = std::max(1, (in.max_context + in.tile_tokens - 1) / in.tile_tokens);
-  int splits = 1;
+  int tiles_per_split = tiles;
   if (in.requested > 0) {
-    splits = std::min({in.requested, tiles, kMaxSplits});
+    const int splits = std::min({in.requested, tiles, kMaxSplits});
+    tiles_per_split = (tiles + splits - 1) / splits;
   } else {
-    const int most = std::min(kMaxSplits, std::max(1, tiles / kMinTilesPerSplit));
+    // Each resident CTA slot's share of the work, cut into kChunksPerSlot chunks: the block scheduler then
+    // balances a ragged batch to within about half a chunk per slot (1/8 of the time), while each chunk still
+    // streams at least 8 tiles past its fixed cost (pipeline fill, merge, partial output).
     const double slots = double(in.sm_count) * in.ctas_per_sm;
-    // Modelled efficiency of s splits, for a ragged batch (contexts spread over [max/2, max], CTA work likewise):
-    //   fewer CTAs than slots: they all run at once; busy fraction C/slots, times avg/max work (0.75)
-    //   more CTAs: the block scheduler hands them out as slots free up; the last ones leave about half a CTA's
-    //   work of idle time per slot behind: L / (L + 0.5) with L = C / slots CTAs per slot
-    // times the fixed cost of a CTA (pipeline fill, merge, partial output: about one tile) against its tiles.
-    auto efficiency = [&](int s) {
-      const double ctas = double(in.ctas_per_split) * s;
-      const double load = ctas / slots;
-      const double spread = load <= 1 ? load * 0.75 : load / (load + 0.5);
-      const double work = double(tiles) / s;
-      return spread * work / (work + 1);
-    };
-    double best = 0;
-    for (int s = 1; s <= most; ++s) best = std::max(best, efficiency(s));
-    for (int s = 1; s <= most; ++s)
-      if (efficiency(s) >= 0.98 * best) {  // the fewest splits within 2% of the best
-        splits = s;
-        break;
-      }
+    const double work = in.work_tokens > 0 ? double(in.work_tokens)
+                                           : 0.75 * double(in.ctas_per_split) * double(in.max_context);
+    const double chunk_tiles = work / slots / kChunksPerSlot / in.tile_tokens;
+    tiles_per_split = std::clamp(int(std::ceil(chunk_tiles)), kMinTilesPerSplit, std::max(tiles, kMinTilesPerSplit));
+    tiles_per_split = std::max(tiles_per_split, (tiles + kMaxSplits - 1) / kMaxSplits);
   }
-  // Whole tiles per split; the split count then shrinks if the last ones would be empty.
-  const int tiles_per_split = (tiles + splits - 1) / splits;
   SplitPlan p;
   p.tokens_per_split = tiles_per_split * in.tile_tokens;
-  p.num_splits = (tiles + tiles_per_split - 1) / tiles_per_split;
+  p.num_splits = (tiles + tiles_per_split - 1) / tiles_per_split;  // no split left empty
   return p;
 }
 
@@ -120,6 +109,7 @@ void check_decode_args(const DecodeArgs& a) {
     fail("decode: max_context (" + str(a.max_context) + ") must be in [0, max_pages_per_seq * page_size = " +
          str(a.cache.capacity()) + "]");
   if (a.window < 0) fail("decode: window must be >= 0 (got " + str(a.window) + ")");
+  if (a.total_context < 0) fail("decode: total_context must be >= 0 (0: unknown)");
   if (!(a.scale >= 0.f)) fail("decode: scale must be >= 0 (0: 1/sqrt(d))");
   if (a.schedule.num_splits < 0) fail("decode: schedule.num_splits must be >= 0");
   if (a.schedule.stages != 0 && (a.schedule.stages < 2 || a.schedule.stages > 4))

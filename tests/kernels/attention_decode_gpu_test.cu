@@ -149,6 +149,8 @@ class Problem {
     a.q_len = c_.q_len;
     a.heads = c_.heads;
     a.max_context = c_.plan_for_capacity ? max_pages_ * c_.page : max_ctx_;
+    if (!c_.plan_for_capacity)  // the planner's work hint; planned for capacity, it is left unknown
+      a.total_context = std::accumulate(c_.contexts.begin(), c_.contexts.end(), 0ll);
     a.sinks = c_.sinks ? sinks_.get() : nullptr;
     a.window = c_.window;
     a.schedule = {.num_splits = c_.splits, .pipelined = c_.pipelined, .stages = c_.stages};

@@ -126,6 +126,9 @@ TEST(AttentionPaged, DecodeArgumentRules) {
   a = good_args();
   a.schedule.stages = 5;
   EXPECT_NE(error_of([&] { att::check_decode_args(a); }).find("stages"), std::string::npos);
+  a = good_args();
+  a.total_context = -1;
+  EXPECT_NE(error_of([&] { att::check_decode_args(a); }).find("total_context"), std::string::npos);
 }
 
 TEST(AttentionPaged, AppendArgumentRules) {
@@ -150,26 +153,30 @@ TEST(AttentionPaged, AppendArgumentRules) {
 }
 
 // 132 SMs, 2 CTAs each: 264 slots.
-att::SplitPlan plan(int ctas_per_split, int max_context, int requested = 0) {
+att::SplitPlan plan(int ctas_per_split, int max_context, int requested = 0, long long work_tokens = 0) {
   return att::plan_splits({.sm_count = 132, .ctas_per_sm = 2, .ctas_per_split = ctas_per_split,
-                           .max_context = max_context, .tile_tokens = 64, .requested = requested});
+                           .max_context = max_context, .tile_tokens = 64, .requested = requested,
+                           .work_tokens = work_tokens});
 }
 
 TEST(AttentionPaged, SplitPlannerFillsTheMachine) {
-  // batch 64 x 8 KV heads = 512 CTAs, 1.9 per slot: the ragged tail costs ~20%; 3 splits (5.8 per slot) leave ~8%
-  // and cost one extra tile in 22.
+  // batch 64 x 8 KV heads = 512 CTAs over contexts in [2048, 4096] (work taken as 3/4 of 512 x 4096): 5,958 tokens
+  // per slot, a quarter of it is 24 tiles -> 3 splits of 1,536 tokens.
   EXPECT_EQ(plan(512, 4096).num_splits, 3);
-  EXPECT_EQ(plan(512, 4096).tokens_per_split, 22 * 64);
-  // batch 8 x 8 = 64 CTAs over 32K: 18 splits of 29 tiles, 4.4 CTAs per slot.
-  EXPECT_EQ(plan(64, 32768).num_splits, 18);
-  EXPECT_EQ(plan(64, 32768).tokens_per_split, 29 * 64);
-  // twice the CTAs, half the splits.
-  EXPECT_EQ(plan(1024, 4096).num_splits, 2);
-  // one sequence of one KV head: splits of at least 4 tiles, 65 tiles -> 13 splits of 5.
-  EXPECT_EQ(plan(1, 4097).num_splits, 13);
-  EXPECT_EQ(plan(1, 4097).tokens_per_split, 5 * 64);
-  EXPECT_LE(plan(1, 1 << 20).num_splits, 128);
-  // short contexts are never split below 4 tiles: 300 tokens = 5 tiles -> 1 split.
+  EXPECT_EQ(plan(512, 4096).tokens_per_split, 24 * 64);
+  // the same work given exactly: the same plan.
+  EXPECT_EQ(plan(512, 4096, 0, 512ll * 3072).tokens_per_split, 24 * 64);
+  // batch 8 x 8 = 64 CTAs over 32K: the same work in 22 splits of 1,536 tokens.
+  EXPECT_EQ(plan(64, 32768).num_splits, 22);
+  // a log-uniform batch (64 x 8 CTAs, 377K tokens in all, the longest 32K): splits of 45 tiles, 12 of them.
+  EXPECT_EQ(plan(512, 32768, 0, 8ll * 377000).tokens_per_split, 45 * 64);
+  EXPECT_EQ(plan(512, 32768, 0, 8ll * 377000).num_splits, 12);
+  // one sequence of one KV head: splits of the 8-tile minimum, 65 tiles -> 9 splits.
+  EXPECT_EQ(plan(1, 4097).num_splits, 9);
+  EXPECT_EQ(plan(1, 4097).tokens_per_split, 8 * 64);
+  // never more than 128 splits.
+  EXPECT_EQ(plan(1, 1 << 20).num_splits, 128);
+  // short contexts are never split below 8 tiles: 300 tokens = 5 tiles -> 1 split.
   EXPECT_EQ(plan(8, 300).num_splits, 1);
   // every token is covered: num_splits * tokens_per_split >= the context, and no split is empty.
   for (int ctx : {1, 63, 64, 65, 1000, 4097, 32768, 100000})
@@ -184,6 +191,7 @@ TEST(AttentionPaged, SplitPlannerFillsTheMachine) {
 TEST(AttentionPaged, SplitPlannerHonoursARequest) {
   EXPECT_EQ(plan(512, 4096, 3).num_splits, 3);
   EXPECT_EQ(plan(512, 4096, 3).tokens_per_split, 22 * 64);  // 64 tiles / 3 -> 22 tiles a split
+  EXPECT_THROW(plan(8, 4096, 0, -1), std::invalid_argument);
   EXPECT_EQ(plan(512, 100, 7).num_splits, 2);               // only 2 tiles to split
   EXPECT_EQ(plan(512, 0, 4).num_splits, 1);
   EXPECT_THROW(plan(0, 4096), std::invalid_argument);

@@ -49,6 +49,9 @@ struct DecodeArgs {
   // sequence's end exits at once) but splits less. A longer context is still computed correctly (its last split
   // takes the rest).
   int max_context = 0;
+  // The sum of context_lens (the scheduler knows it), so that the splits match the batch's real work; 0: unknown,
+  // taken as 3/4 of batch x max_context (a ragged batch of lengths in [max/2, max]).
+  long long total_context = 0;
   float scale = 0.f;              // 0: 1/sqrt(d)
   const float* sinks = nullptr;   // [heads] learned sink logits, or null
   int window = 0;                 // > 0: keys strictly within `window` positions of the query (itself included)
@@ -71,12 +74,14 @@ struct SplitInputs {
   int max_context = 0;     // the longest context, tokens
   int tile_tokens = 64;    // the kernel's KV tile
   int requested = 0;       // DecodeSchedule::num_splits
+  // The tokens all CTAs of one split-less grid stream (CTAs per sequence x the sum of context lengths);
+  // 0: unknown, taken as 3/4 of ctas_per_split x max_context.
+  long long work_tokens = 0;
 };
 
-// The split count that keeps the SMs busiest on a ragged batch: with fewer CTAs than resident slots the busy
-// fraction is CTAs / slots; with more, the block scheduler's tail leaves about half a CTA of idle time per slot;
-// each CTA also pays about one tile of fixed cost. The fewest splits within 2% of the best modelled efficiency
-// win. Splits never go below 4 tiles (256 tokens) each. Host-only.
+// Splits of about a quarter of each resident CTA slot's share of the work (slots = SMs x CTAs per SM): the block
+// scheduler then balances a ragged batch to within about half a split per slot, while a split still streams at
+// least 8 tiles (512 tokens) past its fixed cost; at most 128 splits, none left empty. Host-only.
 SplitPlan plan_splits(const SplitInputs& in);
 
 struct DecodePlan {
