@@ -8,8 +8,9 @@
 //            are what count)
 //   tiles    the split's keys in tiles of 64 tokens; the tile's K and V ([64][d] BF16 each, 16-byte chunks
 //            XOR-swizzled by row so that ldmatrix is conflict-free) come through a ring of Stages slots
-//            filled by cp.async, Stages - 1 tiles ahead of the one being used (3 slots of 32 KiB at d = 128:
-//            two CTAs per SM, ~128 KiB of loads in flight per SM; 4 slots of 16 KiB at d = 64)
+//            filled by cp.async, Stages - 1 tiles ahead of the one being used (BF16: 3 slots of 32 KiB at
+//            d = 128, two CTAs per SM, ~128 KiB of loads in flight per SM; 4 slots of 16 KiB at d = 64. FP8: 4
+//            slots of half that. DecodeSchedule::stages picks 2 (three CTAs per SM), 3 or 4 instead)
 //   warps    warp w takes tokens [16w, 16w + 16) of every tile: S = Q K^T (16 x 16: 2 n-tiles x d/16
 //            k-steps), online softmax in the log2 domain, O += P V (16 x d: d/8 n-tiles, one k-step), with
 //            its own running max and sum; the four warps' states are merged through shared memory at the end
@@ -17,6 +18,8 @@
 // token's page in the block table, so the pages of a sequence may lie anywhere.
 // Tokens past the split's end are zero-filled by cp.async (src-size 0), never read: V must be 0 there, since
 // P = 0 times a stale NaN would still be NaN.
+// Measured on the H200 (ch18/paged_decode, batch 64 x contexts in [2048, 4096], 32/8 heads of 128, page 16, one
+// split): 3,554 GB/s, 85% of the measured DRAM copy rate; unpipelined 3,211; the per-head CUDA-core kernel 600.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
