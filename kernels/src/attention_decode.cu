@@ -66,6 +66,7 @@ struct Params {
   const float* sinks;
   float* o_part;    // [splits][R][d], R = batch * q_len * heads
   float* lse_part;  // [splits][R]
+  std::int64_t q_stride;  // elements between query token rows
   int q_len, heads, kv_heads, group, rows, row_blocks;
   int page_shift, max_pages, capacity;
   int splits, tokens_per_split, window;
@@ -167,7 +168,7 @@ __global__ void __launch_bounds__(kThreads, Stages == 2 ? 3 : 1) decode_kernel(c
     row_ok[i] = r < p.rows;
     const int hg = r / p.q_len, qi = r % p.q_len;
     pos[i] = ctx - p.q_len + qi;
-    qrow[i] = p.q + ((std::size_t(b) * p.q_len + qi) * p.heads + kvh * p.group + hg) * D;
+    qrow[i] = p.q + (std::size_t(b) * p.q_len + qi) * p.q_stride + std::size_t(kvh * p.group + hg) * D;
   }
 
   // Q as A fragments, straight from global memory (read once per CTA). BF16: qa[ks] covers dims [16ks, 16ks + 16)
@@ -480,8 +481,9 @@ __global__ void append_kernel(const AppendKvArgs a) {
   const std::int64_t slot = a.slot_mapping[blockIdx.x];
   if (slot < 0 || slot >= std::int64_t(a.num_pages) * a.page_size) return;
   const int chunks = a.kv_heads * a.d / 8;
-  const uint4* ks = reinterpret_cast<const uint4*>(a.k_new + std::size_t(blockIdx.x) * a.kv_heads * a.d);
-  const uint4* vs = reinterpret_cast<const uint4*>(a.v_new + std::size_t(blockIdx.x) * a.kv_heads * a.d);
+  const std::size_t stride = a.kv_row_stride > 0 ? std::size_t(a.kv_row_stride) : std::size_t(a.kv_heads) * a.d;
+  const uint4* ks = reinterpret_cast<const uint4*>(a.k_new + blockIdx.x * stride);
+  const uint4* vs = reinterpret_cast<const uint4*>(a.v_new + blockIdx.x * stride);
   uint4* kd = reinterpret_cast<uint4*>(a.k_cache + std::size_t(slot) * a.kv_heads * a.d);
   uint4* vd = reinterpret_cast<uint4*>(a.v_cache + std::size_t(slot) * a.kv_heads * a.d);
   for (int c = threadIdx.x; c < chunks; c += blockDim.x) {
@@ -610,6 +612,7 @@ void decode(const DecodeArgs& a, cudaStream_t stream) {
   p.sinks = a.sinks;
   p.o_part = splits > 1 ? static_cast<float*>(a.workspace) : nullptr;
   p.lse_part = splits > 1 ? p.o_part + std::size_t(splits) * R * a.cache.d : nullptr;
+  p.q_stride = a.q_row_stride > 0 ? a.q_row_stride : std::int64_t(a.heads) * a.cache.d;
   p.q_len = a.q_len;
   p.heads = a.heads;
   p.kv_heads = a.cache.kv_heads;

@@ -110,6 +110,10 @@ void check_decode_args(const DecodeArgs& a) {
          str(a.cache.capacity()) + "]");
   if (a.window < 0) fail("decode: window must be >= 0 (got " + str(a.window) + ")");
   if (a.total_context < 0) fail("decode: total_context must be >= 0 (0: unknown)");
+  if (a.q_row_stride != 0 &&
+      (a.q_row_stride < std::int64_t(a.heads) * a.cache.d || a.q_row_stride % 8 != 0))
+    fail("decode: q_row_stride (" + str(a.q_row_stride) + ") must be 0 or a multiple of 8 that is at least heads * d (" +
+         str(std::int64_t(a.heads) * a.cache.d) + ")");
   if (!(a.scale >= 0.f)) fail("decode: scale must be >= 0 (0: 1/sqrt(d))");
   if (a.schedule.num_splits < 0) fail("decode: schedule.num_splits must be >= 0");
   if (a.schedule.stages != 0 && (a.schedule.stages < 2 || a.schedule.stages > 4))
@@ -125,6 +129,10 @@ void check_append_kv_args(const AppendKvArgs& a) {
   if (a.num_pages < 1 || a.page_size < 1 || a.kv_heads < 1)
     fail("append_kv: num_pages, page_size and kv_heads must be at least 1");
   if (a.d < 8 || a.d % 8 != 0) fail("append_kv: d must be a positive multiple of 8 (got " + str(a.d) + ")");
+  if (a.kv_row_stride != 0 &&
+      (a.kv_row_stride < std::int64_t(a.kv_heads) * a.d || a.kv_row_stride % 8 != 0))
+    fail("append_kv: kv_row_stride (" + str(a.kv_row_stride) + ") must be 0 or a multiple of 8 that is at least "
+         "kv_heads * d (" + str(std::int64_t(a.kv_heads) * a.d) + ")");
   for (const void* p : {static_cast<const void*>(a.k_new), static_cast<const void*>(a.v_new),
                         static_cast<const void*>(a.k_cache), static_cast<const void*>(a.v_cache)})
     if (!aligned16(p)) fail("append_kv: the K/V pointers must be 16-byte aligned");

@@ -61,14 +61,15 @@ struct Case {
   int splits = 0;
   bool pipelined = true;
   int stages = 0;
-  bool plan_for_capacity = false;  // a table 8x longer than needed and max_context = its capacity (the engine's graphs)
+  bool plan_for_capacity = false;
+  int q_extra = 0;  // > 0: q read in place from rows of (heads + q_extra) * d elements (a fused QKV output)  // a table 8x longer than needed and max_context = its capacity (the engine's graphs)
   bool fp8 = false;  // E4M3 cache with per-(page, kv head) scales; the reference reads it dequantized
   std::string describe() const {
     std::ostringstream o;
     o << "q_len " << q_len << ", heads " << heads << "/" << kv_heads << ", d " << d << ", page " << page
       << ", splits " << splits << (pipelined ? "" : ", unpipelined") << ", stages " << stages << ", window " << window
       << (sinks ? ", sinks" : "") << (fp8 ? ", fp8" : "") << (plan_for_capacity ? ", planned for capacity" : "")
-      << ", contexts";
+      << (q_extra ? ", q in fused QKV rows" : "") << ", contexts";
     for (int c : contexts) o << " " << c;
     return o.str();
   }
@@ -115,9 +116,10 @@ class Problem {
       dequantize_kernel<<<256, 256>>>(v8_.get(), vs_.get(), v_.get(), v_.size(), c.d, c.kv_heads, page_elems);
       AIPE_CHECK_LAUNCH();
     }
-    q_ = aipe::DeviceBuffer<bf16>(std::size_t(batch_) * c.q_len * c.heads * c.d);
+    q_stride_ = std::int64_t(c.heads + c.q_extra) * c.d;
+    q_ = aipe::DeviceBuffer<bf16>(std::size_t(batch_) * c.q_len * q_stride_);
     aipe::fill_uniform(q_.get(), q_.size(), aipe::sub_seed(seed, 3), -3.f, 3.f, nullptr);  // peaked softmax
-    out_ = aipe::DeviceBuffer<bf16>(q_.size());
+    out_ = aipe::DeviceBuffer<bf16>(std::size_t(batch_) * c.q_len * c.heads * c.d);
     lse_ = aipe::DeviceBuffer<float>(std::size_t(batch_) * c.heads * c.q_len);
     table_ = aipe::DeviceBuffer<int>(table_h_.size());
     ctx_ = aipe::DeviceBuffer<int>(batch_);
@@ -153,6 +155,7 @@ class Problem {
       a.total_context = std::accumulate(c_.contexts.begin(), c_.contexts.end(), 0ll);
     a.sinks = c_.sinks ? sinks_.get() : nullptr;
     a.window = c_.window;
+    if (c_.q_extra > 0) a.q_row_stride = q_stride_;
     a.schedule = {.num_splits = c_.splits, .pipelined = c_.pipelined, .stages = c_.stages};
     return a;
   }
@@ -197,14 +200,14 @@ class Problem {
     gather_kernel<<<dim3(max_ctx_, batch_), 128>>>(v_.get(), vc.get(), table_.get(), ctx_.get(), max_pages_, c_.page,
                                                   max_ctx_, row_elems);
     AIPE_CHECK_LAUNCH();
-    ref_o_ = aipe::DeviceBuffer<float>(q_.size());
+    ref_o_ = aipe::DeviceBuffer<float>(out_.size());
     ref_lse_ = aipe::DeviceBuffer<float>(lse_.size());
     att::ReferenceArgs<bf16> r;
     r.q = q_.get();
     r.k = kc.get();
     r.v = vc.get();
     r.q_head = c_.d;
-    r.q_row = std::int64_t(c_.heads) * c_.d;
+    r.q_row = q_stride_;
     r.q_batch = r.q_row * c_.q_len;
     r.kv_head = c_.d;
     r.kv_row = row_elems;
@@ -225,6 +228,7 @@ class Problem {
 
   Case c_;
   int batch_ = 0, max_ctx_ = 0, max_pages_ = 0, num_pages_ = 0;
+  std::int64_t q_stride_ = 0;
   std::vector<int> table_h_;
   aipe::DeviceBuffer<bf16> k_, v_, q_, out_;
   aipe::DeviceBuffer<float> lse_, sinks_, ref_o_, ref_lse_;
@@ -351,6 +355,17 @@ TEST(AttentionDecode, PlannedForTheTableCapacity) {
           .run_and_check();
 }
 
+TEST(AttentionDecode, QueriesReadInPlaceFromFusedQkvRows) {
+  SKIP_WITHOUT_GPU();  // rows of (heads + 2 kv_heads) d elements, q first: the engine's fused projection
+  for (bool fp8 : {false, true}) {
+    Problem(Case{.q_len = 1, .contexts = {4097, 1000, 17}, .q_extra = 16, .fp8 = fp8}, 120).run_and_check();
+    Problem(Case{.q_len = 3, .heads = 64, .kv_heads = 8, .d = 64, .page = 64, .contexts = {1, 1000}, .splits = 3,
+                 .q_extra = 16, .fp8 = fp8},
+            121)
+        .run_and_check();
+  }
+}
+
 TEST(AttentionDecode, WorkspaceTooSmallIsAnError) {
   SKIP_WITHOUT_GPU();
   Problem p(Case{.contexts = {4097, 1000}, .splits = 4}, 60);
@@ -406,6 +421,42 @@ TEST(AttentionDecode, AppendWritesItsSlotsOnly) {
                       << ", got " << bits(hkc[s * row + e]) << "/" << bits(hvc[s * row + e]);
     }
   EXPECT_EQ(bad, 0);
+}
+
+TEST(AttentionDecode, AppendFromFusedQkvRows) {
+  SKIP_WITHOUT_GPU();  // k_new = qkv + heads d, v_new = qkv + (heads + kv_heads) d, rows of (heads + 2 kv_heads) d
+  const int num_pages = 5, page = 16, heads = 12, kv_heads = 3, d = 128, tokens = 21;
+  const std::size_t row = std::size_t(kv_heads) * d, total = std::size_t(heads + 2 * kv_heads) * d;
+  const std::size_t cache = std::size_t(num_pages) * page * row;
+  aipe::DeviceBuffer<bf16> qkv(tokens * total), kc(cache), vc(cache);
+  aipe::fill_uniform(qkv.get(), qkv.size(), 73, -1.f, 1.f, nullptr);
+  AIPE_CUDA(cudaMemset(kc.get(), 0xFF, kc.bytes()));
+  AIPE_CUDA(cudaMemset(vc.get(), 0xFF, vc.bytes()));
+  std::vector<std::int64_t> slots(tokens);
+  for (int i = 0; i < tokens; ++i) slots[i] = (i * 37) % (num_pages * page);  // distinct: 37 is prime to 80
+  aipe::DeviceBuffer<std::int64_t> sm(tokens);
+  AIPE_CUDA(cudaMemcpy(sm.get(), slots.data(), sm.bytes(), cudaMemcpyHostToDevice));
+  att::append_kv({.k_new = qkv.get() + heads * d, .v_new = qkv.get() + (heads + kv_heads) * d,
+                  .slot_mapping = sm.get(), .k_cache = kc.get(), .v_cache = vc.get(), .tokens = tokens,
+                  .num_pages = num_pages, .page_size = page, .kv_heads = kv_heads, .d = d,
+                  .kv_row_stride = std::int64_t(total)},
+                 nullptr);
+  const auto h = aipe::to_host(qkv, nullptr), hk = aipe::to_host(kc, nullptr), hv = aipe::to_host(vc, nullptr);
+  auto bits = [](bf16 x) { return *reinterpret_cast<const std::uint16_t*>(&x); };
+  int bad = 0;
+  for (int i = 0; i < tokens; ++i)
+    for (std::size_t e = 0; e < row; ++e) {
+      const std::uint16_t wk = bits(h[i * total + heads * d + e]), wv = bits(h[i * total + (heads + kv_heads) * d + e]);
+      const std::uint16_t gk = bits(hk[slots[i] * row + e]), gv = bits(hv[slots[i] * row + e]);
+      if ((gk != wk || gv != wv) && bad++ < 5)
+        ADD_FAILURE() << "token " << i << " element " << e << ": expected K/V bits " << wk << "/" << wv << ", got " << gk
+                      << "/" << gv;
+    }
+  EXPECT_EQ(bad, 0);
+  att::AppendKvArgs bad_stride{.k_new = qkv.get(), .v_new = qkv.get(), .slot_mapping = sm.get(), .k_cache = kc.get(),
+                               .v_cache = vc.get(), .tokens = tokens, .num_pages = num_pages, .page_size = page,
+                               .kv_heads = kv_heads, .d = d, .kv_row_stride = std::int64_t(row) - 8};
+  EXPECT_THROW(att::append_kv(bad_stride, nullptr), std::invalid_argument);
 }
 
 }  // namespace

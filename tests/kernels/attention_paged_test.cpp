@@ -127,6 +127,13 @@ TEST(AttentionPaged, DecodeArgumentRules) {
   a.schedule.stages = 5;
   EXPECT_NE(error_of([&] { att::check_decode_args(a); }).find("stages"), std::string::npos);
   a = good_args();
+  a.q_row_stride = 32 * 128 + 8;  // a fused QKV row: fine
+  EXPECT_NO_THROW(att::check_decode_args(a));
+  a.q_row_stride = 32 * 128 - 8;  // shorter than one token's queries
+  EXPECT_NE(error_of([&] { att::check_decode_args(a); }).find("q_row_stride"), std::string::npos);
+  a.q_row_stride = 32 * 128 + 4;  // rows not 16-byte aligned
+  EXPECT_NE(error_of([&] { att::check_decode_args(a); }).find("q_row_stride"), std::string::npos);
+  a = good_args();
   a.total_context = -1;
   EXPECT_NE(error_of([&] { att::check_decode_args(a); }).find("total_context"), std::string::npos);
 }
@@ -147,6 +154,11 @@ TEST(AttentionPaged, AppendArgumentRules) {
   b = a;
   b.slot_mapping = nullptr;
   EXPECT_NE(error_of([&] { att::check_append_kv_args(b); }).find("slot_mapping"), std::string::npos);
+  b = a;
+  b.kv_row_stride = 64 + 8;
+  EXPECT_NO_THROW(att::check_append_kv_args(b));
+  b.kv_row_stride = 60;
+  EXPECT_NE(error_of([&] { att::check_append_kv_args(b); }).find("kv_row_stride"), std::string::npos);
   b = a;
   b.tokens = -1;
   EXPECT_NE(error_of([&] { att::check_append_kv_args(b); }).find("tokens"), std::string::npos);

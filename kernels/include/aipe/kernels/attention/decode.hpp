@@ -1,7 +1,7 @@
 // aipe::kernels::attention::decode: attention of a few new query tokens per sequence over a paged KV cache
 // (kernels/src/attention_decode.cu), the call the engine's decode step and the ch18/paged_decode ladder make.
 //
-//   q    [batch][q_len][heads][d] BF16      q_len 1..4 (1: plain decode; 2..4: speculative / MTP verification)
+//   q    [batch][q_len][heads][d] BF16      q_len 1..4 (token rows may be strided: q_row_stride) (1: plain decode; 2..4: speculative / MTP verification)
 //   out  [batch][q_len][heads][d] BF16      lse [batch][heads][q_len] FP32, natural log, optional
 //   K, V through the block table (paged.hpp); query head h reads KV head h / (heads / kv_heads)
 //
@@ -39,7 +39,7 @@ struct DecodeSchedule {
 };
 
 struct DecodeArgs {
-  const __nv_bfloat16* q = nullptr;  // [batch][q_len][heads][d]
+  const __nv_bfloat16* q = nullptr;  // [batch][q_len][heads][d], token rows q_row_stride apart
   __nv_bfloat16* out = nullptr;      // [batch][q_len][heads][d]
   float* lse = nullptr;              // [batch][heads][q_len] or null
   PagedKvCache cache{};
@@ -58,6 +58,10 @@ struct DecodeArgs {
   void* workspace = nullptr;      // decode_plan(args).workspace_bytes bytes, 16-byte aligned (none for 1 split)
   std::size_t workspace_bytes = 0;
   DecodeSchedule schedule{};
+  // Elements from one query token (b, i) to the next (b * q_len + i is the token's row); 0: heads * d (packed).
+  // A fused QKV projection's [tokens][(heads + 2 kv_heads) d] output is read in place with its row length here.
+  // At least heads * d and a multiple of 8 (16-byte rows). out stays packed.
+  std::int64_t q_row_stride = 0;
 };
 
 // How the context is cut: `num_splits` ranges of `tokens_per_split` tokens (a multiple of the 64-token tile);
@@ -119,7 +123,7 @@ struct CombineArgs {
 void combine_splits(const CombineArgs& args, cudaStream_t stream);
 
 // Writes new tokens' K and V into their cache slots (vLLM's reshape_and_cache):
-//   k_new, v_new [tokens][kv_heads][d] BF16; slot_mapping [tokens] int64, slot = page * page_size + offset in
+//   k_new, v_new [tokens][kv_heads][d] BF16 (token rows kv_row_stride apart); slot_mapping [tokens] int64, slot = page * page_size + offset in
 //   the page; a negative slot skips the token (padding). Slots at or beyond num_pages * page_size are skipped
 //   on the device as well (the host cannot see the device mapping; check it where it is built).
 struct AppendKvArgs {
@@ -129,6 +133,10 @@ struct AppendKvArgs {
   __nv_bfloat16* k_cache = nullptr;  // [num_pages][page_size][kv_heads][d]
   __nv_bfloat16* v_cache = nullptr;
   int tokens = 0, num_pages = 0, page_size = 0, kv_heads = 0, d = 0;
+  // Elements from one token's k_new (and v_new) to the next; 0: kv_heads * d (packed). A fused QKV output is
+  // appended in place: k_new = qkv + heads * d, v_new = qkv + (heads + kv_heads) * d, stride = its row length.
+  // At least kv_heads * d and a multiple of 8.
+  std::int64_t kv_row_stride = 0;
 };
 void append_kv(const AppendKvArgs& args, cudaStream_t stream);
 void check_append_kv_args(const AppendKvArgs& args);
