@@ -180,11 +180,16 @@ class Problem {
     const aipe::VerifyResult r = aipe::compare_on_device(out_.size(), out_.get(), ref_o_.get(), tol, nullptr);
     EXPECT_TRUE(r.ok) << what << ": O " << r.message();
     const std::vector<float> lse = aipe::to_host(lse_, nullptr), ref = aipe::to_host(ref_lse_, nullptr);
+    // LSE: FP32 arithmetic on the same inputs, 2e-3. FP8: the reference reads the dequantized cache rounded to BF16
+    // (e4m3 x scale has more than BF16's 8 significant bits), the kernel the exact e4m3 x scale: every score then
+    // differs by ~1.1e-3 rms (|q| |k| 2^-9 / sqrt(3) per term, summed over d and scaled by 1/sqrt(d)), and the LSE,
+    // a softmax-weighted mean of those differences, by as much for short contexts (measured: up to 5e-3). 1e-2.
+    const float lse_abs = c_.fp8 ? 1e-2f : 2e-3f;
     int bad = 0;
     for (std::size_t i = 0; i < lse.size(); ++i) {
       const bool both_empty = std::isinf(ref[i]) && ref[i] < 0 && std::isinf(lse[i]) && lse[i] < 0;
       if (both_empty) continue;
-      if (!(std::fabs(lse[i] - ref[i]) <= 2e-3f + 1e-3f * std::fabs(ref[i])) && bad++ < 5)
+      if (!(std::fabs(lse[i] - ref[i]) <= lse_abs + 1e-3f * std::fabs(ref[i])) && bad++ < 5)
         ADD_FAILURE() << what << ": LSE[" << i << "] expected " << ref[i] << ", got " << lse[i];
     }
     EXPECT_EQ(bad, 0) << what << ": " << bad << " LSE values wrong of " << lse.size();
