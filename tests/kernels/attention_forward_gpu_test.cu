@@ -1,0 +1,333 @@
+// aipe::kernels::attention::forward on the GPU against the plain FP32 device reference (reference.cuh's
+// reference_attention, which shares no idea with the kernel: whole score rows, two exact passes), at sizes that
+// are not multiples of the 128 x 128 tile, for every mask the kernel has (none, causal bottom-right with
+// seq_q < and > seq_kv, sliding window), sinks, GQA / MQA, d = 64 and 128, and every ForwardSchedule combination.
+// O and LSE are poisoned (NaN) before every call, so a row the kernel never writes fails; NaN never passes.
+//
+// Tolerances (BF16 output): |O - ref| <= 2e-2 + 2e-2 |ref| per element and ||O - ref|| / ||ref|| < 1e-2 (P is
+// rounded to BF16 before P V: ~2^-9 relative per term, plus the BF16 rounding of O itself); LSE within 1e-3
+// (FP32 statistics throughout); a row that sees nothing must have O = 0 and LSE = -inf exactly.
+// Skipped, with the reason, without a Hopper GPU and an sm_90a build.
+#include <cuda_bf16.h>
+#include <gtest/gtest.h>
+
+#include <climits>
+#include <cmath>
+#include <cstdint>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "aipe/buffer.hpp"
+#include "aipe/device.hpp"
+#include "aipe/kernels/attention/forward.hpp"
+#include "aipe/kernels/attention/masks.cuh"
+#include "aipe/kernels/attention/reference.cuh"
+#include "aipe/random.hpp"
+#include "aipe/verify.hpp"
+
+namespace {
+
+namespace at = aipe::kernels::attention;
+using bf16 = __nv_bfloat16;
+
+std::optional<std::string> no_hopper() {
+  if (auto why = aipe::gpu_unavailable_reason()) return why;
+  if (!AIPE_HAVE_SM90A) return std::string("this build has no sm_90a code");
+  int dev = 0;
+  cudaDeviceProp p{};
+  AIPE_CUDA(cudaGetDevice(&dev));
+  AIPE_CUDA(cudaGetDeviceProperties(&p, dev));
+  if (p.major != 9 || p.minor != 0) return std::string("attention::forward needs an sm_90 GPU; ") + p.name + " is not";
+  return std::nullopt;
+}
+
+struct Case {
+  const char* name;
+  int b, h, kvh, sq, sk, d;
+  at::MaskKind mask = at::MaskKind::none;
+  int window = 0;
+  bool sinks = false;
+  bool padded = false;  // Q, O rows and heads padded (strides beyond the packed ones; the pads must stay NaN)
+  int row_step = 1;     // > 1: compare every row_step-th query row (big problems)
+};
+
+std::vector<at::ForwardSchedule> every_schedule() {
+  std::vector<at::ForwardSchedule> v;
+  for (int i = 0; i < 8; ++i) v.push_back({.pingpong = (i & 1) != 0, .intra_overlap = (i & 2) != 0,
+                                           .persistent = (i & 4) != 0});
+  return v;
+}
+
+std::string schedule_name(const at::ForwardSchedule& s) {
+  return std::string("pingpong=") + (s.pingpong ? "1" : "0") + " intra_overlap=" + (s.intra_overlap ? "1" : "0") +
+         " persistent=" + (s.persistent ? "1" : "0");
+}
+
+// One problem: Q, K, V (and sinks) on the device, the reference O and LSE computed once.
+class Problem {
+ public:
+  explicit Problem(const Case& c) : c_(c) {
+    const std::int64_t d = c.d;
+    // Q / O strides: packed [b][sq][h][d], or with every head padded by 8 elements and every row by 16.
+    q_head_ = c.padded ? d + 8 : d;
+    q_row_ = c.h * q_head_ + (c.padded ? 16 : 0);
+    q_batch_ = c.sq * q_row_;
+    kv_head_ = d;
+    kv_row_ = c.kvh * d;
+    kv_batch_ = c.sk * kv_row_;
+    const std::uint64_t seed = aipe::sub_seed(0xA77E, std::uint64_t(c.b * 7 + c.h * 131 + c.sq * 17 + c.sk + c.d));
+    q_ = aipe::DeviceBuffer<bf16>(std::size_t(c.b * q_batch_));
+    o_ = aipe::DeviceBuffer<bf16>(q_.size());
+    k_ = aipe::DeviceBuffer<bf16>(std::size_t(c.b * kv_batch_));
+    v_ = aipe::DeviceBuffer<bf16>(k_.size());
+    lse_ = aipe::DeviceBuffer<float>(std::size_t(c.b) * c.h * c.sq);
+    // Scores q.k / sqrt(d) with q, k uniform in [-2, 2): standard deviation ~1.3, a softmax far from uniform.
+    aipe::fill_uniform(q_.get(), q_.size(), aipe::sub_seed(seed, 1), -2.f, 2.f, nullptr);
+    aipe::fill_uniform(k_.get(), k_.size(), aipe::sub_seed(seed, 2), -2.f, 2.f, nullptr);
+    aipe::fill_uniform(v_.get(), v_.size(), aipe::sub_seed(seed, 3), -1.f, 1.f, nullptr);
+    if (c.sinks) {
+      sinks_ = aipe::DeviceBuffer<float>(std::size_t(c.h));
+      aipe::fill_uniform(sinks_.get(), sinks_.size(), aipe::sub_seed(seed, 4), -1.f, 4.f, nullptr);
+    }
+    rows_ = (c.sq + c.row_step - 1) / c.row_step;
+    ref_o_ = aipe::DeviceBuffer<float>(std::size_t(c.b) * rows_ * c.h * c.d);
+    ref_lse_ = aipe::DeviceBuffer<float>(std::size_t(c.b) * c.h * rows_);
+    at::ReferenceArgs<bf16> r;
+    r.q = q_.get();
+    r.k = k_.get();
+    r.v = v_.get();
+    r.q_batch = q_batch_;
+    r.q_row = q_row_;
+    r.q_head = q_head_;
+    r.kv_batch = kv_batch_;
+    r.kv_row = kv_row_;
+    r.kv_head = kv_head_;
+    r.batch = c.b;
+    r.heads = c.h;
+    r.kv_heads = c.kvh;
+    r.seq_q = c.sq;
+    r.seq_kv = c.sk;
+    r.d = c.d;
+    r.scale = 1.f / std::sqrt(float(c.d));
+    r.sinks = c.sinks ? sinks_.get() : nullptr;
+    r.row_step = c.row_step;
+    r.o = ref_o_.get();
+    r.lse = ref_lse_.get();
+    // The causal case uses Causal itself (not the SlidingWindow the kernel runs it through).
+    if (c.mask == at::MaskKind::none) at::reference_attention(r, at::NoMask{});
+    else if (c.mask == at::MaskKind::causal) at::reference_attention(r, at::Causal::bottom_right(c.sq, c.sk));
+    else at::reference_attention(r, at::SlidingWindow::bottom_right(c.sq, c.sk, c.window));
+    AIPE_CUDA(cudaDeviceSynchronize());
+    ref_o_h_ = aipe::to_host(ref_o_, nullptr);
+    ref_lse_h_ = aipe::to_host(ref_lse_, nullptr);
+  }
+
+  at::ForwardArgs args(const at::ForwardSchedule& s) const {
+    at::ForwardArgs a;
+    a.q = q_.get();
+    a.k = k_.get();
+    a.v = v_.get();
+    a.o = o_.get();
+    a.lse = lse_.get();
+    a.q_batch = q_batch_;
+    a.q_row = q_row_;
+    a.q_head = q_head_;
+    a.kv_batch = kv_batch_;
+    a.kv_row = kv_row_;
+    a.kv_head = kv_head_;
+    a.batch = c_.b;
+    a.heads = c_.h;
+    a.kv_heads = c_.kvh;
+    a.seq_q = c_.sq;
+    a.seq_kv = c_.sk;
+    a.d = c_.d;
+    a.mask = c_.mask;
+    a.window = c_.window;
+    a.sinks = c_.sinks ? sinks_.get() : nullptr;
+    a.schedule = s;
+    return a;
+  }
+
+  // Runs the kernel into poisoned O and LSE; fills out_o / out_lse.
+  void run(const at::ForwardSchedule& s) {
+    AIPE_CUDA(cudaMemset(o_.get(), 0xFF, o_.bytes()));  // BF16 0xFFFF: NaN
+    AIPE_CUDA(cudaMemset(lse_.get(), 0xFF, lse_.bytes()));
+    at::forward(args(s), nullptr);
+    AIPE_CUDA(cudaDeviceSynchronize());
+    out_o_ = aipe::to_host(o_, nullptr);
+    out_lse_ = aipe::to_host(lse_, nullptr);
+  }
+
+  // O of the sampled rows against the reference.
+  aipe::VerifyResult check_o() const {
+    const int d = c_.d, h = c_.h;
+    const std::size_t n = std::size_t(c_.b) * rows_ * h * d;
+    auto out = [&](std::size_t i) {
+      const std::size_t col = i % d, hh = i / d % h, r = i / d / h % rows_, b = i / d / h / rows_;
+      const std::int64_t q = std::int64_t(r) * c_.row_step;
+      return double(__bfloat162float(out_o_[b * q_batch_ + q * q_row_ + hh * q_head_ + col]));
+    };
+    auto ref = [&](std::size_t i) { return double(ref_o_h_[i]); };
+    aipe::Tolerance tol;
+    tol.abs = 2e-2;
+    tol.rel = 2e-2;
+    tol.norm_rel = 1e-2;
+    aipe::VerifyResult r = aipe::compare(n, out, ref, tol);
+    // Every element the reference computed as exactly 0 (a row that sees nothing) must be exactly 0.
+    for (std::size_t i = 0; i < n && r.ok; ++i)
+      if (ref_o_h_[i] == 0.f && out(i) != 0.0) {
+        r.ok = false;
+        r.note = "a fully masked row has O != 0 at element " + std::to_string(i) + ": " + std::to_string(out(i));
+      }
+    return r;
+  }
+
+  // LSE of the sampled rows: within 1e-3, and -inf exactly where the reference has -inf. Empty: all good.
+  std::string check_lse() const {
+    std::ostringstream bad;
+    int shown = 0;
+    std::size_t wrong = 0;
+    for (int b = 0; b < c_.b; ++b)
+      for (int hh = 0; hh < c_.h; ++hh)
+        for (int r = 0; r < rows_; ++r) {
+          const float want = ref_lse_h_[(std::size_t(b) * c_.h + hh) * rows_ + r];
+          const int q = r * c_.row_step;
+          const float got = out_lse_[(std::size_t(b) * c_.h + hh) * c_.sq + q];
+          const bool ok = std::isinf(want) ? (got == want) : (std::isfinite(got) && std::fabs(got - want) <= 1e-3f);
+          if (!ok) {
+            ++wrong;
+            if (shown++ < 5) bad << " [b " << b << " h " << hh << " q " << q << "] expected " << want << ", got " << got;
+          }
+        }
+    if (!wrong) return "";
+    return std::to_string(wrong) + " LSE values wrong:" + bad.str();
+  }
+
+  // Every stored element of the padded layout that is not O (pads between heads and after the last head) is
+  // still the NaN poison, and every O element is finite.
+  std::string check_pads() const {
+    for (int b = 0; b < c_.b; ++b)
+      for (int q = 0; q < c_.sq; ++q)
+        for (std::int64_t e = 0; e < q_row_; ++e) {
+          const std::int64_t hh = e / q_head_, col = e % q_head_;
+          const float v = __bfloat162float(out_o_[std::size_t(b * q_batch_ + q * q_row_ + e)]);
+          const bool is_o = hh < c_.h && col < c_.d;
+          if (is_o && !std::isfinite(v))
+            return "O not written at b " + std::to_string(b) + " q " + std::to_string(q) + " head " +
+                   std::to_string(hh) + " col " + std::to_string(col);
+          if (!is_o && !std::isnan(v))
+            return "padding written at b " + std::to_string(b) + " q " + std::to_string(q) + " element " +
+                   std::to_string(e) + ": " + std::to_string(v);
+        }
+    return "";
+  }
+
+ private:
+  Case c_;
+  std::int64_t q_batch_ = 0, q_row_ = 0, q_head_ = 0, kv_batch_ = 0, kv_row_ = 0, kv_head_ = 0;
+  int rows_ = 0;
+  aipe::DeviceBuffer<bf16> q_, k_, v_, o_;
+  aipe::DeviceBuffer<float> lse_, sinks_, ref_o_, ref_lse_;
+  std::vector<float> ref_o_h_, ref_lse_h_, out_lse_;
+  std::vector<bf16> out_o_;
+};
+
+class AttentionForwardGpu : public ::testing::TestWithParam<Case> {};
+
+TEST_P(AttentionForwardGpu, EveryScheduleMatchesTheReference) {
+  if (auto why = no_hopper()) GTEST_SKIP() << *why;
+  const Case c = GetParam();
+  Problem p(c);
+  for (const at::ForwardSchedule& s : every_schedule()) {
+    SCOPED_TRACE(schedule_name(s));
+    p.run(s);
+    const aipe::VerifyResult r = p.check_o();
+    EXPECT_TRUE(r.ok) << "O: " << r.message() << " " << r.note;
+    EXPECT_EQ(r.non_finite, 0u);
+    const std::string lse = p.check_lse();
+    EXPECT_TRUE(lse.empty()) << lse;
+  }
+}
+
+const Case kCases[] = {
+    {.name = "b2_h5_s333_d64", .b = 2, .h = 5, .kvh = 5, .sq = 333, .sk = 333, .d = 64},
+    {.name = "b2_h5_s333_d128", .b = 2, .h = 5, .kvh = 5, .sq = 333, .sk = 333, .d = 128},
+    {.name = "gqa8_2_s1000_causal_d128", .b = 1, .h = 8, .kvh = 2, .sq = 1000, .sk = 1000, .d = 128,
+     .mask = at::MaskKind::causal},
+    {.name = "gqa6_2_s1000_causal_d64", .b = 1, .h = 6, .kvh = 2, .sq = 1000, .sk = 1000, .d = 64,
+     .mask = at::MaskKind::causal},
+    {.name = "q77_kv300_causal_d128", .b = 2, .h = 2, .kvh = 1, .sq = 77, .sk = 300, .d = 128,
+     .mask = at::MaskKind::causal},
+    {.name = "q77_kv300_causal_d64", .b = 1, .h = 3, .kvh = 3, .sq = 77, .sk = 300, .d = 64,
+     .mask = at::MaskKind::causal},
+    // seq_q > seq_kv: the first 223 rows see no key (O = 0, LSE = -inf), whole row blocks are empty.
+    {.name = "q300_kv77_causal_d64", .b = 1, .h = 2, .kvh = 2, .sq = 300, .sk = 77, .d = 64,
+     .mask = at::MaskKind::causal},
+    {.name = "mqa4_sinks_q200_kv333_d64", .b = 1, .h = 4, .kvh = 1, .sq = 200, .sk = 333, .d = 64, .sinks = true},
+    // Sinks on rows that see nothing: O = 0, LSE = the sink.
+    {.name = "sinks_q300_kv77_causal_d128", .b = 1, .h = 2, .kvh = 1, .sq = 300, .sk = 77, .d = 128,
+     .mask = at::MaskKind::causal, .sinks = true},
+    {.name = "window128_s1000_d64", .b = 1, .h = 3, .kvh = 1, .sq = 1000, .sk = 1000, .d = 64,
+     .mask = at::MaskKind::sliding_window, .window = 128},
+    {.name = "window128_sinks_q700_kv1111_d128", .b = 2, .h = 2, .kvh = 2, .sq = 700, .sk = 1111, .d = 128,
+     .mask = at::MaskKind::sliding_window, .window = 128, .sinks = true},
+    {.name = "padded_q129_kv257_d128", .b = 2, .h = 3, .kvh = 3, .sq = 129, .sk = 257, .d = 128, .padded = true},
+    {.name = "one_row_one_key_d64", .b = 1, .h = 1, .kvh = 1, .sq = 1, .sk = 1, .d = 64},
+};
+
+INSTANTIATE_TEST_SUITE_P(AttentionForward, AttentionForwardGpu, ::testing::ValuesIn(kCases),
+                         [](const ::testing::TestParamInfo<Case>& i) { return std::string(i.param.name); });
+
+// Each tile row written, nothing else: a padded layout, every O element finite and every pad still NaN.
+TEST(AttentionForwardGpuRows, WritesEveryRowAndNothingElse) {
+  if (auto why = no_hopper()) GTEST_SKIP() << *why;
+  for (const at::MaskKind m : {at::MaskKind::none, at::MaskKind::causal}) {
+    const Case c{.name = "pads", .b = 2, .h = 3, .kvh = 1, .sq = 257, .sk = 130, .d = 64, .mask = m, .padded = true};
+    Problem p(c);
+    for (const at::ForwardSchedule& s : every_schedule()) {
+      SCOPED_TRACE(schedule_name(s));
+      p.run(s);
+      const std::string pads = p.check_pads();
+      EXPECT_TRUE(pads.empty()) << pads;
+      const std::string lse = p.check_lse();
+      EXPECT_TRUE(lse.empty()) << lse;
+    }
+  }
+}
+
+// Correctness at scale (no timing): seq 4096, causal, every 37th row against the reference.
+TEST(AttentionForwardGpuScale, Causal4096) {
+  if (auto why = no_hopper()) GTEST_SKIP() << *why;
+  for (const int d : {64, 128}) {
+    const Case c{.name = "s4096", .b = 1, .h = 4, .kvh = 2, .sq = 4096, .sk = 4096, .d = d,
+                 .mask = at::MaskKind::causal, .row_step = 37};
+    Problem p(c);
+    for (const bool persistent : {false, true}) {
+      const at::ForwardSchedule s{.persistent = persistent};
+      SCOPED_TRACE("d " + std::to_string(d) + " " + schedule_name(s));
+      p.run(s);
+      const aipe::VerifyResult r = p.check_o();
+      EXPECT_TRUE(r.ok) << "O: " << r.message() << " " << r.note;
+      const std::string lse = p.check_lse();
+      EXPECT_TRUE(lse.empty()) << lse;
+    }
+  }
+}
+
+// The launch rejects what the kernel cannot take before touching the GPU.
+TEST(AttentionForwardGpuArgs, BadArgumentsThrowBeforeAnyLaunch) {
+  if (auto why = no_hopper()) GTEST_SKIP() << *why;
+  const Case c{.name = "args", .b = 1, .h = 2, .kvh = 2, .sq = 64, .sk = 64, .d = 64};
+  Problem p(c);
+  at::ForwardArgs a = p.args({});
+  a.d = 96;
+  EXPECT_THROW(at::forward(a, nullptr), std::invalid_argument);
+  a = p.args({});
+  a.kv_heads = 3;
+  EXPECT_THROW(at::forward(a, nullptr), std::invalid_argument);
+  AIPE_CUDA(cudaDeviceSynchronize());
+}
+
+}  // namespace
