@@ -2,13 +2,14 @@
 // (aipe/kernels/attention/forward_sm90.cuh): argument checks (attention_forward_check.cpp), the three tensor
 // maps, the grid, and the choice among the instantiated kernels.
 //
-// Instantiated (what prefill, the engine and the ch18 ladder use; the cross product is not): BF16 x d {64, 128}
-// x {no mask, causal / sliding window (one kernel: causal is a window of INT_MAX)} x intra_overlap {on, off},
-// BN = 128 keys per tile. pingpong and persistent are runtime switches of the same kernels (uniform branches).
+// Instantiated (what prefill, the engine and the ch18 ladder use; not the whole cross product): BF16 at d = 64,
+// 128, 256 and FP16 at d = 64, 128 (attention_forward_bf16.cu, attention_forward_fp16.cu), each x {no mask,
+// causal / sliding window (one kernel: causal is a window of INT_MAX)} x intra_overlap {on, off}; BN = 128 keys
+// per tile (64 at d = 256). pingpong and persistent are runtime switches of the same kernels (uniform branches).
 //
 // Tensor maps: Q [b][seq_q][heads][d] and K, V [b][seq_kv][kv_heads][d] as rank-4 maps, innermost first
-// {d, heads, seq, batch}, boxes {64, 1, rows, 1} (one 128-byte swizzled row of 64 BF16 per sequence position):
-// a tile of d = 128 is two boxes. Rows past seq_q / seq_kv arrive as zeros (and never from the next batch).
+// {d, heads, seq, batch}, boxes {64, 1, rows, 1} (one 128-byte swizzled row of 64 elements per sequence
+// position): a tile of d = 128 is two boxes. Rows past seq_q / seq_kv arrive as zeros (never from the next batch).
 #include <cuda.h>
 
 #include <climits>
@@ -20,29 +21,23 @@
 
 #include "aipe/check.hpp"
 #include "aipe/kernels/attention/forward.hpp"
-#include "aipe/kernels/attention/forward_sm90.cuh"
-#include "aipe/kernels/launch.cuh"
 #include "aipe/kernels/tma.hpp"
+#include "attention_forward_launch.cuh"
 
 namespace aipe::kernels::attention {
 namespace {
 
+using sm90::ForwardLaunch;
 using sm90::kBM;
 using sm90::kThreads;
-constexpr int kBN = 128;
-
-template <int D, bool Masked, bool Overlap>
-constexpr auto kernel_of() {
-  return sm90::forward_kernel<D, kBN, Masked, Overlap>;
-}
 
 // Rank-4 map of a [batch][seq][heads][d] tensor with element strides (row, head, batch), read in boxes of `rows`
 // sequence positions x 64 elements of d. A dimension of extent 1 never steps: its stride is replaced by d, which
 // TMA accepts whatever the caller passed (0, say, for a single head).
-CUtensorMap head_map(const void* base, int batch, int seq, int heads, int d, std::int64_t s_batch, std::int64_t s_row,
-                     std::int64_t s_head, int rows) {
+CUtensorMap head_map(CUtensorMapDataType dtype, const void* base, int batch, int seq, int heads, int d,
+                     std::int64_t s_batch, std::int64_t s_row, std::int64_t s_head, int rows) {
   TensorMapSpec s;
-  s.dtype = CU_TENSOR_MAP_DATA_TYPE_BFLOAT16;
+  s.dtype = dtype;
   s.base = base;
   s.rank = 4;
   s.dims = {std::uint64_t(d), std::uint64_t(heads), std::uint64_t(seq), std::uint64_t(batch), 0};
@@ -57,11 +52,6 @@ struct DeviceState {
   int resident_ctas = 0;  // the persistent grid
 };
 
-template <int D, bool Masked, bool Overlap>
-void opt_in() {
-  set_max_dynamic_smem(kernel_of<D, Masked, Overlap>(), sm90::Cfg<D, kBN>::kSmem);
-}
-
 const DeviceState& device_state(int device) {
   static std::mutex mu;
   static std::map<int, DeviceState> states;
@@ -72,45 +62,24 @@ const DeviceState& device_state(int device) {
   if (p.major != 9 || p.minor != 0)
     throw std::runtime_error("attention::forward needs a Hopper GPU (sm_90a); device " + std::to_string(device) +
                              " is cc " + std::to_string(p.major) + "." + std::to_string(p.minor));
-  constexpr std::size_t kMaxSmem = sm90::Cfg<128, kBN>::kSmem;
+  constexpr std::size_t kMaxSmem = ForwardLaunch<__nv_bfloat16, 256>::kSmem;
   if (p.sharedMemPerBlockOptin < kMaxSmem)
     throw std::runtime_error("attention::forward needs " + std::to_string(kMaxSmem) + " B of shared memory per block; "
                              "device " + std::to_string(device) + " allows " + std::to_string(p.sharedMemPerBlockOptin));
-  opt_in<64, false, false>();
-  opt_in<64, false, true>();
-  opt_in<64, true, false>();
-  opt_in<64, true, true>();
-  opt_in<128, false, false>();
-  opt_in<128, false, true>();
-  opt_in<128, true, false>();
-  opt_in<128, true, true>();
+  ForwardLaunch<__nv_bfloat16, 64>::opt_in();
+  ForwardLaunch<__nv_bfloat16, 128>::opt_in();
+  ForwardLaunch<__nv_bfloat16, 256>::opt_in();
+  ForwardLaunch<__half, 64>::opt_in();
+  ForwardLaunch<__half, 128>::opt_in();
   // Every kernel is 384 threads under __launch_bounds__(384, 1): one CTA per SM whatever its shared memory.
   int per_sm = 0;
-  AIPE_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel_of<128, true, true>(), kThreads, kMaxSmem));
+  AIPE_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+      &per_sm, ForwardLaunch<__nv_bfloat16, 256>::kernel<true, true>(), kThreads, kMaxSmem));
   DeviceState st;
   st.resident_ctas = per_sm * p.multiProcessorCount;
-  if (st.resident_ctas < 1) throw std::runtime_error("attention::forward: its kernel does not fit on device " +
-                                                     std::to_string(device));
+  if (st.resident_ctas < 1)
+    throw std::runtime_error("attention::forward: its kernel does not fit on device " + std::to_string(device));
   return states.emplace(device, st).first->second;
-}
-
-template <int D, bool Masked, bool Overlap>
-void launch(const CUtensorMap& tq, const CUtensorMap& tk, const CUtensorMap& tv, const sm90::Params& p, int grid,
-            cudaStream_t stream) {
-  kernel_of<D, Masked, Overlap>()<<<grid, kThreads, sm90::Cfg<D, kBN>::kSmem, stream>>>(tq, tk, tv, p);
-  AIPE_CHECK_LAUNCH();
-}
-
-template <int D>
-void dispatch(bool masked, bool overlap, const CUtensorMap& tq, const CUtensorMap& tk, const CUtensorMap& tv,
-              const sm90::Params& p, int grid, cudaStream_t stream) {
-  if (masked) {
-    if (overlap) launch<D, true, true>(tq, tk, tv, p, grid, stream);
-    else launch<D, true, false>(tq, tk, tv, p, grid, stream);
-  } else {
-    if (overlap) launch<D, false, true>(tq, tk, tv, p, grid, stream);
-    else launch<D, false, false>(tq, tk, tv, p, grid, stream);
-  }
 }
 
 }  // namespace
@@ -148,11 +117,20 @@ void forward(const ForwardArgs& a, cudaStream_t stream) {
   p.longest_first = a.schedule.persistent && masked;
   const int grid = a.schedule.persistent ? (p.tiles < ds.resident_ctas ? p.tiles : ds.resident_ctas) : p.tiles;
 
-  const CUtensorMap tq = head_map(a.q, a.batch, a.seq_q, a.heads, a.d, a.q_batch, a.q_row, a.q_head, kBM);
-  const CUtensorMap tk = head_map(a.k, a.batch, a.seq_kv, a.kv_heads, a.d, a.kv_batch, a.kv_row, a.kv_head, kBN);
-  const CUtensorMap tv = head_map(a.v, a.batch, a.seq_kv, a.kv_heads, a.d, a.kv_batch, a.kv_row, a.kv_head, kBN);
-  if (a.d == 64) dispatch<64>(masked, a.schedule.intra_overlap, tq, tk, tv, p, grid, stream);
-  else dispatch<128>(masked, a.schedule.intra_overlap, tq, tk, tv, p, grid, stream);
+  const CUtensorMapDataType dt = a.dtype == DType::fp16 ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16;
+  const int bn = a.d == 256 ? sm90::kBNOf<256> : sm90::kBNOf<128>;
+  const CUtensorMap tq = head_map(dt, a.q, a.batch, a.seq_q, a.heads, a.d, a.q_batch, a.q_row, a.q_head, kBM);
+  const CUtensorMap tk = head_map(dt, a.k, a.batch, a.seq_kv, a.kv_heads, a.d, a.kv_batch, a.kv_row, a.kv_head, bn);
+  const CUtensorMap tv = head_map(dt, a.v, a.batch, a.seq_kv, a.kv_heads, a.d, a.kv_batch, a.kv_row, a.kv_head, bn);
+  const bool ov = a.schedule.intra_overlap;
+  if (a.dtype == DType::bf16) {
+    if (a.d == 64) ForwardLaunch<__nv_bfloat16, 64>::run(masked, ov, tq, tk, tv, p, grid, stream);
+    else if (a.d == 128) ForwardLaunch<__nv_bfloat16, 128>::run(masked, ov, tq, tk, tv, p, grid, stream);
+    else ForwardLaunch<__nv_bfloat16, 256>::run(masked, ov, tq, tk, tv, p, grid, stream);
+  } else {
+    if (a.d == 64) ForwardLaunch<__half, 64>::run(masked, ov, tq, tk, tv, p, grid, stream);
+    else ForwardLaunch<__half, 128>::run(masked, ov, tq, tk, tv, p, grid, stream);
+  }
 #endif
 }
 

@@ -29,9 +29,11 @@ void check_stride(std::int64_t s, const char* name) {
 }  // namespace
 
 void check_forward_args(const ForwardArgs& a) {
-  if (a.dtype != DType::bf16) bad("only BF16 is built so far (FP16 is not instantiated)");
-  if (a.d != 64 && a.d != 128)
-    bad("head dimension d = " + std::to_string(a.d) + " is not built; the kernel has d = 64 and 128");
+  if (a.dtype != DType::bf16 && a.dtype != DType::fp16) bad("unknown dtype " + std::to_string(int(a.dtype)));
+  if (a.dtype == DType::bf16 && a.d != 64 && a.d != 128 && a.d != 256)
+    bad("head dimension d = " + std::to_string(a.d) + " is not built for BF16; the kernel has d = 64, 128 and 256");
+  if (a.dtype == DType::fp16 && a.d != 64 && a.d != 128)
+    bad("head dimension d = " + std::to_string(a.d) + " is not built for FP16; the kernel has d = 64 and 128");
   if (a.batch < 1 || a.heads < 1 || a.kv_heads < 1 || a.seq_q < 1 || a.seq_kv < 1)
     bad("batch, heads, kv_heads, seq_q and seq_kv must each be at least 1 (got " + std::to_string(a.batch) + ", " +
         std::to_string(a.heads) + ", " + std::to_string(a.kv_heads) + ", " + std::to_string(a.seq_q) + ", " +

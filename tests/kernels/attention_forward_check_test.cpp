@@ -61,6 +61,15 @@ TEST(AttentionForwardArgs, AcceptsTheShapesTheKernelIsBuiltFor) {
   a.kv_batch = 300 * 5 * 128;
   a.mask = at::MaskKind::causal;
   EXPECT_EQ(rejection(a), "");
+  a.dtype = at::DType::fp16;
+  EXPECT_EQ(rejection(a), "");
+  a.dtype = at::DType::bf16;
+  a.d = 256;
+  a.q_head = a.kv_head = 256;
+  a.q_row = a.kv_row = 5 * 256;
+  a.q_batch = 333 * 5 * 256;
+  a.kv_batch = 300 * 5 * 256;
+  EXPECT_EQ(rejection(a), "");
   a = valid();
   a.heads = 8;
   a.kv_heads = 1;  // MQA: one KV head, its stride unused
@@ -76,9 +85,9 @@ TEST(AttentionForwardArgs, RejectsWhatTheKernelCannotTakeNamingTheRule) {
     void (*edit)(at::ForwardArgs&);
   };
   const Case cases[] = {
-      {"FP16", [](at::ForwardArgs& a) { a.dtype = at::DType::fp16; }},
-      {"d = 96", [](at::ForwardArgs& a) { a.d = 96; }},
-      {"d = 256", [](at::ForwardArgs& a) { a.d = 256; }},
+      {"unknown dtype", [](at::ForwardArgs& a) { a.dtype = static_cast<at::DType>(9); }},
+      {"d = 96 is not built for BF16", [](at::ForwardArgs& a) { a.d = 96; }},
+      {"d = 256 is not built for FP16", [](at::ForwardArgs& a) { a.dtype = at::DType::fp16; a.d = 256; a.q_head = a.kv_head = 256; }},
       {"at least 1", [](at::ForwardArgs& a) { a.seq_kv = 0; }},
       {"at least 1", [](at::ForwardArgs& a) { a.batch = -1; }},
       {"multiple of kv_heads", [](at::ForwardArgs& a) { a.kv_heads = 2; }},

@@ -4,11 +4,12 @@
 // seq_q < and > seq_kv, sliding window), sinks, GQA / MQA, d = 64 and 128, and every ForwardSchedule combination.
 // O and LSE are poisoned (NaN) before every call, so a row the kernel never writes fails; NaN never passes.
 //
-// Tolerances (BF16 output): |O - ref| <= 2e-2 + 2e-2 |ref| per element and ||O - ref|| / ||ref|| < 1e-2 (P is
+// Tolerances (BF16 output; FP16 is finer and takes the same): |O - ref| <= 2e-2 + 2e-2 |ref| per element and ||O - ref|| / ||ref|| < 1e-2 (P is
 // rounded to BF16 before P V: ~2^-9 relative per term, plus the BF16 rounding of O itself); LSE within 1e-3
 // (FP32 statistics throughout); a row that sees nothing must have O = 0 and LSE = -inf exactly.
 // Skipped, with the reason, without a Hopper GPU and an sm_90a build.
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <gtest/gtest.h>
 
 #include <climits>
@@ -51,6 +52,7 @@ struct Case {
   bool sinks = false;
   bool padded = false;  // Q, O rows and heads padded (strides beyond the packed ones; the pads must stay NaN)
   int row_step = 1;     // > 1: compare every row_step-th query row (big problems)
+  at::DType dtype = at::DType::bf16;
 };
 
 std::vector<at::ForwardSchedule> every_schedule() {
@@ -65,7 +67,8 @@ std::string schedule_name(const at::ForwardSchedule& s) {
          " persistent=" + (s.persistent ? "1" : "0");
 }
 
-// One problem: Q, K, V (and sinks) on the device, the reference O and LSE computed once.
+// One problem: Q, K, V (and sinks) on the device, the reference O and LSE computed once. T: BF16 or FP16.
+template <class T>
 class Problem {
  public:
   explicit Problem(const Case& c) : c_(c) {
@@ -78,10 +81,10 @@ class Problem {
     kv_row_ = c.kvh * d;
     kv_batch_ = c.sk * kv_row_;
     const std::uint64_t seed = aipe::sub_seed(0xA77E, std::uint64_t(c.b * 7 + c.h * 131 + c.sq * 17 + c.sk + c.d));
-    q_ = aipe::DeviceBuffer<bf16>(std::size_t(c.b * q_batch_));
-    o_ = aipe::DeviceBuffer<bf16>(q_.size());
-    k_ = aipe::DeviceBuffer<bf16>(std::size_t(c.b * kv_batch_));
-    v_ = aipe::DeviceBuffer<bf16>(k_.size());
+    q_ = aipe::DeviceBuffer<T>(std::size_t(c.b * q_batch_));
+    o_ = aipe::DeviceBuffer<T>(q_.size());
+    k_ = aipe::DeviceBuffer<T>(std::size_t(c.b * kv_batch_));
+    v_ = aipe::DeviceBuffer<T>(k_.size());
     lse_ = aipe::DeviceBuffer<float>(std::size_t(c.b) * c.h * c.sq);
     // Scores q.k / sqrt(d) with q, k uniform in [-2, 2): standard deviation ~1.3, a softmax far from uniform.
     aipe::fill_uniform(q_.get(), q_.size(), aipe::sub_seed(seed, 1), -2.f, 2.f, nullptr);
@@ -94,7 +97,7 @@ class Problem {
     rows_ = (c.sq + c.row_step - 1) / c.row_step;
     ref_o_ = aipe::DeviceBuffer<float>(std::size_t(c.b) * rows_ * c.h * c.d);
     ref_lse_ = aipe::DeviceBuffer<float>(std::size_t(c.b) * c.h * rows_);
-    at::ReferenceArgs<bf16> r;
+    at::ReferenceArgs<T> r;
     r.q = q_.get();
     r.k = k_.get();
     r.v = v_.get();
@@ -143,6 +146,7 @@ class Problem {
     a.seq_q = c_.sq;
     a.seq_kv = c_.sk;
     a.d = c_.d;
+    a.dtype = c_.dtype;
     a.mask = c_.mask;
     a.window = c_.window;
     a.sinks = c_.sinks ? sinks_.get() : nullptr;
@@ -167,7 +171,7 @@ class Problem {
     auto out = [&](std::size_t i) {
       const std::size_t col = i % d, hh = i / d % h, r = i / d / h % rows_, b = i / d / h / rows_;
       const std::int64_t q = std::int64_t(r) * c_.row_step;
-      return double(__bfloat162float(out_o_[b * q_batch_ + q * q_row_ + hh * q_head_ + col]));
+      return double(static_cast<float>(out_o_[b * q_batch_ + q * q_row_ + hh * q_head_ + col]));
     };
     auto ref = [&](std::size_t i) { return double(ref_o_h_[i]); };
     aipe::Tolerance tol;
@@ -212,7 +216,7 @@ class Problem {
       for (int q = 0; q < c_.sq; ++q)
         for (std::int64_t e = 0; e < q_row_; ++e) {
           const std::int64_t hh = e / q_head_, col = e % q_head_;
-          const float v = __bfloat162float(out_o_[std::size_t(b * q_batch_ + q * q_row_ + e)]);
+          const float v = static_cast<float>(out_o_[std::size_t(b * q_batch_ + q * q_row_ + e)]);
           const bool is_o = hh < c_.h && col < c_.d;
           if (is_o && !std::isfinite(v))
             return "O not written at b " + std::to_string(b) + " q " + std::to_string(q) + " head " +
@@ -228,18 +232,17 @@ class Problem {
   Case c_;
   std::int64_t q_batch_ = 0, q_row_ = 0, q_head_ = 0, kv_batch_ = 0, kv_row_ = 0, kv_head_ = 0;
   int rows_ = 0;
-  aipe::DeviceBuffer<bf16> q_, k_, v_, o_;
+  aipe::DeviceBuffer<T> q_, k_, v_, o_;
   aipe::DeviceBuffer<float> lse_, sinks_, ref_o_, ref_lse_;
   std::vector<float> ref_o_h_, ref_lse_h_, out_lse_;
-  std::vector<bf16> out_o_;
+  std::vector<T> out_o_;
 };
 
 class AttentionForwardGpu : public ::testing::TestWithParam<Case> {};
 
-TEST_P(AttentionForwardGpu, EveryScheduleMatchesTheReference) {
-  if (auto why = no_hopper()) GTEST_SKIP() << *why;
-  const Case c = GetParam();
-  Problem p(c);
+template <class T>
+void every_schedule_matches(const Case& c) {
+  Problem<T> p(c);
   for (const at::ForwardSchedule& s : every_schedule()) {
     SCOPED_TRACE(schedule_name(s));
     p.run(s);
@@ -249,6 +252,13 @@ TEST_P(AttentionForwardGpu, EveryScheduleMatchesTheReference) {
     const std::string lse = p.check_lse();
     EXPECT_TRUE(lse.empty()) << lse;
   }
+}
+
+TEST_P(AttentionForwardGpu, EveryScheduleMatchesTheReference) {
+  if (auto why = no_hopper()) GTEST_SKIP() << *why;
+  const Case c = GetParam();
+  if (c.dtype == at::DType::fp16) every_schedule_matches<__half>(c);
+  else every_schedule_matches<bf16>(c);
 }
 
 const Case kCases[] = {
@@ -275,6 +285,19 @@ const Case kCases[] = {
      .mask = at::MaskKind::sliding_window, .window = 128, .sinks = true},
     {.name = "padded_q129_kv257_d128", .b = 2, .h = 3, .kvh = 3, .sq = 129, .sk = 257, .d = 128, .padded = true},
     {.name = "one_row_one_key_d64", .b = 1, .h = 1, .kvh = 1, .sq = 1, .sk = 1, .d = 64},
+    // d = 256 (BN = 64): none, causal with GQA, window with sinks.
+    {.name = "b2_h3_s333_d256", .b = 2, .h = 3, .kvh = 3, .sq = 333, .sk = 333, .d = 256},
+    {.name = "gqa4_2_s600_causal_d256", .b = 1, .h = 4, .kvh = 2, .sq = 600, .sk = 600, .d = 256,
+     .mask = at::MaskKind::causal},
+    {.name = "window100_sinks_q250_kv400_d256", .b = 1, .h = 2, .kvh = 1, .sq = 250, .sk = 400, .d = 256,
+     .mask = at::MaskKind::sliding_window, .window = 100, .sinks = true},
+    // FP16 at d = 64 and 128.
+    {.name = "fp16_b2_h5_s333_d64", .b = 2, .h = 5, .kvh = 5, .sq = 333, .sk = 333, .d = 64,
+     .dtype = at::DType::fp16},
+    {.name = "fp16_gqa8_2_q77_kv300_causal_d128", .b = 1, .h = 8, .kvh = 2, .sq = 77, .sk = 300, .d = 128,
+     .mask = at::MaskKind::causal, .dtype = at::DType::fp16},
+    {.name = "fp16_window64_sinks_s500_d128", .b = 1, .h = 2, .kvh = 2, .sq = 500, .sk = 500, .d = 128,
+     .mask = at::MaskKind::sliding_window, .window = 64, .sinks = true, .dtype = at::DType::fp16},
 };
 
 INSTANTIATE_TEST_SUITE_P(AttentionForward, AttentionForwardGpu, ::testing::ValuesIn(kCases),
@@ -285,7 +308,7 @@ TEST(AttentionForwardGpuRows, WritesEveryRowAndNothingElse) {
   if (auto why = no_hopper()) GTEST_SKIP() << *why;
   for (const at::MaskKind m : {at::MaskKind::none, at::MaskKind::causal}) {
     const Case c{.name = "pads", .b = 2, .h = 3, .kvh = 1, .sq = 257, .sk = 130, .d = 64, .mask = m, .padded = true};
-    Problem p(c);
+    Problem<bf16> p(c);
     for (const at::ForwardSchedule& s : every_schedule()) {
       SCOPED_TRACE(schedule_name(s));
       p.run(s);
@@ -303,7 +326,7 @@ TEST(AttentionForwardGpuScale, Causal4096) {
   for (const int d : {64, 128}) {
     const Case c{.name = "s4096", .b = 1, .h = 4, .kvh = 2, .sq = 4096, .sk = 4096, .d = d,
                  .mask = at::MaskKind::causal, .row_step = 37};
-    Problem p(c);
+    Problem<bf16> p(c);
     for (const bool persistent : {false, true}) {
       const at::ForwardSchedule s{.persistent = persistent};
       SCOPED_TRACE("d " + std::to_string(d) + " " + schedule_name(s));
@@ -320,7 +343,7 @@ TEST(AttentionForwardGpuScale, Causal4096) {
 TEST(AttentionForwardGpuArgs, BadArgumentsThrowBeforeAnyLaunch) {
   if (auto why = no_hopper()) GTEST_SKIP() << *why;
   const Case c{.name = "args", .b = 1, .h = 2, .kvh = 2, .sq = 64, .sk = 64, .d = 64};
-  Problem p(c);
+  Problem<bf16> p(c);
   at::ForwardArgs a = p.args({});
   a.d = 96;
   EXPECT_THROW(at::forward(a, nullptr), std::invalid_argument);

@@ -14,8 +14,10 @@
 // window (causal, and kv > q + offset - window), learned sink logits per head (joining the denominator only).
 // A row that sees no key (and has no sink) gets O = 0 and LSE = -inf.
 //
-// What the kernel needs (checked; std::invalid_argument naming the rule otherwise): d in {64, 128, 256};
-// heads % kv_heads == 0; base pointers 16-byte aligned and every stride a multiple of 8 elements (TMA).
+// What the kernel needs (checked; std::invalid_argument naming the rule otherwise): d in {64, 128, 256} for BF16,
+// {64, 128} for FP16; heads % kv_heads == 0; base pointers 16-byte aligned and every stride a multiple of 8
+// elements (TMA), a stride along which more than one index exists at least d; scale > 0 (or 0: 1/sqrt(d)).
+// Not built yet, and rejected: variable-length batches (cu_seqlens_q / cu_seqlens_kv).
 #pragma once
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>

@@ -1,6 +1,6 @@
 // The Hopper forward kernel of aipe::kernels::attention::forward (FlashAttention-3's design, written for this
 // project): one CTA computes a BM = 128 row block of one (batch, query head), streaming K and V tiles of BN
-// keys through shared memory.
+// keys through shared memory (BN = 128; 64 at d = 256, where O alone holds 128 FP32 registers a thread).
 //
 //   warpgroup 0: producer. One thread issues every TMA load: the Q tile [128][d] once per tile, K and V tiles
 //                [BN][d] through two 2-stage mbarrier rings (aipe/kernels/pipeline.cuh). setmaxnreg 24.
@@ -9,10 +9,10 @@
 //                online softmax   FP32 in registers: row max over the quad (shuffles), exp2 with log2(e) folded
 //                                 into the scale, the -inf mask only on tiles the mask classifies partial or that
 //                                 reach past seq_kv (empty tiles are never loaded)
-//                O += P V         wgmma m64n(d)k16 RS: P converted to BF16 pairs in registers (the accumulator
+//                O += P V         wgmma m64n(d)k16 RS: P converted to BF16 / FP16 pairs in registers (the accumulator
 //                                 fragment of S is the A-register fragment of the second GEMM), V [keys][d] in
 //                                 smem is MN-major for B (transpose bit)
-//                epilogue         O / row sum (and the sink), BF16 pairs stored guarded for the tail rows; LSE
+//                epilogue         O / row sum (and the sink), 16-bit pairs stored guarded for the tail rows; LSE
 //
 // Schedule switches (ForwardSchedule; each changes what runs, the ch18 ladder times them):
 //   intra_overlap (template): the S GEMM of tile j+1 is issued with the P V GEMM of tile j before tile j+1's
@@ -31,9 +31,11 @@
 #pragma once
 #include <cuda.h>
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 
 #include <climits>
 #include <cstdint>
+#include <type_traits>
 
 #include "aipe/kernels/attention/masks.cuh"
 #include "aipe/kernels/pipeline.cuh"
@@ -124,8 +126,20 @@ __device__ __forceinline__ void fence_u32(std::uint32_t (&r)[N]) {
   for (int i = 0; i < N; ++i) asm volatile("" : "+r"(r[i])::"memory");
 }
 
-__device__ __forceinline__ std::uint32_t pack_bf16(float lo, float hi) {
-  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);  // .x (low half) = lo: the lower column
+// The element types the kernel reads and writes (T: __nv_bfloat16 or __half) and their wgmma operand type.
+template <class T>
+inline constexpr MmaType kMmaOf = std::is_same_v<T, __half> ? MmaType::f16 : MmaType::bf16;
+template <class T>
+using Pair = std::conditional_t<std::is_same_v<T, __half>, __half2, __nv_bfloat162>;
+
+template <class T>
+__device__ __forceinline__ Pair<T> to_pair(float lo, float hi) {  // .x (low half) = lo: the lower column
+  if constexpr (std::is_same_v<T, __half>) return __floats2half2_rn(lo, hi);
+  else return __floats2bfloat162_rn(lo, hi);
+}
+template <class T>
+__device__ __forceinline__ std::uint32_t pack_pair(float lo, float hi) {
+  const Pair<T> v = to_pair<T>(lo, hi);
   return *reinterpret_cast<const std::uint32_t*>(&v);
 }
 
@@ -165,12 +179,12 @@ __device__ __forceinline__ void online_softmax(float (&s)[BN / 2], RowState<BN>&
   }
 }
 
-// P (FP32 probabilities of m64nBN) -> BF16 A fragments of the BN / 16 k-steps of O += P V: k-step kk's four
+// P (FP32 probabilities of m64nBN) -> BF16 / FP16 A fragments of the BN / 16 k-steps of O += P V: k-step kk's four
 // registers are accumulator columns 16 kk .. 16 kk + 15, p[4 kk + i] = pack(s[8 kk + 2i], s[8 kk + 2i + 1]).
-template <int BN>
+template <class T, int BN>
 __device__ __forceinline__ void to_a_fragments(const float (&s)[BN / 2], std::uint32_t (&p)[BN / 4]) {
 #pragma unroll
-  for (int i = 0; i < BN / 4; ++i) p[i] = pack_bf16(s[2 * i], s[2 * i + 1]);
+  for (int i = 0; i < BN / 4; ++i) p[i] = pack_pair<T>(s[2 * i], s[2 * i + 1]);
 }
 
 template <int D>
@@ -213,12 +227,13 @@ struct MaskOf<true> {
   __device__ static type make(const Params& p) { return {p.offset, p.window}; }
 };
 
-template <int D, int BN, bool Masked, bool IntraOverlap>
+template <class T, int D, int BN, bool Masked, bool IntraOverlap>
 __global__ void __launch_bounds__(kThreads, 1)
     forward_kernel(const __grid_constant__ CUtensorMap tma_q, const __grid_constant__ CUtensorMap tma_k,
                    const __grid_constant__ CUtensorMap tma_v, const Params p) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using C = Cfg<D, BN>;
+  constexpr MmaType kMma = kMmaOf<T>;
   extern __shared__ unsigned char smem_raw[];
   unsigned char* smem =
       reinterpret_cast<unsigned char*>((reinterpret_cast<std::uintptr_t>(smem_raw) + 1023) & ~std::uintptr_t(1023));
@@ -310,7 +325,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
       for (int kk = 0; kk < D / 16; ++kk) {
         const int ch = kk / 4, sub = kk % 4;  // 64-element chunk, 16-element slice (32 bytes) within it
-        wgmma_ss<BN>(s, dq0 + static_cast<std::uint32_t>((ch * C::kQChunkBytes) >> 4) + 2 * sub,
+        wgmma_ss<BN, kMma>(s, dq0 + static_cast<std::uint32_t>((ch * C::kQChunkBytes) >> 4) + 2 * sub,
                      dk + static_cast<std::uint32_t>((ch * C::kKVChunkBytes) >> 4) + 2 * sub, kk > 0 ? 1 : 0);
       }
     };
@@ -321,7 +336,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       for (int kk = 0; kk < BN / 16; ++kk) {
         // The registers themselves, not copies: the wgmma reads them after this call returns.
         const auto& a = *reinterpret_cast<const std::uint32_t(*)[4]>(&pf[4 * kk]);
-        wgmma_rs<D, MmaType::bf16, MmaType::bf16, true>(o, a, dv + static_cast<std::uint32_t>((kk * 2048) >> 4), 1);
+        wgmma_rs<D, kMma, kMma, true>(o, a, dv + static_cast<std::uint32_t>((kk * 2048) >> 4), 1);
       }
     };
 
@@ -366,7 +381,7 @@ __global__ void __launch_bounds__(kThreads, 1)
           if (n == 1 && tid == 0) qpipe.consumer_release(0);
           if (partial(je - 1)) apply_mask<BN>(s, mask, rows, (je - 1) * BN, p.seq_kv);
           online_softmax<BN>(s, rs, corr, p.scale_log2);
-          to_a_fragments<BN>(s, pf);
+          to_a_fragments<T, BN>(s, pf);
           for (int i = 1; i < n; ++i) {
             const int j = je - 1 - i;
             // S of tile j and O += P V of the tile before it, in one turn.
@@ -395,7 +410,7 @@ __global__ void __launch_bounds__(kThreads, 1)
             if (tid == 0) vpipe.consumer_release(vs.index);
             vs.advance();
             rescale<D>(o, corr);
-            to_a_fragments<BN>(s, pf);
+            to_a_fragments<T, BN>(s, pf);
           }
           // Epilogue: the last tile's P V.
           vpipe.consumer_wait(vs);
@@ -430,7 +445,7 @@ __global__ void __launch_bounds__(kThreads, 1)
             if (partial(j)) apply_mask<BN>(s, mask, rows, j * BN, p.seq_kv);
             online_softmax<BN>(s, rs, corr, p.scale_log2);
             rescale<D>(o, corr);
-            to_a_fragments<BN>(s, pf);
+            to_a_fragments<T, BN>(s, pf);
             vpipe.consumer_wait(vs);
             turn_begin();
             fence_regs(o);
@@ -467,12 +482,11 @@ __global__ void __launch_bounds__(kThreads, 1)
         }
         const int row = rows[h];
         if (row < p.seq_q) {
-          __nv_bfloat16* orow = static_cast<__nv_bfloat16*>(p.o) + t.b * p.o_batch + std::int64_t(row) * p.o_row +
+          T* orow = static_cast<T*>(p.o) + t.b * p.o_batch + std::int64_t(row) * p.o_row +
                                 std::int64_t(t.h) * p.o_head + 2 * (lane % 4);
 #pragma unroll
           for (int j = 0; j < D / 8; ++j)
-            *reinterpret_cast<__nv_bfloat162*>(orow + 8 * j) =
-                __floats2bfloat162_rn(o[4 * j + 2 * h] * f, o[4 * j + 2 * h + 1] * f);
+            *reinterpret_cast<Pair<T>*>(orow + 8 * j) = to_pair<T>(o[4 * j + 2 * h] * f, o[4 * j + 2 * h + 1] * f);
           if (p.lse && lane % 4 == 0) p.lse[(std::int64_t(t.b) * p.heads + t.h) * p.seq_q + row] = lse;
         }
       }
