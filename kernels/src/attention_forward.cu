@@ -10,6 +10,9 @@
 // Tensor maps: Q [b][seq_q][heads][d] and K, V [b][seq_kv][kv_heads][d] as rank-4 maps, innermost first
 // {d, heads, seq, batch}, boxes {64, 1, rows, 1} (one 128-byte swizzled row of 64 elements per sequence
 // position): a tile of d = 128 is two boxes. Rows past seq_q / seq_kv arrive as zeros (never from the next batch).
+// Packed (varlen) batches are one batch of total_q / total_kv rows: a tile's boxes start at its sequence's first
+// row, rows past the sequence come from the next one (their scores are masked, their outputs not stored) and
+// rows past the tensor's end arrive as zeros.
 #include <cuda.h>
 
 #include <climits>
@@ -108,7 +111,8 @@ void forward(const ForwardArgs& a, cudaStream_t stream) {
   p.seq_kv = a.seq_kv;
   p.scale = a.scale > 0.f ? a.scale : 1.f / std::sqrt(float(a.d));
   p.scale_log2 = p.scale * 1.4426950408889634f;
-  p.offset = a.seq_kv - a.seq_q;
+  p.cu_q = a.cu_seqlens_q;
+  p.cu_kv = a.cu_seqlens_kv;
   const bool masked = a.mask != MaskKind::none;
   p.window = a.mask == MaskKind::sliding_window ? a.window : INT_MAX;
   p.mblocks = (a.seq_q + kBM - 1) / kBM;
@@ -119,9 +123,13 @@ void forward(const ForwardArgs& a, cudaStream_t stream) {
 
   const CUtensorMapDataType dt = a.dtype == DType::fp16 ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16;
   const int bn = a.d == 256 ? sm90::kBNOf<256> : sm90::kBNOf<128>;
-  const CUtensorMap tq = head_map(dt, a.q, a.batch, a.seq_q, a.heads, a.d, a.q_batch, a.q_row, a.q_head, kBM);
-  const CUtensorMap tk = head_map(dt, a.k, a.batch, a.seq_kv, a.kv_heads, a.d, a.kv_batch, a.kv_row, a.kv_head, bn);
-  const CUtensorMap tv = head_map(dt, a.v, a.batch, a.seq_kv, a.kv_heads, a.d, a.kv_batch, a.kv_row, a.kv_head, bn);
+  // Packed batches: one "batch" of total rows; a tile's rows start at its sequence's offset (the kernel reads it).
+  const bool varlen = a.cu_seqlens_q != nullptr;
+  const int mb = varlen ? 1 : a.batch;
+  const int rq = varlen ? a.total_q : a.seq_q, rkv = varlen ? a.total_kv : a.seq_kv;
+  const CUtensorMap tq = head_map(dt, a.q, mb, rq, a.heads, a.d, a.q_batch, a.q_row, a.q_head, kBM);
+  const CUtensorMap tk = head_map(dt, a.k, mb, rkv, a.kv_heads, a.d, a.kv_batch, a.kv_row, a.kv_head, bn);
+  const CUtensorMap tv = head_map(dt, a.v, mb, rkv, a.kv_heads, a.d, a.kv_batch, a.kv_row, a.kv_head, bn);
   const bool ov = a.schedule.intra_overlap;
   if (a.dtype == DType::bf16) {
     if (a.d == 64) ForwardLaunch<__nv_bfloat16, 64>::run(masked, ov, tq, tk, tv, p, grid, stream);

@@ -41,17 +41,26 @@ void check_forward_args(const ForwardArgs& a) {
   if (a.heads % a.kv_heads != 0)
     bad("heads (" + std::to_string(a.heads) + ") must be a multiple of kv_heads (" + std::to_string(a.kv_heads) + ")");
   if (a.seq_q >= (1 << 30) || a.seq_kv >= (1 << 30)) bad("sequence lengths must be below 2^30");
-  if (a.cu_seqlens_q || a.cu_seqlens_kv)
-    bad("variable-length batches (cu_seqlens_q / cu_seqlens_kv) are not supported by this kernel yet");
+  const bool varlen = a.cu_seqlens_q || a.cu_seqlens_kv;
+  if (varlen) {
+    if (!a.cu_seqlens_q || !a.cu_seqlens_kv)
+      bad("variable-length batches need both cu_seqlens_q and cu_seqlens_kv (one is null)");
+    if (a.total_q < a.seq_q || a.total_kv < a.seq_kv)
+      bad("variable-length batches need total_q >= seq_q and total_kv >= seq_kv (the packed tensors' rows; got " +
+          std::to_string(a.total_q) + " and " + std::to_string(a.total_kv) + ")");
+    if (a.total_q >= (1 << 30) || a.total_kv >= (1 << 30)) bad("total_q and total_kv must be below 2^30");
+  }
   check_pointer(a.q, "q");
   check_pointer(a.k, "k");
   check_pointer(a.v, "v");
   check_pointer(a.o, "o");
   if (a.lse && reinterpret_cast<std::uintptr_t>(a.lse) % 4 != 0) bad("lse is not 4-byte aligned");
-  check_stride(a.q_batch, "q_batch");
+  if (!varlen) {
+    check_stride(a.q_batch, "q_batch");
+    check_stride(a.kv_batch, "kv_batch");
+  }
   check_stride(a.q_row, "q_row");
   check_stride(a.q_head, "q_head");
-  check_stride(a.kv_batch, "kv_batch");
   check_stride(a.kv_row, "kv_row");
   check_stride(a.kv_head, "kv_head");
   // A stride that is used (more than one index along it) must step past a whole head vector, else the rows overlap.
@@ -60,11 +69,13 @@ void check_forward_args(const ForwardArgs& a) {
       bad(std::string(name) + " stride " + std::to_string(s) + " is smaller than d = " + std::to_string(a.d) +
           " (rows would overlap)");
   };
-  used(a.q_batch, a.batch, "q_batch");
-  used(a.q_row, a.seq_q, "q_row");
+  if (!varlen) {  // packed batches ignore the batch strides
+    used(a.q_batch, a.batch, "q_batch");
+    used(a.kv_batch, a.batch, "kv_batch");
+  }
+  used(a.q_row, varlen ? a.total_q : a.seq_q, "q_row");
   used(a.q_head, a.heads, "q_head");
-  used(a.kv_batch, a.batch, "kv_batch");
-  used(a.kv_row, a.seq_kv, "kv_row");
+  used(a.kv_row, varlen ? a.total_kv : a.seq_kv, "kv_row");
   used(a.kv_head, a.kv_heads, "kv_head");
   if (!std::isfinite(a.scale) || a.scale < 0.f)
     bad("scale must be finite and positive (0 selects 1 / sqrt(d)); got " + std::to_string(a.scale));

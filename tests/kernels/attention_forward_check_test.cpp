@@ -71,6 +71,12 @@ TEST(AttentionForwardArgs, AcceptsTheShapesTheKernelIsBuiltFor) {
   a.kv_batch = 300 * 5 * 256;
   EXPECT_EQ(rejection(a), "");
   a = valid();
+  a.cu_seqlens_q = a.cu_seqlens_kv = reinterpret_cast<const int*>(g_buf);
+  a.total_q = 1000;
+  a.total_kv = 900;
+  a.q_batch = a.kv_batch = 3;  // ignored for packed batches
+  EXPECT_EQ(rejection(a), "");
+  a = valid();
   a.heads = 8;
   a.kv_heads = 1;  // MQA: one KV head, its stride unused
   a.kv_head = 0;
@@ -91,7 +97,13 @@ TEST(AttentionForwardArgs, RejectsWhatTheKernelCannotTakeNamingTheRule) {
       {"at least 1", [](at::ForwardArgs& a) { a.seq_kv = 0; }},
       {"at least 1", [](at::ForwardArgs& a) { a.batch = -1; }},
       {"multiple of kv_heads", [](at::ForwardArgs& a) { a.kv_heads = 2; }},
-      {"variable-length", [](at::ForwardArgs& a) { a.cu_seqlens_q = reinterpret_cast<const int*>(g_buf); }},
+      {"need both cu_seqlens_q and cu_seqlens_kv",
+       [](at::ForwardArgs& a) { a.cu_seqlens_q = reinterpret_cast<const int*>(g_buf); }},
+      {"total_q >= seq_q", [](at::ForwardArgs& a) {
+         a.cu_seqlens_q = a.cu_seqlens_kv = reinterpret_cast<const int*>(g_buf);
+         a.total_q = 100;
+         a.total_kv = 1000;
+       }},
       {"q is null", [](at::ForwardArgs& a) { a.q = nullptr; }},
       {"v is not 16-byte aligned", [](at::ForwardArgs& a) { a.v = g_buf + 8; }},
       {"o is null", [](at::ForwardArgs& a) { a.o = nullptr; }},

@@ -12,6 +12,7 @@
 #include <cuda_fp16.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <climits>
 #include <cmath>
 #include <cstdint>
@@ -335,6 +336,112 @@ TEST(AttentionForwardGpuScale, Causal4096) {
       EXPECT_TRUE(r.ok) << "O: " << r.message() << " " << r.note;
       const std::string lse = p.check_lse();
       EXPECT_TRUE(lse.empty()) << lse;
+    }
+  }
+}
+
+// Variable-length packed batches (cu_seqlens): four sequences of different lengths in one [total][heads][d] tensor,
+// against the reference run on each sequence alone (its own bottom-right alignment), every schedule.
+TEST(AttentionForwardGpuVarlen, PackedSequencesMatchEachAlone) {
+  if (auto why = no_hopper()) GTEST_SKIP() << *why;
+  const std::vector<int> lq = {130, 1, 333, 77}, lkv = {200, 1, 333, 300};
+  const int b = 4, h = 4, kvh = 2, d = 128;
+  std::vector<int> cq = {0}, ckv = {0};
+  for (int i = 0; i < b; ++i) {
+    cq.push_back(cq.back() + lq[i]);
+    ckv.push_back(ckv.back() + lkv[i]);
+  }
+  const int tq = cq.back(), tkv = ckv.back(), max_q = 333, max_kv = 333;
+  const std::int64_t row_q = std::int64_t(h) * d, row_kv = std::int64_t(kvh) * d;
+  aipe::DeviceBuffer<bf16> q(std::size_t(tq * row_q)), o(q.size()), k(std::size_t(tkv * row_kv)), v(k.size());
+  aipe::DeviceBuffer<float> lse(std::size_t(b) * h * max_q);
+  aipe::DeviceBuffer<int> cu_q(cq.size()), cu_kv(ckv.size());
+  AIPE_CUDA(cudaMemcpy(cu_q.get(), cq.data(), cu_q.bytes(), cudaMemcpyHostToDevice));
+  AIPE_CUDA(cudaMemcpy(cu_kv.get(), ckv.data(), cu_kv.bytes(), cudaMemcpyHostToDevice));
+  aipe::fill_uniform(q.get(), q.size(), 11, -2.f, 2.f, nullptr);
+  aipe::fill_uniform(k.get(), k.size(), 12, -2.f, 2.f, nullptr);
+  aipe::fill_uniform(v.get(), v.size(), 13, -1.f, 1.f, nullptr);
+  for (const at::MaskKind m : {at::MaskKind::none, at::MaskKind::causal}) {
+    // The reference, one sequence at a time: O_ref [tq][h][d] packed like O, LSE_ref [b][h][max_q].
+    std::vector<float> ref_o(std::size_t(tq * row_q)), ref_lse(std::size_t(b) * h * max_q, 0.f);
+    for (int i = 0; i < b; ++i) {
+      aipe::DeviceBuffer<float> ro(std::size_t(lq[i]) * h * d), rl(std::size_t(h) * lq[i]);
+      at::ReferenceArgs<bf16> r;
+      r.q = q.get() + cq[i] * row_q;
+      r.k = k.get() + ckv[i] * row_kv;
+      r.v = v.get() + ckv[i] * row_kv;
+      r.q_row = row_q;
+      r.q_head = d;
+      r.kv_row = row_kv;
+      r.kv_head = d;
+      r.batch = 1;
+      r.heads = h;
+      r.kv_heads = kvh;
+      r.seq_q = lq[i];
+      r.seq_kv = lkv[i];
+      r.d = d;
+      r.scale = 1.f / std::sqrt(float(d));
+      r.o = ro.get();
+      r.lse = rl.get();
+      if (m == at::MaskKind::none) at::reference_attention(r, at::NoMask{});
+      else at::reference_attention(r, at::Causal::bottom_right(lq[i], lkv[i]));
+      const std::vector<float> ho = aipe::to_host(ro, nullptr), hl = aipe::to_host(rl, nullptr);
+      std::copy(ho.begin(), ho.end(), ref_o.begin() + cq[i] * row_q);
+      for (int hh = 0; hh < h; ++hh)
+        for (int r2 = 0; r2 < lq[i]; ++r2)
+          ref_lse[(std::size_t(i) * h + hh) * max_q + r2] = hl[std::size_t(hh) * lq[i] + r2];
+    }
+    for (const at::ForwardSchedule& s : every_schedule()) {
+      SCOPED_TRACE(std::string(m == at::MaskKind::none ? "no mask " : "causal ") + schedule_name(s));
+      AIPE_CUDA(cudaMemset(o.get(), 0xFF, o.bytes()));
+      AIPE_CUDA(cudaMemset(lse.get(), 0xFF, lse.bytes()));
+      at::ForwardArgs a;
+      a.q = q.get();
+      a.k = k.get();
+      a.v = v.get();
+      a.o = o.get();
+      a.lse = lse.get();
+      a.q_row = row_q;
+      a.q_head = d;
+      a.kv_row = row_kv;
+      a.kv_head = d;
+      a.batch = b;
+      a.heads = h;
+      a.kv_heads = kvh;
+      a.seq_q = max_q;
+      a.seq_kv = max_kv;
+      a.d = d;
+      a.cu_seqlens_q = cu_q.get();
+      a.cu_seqlens_kv = cu_kv.get();
+      a.total_q = tq;
+      a.total_kv = tkv;
+      a.mask = m;
+      a.schedule = s;
+      at::forward(a, nullptr);
+      AIPE_CUDA(cudaDeviceSynchronize());
+      const std::vector<bf16> ho = aipe::to_host(o, nullptr);
+      const std::vector<float> hl = aipe::to_host(lse, nullptr);
+      aipe::Tolerance tol;
+      tol.abs = 2e-2;
+      tol.rel = 2e-2;
+      tol.norm_rel = 1e-2;
+      const aipe::VerifyResult r = aipe::compare(
+          ho.size(), [&](std::size_t i) { return double(static_cast<float>(ho[i])); },
+          [&](std::size_t i) { return double(ref_o[i]); }, tol);
+      EXPECT_TRUE(r.ok) << "O: " << r.message();
+      std::size_t wrong = 0;
+      std::string first;
+      for (int i = 0; i < b; ++i)
+        for (int hh = 0; hh < h; ++hh)
+          for (int r2 = 0; r2 < lq[i]; ++r2) {
+            const std::size_t at_ = (std::size_t(i) * h + hh) * max_q + r2;
+            const float want = ref_lse[at_], got = hl[at_];
+            const bool ok = std::isinf(want) ? got == want : std::fabs(got - want) <= 1e-3f;
+            if (!ok && wrong++ == 0)
+              first = "seq " + std::to_string(i) + " head " + std::to_string(hh) + " row " + std::to_string(r2) +
+                      ": expected " + std::to_string(want) + ", got " + std::to_string(got);
+          }
+      EXPECT_EQ(wrong, 0u) << "LSE wrong, first at " << first;
     }
   }
 }

@@ -27,7 +27,9 @@
 //
 // KV tiles are walked from the last visible one down to the first: the partial (diagonal, tail) tiles come first.
 // Tails: TMA zero-fills rows past seq_q / seq_kv in the boxes; keys >= seq_kv get -inf; rows >= seq_q are not
-// stored. A row that sees no key and has no sink gets O = 0, LSE = -inf.
+// stored. A row that sees no key and has no sink gets O = 0, LSE = -inf. Varlen (cu_q / cu_kv): a tile's sequence
+// bounds come from the offsets; the boxes then run into the next sequence's rows, which the same -inf and the
+// same store guard keep out; row blocks past a shorter sequence's end are skipped whole.
 #pragma once
 #include <cuda.h>
 #include <cuda_bf16.h>
@@ -66,13 +68,14 @@ struct Params {
   void* o = nullptr;
   float* lse = nullptr;
   const float* sinks = nullptr;
+  const int* cu_q = nullptr;   // varlen: [batch + 1] row offsets into packed Q / O, or null
+  const int* cu_kv = nullptr;  // varlen: [batch + 1] row offsets into packed K / V
   std::int64_t o_batch = 0, o_row = 0, o_head = 0;
   int batch = 0, heads = 0, kv_heads = 0, seq_q = 0, seq_kv = 0;
   float scale = 0.f;       // natural-log units: the sink and the LSE
   float scale_log2 = 0.f;  // scale * log2(e): what exp2 sees
-  int offset = 0;          // seq_kv - seq_q (bottom-right alignment)
   int window = INT_MAX;    // masked kernels: causal = INT_MAX
-  int mblocks = 0, tiles = 0;
+  int mblocks = 0, tiles = 0;  // row blocks of the longest sequence; x heads x batch
   bool pingpong = true, longest_first = false;
 };
 
@@ -98,16 +101,34 @@ __device__ __forceinline__ Tile tile_of(const Params& p, int u) {
   return t;
 }
 
+// One sequence of the batch: where its rows start in the (packed) tensors (0 for fixed-length batches, whose
+// batch index selects the sequence instead) and its lengths.
+struct Seq {
+  int q0, kv0, sq, skv;
+  __device__ __forceinline__ int offset() const { return skv - sq; }  // bottom-right alignment
+};
+__device__ __forceinline__ Seq seq_of(const Params& p, int b) {
+  if (p.cu_q) {
+    const int q0 = p.cu_q[b], kv0 = p.cu_kv[b];
+    return {q0, kv0, p.cu_q[b + 1] - q0, p.cu_kv[b + 1] - kv0};
+  }
+  return {0, 0, p.seq_q, p.seq_kv};
+}
+
 // KV tiles [jb, je) that some row of row block mb sees (the producer and both consumers agree on it).
 template <bool Masked, int BN>
-__device__ __forceinline__ void kv_range(const Params& p, int mb, int& jb, int& je) {
-  const int nkv = (p.seq_kv + BN - 1) / BN;
+__device__ __forceinline__ void kv_range(const Params& p, const Seq& sq, int mb, int& jb, int& je) {
+  const int nkv = (sq.skv + BN - 1) / BN;
   jb = 0;
   je = nkv;
+  if (mb * kBM >= sq.sq) {  // a row block past this sequence's end (varlen: shorter than the longest)
+    je = 0;
+    return;
+  }
   if constexpr (Masked) {
-    const int q_lo = mb * kBM, q_hi = min(q_lo + kBM, p.seq_q) - 1;
-    const long long kv_hi = (long long)q_hi + p.offset;                    // the last row's last key
-    const long long kv_lo = (long long)q_lo + p.offset - p.window + 1;     // the first row's first key
+    const int q_lo = mb * kBM, q_hi = min(q_lo + kBM, sq.sq) - 1;
+    const long long kv_hi = (long long)q_hi + sq.offset();                 // the last row's last key
+    const long long kv_lo = (long long)q_lo + sq.offset() - p.window + 1;  // the first row's first key
     const long long e = kv_hi / BN + 1, b = kv_lo / BN;
     je = kv_hi < 0 ? 0 : (e < nkv ? static_cast<int>(e) : nkv);
     jb = kv_lo <= 0 ? 0 : (b < nkv ? static_cast<int>(b) : nkv);
@@ -219,12 +240,12 @@ __device__ __forceinline__ void apply_mask(float (&s)[BN / 2], const Mask& mask,
 template <bool Masked>
 struct MaskOf {
   using type = NoMask;
-  __device__ static type make(const Params&) { return {}; }
+  __device__ static type make(const Params&, const Seq&) { return {}; }
 };
 template <>
 struct MaskOf<true> {
   using type = SlidingWindow;
-  __device__ static type make(const Params& p) { return {p.offset, p.window}; }
+  __device__ static type make(const Params& p, const Seq& sq) { return {sq.offset(), p.window}; }
 };
 
 template <class T, int D, int BN, bool Masked, bool IntraOverlap>
@@ -267,15 +288,17 @@ __global__ void __launch_bounds__(kThreads, 1)
       PipelineState<kStages> ks, vs;
       for (int u = first; u < p.tiles; u += stride) {
         const Tile t = tile_of(p, u);
+        const Seq sq = seq_of(p, t.b);
         int jb, je;
-        kv_range<Masked, BN>(p, t.mb, jb, je);
+        kv_range<Masked, BN>(p, sq, t.mb, jb, je);
         if (je <= jb) continue;  // no key visible to the whole row block: the consumers write zeros
         const int hk = t.h / (p.heads / p.kv_heads);
+        const int tb = p.cu_q ? 0 : t.b;  // packed batches: one sequence after the other along the rows
         qpipe.producer_acquire(qs);
         qpipe.producer_expect_tx(qs, C::kQBytes);
 #pragma unroll
         for (int c = 0; c < C::kChunks; ++c)
-          tma_load_4d(sQ + c * C::kQChunkBytes, &tma_q, qpipe.full_bar(qs), c * kChunk, t.h, t.mb * kBM, t.b);
+          tma_load_4d(sQ + c * C::kQChunkBytes, &tma_q, qpipe.full_bar(qs), c * kChunk, t.h, sq.q0 + t.mb * kBM, tb);
         qs.advance();
         for (int j = je - 1; j >= jb; --j) {
           kpipe.producer_acquire(ks);
@@ -283,14 +306,14 @@ __global__ void __launch_bounds__(kThreads, 1)
 #pragma unroll
           for (int c = 0; c < C::kChunks; ++c)
             tma_load_4d(sK + ks.index * C::kKVBytes + c * C::kKVChunkBytes, &tma_k, kpipe.full_bar(ks), c * kChunk,
-                        hk, j * BN, t.b);
+                        hk, sq.kv0 + j * BN, tb);
           ks.advance();
           vpipe.producer_acquire(vs);
           vpipe.producer_expect_tx(vs, C::kKVBytes);
 #pragma unroll
           for (int c = 0; c < C::kChunks; ++c)
             tma_load_4d(sV + vs.index * C::kKVBytes + c * C::kKVChunkBytes, &tma_v, vpipe.full_bar(vs), c * kChunk,
-                        hk, j * BN, t.b);
+                        hk, sq.kv0 + j * BN, tb);
           vs.advance();
         }
       }
@@ -310,8 +333,6 @@ __global__ void __launch_bounds__(kThreads, 1)
     };
     if (pingpong && c == 1) named_barrier_arrive(kBarPingpong + 0, 256);
 
-    using MaskT = typename MaskOf<Masked>::type;
-    const MaskT mask = MaskOf<Masked>::make(p);
     // Descriptors of stage 0 / chunk 0; the rest are offsets in 16-byte units of the address field.
     const std::uint64_t dq0 = wgmma_desc_sw128(sQ + c * 64 * 128);
     const std::uint64_t dk0 = wgmma_desc_sw128(sK);
@@ -342,15 +363,17 @@ __global__ void __launch_bounds__(kThreads, 1)
 
     for (int u = first; u < p.tiles; u += stride) {
       const Tile t = tile_of(p, u);
+      const Seq sq = seq_of(p, t.b);
+      const auto mask = MaskOf<Masked>::make(p, sq);  // aligned on this sequence's lengths
       int jb, je;
-      kv_range<Masked, BN>(p, t.mb, jb, je);
+      kv_range<Masked, BN>(p, sq, t.mb, jb, je);
       const int n = je > jb ? je - jb : 0;
       const int row_lo = t.mb * kBM + 64 * c;  // this warpgroup's first row
       const int rows[2] = {row_lo + 16 * warp + lane / 4, row_lo + 16 * warp + lane / 4 + 8};
       // Does tile j need the per-element test? (keys past seq_kv, or a mask that is partial on these 64 rows)
       auto partial = [&](int j) {
         const int kv0 = j * BN;
-        if (kv0 + BN > p.seq_kv) return true;
+        if (kv0 + BN > sq.skv) return true;
         return mask.classify(0, 0, row_lo, row_lo + 64, kv0, kv0 + BN) != TileClass::full;
       };
 
@@ -379,7 +402,7 @@ __global__ void __launch_bounds__(kThreads, 1)
           if (tid == 0) kpipe.consumer_release(ks.index);
           ks.advance();
           if (n == 1 && tid == 0) qpipe.consumer_release(0);
-          if (partial(je - 1)) apply_mask<BN>(s, mask, rows, (je - 1) * BN, p.seq_kv);
+          if (partial(je - 1)) apply_mask<BN>(s, mask, rows, (je - 1) * BN, sq.skv);
           online_softmax<BN>(s, rs, corr, p.scale_log2);
           to_a_fragments<T, BN>(s, pf);
           for (int i = 1; i < n; ++i) {
@@ -402,7 +425,7 @@ __global__ void __launch_bounds__(kThreads, 1)
             if (tid == 0) kpipe.consumer_release(ks.index);
             ks.advance();
             if (i == n - 1 && tid == 0) qpipe.consumer_release(0);
-            if (partial(j)) apply_mask<BN>(s, mask, rows, j * BN, p.seq_kv);
+            if (partial(j)) apply_mask<BN>(s, mask, rows, j * BN, sq.skv);
             online_softmax<BN>(s, rs, corr, p.scale_log2);
             wgmma_wait<0>();
             fence_regs(o);
@@ -442,7 +465,7 @@ __global__ void __launch_bounds__(kThreads, 1)
             if (tid == 0) kpipe.consumer_release(ks.index);
             ks.advance();
             if (i == n - 1 && tid == 0) qpipe.consumer_release(0);
-            if (partial(j)) apply_mask<BN>(s, mask, rows, j * BN, p.seq_kv);
+            if (partial(j)) apply_mask<BN>(s, mask, rows, j * BN, sq.skv);
             online_softmax<BN>(s, rs, corr, p.scale_log2);
             rescale<D>(o, corr);
             to_a_fragments<T, BN>(s, pf);
@@ -480,10 +503,10 @@ __global__ void __launch_bounds__(kThreads, 1)
           f = total > 0.f ? keep / total : 0.f;
           lse = total > 0.f ? big + __logf(total) : -INFINITY;
         }
-        const int row = rows[h];
-        if (row < p.seq_q) {
-          T* orow = static_cast<T*>(p.o) + t.b * p.o_batch + std::int64_t(row) * p.o_row +
-                                std::int64_t(t.h) * p.o_head + 2 * (lane % 4);
+        const int row = rows[h];  // within the sequence
+        if (row < sq.sq) {
+          T* orow = static_cast<T*>(p.o) + (p.cu_q ? 0 : t.b * p.o_batch) + std::int64_t(sq.q0 + row) * p.o_row +
+                    std::int64_t(t.h) * p.o_head + 2 * (lane % 4);
 #pragma unroll
           for (int j = 0; j < D / 8; ++j)
             *reinterpret_cast<Pair<T>*>(orow + 8 * j) = to_pair<T>(o[4 * j + 2 * h] * f, o[4 * j + 2 * h + 1] * f);
