@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdio>
 #include <cmath>
 #include <cstdint>
 #include <optional>
@@ -24,6 +25,7 @@
 #include "aipe/buffer.hpp"
 #include "aipe/device.hpp"
 #include "aipe/kernels/attention/forward.hpp"
+#include "aipe/measure.hpp"
 #include "aipe/kernels/attention/masks.cuh"
 #include "aipe/kernels/attention/reference.cuh"
 #include "aipe/random.hpp"
@@ -444,6 +446,42 @@ TEST(AttentionForwardGpuVarlen, PackedSequencesMatchEachAlone) {
       EXPECT_EQ(wrong, 0u) << "LSE wrong, first at " << first;
     }
   }
+}
+
+// Not a gate: the TFLOP/s of every schedule at the Llama-3-8B prefill shape (b 4, h 32, kvh 8, s 4096) for d = 128
+// and 64, causal and not, printed for the record (the ch18 ladder times the same calls through aipe run). Each
+// schedule's output is verified (sampled rows) before it is timed; the timing is the core's Timer (L2 flushed,
+// median). FLOPs: 4 b h d x visible (q, kv) pairs (s (s + 1) / 2 under the causal mask).
+TEST(AttentionForwardGpuPerf, ReportsEveryScheduleAtTheLlamaPrefillShape) {
+  if (auto why = no_hopper()) GTEST_SKIP() << *why;
+  const aipe::DeviceInfo dev = aipe::query_device(0);
+  aipe::Stream stream;
+  aipe::Timer timer(dev, stream);
+  aipe::StopCriteria crit;
+  crit.min_samples = 5;
+  crit.min_time_s = 0.05;
+  crit.budget_s = 0.4;
+  for (const int d : {128, 64})
+    for (const at::MaskKind m : {at::MaskKind::causal, at::MaskKind::none}) {
+      const Case c{.name = "perf", .b = 4, .h = 32, .kvh = 8, .sq = 4096, .sk = 4096, .d = d, .mask = m,
+                   .row_step = 61};
+      Problem<bf16> p(c);
+      const double pairs = m == at::MaskKind::causal ? 4096.0 * 4097.0 / 2 : 4096.0 * 4096.0;
+      const double flops = 4.0 * c.b * c.h * d * pairs;
+      for (const at::ForwardSchedule& s : every_schedule()) {
+        SCOPED_TRACE("d " + std::to_string(d) + " " + schedule_name(s));
+        p.run(s);
+        const aipe::VerifyResult r = p.check_o();
+        EXPECT_TRUE(r.ok) << "O: " << r.message();
+        if (!r.ok) continue;
+        const at::ForwardArgs a = p.args(s);
+        const aipe::Measurement t = timer.measure([&](cudaStream_t st) { at::forward(a, st); },
+                                                  aipe::Timing::standard, true, crit);
+        std::printf("[ PERF ] d %3d %-6s %s: %.3f ms, %.1f TFLOP/s (noise %.1f%%)\n", d,
+                    m == at::MaskKind::causal ? "causal" : "none", schedule_name(s).c_str(), t.time_ms.median,
+                    flops / (t.time_ms.median * 1e-3) / 1e12, 100 * t.time_ms.noise);
+      }
+    }
 }
 
 // The launch rejects what the kernel cannot take before touching the GPU.
