@@ -75,9 +75,7 @@ const DeviceState& device_state(int device) {
   ForwardLaunch<__half, 64>::opt_in();
   ForwardLaunch<__half, 128>::opt_in();
   // Every kernel is 384 threads under __launch_bounds__(384, 1): one CTA per SM whatever its shared memory.
-  int per_sm = 0;
-  AIPE_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-      &per_sm, ForwardLaunch<__nv_bfloat16, 256>::kernel<true, true>(), kThreads, kMaxSmem));
+  const int per_sm = ForwardLaunch<__nv_bfloat16, 256>::ctas_per_sm();
   DeviceState st;
   st.resident_ctas = per_sm * p.multiProcessorCount;
   if (st.resident_ctas < 1)

@@ -1,14 +1,15 @@
 // Internal to kernels/src/attention_forward*.cu: the launcher of the forward kernels of one (element type, head
-// dimension), defined once here and explicitly instantiated in attention_forward_bf16.cu and
-// attention_forward_fp16.cu (two translation units that compile in parallel), called by attention_forward.cu.
+// dimension). Declared here for the host entry (attention_forward.cu), which sees no kernel body and so compiles
+// none; defined in attention_forward_kernels.cuh and explicitly instantiated in attention_forward_bf16.cu and
+// attention_forward_fp16.cu (two translation units that compile in parallel).
 #pragma once
 #include <cuda.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
-#include "aipe/check.hpp"
+#include <cstddef>
+
 #include "aipe/kernels/attention/forward_sm90.cuh"
-#include "aipe/kernels/launch.cuh"
 
 namespace aipe::kernels::attention::sm90 {
 
@@ -21,24 +22,12 @@ template <class T, int D>
 struct ForwardLaunch {
   static constexpr int kBN = kBNOf<D>;
   static constexpr std::size_t kSmem = Cfg<D, kBN>::kSmem;
-  template <bool Masked, bool Overlap>
-  static constexpr auto kernel() {
-    return forward_kernel<T, D, kBN, Masked, Overlap>;
-  }
   // The shared-memory opt-in of the four kernels on the current device (once per device: set_max_dynamic_smem).
-  static void opt_in() {
-    set_max_dynamic_smem(kernel<false, false>(), kSmem);
-    set_max_dynamic_smem(kernel<false, true>(), kSmem);
-    set_max_dynamic_smem(kernel<true, false>(), kSmem);
-    set_max_dynamic_smem(kernel<true, true>(), kSmem);
-  }
+  static void opt_in();
+  // CTAs of one of these kernels resident per SM (they share threads and shared memory, so one stands for all).
+  static int ctas_per_sm();
   static void run(bool masked, bool overlap, const CUtensorMap& tq, const CUtensorMap& tk, const CUtensorMap& tv,
-                  const Params& p, int grid, cudaStream_t stream) {
-    auto* k = masked ? (overlap ? kernel<true, true>() : kernel<true, false>())
-                     : (overlap ? kernel<false, true>() : kernel<false, false>());
-    k<<<grid, kThreads, kSmem, stream>>>(tq, tk, tv, p);
-    AIPE_CHECK_LAUNCH();
-  }
+                  const Params& p, int grid, cudaStream_t stream);
 };
 
 // What is built: BF16 at d = 64, 128, 256; FP16 at d = 64, 128.
