@@ -182,6 +182,12 @@ class Problem {
     tol.rel = 2e-2;
     tol.norm_rel = 1e-2;
     aipe::VerifyResult r = aipe::compare(n, out, ref, tol);
+    if (!r.first.empty()) {  // where the first mismatch is, in the problem's terms
+      const std::size_t i = r.first[0].index;
+      r.note = "first mismatch at b " + std::to_string(i / d / h / rows_) + " q " +
+               std::to_string(i / d / h % rows_ * c_.row_step) + " head " + std::to_string(i / d % h) + " col " +
+               std::to_string(i % d);
+    }
     // Every element the reference computed as exactly 0 (a row that sees nothing) must be exactly 0.
     for (std::size_t i = 0; i < n && r.ok; ++i)
       if (ref_o_h_[i] == 0.f && out(i) != 0.0) {
