@@ -1,7 +1,8 @@
 // The host side of attention::forward that needs no GPU: check_forward_args rejects every problem the kernel
 // cannot take with a std::invalid_argument naming the rule, and accepts the ones it can; the SlidingWindow mask's
 // block classification agrees with its element test on every block of a few awkward shapes (the kernel skips
-// what classify calls empty and drops the per-element test on what it calls full).
+// what classify calls empty and drops the per-element test on what it calls full); the kernel's tile order covers
+// every tile once, and the KV range it walks per row block is exactly the tiles with a visible element.
 #include <gtest/gtest.h>
 
 #include <climits>
@@ -9,8 +10,11 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <tuple>
+#include <vector>
 
 #include "aipe/kernels/attention/forward.hpp"
+#include "aipe/kernels/attention/forward_schedule.hpp"
 #include "aipe/kernels/attention/masks.cuh"
 
 namespace {
@@ -161,6 +165,89 @@ TEST(AttentionForwardArgs, SlidingWindowClassifyAgreesWithTheElementTest) {
             << "sq " << s.sq << " sk " << s.sk << " window " << s.window << " block q " << q0 << " kv " << k0;
       }
   }
+}
+
+namespace sm90 = aipe::kernels::attention::sm90;
+
+TEST(AttentionForwardSchedule, EveryTileOnceInBothOrders) {
+  for (const bool lf : {false, true}) {
+    sm90::Params p;
+    p.batch = 3;
+    p.heads = 5;
+    p.mblocks = 7;
+    p.tiles = p.mblocks * p.heads * p.batch;
+    p.longest_first = lf;
+    std::vector<int> seen(std::size_t(p.tiles), 0);
+    int prev_mb = p.mblocks;
+    for (int u = 0; u < p.tiles; ++u) {
+      const sm90::Tile t = sm90::tile_of(p, u);
+      ASSERT_TRUE(t.mb >= 0 && t.mb < p.mblocks && t.h >= 0 && t.h < p.heads && t.b >= 0 && t.b < p.batch) << u;
+      ++seen[std::size_t((t.b * p.heads + t.h) * p.mblocks + t.mb)];
+      if (lf) {
+        EXPECT_LE(t.mb, prev_mb) << "longest-first order must never go back to a later row block, at " << u;
+        prev_mb = t.mb;
+      }
+    }
+    for (std::size_t i = 0; i < seen.size(); ++i) EXPECT_EQ(seen[i], 1) << "tile " << i << " longest_first " << lf;
+  }
+}
+
+// kv_range's [jb, je) against brute force: the KV tiles holding at least one key that some row of the block sees.
+template <bool Masked, int BN>
+void expect_exact_kv_range(int sq, int skv, int window) {
+  sm90::Params p;
+  p.window = window;
+  const sm90::Seq seq{0, 0, sq, skv};
+  const at::SlidingWindow m{skv - sq, window};
+  for (int mb = 0; mb * sm90::kBM < sq + 2 * sm90::kBM; ++mb) {  // and row blocks past the end: empty
+    int first = -1, last = -1;
+    for (int q = mb * sm90::kBM; q < (mb + 1) * sm90::kBM && q < sq; ++q)
+      for (int kv = 0; kv < skv; ++kv)
+        if (!Masked || m(0, 0, q, kv)) {
+          const int j = kv / BN;
+          if (first < 0 || j < first) first = j;
+          if (j > last) last = j;
+        }
+    int jb = 0, je = 0;
+    sm90::kv_range<Masked, BN>(p, seq, mb, jb, je);
+    const std::string where = "sq " + std::to_string(sq) + " skv " + std::to_string(skv) + " window " +
+                              std::to_string(window) + " BN " + std::to_string(BN) + " row block " + std::to_string(mb);
+    if (first < 0) {
+      EXPECT_LE(je, jb) << where << ": nothing visible, yet [" << jb << ", " << je << ")";
+    } else {
+      EXPECT_EQ(jb, first) << where;
+      EXPECT_EQ(je, last + 1) << where;
+    }
+  }
+}
+
+TEST(AttentionForwardSchedule, KvRangeIsExactlyTheVisibleTiles) {
+  const int big = INT_MAX;
+  for (const auto& [sq, skv, w] : std::vector<std::tuple<int, int, int>>{
+           {333, 333, big}, {77, 300, big}, {300, 77, big}, {1000, 1000, 128}, {700, 1111, 128}, {250, 400, 100},
+           {129, 257, big}, {1, 1, big}, {130, 130, 1}}) {
+    expect_exact_kv_range<true, 128>(sq, skv, w);
+    expect_exact_kv_range<true, 64>(sq, skv, w);
+    expect_exact_kv_range<false, 128>(sq, skv, w);
+  }
+}
+
+TEST(AttentionForwardSchedule, VarlenSequenceBounds) {
+  const int cu_q[] = {0, 130, 131, 464}, cu_kv[] = {0, 200, 201, 534};
+  sm90::Params p;
+  p.cu_q = cu_q;
+  p.cu_kv = cu_kv;
+  const sm90::Seq s = sm90::seq_of(p, 2);
+  EXPECT_EQ(s.q0, 131);
+  EXPECT_EQ(s.kv0, 201);
+  EXPECT_EQ(s.sq, 333);
+  EXPECT_EQ(s.skv, 333);
+  EXPECT_EQ(sm90::seq_of(p, 1).offset(), 0);
+  p.cu_q = p.cu_kv = nullptr;
+  p.seq_q = 77;
+  p.seq_kv = 300;
+  EXPECT_EQ(sm90::seq_of(p, 5).offset(), 223);
+  EXPECT_EQ(sm90::seq_of(p, 5).q0, 0);
 }
 
 }  // namespace
