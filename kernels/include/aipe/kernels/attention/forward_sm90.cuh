@@ -104,28 +104,44 @@ struct RowState {
 template <int BN>
 __device__ __forceinline__ void online_softmax(float (&s)[BN / 2], RowState<BN>& st, float (&corr)[2],
                                                float scale_log2) {
+  // Max and sum in kAcc independent partials a row (a tree, not a chain of BN / 4 dependent FMNMX / FADD: the
+  // softmax sits between two wgmma issues, so its latency is what the tensor cores wait for).
+  constexpr int kAcc = 4;
+  static_assert((BN / 8) % kAcc == 0, "column groups split evenly over the partials");
+  float mx[2][kAcc];
+#pragma unroll
+  for (int h = 0; h < 2; ++h)
+#pragma unroll
+    for (int a = 0; a < kAcc; ++a) mx[h][a] = st.m[h];
+#pragma unroll
+  for (int j = 0; j < BN / 8; ++j)
+#pragma unroll
+    for (int h = 0; h < 2; ++h) mx[h][j % kAcc] = fmaxf(mx[h][j % kAcc], fmaxf(s[4 * j + 2 * h], s[4 * j + 2 * h + 1]));
+  float mb[2];
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
-    float mx = st.m[h];
+    float m = fmaxf(fmaxf(mx[h][0], mx[h][1]), fmaxf(mx[h][2], mx[h][3]));
+    m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 1));  // the quad holds the row
+    m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, 2));
+    // No key seen yet (m = -inf): keep O and l as they are (zero) and make every p exp2(-inf) = 0.
+    corr[h] = m == -INFINITY ? 1.f : fast_exp2((st.m[h] - m) * scale_log2);
+    mb[h] = m == -INFINITY ? 0.f : m * scale_log2;
+    st.m[h] = m;
+  }
+  float sum[2][kAcc] = {};
 #pragma unroll
-    for (int j = 0; j < BN / 8; ++j) mx = fmaxf(mx, fmaxf(s[4 * j + 2 * h], s[4 * j + 2 * h + 1]));
-    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));  // the quad holds the row
-    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-    // No key seen yet (mx = -inf): keep O and l as they are (zero) and make every p exp2(-inf) = 0.
-    corr[h] = mx == -INFINITY ? 1.f : fast_exp2((st.m[h] - mx) * scale_log2);
-    const float mb = mx == -INFINITY ? 0.f : mx * scale_log2;
-    float sum = 0.f;
+  for (int j = 0; j < BN / 8; ++j)
 #pragma unroll
-    for (int j = 0; j < BN / 8; ++j)
+    for (int h = 0; h < 2; ++h)
 #pragma unroll
       for (int e = 0; e < 2; ++e) {
-        const float p = fast_exp2(fmaf(s[4 * j + 2 * h + e], scale_log2, -mb));
+        const float p = fast_exp2(fmaf(s[4 * j + 2 * h + e], scale_log2, -mb[h]));
         s[4 * j + 2 * h + e] = p;
-        sum += p;
+        sum[h][j % kAcc] += p;
       }
-    st.l[h] = st.l[h] * corr[h] + sum;
-    st.m[h] = mx;
-  }
+#pragma unroll
+  for (int h = 0; h < 2; ++h)
+    st.l[h] = st.l[h] * corr[h] + ((sum[h][0] + sum[h][1]) + (sum[h][2] + sum[h][3]));
 }
 
 // P (FP32 probabilities of m64nBN) -> BF16 / FP16 A fragments of the BN / 16 k-steps of O += P V: k-step kk's four
