@@ -15,6 +15,7 @@
 // rows past the tensor's end arrive as zeros.
 #include <cuda.h>
 
+#include <algorithm>
 #include <climits>
 #include <cmath>
 #include <map>
@@ -65,7 +66,8 @@ const DeviceState& device_state(int device) {
   if (p.major != 9 || p.minor != 0)
     throw std::runtime_error("attention::forward needs a Hopper GPU (sm_90a); device " + std::to_string(device) +
                              " is cc " + std::to_string(p.major) + "." + std::to_string(p.minor));
-  constexpr std::size_t kMaxSmem = ForwardLaunch<__nv_bfloat16, 256>::kSmem;
+  constexpr std::size_t kMaxSmem = std::max({ForwardLaunch<__nv_bfloat16, 64>::kSmem, ForwardLaunch<__nv_bfloat16, 128>::kSmem,
+                                              ForwardLaunch<__nv_bfloat16, 256>::kSmem});
   if (p.sharedMemPerBlockOptin < kMaxSmem)
     throw std::runtime_error("attention::forward needs " + std::to_string(kMaxSmem) + " B of shared memory per block; "
                              "device " + std::to_string(device) + " allows " + std::to_string(p.sharedMemPerBlockOptin));
@@ -75,7 +77,7 @@ const DeviceState& device_state(int device) {
   ForwardLaunch<__half, 64>::opt_in();
   ForwardLaunch<__half, 128>::opt_in();
   // Every kernel is 384 threads under __launch_bounds__(384, 1): one CTA per SM whatever its shared memory.
-  const int per_sm = ForwardLaunch<__nv_bfloat16, 256>::ctas_per_sm();
+  const int per_sm = ForwardLaunch<__nv_bfloat16, 128>::ctas_per_sm();
   DeviceState st;
   st.resident_ctas = per_sm * p.multiProcessorCount;
   if (st.resident_ctas < 1)

@@ -3,7 +3,8 @@
 // keys through shared memory (BN = 128; 64 at d = 256, where O alone holds 128 FP32 registers a thread).
 //
 //   warpgroup 0: producer. One thread issues every TMA load: the Q tile [128][d] once per tile, K and V tiles
-//                [BN][d] through two 2-stage mbarrier rings (aipe/kernels/pipeline.cuh). setmaxnreg 24.
+//                [BN][d] through two mbarrier rings (aipe/kernels/pipeline.cuh), 3 stages (2 at d = 256).
+//                setmaxnreg 24.
 //   warpgroups 1, 2: consumers, 64 query rows each (setmaxnreg 240):
 //                S = Q K^T        wgmma m64nBNk16, A = Q and B = K both K-major in 128B-swizzled smem
 //                online softmax   FP32 in registers: row max over the quad (shuffles), exp2 with log2(e) folded
@@ -48,7 +49,6 @@
 namespace aipe::kernels::attention::sm90 {
 
 constexpr int kThreads = 384;   // producer warpgroup + 2 consumers
-constexpr int kStages = 2;      // K and V rings
 constexpr int kChunk = 64;      // d elements per 128-byte swizzled row (one TMA box column)
 constexpr int kBarPingpong = 1; // named barriers 1 (consumer 0's turn) and 2 (consumer 1's turn)
 
@@ -59,8 +59,12 @@ struct Cfg {
   static constexpr int kQBytes = kBM * D * 2;   // [chunks][128 rows][64]
   static constexpr int kKVBytes = BN * D * 2;   // [chunks][BN rows][64]
   static constexpr int kQChunkBytes = kBM * 128, kKVChunkBytes = BN * 128;
+  // Stages of the K and V rings: 3 where they fit (d <= 128: 225 KiB at d = 128), so each tile is requested two
+  // tiles ahead of its use and a slow TMA does not stall the tensor cores; 2 at d = 256.
+  static constexpr int kStages = D == 256 ? 2 : 3;
   // [1024 alignment][Q][K stages][V stages][barriers: Q full/empty, K full/empty, V full/empty]
   static constexpr std::size_t kSmem = 1024 + kQBytes + 2 * std::size_t(kStages) * kKVBytes + (2 + 4 * kStages) * 8;
+  static_assert(kSmem <= 232448, "one CTA per SM: at most 227 KiB of shared memory");
 };
 
 __device__ __forceinline__ float fast_exp2(float x) {
@@ -204,6 +208,7 @@ __global__ void __launch_bounds__(kThreads, 1)
       reinterpret_cast<unsigned char*>((reinterpret_cast<std::uintptr_t>(smem_raw) + 1023) & ~std::uintptr_t(1023));
   unsigned char* sQ = smem;
   unsigned char* sK = sQ + C::kQBytes;
+  constexpr int kStages = C::kStages;
   unsigned char* sV = sK + kStages * C::kKVBytes;
   auto* bars = reinterpret_cast<std::uint64_t*>(sV + kStages * C::kKVBytes);
   const Pipeline<1> qpipe(bars);                      // Q: one slot, refilled per tile
