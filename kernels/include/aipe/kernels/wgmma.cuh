@@ -54,6 +54,17 @@ __device__ __forceinline__ std::uint64_t wgmma_desc(const void* p) {
 // The 128-byte swizzle of every GEMM in aipe (rows of 64 BF16 or 128 FP8, 8-row groups 1024 bytes apart).
 __device__ __forceinline__ std::uint64_t wgmma_desc_sw128(const void* p) { return wgmma_desc<Swizzle::b128>(p); }
 
+// Descriptor for an MN-major B operand (BF16/FP16 with TransB = 1) in 128B-swizzled rows: the tile is stored
+// [K][64 MN elements] per 128-byte row (as TMA writes a [rows][64] box whose rows are the K index), 8 K-rows
+// 1024 bytes apart (stride byte offset), and the next 64 elements of N start `chunk_bytes` further (leading
+// byte offset: the distance between two such [K][64] boxes). Attention's V tile [keys][d] is this operand of
+// O += P V. Stepping K by 16 rows is +2048 bytes on the start address.
+__device__ __forceinline__ std::uint64_t wgmma_desc_mn_sw128(const void* p, std::uint32_t chunk_bytes) {
+  std::uint64_t d = wgmma_desc<Swizzle::b128>(p) & ~(std::uint64_t(0x3FFF) << 16);
+  d |= std::uint64_t((chunk_bytes >> 4) & 0x3FFF) << 16;
+  return d;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Fence, commit, wait
 // ---------------------------------------------------------------------------------------------

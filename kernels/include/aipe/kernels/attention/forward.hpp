@@ -9,13 +9,18 @@
 // Query head h reads KV head h / (heads / kv_heads): MHA (kv_heads == heads), GQA, MQA (kv_heads == 1).
 // Variable-length packed batches (flash_attn_varlen): cu_seqlens_q / cu_seqlens_kv hold batch + 1 cumulative
 // offsets into a packed [total_tokens][heads][d] tensor (batch strides are then ignored); sequence i spans
-// rows [cu[i], cu[i+1]) and seq_q / seq_kv are the maxima.
+// rows [cu[i], cu[i+1]) and seq_q / seq_kv are the maxima. Both arrays are given, or neither. total_q / total_kv
+// (added for varlen: the rows of the packed tensors, so that the kernel's TMA reads stop at the tensors' ends
+// without reading cu[batch] back from the device) must be given with them. LSE keeps its [b][heads][seq_q]
+// layout, seq_q the maximum: sequence i's rows are LSE[i][h][0 .. len_i), the rest is not written.
+// The masks align each sequence bottom-right on its own lengths.
 // Masks: none, causal aligned bottom-right (query q sees key kv iff kv <= q + seq_kv_i - seq_q_i), sliding
 // window (causal, and kv > q + offset - window), learned sink logits per head (joining the denominator only).
 // A row that sees no key (and has no sink) gets O = 0 and LSE = -inf.
 //
-// What the kernel needs (checked; std::invalid_argument naming the rule otherwise): d in {64, 128, 256};
-// heads % kv_heads == 0; base pointers 16-byte aligned and every stride a multiple of 8 elements (TMA).
+// What the kernel needs (checked; std::invalid_argument naming the rule otherwise): d in {64, 128, 256} for BF16,
+// {64, 128} for FP16; heads % kv_heads == 0; base pointers 16-byte aligned and every stride a multiple of 8
+// elements (TMA), a stride along which more than one index exists at least d; scale > 0 (or 0: 1/sqrt(d)).
 #pragma once
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -46,6 +51,7 @@ struct ForwardArgs {
   int batch = 0, heads = 0, kv_heads = 0, seq_q = 0, seq_kv = 0, d = 0;
   const int* cu_seqlens_q = nullptr;   // [batch + 1] device, or null (fixed-length batch)
   const int* cu_seqlens_kv = nullptr;  // [batch + 1] device, or null
+  int total_q = 0, total_kv = 0;       // varlen only: rows of the packed Q / O and K / V tensors
   float scale = 0.f;                   // 0: 1/sqrt(d)
   MaskKind mask = MaskKind::none;
   int window = 0;                      // sliding_window: keys strictly within `window` positions of the query

@@ -34,4 +34,27 @@ struct Causal {
   }
 };
 
+// Sliding window, causal and aligned bottom-right like Causal: query q sees key kv iff
+// 0 <= q + offset - kv < window (the key is at or before the query's diagonal, by fewer than `window`
+// positions). With window >= seq_kv it is Causal; the forward kernel runs plain causal masks through it
+// (window = INT_MAX), one instantiation for both. The distance is formed before the comparison, so no
+// intermediate overflows for any window up to INT_MAX (positions below 2^30).
+struct SlidingWindow {
+  int offset = 0;  // seq_kv - seq_q
+  int window = 0;  // >= 1
+  __host__ __device__ static constexpr SlidingWindow bottom_right(int seq_q, int seq_kv, int window) {
+    return {seq_kv - seq_q, window};
+  }
+  __host__ __device__ constexpr bool operator()(int, int, int q, int kv) const {
+    const int dist = q + offset - kv;
+    return dist >= 0 && dist < window;
+  }
+  __host__ __device__ constexpr TileClass classify(int, int, int q0, int q1, int kv0, int kv1) const {
+    const int dmin = q0 + offset - (kv1 - 1), dmax = (q1 - 1) + offset - kv0;  // distances over the block
+    if (dmax < 0 || dmin >= window) return TileClass::empty;
+    if (dmin >= 0 && dmax < window) return TileClass::full;
+    return TileClass::partial;
+  }
+};
+
 }  // namespace aipe::kernels::attention
