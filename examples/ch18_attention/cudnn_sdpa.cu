@@ -228,6 +228,7 @@ enum : int64_t { kQ = 1, kK, kV, kO, kLse, kScale, kSkv, kSq, kNegInf };
 CudnnSdpa::~CudnnSdpa() { release(); }
 
 void CudnnSdpa::release() {
+  if (owned_.empty() && !handle_) return;  // nothing built: do not load the library just to free nothing
   const CudnnApi& a = api();
   if (!a.error.empty()) return;
   for (auto it = owned_.rbegin(); it != owned_.rend(); ++it) a.destroyDescriptor(static_cast<cudnnBackendDescriptor_t>(*it));
@@ -270,8 +271,10 @@ std::string CudnnSdpa::build(const CudnnSdpaProblem& p) {
     auto S = S1;
     if (p.causal) {
       auto row = g.tensor(i32, sdim, sstr, 0), col = g.tensor(i32, sdim, sstr, 0);
-      g.pointwise(CUDNN_POINTWISE_GEN_INDEX, i32, S, nullptr, nullptr, row, 2);
-      g.pointwise(CUDNN_POINTWISE_GEN_INDEX, i32, S, nullptr, nullptr, col, 3);
+      // Index generation computes in FP32 and writes INT32, the shifts in INT32, the compare in BOOLEAN
+      // (the precisions cudnn-frontend gives these ops, which the fused engine's pattern expects).
+      g.pointwise(CUDNN_POINTWISE_GEN_INDEX, f32, S, nullptr, nullptr, row, 2);
+      g.pointwise(CUDNN_POINTWISE_GEN_INDEX, f32, S, nullptr, nullptr, col, 3);
       if (skv != sq) {  // bottom-right: shift the row index by s_kv - s_q
         auto r1 = g.tensor(i32, sdim, sstr, 0), r2 = g.tensor(i32, sdim, sstr, 0);
         g.pointwise(CUDNN_POINTWISE_ADD, i32, row, g.scalar(i32, kSkv), nullptr, r1);
