@@ -596,7 +596,8 @@ class AttentionForward final : public aipe::Example {
   }
 
   // ---- 3-6 the library kernel ----
-  [[maybe_unused]] att::ForwardArgs forward_args(att::ForwardSchedule sched) const {
+#if AIPE_HAVE_ATTENTION_FORWARD
+  att::ForwardArgs forward_args(att::ForwardSchedule sched) const {
     att::ForwardArgs a;
     a.dtype = att::DType::bf16;
     a.q = q_.get(), a.k = k_.get(), a.v = v_.get(), a.o = o_.get(), a.lse = lse_.get();
@@ -608,6 +609,7 @@ class AttentionForward final : public aipe::Example {
     a.schedule = sched;
     return a;
   }
+#endif
   std::string library_skip(att::ForwardSchedule sched) const {
 #if AIPE_HAVE_ATTENTION_FORWARD
     try {

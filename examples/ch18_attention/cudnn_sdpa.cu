@@ -248,9 +248,6 @@ std::string CudnnSdpa::build(const CudnnSdpaProblem& p) {
   if (p.causal && p.seq_q > p.seq_kv)
     return "cuDNN's bottom-right causal mask needs seq_q <= seq_kv (rows that see no key are not defined there)";
   try {
-    cudnnHandle_t h = nullptr;
-    ok(a.create(&h), "cudnnCreate");
-    handle_ = h;
     GraphBuilder g(owned_);
     const int64_t b = p.batch, hq = p.heads, hk = p.kv_heads, sq = p.seq_q, skv = p.seq_kv, d = p.d;
     const cudnnDataType_t bf16 = CUDNN_DATA_BFLOAT16, f32 = CUDNN_DATA_FLOAT, i32 = CUDNN_DATA_INT32,
@@ -300,7 +297,11 @@ std::string CudnnSdpa::build(const CudnnSdpaProblem& p) {
     g.pointwise(CUDNN_POINTWISE_DIV, f32, E, l, nullptr, P);
     g.matmul(P, V, O);
 
-    // The operation graph, the heuristics' engine configurations, and the first that gives a plan.
+    // The operation graph (it needs the handle, hence a GPU; the operations above do not), the heuristics'
+    // engine configurations, and the first that gives a plan.
+    cudnnHandle_t h = nullptr;
+    ok(a.create(&h), "cudnnCreate");
+    handle_ = h;
     auto graph = g.make(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR);
     g.set(graph, CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, g.ops.data(), int64_t(g.ops.size()));
     g.set(graph, static_cast<cudnnBackendAttributeName_t>(800) /* OPERATIONGRAPH_HANDLE */, CUDNN_TYPE_HANDLE, &h);
