@@ -18,7 +18,7 @@
 //                    Q fragments held in registers, K/V tiles of 64 keys double-buffered by cp.async, S and
 //                    the online softmax (running max, rescaled sum and accumulator) in registers, P reused as
 //                    the A operand of P V without leaving registers, causal CTAs skip the key tiles above
-//                    the diagonal and run the longest rows first. S never reaches memory.
+//                    the diagonal and each head runs its longest rows first. S never reaches memory.
 //   3 wgmma_tma      the library kernel (aipe::kernels::attention::forward) with every overlap switched off:
 //                    TMA-fed K/V ring, Q K^T and P V on WGMMA, a producer warpgroup and consumer warpgroups
 //   4 pingpong       + the two consumer warpgroups alternate: one's softmax runs under the other's GEMMs
@@ -175,8 +175,9 @@ __global__ void __launch_bounds__(F_THREADS) fa2_forward(const Fa2Params p) {
   bf16* sK = sQ + F_BM * LD;                     // [2][F_BN][LD]
   bf16* sV = sK + 2 * F_BN * LD;                 // [2][F_BN][LD]
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-  // Causal: the last query tiles see the most keys; the grid hands them out first so that they do not
-  // start in the last wave.
+  // Causal: the last query tiles see the most keys, so each head's CTAs start with them (blockIdx.x, the
+  // fastest in launch order, counts down the query tiles): the long ones do not start in the last wave, and a
+  // head's CTAs stay adjacent in launch order, sharing its K and V in L2.
   const int qt = CAUSAL ? p.q_tiles - 1 - int(blockIdx.x) : int(blockIdx.x);
   const int h = blockIdx.y, b = blockIdx.z, hk = h / p.group;
   const int q0 = qt * F_BM;

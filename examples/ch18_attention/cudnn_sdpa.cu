@@ -240,13 +240,13 @@ void CudnnSdpa::release() {
 
 std::string CudnnSdpa::build(const CudnnSdpaProblem& p) {
   release();
+  if (p.causal && p.seq_q > p.seq_kv)
+    return "cuDNN's bottom-right causal mask needs seq_q <= seq_kv (rows that see no key are not defined there)";
   const CudnnApi& a = api();
   if (!a.error.empty()) return a.error;
   const size_t ver = a.getVersion();
   library_ = "cuDNN " + std::to_string(ver / 10000) + "." + std::to_string(ver / 100 % 100) + "." +
              std::to_string(ver % 100) + " (" + a.path + ")";
-  if (p.causal && p.seq_q > p.seq_kv)
-    return "cuDNN's bottom-right causal mask needs seq_q <= seq_kv (rows that see no key are not defined there)";
   try {
     GraphBuilder g(owned_);
     const int64_t b = p.batch, hq = p.heads, hk = p.kv_heads, sq = p.seq_q, skv = p.seq_kv, d = p.d;
