@@ -19,6 +19,7 @@ namespace aipe::ch18 {
 
 CudnnSdpa::~CudnnSdpa() = default;
 void CudnnSdpa::release() {}
+std::string CudnnSdpa::build_graph(const CudnnSdpaProblem&, bool) { return ""; }
 std::string CudnnSdpa::build(const CudnnSdpaProblem&) {
   return "cuDNN headers not found at configure time (set -DAIPE_CUDNN_ROOT=<prefix holding include/cudnn.h>)";
 }
@@ -60,9 +61,21 @@ void* open_cudnn_at(const std::string& dir) {
   return dlopen((dir + "/libcudnn.so.9").c_str(), RTLD_NOW | RTLD_GLOBAL);
 }
 
+// The runtime-compiled engines (cuDNN's fused attention among them) open NVRTC by soname,
+// libnvrtc.so.<CUDA major>; loading it first from where it usually lives lets them find it when its folder is
+// not on the loader's path. Best effort: without it those engines are simply not offered.
+void preload_nvrtc() {
+  const std::string so = "libnvrtc.so." + std::to_string(CUDART_VERSION / 1000);
+  if (dlopen(so.c_str(), RTLD_NOW | RTLD_GLOBAL)) return;
+  for (const char* dir : {"/usr/local/cuda/lib64", "/opt/torch/.venv/lib/python3.12/site-packages/nvidia/cu13/lib",
+                          "/opt/torch/.venv/lib/python3.12/site-packages/nvidia/cuda_nvrtc/lib"})
+    if (dlopen((std::string(dir) + "/" + so).c_str(), RTLD_NOW | RTLD_GLOBAL)) return;
+}
+
 const CudnnApi& api() {
   static const CudnnApi a = [] {
     CudnnApi r{};
+    preload_nvrtc();
     void* lib = nullptr;
     std::vector<std::string> tried;
     auto dir_of = [](const std::string& file) { return file.substr(0, file.find_last_of('/')); };
@@ -244,6 +257,19 @@ std::string CudnnSdpa::build(const CudnnSdpaProblem& p) {
     return "cuDNN's bottom-right causal mask needs seq_q <= seq_kv (rows that see no key are not defined there)";
   const CudnnApi& a = api();
   if (!a.error.empty()) return a.error;
+  // The training graph (with the LSE statistics) first, as PyTorch's cuDNN backend builds it; where cuDNN takes
+  // no such graph, the inference graph (no LSE: the example then checks O alone).
+  const std::string with_stats = build_graph(p, true);
+  if (with_stats.empty()) return "";
+  const std::string without = build_graph(p, false);
+  if (without.empty()) return "";
+  return with_stats + "; without the statistics: " + without;
+}
+
+std::string CudnnSdpa::build_graph(const CudnnSdpaProblem& p, bool stats) {
+  release();
+  has_lse_ = stats;
+  const CudnnApi& a = api();
   const size_t ver = a.getVersion();
   library_ = "cuDNN " + std::to_string(ver / 10000) + "." + std::to_string(ver / 100 % 100) + "." +
              std::to_string(ver % 100) + " (" + a.path + ")";
@@ -291,8 +317,10 @@ std::string CudnnSdpa::build(const CudnnSdpaProblem& p) {
     g.pointwise(CUDNN_POINTWISE_EXP, f32, Sc, nullptr, nullptr, E);
     auto l = g.tensor(f32, rdim, rstr, 0), logl = g.tensor(f32, rdim, rstr, 0);
     g.reduction(CUDNN_REDUCE_TENSOR_ADD, E, l);
-    g.pointwise(CUDNN_POINTWISE_LOG, f32, l, nullptr, nullptr, logl);
-    g.pointwise(CUDNN_POINTWISE_ADD, f32, m, logl, nullptr, LSE);
+    if (stats) {
+      g.pointwise(CUDNN_POINTWISE_LOG, f32, l, nullptr, nullptr, logl);
+      g.pointwise(CUDNN_POINTWISE_ADD, f32, m, logl, nullptr, LSE);
+    }
     auto P = g.tensor(bf16, sdim, sstr, 0);
     g.pointwise(CUDNN_POINTWISE_DIV, f32, E, l, nullptr, P);
     g.matmul(P, V, O);
@@ -369,8 +397,12 @@ void CudnnSdpa::run(const void* q, const void* k, const void* v, void* o, float*
   };
   check(a.setStream(h, stream), "cudnnSetStream");
   // By-value scalars are read from host memory when the launch is enqueued.
-  std::vector<int64_t> uids{kQ, kK, kV, kO, kLse};
-  std::vector<void*> ptrs{const_cast<void*>(q), const_cast<void*>(k), const_cast<void*>(v), o, lse};
+  std::vector<int64_t> uids{kQ, kK, kV, kO};
+  std::vector<void*> ptrs{const_cast<void*>(q), const_cast<void*>(k), const_cast<void*>(v), o};
+  if (has_lse_) {
+    uids.push_back(kLse);
+    ptrs.push_back(lse);
+  }
   for (int64_t u : scalar_uids_) {
     uids.push_back(u);
     ptrs.push_back(u == kScale ? static_cast<void*>(&scale_) : u == kNegInf ? static_cast<void*>(&neg_inf_)

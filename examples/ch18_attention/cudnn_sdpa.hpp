@@ -9,7 +9,8 @@
 //         row' = row + s_kv - s_q,  keep = row' >= col,  S = keep ? S : -inf      (BINARY_SELECT)
 //   m     = max_kv S                     reduction MAX -> [b][h][s_q][1]
 //   E     = exp(S - m),  l = sum_kv E    pointwise SUB, EXP, reduction ADD
-//   LSE   = m + log(l)                   the softmax statistics, an output: [b][h][s_q][1] FP32
+//   LSE   = m + log(l)                   the softmax statistics, an output: [b][h][s_q][1] FP32 (the training
+//                                        graph; the inference graph without it is tried where that fails)
 //   P     = E / l                        pointwise DIV, P in BF16 (the second matmul's A type)
 //   O     = P . V                        matmul, BF16 out     V [b][h_kv][s_kv][d], O [b][h][s_q][d]
 //
@@ -54,6 +55,8 @@ class CudnnSdpa {
   std::string build(const CudnnSdpaProblem& p);
   // Bytes of device workspace the plan needs (valid after a successful build).
   std::size_t workspace_bytes() const { return workspace_bytes_; }
+  // Whether the plan writes the LSE (the training graph) or not (the inference graph, tried second).
+  bool has_lse() const { return has_lse_; }
   // Enqueues one forward pass on `stream`: q, k, v, o BF16 in aipe's layouts, lse [b][h][s_q] FP32.
   void run(const void* q, const void* k, const void* v, void* o, float* lse, void* workspace, cudaStream_t stream);
   // "cuDNN 9.19.0 (<library path>)" once loaded.
@@ -61,6 +64,8 @@ class CudnnSdpa {
 
  private:
   void release();
+  std::string build_graph(const CudnnSdpaProblem& p, bool stats);
+  bool has_lse_ = false;
   void* handle_ = nullptr;  // cudnnHandle_t
   void* plan_ = nullptr;    // execution plan descriptor
   std::vector<void*> owned_;  // every descriptor the graph holds, destroyed with it
