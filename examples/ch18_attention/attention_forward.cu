@@ -14,8 +14,8 @@
 //                    writing P (BF16) and LSE, O = P V by cuBLAS: the unfused baseline. Slow because S and P
 //                    cross DRAM: 6 bytes per (q, kv) pair against 4 d FLOPs, so at s = 4096 it moves ~13 GB
 //                    where Q, K, V and O are 0.34 GB, and the softmax kernel is bandwidth-bound.
-//   2 fa2_mma        FlashAttention-2 on mma.sync m16n8k16: one CTA per 64 query rows (4 warps x 16 rows),
-//                    Q fragments held in registers, K/V tiles of 64 keys double-buffered by cp.async, S and
+//   2 fa2_mma        FlashAttention-2 on mma.sync m16n8k16: one CTA per 128 query rows (4 warps x 32 rows),
+//                    K/V tiles of 64 keys double-buffered by cp.async, S and
 //                    the online softmax (running max, rescaled sum and accumulator) in registers, P reused as
 //                    the A operand of P V without leaving registers, causal CTAs skip the key tiles above
 //                    the diagonal and each head runs its longest rows first. S never reaches memory.
@@ -52,6 +52,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "aipe/buffer.hpp"
@@ -119,17 +120,22 @@ __global__ void __launch_bounds__(kSoftmaxThreads) masked_softmax_rows(const flo
 }
 
 // ------------------------------------------------------------------------------------------------
-// 2 fa2_mma: FlashAttention-2 on the Ampere tensor-core path.
-//   CTA = 4 warps = 64 query rows (16 per warp: one m16 row block), key tiles of 64.
+// 2 fa2_mma: FlashAttention-2 on the Ampere tensor-core path (FlashAttention-2's own A100/H100 tile for d = 128).
+//   CTA = 4 warps = 128 query rows (32 per warp: two m16 row blocks), key tiles of 64. Two row blocks per warp
+//   let every K and V fragment read from shared memory feed two mma instead of one: with one block, ldmatrix
+//   (512 bytes per x4, 4 clocks of the SM's 128 B/clock) and not the tensor cores set the pace.
 //   Shared memory (rows padded by 8 BF16 = 16 bytes, so the 8 row addresses of an ldmatrix phase fall in 8
-//   distinct 16-byte bank groups): Q [64][d+8], K [2][64][d+8], V [2][64][d+8]: 87 KB at d = 128.
-//   Registers per thread: Q fragments d/16 x 4, S 8 x 4 FP32 (16 rows x 64 keys per warp), O d/8 x 4 FP32,
-//   and the running max and sum of its two rows (lane/4 and lane/4 + 8 of the warp's 16).
+//   distinct 16-byte bank groups): Q [128][d+8], K [2][64][d+8], V [2][64][d+8]: 104 KB at d = 128, two CTAs
+//   per SM.
+//   Registers per thread: S 2 x 8 x 4 FP32 (32 rows x 64 keys per warp), O 2 x d/8 x 4 FP32, the running max and
+//   sum of its four rows (lane/4 and lane/4 + 8 of each block), and at d = 64 the Q fragments (2 x 4 x 4); at
+//   d = 128 those would not fit (ptxas: 255 registers, ~100 bytes spilled, already) and are re-read per k step.
 //   Tails: rows past seq_q and keys past seq_kv are zero-filled by cp.async (src-size 0) and the keys masked
 //   to -inf (a zero V row times P = 0 adds nothing; an unfilled one could be NaN). Softmax in base 2:
 //   x = s * scale * log2(e), p = 2^(x - max), LSE = (max + log2 sum) ln 2.
 // ------------------------------------------------------------------------------------------------
-constexpr int F_BM = 64, F_BN = 64, F_THREADS = 128, F_PAD = 8;
+constexpr int F_MW = 2;                  // m16 row blocks per warp
+constexpr int F_BM = 64 * F_MW, F_BN = 64, F_THREADS = 128, F_PAD = 8;
 template <int D>
 constexpr std::size_t fa2_smem_bytes() {
   return std::size_t(F_BM + 4 * F_BN) * (D + F_PAD) * sizeof(bf16);
@@ -170,6 +176,9 @@ __device__ __forceinline__ std::uint32_t pack_bf16(float lo, float hi) {
 template <int D, bool CAUSAL>
 __global__ void __launch_bounds__(F_THREADS) fa2_forward(const Fa2Params p) {
   constexpr int LD = D + F_PAD, CH = D / 8;  // smem row stride (elements); 16-byte chunks per row
+  // Q fragments stay in registers where they fit beside S and O (d = 64: 32 registers); at d = 128 they would
+  // take 64 more, so they are re-read from shared memory at each k step (one ldmatrix per 16 rows).
+  constexpr bool QREG = D <= 64;
   extern __shared__ __align__(128) unsigned char smem_raw[];
   bf16* sQ = reinterpret_cast<bf16*>(smem_raw);  // [F_BM][LD]
   bf16* sK = sQ + F_BM * LD;                     // [2][F_BN][LD]
@@ -190,121 +199,163 @@ __global__ void __launch_bounds__(F_THREADS) fa2_forward(const Fa2Params p) {
   if (CAUSAL) kv_end = max(0, min(p.seq_kv, min(q0 + F_BM, p.seq_q) + causal.offset));
   const int n_tiles = (kv_end + F_BN - 1) / F_BN;
 
-  // 64 rows x CH 16-byte chunks; rows at or past `valid` are zero-filled.
-  auto load_tile = [&](bf16* dst, const bf16* src, std::int64_t row_stride, int row0, int valid) {
+  // ROWS rows x CH 16-byte chunks; rows at or past `valid` are zero-filled.
+  auto load_tile = [&](auto rows_c, bf16* dst, const bf16* src, std::int64_t row_stride, int row0, int valid) {
+    constexpr int ROWS = decltype(rows_c)::value;
 #pragma unroll
-    for (int c = tid; c < 64 * CH; c += F_THREADS) {
+    for (int c = tid; c < ROWS * CH; c += F_THREADS) {
       const int r = c / CH, ch = c % CH;
       const bool in = row0 + r < valid;
       kn::cp_async_16(dst + r * LD + ch * 8, src + (in ? std::int64_t(row0 + r) * row_stride + ch * 8 : 0), in);
     }
   };
-  load_tile(sQ, Qg, p.q_row, q0, p.seq_q);
+  using QRows = std::integral_constant<int, F_BM>;
+  using KRows = std::integral_constant<int, F_BN>;
+  load_tile(QRows{}, sQ, Qg, p.q_row, q0, p.seq_q);
   if (n_tiles > 0) {
-    load_tile(sK, Kg, p.kv_row, 0, p.seq_kv);
-    load_tile(sV, Vg, p.kv_row, 0, p.seq_kv);
+    load_tile(KRows{}, sK, Kg, p.kv_row, 0, p.seq_kv);
+    load_tile(KRows{}, sV, Vg, p.kv_row, 0, p.seq_kv);
   }
   kn::cp_async_commit();
 
-  std::uint32_t qf[D / 16][4];  // this warp's 16 x D slice of Q as mma A fragments
-  float acc[D / 8][4];          // O rows (lane/4, lane/4 + 8) x D, unnormalized
+  // This warp's rows: F_MW blocks of 16; a thread holds rows lane/4 and lane/4 + 8 of each.
+  const int row_w = warp * 16 * F_MW;
+  std::uint32_t qf[QREG ? F_MW : 1][QREG ? D / 16 : 1][4];  // Q as mma A fragments (QREG)
+  float acc[F_MW][D / 8][4];                                // O, unnormalized
+  float m_run[F_MW][2], l_run[F_MW][2];                     // base-2 running max; partial sums
 #pragma unroll
-  for (int i = 0; i < D / 8; ++i) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.f;
-  float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.f, 0.f};  // base-2 running max; partial sums
-  const int row_w = warp * 16;
-  const int qa = q0 + row_w + lane / 4;  // this thread's first row; the second is qa + 8
+  for (int mi = 0; mi < F_MW; ++mi) {
+    m_run[mi][0] = m_run[mi][1] = -INFINITY;
+    l_run[mi][0] = l_run[mi][1] = 0.f;
+#pragma unroll
+    for (int i = 0; i < D / 8; ++i) acc[mi][i][0] = acc[mi][i][1] = acc[mi][i][2] = acc[mi][i][3] = 0.f;
+  }
+  // matrices (rows 0-7, k 0-7), (rows 8-15, k 0-7), (rows 0-7, k 8-15), (rows 8-15, k 8-15) of block mi
+  auto load_q = [&](std::uint32_t (&f)[4], int mi, int kk) {
+    const int r = row_w + mi * 16 + (lane % 8) + ((lane / 8) % 2) * 8;
+    ldsm_x4(f, sQ + r * LD + kk * 16 + (lane / 16) * 8);
+  };
 
   for (int t = 0; t < n_tiles; ++t) {
     const int st = t & 1;
     if (t + 1 < n_tiles) {  // the next tile flies while this one computes
-      load_tile(sK + (st ^ 1) * F_BN * LD, Kg, p.kv_row, (t + 1) * F_BN, p.seq_kv);
-      load_tile(sV + (st ^ 1) * F_BN * LD, Vg, p.kv_row, (t + 1) * F_BN, p.seq_kv);
+      load_tile(KRows{}, sK + (st ^ 1) * F_BN * LD, Kg, p.kv_row, (t + 1) * F_BN, p.seq_kv);
+      load_tile(KRows{}, sV + (st ^ 1) * F_BN * LD, Vg, p.kv_row, (t + 1) * F_BN, p.seq_kv);
     }
     kn::cp_async_commit();
     kn::cp_async_wait<1>();  // all but the newest group: Q and tile t have landed (this thread's copies) ...
     __syncthreads();         // ... and everyone's
-    if (t == 0) {
+    if constexpr (QREG) {
+      if (t == 0)
 #pragma unroll
-      for (int kk = 0; kk < D / 16; ++kk) {
-        // matrices (rows 0-7, k 0-7), (rows 8-15, k 0-7), (rows 0-7, k 8-15), (rows 8-15, k 8-15)
-        const int r = row_w + (lane % 8) + ((lane / 8) % 2) * 8;
-        ldsm_x4(qf[kk], sQ + r * LD + kk * 16 + (lane / 16) * 8);
-      }
+        for (int mi = 0; mi < F_MW; ++mi)
+#pragma unroll
+          for (int kk = 0; kk < D / 16; ++kk) load_q(qf[mi][kk], mi, kk);
     }
     const bf16* ks = sK + st * F_BN * LD;
     const bf16* vs = sV + st * F_BN * LD;
 
-    // S = Q K^T for 16 rows x 64 keys: K [key][d] is the "col" B operand as stored (n = key, k = d).
-    float s[F_BN / 8][4];
+    // S = Q K^T for 16 F_MW rows x 64 keys: K [key][d] is the "col" B operand as stored (n = key, k = d);
+    // each K fragment read from shared memory feeds F_MW mma.
+    float s[F_MW][F_BN / 8][4];
 #pragma unroll
-    for (int j = 0; j < F_BN / 8; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+    for (int mi = 0; mi < F_MW; ++mi)
 #pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk)
+      for (int j = 0; j < F_BN / 8; ++j) s[mi][j][0] = s[mi][j][1] = s[mi][j][2] = s[mi][j][3] = 0.f;
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      std::uint32_t qk[F_MW][4];
+#pragma unroll
+      for (int mi = 0; mi < F_MW; ++mi) {
+        if constexpr (QREG) {
+#pragma unroll
+          for (int r = 0; r < 4; ++r) qk[mi][r] = qf[mi][kk][r];
+        } else {
+          load_q(qk[mi], mi, kk);
+        }
+      }
 #pragma unroll
       for (int j = 0; j < F_BN / 16; ++j) {
         // matrices (keys 0-7, d 0-7), (keys 0-7, d 8-15), (keys 8-15, d 0-7), (keys 8-15, d 8-15)
         std::uint32_t kb[4];
         const int r = j * 16 + (lane % 8) + (lane / 16) * 8;
         ldsm_x4(kb, ks + r * LD + kk * 16 + ((lane / 8) % 2) * 8);
-        mma_16816(s[2 * j], qf[kk], kb[0], kb[1]);
-        mma_16816(s[2 * j + 1], qf[kk], kb[2], kb[3]);
+#pragma unroll
+        for (int mi = 0; mi < F_MW; ++mi) {
+          mma_16816(s[mi][2 * j], qk[mi], kb[0], kb[1]);
+          mma_16816(s[mi][2 * j + 1], qk[mi], kb[2], kb[3]);
+        }
       }
+    }
 
     // Scale into base 2; mask only the tiles that need it (the sequence end, or crossing the diagonal).
     const int kv0 = t * F_BN;
     const bool edge = kv0 + F_BN > p.seq_kv ||
                       (CAUSAL && causal.classify(0, 0, q0, q0 + F_BM, kv0, kv0 + F_BN) != att::TileClass::full);
-    float mx[2] = {m_run[0], m_run[1]};
 #pragma unroll
-    for (int j = 0; j < F_BN / 8; ++j)
+    for (int mi = 0; mi < F_MW; ++mi) {
+      const int qa = q0 + row_w + mi * 16 + lane / 4;  // this thread's first row of the block; the second is +8
+      float mx[2] = {m_run[mi][0], m_run[mi][1]};
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        float x = s[j][e] * p.scale_log2;
-        if (edge) {
-          const int kv = kv0 + j * 8 + 2 * (lane % 4) + (e & 1), q = qa + (e >> 1) * 8;
-          if (kv >= p.seq_kv || (CAUSAL && !causal(0, 0, q, kv))) x = -INFINITY;
+      for (int j = 0; j < F_BN / 8; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          float x = s[mi][j][e] * p.scale_log2;
+          if (edge) {
+            const int kv = kv0 + j * 8 + 2 * (lane % 4) + (e & 1), q = qa + (e >> 1) * 8;
+            if (kv >= p.seq_kv || (CAUSAL && !causal(0, 0, q, kv))) x = -INFINITY;
+          }
+          s[mi][j][e] = x;
+          mx[e >> 1] = fmaxf(mx[e >> 1], x);
         }
-        s[j][e] = x;
-        mx[e >> 1] = fmaxf(mx[e >> 1], x);
+      // Online softmax: the 4 threads of a quad hold one row's 64 scores between them.
+      float base[2];
+#pragma unroll
+      for (int i = 0; i < 2; ++i) {
+        mx[i] = fmaxf(mx[i], __shfl_xor_sync(~0u, mx[i], 1));
+        mx[i] = fmaxf(mx[i], __shfl_xor_sync(~0u, mx[i], 2));
+        base[i] = mx[i] == -INFINITY ? 0.f : mx[i];  // a row with nothing visible yet: exp2(-inf - 0) = 0
+        const float corr = exp2f(m_run[mi][i] - base[i]);
+        m_run[mi][i] = mx[i];
+        l_run[mi][i] *= corr;
+#pragma unroll
+        for (int dn = 0; dn < D / 8; ++dn) acc[mi][dn][2 * i] *= corr, acc[mi][dn][2 * i + 1] *= corr;
       }
-    // Online softmax: the 4 threads of a quad hold one row's 64 scores between them.
-    float base[2];
 #pragma unroll
-    for (int i = 0; i < 2; ++i) {
-      mx[i] = fmaxf(mx[i], __shfl_xor_sync(~0u, mx[i], 1));
-      mx[i] = fmaxf(mx[i], __shfl_xor_sync(~0u, mx[i], 2));
-      base[i] = mx[i] == -INFINITY ? 0.f : mx[i];  // a row with nothing visible yet: exp2(-inf - 0) = 0
-      const float corr = exp2f(m_run[i] - base[i]);
-      m_run[i] = mx[i];
-      l_run[i] *= corr;
+      for (int j = 0; j < F_BN / 8; ++j)
 #pragma unroll
-      for (int dn = 0; dn < D / 8; ++dn) acc[dn][2 * i] *= corr, acc[dn][2 * i + 1] *= corr;
+        for (int e = 0; e < 4; ++e) {
+          const float pv = exp2f(s[mi][j][e] - base[e >> 1]);
+          s[mi][j][e] = pv;
+          l_run[mi][e >> 1] += pv;
+        }
     }
-#pragma unroll
-    for (int j = 0; j < F_BN / 8; ++j)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const float pv = exp2f(s[j][e] - base[e >> 1]);
-        s[j][e] = pv;
-        l_run[e >> 1] += pv;
-      }
 
     // O += P V. The S accumulators of key blocks 2kt, 2kt+1 are exactly the A fragment of a 16 x 16 P
     // block (rows lane/4 (+8), keys 2(lane%4) (+1), +8): P goes to the tensor cores without leaving registers.
-    // V [key][d] is row-major K x N: ldmatrix .trans hands each thread its (k = 2(lane%4) (+1), n = lane/4).
+    // V [key][d] is row-major K x N: ldmatrix .trans hands each thread its (k = 2(lane%4) (+1), n = lane/4);
+    // each V fragment feeds F_MW mma.
 #pragma unroll
     for (int kt = 0; kt < F_BN / 16; ++kt) {
-      const std::uint32_t a[4] = {pack_bf16(s[2 * kt][0], s[2 * kt][1]), pack_bf16(s[2 * kt][2], s[2 * kt][3]),
-                                  pack_bf16(s[2 * kt + 1][0], s[2 * kt + 1][1]),
-                                  pack_bf16(s[2 * kt + 1][2], s[2 * kt + 1][3])};
+      std::uint32_t a[F_MW][4];
+#pragma unroll
+      for (int mi = 0; mi < F_MW; ++mi) {
+        a[mi][0] = pack_bf16(s[mi][2 * kt][0], s[mi][2 * kt][1]);
+        a[mi][1] = pack_bf16(s[mi][2 * kt][2], s[mi][2 * kt][3]);
+        a[mi][2] = pack_bf16(s[mi][2 * kt + 1][0], s[mi][2 * kt + 1][1]);
+        a[mi][3] = pack_bf16(s[mi][2 * kt + 1][2], s[mi][2 * kt + 1][3]);
+      }
 #pragma unroll
       for (int dj = 0; dj < D / 16; ++dj) {
         // matrices (keys 0-7, d 0-7), (keys 8-15, d 0-7), (keys 0-7, d 8-15), (keys 8-15, d 8-15)
         const int mtx = lane / 8;
         std::uint32_t vb[4];
         ldsm_x4_trans(vb, vs + (kt * 16 + (mtx % 2) * 8 + lane % 8) * LD + dj * 16 + (mtx / 2) * 8);
-        mma_16816(acc[2 * dj], a, vb[0], vb[1]);
-        mma_16816(acc[2 * dj + 1], a, vb[2], vb[3]);
+#pragma unroll
+        for (int mi = 0; mi < F_MW; ++mi) {
+          mma_16816(acc[mi][2 * dj], a[mi], vb[0], vb[1]);
+          mma_16816(acc[mi][2 * dj + 1], a[mi], vb[2], vb[3]);
+        }
       }
     }
     __syncthreads();  // everyone is done with stage st before the next iteration refills it
@@ -313,21 +364,24 @@ __global__ void __launch_bounds__(F_THREADS) fa2_forward(const Fa2Params p) {
 
   // Finish: the quad's partial sums, O / l, LSE. Rows with no visible key: O = 0, LSE = -inf.
 #pragma unroll
-  for (int i = 0; i < 2; ++i) {
-    l_run[i] += __shfl_xor_sync(~0u, l_run[i], 1);
-    l_run[i] += __shfl_xor_sync(~0u, l_run[i], 2);
-    const int q = qa + i * 8;
-    if (q >= p.seq_q) continue;
-    const float inv = l_run[i] > 0.f ? 1.f / l_run[i] : 0.f;
-    bf16* orow = p.o + b * p.q_batch + std::int64_t(q) * p.q_row + h * p.q_head;
+  for (int mi = 0; mi < F_MW; ++mi)
 #pragma unroll
-    for (int dn = 0; dn < D / 8; ++dn)
-      *reinterpret_cast<__nv_bfloat162*>(orow + dn * 8 + 2 * (lane % 4)) =
-          __floats2bfloat162_rn(acc[dn][2 * i] * inv, acc[dn][2 * i + 1] * inv);
-    if (p.lse && lane % 4 == 0)
-      p.lse[(std::int64_t(b) * p.heads + h) * p.seq_q + q] =
-          l_run[i] > 0.f ? (m_run[i] + log2f(l_run[i])) * 0.69314718056f : -INFINITY;
-  }
+    for (int i = 0; i < 2; ++i) {
+      float l = l_run[mi][i];
+      l += __shfl_xor_sync(~0u, l, 1);
+      l += __shfl_xor_sync(~0u, l, 2);
+      const int q = q0 + row_w + mi * 16 + lane / 4 + i * 8;
+      if (q >= p.seq_q) continue;
+      const float inv = l > 0.f ? 1.f / l : 0.f;
+      bf16* orow = p.o + b * p.q_batch + std::int64_t(q) * p.q_row + h * p.q_head;
+#pragma unroll
+      for (int dn = 0; dn < D / 8; ++dn)
+        *reinterpret_cast<__nv_bfloat162*>(orow + dn * 8 + 2 * (lane % 4)) =
+            __floats2bfloat162_rn(acc[mi][dn][2 * i] * inv, acc[mi][dn][2 * i + 1] * inv);
+      if (p.lse && lane % 4 == 0)
+        p.lse[(std::int64_t(b) * p.heads + h) * p.seq_q + q] =
+            l > 0.f ? (m_run[mi][i] + log2f(l)) * 0.69314718056f : -INFINITY;
+    }
 }
 
 // ------------------------------------------------------------------------------------------------
