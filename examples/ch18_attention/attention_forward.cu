@@ -167,6 +167,13 @@ __device__ __forceinline__ void mma_16816(float (&d)[4], const std::uint32_t (&a
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
+// 2^x on the MUFU unit (ex2.approx, ~2 ulp; flushes denormal results, which P rounded to BF16 loses anyway);
+// 2^-inf = +0, what a masked score needs.
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
 // Two FP32 values as a BF16 pair, the lower column in the low half (the mma operand register layout).
 __device__ __forceinline__ std::uint32_t pack_bf16(float lo, float hi) {
   const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
@@ -288,25 +295,25 @@ __global__ void __launch_bounds__(F_THREADS) fa2_forward(const Fa2Params p) {
       }
     }
 
-    // Scale into base 2; mask only the tiles that need it (the sequence end, or crossing the diagonal).
+    // Mask only the tiles that need it (the sequence end, or crossing the diagonal). The row maximum is taken
+    // on the raw scores (scale > 0 keeps the order) and scaled once; each p = 2^(s scale log2(e) - max) is then
+    // one FFMA and one MUFU.EX2.
     const int kv0 = t * F_BN;
     const bool edge = kv0 + F_BN > p.seq_kv ||
                       (CAUSAL && causal.classify(0, 0, q0, q0 + F_BM, kv0, kv0 + F_BN) != att::TileClass::full);
 #pragma unroll
     for (int mi = 0; mi < F_MW; ++mi) {
       const int qa = q0 + row_w + mi * 16 + lane / 4;  // this thread's first row of the block; the second is +8
-      float mx[2] = {m_run[mi][0], m_run[mi][1]};
+      float mx[2] = {-INFINITY, -INFINITY};  // raw scores
 #pragma unroll
       for (int j = 0; j < F_BN / 8; ++j)
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
-          float x = s[mi][j][e] * p.scale_log2;
           if (edge) {
             const int kv = kv0 + j * 8 + 2 * (lane % 4) + (e & 1), q = qa + (e >> 1) * 8;
-            if (kv >= p.seq_kv || (CAUSAL && !causal(0, 0, q, kv))) x = -INFINITY;
+            if (kv >= p.seq_kv || (CAUSAL && !causal(0, 0, q, kv))) s[mi][j][e] = -INFINITY;
           }
-          s[mi][j][e] = x;
-          mx[e >> 1] = fmaxf(mx[e >> 1], x);
+          mx[e >> 1] = fmaxf(mx[e >> 1], s[mi][j][e]);
         }
       // Online softmax: the 4 threads of a quad hold one row's 64 scores between them.
       float base[2];
@@ -314,8 +321,9 @@ __global__ void __launch_bounds__(F_THREADS) fa2_forward(const Fa2Params p) {
       for (int i = 0; i < 2; ++i) {
         mx[i] = fmaxf(mx[i], __shfl_xor_sync(~0u, mx[i], 1));
         mx[i] = fmaxf(mx[i], __shfl_xor_sync(~0u, mx[i], 2));
+        mx[i] = fmaxf(m_run[mi][i], mx[i] * p.scale_log2);  // base 2, scaled
         base[i] = mx[i] == -INFINITY ? 0.f : mx[i];  // a row with nothing visible yet: exp2(-inf - 0) = 0
-        const float corr = exp2f(m_run[mi][i] - base[i]);
+        const float corr = fast_exp2(m_run[mi][i] - base[i]);
         m_run[mi][i] = mx[i];
         l_run[mi][i] *= corr;
 #pragma unroll
@@ -325,7 +333,7 @@ __global__ void __launch_bounds__(F_THREADS) fa2_forward(const Fa2Params p) {
       for (int j = 0; j < F_BN / 8; ++j)
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
-          const float pv = exp2f(s[mi][j][e] - base[e >> 1]);
+          const float pv = fast_exp2(fmaf(s[mi][j][e], p.scale_log2, -base[e >> 1]));
           s[mi][j][e] = pv;
           l_run[mi][e >> 1] += pv;
         }
