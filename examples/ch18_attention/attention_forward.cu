@@ -129,7 +129,7 @@ __global__ void __launch_bounds__(kSoftmaxThreads) masked_softmax_rows(const flo
 //   per SM.
 //   Registers per thread: S 2 x 8 x 4 FP32 (32 rows x 64 keys per warp), O 2 x d/8 x 4 FP32, the running max and
 //   sum of its four rows (lane/4 and lane/4 + 8 of each block), and at d = 64 the Q fragments (2 x 4 x 4); at
-//   d = 128 those would not fit (ptxas: 255 registers, ~100 bytes spilled, already) and are re-read per k step.
+//   d = 128 those would not fit (ptxas: 255 registers and a few bytes spilled already) and are re-read per k step.
 //   Tails: rows past seq_q and keys past seq_kv are zero-filled by cp.async (src-size 0) and the keys masked
 //   to -inf (a zero V row times P = 0 adds nothing; an unfilled one could be NaN). Softmax in base 2:
 //   x = s * scale * log2(e), p = 2^(x - max), LSE = (max + log2 sum) ln 2.
