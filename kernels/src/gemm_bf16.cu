@@ -40,6 +40,7 @@
 #include "aipe/kernels/scheduler.hpp"
 #include "aipe/kernels/tma.hpp"
 #include "aipe/kernels/wgmma.cuh"
+#include "gemm_skinny_launch.hpp"
 
 namespace aipe::kernels {
 namespace {
@@ -305,10 +306,53 @@ void launch(const Matrix<const bf16>& a, const Matrix<const bf16>& b, const Kern
 
 }  // namespace
 
+namespace {
+
+GemmPlan make_skinny_plan(const GemmShape& s, const Epilogue& epi, const SkinnyOptions& o, const DeviceState& d) {
+  if (!skinny_supports(epi))
+    throw std::invalid_argument("kernels::gemm_skinny: the skinny kernel applies alpha and a bias only, asked for " +
+                                epi.describe());
+  GemmPlan p;
+  p.kernel = GemmKernel::skinny;
+  p.skinny = choose_skinny(s.m, s.n, s.k, d.slots.ctas, o);
+  p.grid_ctas = p.skinny.grid_ctas;
+  return p;
+}
+
+// gemm()'s choice: the skinny kernel by shape (prefers_skinny), else the square kernel's tile by cost.
+GemmPlan dispatch(const GemmShape& s, const Epilogue& epi, const DeviceState& d) {
+  return prefers_skinny(s.m, epi) ? make_skinny_plan(s, epi, SkinnyOptions{}, d) : make_plan(s, epi, d);
+}
+
+}  // namespace
+
 GemmPlan plan_gemm(const Matrix<const bf16>& a, const Matrix<const bf16>& b, const Matrix<bf16>& c,
                    const Epilogue& epi) {
   const GemmShape s = check_gemm(a, b, c, epi);
-  return make_plan(s, epi, device_state(current_device()));
+  return dispatch(s, epi, device_state(current_device()));
+}
+
+GemmPlan plan_gemm_skinny(const Matrix<const bf16>& a, const Matrix<const bf16>& b, const Matrix<bf16>& c,
+                          const Epilogue& epi, const SkinnyOptions& options) {
+  const GemmShape s = check_gemm(a, b, c, epi);
+  return make_skinny_plan(s, epi, options, device_state(current_device()));
+}
+
+void gemm_skinny(Matrix<const bf16> a, Matrix<const bf16> b, Matrix<bf16> c, const Epilogue& epi,
+                 const SkinnyOptions& options, cudaStream_t stream) {
+  const GemmShape s = check_gemm(a, b, c, epi);
+  if (!skinny_supports(epi))  // before the device is touched
+    throw std::invalid_argument("kernels::gemm_skinny: the skinny kernel applies alpha and a bias only, asked for " +
+                                epi.describe());
+  (void)choose_skinny(s.m, s.n, s.k, 1, options);  // M, and the switches, checked before the device is touched
+#if !AIPE_HAVE_SM90A
+  (void)stream;
+  throw std::runtime_error(
+      "kernels::gemm_skinny: this build has no sm_90a code (set CMAKE_CUDA_ARCHITECTURES to include 90a)");
+#else
+  const DeviceState& d = device_state(current_device());
+  launch_skinny(a, b, c, epi, make_skinny_plan(s, epi, options, d).skinny, d.slots.ctas, stream);
+#endif
 }
 
 void gemm(Matrix<const bf16> a, Matrix<const bf16> b, Matrix<bf16> c, const Epilogue& epi, cudaStream_t stream) {
@@ -318,7 +362,12 @@ void gemm(Matrix<const bf16> a, Matrix<const bf16> b, Matrix<bf16> c, const Epil
   (void)stream;
   throw std::runtime_error("kernels::gemm: this build has no sm_90a code (set CMAKE_CUDA_ARCHITECTURES to include 90a)");
 #else
-  const GemmPlan p = make_plan(s, epi, device_state(current_device()));
+  const DeviceState& d = device_state(current_device());
+  const GemmPlan p = dispatch(s, epi, d);
+  if (p.kernel == GemmKernel::skinny) {
+    launch_skinny(a, b, c, epi, p.skinny, d.slots.ctas, stream);
+    return;
+  }
   KernelArgs args;
   args.C = c.data;
   args.ldc = c.ld;

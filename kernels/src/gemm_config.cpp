@@ -1,5 +1,6 @@
 // Host side of aipe::kernels::gemm that needs no GPU: the operand checks, the epilogue's description and the
 // choice of tile configuration (tested on the CPU in tests/kernels/gemm_config_test.cpp).
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -77,6 +78,53 @@ TileConfig choose_tile(std::int64_t m, std::int64_t n, const DeviceSlots& d) {
 namespace {
 
 [[noreturn]] void bad(const std::string& what) { throw std::invalid_argument("kernels::gemm: " + what); }
+
+}  // namespace
+
+const char* to_string(GemmKernel k) { return k == GemmKernel::skinny ? "skinny (swap-AB)" : "square"; }
+
+int skinny_token_tile(std::int64_t m) {
+  int t = 8;
+  while (t < m && t < kSkinnyMaxM) t *= 2;
+  return t;
+}
+
+bool skinny_supports(const Epilogue& epi) { return epi.activation() == Activation::none && !epi.has_residual(); }
+
+bool prefers_skinny(std::int64_t m, const Epilogue& epi) { return m <= kSkinnyDispatchMaxM && skinny_supports(epi); }
+
+SkinnyConfig choose_skinny(std::int64_t m, std::int64_t n, std::int64_t k, int ctas, const SkinnyOptions& o) {
+  if (m < 1 || m > kSkinnyMaxM)
+    bad("the skinny (swap-AB) kernel takes M = 1.." + std::to_string(kSkinnyMaxM) + " tokens, got M = " + std::to_string(m));
+  if (n < 1 || k < 1) bad("the skinny kernel needs N and K >= 1, got N = " + std::to_string(n) + ", K = " + std::to_string(k));
+  if (ctas < 1) bad("the skinny kernel needs a device with at least one resident CTA, got " + std::to_string(ctas));
+  if (o.split == SkinnySplit::dsmem && o.multicast)
+    bad("the skinny kernel's cluster either shares the token tile (multicast) or sums K halves (dsmem), not both");
+  constexpr std::int64_t kRowsW = 128, kStepK = 64;  // rows of B per CTA, K per pipeline stage
+  SkinnyConfig c;
+  c.multicast = o.multicast;
+  c.dsmem = o.split == SkinnySplit::dsmem;
+  // With multicast each CTA of a pair loads half of the token tile: at least 8 rows (one 128-byte swizzle atom).
+  c.token_tile = std::max(skinny_token_tile(m), o.multicast ? 16 : 8);
+  const std::int64_t ctas_n = (n + kRowsW - 1) / kRowsW, ktiles = (k + kStepK - 1) / kStepK;
+  const std::int64_t grid_n = o.multicast ? (ctas_n + 1) / 2 * 2 : ctas_n;  // whole pairs
+  std::int64_t splits = 1;
+  if (c.dsmem) {
+    splits = 2;  // the kernel's rows are owned by warp / 2: a split of exactly 2 (an empty half adds zeros)
+  } else if (o.split == SkinnySplit::reduce) {
+    // One wave: (CTAs along N) x splits <= resident CTAs, each split at least 4 K steps (256 of K), so the
+    // pipeline fills and the partials (8 M N bytes a split) stay small beside the weight (2 N K bytes).
+    splits = std::max<std::int64_t>(1, ctas / grid_n);
+    splits = std::min(splits, std::max<std::int64_t>(1, ktiles / 4));
+  }
+  c.kt_per_split = static_cast<int>((ktiles + splits - 1) / splits);
+  if (!c.dsmem) splits = (ktiles + c.kt_per_split - 1) / c.kt_per_split;  // no empty split
+  c.splits = static_cast<int>(splits);
+  c.grid_ctas = static_cast<int>(grid_n * splits);
+  return c;
+}
+
+namespace {
 
 std::string dims(std::int64_t r, std::int64_t c) { return std::to_string(r) + " x " + std::to_string(c); }
 

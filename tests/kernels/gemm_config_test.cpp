@@ -258,4 +258,99 @@ TEST(GemmTileChoice, ChoiceIsTheLeastEstimatedCost) {
     }
 }
 
+
+// ---------------------------------------------------------------------------------------------------------------
+// The skinny (swap-AB) kernel: which shapes gemm() sends to it, and its token tile and K split.
+using aipe::kernels::SkinnyConfig;
+using aipe::kernels::SkinnyOptions;
+using aipe::kernels::SkinnySplit;
+
+TEST(GemmSkinnyChoice, TokenTilesArePowersOfTwoFrom8To256) {
+  EXPECT_EQ(aipe::kernels::skinny_token_tile(1), 8);
+  EXPECT_EQ(aipe::kernels::skinny_token_tile(8), 8);
+  EXPECT_EQ(aipe::kernels::skinny_token_tile(9), 16);
+  EXPECT_EQ(aipe::kernels::skinny_token_tile(17), 32);
+  EXPECT_EQ(aipe::kernels::skinny_token_tile(64), 64);
+  EXPECT_EQ(aipe::kernels::skinny_token_tile(100), 128);
+  EXPECT_EQ(aipe::kernels::skinny_token_tile(256), 256);
+  // Multicast gives each CTA of a pair half of the tile: at least 8 rows, so a tile of at least 16.
+  EXPECT_EQ(aipe::kernels::choose_skinny(3, 4096, 4096, 132, {.multicast = true}).token_tile, 16);
+}
+
+TEST(GemmSkinnyChoice, DispatchTakesFewTokensWithAlphaAndBiasOnly) {
+  const bf16* bias = fake(4);
+  for (std::int64_t m : {1, 8, 17, 64}) {
+    EXPECT_TRUE(aipe::kernels::prefers_skinny(m, Epilogue::none())) << m;
+    EXPECT_TRUE(aipe::kernels::prefers_skinny(m, Epilogue::bias(bias).with_scale(0.5f))) << m;
+    EXPECT_FALSE(aipe::kernels::prefers_skinny(m, Epilogue::bias_gelu(bias))) << m;
+    EXPECT_FALSE(aipe::kernels::prefers_skinny(m, Epilogue::silu())) << m;
+    const auto r = aipe::kernels::matrix<const bf16>(fake(5), m, 4096);
+    EXPECT_FALSE(aipe::kernels::prefers_skinny(m, Epilogue::residual(r))) << m;
+  }
+  for (std::int64_t m : {65, 100, 256, 4096}) EXPECT_FALSE(aipe::kernels::prefers_skinny(m, Epilogue::none())) << m;
+}
+
+TEST(GemmSkinnyChoice, KIsSplitUntilTheGridCoversTheSms) {
+  // N = 4096: 32 CTAs of 128 rows; 132 / 32 = 4 splits of 16 K steps at K = 4096: 128 CTAs in one wave.
+  const SkinnyConfig c = aipe::kernels::choose_skinny(8, 4096, 4096, 132);
+  EXPECT_EQ(c.token_tile, 8);
+  EXPECT_EQ(c.splits, 4);
+  EXPECT_EQ(c.kt_per_split, 16);
+  EXPECT_EQ(c.grid_ctas, 128);
+  EXPECT_FALSE(c.dsmem);
+  // N = 1000: 8 CTAs; K = 1416: 23 K steps of 64 (the last one 8 deep): min(132 / 8, 23 / 4) = 5 splits of 5
+  // steps, the last one 3.
+  const SkinnyConfig odd = aipe::kernels::choose_skinny(3, 1000, 1416, 132);
+  EXPECT_EQ(odd.splits, 5);
+  EXPECT_EQ(odd.kt_per_split, 5);
+  // The LM head at M = 1: 1002 CTAs along N are 7.6 waves already: no split, no partials.
+  const SkinnyConfig head = aipe::kernels::choose_skinny(1, 128256, 4096, 132);
+  EXPECT_EQ(head.splits, 1);
+  EXPECT_EQ(head.grid_ctas, 1002);
+  // No split leaves a split empty, and every grid of a split shape fits in one wave.
+  for (std::int64_t n : {1, 1000, 4096, 4099, 8192, 14336, 128256})
+    for (std::int64_t k : {8, 64, 1416, 4096, 4104, 14336})
+      for (bool mc : {false, true}) {
+        const SkinnyConfig s = aipe::kernels::choose_skinny(17, n, k, 132, {.multicast = mc});
+        const std::int64_t ktiles = (k + 63) / 64;
+        EXPECT_LT(std::int64_t(s.splits - 1) * s.kt_per_split, ktiles) << n << " x " << k;
+        EXPECT_GE(std::int64_t(s.splits) * s.kt_per_split, ktiles) << n << " x " << k;
+        if (s.splits > 1) EXPECT_LE(s.grid_ctas, 132) << n << " x " << k;
+        // The split-K workspace (one per device and stream) holds splits x M x N floats <= CTAs x 128 x 256.
+        if (s.splits > 1) EXPECT_LE(std::int64_t(s.splits) * n, 132 * 128) << n << " x " << k;
+      }
+}
+
+TEST(GemmSkinnyChoice, SwitchesSelectTheRungs) {
+  const SkinnyConfig none = aipe::kernels::choose_skinny(64, 8192, 8192, 132, {.split = SkinnySplit::none});
+  EXPECT_EQ(none.splits, 1);
+  EXPECT_EQ(none.kt_per_split, 128);
+  EXPECT_EQ(none.grid_ctas, 64);
+  const SkinnyConfig ds = aipe::kernels::choose_skinny(64, 8192, 8192, 132, {.split = SkinnySplit::dsmem});
+  EXPECT_TRUE(ds.dsmem);
+  EXPECT_EQ(ds.splits, 2);
+  EXPECT_EQ(ds.kt_per_split, 64);
+  EXPECT_EQ(ds.grid_ctas, 128);
+  // Multicast pairs CTAs along N: 1000 rows are 8 CTAs, 4099 rows 33, rounded up to 34.
+  const SkinnyConfig mc = aipe::kernels::choose_skinny(256, 4099, 4096, 132, {.multicast = true});
+  EXPECT_TRUE(mc.multicast);
+  EXPECT_EQ(mc.splits, 3);  // 132 / 34
+  EXPECT_EQ(mc.grid_ctas, 34 * 3);
+}
+
+TEST(GemmSkinnyChoice, BadTokenCountsAndSwitchesAreClearErrors) {
+  auto msg = [](std::int64_t m, SkinnyOptions o) {
+    try {
+      aipe::kernels::choose_skinny(m, 4096, 4096, 132, o);
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_NE(msg(257, {}).find("M = 1..256"), std::string::npos) << msg(257, {});
+  EXPECT_NE(msg(0, {}).find("M = 0"), std::string::npos);
+  EXPECT_NE(msg(8, {.split = SkinnySplit::dsmem, .multicast = true}).find("not both"), std::string::npos);
+  EXPECT_EQ(msg(256, {}), "");
+}
+
 }  // namespace

@@ -126,8 +126,11 @@ class Problem {
   // Runs the GEMM into a poisoned C and compares every element (and no element of C's padding is written).
   aipe::VerifyResult run(const k::Epilogue& e) {
     AIPE_CUDA(cudaMemset(c_.get(), 0xFF, c_.bytes()));  // BF16 0xFFFF is a NaN
-    k::gemm(k::matrix<const bf16>(a_.get(), s_.m, s_.k, lda_), k::matrix<const bf16>(b_.get(), s_.n, s_.k, ldb_),
-            k::matrix(c_.get(), s_.m, s_.n, ldc_), e, nullptr);
+    const auto a = k::matrix<const bf16>(a_.get(), s_.m, s_.k, lda_);
+    const auto b = k::matrix<const bf16>(b_.get(), s_.n, s_.k, ldb_);
+    const auto c = k::matrix(c_.get(), s_.m, s_.n, ldc_);
+    if (skinny_) k::gemm_skinny(a, b, c, e, *skinny_, nullptr);
+    else k::gemm(a, b, c, e, nullptr);
     AIPE_CUDA(cudaDeviceSynchronize());
     const std::vector<bf16> out = aipe::to_host(c_, nullptr);
     for (std::int64_t i = 0; i < s_.m && ldc_ > s_.n; ++i)
@@ -164,6 +167,9 @@ class Problem {
     return r;
   }
 
+  // Runs the skinny kernel with these switches (gemm_skinny) instead of gemm()'s dispatch; nullopt: gemm().
+  void use_skinny(std::optional<k::SkinnyOptions> o) { skinny_ = o; }
+
   k::GemmPlan plan(const k::Epilogue& e = k::Epilogue::none()) const {
     return k::plan_gemm(k::matrix<const bf16>(a_.get(), s_.m, s_.k, lda_),
                         k::matrix<const bf16>(b_.get(), s_.n, s_.k, ldb_), k::matrix(c_.get(), s_.m, s_.n, ldc_), e);
@@ -176,6 +182,7 @@ class Problem {
   aipe::DeviceBuffer<bf16> a_, b_, c_, r_, bias_;
   std::vector<double> x_;
   std::string note_;
+  std::optional<k::SkinnyOptions> skinny_;
 };
 
 const char* const kEpilogues[] = {"none",      "scale",     "bias",     "gelu",
@@ -236,6 +243,82 @@ INSTANTIATE_TEST_SUITE_P(
                       Shape{200, 512, 64},
                       Shape{3000, 4096, 136}),
     shape_name);
+
+// ---------------------------------------------------------------------------------------------
+// The skinny (swap-AB) kernel: decode shapes, every switch, bias on and off
+// ---------------------------------------------------------------------------------------------
+namespace {
+
+class GemmSkinnyShapes : public ::testing::TestWithParam<Shape> {};
+
+// Token counts on both sides of every token tile (8, 16, 32, 64, 128, 256) and of gemm()'s dispatch limit (64);
+// N a multiple of 128 rows of W, and not (1000, 4099: a last CTA with 104 and 3 rows, and with multicast an
+// unpaired CTA past N); K a multiple of 64 and not (1416: a last K step 8 deep; 4104: 8 deep and 65 steps).
+std::vector<Shape> skinny_shapes() {
+  std::vector<Shape> v;
+  for (std::int64_t m : {1, 3, 8, 17, 64, 100, 256})
+    for (std::int64_t n : {1000, 4096, 4099})
+      for (std::int64_t kk : {4096, 1416, 4104}) v.push_back({m, n, kk});
+  v.push_back({1, 128256, 4096});          // the LM head of a 128K vocabulary at M = 1: 1002 CTAs, no split
+  v.push_back({8, 1000, 1416, 0, 0, 1003});  // an odd C pitch (the skinny kernel stores from registers)
+  v.push_back({3, 4096, 4104, 4112, 4112});  // padded rows of A and B
+  return v;
+}
+
+}  // namespace
+
+TEST_P(GemmSkinnyShapes, EverySwitchMatchesTheReference) {
+  if (auto why = no_hopper()) GTEST_SKIP() << *why;
+  const Shape s = GetParam();
+  Problem p(s, 0x5C1 ^ std::uint64_t(s.m * 31 + s.n * 7 + s.k));
+  // gemm()'s dispatch: the skinny kernel up to 64 tokens (with or without a bias), the square one with GELU.
+  const k::GemmPlan plan = p.plan(p.with_operands("bias"));
+  EXPECT_EQ(plan.kernel, s.m <= k::kSkinnyDispatchMaxM ? k::GemmKernel::skinny : k::GemmKernel::square);
+  EXPECT_EQ(p.plan(p.with_operands("bias_gelu")).kernel, k::GemmKernel::square);
+  if (plan.kernel == k::GemmKernel::skinny)
+    std::cout << "[ PLAN ] " << shape_name(::testing::TestParamInfo<Shape>(s, 0)) << ": token tile "
+              << plan.skinny.token_tile << ", " << plan.skinny.splits << " K splits, " << plan.grid_ctas << " CTAs\n";
+  struct Switches {
+    const char* name;
+    std::optional<k::SkinnyOptions> o;
+  };
+  const Switches runs[] = {{"gemm() dispatch", std::nullopt},
+                           {"split none", k::SkinnyOptions{.split = k::SkinnySplit::none}},
+                           {"split reduce", k::SkinnyOptions{.split = k::SkinnySplit::reduce}},
+                           {"split reduce + multicast", k::SkinnyOptions{.split = k::SkinnySplit::reduce, .multicast = true}},
+                           {"split none + multicast", k::SkinnyOptions{.split = k::SkinnySplit::none, .multicast = true}},
+                           {"split dsmem", k::SkinnyOptions{.split = k::SkinnySplit::dsmem}}};
+  for (const Switches& sw : runs) {
+    // The LM head's shape (1002 CTAs along N) is checked through gemm() and the two splits that apply to it.
+    if (s.n > 100000 && sw.o && sw.o->multicast) continue;
+    p.use_skinny(sw.o);
+    for (const char* name : {"none", "bias", "scale"}) {
+      SCOPED_TRACE(std::string(sw.name) + ", epilogue " + name);
+      const aipe::VerifyResult r = p.run(p.with_operands(name));
+      EXPECT_TRUE(r.ok) << r.message() << " (" << r.note << ")";
+      EXPECT_EQ(r.non_finite, 0u);
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Decode, GemmSkinnyShapes, ::testing::ValuesIn(skinny_shapes()), shape_name);
+
+// What the skinny kernel cannot apply or hold is refused before any launch.
+TEST(GemmSkinnyOnDevice, RefusesWhatItCannotApply) {
+  if (auto why = no_hopper()) GTEST_SKIP() << *why;
+  aipe::DeviceBuffer<bf16> a(257 * 64), b(64 * 64), c(257 * 64), bias(64);
+  const auto w = k::matrix<const bf16>(b.get(), 64, 64);
+  EXPECT_THROW(k::gemm_skinny(k::matrix<const bf16>(a.get(), 8, 64), w, k::matrix(c.get(), 8, 64),
+                              k::Epilogue::bias_gelu(bias.get()), {}),
+               std::invalid_argument);
+  EXPECT_THROW(k::gemm_skinny(k::matrix<const bf16>(a.get(), 257, 64), w, k::matrix(c.get(), 257, 64),
+                              k::Epilogue::none(), {}),
+               std::invalid_argument);
+  EXPECT_THROW(k::gemm_skinny(k::matrix<const bf16>(a.get(), 8, 64), w, k::matrix(c.get(), 8, 64), k::Epilogue::none(),
+                              {.split = k::SkinnySplit::dsmem, .multicast = true}),
+               std::invalid_argument);
+  AIPE_CUDA(cudaDeviceSynchronize());
+}
 
 // The launch itself rejects what TMA cannot read, before touching the GPU.
 TEST(GemmOnDevice, BadOperandsThrowBeforeAnyLaunch) {

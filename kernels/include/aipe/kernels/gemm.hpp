@@ -188,14 +188,74 @@ GemmShape check_gemm(const Matrix<const e4m3>& a, const Matrix<const e4m3>& b, c
 void gemm(Matrix<const e4m3> a, Matrix<const e4m3> b, Matrix<bf16> c, const Fp8Scales& scales,
           const Epilogue& epi = Epilogue::none(), cudaStream_t stream = nullptr);
 
+// ---------------------------------------------------------------------------------------------------------------
+// The decode-shaped GEMM (kernels/src/gemm_bf16_skinny.cu): few tokens (M = 1..256) against a large weight, where
+// the time is the weight's bytes crossing DRAM. The same C = epilogue(A B^T), computed as C^T = W A^T ("swap-AB"):
+// 128 rows of the weight B fill WGMMA's M side (two consumer warpgroups of 64), the tokens ride on its N side
+// (M rounded up to a token tile of 8, 16, 32, 64, 128 or 256; TMA zero-fills the missing rows, which cost no
+// DRAM bytes). One CTA per 128 rows of B, so N / 128 CTAs: at N = 4096 that is 32 of 132 SMs, and K is split
+// across CTAs until the grid covers the SMs, FP32 partials summed (plus alpha and the bias, once) by a second
+// kernel. Fused operations: alpha and the bias only; gemm() keeps the square kernel for anything else.
+enum class SkinnySplit : std::uint8_t {
+  none,    // one CTA per 128 rows of B walks all of K, BF16 straight out
+  reduce,  // K split so that (N / 128) x splits covers the SMs (each split >= 4 K steps of 64); FP32 partials in
+           // a workspace, summed by a second kernel (splits = 1 when N / 128 CTAs already fill the device)
+  dsmem,   // K in two halves on the two CTAs of a cluster, summed through distributed shared memory
+};
+struct SkinnyOptions {
+  SkinnySplit split = SkinnySplit::reduce;
+  // Clusters of 2 CTAs along N load half of the token tile each and multicast it into both (the token tile is
+  // the same for every CTA): at M = 256 a CTA's bytes per K step fall from 48 to 32 KiB. Not with dsmem.
+  bool multicast = false;
+};
+// What the skinny kernel runs for one shape (choose_skinny).
+struct SkinnyConfig {
+  int token_tile = 8;    // WGMMA's N: skinny_token_tile(M), at least 16 with multicast (8 rows per CTA's half)
+  int splits = 1;        // CTAs along K
+  int kt_per_split = 1;  // 64-deep K steps per split (the last split may have fewer)
+  bool multicast = false;
+  bool dsmem = false;    // splits == 2, summed in DSMEM; else splits > 1 means FP32 partials + the reduce kernel
+  int grid_ctas = 0;     // CTAs along N (rounded up to pairs with multicast) x splits
+  friend bool operator==(const SkinnyConfig&, const SkinnyConfig&) = default;
+};
+inline constexpr int kSkinnyMaxM = 256;
+// The token tiles that exist (one kernel instance each and per switch): powers of two 8..256.
+int skinny_token_tile(std::int64_t m);
+// `ctas` is how many of the one-CTA-per-SM kernels a device holds at once (DeviceSlots::ctas: the SM count).
+// Throws std::invalid_argument for M outside 1..256, a K or N below 1, dsmem with multicast.
+SkinnyConfig choose_skinny(std::int64_t m, std::int64_t n, std::int64_t k, int ctas, const SkinnyOptions& o = {});
+// The epilogues the skinny kernel applies: alpha and the bias (no activation, no residual).
+bool skinny_supports(const Epilogue& epi);
+// The dispatch rule of gemm(): the skinny kernel when M <= kSkinnyDispatchMaxM and skinny_supports(epi). Up to 64
+// tokens a 128-row tile of the square kernel is at least half empty and its ceil(N / 256) tiles leave most SMs
+// idle, while the swap-AB kernel at M = 64 streams W at cuBLAS's rate (ch10/gemm_bf16_skinny, docs/results);
+// above 64 its accumulators (token_tile / 2 floats a thread) and the token tile's shared memory grow, and the
+// square kernel's tiles are more than half full.
+inline constexpr int kSkinnyDispatchMaxM = 64;
+bool prefers_skinny(std::int64_t m, const Epilogue& epi);
+
+enum class GemmKernel : std::uint8_t { square, skinny };
+const char* to_string(GemmKernel k);
+
 // What gemm() would run for this shape on the current device (for tests, metrics and reports).
 struct GemmPlan {
-  TileConfig tile;
-  int grid_ctas = 0;  // persistent grid (a multiple of tile.cluster_m)
-  bool tma_store = false;
-  bool activation_overlapped = false;  // activation_overlapped(shape, epi)
+  GemmKernel kernel = GemmKernel::square;
+  TileConfig tile;    // square kernel
+  SkinnyConfig skinny;  // skinny kernel
+  int grid_ctas = 0;  // persistent grid (a multiple of tile.cluster_m), or the skinny grid (skinny.grid_ctas)
+  bool tma_store = false;  // square kernel: C through TMA stores (the skinny kernel stores from registers)
+  bool activation_overlapped = false;  // activation_overlapped(shape, epi), square kernel
 };
 GemmPlan plan_gemm(const Matrix<const bf16>& a, const Matrix<const bf16>& b, const Matrix<bf16>& c,
                    const Epilogue& epi = Epilogue::none());
+
+// The skinny kernel with its switches named (the ch10/gemm_bf16_skinny rungs; gemm() picks it by shape). Same
+// checks as gemm(), and std::invalid_argument for M > 256 or an epilogue skinny_supports() refuses. With
+// SkinnySplit::reduce the partials go to a workspace owned by the library, one per device and stream (allocated
+// on the stream's first split call, ~SMs x 128 KiB: calls on one stream are ordered, so they can share it).
+void gemm_skinny(Matrix<const bf16> a, Matrix<const bf16> b, Matrix<bf16> c, const Epilogue& epi,
+                 const SkinnyOptions& options, cudaStream_t stream = nullptr);
+GemmPlan plan_gemm_skinny(const Matrix<const bf16>& a, const Matrix<const bf16>& b, const Matrix<bf16>& c,
+                          const Epilogue& epi, const SkinnyOptions& options);
 
 }  // namespace aipe::kernels
