@@ -207,7 +207,7 @@ TEST_P(GemmShapes, EveryEpilogueMatchesTheReference) {
   const Shape s = GetParam();
   Problem p(s, 0x5EED ^ std::uint64_t(s.m * 31 + s.n * 7 + s.k));
   const k::GemmPlan plan = p.plan();
-  std::cout << "[ PLAN ] " << shape_name(::testing::TestParamInfo<Shape>(s, 0)) << ": " << k::to_string(plan.tile) << ", " << plan.grid_ctas
+  std::cout << "[ PLAN ] " << shape_name(::testing::TestParamInfo<Shape>(s, 0)) << ": " << (plan.kernel == k::GemmKernel::skinny ? "skinny kernel (none epilogue)" : k::to_string(plan.tile)) << ", " << plan.grid_ctas
             << " CTAs, " << (plan.tma_store ? "TMA stores" : "register stores") << "\n";
   for (const char* name : kEpilogues) {
     SCOPED_TRACE(name);

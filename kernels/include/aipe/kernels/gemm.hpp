@@ -1,6 +1,8 @@
 // aipe::kernels::gemm: the production BF16 GEMM with fused epilogues, the one the ladders' techniques add up to
 // (a persistent, warp-specialized TMA + WGMMA kernel; kernels/src/gemm_bf16.cu) behind a host call that takes
-// any M and N, picks the tile configuration from the shape and says clearly what it cannot take.
+// any M and N, picks the tile configuration from the shape and says clearly what it cannot take. Decode shapes
+// (M <= 64 tokens, alpha and bias only: prefers_skinny) go to the swap-AB kernel of kernels/src/gemm_bf16_skinny.cu
+// instead, which streams the weight from every SM (GemmPlan::kernel says which ran).
 //
 // Layout: nn.Linear's, everything K-major and row-major with leading dimensions given:
 //   C[M][N] = epilogue( A[M][K] . B[N][K]^T )       A: activations (tokens x in), B: weights (out x in)
