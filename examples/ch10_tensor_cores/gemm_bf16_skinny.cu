@@ -34,7 +34,8 @@
 //                      second kernel goes away; the price is a fixed split of 2 (grid 2 x N / 128: one wave
 //                      up to N = 8448 on 132 SMs, two above). SkinnySplit::dsmem.
 //   library            aipe::kernels::gemm as the LLM engine calls it for every projection: its dispatch takes
-//                      the skinny kernel (rung 2's form) up to M = 64 and the square kernel above
+//                      the skinny kernel up to M = 64 (rung 2 where the split is 3 or more, else rung 1:
+//                      dispatch_skinny_options) and the square kernel above
 //   cublas             cublasGemmEx (BF16 in, FP32 compute)
 //   cublaslt           cublasLtMatmul, top heuristic, 32 MiB workspace
 //

@@ -321,7 +321,8 @@ GemmPlan make_skinny_plan(const GemmShape& s, const Epilogue& epi, const SkinnyO
 
 // gemm()'s choice: the skinny kernel by shape (prefers_skinny), else the square kernel's tile by cost.
 GemmPlan dispatch(const GemmShape& s, const Epilogue& epi, const DeviceState& d) {
-  return prefers_skinny(s.m, epi) ? make_skinny_plan(s, epi, SkinnyOptions{}, d) : make_plan(s, epi, d);
+  return prefers_skinny(s.m, epi) ? make_skinny_plan(s, epi, dispatch_skinny_options(s.n, d.slots.ctas), d)
+                                   : make_plan(s, epi, d);
 }
 
 }  // namespace

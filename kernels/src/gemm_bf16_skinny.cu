@@ -122,9 +122,9 @@ __global__ void __launch_bounds__(kThreads, 1)
   } else {
     setmaxnreg_inc<232>();
     const int c = wg - 1;  // consumer: rows 64 c .. 64 c + 63 of the CTA's 128 rows of B
+    // The first K step overwrites acc (scale_d = 0): zeroing it before the loop puts non-wgmma definitions of
+    // the accumulators inside the first pipeline stage at small MP, and ptxas then serializes every wgmma (C7515).
     float acc[MP / 2];
-#pragma unroll
-    for (int i = 0; i < MP / 2; ++i) acc[i] = 0.f;
     State st;
     int prev = -1;  // the slot whose wgmma group may still read shared memory
     for (int kt = kt0; kt < kt1; ++kt) {
@@ -134,7 +134,8 @@ __global__ void __launch_bounds__(kThreads, 1)
       wgmma_fence();
 #pragma unroll
       for (int kk = 0; kk < kBK / 16; ++kk)
-        wgmma_ss<MP>(acc, wgmma_desc_sw128(sW(s) + c * 64 * 128) + 2 * kk, wgmma_desc_sw128(sA(s)) + 2 * kk, 1);
+        wgmma_ss<MP>(acc, wgmma_desc_sw128(sW(s) + c * 64 * 128) + 2 * kk, wgmma_desc_sw128(sA(s)) + 2 * kk,
+                     kt > kt0 || kk > 0 ? 1 : 0);
       wgmma_commit();
       wgmma_wait<1>();
       fence_regs(acc);
@@ -145,6 +146,10 @@ __global__ void __launch_bounds__(kThreads, 1)
     wgmma_wait<0>();
     fence_regs(acc);
     if (prev >= 0 && threadIdx.x % 128 == 0) pipe.template consumer_release<CM>(prev);
+    if (kt0 >= kt1) {  // an empty split (dsmem with a single K step) contributes zeros
+#pragma unroll
+      for (int i = 0; i < MP / 2; ++i) acc[i] = 0.f;
+    }
     // Fragment of C^T: acc[4j + 2h + e] is B row (n) 16 warp + lane / 4 + 8 h, token (m) 8 j + 2 (lane % 4) + e.
     const int t = threadIdx.x % 128;
     const int n = n0 + c * 64 + 16 * (t / 32) + (t % 32) / 4;

@@ -93,6 +93,13 @@ bool skinny_supports(const Epilogue& epi) { return epi.activation() == Activatio
 
 bool prefers_skinny(std::int64_t m, const Epilogue& epi) { return m <= kSkinnyDispatchMaxM && skinny_supports(epi); }
 
+SkinnyOptions dispatch_skinny_options(std::int64_t n, int ctas) {
+  const std::int64_t ctas_n = (std::max<std::int64_t>(n, 1) + 127) / 128;
+  SkinnyOptions o;
+  o.split = ctas / ctas_n >= 3 ? SkinnySplit::reduce : SkinnySplit::none;
+  return o;
+}
+
 SkinnyConfig choose_skinny(std::int64_t m, std::int64_t n, std::int64_t k, int ctas, const SkinnyOptions& o) {
   if (m < 1 || m > kSkinnyMaxM)
     bad("the skinny (swap-AB) kernel takes M = 1.." + std::to_string(kSkinnyMaxM) + " tokens, got M = " + std::to_string(m));

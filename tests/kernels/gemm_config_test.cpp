@@ -290,6 +290,17 @@ TEST(GemmSkinnyChoice, DispatchTakesFewTokensWithAlphaAndBiasOnly) {
   for (std::int64_t m : {65, 100, 256, 4096}) EXPECT_FALSE(aipe::kernels::prefers_skinny(m, Epilogue::none())) << m;
 }
 
+TEST(GemmSkinnyChoice, DispatchSplitsKOnlyWhereItGivesThreeSplitsOrMore) {
+  using aipe::kernels::dispatch_skinny_options;
+  EXPECT_EQ(dispatch_skinny_options(4096, 132).split, SkinnySplit::reduce);   // 32 CTAs: 4 splits
+  EXPECT_EQ(dispatch_skinny_options(1000, 132).split, SkinnySplit::reduce);   // 8 CTAs
+  EXPECT_EQ(dispatch_skinny_options(5632, 132).split, SkinnySplit::reduce);   // 44 CTAs: 3 splits
+  EXPECT_EQ(dispatch_skinny_options(5633, 132).split, SkinnySplit::none);     // 45 CTAs: 2
+  EXPECT_EQ(dispatch_skinny_options(8192, 132).split, SkinnySplit::none);     // 64 CTAs: measured, no split wins
+  EXPECT_EQ(dispatch_skinny_options(128256, 132).split, SkinnySplit::none);   // the LM head: 1002 CTAs
+  EXPECT_FALSE(dispatch_skinny_options(4096, 132).multicast);
+}
+
 TEST(GemmSkinnyChoice, KIsSplitUntilTheGridCoversTheSms) {
   // N = 4096: 32 CTAs of 128 rows; 132 / 32 = 4 splits of 16 K steps at K = 4096: 128 CTAs in one wave.
   const SkinnyConfig c = aipe::kernels::choose_skinny(8, 4096, 4096, 132);

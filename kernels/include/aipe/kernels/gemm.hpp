@@ -235,6 +235,12 @@ bool skinny_supports(const Epilogue& epi);
 // square kernel's tiles are more than half full.
 inline constexpr int kSkinnyDispatchMaxM = 64;
 bool prefers_skinny(std::int64_t m, const Epilogue& epi);
+// The switches gemm() runs the skinny kernel with: the split-K reduce only where it gives 3 splits or more
+// (CTAs along N <= ctas / 3: 32 CTAs at N = 4096 stream W from a quarter of the SMs), else no split. At M = 64,
+// N = K = 8192 (64 CTAs, 2 splits) the H200 ran the unsplit kernel at 3,019 GB/s and the 2-way split at 2,823:
+// with half the SMs streaming, the partials (8 M N bytes a split) and the second kernel cost more than the
+// idle SMs (docs/results/h200.json).
+SkinnyOptions dispatch_skinny_options(std::int64_t n, int ctas);
 
 enum class GemmKernel : std::uint8_t { square, skinny };
 const char* to_string(GemmKernel k);
