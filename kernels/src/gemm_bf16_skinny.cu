@@ -235,7 +235,21 @@ float* workspace(int device, cudaStream_t stream, int device_ctas) {
   static auto* buffers = new std::map<std::pair<int, cudaStream_t>, DeviceBuffer<float>>();
   const std::lock_guard<std::mutex> lock(mu);
   auto& b = (*buffers)[{device, stream}];
-  if (b.size() == 0) b = DeviceBuffer<float>(std::size_t(device_ctas + 2) * kRowsW * kSkinnyMaxM);
+  if (b.size() == 0) {
+    // The first split call on a stream may come while it is being captured into a CUDA graph (a decode step):
+    // cudaMalloc is not a stream operation, but global capture mode refuses it as potentially unsafe, so this
+    // thread relaxes the mode for the one allocation (the CUDA documentation's cudaThreadExchangeStreamCaptureMode
+    // idiom) and restores it.
+    cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
+    AIPE_CUDA(cudaThreadExchangeStreamCaptureMode(&mode));
+    try {
+      b = DeviceBuffer<float>(std::size_t(device_ctas + 2) * kRowsW * kSkinnyMaxM);
+    } catch (...) {
+      cudaThreadExchangeStreamCaptureMode(&mode);
+      throw;
+    }
+    AIPE_CUDA(cudaThreadExchangeStreamCaptureMode(&mode));
+  }
   return b.get();
 }
 
