@@ -49,6 +49,7 @@
 // fused_pingpong rounds once, like fused_serial.
 // Work: flops = 2 m n k (the epilogue's ~12 m n is noise); bytes = 2 (m k + k n + m n) + 2 m.
 #include <cmath>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -136,7 +137,22 @@ class GemmBiasGelu final : public aipe::Example {
                        aipe::kernels::ActivationTiming::serial, aipe::kernels::Schedule::pingpong),
             {.name = "cublaslt",
              .summary = "cublasLtMatmul with CUBLASLT_EPILOGUE_GELU_BIAS: one pass, one store",
-             .launch = [this](cudaStream_t s) { run_lt(s); }}};
+             .launch = [this](cudaStream_t s) { run_lt(s); },
+             // The heuristic's algorithm, as cuBLASLt names its configuration (enum values of cublasLt.h:
+             // cublasLtMatmulTile_t, cublasLtMatmulStages_t, cublasLtClusterShape_t), to compare with the plan
+             // the fused rungs report.
+             .metrics = [this](double, std::map<std::string, double>& out) {
+               auto attr = [&](cublasLtMatmulAlgoConfigAttributes_t a, const char* name, auto zero) {
+                 auto v = zero;
+                 std::size_t written = 0;
+                 if (cublasLtMatmulAlgoConfigGetAttribute(&algo_, a, &v, sizeof v, &written) == CUBLAS_STATUS_SUCCESS)
+                   out[name] = double(v);
+               };
+               attr(CUBLASLT_ALGO_CONFIG_ID, "lt_algo_id", std::int32_t{0});
+               attr(CUBLASLT_ALGO_CONFIG_TILE_ID, "lt_tile_id", std::uint32_t{0});
+               attr(CUBLASLT_ALGO_CONFIG_STAGES_ID, "lt_stages_id", std::uint32_t{0});
+               attr(CUBLASLT_ALGO_CONFIG_CLUSTER_SHAPE_ID, "lt_cluster_shape_id", std::uint16_t{0});
+             }}};
   }
 
   void setup(aipe::Context& ctx) override {
