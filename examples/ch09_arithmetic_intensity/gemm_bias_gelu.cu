@@ -23,8 +23,8 @@
 //                 (or 128 x 128) tile and the two take turns on the tensor cores, so one's whole epilogue (bias,
 //                 GELU on the FP32 accumulators, BF16 pack, TMA store) runs while the other's main loop keeps the
 //                 tensor cores busy; at k = 1024 (16 K steps a tile) that is the share rungs 3 and 4 leave idle.
-//                 Knobs: --size pp_bn=256|128 (64 x 256 or 128 x 128 warpgroup tiles), pp_cluster=1|2 (B
-//                 multicast to a pair of CTAs); 0 = what aipe::kernels::gemm picks for the shape
+//                 Knobs: --size pp_bn=256|192|128 (64 x 256, 128 x 192 or 128 x 128 warpgroup tiles),
+//                 pp_cluster=1|2 (B multicast to a pair of CTAs); 0 = what aipe::kernels::gemm picks
 //   6 cublaslt    one cublasLtMatmul with epilogue GELU_BIAS: bias and GELU applied to the FP32 accumulators
 //                 before the single BF16 store
 //
@@ -103,7 +103,7 @@ class GemmBiasGelu final : public aipe::Example {
               .def = 0,
               .quick = 0,
               .small = 0,
-              .help = "fused_pingpong: 256 = 64 x 256 warpgroup tiles, 128 = 128 x 128; 0 = chosen from the shape",
+              .help = "fused_pingpong: 256 = 64 x 256 warpgroup tiles, 192 = 128 x 192, 128 = 128 x 128; 0 = chosen",
               .min = 0,
               .max = 256},
              {.name = "pp_cluster",
@@ -161,9 +161,9 @@ class GemmBiasGelu final : public aipe::Example {
     k_ = int(ctx.size("k"));
     pp_bn_ = int(ctx.size("pp_bn"));
     pp_cluster_ = int(ctx.size("pp_cluster"));
-    if (pp_bn_ != 0 && pp_bn_ != 128 && pp_bn_ != 256)
-      throw aipe::BadInput("pp_bn must be 0 (chosen), 128 (128 x 128 warpgroup tiles) or 256 (64 x 256), got " +
-                           std::to_string(pp_bn_));
+    if (pp_bn_ != 0 && pp_bn_ != 128 && pp_bn_ != 192 && pp_bn_ != 256)
+      throw aipe::BadInput("pp_bn must be 0 (chosen), 128 (128 x 128 warpgroup tiles), 192 (128 x 192) or 256 "
+                           "(64 x 256), got " + std::to_string(pp_bn_));
     w_ = aipe::DeviceBuffer<__nv_bfloat16>(std::size_t(m_) * k_);  // W: out x in
     x_ = aipe::DeviceBuffer<__nv_bfloat16>(std::size_t(n_) * k_);  // X: tokens x in
     y_ = aipe::DeviceBuffer<__nv_bfloat16>(std::size_t(m_) * n_);
@@ -298,7 +298,7 @@ class GemmBiasGelu final : public aipe::Example {
       aipe::kernels::TileConfig t = aipe::kernels::plan_gemm(x_matrix(), w_matrix(), y_matrix(), {}, o).tile;
       if (pp_bn_) {
         t.bn = pp_bn_;
-        t.bm = 256 * 64 / pp_bn_;  // 128 accumulators a thread: 64 x 256 or 128 x 128
+        t.bm = pp_bn_ == 256 ? 64 : 128;  // the ping-pong kernels: 64 x 256, 128 x 128, 128 x 192
       }
       if (pp_cluster_) t.cluster_m = pp_cluster_;
       o.tile = t;

@@ -10,12 +10,14 @@
 //
 // Kernel (one per WM x BN x CM):
 //   * 384 threads: warpgroup 0 produces (one thread issues every TMA load; setmaxnreg 24), warpgroups 1 and 2
-//     consume (setmaxnreg 240), each on a WM x BN tile of its own: 64 x 256 (wgmma m64n256k16) or 128 x 128 (two
-//     m64n128k16 per K slice); 128 FP32 accumulators per thread either way.
+//     consume (setmaxnreg 240), each on a WM x BN tile of its own: 64 x 256 (wgmma m64n256k16), 128 x 128 (two
+//     m64n128k16 per K slice; 128 FP32 accumulators per thread either way) or 128 x 192 (two m64n192k16, 192
+//     accumulators: 1.5x the FLOPs per byte brought into shared memory of 64 x 256, which moves 80 B per clock
+//     of TMA writes and 80 of wgmma reads at the tensor peak, past shared memory's 128).
 //   * The CTA's work units (persistent grid, grouped raster as in the cooperative kernel) are dealt out
 //     alternately: local unit j goes to consumer j % 2. The producer loads every unit's K steps in unit order
-//     into one ring of 64-deep stages (4 of 40 KiB at 64 x 256, 6 of 32 KiB at 128 x 128); a consumer skips the
-//     ring positions of the other's units (PipelineState::advance(n)).
+//     into one ring of 64-deep stages (4 of 40 KiB at 64 x 256 and 128 x 192, 6 of 32 KiB at 128 x 128); a
+//     consumer skips the ring positions of the other's units (PipelineState::advance(n)).
 //   * Order of the main loops, two named barriers (256 threads: one warpgroup arrives, the other syncs): consumer
 //     c starts unit j's main loop once the owner of unit j - 1 has issued its last wgmma and arrived on c's
 //     barrier. It then hands over as soon as it has issued its own last wgmma, before waiting for it, so the
@@ -58,19 +60,22 @@ constexpr int kEpiBar = 1, kOrderBar = 3;
 template <int WM, int BN>
 struct PpCfg {
   static constexpr int kFrags = WM / 64;  // m64 wgmma per K slice
-  static_assert(kFrags * BN == 256, "128 FP32 accumulators per consumer thread");
+  static_assert(kFrags * BN <= 384 && BN % 64 == 0, "at most 192 FP32 accumulators per consumer thread");
+  static constexpr int kBoxes = BN / 64;  // 64 x 64 boxes of C per fragment
+  static constexpr int kBRows = BN / 2;   // rows of one B box: each CTA's multicast half, or one of two loads
   static constexpr int kABytes = WM * kBK * 2;   // 8 KiB (WM 64) or 16 KiB (WM 128)
-  static constexpr int kBBytes = BN * kBK * 2;   // 32 KiB (BN 256) or 16 KiB (BN 128)
+  static constexpr int kBBytes = BN * kBK * 2;   // 32, 24 or 16 KiB (BN 256, 192, 128)
   static constexpr int kStageBytes = kABytes + kBBytes;
   static constexpr int kEpiBytes = 2 * 16384;     // per consumer two 8 KiB slots of 64 x 64 boxes
   static constexpr int kBarBytes = 256;           // room for the full and empty barriers
-  // As many stages as fit: 4 at 64 x 256, 6 at 128 x 128.
+  // As many stages as fit: 4 at 64 x 256 and 128 x 192, 6 at 128 x 128.
   static constexpr int kStages = int((kSmemLimit - 1024 - kEpiBytes - kBarBytes) / kStageBytes);
   static_assert(kStages >= 3 && 2 * kStages * 8 <= kBarBytes, "a ring of at least three stages");
   // [1024 alignment][stages][epilogue slots][full, empty barriers]
   static constexpr std::size_t kSmem = 1024 + std::size_t(kStages) * kStageBytes + kEpiBytes + kBarBytes;
   static_assert(kSmem <= kSmemLimit, "one CTA per SM: 227 KiB of shared memory");
-  static_assert(kABytes % 1024 == 0 && kStageBytes % 1024 == 0, "128B-swizzled tiles start on 1024 bytes");
+  static_assert(kABytes % 1024 == 0 && kStageBytes % 1024 == 0 && (kBRows * 128) % 1024 == 0,
+                "128B-swizzled tiles start on 1024 bytes");
 };
 
 template <int WM, int BN, int CM>
@@ -127,13 +132,13 @@ __global__ void __launch_bounds__(kThreads, 1)
           pipe.producer_expect_tx(st, Cf::kStageBytes);
           std::uint64_t* bar = pipe.full_bar(st);
           tma_load_2d(sA(s), &tma_a, bar, kt * kBK, m0);  // tma_a: boxes of WM rows
+          // tma_b: boxes of BN / 2 rows, both loaded here or one by each CTA of the pair and multicast.
+          constexpr int kRows = Cf::kBRows;
           if constexpr (CM == 1) {
-#pragma unroll
-            for (int b = 0; b < BN / 128; ++b)  // tma_b: boxes of 128 rows
-              tma_load_2d(sB(s) + b * 128 * kBK * 2, &tma_b, bar, kt * kBK, n0 + 128 * b);
+            tma_load_2d(sB(s), &tma_b, bar, kt * kBK, n0);
+            tma_load_2d(sB(s) + kRows * kBK * 2, &tma_b, bar, kt * kBK, n0 + kRows);
           } else {
             static_assert(CM == 2, "B is cut in two halves, one per CTA of the pair");
-            constexpr int kRows = BN / CM;  // tma_b: boxes of BN / 2 rows
             tma_load_2d_multicast(sB(s) + rank * kRows * kBK * 2, &tma_b, bar, kt * kBK, n0 + rank * kRows,
                                   (1u << CM) - 1);
           }
@@ -197,6 +202,9 @@ __global__ void __launch_bounds__(kThreads, 1)
       for (int f = 0; f < kFrags; ++f) {
         apply_epilogue<BN>(acc[f], bias, args.epi, M, N, row0 + 64 * f, col0);
         if (tma_store) {
+          // The boxes alternate between the two slots by their index within the fragment; with an odd count
+          // (BN 192) the next fragment's box 0 would reuse the slot of the box just issued: wait for its read.
+          if (Cf::kBoxes % 2 == 1 && t == 0) bulk_wait_read<0>();
           std::uint32_t packed[BN / 4];
           pack_bf16<BN>(acc[f], packed);
           epilogue_tma_store<BN>(packed, epi_slots, &tma_c, row0 + 64 * f, col0, kEpiBar + c);
@@ -218,10 +226,9 @@ __global__ void __launch_bounds__(kThreads, 1)
 template <int WM, int BN, int CM>
 void launch(const Matrix<const bf16>& a, const Matrix<const bf16>& b, const KernelArgs& args, const CUtensorMap& tc,
             int grid, cudaStream_t stream) {
-  // A in boxes of WM rows x 64 K; B in boxes of 128 rows (two loads per stage at BN = 256) or, with the
-  // cluster, of BN / 2 rows (each CTA's multicast half).
+  // A in boxes of WM rows x 64 K; B in boxes of BN / 2 rows (two loads per stage, or each CTA's multicast half).
   const CUtensorMap ta = matrix_map(kBf16, a.data, a.rows, a.cols, a.ld, WM, kBK);
-  const CUtensorMap tb = matrix_map(kBf16, b.data, b.rows, b.cols, b.ld, CM == 2 ? BN / 2 : 128, kBK);
+  const CUtensorMap tb = matrix_map(kBf16, b.data, b.rows, b.cols, b.ld, PpCfg<WM, BN>::kBRows, kBK);
   if constexpr (CM == 1) {
     gemm_bf16_pingpong_kernel<WM, BN, 1><<<grid, kThreads, PpCfg<WM, BN>::kSmem, stream>>>(ta, tb, tc, args);
     AIPE_CHECK_LAUNCH();
@@ -233,13 +240,17 @@ void launch(const Matrix<const bf16>& a, const Matrix<const bf16>& b, const Kern
 
 }  // namespace
 
-std::size_t pingpong_smem_max() { return std::max(PpCfg<64, 256>::kSmem, PpCfg<128, 128>::kSmem); }
+std::size_t pingpong_smem_max() {
+  return std::max({PpCfg<64, 256>::kSmem, PpCfg<128, 128>::kSmem, PpCfg<128, 192>::kSmem});
+}
 
 void prepare_pingpong_kernels() {
   kernels::set_max_dynamic_smem(gemm_bf16_pingpong_kernel<64, 256, 2>, PpCfg<64, 256>::kSmem);
   kernels::set_max_dynamic_smem(gemm_bf16_pingpong_kernel<64, 256, 1>, PpCfg<64, 256>::kSmem);
   kernels::set_max_dynamic_smem(gemm_bf16_pingpong_kernel<128, 128, 2>, PpCfg<128, 128>::kSmem);
   kernels::set_max_dynamic_smem(gemm_bf16_pingpong_kernel<128, 128, 1>, PpCfg<128, 128>::kSmem);
+  kernels::set_max_dynamic_smem(gemm_bf16_pingpong_kernel<128, 192, 2>, PpCfg<128, 192>::kSmem);
+  kernels::set_max_dynamic_smem(gemm_bf16_pingpong_kernel<128, 192, 1>, PpCfg<128, 192>::kSmem);
 }
 
 void launch_pingpong(const TileConfig& t, const Matrix<const bf16>& a, const Matrix<const bf16>& b,
@@ -251,6 +262,9 @@ void launch_pingpong(const TileConfig& t, const Matrix<const bf16>& a, const Mat
   } else if (t.bm == 128 && t.bn == 128) {
     if (t.cluster_m == 2) launch<128, 128, 2>(a, b, args, tc, grid, stream);
     else launch<128, 128, 1>(a, b, args, tc, grid, stream);
+  } else if (t.bm == 128 && t.bn == 192) {
+    if (t.cluster_m == 2) launch<128, 192, 2>(a, b, args, tc, grid, stream);
+    else launch<128, 192, 1>(a, b, args, tc, grid, stream);
   } else {
     throw std::logic_error("launch_pingpong: no kernel for " + to_string(t));
   }

@@ -54,8 +54,9 @@ bool is_kernel_config(const TileConfig& t) {
 }
 
 double tile_throughput(const TileConfig& t) {
-  // The wgmma shape: m64n256 for 128 x 256 cooperative and 64 x 256 ping-pong, m64n128 otherwise.
-  const double shape = t.bn == 256 ? 1.0 : 0.85;
+  // The wgmma shape: m64n256 for 128 x 256 cooperative and 64 x 256 ping-pong, m64n192 (estimated between),
+  // m64n128.
+  const double shape = t.bn == 256 ? 1.0 : t.bn == 192 ? 0.95 : 0.85;
   const double cluster = t.cluster_m == 2 ? 1.0 : 0.99;
   // Ping-pong: a warpgroup's tile is half a cooperative CTA's, so each K step brings 1.5x the bytes per FLOP
   // into shared memory, and the tensor cores change hands once per tile. An estimate, to be calibrated with

@@ -250,7 +250,8 @@ INSTANTIATE_TEST_SUITE_P(
                       Shape{3000, 4096, 136}),
     shape_name);
 
-// Every ping-pong configuration by name (64 x 256 and 128 x 128 warpgroup tiles, with and without clusters), at
+// Every ping-pong configuration by name (64 x 256, 128 x 128 and 128 x 192 warpgroup tiles, with and without
+// clusters; 128 x 192 stores three boxes a fragment, an odd count), at
 // shapes whose M, N and K are not tile multiples, both store paths, and CTA tile counts odd and even.
 class GemmPingPong : public ::testing::TestWithParam<Shape> {};
 

@@ -126,8 +126,9 @@ const char* to_string(Schedule s);
 // The kernel configurations that exist (each one kernel instantiation). Clusters of `cluster_m` CTAs on
 // vertically adjacent tiles share the B tile through TMA multicast.
 //   cooperative  bm = 128: the CTA's tile, 64 rows per consumer warpgroup (wgmma m64nBN)
-//   pingpong     bm = rows of one warpgroup's tile: 64 x 256 (one m64n256 wgmma per K slice) or 128 x 128 (two
-//                m64n128); 128 FP32 accumulators per thread either way
+//   pingpong     bm = rows of one warpgroup's tile: 64 x 256 (one m64n256 wgmma per K slice), 128 x 128 (two
+//                m64n128; 128 FP32 accumulators per thread either way) or 128 x 192 (two m64n192, 192 of them:
+//                fewer shared-memory bytes per FLOP than 64 x 256)
 struct TileConfig {
   int bm = 128, bn = 256, cluster_m = 2;
   Schedule schedule = Schedule::cooperative;
@@ -142,6 +143,8 @@ inline constexpr TileConfig kTileConfigs[] = {
     {.bm = 64, .bn = 256, .cluster_m = 1, .schedule = Schedule::pingpong},
     {.bm = 128, .bn = 128, .cluster_m = 2, .schedule = Schedule::pingpong},
     {.bm = 128, .bn = 128, .cluster_m = 1, .schedule = Schedule::pingpong},
+    {.bm = 128, .bn = 192, .cluster_m = 2, .schedule = Schedule::pingpong},
+    {.bm = 128, .bn = 192, .cluster_m = 1, .schedule = Schedule::pingpong},
 };
 std::string to_string(const TileConfig& t);  // "128x256, clusters of 2" (+ ", ping-pong")
 bool is_kernel_config(const TileConfig& t);  // one of kTileConfigs
