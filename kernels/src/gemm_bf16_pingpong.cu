@@ -24,8 +24,9 @@
 //     other's first wgmma queues behind it with no gap. Strict alternation means a warpgroup never arrives twice
 //     on a barrier the other has not yet passed.
 //   * Epilogue, on the FP32 accumulators after the main loop, while the other consumer's main loop runs: scale,
-//     bias (loaded before the turn), activation, residual, then either the tile packed to BF16 and written by TMA
-//     stores in 64 x 64 boxes (two 8 KiB slots per consumer), or guarded BF16 stores from registers. One rounding.
+//     bias (loaded before the turn), activation, residual, then the tile packed to BF16 and written box by box
+//     (64 x 64, two 8 KiB slots per consumer) by TMA stores, or, where C's rows are not 16-byte aligned, by
+//     guarded row-contiguous stores from shared memory (store_fragment_staged). One rounding.
 //   * Clusters of 2 CTAs on vertically adjacent WM-row tiles (cluster_m = 2): both CTAs deal their units out in
 //     the same order, so consumer c of each works on the two halves of one unit at the same time; each CTA loads
 //     half of the B tile and multicasts it into both. A slot is free once one consumer of every CTA released it.
@@ -209,7 +210,10 @@ __global__ void __launch_bounds__(kThreads, 1)
           pack_bf16<BN>(acc[f], packed);
           epilogue_tma_store<BN>(packed, epi_slots, &tma_c, row0 + 64 * f, col0, kEpiBar + c);
         } else {
-          store_fragment<BN>(acc[f], args.C, std::size_t(args.ldc), M, N, row0 + 64 * f, col0);
+          std::uint32_t packed[BN / 4];
+          pack_bf16<BN>(acc[f], packed);
+          store_fragment_staged<BN>(packed, epi_slots, args.C, std::size_t(args.ldc), M, N, row0 + 64 * f, col0,
+                                    kEpiBar + c);
         }
       }
     }
