@@ -35,19 +35,43 @@ bool activation_overlapped(const GemmShape& s, const Epilogue& epi) {
   return s.tma_store && epi.activation() != Activation::none && !epi.has_residual() &&
          epi.activation_timing() == ActivationTiming::overlapped;
 }
+bool activation_overlapped(const GemmShape& s, const Epilogue& epi, const TileConfig& t) {
+  return t.schedule == Schedule::cooperative && activation_overlapped(s, epi);
+}
+
+const char* to_string(Schedule s) { return s == Schedule::pingpong ? "pingpong" : "cooperative"; }
 
 std::string to_string(const TileConfig& t) {
   return std::to_string(t.bm) + "x" + std::to_string(t.bn) +
-         (t.cluster_m > 1 ? ", clusters of " + std::to_string(t.cluster_m) : ", no cluster");
+         (t.cluster_m > 1 ? ", clusters of " + std::to_string(t.cluster_m) : ", no cluster") +
+         (t.schedule == Schedule::pingpong ? ", ping-pong" : "");
+}
+
+bool is_kernel_config(const TileConfig& t) {
+  for (const TileConfig& k : kTileConfigs)
+    if (k == t) return true;
+  return false;
 }
 
 double tile_throughput(const TileConfig& t) {
-  const double tile = t.bn == 256 ? 1.0 : 0.85;
+  // The wgmma shape: m64n256 for 128 x 256 cooperative and 64 x 256 ping-pong, m64n192 (estimated between),
+  // m64n128.
+  const double shape = t.bn == 256 ? 1.0 : t.bn == 192 ? 0.95 : 0.85;
   const double cluster = t.cluster_m == 2 ? 1.0 : 0.99;
-  return tile * cluster;
+  // Ping-pong: a warpgroup's tile is half a cooperative CTA's, so each K step brings 1.5x the bytes per FLOP
+  // into shared memory, and the tensor cores change hands once per tile. An estimate, to be calibrated with
+  // ch09/gemm_bias_gelu's fused_wgmma and fused_pingpong at long K (--size k=8192).
+  const double schedule = t.schedule == Schedule::pingpong ? 0.97 : 1.0;
+  return shape * cluster * schedule;
 }
 
-double estimated_cost(std::int64_t m, std::int64_t n, const TileConfig& t, const DeviceSlots& d) {
+double exposed_epilogue_steps(std::int64_t k, const TileConfig& t) {
+  if (t.schedule == Schedule::cooperative) return kCooperativeEpilogueSteps;
+  const double steps = double((k + 63) / 64);
+  return std::max(0.0, kCooperativeEpilogueSteps - steps);
+}
+
+double estimated_cost(std::int64_t m, std::int64_t n, std::int64_t k, const TileConfig& t, const DeviceSlots& d) {
   const std::int64_t tiles_m = (m + t.bm - 1) / t.bm, tiles_n = (n + t.bn - 1) / t.bn;
   // A unit is cluster_m tiles stacked along M: a cluster walks them together, so an odd tile row count leaves
   // one CTA of the last cluster row without work (it still takes the unit's time).
@@ -58,18 +82,23 @@ double estimated_cost(std::int64_t m, std::int64_t n, const TileConfig& t, const
   // nothing multicast is shared.
   if (tiles_m < t.cluster_m) return std::numeric_limits<double>::infinity();
   const std::int64_t waves = (units + slots - 1) / slots;
-  const double unit_time = double(t.bm) * t.bn / (128.0 * 256.0) / tile_throughput(t);
+  const double steps = double((std::max<std::int64_t>(k, 1) + 63) / 64);
+  const double unit_time = double(t.bm) * t.bn / (128.0 * 256.0) / tile_throughput(t) *
+                           (steps + exposed_epilogue_steps(k, t)) / steps;
   return double(waves) * unit_time;
 }
 
-TileConfig choose_tile(std::int64_t m, std::int64_t n, const DeviceSlots& d) {
-  TileConfig best = kTileConfigs[0];
-  double best_cost = estimated_cost(m, n, best, d);
+TileConfig choose_tile(std::int64_t m, std::int64_t n, std::int64_t k, const DeviceSlots& d, std::optional<Schedule> only) {
+  bool found = false;
+  TileConfig best{};
+  double best_cost = std::numeric_limits<double>::infinity();
   for (const TileConfig& t : kTileConfigs) {
-    const double c = estimated_cost(m, n, t, d);
-    if (c < best_cost * (1 - 1e-9)) {
+    if (only && t.schedule != *only) continue;
+    const double c = estimated_cost(m, n, k, t, d);
+    if (!found || c < best_cost * (1 - 1e-9)) {
       best = t;
       best_cost = c;
+      found = true;
     }
   }
   return best;
@@ -214,6 +243,23 @@ GemmShape check_gemm(const Matrix<const e4m3>& a, const Matrix<const e4m3>& b, c
   if (scales.kind == Fp8Scales::Kind::blockwise && s.k % 128 != 0)
     bad("1 x 128 / 128 x 128 block scales need K % 128 == 0, got K = " + std::to_string(s.k));
   return s;
+}
+
+TileConfig select_tile(const GemmShape& s, const GemmOptions& options, const DeviceSlots& d) {
+  if (options.tile) {
+    const TileConfig& t = *options.tile;
+    if (!is_kernel_config(t)) {
+      std::string all;
+      for (const TileConfig& k : kTileConfigs) all += (all.empty() ? "" : "; ") + to_string(k);
+      bad("no kernel for the tile configuration " + to_string(t) + " (there are: " + all + ")");
+    }
+    if (options.schedule && *options.schedule != t.schedule)
+      bad(std::string("the options ask for the ") + to_string(*options.schedule) + " schedule and the tile " +
+          to_string(t));
+    if (d.slots(t.cluster_m) < 1) bad("the tile configuration " + to_string(t) + " does not fit on this device");
+    return t;
+  }
+  return choose_tile(s.m, s.n, s.k, d, options.schedule);
 }
 
 }  // namespace aipe::kernels

@@ -4,7 +4,12 @@
 // Both store paths run: TMA stores (N % 8 == 0, or a padded 16-byte pitch) and guarded stores from registers
 // (odd N, or an odd pitch). With TMA stores the activation runs as each tile leaves (ActivationTiming::overlapped)
 // and, for bias_gelu_serial and scale_silu_serial, on the accumulators after the last wgmma: both are checked.
-// Every CTA's last tile leaves after its loop; the shapes with fewer tiles than CTAs give each CTA a single tile. Skipped, with the reason, without a Hopper GPU and an sm_90a build.
+// Every CTA's last tile leaves after its loop; the shapes with fewer tiles than CTAs give each CTA a single tile.
+// Both schedules run every shape and epilogue: cooperative (both consumer warpgroups on one tile) and ping-pong
+// (each warpgroup its own tile, the epilogue under the other's main loop; a CTA with a single tile leaves its
+// second warpgroup idle, one with an odd count ends on the first), each with the tile chosen among its
+// configurations; GemmPingPong runs every ping-pong configuration by name.
+// Skipped, with the reason, without a Hopper GPU and an sm_90a build.
 #include <cuda_bf16.h>
 #include <gtest/gtest.h>
 
@@ -125,13 +130,13 @@ class Problem {
   }
 
   // Runs the GEMM into a poisoned C and compares every element (and no element of C's padding is written).
-  aipe::VerifyResult run(const k::Epilogue& e) {
+  aipe::VerifyResult run(const k::Epilogue& e, const k::GemmOptions& o = {}) {
     AIPE_CUDA(cudaMemset(c_.get(), 0xFF, c_.bytes()));  // BF16 0xFFFF is a NaN
     const auto a = k::matrix<const bf16>(a_.get(), s_.m, s_.k, lda_);
     const auto b = k::matrix<const bf16>(b_.get(), s_.n, s_.k, ldb_);
     const auto c = k::matrix(c_.get(), s_.m, s_.n, ldc_);
     if (skinny_) k::gemm_skinny(a, b, c, e, *skinny_, nullptr);
-    else k::gemm(a, b, c, e, nullptr);
+    else k::gemm(a, b, c, e, o, nullptr);
     AIPE_CUDA(cudaDeviceSynchronize());
     const std::vector<bf16> out = aipe::to_host(c_, nullptr);
     for (std::int64_t i = 0; i < s_.m && ldc_ > s_.n; ++i)
@@ -168,12 +173,12 @@ class Problem {
     return r;
   }
 
-  // Runs the skinny kernel with these switches (gemm_skinny) instead of gemm()'s dispatch; nullopt: gemm().
+  // Runs the skinny kernel with these switches (gemm_skinny) instead of gemm(); nullopt: gemm().
   void use_skinny(std::optional<k::SkinnyOptions> o) { skinny_ = o; }
 
-  k::GemmPlan plan(const k::Epilogue& e = k::Epilogue::none()) const {
+  k::GemmPlan plan(const k::Epilogue& e = k::Epilogue::none(), const k::GemmOptions& o = {}) const {
     return k::plan_gemm(k::matrix<const bf16>(a_.get(), s_.m, s_.k, lda_),
-                        k::matrix<const bf16>(b_.get(), s_.n, s_.k, ldb_), k::matrix(c_.get(), s_.m, s_.n, ldc_), e);
+                        k::matrix<const bf16>(b_.get(), s_.n, s_.k, ldb_), k::matrix(c_.get(), s_.m, s_.n, ldc_), e, o);
   }
 
  private:
@@ -207,20 +212,31 @@ TEST_P(GemmShapes, EveryEpilogueMatchesTheReference) {
   if (auto why = no_hopper()) GTEST_SKIP() << *why;
   const Shape s = GetParam();
   Problem p(s, 0x5EED ^ std::uint64_t(s.m * 31 + s.n * 7 + s.k));
-  const k::GemmPlan plan = p.plan();
-  std::cout << "[ PLAN ] " << shape_name(::testing::TestParamInfo<Shape>(s, 0)) << ": " << (plan.kernel == k::GemmKernel::skinny ? "skinny kernel (none epilogue)" : k::to_string(plan.tile)) << ", " << plan.grid_ctas
-            << " CTAs, " << (plan.tma_store ? "TMA stores" : "register stores") << "\n";
-  for (const char* name : kEpilogues) {
-    SCOPED_TRACE(name);
-    const k::Epilogue e = p.with_operands(name);
-    // The activation of a TMA-stored tile without residual runs as the tile leaves (unless asked for serial):
-    // the tests below check that path whenever the shape takes TMA stores.
-    const bool overlapped = plan.tma_store && e.activation() != k::Activation::none && !e.has_residual() &&
-                            e.activation_timing() == k::ActivationTiming::overlapped;
-    EXPECT_EQ(p.plan(e).activation_overlapped, overlapped);
-    const aipe::VerifyResult r = p.run(e);
-    EXPECT_TRUE(r.ok) << r.message() << " (" << r.note << ")";
-    EXPECT_EQ(r.non_finite, 0u);
+  const k::GemmPlan chosen = p.plan();
+  std::cout << "[ PLAN ] " << shape_name(::testing::TestParamInfo<Shape>(s, 0)) << ": chosen "
+            << (chosen.kernel == k::GemmKernel::skinny ? std::string("skinny kernel (none epilogue)")
+                                                       : k::to_string(chosen.tile))
+            << "\n";
+  for (const k::Schedule schedule : {k::Schedule::cooperative, k::Schedule::pingpong}) {
+    const k::GemmOptions o{.schedule = schedule};
+    const k::GemmPlan plan = p.plan(k::Epilogue::none(), o);
+    EXPECT_EQ(plan.tile.schedule, schedule);
+    std::cout << "[ PLAN ] " << k::to_string(schedule) << ": " << k::to_string(plan.tile) << ", " << plan.grid_ctas
+              << " CTAs, " << (plan.tma_store ? "TMA stores" : "register stores") << "\n";
+    for (const char* name : kEpilogues) {
+      SCOPED_TRACE(std::string(name) + ", " + k::to_string(plan.tile));
+      const k::Epilogue e = p.with_operands(name);
+      // The cooperative kernel runs the activation of a TMA-stored tile without residual as the tile leaves
+      // (unless asked for serial): the tests below check that path whenever the shape takes TMA stores. The
+      // ping-pong kernel applies every epilogue on the FP32 accumulators.
+      const bool overlapped = schedule == k::Schedule::cooperative && plan.tma_store &&
+                              e.activation() != k::Activation::none && !e.has_residual() &&
+                              e.activation_timing() == k::ActivationTiming::overlapped;
+      EXPECT_EQ(p.plan(e, o).activation_overlapped, overlapped);
+      const aipe::VerifyResult r = p.run(e, o);
+      EXPECT_TRUE(r.ok) << r.message() << " (" << r.note << ")";
+      EXPECT_EQ(r.non_finite, 0u);
+    }
   }
 }
 
@@ -244,6 +260,36 @@ INSTANTIATE_TEST_SUITE_P(
                       Shape{200, 512, 64},
                       Shape{3000, 4096, 136}),
     shape_name);
+
+// Every ping-pong configuration by name (64 x 256, 128 x 128 and 128 x 192 warpgroup tiles, with and without
+// clusters; 128 x 192 stores three boxes a fragment, an odd count), at
+// shapes whose M, N and K are not tile multiples, both store paths, and CTA tile counts odd and even.
+class GemmPingPong : public ::testing::TestWithParam<Shape> {};
+
+TEST_P(GemmPingPong, EveryConfigurationMatchesTheReference) {
+  if (auto why = no_hopper()) GTEST_SKIP() << *why;
+  const Shape s = GetParam();
+  Problem p(s, 0xB1B0 ^ std::uint64_t(s.m * 31 + s.n * 7 + s.k));
+  for (const k::TileConfig& t : k::kTileConfigs) {
+    if (t.schedule != k::Schedule::pingpong) continue;
+    const k::GemmOptions o{.tile = t};
+    EXPECT_EQ(p.plan(k::Epilogue::none(), o).tile, t);
+    for (const char* name : {"none", "bias_gelu", "scale_bias_gelu_residual", "bias_silu"}) {
+      SCOPED_TRACE(std::string(name) + ", " + k::to_string(t));
+      const aipe::VerifyResult r = p.run(p.with_operands(name), o);
+      EXPECT_TRUE(r.ok) << r.message() << " (" << r.note << ")";
+      EXPECT_EQ(r.non_finite, 0u);
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Awkward, GemmPingPong,
+                         ::testing::Values(Shape{3001, 4096, 1000},  // TMA stores, partial tiles in M and K
+                                           Shape{4097, 3001, 1000},  // odd N: register stores
+                                           Shape{8191, 4097, 2056},  // several tiles per CTA, odd and even counts
+                                           Shape{65, 300, 72},       // a single tile per CTA: one consumer idle
+                                           Shape{300, 520, 1001, 1008, 1016, 0}),  // padded K rows
+                         shape_name);
 
 // ---------------------------------------------------------------------------------------------
 // The skinny (swap-AB) kernel: decode shapes, every switch, bias on and off
@@ -276,6 +322,8 @@ TEST_P(GemmSkinnyShapes, EverySwitchMatchesTheReference) {
   const k::GemmPlan plan = p.plan(p.with_operands("bias"));
   EXPECT_EQ(plan.kernel, s.m <= k::kSkinnyDispatchMaxM ? k::GemmKernel::skinny : k::GemmKernel::square);
   EXPECT_EQ(p.plan(p.with_operands("bias_gelu")).kernel, k::GemmKernel::square);
+  // A schedule or tile fixed by the caller (GemmOptions) fixes the square kernel.
+  EXPECT_EQ(p.plan(p.with_operands("bias"), {.schedule = k::Schedule::pingpong}).kernel, k::GemmKernel::square);
   if (plan.kernel == k::GemmKernel::skinny)
     std::cout << "[ PLAN ] " << shape_name(::testing::TestParamInfo<Shape>(s, 0)) << ": token tile "
               << plan.skinny.token_tile << ", " << plan.skinny.splits << " K splits, " << plan.grid_ctas << " CTAs\n";
@@ -368,6 +416,10 @@ TEST(GemmOnDevice, BadOperandsThrowBeforeAnyLaunch) {
                std::invalid_argument);
   EXPECT_THROW(k::gemm(k::matrix<const bf16>(a.get() + 1, 64, 8), k::matrix<const bf16>(b.get(), 64, 8),
                        k::matrix(c.get(), 64, 64)),
+               std::invalid_argument);
+  // A tile configuration no kernel has.
+  EXPECT_THROW(k::gemm(k::matrix<const bf16>(a.get(), 64, 8), k::matrix<const bf16>(b.get(), 64, 8),
+                       k::matrix(c.get(), 64, 64), k::Epilogue::none(), {.tile = k::TileConfig{.bm = 64, .bn = 64}}),
                std::invalid_argument);
   AIPE_CUDA(cudaDeviceSynchronize());
 }
