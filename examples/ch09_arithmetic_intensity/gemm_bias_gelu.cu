@@ -7,7 +7,9 @@
 //                 and writes it again: 2 x 2 m n extra bytes, plus a second launch
 //   2 unfused_lt  the same split, with the GEMM from cuBLASLt's heuristic (the fused rung's kernel family),
 //                 so the step from here to rung 5 is the fusion alone
-//   3 fused_serial aipe::kernels::gemm with Epilogue::bias_gelu, ActivationTiming::serial: ch10's persistent,
+//   3 fused_serial aipe::kernels::gemm with Epilogue::bias_gelu, ActivationTiming::serial, Schedule::cooperative
+//                 (rungs 3 and 4 fix the schedule; the library's own choice is in every fused rung's metric
+//                 `auto_pingpong`): ch10's persistent,
 //                 warp-specialized TMA + WGMMA GEMM, the bias and GELU (tanh.approx.f32) applied to the FP32
 //                 accumulators after the tile's last wgmma, before the one BF16 store, which TMA writes box by
 //                 box under the next tile's first K steps (or, when Y's rows are not 16-byte aligned,
@@ -17,7 +19,13 @@
 //   4 fused_wgmma the same with the GELU moved under the tensor work: after the last wgmma only alpha and the
 //                 bias, the tile parked as BF16 t; each 64 x 64 box goes through the GELU in shared memory as it
 //                 leaves, while the next tile's wgmma runs (TMA-store path; the register path stays serial)
-//   5 cublaslt    one cublasLtMatmul with epilogue GELU_BIAS: bias and GELU applied to the FP32 accumulators
+//   5 fused_pingpong the ping-pong schedule (Schedule::pingpong): each consumer warpgroup owns its own 64 x 256
+//                 (or 128 x 128) tile and the two take turns on the tensor cores, so one's whole epilogue (bias,
+//                 GELU on the FP32 accumulators, BF16 pack, TMA store) runs while the other's main loop keeps the
+//                 tensor cores busy; at k = 1024 (16 K steps a tile) that is the share rungs 3 and 4 leave idle.
+//                 Knobs: --size pp_bn=256|192|128 (64 x 256, 128 x 192 or 128 x 128 warpgroup tiles),
+//                 pp_cluster=1|2 (B multicast to a pair of CTAs); 0 = what aipe::kernels::gemm picks
+//   6 cublaslt    one cublasLtMatmul with epilogue GELU_BIAS: bias and GELU applied to the FP32 accumulators
 //                 before the single BF16 store
 //
 // Problem (nn.Linear's layout, every rung): Y = gelu(X W^T + bias). X: tokens x in, row-major (activations);
@@ -37,9 +45,11 @@
 // epilogue in float64 on the host. Tolerance: BF16; the absolute term is scaled to the RMS of X W^T because
 // the unfused rungs round X W^T to BF16 (2^-9 relative) before adding the bias, and X W^T + bias can cancel;
 // tanh.approx.f32 (relative error ~2^-11) stays below the BF16 output rounding; fused_wgmma rounds t = X W^T +
-// bias to BF16 before the GELU (2^-9 relative on t, GELU's slope below 1.13), as the unfused rungs do.
+// bias to BF16 before the GELU (2^-9 relative on t, GELU's slope below 1.13), as the unfused rungs do;
+// fused_pingpong rounds once, like fused_serial.
 // Work: flops = 2 m n k (the epilogue's ~12 m n is noise); bytes = 2 (m k + k n + m n) + 2 m.
 #include <cmath>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -88,7 +98,21 @@ class GemmBiasGelu final : public aipe::Example {
             "are the ones never written.",
             {{.name = "m", .def = 8192, .quick = 4096, .small = 333, .help = "output features (rows of W, columns of Y)"},
              {.name = "n", .def = 8192, .quick = 4096, .small = 257, .help = "tokens (rows of X and Y)"},
-             {.name = "k", .def = 1024, .quick = 1024, .small = 200, .help = "input features (columns of X and W)"}},
+             {.name = "k", .def = 1024, .quick = 1024, .small = 200, .help = "input features (columns of X and W)"},
+             {.name = "pp_bn",
+              .def = 0,
+              .quick = 0,
+              .small = 0,
+              .help = "fused_pingpong: 256 = 64 x 256 warpgroup tiles, 192 = 128 x 192, 128 = 128 x 128; 0 = chosen",
+              .min = 0,
+              .max = 256},
+             {.name = "pp_cluster",
+              .def = 0,
+              .quick = 0,
+              .small = 0,
+              .help = "fused_pingpong: 1 = no cluster, 2 = B multicast to pairs of CTAs; 0 = chosen from the shape",
+              .min = 0,
+              .max = 2}},
             {}};
   }
 
@@ -100,22 +124,46 @@ class GemmBiasGelu final : public aipe::Example {
              .summary = "the same with cuBLASLt's plain GEMM (the fused rung's algorithm family), then the kernel",
              .launch = [this](cudaStream_t s) { run_unfused_lt(s); }},
             fused_rung("fused_serial",
-                       "aipe::kernels::gemm, bias + GELU on the FP32 accumulators after the tile's last wgmma, "
-                       "then one store (the serial epilogue)",
-                       aipe::kernels::ActivationTiming::serial),
+                       "aipe::kernels::gemm (cooperative schedule), bias + GELU on the FP32 accumulators after the "
+                       "tile's last wgmma, then one store (the serial epilogue)",
+                       aipe::kernels::ActivationTiming::serial, aipe::kernels::Schedule::cooperative),
             fused_rung("fused_wgmma",
                        "the same, the GELU applied box by box as the parked tile leaves, under the next tile's "
                        "first K steps",
-                       aipe::kernels::ActivationTiming::overlapped),
+                       aipe::kernels::ActivationTiming::overlapped, aipe::kernels::Schedule::cooperative),
+            fused_rung("fused_pingpong",
+                       "ping-pong schedule: each consumer warpgroup owns a tile, and one's whole epilogue runs "
+                       "under the other's main loop",
+                       aipe::kernels::ActivationTiming::serial, aipe::kernels::Schedule::pingpong),
             {.name = "cublaslt",
              .summary = "cublasLtMatmul with CUBLASLT_EPILOGUE_GELU_BIAS: one pass, one store",
-             .launch = [this](cudaStream_t s) { run_lt(s); }}};
+             .launch = [this](cudaStream_t s) { run_lt(s); },
+             // The heuristic's algorithm, as cuBLASLt names its configuration (enum values of cublasLt.h:
+             // cublasLtMatmulTile_t, cublasLtMatmulStages_t, cublasLtClusterShape_t), to compare with the plan
+             // the fused rungs report.
+             .metrics = [this](double, std::map<std::string, double>& out) {
+               auto attr = [&](cublasLtMatmulAlgoConfigAttributes_t a, const char* name, auto zero) {
+                 auto v = zero;
+                 std::size_t written = 0;
+                 if (cublasLtMatmulAlgoConfigGetAttribute(&algo_, a, &v, sizeof v, &written) == CUBLAS_STATUS_SUCCESS)
+                   out[name] = double(v);
+               };
+               attr(CUBLASLT_ALGO_CONFIG_ID, "lt_algo_id", std::int32_t{0});
+               attr(CUBLASLT_ALGO_CONFIG_TILE_ID, "lt_tile_id", std::uint32_t{0});
+               attr(CUBLASLT_ALGO_CONFIG_STAGES_ID, "lt_stages_id", std::uint32_t{0});
+               attr(CUBLASLT_ALGO_CONFIG_CLUSTER_SHAPE_ID, "lt_cluster_shape_id", std::uint16_t{0});
+             }}};
   }
 
   void setup(aipe::Context& ctx) override {
     m_ = int(ctx.size("m"));
     n_ = int(ctx.size("n"));
     k_ = int(ctx.size("k"));
+    pp_bn_ = int(ctx.size("pp_bn"));
+    pp_cluster_ = int(ctx.size("pp_cluster"));
+    if (pp_bn_ != 0 && pp_bn_ != 128 && pp_bn_ != 192 && pp_bn_ != 256)
+      throw aipe::BadInput("pp_bn must be 0 (chosen), 128 (128 x 128 warpgroup tiles), 192 (128 x 192) or 256 "
+                           "(64 x 256), got " + std::to_string(pp_bn_));
     w_ = aipe::DeviceBuffer<__nv_bfloat16>(std::size_t(m_) * k_);  // W: out x in
     x_ = aipe::DeviceBuffer<__nv_bfloat16>(std::size_t(n_) * k_);  // X: tokens x in
     y_ = aipe::DeviceBuffer<__nv_bfloat16>(std::size_t(m_) * n_);
@@ -219,21 +267,43 @@ class GemmBiasGelu final : public aipe::Example {
     AIPE_CHECK_LAUNCH();
   }
 
-  aipe::Variant fused_rung(const char* name, const char* what, aipe::kernels::ActivationTiming timing) {
+  aipe::Variant fused_rung(const char* name, const char* what, aipe::kernels::ActivationTiming timing,
+                           aipe::kernels::Schedule schedule) {
     return {.name = name,
             .summary = what,
-            .launch = [this, timing](cudaStream_t s) { run_fused(s, timing); },
+            .launch = [this, timing, schedule](cudaStream_t s) { run_fused(s, timing, schedule); },
             .requires_ = {.min_cc = 90, .sm90a = true},
             .skip_if = [this] { return fused_skip_; },
-            // The tile configuration, persistent grid and epilogue path aipe::kernels::gemm chose for this shape.
-            .metrics = [this, timing](double, std::map<std::string, double>& out) {
-              const aipe::kernels::GemmPlan p = aipe::kernels::plan_gemm(x_matrix(), w_matrix(), y_matrix(), epilogue(timing));
+            // The tile configuration, persistent grid and epilogue path aipe::kernels::gemm ran for this shape,
+            // and whether its own choice (no schedule fixed) would be the ping-pong schedule.
+            .metrics = [this, timing, schedule](double, std::map<std::string, double>& out) {
+              const aipe::kernels::GemmPlan p =
+                  aipe::kernels::plan_gemm(x_matrix(), w_matrix(), y_matrix(), epilogue(timing), options(schedule));
+              out["tile_m"] = p.tile.bm;
               out["tile_n"] = p.tile.bn;
               out["cluster_m"] = p.tile.cluster_m;
               out["ctas"] = p.grid_ctas;
               out["tma_store"] = p.tma_store;
               out["activation_overlapped"] = p.activation_overlapped;
+              const aipe::kernels::GemmPlan mine = aipe::kernels::plan_gemm(x_matrix(), w_matrix(), y_matrix(), epilogue(timing));
+              out["auto_pingpong"] = mine.tile.schedule == aipe::kernels::Schedule::pingpong;
             }};
+  }
+
+  // The schedule a fused rung fixes; fused_pingpong's tile from pp_bn / pp_cluster where given (the rest as the
+  // library picks it among the ping-pong configurations).
+  aipe::kernels::GemmOptions options(aipe::kernels::Schedule schedule) const {
+    aipe::kernels::GemmOptions o{.schedule = schedule};
+    if (schedule == aipe::kernels::Schedule::pingpong && (pp_bn_ || pp_cluster_)) {
+      aipe::kernels::TileConfig t = aipe::kernels::plan_gemm(x_matrix(), w_matrix(), y_matrix(), {}, o).tile;
+      if (pp_bn_) {
+        t.bn = pp_bn_;
+        t.bm = pp_bn_ == 256 ? 64 : 128;  // the ping-pong kernels: 64 x 256, 128 x 128, 128 x 192
+      }
+      if (pp_cluster_) t.cluster_m = pp_cluster_;
+      o.tile = t;
+    }
+    return o;
   }
 
   // nn.Linear's operands as aipe::kernels::gemm names them: C[M][N] = A[M][K] B[N][K]^T, M = tokens, N = out.
@@ -245,8 +315,8 @@ class GemmBiasGelu final : public aipe::Example {
     return aipe::kernels::Epilogue::bias_gelu(bias_.get()).with_activation_timing(timing);
   }
 
-  void run_fused(cudaStream_t s, aipe::kernels::ActivationTiming timing) {
-    aipe::kernels::gemm(x_matrix(), w_matrix(), y_matrix(), epilogue(timing), s);
+  void run_fused(cudaStream_t s, aipe::kernels::ActivationTiming timing, aipe::kernels::Schedule schedule) {
+    aipe::kernels::gemm(x_matrix(), w_matrix(), y_matrix(), epilogue(timing), options(schedule), s);
   }
 
   void run_lt(cudaStream_t s) {
@@ -256,6 +326,7 @@ class GemmBiasGelu final : public aipe::Example {
   }
 
   int m_ = 0, n_ = 0, k_ = 0;
+  int pp_bn_ = 0, pp_cluster_ = 0;
   aipe::DeviceBuffer<__nv_bfloat16> w_, x_, y_, bias_;
   aipe::DeviceBuffer<unsigned char> ws_;
   aipe::CublasHandle handle_;

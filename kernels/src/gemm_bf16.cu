@@ -2,7 +2,9 @@
 // kernel of ch10/gemm_bf16's best rungs (tma_epilogue, epilogue_overlap: at parity with cuBLAS at 8192^3) with the
 // fused epilogue operations of aipe/kernels/epilogue_ops.cuh applied to the FP32 accumulators.
 //
-// Kernel (one per TileConfig, four in all):
+// This file holds the cooperative schedule (Schedule::cooperative, gemm.hpp) and the dispatch; the ping-pong
+// schedule's kernel, where each consumer warpgroup owns its own tile, is kernels/src/gemm_bf16_pingpong.cu.
+// Kernel (one per cooperative TileConfig, four in all):
 //   * 384 threads: warpgroup 0 produces (one thread issues every TMA load; setmaxnreg 24), warpgroups 1 and 2
 //     consume (wgmma m64nBNk16 on 64 rows each of the 128 x BN tile; setmaxnreg 240).
 //   * A ring of 64-deep K stages in shared memory (128B-swizzled TMA boxes), full/empty mbarriers per slot:
@@ -40,13 +42,17 @@
 #include "aipe/kernels/scheduler.hpp"
 #include "aipe/kernels/tma.hpp"
 #include "aipe/kernels/wgmma.cuh"
+#include "gemm_bf16_detail.hpp"
+#include "gemm_skinny_launch.hpp"
 
 namespace aipe::kernels {
 namespace {
 
-constexpr int kBM = 128, kBK = 64;  // kBK: one 128-byte swizzle row of BF16
-constexpr int kThreads = 384;
-constexpr int kGroupRows = 16;      // tile rows per raster band (2048 rows of C)
+using detail::kBK;
+using detail::kThreads;
+using detail::KernelArgs;
+constexpr int kBM = 128;
+constexpr int kGroupRows = detail::kBandRows / kBM;  // tile rows per raster band (2048 rows of C)
 constexpr CUtensorMapDataType kBf16 = CU_TENSOR_MAP_DATA_TYPE_BFLOAT16;
 
 template <int BN>
@@ -59,18 +65,7 @@ struct Cfg {
   // [1024 alignment][stages][epilogue slots][full, empty barriers]
   static constexpr std::size_t kSmem = 1024 + std::size_t(kStages) * kStageBytes + kEpiBytes + 2 * kStages * 8;
 };
-static_assert(Cfg<256>::kSmem <= 232448 && Cfg<128>::kSmem <= 232448, "one CTA per SM: 227 KiB of shared memory");
-
-struct KernelArgs {
-  bf16* C = nullptr;
-  long long ldc = 0;
-  int M = 0, N = 0, K = 0;
-  bool tma_store = false;  // C through tma_c (16-byte aligned rows), else guarded stores from registers
-  // TMA stores only, an activation and no residual (activation_overlapped, gemm.hpp): the tile is parked as
-  // BF16 t = alpha acc + bias, and the activation is applied box by box under the next tile's first K steps.
-  bool overlap_activation = false;
-  EpilogueArgs epi;
-};
+static_assert(Cfg<256>::kSmem <= detail::kSmemLimit && Cfg<128>::kSmem <= detail::kSmemLimit, "one CTA per SM: 227 KiB of shared memory");
 
 template <int BN, int CM>
 __global__ void __launch_bounds__(kThreads, 1)
@@ -246,8 +241,9 @@ const DeviceState& device_state(int device) {
   if (p.major != 9 || p.minor != 0)
     throw std::runtime_error("kernels::gemm needs a Hopper GPU (sm_90a); device " + std::to_string(device) + " is cc " +
                              std::to_string(p.major) + "." + std::to_string(p.minor));
-  if (p.sharedMemPerBlockOptin < Cfg<256>::kSmem)
-    throw std::runtime_error("kernels::gemm needs " + std::to_string(Cfg<256>::kSmem) +
+  const std::size_t smem = std::max({Cfg<256>::kSmem, Cfg<128>::kSmem, detail::pingpong_smem_max()});
+  if (p.sharedMemPerBlockOptin < smem)
+    throw std::runtime_error("kernels::gemm needs " + std::to_string(smem) +
                              " B of shared memory per block; device " + std::to_string(device) + " allows " +
                              std::to_string(p.sharedMemPerBlockOptin));
   // The shared-memory opt-in belongs to the device (set_max_dynamic_smem: once per kernel and device).
@@ -255,8 +251,10 @@ const DeviceState& device_state(int device) {
   set_max_dynamic_smem(kernel_of<256, 1>(), Cfg<256>::kSmem);
   set_max_dynamic_smem(kernel_of<128, 2>(), Cfg<128>::kSmem);
   set_max_dynamic_smem(kernel_of<128, 1>(), Cfg<128>::kSmem);
+  detail::prepare_pingpong_kernels();
   DeviceState st;
-  // The four kernels take the same threads and (within 32 bytes) the same shared memory: one CTA per SM.
+  // Every kernel (cooperative and ping-pong) takes the same threads and more than half an SM's shared memory:
+  // one CTA per SM.
   int per_sm = 0;
   AIPE_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel_of<256, 1>(), kThreads, Cfg<256>::kSmem));
   st.slots.ctas = per_sm * p.multiProcessorCount;
@@ -277,10 +275,10 @@ std::int64_t units_of(const GemmShape& s, const TileConfig& t) {
   return ((tiles_m + t.cluster_m - 1) / t.cluster_m) * tiles_n;
 }
 
-GemmPlan make_plan(const GemmShape& s, const Epilogue& epi, const DeviceState& d) {
+GemmPlan make_plan(const GemmShape& s, const Epilogue& epi, const GemmOptions& options, const DeviceState& d) {
   GemmPlan p;
-  p.activation_overlapped = activation_overlapped(s, epi);
-  p.tile = choose_tile(s.m, s.n, d.slots);
+  p.tile = select_tile(s, options, d.slots);
+  p.activation_overlapped = activation_overlapped(s, epi, p.tile);
   const std::int64_t clusters = std::min<std::int64_t>(units_of(s, p.tile), d.slots.slots(p.tile.cluster_m));
   p.grid_ctas = static_cast<int>(clusters) * p.tile.cluster_m;
   p.tma_store = s.tma_store;
@@ -305,20 +303,78 @@ void launch(const Matrix<const bf16>& a, const Matrix<const bf16>& b, const Kern
 
 }  // namespace
 
+namespace {
+
+GemmPlan make_skinny_plan(const GemmShape& s, const Epilogue& epi, const SkinnyOptions& o, const DeviceState& d) {
+  if (!skinny_supports(epi))
+    throw std::invalid_argument("kernels::gemm_skinny: the skinny kernel applies alpha and a bias only, asked for " +
+                                epi.describe());
+  GemmPlan p;
+  p.kernel = GemmKernel::skinny;
+  p.skinny = choose_skinny(s.m, s.n, s.k, d.slots.ctas, o);
+  p.grid_ctas = p.skinny.grid_ctas;
+  return p;
+}
+
+// gemm()'s choice: the skinny kernel by shape (prefers_skinny) unless the caller fixed the square kernel's
+// schedule or tile (GemmOptions), else the square kernel's tile by cost.
+GemmPlan dispatch(const GemmShape& s, const Epilogue& epi, const GemmOptions& options, const DeviceState& d) {
+  const bool fixed = options.schedule.has_value() || options.tile.has_value();
+  return !fixed && prefers_skinny(s.m, epi)
+             ? make_skinny_plan(s, epi, dispatch_skinny_options(s.n, d.slots.ctas), d)
+             : make_plan(s, epi, options, d);
+}
+
+}  // namespace
+
 GemmPlan plan_gemm(const Matrix<const bf16>& a, const Matrix<const bf16>& b, const Matrix<bf16>& c,
-                   const Epilogue& epi) {
+                   const Epilogue& epi, const GemmOptions& options) {
   const GemmShape s = check_gemm(a, b, c, epi);
-  return make_plan(s, epi, device_state(current_device()));
+  return dispatch(s, epi, options, device_state(current_device()));
+}
+
+GemmPlan plan_gemm_skinny(const Matrix<const bf16>& a, const Matrix<const bf16>& b, const Matrix<bf16>& c,
+                          const Epilogue& epi, const SkinnyOptions& options) {
+  const GemmShape s = check_gemm(a, b, c, epi);
+  return make_skinny_plan(s, epi, options, device_state(current_device()));
+}
+
+void gemm_skinny(Matrix<const bf16> a, Matrix<const bf16> b, Matrix<bf16> c, const Epilogue& epi,
+                 const SkinnyOptions& options, cudaStream_t stream) {
+  const GemmShape s = check_gemm(a, b, c, epi);
+  if (!skinny_supports(epi))  // before the device is touched
+    throw std::invalid_argument("kernels::gemm_skinny: the skinny kernel applies alpha and a bias only, asked for " +
+                                epi.describe());
+  (void)choose_skinny(s.m, s.n, s.k, 1, options);  // M, and the switches, checked before the device is touched
+#if !AIPE_HAVE_SM90A
+  (void)stream;
+  throw std::runtime_error(
+      "kernels::gemm_skinny: this build has no sm_90a code (set CMAKE_CUDA_ARCHITECTURES to include 90a)");
+#else
+  const DeviceState& d = device_state(current_device());
+  launch_skinny(a, b, c, epi, make_skinny_plan(s, epi, options, d).skinny, d.slots.ctas, stream);
+#endif
 }
 
 void gemm(Matrix<const bf16> a, Matrix<const bf16> b, Matrix<bf16> c, const Epilogue& epi, cudaStream_t stream) {
+  gemm(a, b, c, epi, GemmOptions{}, stream);
+}
+
+void gemm(Matrix<const bf16> a, Matrix<const bf16> b, Matrix<bf16> c, const Epilogue& epi, const GemmOptions& options,
+          cudaStream_t stream) {
   const GemmShape s = check_gemm(a, b, c, epi);
 #if !AIPE_HAVE_SM90A
   (void)s;
+  (void)options;
   (void)stream;
   throw std::runtime_error("kernels::gemm: this build has no sm_90a code (set CMAKE_CUDA_ARCHITECTURES to include 90a)");
 #else
-  const GemmPlan p = make_plan(s, epi, device_state(current_device()));
+  const DeviceState& d = device_state(current_device());
+  const GemmPlan p = dispatch(s, epi, options, d);
+  if (p.kernel == GemmKernel::skinny) {
+    launch_skinny(a, b, c, epi, p.skinny, d.slots.ctas, stream);
+    return;
+  }
   KernelArgs args;
   args.C = c.data;
   args.ldc = c.ld;
@@ -339,7 +395,8 @@ void gemm(Matrix<const bf16> a, Matrix<const bf16> b, Matrix<bf16> c, const Epil
   // C in boxes of 64 x 64 (128 bytes of BF16 per row, 128B swizzle), as the epilogue writes them.
   const CUtensorMap tc = p.tma_store ? matrix_map(kBf16, c.data, c.rows, c.cols, c.ld, 64, 64) : CUtensorMap{};
   const TileConfig& t = p.tile;
-  if (t.bn == 256 && t.cluster_m == 2) launch<256, 2>(a, b, args, tc, p.grid_ctas, stream);
+  if (t.schedule == Schedule::pingpong) detail::launch_pingpong(t, a, b, args, tc, p.grid_ctas, stream);
+  else if (t.bn == 256 && t.cluster_m == 2) launch<256, 2>(a, b, args, tc, p.grid_ctas, stream);
   else if (t.bn == 256) launch<256, 1>(a, b, args, tc, p.grid_ctas, stream);
   else if (t.cluster_m == 2) launch<128, 2>(a, b, args, tc, p.grid_ctas, stream);
   else launch<128, 1>(a, b, args, tc, p.grid_ctas, stream);

@@ -1,5 +1,6 @@
 // Host side of aipe::kernels::gemm that needs no GPU: the operand checks, the epilogue's description and the
 // choice of tile configuration (tested on the CPU in tests/kernels/gemm_config_test.cpp).
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -34,19 +35,43 @@ bool activation_overlapped(const GemmShape& s, const Epilogue& epi) {
   return s.tma_store && epi.activation() != Activation::none && !epi.has_residual() &&
          epi.activation_timing() == ActivationTiming::overlapped;
 }
+bool activation_overlapped(const GemmShape& s, const Epilogue& epi, const TileConfig& t) {
+  return t.schedule == Schedule::cooperative && activation_overlapped(s, epi);
+}
+
+const char* to_string(Schedule s) { return s == Schedule::pingpong ? "pingpong" : "cooperative"; }
 
 std::string to_string(const TileConfig& t) {
   return std::to_string(t.bm) + "x" + std::to_string(t.bn) +
-         (t.cluster_m > 1 ? ", clusters of " + std::to_string(t.cluster_m) : ", no cluster");
+         (t.cluster_m > 1 ? ", clusters of " + std::to_string(t.cluster_m) : ", no cluster") +
+         (t.schedule == Schedule::pingpong ? ", ping-pong" : "");
+}
+
+bool is_kernel_config(const TileConfig& t) {
+  for (const TileConfig& k : kTileConfigs)
+    if (k == t) return true;
+  return false;
 }
 
 double tile_throughput(const TileConfig& t) {
-  const double tile = t.bn == 256 ? 1.0 : 0.85;
+  // The wgmma shape: m64n256 for 128 x 256 cooperative and 64 x 256 ping-pong, m64n192 (estimated between),
+  // m64n128.
+  const double shape = t.bn == 256 ? 1.0 : t.bn == 192 ? 0.95 : 0.85;
   const double cluster = t.cluster_m == 2 ? 1.0 : 0.99;
-  return tile * cluster;
+  // Ping-pong: a warpgroup's tile is half a cooperative CTA's, so each K step brings 1.5x the bytes per FLOP
+  // into shared memory, and the tensor cores change hands once per tile. An estimate, to be calibrated with
+  // ch09/gemm_bias_gelu's fused_wgmma and fused_pingpong at long K (--size k=8192).
+  const double schedule = t.schedule == Schedule::pingpong ? 0.97 : 1.0;
+  return shape * cluster * schedule;
 }
 
-double estimated_cost(std::int64_t m, std::int64_t n, const TileConfig& t, const DeviceSlots& d) {
+double exposed_epilogue_steps(std::int64_t k, const TileConfig& t) {
+  if (t.schedule == Schedule::cooperative) return kCooperativeEpilogueSteps;
+  const double steps = double((k + 63) / 64);
+  return std::max(0.0, kCooperativeEpilogueSteps - steps);
+}
+
+double estimated_cost(std::int64_t m, std::int64_t n, std::int64_t k, const TileConfig& t, const DeviceSlots& d) {
   const std::int64_t tiles_m = (m + t.bm - 1) / t.bm, tiles_n = (n + t.bn - 1) / t.bn;
   // A unit is cluster_m tiles stacked along M: a cluster walks them together, so an odd tile row count leaves
   // one CTA of the last cluster row without work (it still takes the unit's time).
@@ -57,18 +82,23 @@ double estimated_cost(std::int64_t m, std::int64_t n, const TileConfig& t, const
   // nothing multicast is shared.
   if (tiles_m < t.cluster_m) return std::numeric_limits<double>::infinity();
   const std::int64_t waves = (units + slots - 1) / slots;
-  const double unit_time = double(t.bm) * t.bn / (128.0 * 256.0) / tile_throughput(t);
+  const double steps = double((std::max<std::int64_t>(k, 1) + 63) / 64);
+  const double unit_time = double(t.bm) * t.bn / (128.0 * 256.0) / tile_throughput(t) *
+                           (steps + exposed_epilogue_steps(k, t)) / steps;
   return double(waves) * unit_time;
 }
 
-TileConfig choose_tile(std::int64_t m, std::int64_t n, const DeviceSlots& d) {
-  TileConfig best = kTileConfigs[0];
-  double best_cost = estimated_cost(m, n, best, d);
+TileConfig choose_tile(std::int64_t m, std::int64_t n, std::int64_t k, const DeviceSlots& d, std::optional<Schedule> only) {
+  bool found = false;
+  TileConfig best{};
+  double best_cost = std::numeric_limits<double>::infinity();
   for (const TileConfig& t : kTileConfigs) {
-    const double c = estimated_cost(m, n, t, d);
-    if (c < best_cost * (1 - 1e-9)) {
+    if (only && t.schedule != *only) continue;
+    const double c = estimated_cost(m, n, k, t, d);
+    if (!found || c < best_cost * (1 - 1e-9)) {
       best = t;
       best_cost = c;
+      found = true;
     }
   }
   return best;
@@ -77,6 +107,60 @@ TileConfig choose_tile(std::int64_t m, std::int64_t n, const DeviceSlots& d) {
 namespace {
 
 [[noreturn]] void bad(const std::string& what) { throw std::invalid_argument("kernels::gemm: " + what); }
+
+}  // namespace
+
+const char* to_string(GemmKernel k) { return k == GemmKernel::skinny ? "skinny (swap-AB)" : "square"; }
+
+int skinny_token_tile(std::int64_t m) {
+  int t = 8;
+  while (t < m && t < kSkinnyMaxM) t *= 2;
+  return t;
+}
+
+bool skinny_supports(const Epilogue& epi) { return epi.activation() == Activation::none && !epi.has_residual(); }
+
+bool prefers_skinny(std::int64_t m, const Epilogue& epi) { return m <= kSkinnyDispatchMaxM && skinny_supports(epi); }
+
+SkinnyOptions dispatch_skinny_options(std::int64_t n, int ctas) {
+  const std::int64_t ctas_n = (std::max<std::int64_t>(n, 1) + 127) / 128;
+  SkinnyOptions o;
+  o.split = ctas / ctas_n >= 3 ? SkinnySplit::reduce : SkinnySplit::none;
+  return o;
+}
+
+SkinnyConfig choose_skinny(std::int64_t m, std::int64_t n, std::int64_t k, int ctas, const SkinnyOptions& o) {
+  if (m < 1 || m > kSkinnyMaxM)
+    bad("the skinny (swap-AB) kernel takes M = 1.." + std::to_string(kSkinnyMaxM) + " tokens, got M = " + std::to_string(m));
+  if (n < 1 || k < 1) bad("the skinny kernel needs N and K >= 1, got N = " + std::to_string(n) + ", K = " + std::to_string(k));
+  if (ctas < 1) bad("the skinny kernel needs a device with at least one resident CTA, got " + std::to_string(ctas));
+  if (o.split == SkinnySplit::dsmem && o.multicast)
+    bad("the skinny kernel's cluster either shares the token tile (multicast) or sums K halves (dsmem), not both");
+  constexpr std::int64_t kRowsW = 128, kStepK = 64;  // rows of B per CTA, K per pipeline stage
+  SkinnyConfig c;
+  c.multicast = o.multicast;
+  c.dsmem = o.split == SkinnySplit::dsmem;
+  // With multicast each CTA of a pair loads half of the token tile: at least 8 rows (one 128-byte swizzle atom).
+  c.token_tile = std::max(skinny_token_tile(m), o.multicast ? 16 : 8);
+  const std::int64_t ctas_n = (n + kRowsW - 1) / kRowsW, ktiles = (k + kStepK - 1) / kStepK;
+  const std::int64_t grid_n = o.multicast ? (ctas_n + 1) / 2 * 2 : ctas_n;  // whole pairs
+  std::int64_t splits = 1;
+  if (c.dsmem) {
+    splits = 2;  // the kernel's rows are owned by warp / 2: a split of exactly 2 (an empty half adds zeros)
+  } else if (o.split == SkinnySplit::reduce) {
+    // One wave: (CTAs along N) x splits <= resident CTAs, each split at least 4 K steps (256 of K), so the
+    // pipeline fills and the partials (8 M N bytes a split) stay small beside the weight (2 N K bytes).
+    splits = std::max<std::int64_t>(1, ctas / grid_n);
+    splits = std::min(splits, std::max<std::int64_t>(1, ktiles / 4));
+  }
+  c.kt_per_split = static_cast<int>((ktiles + splits - 1) / splits);
+  if (!c.dsmem) splits = (ktiles + c.kt_per_split - 1) / c.kt_per_split;  // no empty split
+  c.splits = static_cast<int>(splits);
+  c.grid_ctas = static_cast<int>(grid_n * splits);
+  return c;
+}
+
+namespace {
 
 std::string dims(std::int64_t r, std::int64_t c) { return std::to_string(r) + " x " + std::to_string(c); }
 
@@ -159,6 +243,23 @@ GemmShape check_gemm(const Matrix<const e4m3>& a, const Matrix<const e4m3>& b, c
   if (scales.kind == Fp8Scales::Kind::blockwise && s.k % 128 != 0)
     bad("1 x 128 / 128 x 128 block scales need K % 128 == 0, got K = " + std::to_string(s.k));
   return s;
+}
+
+TileConfig select_tile(const GemmShape& s, const GemmOptions& options, const DeviceSlots& d) {
+  if (options.tile) {
+    const TileConfig& t = *options.tile;
+    if (!is_kernel_config(t)) {
+      std::string all;
+      for (const TileConfig& k : kTileConfigs) all += (all.empty() ? "" : "; ") + to_string(k);
+      bad("no kernel for the tile configuration " + to_string(t) + " (there are: " + all + ")");
+    }
+    if (options.schedule && *options.schedule != t.schedule)
+      bad(std::string("the options ask for the ") + to_string(*options.schedule) + " schedule and the tile " +
+          to_string(t));
+    if (d.slots(t.cluster_m) < 1) bad("the tile configuration " + to_string(t) + " does not fit on this device");
+    return t;
+  }
+  return choose_tile(s.m, s.n, s.k, d, options.schedule);
 }
 
 }  // namespace aipe::kernels

@@ -4,12 +4,18 @@
 // Both store paths run: TMA stores (N % 8 == 0, or a padded 16-byte pitch) and guarded stores from registers
 // (odd N, or an odd pitch). With TMA stores the activation runs as each tile leaves (ActivationTiming::overlapped)
 // and, for bias_gelu_serial and scale_silu_serial, on the accumulators after the last wgmma: both are checked.
-// Every CTA's last tile leaves after its loop; the shapes with fewer tiles than CTAs give each CTA a single tile. Skipped, with the reason, without a Hopper GPU and an sm_90a build.
+// Every CTA's last tile leaves after its loop; the shapes with fewer tiles than CTAs give each CTA a single tile.
+// Both schedules run every shape and epilogue: cooperative (both consumer warpgroups on one tile) and ping-pong
+// (each warpgroup its own tile, the epilogue under the other's main loop; a CTA with a single tile leaves its
+// second warpgroup idle, one with an odd count ends on the first), each with the tile chosen among its
+// configurations; GemmPingPong runs every ping-pong configuration by name.
+// Skipped, with the reason, without a Hopper GPU and an sm_90a build.
 #include <cuda_bf16.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <iostream>
 #include <optional>
 #include <stdexcept>
@@ -124,10 +130,13 @@ class Problem {
   }
 
   // Runs the GEMM into a poisoned C and compares every element (and no element of C's padding is written).
-  aipe::VerifyResult run(const k::Epilogue& e) {
+  aipe::VerifyResult run(const k::Epilogue& e, const k::GemmOptions& o = {}) {
     AIPE_CUDA(cudaMemset(c_.get(), 0xFF, c_.bytes()));  // BF16 0xFFFF is a NaN
-    k::gemm(k::matrix<const bf16>(a_.get(), s_.m, s_.k, lda_), k::matrix<const bf16>(b_.get(), s_.n, s_.k, ldb_),
-            k::matrix(c_.get(), s_.m, s_.n, ldc_), e, nullptr);
+    const auto a = k::matrix<const bf16>(a_.get(), s_.m, s_.k, lda_);
+    const auto b = k::matrix<const bf16>(b_.get(), s_.n, s_.k, ldb_);
+    const auto c = k::matrix(c_.get(), s_.m, s_.n, ldc_);
+    if (skinny_) k::gemm_skinny(a, b, c, e, *skinny_, nullptr);
+    else k::gemm(a, b, c, e, o, nullptr);
     AIPE_CUDA(cudaDeviceSynchronize());
     const std::vector<bf16> out = aipe::to_host(c_, nullptr);
     for (std::int64_t i = 0; i < s_.m && ldc_ > s_.n; ++i)
@@ -164,9 +173,12 @@ class Problem {
     return r;
   }
 
-  k::GemmPlan plan(const k::Epilogue& e = k::Epilogue::none()) const {
+  // Runs the skinny kernel with these switches (gemm_skinny) instead of gemm(); nullopt: gemm().
+  void use_skinny(std::optional<k::SkinnyOptions> o) { skinny_ = o; }
+
+  k::GemmPlan plan(const k::Epilogue& e = k::Epilogue::none(), const k::GemmOptions& o = {}) const {
     return k::plan_gemm(k::matrix<const bf16>(a_.get(), s_.m, s_.k, lda_),
-                        k::matrix<const bf16>(b_.get(), s_.n, s_.k, ldb_), k::matrix(c_.get(), s_.m, s_.n, ldc_), e);
+                        k::matrix<const bf16>(b_.get(), s_.n, s_.k, ldb_), k::matrix(c_.get(), s_.m, s_.n, ldc_), e, o);
   }
 
  private:
@@ -176,6 +188,7 @@ class Problem {
   aipe::DeviceBuffer<bf16> a_, b_, c_, r_, bias_;
   std::vector<double> x_;
   std::string note_;
+  std::optional<k::SkinnyOptions> skinny_;
 };
 
 const char* const kEpilogues[] = {"none",      "scale",     "bias",     "gelu",
@@ -199,20 +212,31 @@ TEST_P(GemmShapes, EveryEpilogueMatchesTheReference) {
   if (auto why = no_hopper()) GTEST_SKIP() << *why;
   const Shape s = GetParam();
   Problem p(s, 0x5EED ^ std::uint64_t(s.m * 31 + s.n * 7 + s.k));
-  const k::GemmPlan plan = p.plan();
-  std::cout << "[ PLAN ] " << shape_name(::testing::TestParamInfo<Shape>(s, 0)) << ": " << k::to_string(plan.tile) << ", " << plan.grid_ctas
-            << " CTAs, " << (plan.tma_store ? "TMA stores" : "register stores") << "\n";
-  for (const char* name : kEpilogues) {
-    SCOPED_TRACE(name);
-    const k::Epilogue e = p.with_operands(name);
-    // The activation of a TMA-stored tile without residual runs as the tile leaves (unless asked for serial):
-    // the tests below check that path whenever the shape takes TMA stores.
-    const bool overlapped = plan.tma_store && e.activation() != k::Activation::none && !e.has_residual() &&
-                            e.activation_timing() == k::ActivationTiming::overlapped;
-    EXPECT_EQ(p.plan(e).activation_overlapped, overlapped);
-    const aipe::VerifyResult r = p.run(e);
-    EXPECT_TRUE(r.ok) << r.message() << " (" << r.note << ")";
-    EXPECT_EQ(r.non_finite, 0u);
+  const k::GemmPlan chosen = p.plan();
+  std::cout << "[ PLAN ] " << shape_name(::testing::TestParamInfo<Shape>(s, 0)) << ": chosen "
+            << (chosen.kernel == k::GemmKernel::skinny ? std::string("skinny kernel (none epilogue)")
+                                                       : k::to_string(chosen.tile))
+            << "\n";
+  for (const k::Schedule schedule : {k::Schedule::cooperative, k::Schedule::pingpong}) {
+    const k::GemmOptions o{.schedule = schedule};
+    const k::GemmPlan plan = p.plan(k::Epilogue::none(), o);
+    EXPECT_EQ(plan.tile.schedule, schedule);
+    std::cout << "[ PLAN ] " << k::to_string(schedule) << ": " << k::to_string(plan.tile) << ", " << plan.grid_ctas
+              << " CTAs, " << (plan.tma_store ? "TMA stores" : "register stores") << "\n";
+    for (const char* name : kEpilogues) {
+      SCOPED_TRACE(std::string(name) + ", " + k::to_string(plan.tile));
+      const k::Epilogue e = p.with_operands(name);
+      // The cooperative kernel runs the activation of a TMA-stored tile without residual as the tile leaves
+      // (unless asked for serial): the tests below check that path whenever the shape takes TMA stores. The
+      // ping-pong kernel applies every epilogue on the FP32 accumulators.
+      const bool overlapped = schedule == k::Schedule::cooperative && plan.tma_store &&
+                              e.activation() != k::Activation::none && !e.has_residual() &&
+                              e.activation_timing() == k::ActivationTiming::overlapped;
+      EXPECT_EQ(p.plan(e, o).activation_overlapped, overlapped);
+      const aipe::VerifyResult r = p.run(e, o);
+      EXPECT_TRUE(r.ok) << r.message() << " (" << r.note << ")";
+      EXPECT_EQ(r.non_finite, 0u);
+    }
   }
 }
 
@@ -237,6 +261,152 @@ INSTANTIATE_TEST_SUITE_P(
                       Shape{3000, 4096, 136}),
     shape_name);
 
+// Every ping-pong configuration by name (64 x 256, 128 x 128 and 128 x 192 warpgroup tiles, with and without
+// clusters; 128 x 192 stores three boxes a fragment, an odd count), at
+// shapes whose M, N and K are not tile multiples, both store paths, and CTA tile counts odd and even.
+class GemmPingPong : public ::testing::TestWithParam<Shape> {};
+
+TEST_P(GemmPingPong, EveryConfigurationMatchesTheReference) {
+  if (auto why = no_hopper()) GTEST_SKIP() << *why;
+  const Shape s = GetParam();
+  Problem p(s, 0xB1B0 ^ std::uint64_t(s.m * 31 + s.n * 7 + s.k));
+  for (const k::TileConfig& t : k::kTileConfigs) {
+    if (t.schedule != k::Schedule::pingpong) continue;
+    const k::GemmOptions o{.tile = t};
+    EXPECT_EQ(p.plan(k::Epilogue::none(), o).tile, t);
+    for (const char* name : {"none", "bias_gelu", "scale_bias_gelu_residual", "bias_silu"}) {
+      SCOPED_TRACE(std::string(name) + ", " + k::to_string(t));
+      const aipe::VerifyResult r = p.run(p.with_operands(name), o);
+      EXPECT_TRUE(r.ok) << r.message() << " (" << r.note << ")";
+      EXPECT_EQ(r.non_finite, 0u);
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Awkward, GemmPingPong,
+                         ::testing::Values(Shape{3001, 4096, 1000},  // TMA stores, partial tiles in M and K
+                                           Shape{4097, 3001, 1000},  // odd N: register stores
+                                           Shape{8191, 4097, 2056},  // several tiles per CTA, odd and even counts
+                                           Shape{65, 300, 72},       // a single tile per CTA: one consumer idle
+                                           Shape{300, 520, 1001, 1008, 1016, 0}),  // padded K rows
+                         shape_name);
+
+// ---------------------------------------------------------------------------------------------
+// The skinny (swap-AB) kernel: decode shapes, every switch, bias on and off
+// ---------------------------------------------------------------------------------------------
+namespace {
+
+class GemmSkinnyShapes : public ::testing::TestWithParam<Shape> {};
+
+// Token counts on both sides of every token tile (8, 16, 32, 64, 128, 256) and of gemm()'s dispatch limit (64);
+// N a multiple of 128 rows of W, and not (1000, 4099: a last CTA with 104 and 3 rows, and with multicast an
+// unpaired CTA past N); K a multiple of 64 and not (1416: a last K step 8 deep; 4104: 8 deep and 65 steps).
+std::vector<Shape> skinny_shapes() {
+  std::vector<Shape> v;
+  for (std::int64_t m : {1, 3, 8, 17, 64, 100, 256})
+    for (std::int64_t n : {1000, 4096, 4099})
+      for (std::int64_t kk : {4096, 1416, 4104}) v.push_back({m, n, kk});
+  v.push_back({1, 128256, 4096});          // the LM head of a 128K vocabulary at M = 1: 1002 CTAs, no split
+  v.push_back({8, 1000, 1416, 0, 0, 1003});  // an odd C pitch (the skinny kernel stores from registers)
+  v.push_back({3, 4096, 4104, 4112, 4112});  // padded rows of A and B
+  return v;
+}
+
+}  // namespace
+
+TEST_P(GemmSkinnyShapes, EverySwitchMatchesTheReference) {
+  if (auto why = no_hopper()) GTEST_SKIP() << *why;
+  const Shape s = GetParam();
+  Problem p(s, 0x5C1 ^ std::uint64_t(s.m * 31 + s.n * 7 + s.k));
+  // gemm()'s dispatch: the skinny kernel up to 64 tokens (with or without a bias), the square one with GELU.
+  const k::GemmPlan plan = p.plan(p.with_operands("bias"));
+  EXPECT_EQ(plan.kernel, s.m <= k::kSkinnyDispatchMaxM ? k::GemmKernel::skinny : k::GemmKernel::square);
+  EXPECT_EQ(p.plan(p.with_operands("bias_gelu")).kernel, k::GemmKernel::square);
+  // A schedule or tile fixed by the caller (GemmOptions) fixes the square kernel.
+  EXPECT_EQ(p.plan(p.with_operands("bias"), {.schedule = k::Schedule::pingpong}).kernel, k::GemmKernel::square);
+  if (plan.kernel == k::GemmKernel::skinny)
+    std::cout << "[ PLAN ] " << shape_name(::testing::TestParamInfo<Shape>(s, 0)) << ": token tile "
+              << plan.skinny.token_tile << ", " << plan.skinny.splits << " K splits, " << plan.grid_ctas << " CTAs\n";
+  struct Switches {
+    const char* name;
+    std::optional<k::SkinnyOptions> o;
+  };
+  const Switches runs[] = {{"gemm() dispatch", std::nullopt},
+                           {"split none", k::SkinnyOptions{.split = k::SkinnySplit::none}},
+                           {"split reduce", k::SkinnyOptions{.split = k::SkinnySplit::reduce}},
+                           {"split reduce + multicast", k::SkinnyOptions{.split = k::SkinnySplit::reduce, .multicast = true}},
+                           {"split none + multicast", k::SkinnyOptions{.split = k::SkinnySplit::none, .multicast = true}},
+                           {"split dsmem", k::SkinnyOptions{.split = k::SkinnySplit::dsmem}}};
+  for (const Switches& sw : runs) {
+    // The LM head's shape (1002 CTAs along N) is checked through gemm() and the two splits that apply to it.
+    if (s.n > 100000 && sw.o && sw.o->multicast) continue;
+    p.use_skinny(sw.o);
+    for (const char* name : {"none", "bias", "scale"}) {
+      SCOPED_TRACE(std::string(sw.name) + ", epilogue " + name);
+      const aipe::VerifyResult r = p.run(p.with_operands(name));
+      EXPECT_TRUE(r.ok) << r.message() << " (" << r.note << ")";
+      EXPECT_EQ(r.non_finite, 0u);
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Decode, GemmSkinnyShapes, ::testing::ValuesIn(skinny_shapes()), shape_name);
+
+// What the skinny kernel cannot apply or hold is refused before any launch.
+TEST(GemmSkinnyOnDevice, RefusesWhatItCannotApply) {
+  if (auto why = no_hopper()) GTEST_SKIP() << *why;
+  aipe::DeviceBuffer<bf16> a(257 * 64), b(64 * 64), c(257 * 64), bias(64);
+  const auto w = k::matrix<const bf16>(b.get(), 64, 64);
+  EXPECT_THROW(k::gemm_skinny(k::matrix<const bf16>(a.get(), 8, 64), w, k::matrix(c.get(), 8, 64),
+                              k::Epilogue::bias_gelu(bias.get()), {}),
+               std::invalid_argument);
+  EXPECT_THROW(k::gemm_skinny(k::matrix<const bf16>(a.get(), 257, 64), w, k::matrix(c.get(), 257, 64),
+                              k::Epilogue::none(), {}),
+               std::invalid_argument);
+  EXPECT_THROW(k::gemm_skinny(k::matrix<const bf16>(a.get(), 8, 64), w, k::matrix(c.get(), 8, 64), k::Epilogue::none(),
+                              {.split = k::SkinnySplit::dsmem, .multicast = true}),
+               std::invalid_argument);
+  AIPE_CUDA(cudaDeviceSynchronize());
+}
+
+// A decode step is a CUDA graph: gemm()'s split-K path, captured (global mode) on a stream it has never seen, so
+// that its workspace is allocated during the capture, replays to the same bits as the eager call.
+TEST(GemmSkinnyOnDevice, SplitKInsideACapturedGraphMatchesTheEagerCall) {
+  if (auto why = no_hopper()) GTEST_SKIP() << *why;
+  const std::int64_t M = 8, N = 4096, K = 4104;
+  aipe::DeviceBuffer<bf16> a{std::size_t(M * K)}, b{std::size_t(N * K)}, eager{std::size_t(M * N)},
+      graphed{std::size_t(M * N)}, bias{std::size_t(N)};
+  aipe::fill_uniform(a.get(), a.size(), 11, -1.f, 1.f, nullptr);
+  aipe::fill_uniform(b.get(), b.size(), 12, -1.f, 1.f, nullptr);
+  aipe::fill_uniform(bias.get(), bias.size(), 13, -1.f, 1.f, nullptr);
+  AIPE_CUDA(cudaMemset(eager.get(), 0xFF, eager.bytes()));
+  AIPE_CUDA(cudaMemset(graphed.get(), 0xFF, graphed.bytes()));
+  const auto A = k::matrix<const bf16>(a.get(), M, K), B = k::matrix<const bf16>(b.get(), N, K);
+  const k::Epilogue e = k::Epilogue::bias(bias.get());
+  const k::GemmPlan plan = k::plan_gemm(A, B, k::matrix(eager.get(), M, N), e);
+  ASSERT_EQ(plan.kernel, k::GemmKernel::skinny);
+  ASSERT_GT(plan.skinny.splits, 1) << "the shape must take the split-K reduce";
+  k::gemm(A, B, k::matrix(eager.get(), M, N), e, nullptr);
+  AIPE_CUDA(cudaDeviceSynchronize());
+  aipe::Stream stream;
+  aipe::Graph g = aipe::Graph::capture(
+      stream, [&](cudaStream_t s) { k::gemm(A, B, k::matrix(graphed.get(), M, N), e, s); },
+      cudaStreamCaptureModeGlobal);
+  aipe::GraphExec exec(g);
+  exec.launch(stream);
+  AIPE_CUDA(cudaStreamSynchronize(stream));
+  const std::vector<bf16> x = aipe::to_host(eager, nullptr), y = aipe::to_host(graphed, nullptr);
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    std::uint16_t bx, by;
+    std::memcpy(&bx, &x[i], 2);
+    std::memcpy(&by, &y[i], 2);
+    ASSERT_FALSE(std::isnan(__bfloat162float(x[i]))) << "eager: element " << i << " (row " << i / N << ", column "
+                                                     << i % N << ") was never written";
+    ASSERT_EQ(bx, by) << "element " << i << " (row " << i / N << ", column " << i % N << "): eager "
+                      << __bfloat162float(x[i]) << ", graph " << __bfloat162float(y[i]);
+  }
+}
+
 // The launch itself rejects what TMA cannot read, before touching the GPU.
 TEST(GemmOnDevice, BadOperandsThrowBeforeAnyLaunch) {
   if (auto why = no_hopper()) GTEST_SKIP() << *why;
@@ -246,6 +416,10 @@ TEST(GemmOnDevice, BadOperandsThrowBeforeAnyLaunch) {
                std::invalid_argument);
   EXPECT_THROW(k::gemm(k::matrix<const bf16>(a.get() + 1, 64, 8), k::matrix<const bf16>(b.get(), 64, 8),
                        k::matrix(c.get(), 64, 64)),
+               std::invalid_argument);
+  // A tile configuration no kernel has.
+  EXPECT_THROW(k::gemm(k::matrix<const bf16>(a.get(), 64, 8), k::matrix<const bf16>(b.get(), 64, 8),
+                       k::matrix(c.get(), 64, 64), k::Epilogue::none(), {.tile = k::TileConfig{.bm = 64, .bn = 64}}),
                std::invalid_argument);
   AIPE_CUDA(cudaDeviceSynchronize());
 }

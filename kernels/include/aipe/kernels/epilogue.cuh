@@ -10,6 +10,8 @@
 //   epilogue_tma_store_box   one box of that, for a store overlapped with the next tile's main loop: the
 //                            finished tile waits in registers as BF16 pairs (pack_bf16) and leaves one box
 //                            under each of the next tile's first K blocks
+//   store_fragment_staged    for C that TMA cannot write (odd pitch): through shared memory, one row of a box
+//                            per store instruction, guarded
 // A fused GEMM is then main loop -> apply_fragment(acc, Chain<Bias, Gelu>{...}, ...) -> a store.
 #pragma once
 #include <cuda_bf16.h>
@@ -277,6 +279,56 @@ __device__ __forceinline__ void epilogue_tma_store(const float (&acc)[BN / 2], u
   std::uint32_t p[BN / 4];
   pack_bf16<BN>(acc, p);
   epilogue_tma_store<BN>(p, epi, map, row0, col0, bar_id);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Staged register store: rows of C whose pitch or base TMA cannot write (an odd N, say)
+// ---------------------------------------------------------------------------------------------
+
+// Writes one warpgroup's m64nBN fragment (packed by pack_bf16) to C, BF16, M x N with any row pitch ldc, through
+// shared memory so that each store instruction writes one row: store_fragment's stores from the fragment touch
+// 8 rows per warp instruction (4 threads x 4 bytes per row), a row-contiguous store 128 bytes of one. Box by box
+// (64 x 64, the fragment's columns 64b .. 64b + 63), in one 8 KiB slot of `epi` (1024-byte aligned, this
+// warpgroup's), 128-byte swizzled as epilogue_tma_store_box writes it so both the fragment's writes and the rows'
+// reads are free of bank conflicts. Warp w then stores rows 16w .. 16w + 15 of the box: lane l columns 2l, 2l + 1,
+// one 4-byte store where the pair is 4-byte aligned in C (row * ldc + column even), else two 2-byte stores;
+// guarded by M and N. `bar_id`: a named barrier private to this warpgroup.
+template <int BN>
+__device__ __forceinline__ void store_fragment_staged(const std::uint32_t (&p)[BN / 4], unsigned char* epi,
+                                                      __nv_bfloat16* C, std::size_t ldc, int M, int N, int row0,
+                                                      int col0, int bar_id) {
+  static_assert(BN % 64 == 0, "the tile leaves in 64-column boxes");
+  const int t = threadIdx.x % 128, warp = t / 32, lane = t % 32;
+#pragma unroll
+  for (int b = 0; b < BN / 64; ++b) {
+    named_barrier_sync(bar_id, 128);  // the previous box's rows have been read out of the slot
+#pragma unroll
+    for (int jj = 0; jj < 8; ++jj) {
+      const int j = 8 * b + jj;
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int r = 16 * warp + lane / 4 + 8 * h;
+        *reinterpret_cast<std::uint32_t*>(epi + r * 128 + ((jj ^ (r & 7)) << 4) + 4 * (lane % 4)) = p[2 * j + h];
+      }
+    }
+    named_barrier_sync(bar_id, 128);  // the whole box is in shared memory
+    const int c = col0 + 64 * b + 2 * lane;
+#pragma unroll 4
+    for (int i = 0; i < 16; ++i) {
+      const int r = 16 * warp + i, row = row0 + r;
+      if (row >= M || c >= N) continue;
+      const std::uint32_t v = *reinterpret_cast<const std::uint32_t*>(epi + r * 128 + (((lane / 4) ^ (r & 7)) << 4) +
+                                                                      4 * (lane % 4));
+      __nv_bfloat16* dst = C + static_cast<std::size_t>(row) * ldc + c;
+      const __nv_bfloat162 pair = *reinterpret_cast<const __nv_bfloat162*>(&v);
+      if (c + 1 < N && (reinterpret_cast<std::uintptr_t>(dst) & 3) == 0) {
+        *reinterpret_cast<__nv_bfloat162*>(dst) = pair;
+      } else {
+        dst[0] = pair.x;
+        if (c + 1 < N) dst[1] = pair.y;
+      }
+    }
+  }
 }
 
 }  // namespace aipe::kernels

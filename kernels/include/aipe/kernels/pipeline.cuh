@@ -27,6 +27,13 @@ struct PipelineState {
       phase ^= 1;
     }
   }
+  // n steps at once: a consumer that skips the slots another consumer takes (the ping-pong GEMM's warpgroups
+  // each skip the other's tile).
+  __device__ __forceinline__ void advance(int n) {
+    const int to = index + n;
+    index = to % Stages;
+    phase ^= static_cast<std::uint32_t>((to / Stages) & 1);
+  }
 };
 
 template <int Stages>
