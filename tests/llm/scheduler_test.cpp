@@ -242,6 +242,11 @@ TEST(Scheduler, PreemptsTheNewestAndResumesAtTheSamePositions) {
     if (i == 1) {
       EXPECT_EQ(h.sched.waiting().front(), 3);  // 2 pages free, it needs 3
     }
+    for (const auto& q : p.seqs) {  // a step that preempts admits nobody, not even the victim again
+      if (!p.preempted.empty()) {
+        EXPECT_GT(q.begin, 0) << "request " << q.id << " admitted in step " << p.step;
+      }
+    }
     for (RequestId v : p.preempted) {
       preempted.push_back(v);
       EXPECT_EQ(h.sched.waiting().front(), v) << "a preempted request resumes before later arrivals";
@@ -489,8 +494,12 @@ PropertyResult property_run(bool caching, std::uint32_t seed) {
                                                          : live[rng() % live.size()];
       if (h.sched.cancel(id)) cancelled.insert(id);
     }
+    const std::set<RequestId> before(h.sched.running().begin(), h.sched.running().end());
     const StepPlan p = h.step();
     if (::testing::Test::HasFatalFailure()) return res;
+    if (!p.preempted.empty()) {
+      for (const auto& q : p.seqs) EXPECT_TRUE(before.count(q.id)) << "admitted in a preempting step " << step;
+    }
     EXPECT_LE(p.num_tokens, c.max_num_batched_tokens) << "step " << step;
     EXPECT_LE(std::int32_t(p.seqs.size()), c.max_num_seqs) << "step " << step;
     EXPECT_LE(h.sched.num_running(), c.max_num_seqs) << "step " << step;
