@@ -1,13 +1,18 @@
 #include "targets.hpp"
 
 #include <cstdio>
+#include <algorithm>
 #include <cstdlib>
+#include <map>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string_view>
 
 #include "aipe/ceilings.hpp"
 #include "aipe/llm/safetensors.hpp"
+#include "aipe/llm/scheduler.hpp"
+#include "../llm/fake_kv_model.hpp"
 #include "aipe/profile/compare.hpp"
 #include "aipe/profile/html_report.hpp"
 #include "aipe/report.hpp"
@@ -114,10 +119,136 @@ void safetensors_header(std::string_view in) {
   }
 }
 
+// The KV block manager and scheduler under a random op sequence read from the bytes: a config (the first 8
+// bytes; a config the scheduler rejects ends the input), then ops (add a request, a malformed request, cancel,
+// step, protocol misuse). Every step runs the fake model over the paged K/V, so a page shared or reused wrongly
+// shows as a K/V mismatch; the block manager's invariants and the step budgets are checked each step. At the end
+// every request is cancelled and the cache must hold no used page.
+void kv_scheduler(std::string_view in) {
+  namespace L = aipe::llm;
+  if (in.size() < 8) return;
+  const auto u = [&](std::size_t i) { return static_cast<unsigned>(static_cast<unsigned char>(in[i])); };
+  L::BlockManagerConfig kv{.num_pages = std::int32_t(u(0) % 64) + 1,
+                           .page_size = std::int32_t(u(1) % 8) + 1,
+                           .watermark = double(u(2) % 4) * 0.05,
+                           .enable_prefix_caching = L::prefix_caching_available() && (u(3) & 1)};
+  constexpr std::int32_t kVocab = 16;  // small: prompts share prefixes often
+  L::SchedulerConfig sc{.max_num_batched_tokens = std::int32_t(u(4) % 64) + 1,
+                        .max_num_seqs = std::int32_t(u(5) % 8) + 1,
+                        .max_model_len = std::int32_t(u(6) % 96) + 1,
+                        .enable_chunked_prefill = (u(3) & 2) == 0,
+                        .eos_id = (u(7) & 1) ? L::TokenId(u(7) % kVocab) : -1,
+                        .vocab_size = kVocab};
+  std::optional<L::Scheduler> sched;
+  try {
+    sched.emplace(sc, kv);
+  } catch (const std::invalid_argument&) {
+    return;  // a config that could stall is refused up front
+  }
+  aipe::test::FakeKvModel model(kv.num_pages, kv.page_size, kVocab);
+  std::map<L::RequestId, std::vector<L::TokenId>> seqs;
+  L::RequestId next = 1;
+  double now = 0;
+  const auto step = [&] {
+    now += 1;
+    const L::StepPlan plan = sched->schedule(now);
+    if (plan.num_tokens > sc.max_num_batched_tokens) broken("a step exceeds the token budget");
+    if (plan.seqs.size() > std::size_t(sc.max_num_seqs) || sched->num_running() > sc.max_num_seqs)
+      broken("more sequences than max_num_seqs");
+    std::vector<L::TokenId> sampled;
+    try {
+      sampled = model.run(plan);
+    } catch (const std::logic_error& e) {
+      std::fprintf(stderr, "fuzz: %s\n", e.what());
+      broken("the step's slots or block tables are inconsistent");
+    }
+    for (const auto& e : sched->update(plan, sampled, now + 0.5))
+      if (seqs.count(e.id)) seqs[e.id].push_back(e.token);
+    for (const auto& f : sched->take_finished()) seqs.erase(f.id);
+    try {
+      sched->block_manager().check_invariants();
+      for (L::RequestId id : sched->running())
+        model.check_prefix(sched->block_manager().block_table(id), seqs.at(id), sched->num_computed(id), id);
+    } catch (const std::logic_error& e) {
+      std::fprintf(stderr, "fuzz: %s\n", e.what());
+      broken("an invariant or a cached K/V page is wrong after a step");
+    }
+  };
+  const std::size_t end = std::min<std::size_t>(in.size(), 4096);  // bounded work on the large seed files
+  for (std::size_t i = 8; i < end; ++i) {
+    const unsigned op = u(i) % 8;
+    if (op <= 1 && i + 2 < end) {  // a request: length, then tokens from a rolling byte window
+      L::Request r;
+      r.id = next++;
+      const std::size_t len = u(i + 1) % 48 + 1;
+      for (std::size_t k = 0; k < len; ++k) r.prompt.push_back(L::TokenId(u(8 + (i + k) % (end - 8)) % 4));
+      r.max_tokens = std::int32_t(u(i + 2) % 24) + 1;
+      r.sampling.ignore_eos = u(i + 2) & 0x80;
+      if (u(i + 1) & 0x80) r.stop_ids = {L::TokenId(u(i + 2) % kVocab)};
+      i += 2;
+      const bool ok = r.prompt.size() <= std::size_t(sc.max_model_len);
+      const auto prompt = r.prompt;
+      try {
+        sched->add_request(std::move(r));
+        if (!ok) broken("a prompt longer than max_model_len was accepted");
+        seqs[next - 1] = prompt;
+      } catch (const std::invalid_argument&) {
+        if (ok) broken("a valid request was refused");
+      }
+    } else if (op == 2) {  // malformed requests: refused, nothing queued
+      const auto waiting = sched->num_waiting();
+      L::Request r;
+      r.id = next;
+      r.prompt = {L::TokenId(kVocab + 1)};
+      try {
+        sched->add_request(r);
+        broken("a token outside the vocabulary was accepted");
+      } catch (const std::invalid_argument&) {
+      }
+      r.prompt = {1};
+      r.max_tokens = 0;
+      try {
+        sched->add_request(r);
+        broken("max_tokens = 0 was accepted");
+      } catch (const std::invalid_argument&) {
+      }
+      if (sched->num_waiting() != waiting) broken("a refused request was queued");
+    } else if (op == 3 && i + 1 < end && next > 1) {  // a client disconnects
+      sched->cancel(L::RequestId(u(++i)) % next);
+    } else if (op == 4) {  // misuse: schedule twice, update with the wrong count; then finish the step properly
+      now += 1;
+      const L::StepPlan plan = sched->schedule(now);
+      try {
+        sched->schedule(now);
+        broken("schedule() twice without update() was accepted");
+      } catch (const std::invalid_argument&) {
+      }
+      const std::vector<L::TokenId> wrong(std::size_t(plan.num_samples()) + 1, 0);
+      try {
+        sched->update(plan, wrong, now);
+        broken("update() with the wrong number of tokens was accepted");
+      } catch (const std::invalid_argument&) {
+      }
+      for (const auto& e : sched->update(plan, model.run(plan), now))
+        if (seqs.count(e.id)) seqs[e.id].push_back(e.token);
+      for (const auto& f : sched->take_finished()) seqs.erase(f.id);
+    } else {
+      step();
+    }
+  }
+  for (L::RequestId id = 1; id < next; ++id) sched->cancel(id);
+  step();
+  if (sched->has_unfinished()) broken("requests survive cancellation");
+  const auto& bm = sched->block_manager();
+  if (bm.num_used_pages() != 0 || bm.num_free_pages() + bm.num_cached_pages() != bm.num_pages())
+    broken("pages leaked after every request ended");
+}
+
 }  // namespace
 
 const std::vector<std::string>& target_names() {
-  static const std::vector<std::string> n = {"results_reader", "peak_cache", "compare", "report", "safetensors_header"};
+  static const std::vector<std::string> n = {"results_reader", "peak_cache", "compare", "report", "safetensors_header",
+                                             "kv_scheduler"};
   return n;
 }
 
@@ -128,6 +259,7 @@ int run_target(const std::string& name, const std::uint8_t* data, std::size_t si
   else if (name == "compare") compare_target(in);
   else if (name == "report") report_target(in);
   else if (name == "safetensors_header") safetensors_header(in);
+  else if (name == "kv_scheduler") kv_scheduler(in);
   else throw std::invalid_argument("no fuzz target named '" + name + "'");
   return 0;
 }
