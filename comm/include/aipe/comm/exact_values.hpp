@@ -3,7 +3,8 @@
 //
 // Rank r, element i starts from base(r, i) = (7r + 3i) mod 8, an integer in [0, 8). Per reduction:
 //   sum, max, min   input base(r, i)           result sum / max / min over ranks (at most 7n)
-//   prod            input 1 + (base(r, i) & 1) result a power of two <= 2^n (1s and 2s, so no 0 hides errors)
+//   prod            input 1 + (base(r, i) >> 2) result a power of two <= 2^n (1s and 2s, so no 0 hides errors;
+//                                              the number of 2s varies along i for every n)
 //   avg             input n * base(r, i)       result sum over ranks of base(r, i) (at most 7n): NCCL's avg sums
 //                   and divides by n (integers) or pre-multiplies each input by 1/n (floating types), and both
 //                   give the integer back exactly when every input is a multiple of n this small
@@ -29,7 +30,7 @@ AIPE_HD std::int64_t input_for(Collective c, ReduceOp op, int n, int rank, std::
   const std::int64_t b = base_value(rank, index);
   if (!collective_reduces(c)) return b;
   switch (op) {
-    case ReduceOp::prod: return 1 + (b & 1);
+    case ReduceOp::prod: return 1 + (b >> 2);
     case ReduceOp::avg: return static_cast<std::int64_t>(n) * b;
     default: return b;
   }
@@ -37,13 +38,13 @@ AIPE_HD std::int64_t input_for(Collective c, ReduceOp op, int n, int rank, std::
 
 // The reduction over ranks 0..n-1 of element `index` (see the table above).
 AIPE_HD std::int64_t reduced_value(ReduceOp op, int n, std::int64_t index) {
-  std::int64_t acc = op == ReduceOp::prod ? 1 + (base_value(0, index) & 1) : base_value(0, index);
+  std::int64_t acc = op == ReduceOp::prod ? 1 + (base_value(0, index) >> 2) : base_value(0, index);
   for (int r = 1; r < n; ++r) {
     const std::int64_t b = base_value(r, index);
     switch (op) {
       case ReduceOp::sum:
       case ReduceOp::avg: acc += b; break;
-      case ReduceOp::prod: acc *= 1 + (b & 1); break;
+      case ReduceOp::prod: acc *= 1 + (b >> 2); break;
       case ReduceOp::max: acc = b > acc ? b : acc; break;
       case ReduceOp::min: acc = b < acc ? b : acc; break;
     }
