@@ -173,7 +173,10 @@ std::vector<Communicator> communicators_for(const Bootstrap& b, const std::vecto
         throw BadInput("GPU " + std::to_string(d) + " does not exist (" + std::to_string(visible) + " visible)");
     return Communicator::init_all(list);
   }
-  if (b.local_rank >= visible)
+  // One process per GPU: the GPU is the local rank, unless the launcher bound one GPU to each process
+  // (srun --gpus-per-task=1, CUDA_VISIBLE_DEVICES per rank) and this process sees only that one.
+  const int device = b.local_rank < visible ? b.local_rank : visible == 1 ? 0 : -1;
+  if (device < 0)
     throw BadInput(std::string(launcher_name(b.launcher)) + ": local rank " + std::to_string(b.local_rank) +
                    " has no GPU of its own (" + std::to_string(visible) +
                    " visible to this process; one process per GPU, device = local rank)");
@@ -194,7 +197,7 @@ std::vector<Communicator> communicators_for(const Bootstrap& b, const std::vecto
     id = make_unique_id();
   }
   std::vector<Communicator> out;
-  out.emplace_back(id, b.world_size, b.rank, b.local_rank);
+  out.emplace_back(id, b.world_size, b.rank, device);
   return out;
 }
 

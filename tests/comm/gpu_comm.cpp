@@ -15,6 +15,7 @@
 #include "aipe/comm/communicator.hpp"
 #include "aipe/comm/exact_check.hpp"
 #include "aipe/comm/nccl_status.hpp"
+#include "aipe/comm/rendezvous.hpp"
 #include "aipe/device.hpp"
 
 namespace {
@@ -189,15 +190,21 @@ TEST(CommGpu, CommunicatorsFromTheBootstrap) {
   auto c1 = communicators_for(one, {}, std::chrono::seconds(30));
   ASSERT_EQ(c1.size(), 1u);
   EXPECT_EQ(c1[0].world_size(), 1);
-  // A local rank with no GPU of its own is refused before NCCL is touched.
+  // A local rank with no GPU of its own is refused before NCCL is touched; with one GPU visible (a launcher
+  // that binds one GPU per process) it is that GPU, and rank 1 then waits for a rank 0 that never listens.
   Bootstrap past = one;
   past.world_size = gpu_count() + 1;
   past.rank = past.local_rank = gpu_count();
+  past.master_port = 20000 + static_cast<int>(getpid() % 20000);
   try {
-    communicators_for(past, {}, std::chrono::seconds(1));
-    ADD_FAILURE() << "local rank " << past.local_rank << " with " << gpu_count() << " GPUs was accepted";
+    communicators_for(past, {}, std::chrono::milliseconds(500));
+    ADD_FAILURE() << "local rank " << past.local_rank << " with " << gpu_count() << " GPUs came through";
   } catch (const aipe::BadInput& e) {
+    EXPECT_GT(gpu_count(), 1) << e.what();
     EXPECT_NE(std::string(e.what()).find("has no GPU of its own"), std::string::npos) << e.what();
+  } catch (const RendezvousError& e) {
+    EXPECT_EQ(gpu_count(), 1) << e.what();
+    EXPECT_NE(std::string(e.what()).find("rank 0 never listened"), std::string::npos) << e.what();
   }
   EXPECT_THROW(communicators_for(single, {gpu_count()}, std::chrono::seconds(1)), aipe::BadInput);
 }

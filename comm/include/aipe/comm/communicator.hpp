@@ -71,8 +71,9 @@ class Communicator {
 void nccl_check(int result, const char* call, std::span<Communicator> comms);
 
 // The communicators of this process: without a launcher, one per device in `devices` (empty: every visible
-// GPU); under one, a single communicator on GPU local_rank (an error naming the local rank when there is no
-// such GPU), the unique id sent from rank 0 through the rendezvous within `timeout`.
+// GPU); under one, a single communicator on GPU local_rank (GPU 0 when the launcher left this process exactly
+// one GPU; an error naming the local rank when there is no such GPU), the unique id sent from rank 0 through
+// the rendezvous within `timeout`.
 std::vector<Communicator> communicators_for(const Bootstrap& b, const std::vector<int>& devices,
                                             std::chrono::milliseconds timeout);
 
