@@ -26,12 +26,15 @@ bool bind(void* lib, const char* name, F& fn, std::string& missing) {
 Loaded load() {
   Loaded l;
   std::vector<std::string> candidates;
-  if (const char* p = std::getenv("AIPE_NCCL_LIBRARY"); p && *p) candidates.emplace_back(p);
-  candidates.emplace_back("libnccl.so.2");
+  if (const char* p = std::getenv("AIPE_NCCL_LIBRARY"); p && *p) {
+    candidates.emplace_back(p);  // the user's choice, alone: no silent fallback to another NCCL
+  } else {
+    candidates.emplace_back("libnccl.so.2");
 #ifdef AIPE_NCCL_CONFIGURED_LIBRARY
-  candidates.emplace_back(AIPE_NCCL_CONFIGURED_LIBRARY);
+    candidates.emplace_back(AIPE_NCCL_CONFIGURED_LIBRARY);
 #endif
-  candidates.emplace_back("/opt/torch/.venv/lib/python3.12/site-packages/nvidia/nccl/lib/libnccl.so.2");
+    candidates.emplace_back("/opt/torch/.venv/lib/python3.12/site-packages/nvidia/nccl/lib/libnccl.so.2");
+  }
   void* lib = nullptr;
   std::string tried;
   for (const auto& c : candidates) {

@@ -3,8 +3,8 @@
 // and every command but `aipe comm` keeps working. Built only where nccl.h was found (AIPE_HAVE_NCCL); the
 // function types come from that header, so a call through the table is type-checked like a direct call.
 //
-// Search order: $AIPE_NCCL_LIBRARY (a path), then "libnccl.so.2" through the loader (LD_LIBRARY_PATH, the cache),
-// then the library CMake found (AIPE_NCCL_CONFIGURED_LIBRARY), then PyTorch's wheel.
+// Search order: $AIPE_NCCL_LIBRARY (a path) alone when set; else "libnccl.so.2" through the loader
+// (LD_LIBRARY_PATH, the cache), then the library CMake found (AIPE_NCCL_CONFIGURED_LIBRARY), then PyTorch's wheel.
 #pragma once
 #if AIPE_HAVE_NCCL
 #include <nccl.h>
