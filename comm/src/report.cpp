@@ -54,6 +54,9 @@ std::string format_table(const std::vector<BenchRow>& rows, const BenchOptions& 
   std::snprintf(line, sizeof line, "#%15s %13s %12s %9s %6s %4s %11s %11s %11s %9s %9s %7s\n", "", "", "(elements)",
                 "", "", "", "avg ranks", "", "", "(GB/s)", "(GB/s)", "");
   os << line;
+  if (world_size == 1)
+    os << "# one rank: nothing crosses a link, so busbw is 0 where the factor has (n-1) in it; algbw is the rate of\n"
+          "# NCCL's local copy or reduction\n";
   const std::string type(info(o.dtype).name);
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const BenchRow& r = rows[i];

@@ -65,6 +65,8 @@ TEST(CommReport, TableHasNcclTestsColumnsAndNoTimeForAWrongRow) {
             std::string::npos)
       << t;
   EXPECT_NE(t.find("all_gather: average bus bandwidth n/a"), std::string::npos) << t;
+  EXPECT_EQ(t.find("one rank"), std::string::npos) << t;
+  EXPECT_NE(format_table(sample_rows(), o, 1).find("# one rank: nothing crosses a link"), std::string::npos);
   EXPECT_EQ(exit_code(sample_rows()), 1);
   const auto all = sample_rows();
   std::vector<BenchRow> good(all.begin(), all.begin() + 2);
