@@ -425,6 +425,11 @@ struct Bench::Impl {
       row.skipped = "no in-place form (send and receive buffers of a peer exchange must not overlap)";
       return row;
     }
+    if (o.inplace && world == 1) {
+      // The output already is the input: NCCL launches nothing, and a time would be an empty event pair.
+      row.skipped = "in place on one rank: nothing to move (NCCL launches no work)";
+      return row;
+    }
     const std::string what = std::string(info(c).name) + " at " + std::to_string(size) + " B";
     if (o.check) {
       fill(o, c, row.count);
@@ -538,8 +543,10 @@ std::string Bench::host_check(const BenchOptions& o, Collective c, std::int64_t 
     if (shown++ < 5) bad << " [" << i << "] expected " << *want << ", got " << got << ";";
   }
   if (!wrong) return "";
-  return std::string(info(c).name) + " " + std::to_string(size_bytes) + " B, rank " + std::to_string(l.comm.rank()) +
-         ": " + std::to_string(wrong) + " of " + std::to_string(x.recv_count) + " wrong:" + bad.str();
+  return std::string(info(c).name) + " " + std::string(info(o.dtype).name) + " " + reduce_op_name(op) +
+         (o.inplace ? " in-place " : " ") + std::to_string(size_bytes) + " B (count " + std::to_string(count) +
+         "), rank " + std::to_string(l.comm.rank()) + ": " + std::to_string(wrong) + " of " +
+         std::to_string(x.recv_count) + " wrong:" + bad.str();
 }
 
 #else  // built without NCCL

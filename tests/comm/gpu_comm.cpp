@@ -88,8 +88,15 @@ TEST(CommGpu, EveryCollectiveIsExactAtWorldSize1) {
         BenchOptions o = options(ci.id, t, ReduceOp::sum);
         o.inplace = inplace;
         const std::string what = std::string(ci.name) + " " + std::string(info(t).name) + (inplace ? " in-place" : "");
-        if (inplace && (ci.id == Collective::all_to_all || ci.id == Collective::sendrecv)) {
-          for (const auto& r : b.run(o)) EXPECT_NE(r.skipped.find("in-place"), std::string::npos) << what;
+        if (inplace) {
+          // At one rank an in-place collective has nothing to do (NCCL launches nothing): skipped, never timed.
+          // all_to_all and sendrecv have no in-place form at all. Below one element the size skips first.
+          const bool none = ci.id == Collective::all_to_all || ci.id == Collective::sendrecv;
+          for (const auto& r : b.run(o)) {
+            EXPECT_FALSE(r.timed) << what << " at " << r.size_bytes << " B was timed";
+            const char* why = r.count == 0 ? "smaller than one element" : none ? "no in-place form" : "in place on one rank";
+            EXPECT_NE(r.skipped.find(why), std::string::npos) << what << " at " << r.size_bytes << " B: " << r.skipped;
+          }
           continue;
         }
         for (auto s : kSizes) EXPECT_EQ(b.host_check(o, ci.id, s), "") << what;
@@ -108,6 +115,32 @@ TEST(CommGpu, EveryReductionIsExactAtWorldSize1) {
         for (auto s : kSizes) EXPECT_EQ(b.host_check(o, c, s), "") << what;
         expect_rows_exact(b.run(o), what);
       }
+}
+
+// A time must be physically possible: at one rank an out-of-place all_reduce is a device copy (S read, S
+// written), so 2S / time cannot beat the DRAM bandwidth the device's clocks imply. An empty graph or a no-op
+// timed as if it were the collective (0.1 us for 32 MiB) fails here, eager and graph alike.
+TEST(CommGpu, TimesAreNeverFasterThanTheCopyTheyDo) {
+  if (auto why = unusable()) GTEST_SKIP() << *why;
+  Bench& b = world1();
+  const double dram = aipe::derive_spec_peaks(aipe::query_device(0)).dram_gbps;
+  ASSERT_GT(dram, 0);
+  const std::int64_t size = 128 << 20;  // 256 MiB of traffic: past the L2 of any GPU
+  double eager_us = 0;
+  for (bool graph : {false, true}) {
+    BenchOptions o = options(Collective::all_reduce, DataType::float32, ReduceOp::sum);
+    o.sizes = {size};
+    o.iters = 10;
+    o.graph = graph;
+    const auto rows = b.run(o);
+    ASSERT_EQ(rows.size(), 1u);
+    ASSERT_TRUE(rows[0].timed) << rows[0].skipped;
+    const double gbs = 2.0 * size / (rows[0].time_us * 1e-6) / 1e9;
+    EXPECT_LE(gbs, 1.05 * dram) << (graph ? "graph" : "eager") << ": " << rows[0].time_us << " us for a 128 MiB copy is "
+                                << gbs << " GB/s, past the " << dram << " GB/s DRAM peak";
+    if (!graph) eager_us = rows[0].time_us;
+    else EXPECT_GE(rows[0].time_us, eager_us / 2) << "graph replay " << rows[0].time_us << " us vs eager " << eager_us;
+  }
 }
 
 TEST(CommGpu, GraphModeTimesCapturedRuns) {
