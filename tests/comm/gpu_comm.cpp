@@ -7,6 +7,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdio>
+#include <map>
 #include <memory>
 #include <thread>
 
@@ -55,22 +58,26 @@ BenchOptions options(Collective c, DataType t, ReduceOp op) {
   return o;
 }
 
+void expect_row_exact(const BenchRow& r, const std::string& what);
+
 void expect_rows_exact(const std::vector<BenchRow>& rows, const std::string& what) {
   ASSERT_EQ(rows.size(), kSizes.size()) << what;
-  for (const auto& r : rows) {
-    const std::string where = what + " at " + std::to_string(r.size_bytes) + " B";
-    if (r.count == 0) {
-      EXPECT_FALSE(r.skipped.empty()) << where;
-      continue;
-    }
-    EXPECT_EQ(r.skipped, "") << where;
-    EXPECT_EQ(r.wrong, 0) << where << ": first wrong element " << r.first_wrong;
-    EXPECT_TRUE(r.timed) << where;
-    EXPECT_GT(r.time_us, 0) << where;
-    EXPECT_LE(r.min_us, r.time_us) << where;
-    EXPECT_GE(r.max_us, r.time_us) << where;
-    EXPECT_GT(r.algbw_gbs, 0) << where;
+  for (const auto& r : rows) expect_row_exact(r, what);
+}
+
+void expect_row_exact(const BenchRow& r, const std::string& what) {
+  const std::string where = what + " at " + std::to_string(r.size_bytes) + " B";
+  if (r.count == 0) {
+    EXPECT_FALSE(r.skipped.empty()) << where;
+    return;
   }
+  EXPECT_EQ(r.skipped, "") << where;
+  EXPECT_EQ(r.wrong, 0) << where << ": first wrong element " << r.first_wrong;
+  EXPECT_TRUE(r.timed) << where;
+  EXPECT_GT(r.time_us, 0) << where;
+  EXPECT_LE(r.min_us, r.time_us) << where;
+  EXPECT_GE(r.max_us, r.time_us) << where;
+  EXPECT_GT(r.algbw_gbs, 0) << where;
 }
 
 TEST(CommGpu, EveryCollectiveIsExactAtWorldSize1) {
@@ -104,17 +111,57 @@ TEST(CommGpu, EveryCollectiveIsExactAtWorldSize1) {
       }
 }
 
+// NCCL's one-rank path for avg on floating types (ncclLaunchOneRank: a pre-multiply kernel, 512 threads x
+// min(32, bytes / 16 KiB) blocks) gives block b the elements [b, b+1) x alignUp(count / blocks, 16 B / size):
+// when count / blocks is already a whole number of 16-byte packs the last count % blocks elements are never
+// written (NCCL 2.28's src/enqueue.cc as published). The number it leaves, so the check must count exactly that.
+std::int64_t one_rank_avg_unwritten(DataType t, std::int64_t count) {
+  if (!info(t).floating || count <= 0) return 0;
+  const std::int64_t size = info(t).bytes, pack = 16 / size;
+  const std::int64_t blocks = std::min<std::int64_t>(32, (count * size + (16 << 10) - 1) / (16 << 10));
+  const std::int64_t per = (count / blocks + pack - 1) / pack * pack;
+  return count - std::min(count, blocks * per);
+}
+
 TEST(CommGpu, EveryReductionIsExactAtWorldSize1) {
   if (auto why = unusable()) GTEST_SKIP() << *why;
   Bench& b = world1();
+  int nccl_tail_misses = 0;
   for (Collective c : {Collective::all_reduce, Collective::reduce_scatter, Collective::reduce})
     for (ReduceOp op : {ReduceOp::sum, ReduceOp::prod, ReduceOp::max, ReduceOp::min, ReduceOp::avg})
       for (DataType t : {DataType::float32, DataType::bfloat16, DataType::int32}) {
         BenchOptions o = options(c, t, op);
         const std::string what = std::string(info(c).name) + " " + reduce_op_name(op) + " " + std::string(info(t).name);
-        for (auto s : kSizes) EXPECT_EQ(b.host_check(o, c, s), "") << what;
-        expect_rows_exact(b.run(o), what);
+        std::map<std::int64_t, std::int64_t> unwritten;  // size -> elements NCCL's one-rank avg leaves
+        for (auto s : kSizes) {
+          const std::int64_t count = element_count(c, s, info(t).bytes, 1);
+          unwritten[s] = op == ReduceOp::avg ? one_rank_avg_unwritten(t, count) : 0;
+          const std::string got = b.host_check(o, c, s);
+          if (unwritten[s] == 0) {
+            EXPECT_EQ(got, "") << what;
+          } else if (!got.empty()) {  // the NCCL defect: exactly the tail, from its first element on
+            ++nccl_tail_misses;
+            const std::string tail = ": " + std::to_string(unwritten[s]) + " of " + std::to_string(count) + " wrong: [" +
+                                     std::to_string(count - unwritten[s]) + "] expected";
+            EXPECT_NE(got.find(tail), std::string::npos) << what << ": want '" << tail << "' in: " << got;
+          }
+        }
+        for (const auto& r : b.run(o)) {
+          const std::string where = what + " at " + std::to_string(r.size_bytes) + " B";
+          if (r.count == 0) continue;
+          const std::int64_t miss = unwritten[r.size_bytes];
+          if (miss == 0 || r.wrong == 0) {
+            expect_row_exact(r, what);
+            continue;
+          }
+          EXPECT_EQ(r.wrong, miss) << where;
+          EXPECT_EQ(r.first_wrong, r.count - miss) << where;
+          EXPECT_FALSE(r.timed) << where << ": a wrong result was timed";
+        }
       }
+  if (nccl_tail_misses)
+    std::printf("note: this NCCL's one-rank avg left the predicted tail unwritten in %d cases (aipe comm reports "
+                "them as #wrong)\n", nccl_tail_misses);
 }
 
 // A time must be physically possible: at one rank an out-of-place all_reduce is a device copy (S read, S
