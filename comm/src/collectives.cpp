@@ -23,21 +23,6 @@ constexpr std::array<CollectiveInfo, 7> kTable{{
     {Collective::sendrecv, "sendrecv", false, false, one},
 }};
 
-std::int64_t combine(ReduceOp op, std::int64_t a, std::int64_t b) {
-  switch (op) {
-    case ReduceOp::sum: return a + b;
-    case ReduceOp::max: return std::max(a, b);
-    case ReduceOp::min: return std::min(a, b);
-  }
-  return a;
-}
-
-std::int64_t reduce_over_ranks(ReduceOp op, int n, std::int64_t index) {
-  std::int64_t acc = input_value(0, index);
-  for (int r = 1; r < n; ++r) acc = combine(op, acc, input_value(r, index));
-  return acc;
-}
-
 }  // namespace
 
 std::span<const CollectiveInfo> collectives() { return kTable; }
@@ -52,9 +37,22 @@ std::optional<Collective> parse_collective(std::string_view name) {
 
 std::optional<ReduceOp> parse_reduce_op(std::string_view name) {
   if (name == "sum") return ReduceOp::sum;
+  if (name == "prod") return ReduceOp::prod;
   if (name == "max") return ReduceOp::max;
   if (name == "min") return ReduceOp::min;
+  if (name == "avg") return ReduceOp::avg;
   return std::nullopt;
+}
+
+const char* reduce_op_name(ReduceOp op) {
+  switch (op) {
+    case ReduceOp::sum: return "sum";
+    case ReduceOp::prod: return "prod";
+    case ReduceOp::max: return "max";
+    case ReduceOp::min: return "min";
+    case ReduceOp::avg: return "avg";
+  }
+  return "?";
 }
 
 std::int64_t element_count(Collective c, std::int64_t size_bytes, int element_bytes, int n) {
@@ -81,26 +79,13 @@ double busbw_gbs(Collective c, std::int64_t size_bytes, double seconds, int n) {
   return algbw_gbs(size_bytes, seconds) * info(c).bus_factor(n);
 }
 
-std::int64_t input_value(int rank, std::int64_t index) { return (rank * 7 + index * 3) % 8; }
+std::int64_t input_value(int rank, std::int64_t index) { return base_value(rank, index); }
 
 std::optional<std::int64_t> expected_value(Collective c, ReduceOp op, int n, int rank, std::int64_t count,
                                            std::int64_t index) {
-  const std::int64_t block = count / n;  // per-rank block of the split collectives
-  switch (c) {
-    case Collective::all_reduce: return reduce_over_ranks(op, n, index);
-    case Collective::all_gather:  // block p of the output is rank p's whole input
-      return input_value(static_cast<int>(index / block), index % block);
-    case Collective::reduce_scatter:  // rank r keeps block r of the reduction
-      return reduce_over_ranks(op, n, rank * block + index);
-    case Collective::all_to_all:  // block p of rank r's output is block r of rank p's input
-      return input_value(static_cast<int>(index / block), rank * block + index % block);
-    case Collective::broadcast: return input_value(0, index);
-    case Collective::reduce:
-      if (rank != 0) return std::nullopt;
-      return reduce_over_ranks(op, n, index);
-    case Collective::sendrecv: return input_value((rank - 1 + n) % n, index);
-  }
-  return std::nullopt;
+  std::int64_t v = 0;
+  if (!expected_for(c, op, n, rank, count, index, &v)) return std::nullopt;
+  return v;
 }
 
 std::vector<std::int64_t> SizeSweep::sizes() const {

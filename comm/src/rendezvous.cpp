@@ -16,7 +16,6 @@ namespace aipe::comm {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr std::uint32_t kMagic = 0x61697065;  // "aipe": a stray client on the port is rejected, not trusted
 
 // Closes a socket on every path.
 struct Fd {
@@ -67,6 +66,29 @@ void io_all(int fd, void* data, std::size_t n, bool sending, Clock::time_point d
 
 }  // namespace
 
+namespace {
+std::uint32_t be32(const std::uint8_t* b) {
+  return (std::uint32_t{b[0]} << 24) | (std::uint32_t{b[1]} << 16) | (std::uint32_t{b[2]} << 8) | b[3];
+}
+}  // namespace
+
+int parse_hello(const std::uint8_t (&bytes)[8], int world_size) {
+  if (be32(bytes) != kRendezvousMagic) return -1;
+  const std::uint32_t rank = be32(bytes + 4);
+  if (rank < 1 || rank >= static_cast<std::uint32_t>(world_size < 1 ? 1 : world_size))
+    throw RendezvousError("rendezvous: a peer announced rank " + std::to_string(rank) + ", outside 1.." +
+                          std::to_string(world_size - 1));
+  return static_cast<int>(rank);
+}
+
+std::size_t parse_blob_size(const std::uint8_t (&bytes)[4]) {
+  const std::uint32_t n = be32(bytes);
+  if (n > kMaxBlobBytes)
+    throw RendezvousError("rendezvous: rank 0 announced a " + std::to_string(n) + "-byte id, more than the " +
+                          std::to_string(kMaxBlobBytes) + " any NCCL id takes (not an aipe rendezvous?)");
+  return n;
+}
+
 RendezvousServer::RendezvousServer(const std::string& addr, int port) {
   if (port < 0 || port > 65535) throw RendezvousError("rendezvous: port " + std::to_string(port) + " out of range");
   sockaddr_in sa = resolve(addr, port);
@@ -94,6 +116,8 @@ RendezvousServer::~RendezvousServer() {
 
 void RendezvousServer::serve(const Blob& blob, int world_size, std::chrono::milliseconds timeout) {
   if (world_size < 1) throw RendezvousError("rendezvous: world size " + std::to_string(world_size) + " < 1");
+  if (blob.size() > kMaxBlobBytes)
+    throw RendezvousError("rendezvous: a " + std::to_string(blob.size()) + "-byte blob is more than the receivers take");
   auto deadline = Clock::now() + timeout;
   std::vector<std::unique_ptr<Fd>> peers;
   std::set<int> seen;
@@ -114,13 +138,10 @@ void RendezvousServer::serve(const Blob& blob, int world_size, std::chrono::mill
     }
     auto peer = std::make_unique<Fd>(accept(fd_, nullptr, nullptr));
     if (peer->fd < 0) continue;
-    std::uint32_t hello[2];
+    std::uint8_t hello[8];
     io_all(peer->fd, hello, sizeof hello, false, deadline, "reading a rank's hello");
-    int rank = static_cast<int>(ntohl(hello[1]));
-    if (ntohl(hello[0]) != kMagic) continue;  // not one of ours: drop it
-    if (rank < 1 || rank >= world_size)
-      throw RendezvousError("rendezvous: a peer announced rank " + std::to_string(rank) + ", outside 1.." +
-                            std::to_string(world_size - 1));
+    const int rank = parse_hello(hello, world_size);
+    if (rank < 0) continue;  // not one of ours: drop it
     if (!seen.insert(rank).second) throw RendezvousError("rendezvous: rank " + std::to_string(rank) + " came twice");
     peers.push_back(std::move(peer));
   }
@@ -142,11 +163,11 @@ Blob rendezvous_receive(const std::string& addr, int port, int rank, std::chrono
     if (fd.fd < 0) throw RendezvousError(std::string("rendezvous: socket: ") + std::strerror(errno));
     ++attempts;
     if (connect(fd.fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0) {
-      std::uint32_t hello[2] = {htonl(kMagic), htonl(static_cast<std::uint32_t>(rank))};
+      std::uint32_t hello[2] = {htonl(kRendezvousMagic), htonl(static_cast<std::uint32_t>(rank))};
       io_all(fd.fd, hello, sizeof hello, true, deadline, "sending the hello to " + where);
-      std::uint32_t size = 0;
-      io_all(fd.fd, &size, sizeof size, false, deadline, "waiting for rank 0 at " + where);
-      Blob blob(ntohl(size));
+      std::uint8_t size[4];
+      io_all(fd.fd, size, sizeof size, false, deadline, "waiting for rank 0 at " + where);
+      Blob blob(parse_blob_size(size));
       io_all(fd.fd, blob.data(), blob.size(), false, deadline, "receiving the blob from " + where);
       return blob;
     }

@@ -20,7 +20,12 @@ TEST(Collectives, TableHasEveryCollectiveOnceInOrder) {
   EXPECT_FALSE(parse_collective("all"));
   EXPECT_EQ(parse_reduce_op("sum"), ReduceOp::sum);
   EXPECT_EQ(parse_reduce_op("min"), ReduceOp::min);
-  EXPECT_FALSE(parse_reduce_op("avg"));
+  EXPECT_EQ(parse_reduce_op("prod"), ReduceOp::prod);
+  EXPECT_EQ(parse_reduce_op("avg"), ReduceOp::avg);
+  EXPECT_FALSE(parse_reduce_op("mean"));
+  EXPECT_FALSE(parse_reduce_op("Sum"));
+  for (ReduceOp op : {ReduceOp::sum, ReduceOp::prod, ReduceOp::max, ReduceOp::min, ReduceOp::avg})
+    EXPECT_EQ(parse_reduce_op(reduce_op_name(op)), op);
 }
 
 TEST(Collectives, BusBandwidthFactorsAreNcclTests) {
@@ -167,4 +172,39 @@ TEST(Collectives, SweepErrorsNameTheFlag) {
   EXPECT_NE(error("8", "8G", "two", {}).find("-f 'two'"), std::string::npos);
   EXPECT_NE(error("8", "8G", {}, "0").find("-i 0: the increment must be positive"), std::string::npos);
   EXPECT_NE(error("8", "8G", {}, "-5").find("-i"), std::string::npos);
+}
+
+// prod and avg, simulated the way NCCL computes them: prod multiplies the inputs (1s and 2s), avg sums inputs
+// that are n times the base value and divides by n (NCCL's integer path; the floating path pre-multiplies by
+// 1/n, which gives the same integers for these inputs, see exact_values.hpp).
+TEST(Collectives, ProdAndAvgInputsAndExpectedValues) {
+  for (int n : {1, 2, 3, 4, 7}) {
+    const std::int64_t count = 5 * n;
+    const std::int64_t block = count / n;
+    for (std::int64_t i = 0; i < count; ++i) {
+      std::int64_t prod = 1, sum = 0;
+      for (int r = 0; r < n; ++r) {
+        const auto p = input_for(Collective::all_reduce, ReduceOp::prod, n, r, i);
+        EXPECT_TRUE(p == 1 || p == 2) << p;
+        prod *= p;
+        const auto a = input_for(Collective::all_reduce, ReduceOp::avg, n, r, i);
+        EXPECT_EQ(a % n, 0) << "avg inputs are multiples of n";
+        sum += a;
+        // The collectives that do not reduce always move the base value.
+        EXPECT_EQ(input_for(Collective::all_gather, ReduceOp::avg, n, r, i), input_value(r, i));
+        EXPECT_EQ(input_for(Collective::all_reduce, ReduceOp::max, n, r, i), input_value(r, i));
+      }
+      EXPECT_EQ(expected_value(Collective::all_reduce, ReduceOp::prod, n, 0, count, i), prod) << n << " " << i;
+      EXPECT_EQ(expected_value(Collective::all_reduce, ReduceOp::avg, n, 0, count, i), sum / n) << n << " " << i;
+      EXPECT_EQ(sum % n, 0);
+    }
+    for (int r = 0; r < n; ++r)
+      for (std::int64_t j = 0; j < block; ++j)
+        EXPECT_EQ(expected_value(Collective::reduce_scatter, ReduceOp::prod, n, r, count, j),
+                  expected_value(Collective::all_reduce, ReduceOp::prod, n, 0, count, r * block + j));
+  }
+  // prod is not all ones (a collective that did nothing would pass) nor all zeros.
+  std::set<std::int64_t> seen;
+  for (std::int64_t i = 0; i < 16; ++i) seen.insert(*expected_value(Collective::all_reduce, ReduceOp::prod, 3, 0, 16, i));
+  EXPECT_GE(seen.size(), 3u);
 }

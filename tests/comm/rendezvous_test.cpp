@@ -134,3 +134,29 @@ TEST(Rendezvous, BadRanksAndAddressesAreRejected) {
   EXPECT_THROW(RendezvousServer("no-such-host.invalid", 0), RendezvousError);
   EXPECT_THROW(RendezvousServer("127.0.0.1", 70000), RendezvousError);
 }
+
+TEST(Rendezvous, WireReadersCheckEveryField) {
+  using aipe::comm::parse_blob_size;
+  using aipe::comm::parse_hello;
+  using aipe::comm::RendezvousError;
+  const std::uint8_t ok[8] = {0x61, 0x69, 0x70, 0x65, 0, 0, 0, 3};
+  EXPECT_EQ(parse_hello(ok, 4), 3);
+  const std::uint8_t stranger[8] = {'G', 'E', 'T', ' ', 0, 0, 0, 1};
+  EXPECT_EQ(parse_hello(stranger, 4), -1);
+  EXPECT_THROW(parse_hello(ok, 3), RendezvousError);  // rank 3 of 3
+  const std::uint8_t zero[8] = {0x61, 0x69, 0x70, 0x65, 0, 0, 0, 0};
+  EXPECT_THROW(parse_hello(zero, 4), RendezvousError);  // rank 0 never says hello
+  const std::uint8_t huge[8] = {0x61, 0x69, 0x70, 0x65, 0xff, 0xff, 0xff, 0xff};
+  try {
+    parse_hello(huge, 4);
+    ADD_FAILURE() << "rank 2^32-1 accepted";
+  } catch (const RendezvousError& e) {
+    EXPECT_NE(std::string(e.what()).find("rank 4294967295, outside 1..3"), std::string::npos) << e.what();
+  }
+  const std::uint8_t id[4] = {0, 0, 0, 128};
+  EXPECT_EQ(parse_blob_size(id), 128u);
+  const std::uint8_t big[4] = {0xff, 0xff, 0xff, 0xff};
+  EXPECT_THROW(parse_blob_size(big), RendezvousError);
+  const std::uint8_t limit[4] = {0, 1, 0, 0};
+  EXPECT_EQ(parse_blob_size(limit), aipe::comm::kMaxBlobBytes);
+}

@@ -1,5 +1,6 @@
 #include "targets.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <algorithm>
 #include <cstdlib>
@@ -10,6 +11,7 @@
 #include <string_view>
 
 #include "aipe/ceilings.hpp"
+#include "aipe/comm/rendezvous.hpp"
 #include "aipe/llm/safetensors.hpp"
 #include "aipe/llm/scheduler.hpp"
 #include "../llm/fake_kv_model.hpp"
@@ -242,13 +244,35 @@ void kv_scheduler(std::string_view in) {
   const auto& bm = sched->block_manager();
   if (bm.num_used_pages() != 0 || bm.num_free_pages() + bm.num_cached_pages() != bm.num_pages())
     broken("pages leaked after every request ended");
+// The rendezvous wire readers on what a peer could send: byte 0 picks the world size, then an 8-byte hello and a
+// 4-byte reply prefix (zero-padded when short). A hello is a stranger (-1), a rank in 1..world-1, or an error;
+// a blob size is at most kMaxBlobBytes or an error.
+void rendezvous_message(std::string_view in) {
+  std::uint8_t buf[13] = {};
+  for (std::size_t i = 0; i < sizeof buf && i < in.size(); ++i) buf[i] = static_cast<std::uint8_t>(in[i]);
+  const int world = static_cast<int>(buf[0]) - 8;  // -8 .. 247: worlds of 0 and below must be handled too
+  std::uint8_t hello[8], size[4];
+  std::copy(buf + 1, buf + 9, hello);
+  std::copy(buf + 9, buf + 13, size);
+  try {
+    const int rank = aipe::comm::parse_hello(hello, world);
+    const bool ours = hello[0] == 0x61 && hello[1] == 0x69 && hello[2] == 0x70 && hello[3] == 0x65;
+    if (rank == -1 && ours) broken("parse_hello dropped a hello with aipe's magic");
+    if (rank != -1 && (!ours || rank < 1 || rank >= world)) broken("parse_hello accepted a rank out of range");
+  } catch (const aipe::comm::RendezvousError&) {
+  }
+  try {
+    if (aipe::comm::parse_blob_size(size) > aipe::comm::kMaxBlobBytes) broken("parse_blob_size passed the bound");
+  } catch (const aipe::comm::RendezvousError&) {
+  }
 }
 
 }  // namespace
 
 const std::vector<std::string>& target_names() {
   static const std::vector<std::string> n = {"results_reader", "peak_cache", "compare", "report", "safetensors_header",
-                                             "kv_scheduler"};
+                                             "kv_scheduler",
+                                             "rendezvous_message"};
   return n;
 }
 
@@ -260,6 +284,7 @@ int run_target(const std::string& name, const std::uint8_t* data, std::size_t si
   else if (name == "report") report_target(in);
   else if (name == "safetensors_header") safetensors_header(in);
   else if (name == "kv_scheduler") kv_scheduler(in);
+  else if (name == "rendezvous_message") rendezvous_message(in);
   else throw std::invalid_argument("no fuzz target named '" + name + "'");
   return 0;
 }

@@ -11,8 +11,9 @@
 //               all_gather, reduce_scatter, all_to_all    (n-1)/n
 //               broadcast, reduce, sendrecv               1
 //
-// Inputs are small integers (rank r, element i: (r*7 + i*3) mod 8, in [0, 8)), so a sum over n ranks is at most
-// 7n and exact in every data type that holds integers up to 7n: BF16 (<= 256, n <= 36), FP16 (<= 2048), FP32, int.
+// Inputs are small integers (rank r, element i: (r*7 + i*3) mod 8, in [0, 8); per reduction see exact_values.hpp),
+// so a sum over n ranks is at most 7n and exact in every data type that holds integers up to 7n: BF16 (<= 256,
+// n <= 36), FP16 (<= 2048), FP32, int.
 #pragma once
 #include <cstdint>
 #include <optional>
@@ -21,10 +22,10 @@
 #include <string_view>
 #include <vector>
 
+#include "aipe/comm/exact_values.hpp"
+
 namespace aipe::comm {
 
-enum class Collective { all_reduce, all_gather, reduce_scatter, all_to_all, broadcast, reduce, sendrecv };
-enum class ReduceOp { sum, max, min };
 
 struct CollectiveInfo {
   Collective id;
@@ -38,7 +39,8 @@ struct CollectiveInfo {
 std::span<const CollectiveInfo> collectives();
 const CollectiveInfo& info(Collective c);
 std::optional<Collective> parse_collective(std::string_view name);
-std::optional<ReduceOp> parse_reduce_op(std::string_view name);
+std::optional<ReduceOp> parse_reduce_op(std::string_view name);  // sum, prod, max, min, avg
+const char* reduce_op_name(ReduceOp op);
 
 // Element count actually used for a requested size: rounded down to whole elements and, for the collectives that
 // split by ranks, to a multiple of n (what nccl-tests does). Zero when the size is too small to use.
@@ -53,7 +55,8 @@ ByteCounts byte_counts(Collective c, std::int64_t count, int element_bytes, int 
 double algbw_gbs(std::int64_t size_bytes, double seconds);  // decimal GB/s
 double busbw_gbs(Collective c, std::int64_t size_bytes, double seconds, int n);
 
-// The value rank `rank` puts at element `index` of its send buffer.
+// The value rank `rank` puts at element `index` of its send buffer (sum, max, min and every collective that
+// does not reduce; input_for() gives prod's and avg's).
 std::int64_t input_value(int rank, std::int64_t index);
 // The value element `index` of rank `rank`'s receive buffer must hold after the collective, for `count`
 // elements (the size's element count), n ranks, root 0 (broadcast, reduce) and the sendrecv ring
