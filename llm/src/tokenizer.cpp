@@ -264,9 +264,10 @@ struct Matcher {
   Matcher() {
     md = pcre2_match_data_create(1, nullptr);
     mc = pcre2_match_context_create(nullptr);
+    if (!md || !mc) throw std::bad_alloc();
+    // NULL where PCRE2 was built without JIT: then the interpreter runs, under the heap and depth limits.
     js = pcre2_jit_stack_create(32 * 1024, 1024 * 1024, nullptr);
-    if (!md || !mc || !js) throw std::bad_alloc();
-    pcre2_jit_stack_assign(mc, nullptr, js);
+    if (js) pcre2_jit_stack_assign(mc, nullptr, js);
     pcre2_set_match_limit(mc, 10'000'000);
     pcre2_set_depth_limit(mc, 100'000);
     pcre2_set_heap_limit(mc, 64 * 1024);  // KiB
@@ -274,7 +275,7 @@ struct Matcher {
   Matcher(const Matcher&) = delete;
   Matcher& operator=(const Matcher&) = delete;
   ~Matcher() {
-    pcre2_jit_stack_free(js);
+    if (js) pcre2_jit_stack_free(js);
     pcre2_match_context_free(mc);
     pcre2_match_data_free(md);
   }
@@ -741,9 +742,16 @@ Tokenizer Tokenizer::load(const std::string& path) {
   return from_json(s.str(), path);
 }
 
+namespace {
+const Tokenizer::Impl& impl_of(const std::shared_ptr<const Tokenizer::Impl>& p) {
+  if (!p) throw std::logic_error("an empty Tokenizer (default-constructed): load one with Tokenizer::load");
+  return *p;
+}
+}  // namespace
+
 std::vector<std::int32_t> Tokenizer::encode(std::string_view text, bool add_special_tokens,
                                             bool split_special_tokens) const {
-  const Impl& im = *impl_;
+  const Impl& im = impl_of(impl_);
   std::vector<std::int32_t> ids;
   if (add_special_tokens) ids = im.prefix;
   Matcher m;
@@ -789,26 +797,29 @@ std::vector<std::int32_t> Tokenizer::encode(std::string_view text, bool add_spec
 }
 
 std::string Tokenizer::decode(const std::vector<std::int32_t>& ids, bool skip_special_tokens) const {
+  const Impl& im = impl_of(impl_);
   std::string out;
   for (const auto id : ids) {
-    if (id < 0 || static_cast<std::size_t>(id) >= impl_->present.size() || !impl_->present[id])
-      throw std::invalid_argument(impl_->where + ": no token has id " + std::to_string(id));
-    if (skip_special_tokens && impl_->special[id]) continue;
-    out += impl_->id_bytes[id];
+    if (id < 0 || static_cast<std::size_t>(id) >= im.present.size() || !im.present[id])
+      throw std::invalid_argument(im.where + ": no token has id " + std::to_string(id));
+    if (skip_special_tokens && im.special[id]) continue;
+    out += im.id_bytes[id];
   }
   return out;
 }
 
-std::int32_t Tokenizer::id_limit() const { return static_cast<std::int32_t>(impl_->present.size()); }
-std::size_t Tokenizer::vocab_entries() const { return impl_->entries; }
+std::int32_t Tokenizer::id_limit() const { return static_cast<std::int32_t>(impl_of(impl_).present.size()); }
+std::size_t Tokenizer::vocab_entries() const { return impl_of(impl_).entries; }
 std::optional<std::int32_t> Tokenizer::token_to_id(std::string_view token) const {
+  const Impl& im = impl_of(impl_);
   const std::string k(token);
-  if (const auto it = impl_->added_ids.find(k); it != impl_->added_ids.end()) return it->second;
-  if (const auto it = impl_->vocab.find(k); it != impl_->vocab.end()) return it->second;
+  if (const auto it = im.added_ids.find(k); it != im.added_ids.end()) return it->second;
+  if (const auto it = im.vocab.find(k); it != im.vocab.end()) return it->second;
   return std::nullopt;
 }
 bool Tokenizer::is_special(std::int32_t id) const {
-  return id >= 0 && static_cast<std::size_t>(id) < impl_->special.size() && impl_->special[id];
+  const Impl& im = impl_of(impl_);
+  return id >= 0 && static_cast<std::size_t>(id) < im.special.size() && im.special[id];
 }
 std::string Tokenizer::token_bytes(std::int32_t id) const { return decode({id}, false); }
 

@@ -304,3 +304,10 @@ TEST(Tokenizer, SplitBehaviors) {
   EXPECT_EQ(with("l", "Isolated").encode("lll"), (Ids{108, 108, 108}));
   EXPECT_EQ(with("-", "Removed", true).encode("ll-ll"), (Ids{45}));  // inverted: the gaps are the delimiters
 }
+
+TEST(Tokenizer, EmptyTokenizerIsAnErrorNotACrash) {
+  NEED_TOKENIZER();
+  const Tokenizer t;
+  EXPECT_THROW(t.encode("x"), std::logic_error);
+  EXPECT_THROW(t.decode({1}), std::logic_error);
+}
