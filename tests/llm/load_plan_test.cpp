@@ -1,7 +1,9 @@
 // The checkpoint validator on small Llama-shaped safetensors files written by the test (hidden 8, 2 heads of 4,
 // 1 K/V head, intermediate 12, 2 layers, vocab 10 -- no dimension equal to another, so a swapped shape shows):
-// valid single-file and sharded checkpoints, and each mismatch named with its tensor and file.
+// valid single-file and sharded checkpoints, and each mismatch named with its tensor and file. Then a whole model
+// folder through open_model_files.
 #include "aipe/llm/load_plan.hpp"
+#include "aipe/llm/model_files.hpp"
 
 #include <gtest/gtest.h>
 
@@ -201,4 +203,49 @@ TEST(LoadPlan, DtypeFromTheCheckpointWhenTheConfigNamesNone) {
   const auto plan = aipe::llm::plan_checkpoint(c, Checkpoint::open_dir(d.string()));
   EXPECT_EQ(plan.dtype, DType::F32);
   EXPECT_EQ(plan.total_bytes, static_cast<std::uint64_t>(c.parameter_count()) * 4);
+}
+
+// A whole model folder: config, weights, tokenizer and generation config, opened together and checked against
+// each other (the tokenizer's ids must index the embedding).
+TEST(ModelFiles, OpensAFolderAndChecksTheTokenizerFits) {
+  const auto d = temp_dir("folder");
+  nlohmann::json j = {{"model_type", "llama"},        {"hidden_size", 8},        {"intermediate_size", 12},
+                      {"num_hidden_layers", 1},       {"num_attention_heads", 2}, {"vocab_size", 288},
+                      {"max_position_embeddings", 64}, {"rms_norm_eps", 1e-5},     {"torch_dtype", "bfloat16"},
+                      {"eos_token_id", 283}};
+  std::ofstream(d / "config.json") << j.dump();
+  const auto c = aipe::llm::parse_model_config(j.dump());
+  write_st(d / "model.safetensors", good(c));
+  std::ofstream(d / "generation_config.json") << R"({"temperature": 0.7, "do_sample": true, "eos_token_id": [283, 280]})";
+  // Without a tokenizer.json: fine, unless one is needed.
+  auto m = aipe::llm::open_model_files(d.string());
+  EXPECT_FALSE(m.tokenizer.has_value());
+  EXPECT_EQ(m.plan.tensors.size(), aipe::llm::expected_tensors(c).size());
+  EXPECT_EQ(m.generation.eos_token_ids, (std::vector<std::int64_t>{283, 280}));
+  EXPECT_EQ(m.generation.effective_temperature(), 0.7);
+  EXPECT_NE(error_of([&] { aipe::llm::open_model_files(d.string(), true); }).find("tokenizer.json: missing"),
+            std::string::npos);
+  if (!aipe::llm::tokenizer_available()) GTEST_SKIP() << "aipe was built without PCRE2: the tokenizer is disabled";
+  fs::copy_file(fs::path(AIPE_SOURCE_DIR) / "tests/llm/data/tiny-tokenizer.json", d / "tokenizer.json");
+  m = aipe::llm::open_model_files(d.string(), true);
+  ASSERT_TRUE(m.tokenizer.has_value());
+  EXPECT_EQ(m.tokenizer->encode("hello"), (std::vector<std::int32_t>{262}));
+  // A model with a smaller vocabulary than the tokenizer's 285 ids cannot embed its tokens.
+  j["vocab_size"] = 200;
+  j["eos_token_id"] = 2;
+  std::ofstream(d / "config.json") << j.dump();
+  std::ofstream(d / "generation_config.json") << "{}";
+  write_st(d / "model.safetensors", good(aipe::llm::parse_model_config(j.dump())));
+  const std::string e = error_of([&] { aipe::llm::open_model_files(d.string()); });
+  EXPECT_NE(e.find("tokenizer.json: ids run to 284 but " + d.string() + " has vocab_size 200"), std::string::npos) << e;
+}
+
+TEST(ModelFiles, SyntheticModelsHaveNoFiles) {
+  const auto m = aipe::llm::open_model_files("synthetic:llama-3.2-1b");
+  EXPECT_TRUE(m.config.synthetic);
+  EXPECT_EQ(m.checkpoint, nullptr);
+  EXPECT_TRUE(m.plan.tensors.empty());
+  EXPECT_EQ(m.generation.eos_token_ids, (std::vector<std::int64_t>{128001}));
+  EXPECT_NE(error_of([] { aipe::llm::open_model_files("synthetic:llama-3.2-1b", true); }).find("no tokenizer"),
+            std::string::npos);
 }
