@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <deque>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <queue>
 #include <sstream>
 #include <stdexcept>
 #include <unordered_map>
@@ -255,6 +255,16 @@ struct Regex {
   ~Regex() { pcre2_code_free(code); }
 };
 
+// BPE working state: a symbol of the piece (a doubly linked list over its bytes) and a candidate merge.
+struct BpeSym {
+  std::int32_t id;
+  std::int32_t prev, next;
+  bool alive;
+};
+struct MergeCand {
+  std::int32_t rank, pos, new_id;
+};
+
 // Per-call matching state: match data, a bounded JIT stack and match limits, so a pathological pattern in a
 // hostile file fails with an error instead of running for hours or blowing the stack.
 struct Matcher {
@@ -279,10 +289,11 @@ struct Matcher {
     pcre2_match_context_free(mc);
     pcre2_match_data_free(md);
   }
-  // Non-empty matches [b, e) of re in s, in order (an empty match advances one byte; a UTF-8 continuation byte
-  // cannot start a match of a UTF pattern, so this stays on character boundaries).
-  std::vector<std::pair<std::size_t, std::size_t>> find_all(const Regex& re, std::string_view s) {
-    std::vector<std::pair<std::size_t, std::size_t>> out;
+  // Non-empty matches [b, e) of re in s, in order, into `matches` (an empty match advances one byte; a UTF-8
+  // continuation byte cannot start a match of a UTF pattern, so this stays on character boundaries).
+  std::vector<std::pair<std::size_t, std::size_t>> matches;
+  void find_all(const Regex& re, std::string_view s) {
+    matches.clear();
     std::size_t at = 0;
     while (at <= s.size()) {
       const int rc = pcre2_match(re.code, reinterpret_cast<PCRE2_SPTR>(s.data()), s.size(), at, 0, md, mc);
@@ -295,14 +306,21 @@ struct Matcher {
       }
       const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
       if (ov[1] > ov[0]) {
-        out.emplace_back(ov[0], ov[1]);
+        matches.emplace_back(ov[0], ov[1]);
         at = ov[1];
       } else {
         at = ov[0] + 1;
       }
     }
-    return out;
   }
+  // Reused by every piece of one encode call, so a long text costs no allocation per piece.
+  std::vector<std::pair<std::pair<std::size_t, std::size_t>, bool>> spans;
+  std::vector<std::pair<std::size_t, std::size_t>> cuts;
+  std::vector<std::string_view> cur, next;
+  std::deque<std::string> prefixed;  // pieces ByteLevel gave a leading space; a deque keeps views into it valid
+  std::string mapped;
+  std::vector<BpeSym> sym;
+  std::vector<MergeCand> heap;
 };
 
 enum class Behavior { Removed, Isolated, MergedWithPrevious, MergedWithNext, Contiguous };
@@ -347,18 +365,22 @@ struct Tokenizer::Impl {
   std::vector<std::int32_t> prefix, suffix;  // TemplateProcessing's single-sequence template around the text
   std::size_t entries = 0;
 
-  void bpe(std::string_view piece, std::vector<std::int32_t>& out) const;
-  void pre_tokenize(std::string_view segment, Matcher& m, std::vector<std::string>& pieces) const;
+  void bpe(std::string_view piece, Matcher& m, std::vector<std::int32_t>& out) const;
+  void pre_tokenize(std::string_view segment, Matcher& m) const;
 };
 
 namespace {
 
 // The regex split with its delimiter behavior, as `tokenizers`' Split does it: spans of matches and gaps, then
-// merged per behavior; empty pieces dropped.
-void split_piece(const PreStep& st, std::string_view s, Matcher& m, std::vector<std::string>& out) {
-  std::vector<std::pair<std::pair<std::size_t, std::size_t>, bool>> spans;
+// merged per behavior; empty pieces dropped. Pieces are views into `s`.
+void split_piece(const PreStep& st, std::string_view s, Matcher& m, std::vector<std::string_view>& out) {
+  auto& spans = m.spans;
+  auto& pieces = m.cuts;
+  spans.clear();
+  pieces.clear();
+  m.find_all(*st.re, s);
   std::size_t last = 0;
-  for (const auto& [b, e] : m.find_all(*st.re, s)) {
+  for (const auto& [b, e] : m.matches) {
     if (b > last) spans.push_back({{last, b}, false});
     spans.push_back({{b, e}, true});
     last = e;
@@ -366,7 +388,6 @@ void split_piece(const PreStep& st, std::string_view s, Matcher& m, std::vector<
   if (last < s.size()) spans.push_back({{last, s.size()}, false});
   if (st.invert)
     for (auto& sp : spans) sp.second = !sp.second;
-  std::vector<std::pair<std::size_t, std::size_t>> pieces;
   bool prev = false;
   switch (st.behavior) {
     case Behavior::Removed:
@@ -400,36 +421,41 @@ void split_piece(const PreStep& st, std::string_view s, Matcher& m, std::vector<
       break;
   }
   for (const auto& [b, e] : pieces)
-    if (e > b) out.emplace_back(s.substr(b, e - b));
+    if (e > b) out.push_back(s.substr(b, e - b));
 }
 
 }  // namespace
 
-void Tokenizer::Impl::pre_tokenize(std::string_view segment, Matcher& m, std::vector<std::string>& pieces) const {
-  std::vector<std::string> cur{std::string(segment)}, next;
+// Runs the pre_tokenizer steps over one segment; the pieces (views into the segment or into m.prefixed) are left
+// in m.cur.
+void Tokenizer::Impl::pre_tokenize(std::string_view segment, Matcher& m) const {
+  m.cur.assign(1, segment);
   for (const auto& st : steps) {
-    next.clear();
-    for (auto& p : cur) {
+    m.next.clear();
+    for (std::string_view p : m.cur) {
       if (st.kind == PreStep::ByteLevel) {
-        if (st.add_prefix_space && (p.empty() || p[0] != ' ')) p.insert(p.begin(), ' ');
-        if (st.re) split_piece(st, p, m, next);
-        else next.push_back(std::move(p));
+        if (st.add_prefix_space && (p.empty() || p[0] != ' ')) {
+          m.prefixed.push_back(" " + std::string(p));
+          p = m.prefixed.back();
+        }
+        if (st.re) split_piece(st, p, m, m.next);
+        else m.next.push_back(p);
       } else {
-        split_piece(st, p, m, next);
+        split_piece(st, p, m, m.next);
       }
     }
-    cur.swap(next);
+    m.cur.swap(m.next);
   }
-  for (auto& p : cur) pieces.push_back(std::move(p));
 }
 
 // BPE over one piece: start from one symbol per byte, repeatedly merge the adjacent pair of lowest rank (the
 // leftmost of equal ranks). A heap of candidate merges keeps this O(n log n) for long pieces (whitespace runs);
 // a popped candidate is stale when either side has changed since it was pushed.
-void Tokenizer::Impl::bpe(std::string_view piece, std::vector<std::int32_t>& out) const {
+void Tokenizer::Impl::bpe(std::string_view piece, Matcher& m, std::vector<std::int32_t>& out) const {
   if (piece.empty()) return;
   if (ignore_merges) {
-    std::string mapped;
+    std::string& mapped = m.mapped;
+    mapped.clear();
     for (unsigned char c : piece) mapped += alphabet().to_char[c];
     if (const auto it = vocab.find(mapped); it != vocab.end()) {
       out.push_back(it->second);
@@ -441,32 +467,30 @@ void Tokenizer::Impl::bpe(std::string_view piece, std::vector<std::int32_t>& out
     out.push_back(byte_id[static_cast<unsigned char>(piece[0])]);
     return;
   }
-  struct Sym {
-    std::int32_t id;
-    std::int32_t prev, next;
-    bool alive;
-  };
-  std::vector<Sym> sym(n);
+  auto& sym = m.sym;
+  sym.resize(n);
   for (std::size_t i = 0; i < n; ++i)
     sym[i] = {byte_id[static_cast<unsigned char>(piece[i])], static_cast<std::int32_t>(i) - 1,
               i + 1 < n ? static_cast<std::int32_t>(i + 1) : -1, true};
-  struct Cand {
-    std::int32_t rank, pos, new_id;
-    bool operator>(const Cand& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
-  };
-  std::priority_queue<Cand, std::vector<Cand>, std::greater<Cand>> heap;
+  // A min-heap on (rank, pos) in a reused vector.
+  auto& heap = m.heap;
+  heap.clear();
+  const auto later = [](const MergeCand& a, const MergeCand& b) { return a.rank != b.rank ? a.rank > b.rank : a.pos > b.pos; };
   auto consider = [&](std::int32_t pos) {
     if (pos < 0 || sym[pos].next < 0) return;
     const auto it = merges.find(pair_key(sym[pos].id, sym[sym[pos].next].id));
-    if (it != merges.end()) heap.push({it->second.first, pos, it->second.second});
+    if (it == merges.end()) return;
+    heap.push_back({it->second.first, pos, it->second.second});
+    std::push_heap(heap.begin(), heap.end(), later);
   };
   for (std::size_t i = 0; i + 1 < n; ++i) consider(static_cast<std::int32_t>(i));
   while (!heap.empty()) {
-    const Cand c = heap.top();
-    heap.pop();
-    Sym& l = sym[c.pos];
+    std::pop_heap(heap.begin(), heap.end(), later);
+    const MergeCand c = heap.back();
+    heap.pop_back();
+    BpeSym& l = sym[c.pos];
     if (!l.alive || l.next < 0) continue;
-    Sym& r = sym[l.next];
+    BpeSym& r = sym[l.next];
     const auto it = merges.find(pair_key(l.id, r.id));
     if (it == merges.end() || it->second.second != c.new_id || it->second.first != c.rank) continue;
     l.id = c.new_id;
@@ -755,12 +779,11 @@ std::vector<std::int32_t> Tokenizer::encode(std::string_view text, bool add_spec
   std::vector<std::int32_t> ids;
   if (add_special_tokens) ids = im.prefix;
   Matcher m;
-  std::vector<std::string> pieces;
   auto run_text = [&](std::string_view seg) {
     if (seg.empty()) return;
-    pieces.clear();
-    im.pre_tokenize(seg, m, pieces);
-    for (const auto& p : pieces) im.bpe(p, ids);
+    m.prefixed.clear();
+    im.pre_tokenize(seg, m);
+    for (const auto p : m.cur) im.bpe(p, m, ids);
   };
   // Added tokens first, leftmost-longest; lstrip/rstrip swallow the whitespace beside a match, single_word
   // needs non-word characters (or the text's ends) on both sides.
