@@ -242,7 +242,8 @@ TEST(Tokenizer, AnyBytesRoundTripAndLongRunsAreFast) {
   EXPECT_EQ(a.size(), 50000u);  // ĠĠĠĠ x 50000
   EXPECT_EQ(b.size(), 100000u);  // ll x 100000
   EXPECT_EQ(tiny().decode(a), spaces);
-  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 5.0);
+  // Quadratic merging would take minutes here; the bound leaves room for sanitizer builds on a loaded machine.
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 20.0);
 }
 
 TEST(Tokenizer, MalformedFilesNameTheField) {
