@@ -265,8 +265,9 @@ struct MergeCand {
   std::int32_t rank, pos, new_id;
 };
 
-// Per-call matching state: match data, a bounded JIT stack and match limits, so a pathological pattern in a
-// hostile file fails with an error instead of running for hours or blowing the stack.
+// The state of one encode call: PCRE2 match data, a bounded JIT stack and match limits (so a pathological pattern
+// in a hostile file fails with an error instead of running for hours or blowing the stack), and the scratch
+// buffers every piece reuses.
 struct Matcher {
   pcre2_match_data* md = nullptr;
   pcre2_match_context* mc = nullptr;
@@ -274,7 +275,11 @@ struct Matcher {
   Matcher() {
     md = pcre2_match_data_create(1, nullptr);
     mc = pcre2_match_context_create(nullptr);
-    if (!md || !mc) throw std::bad_alloc();
+    if (!md || !mc) {
+      pcre2_match_data_free(md);  // both accept NULL
+      pcre2_match_context_free(mc);
+      throw std::bad_alloc();
+    }
     // NULL where PCRE2 was built without JIT: then the interpreter runs, under the heap and depth limits.
     js = pcre2_jit_stack_create(32 * 1024, 1024 * 1024, nullptr);
     if (js) pcre2_jit_stack_assign(mc, nullptr, js);
