@@ -312,3 +312,21 @@ TEST(Tokenizer, EmptyTokenizerIsAnErrorNotACrash) {
   EXPECT_THROW(t.encode("x"), std::logic_error);
   EXPECT_THROW(t.decode({1}), std::logic_error);
 }
+
+// lstrip / rstrip swallow the whitespace beside an added token; single_word needs non-word neighbours. Expected
+// ids from `tokenizers` 0.23 on the tiny file with <tool> stripping both sides and <|eot_id|> single_word.
+TEST(Tokenizer, AddedTokenStripAndSingleWord) {
+  NEED_TOKENIZER();
+  auto j = nlohmann::json::parse(tiny_json());
+  for (auto& t : j["added_tokens"]) {
+    if (t["content"] == "<tool>") t["lstrip"] = t["rstrip"] = true;
+    if (t["content"] == "<|eot_id|>") t["single_word"] = true;
+  }
+  const auto t = Tokenizer::from_json(j.dump());
+  EXPECT_EQ(t.encode("a  <tool>  b"), (Ids{97, 284, 98}));
+  EXPECT_EQ(t.encode("a\t<tool>\nb"), (Ids{97, 284, 98}));
+  EXPECT_EQ(t.encode("x<|eot_id|>y"), (Ids{120, 60, 124, 101, 111, 116, 95, 105, 100, 124, 62, 121}));
+  EXPECT_EQ(t.encode("x <|eot_id|> y"), (Ids{120, 32, 283, 32, 121}));
+  EXPECT_EQ(t.encode("a.<|eot_id|>.b"), (Ids{97, 46, 283, 46, 98}));
+  EXPECT_EQ(t.encode("\xc3\xa9<|eot_id|>"), (Ids{195, 169, 60, 124, 101, 111, 116, 95, 105, 100, 124, 62}));
+}
