@@ -4,6 +4,7 @@
 // folder through open_model_files.
 #include "aipe/llm/load_plan.hpp"
 #include "aipe/llm/model_files.hpp"
+#include "aipe/llm/weight_specs.hpp"
 
 #include <gtest/gtest.h>
 
@@ -13,6 +14,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <set>
 #include <nlohmann/json.hpp>
 
 namespace fs = std::filesystem;
@@ -248,4 +250,50 @@ TEST(ModelFiles, SyntheticModelsHaveNoFiles) {
   EXPECT_EQ(m.generation.eos_token_ids, (std::vector<std::int64_t>{128001}));
   EXPECT_NE(error_of([] { aipe::llm::open_model_files("synthetic:llama-3.2-1b", true); }).find("no tokenizer"),
             std::string::npos);
+}
+
+// The arena specs: fused q/k/v and gate/up, the same bytes as the checkpoint's tensors, every part a tensor the
+// load plan holds (what DeviceWeights::load copies from).
+TEST(WeightSpecs, FusedProjectionsCoverTheCheckpoint) {
+  const auto c = tiny(false, true);  // with q/k/v/o biases
+  const auto f = aipe::llm::weight_specs(c, DType::BF16, true);
+  ASSERT_EQ(f.size(), 1 + 2 * 8 + 2u);  // per layer: 2 norms, qkv w+b, o w+b, gate_up, down
+  const auto& qkv = f[2];
+  EXPECT_EQ(qkv.name, "model.layers.0.self_attn.qkv_proj.weight");
+  EXPECT_EQ(qkv.shape, (std::vector<std::int64_t>{8 + 2 * 4, 8}));
+  EXPECT_EQ(qkv.parts, (std::vector<std::string>{"model.layers.0.self_attn.q_proj.weight",
+                                                 "model.layers.0.self_attn.k_proj.weight",
+                                                 "model.layers.0.self_attn.v_proj.weight"}));
+  EXPECT_EQ(f[3].name, "model.layers.0.self_attn.qkv_proj.bias");
+  EXPECT_EQ(f[3].shape, (std::vector<std::int64_t>{16}));
+  bool gate_up = false;
+  for (const auto& s : f)
+    if (s.name == "model.layers.1.mlp.gate_up_proj.weight") {
+      gate_up = true;
+      EXPECT_EQ(s.shape, (std::vector<std::int64_t>{24, 8}));
+    }
+  EXPECT_TRUE(gate_up);
+  // Every name the arena reads exists in a valid checkpoint of this config.
+  const auto d = temp_dir("specs");
+  write_st(d / "model.safetensors", good(c));
+  const auto ck = Checkpoint::open_dir(d.string());
+  const auto plan = aipe::llm::plan_checkpoint(c, ck);
+  std::set<std::string> have;
+  for (const auto& t : plan.tensors) have.insert(t.name);
+  std::size_t bytes = 0;
+  for (const auto& s : f) {
+    bytes += s.bytes();
+    for (const auto& p : s.parts.empty() ? std::vector<std::string>{s.name} : s.parts)
+      EXPECT_TRUE(have.count(p)) << p << " (for " << s.name << ")";
+  }
+  EXPECT_EQ(bytes, plan.total_bytes);
+  // The 1B shape, fused or not: its parameter count in BF16 bytes, and an arena layout exists.
+  const auto s1 = aipe::llm::synthetic_config("llama-3.2-1b");
+  for (const bool fuse : {false, true}) {
+    std::size_t b = 0;
+    const auto sp = aipe::llm::weight_specs(s1, DType::BF16, fuse);
+    for (const auto& s : sp) b += s.bytes();
+    EXPECT_EQ(b, static_cast<std::size_t>(s1.parameter_count()) * 2) << fuse;
+    EXPECT_GE(aipe::llm::plan_arena(sp).total, b);
+  }
 }
