@@ -182,18 +182,29 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
   c.rms_norm_eps = r.number("rms_norm_eps");
   if (!(c.rms_norm_eps > 0 && c.rms_norm_eps < 1))
     fail(where, "rms_norm_eps", std::to_string(c.rms_norm_eps) + " is not in (0, 1)");
-  c.rope_theta = r.number("rope_theta", 10000.0);
+  // transformers 5 writes the RoPE settings as one object, rope_parameters {rope_theta, rope_type, factor, ...};
+  // earlier versions as rope_theta and rope_scaling {rope_type, factor, ...} at the top level. Both are read; a
+  // file with both must agree on theta.
+  const json* rp = r.find("rope_parameters");
+  if (rp && !rp->is_object()) fail(where, "rope_parameters", "must be an object or null, not " + type_of(*rp));
+  const Reader params{rp ? *rp : j, where, "rope_parameters."};
+  c.rope_theta = r.number("rope_theta", rp ? params.number("rope_theta", 10000.0) : 10000.0);
+  if (rp && params.find("rope_theta") && r.find("rope_theta") && params.number("rope_theta") != c.rope_theta)
+    fail(where, "rope_parameters.rope_theta", "disagrees with rope_theta");
   // Bounds keep every frequency a normal positive double (theta^(-2i/d) / factor); real models use 1e4..1e7.
   if (!(c.rope_theta > 1 && c.rope_theta <= 1e12))
     fail(where, "rope_theta", std::to_string(c.rope_theta) + " is not in (1, 1e12]");
 
-  if (const json* rs = r.find("rope_scaling")) {
-    if (!rs->is_object()) fail(where, "rope_scaling", "must be an object or null, not " + type_of(*rs));
-    const Reader s{*rs, where, "rope_scaling."};
+  const json* rs = r.find("rope_scaling");
+  const char* rs_name = "rope_scaling";
+  if (!rs && rp) rs = rp, rs_name = "rope_parameters";
+  if (rs) {
+    if (!rs->is_object()) fail(where, rs_name, "must be an object or null, not " + type_of(*rs));
+    const Reader s{*rs, where, std::string(rs_name) + "."};
     // "type" is the key older transformers versions wrote.
     const char* tkey = s.find("rope_type") ? "rope_type" : "type";
     const auto type = s.text(tkey);
-    if (!type) fail(where, "rope_scaling.rope_type", "missing");
+    if (!type) fail(where, std::string(rs_name) + ".rope_type", "missing");
     if (*type == "llama3") {
       Llama3RopeScaling l;
       l.factor = s.number("factor");
@@ -201,16 +212,16 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
       l.high_freq_factor = s.number("high_freq_factor");
       l.original_max_position_embeddings = s.count("original_max_position_embeddings", kMaxPositions);
       if (!(l.factor >= 1 && l.factor <= 1024))
-        fail(where, "rope_scaling.factor", std::to_string(l.factor) + " is not in [1, 1024]");
+        fail(where, std::string(rs_name) + ".factor", std::to_string(l.factor) + " is not in [1, 1024]");
       if (!(l.low_freq_factor > 0 && l.low_freq_factor <= 1e4))
-        fail(where, "rope_scaling.low_freq_factor", std::to_string(l.low_freq_factor) + " is not in (0, 1e4]");
+        fail(where, std::string(rs_name) + ".low_freq_factor", std::to_string(l.low_freq_factor) + " is not in (0, 1e4]");
       if (!(l.high_freq_factor > l.low_freq_factor && l.high_freq_factor <= 1e4))
-        fail(where, "rope_scaling.high_freq_factor",
+        fail(where, std::string(rs_name) + ".high_freq_factor",
              std::to_string(l.high_freq_factor) + " must be greater than low_freq_factor " +
                  std::to_string(l.low_freq_factor) + " (and at most 1e4)");
       c.rope_scaling = l;
     } else if (*type != "default") {
-      fail(where, std::string("rope_scaling.") + tkey,
+      fail(where, std::string(rs_name) + "." + tkey,
            "'" + *type + "' is not supported (llama3, default)");
     }
   }

@@ -226,3 +226,36 @@ TEST(GenerationConfig, Llama31InstructAndDefaults) {
   EXPECT_NE(err(R"({"temperature": "hot"})").find("temperature: must be a number"), std::string::npos);
   EXPECT_NE(err("[").find("g.json: not valid JSON"), std::string::npos);
 }
+
+// transformers 5 writes theta and the scaling as one object, rope_parameters; read the same as the older layout.
+TEST(ModelConfig, Transformers5RopeParameters) {
+  json j = llama32_1b();
+  const json scaling = j["rope_scaling"];
+  j.erase("rope_scaling");
+  j.erase("rope_theta");
+  j["rope_parameters"] = scaling;
+  j["rope_parameters"]["rope_theta"] = 500000.0;
+  const auto c = parse_model_config(j.dump());
+  EXPECT_DOUBLE_EQ(c.rope_theta, 500000.0);
+  ASSERT_TRUE(c.rope_scaling.has_value());
+  EXPECT_DOUBLE_EQ(c.rope_scaling->factor, 32.0);
+  EXPECT_EQ(c.rope_scaling->original_max_position_embeddings, 8192);
+  // Plain RoPE in the new layout.
+  json p = llama32_1b();
+  p.erase("rope_scaling");
+  p.erase("rope_theta");
+  p["rope_parameters"] = {{"rope_theta", 10000.0}, {"rope_type", "default"}};
+  const auto cp = parse_model_config(p.dump());
+  EXPECT_DOUBLE_EQ(cp.rope_theta, 10000.0);
+  EXPECT_FALSE(cp.rope_scaling.has_value());
+  // Errors name the object they are in; two thetas must agree.
+  EXPECT_NE(bad([](json& x) {
+              x.erase("rope_scaling");
+              x["rope_parameters"] = {{"rope_theta", 5e5}, {"rope_type", "llama3"}, {"factor", 0.5},
+                                      {"low_freq_factor", 1.0}, {"high_freq_factor", 4.0},
+                                      {"original_max_position_embeddings", 8192}};
+            }).find("rope_parameters.factor"),
+            std::string::npos);
+  EXPECT_NE(bad([](json& x) { x["rope_parameters"] = {{"rope_theta", 1e4}}; }).find("disagrees with rope_theta"),
+            std::string::npos);
+}
