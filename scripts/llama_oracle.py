@@ -1,0 +1,100 @@
+#!/usr/bin/env python3
+"""Independent check of aipe's Llama engine against Hugging Face transformers (an oracle, not a dependency).
+
+  make DIR     writes a small random Llama checkpoint (config.json + model.safetensors, BF16) with transformers'
+               own initialisation, of shapes the kernels take but not multiples of their tiles (vocab 4099,
+               intermediate 1416, GQA 8/2 heads of 64), and DIR/prompts.json (a few prompts of awkward lengths).
+  check DIR AIPE_JSON
+               reads what `aipe generate --json` wrote for DIR's prompts and teacher-forces transformers over
+               prompt + aipe's tokens: every token aipe chose greedily must be transformers' argmax at that
+               position, or within TOL of its top logit (BF16 rounding differs between the two engines, so a
+               near-tie may fall either way; a wrong model lands far from the top). Exit 1 on any violation.
+
+Needs torch and transformers (on the GPU machine). Prints one JSON line per check with the worst margin.
+"""
+import json
+import os
+import sys
+
+TOL = 0.15  # logits of a BF16 model of this size: a few BF16 ulps of the top logit
+
+
+def make(d):
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(1234)
+    cfg = LlamaConfig(
+        vocab_size=4099,
+        hidden_size=512,
+        intermediate_size=1416,
+        num_hidden_layers=4,
+        num_attention_heads=8,
+        num_key_value_heads=2,
+        head_dim=64,
+        max_position_embeddings=2048,
+        rms_norm_eps=1e-5,
+        rope_theta=500000.0,
+        rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                      "original_max_position_embeddings": 256},
+        tie_word_embeddings=False,
+        bos_token_id=1,
+        eos_token_id=2,
+        torch_dtype="bfloat16",
+    )
+    model = LlamaForCausalLM(cfg)
+    # transformers' default init (std 0.02) makes every logit nearly equal; a larger spread gives the greedy
+    # choice real margins, so that a wrong kernel shows.
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() == 2:
+                p.normal_(0.0, 1.0 / p.shape[1] ** 0.5)
+    model = model.to(torch.bfloat16)
+    os.makedirs(d, exist_ok=True)
+    model.save_pretrained(d, safe_serialization=True)
+    g = torch.Generator().manual_seed(99)
+    prompts = [torch.randint(3, cfg.vocab_size, (n,), generator=g).tolist() for n in (1, 7, 77, 300)]
+    with open(os.path.join(d, "prompts.json"), "w") as f:
+        json.dump({"prompts": prompts}, f)
+    print(json.dumps({"made": d, "prompts": [len(p) for p in prompts]}))
+
+
+def check(d, aipe_json):
+    import torch
+    from transformers import LlamaForCausalLM
+
+    model = LlamaForCausalLM.from_pretrained(d, torch_dtype=torch.bfloat16).cuda().eval()
+    prompts = json.load(open(os.path.join(d, "prompts.json")))["prompts"]
+    got = json.load(open(aipe_json))
+    outs = got["outputs"]
+    if len(outs) != len(prompts):
+        print(json.dumps({"error": f"{len(outs)} outputs for {len(prompts)} prompts"}))
+        return 1
+    bad = 0
+    for i, (p, o) in enumerate(zip(prompts, outs)):
+        toks = o["tokens"]
+        ids = torch.tensor([p + toks], device="cuda")
+        with torch.no_grad():
+            logits = model(ids).logits[0].float()
+        worst, exact = 0.0, 0
+        for j, t in enumerate(toks):
+            row = logits[len(p) - 1 + j]
+            top = row.max().item()
+            margin = top - row[t].item()
+            worst = max(worst, margin)
+            exact += int(row.argmax().item() == t)
+            if margin > TOL:
+                bad += 1
+        print(json.dumps({"prompt": i, "prompt_len": len(p), "tokens": len(toks), "argmax_matches": exact,
+                          "worst_margin": round(worst, 4), "ok": worst <= TOL}))
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) >= 3 and sys.argv[1] == "make":
+        make(sys.argv[2])
+    elif len(sys.argv) >= 4 and sys.argv[1] == "check":
+        sys.exit(check(sys.argv[2], sys.argv[3]))
+    else:
+        print(__doc__)
+        sys.exit(2)
