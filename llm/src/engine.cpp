@@ -115,7 +115,9 @@ std::vector<GenerationOutput> Engine::generate(const std::vector<GenerationReque
   std::vector<GenerationOutput> out(S);
   std::vector<int> len(S), last(S);
   std::vector<char> done(S, 0);
-  stats_ = GenerationStats{.graphs_captured = stats_.graphs_captured};
+  const int captured = stats_.graphs_captured;
+  stats_ = GenerationStats{};
+  stats_.graphs_captured = captured;
   const auto t0 = Clock::now();
 
   auto sample_into = [&](const std::vector<int>& rows) {  // rows[i]: the request of logits row i
