@@ -3,7 +3,7 @@
 # The CUDA toolkit (nvcc, cudart, cuBLAS, CUB) is expected to be installed already.
 set -euo pipefail
 
-need_pkgs=(cmake ninja-build g++ libgtest-dev nlohmann-json3-dev libcli11-dev ccache git)
+need_pkgs=(cmake ninja-build g++ libgtest-dev nlohmann-json3-dev libcli11-dev ccache git pkg-config libpcre2-dev)
 # Opt-in (large): headless Chromium for the test that renders `aipe report`'s HTML (skipped without it).
 if [ "${AIPE_WITH_CHROMIUM:-0}" = 1 ]; then need_pkgs+=(chromium zlib1g-dev); fi
 # Opt-in: clang with its sanitizer and libFuzzer runtimes, for the 'asan' preset and scripts/fuzz.sh.

@@ -238,6 +238,11 @@ const std::string& Checkpoint::file_of(const std::string& name) const {
   if (it == where_.end()) fail(dir_, "no tensor '" + name + "' in the checkpoint");
   return files_[it->second].path();
 }
+const SafetensorsFile& Checkpoint::file(const std::string& tensor) const {
+  const auto it = where_.find(tensor);
+  if (it == where_.end()) fail(dir_, "no tensor '" + tensor + "' in the checkpoint");
+  return files_[it->second];
+}
 TensorView Checkpoint::tensor(const std::string& name) const {
   const auto it = where_.find(name);
   if (it == where_.end()) fail(dir_, "no tensor '" + name + "' in the checkpoint");

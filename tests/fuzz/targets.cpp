@@ -1,16 +1,26 @@
 #include "targets.hpp"
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <sstream>
 #include <stdexcept>
 #include <string_view>
 
 #include "aipe/ceilings.hpp"
+#include "aipe/llm/config.hpp"
+#include "aipe/llm/generation_config.hpp"
+#include "aipe/llm/load_plan.hpp"
 #include "aipe/llm/safetensors.hpp"
+#include "aipe/llm/tokenizer.hpp"
 #include "aipe/profile/compare.hpp"
 #include "aipe/profile/html_report.hpp"
 #include "aipe/report.hpp"
+
+#ifndef AIPE_SOURCE_DIR
+#define AIPE_SOURCE_DIR "."
+#endif
 
 namespace aipe::fuzz {
 
@@ -114,10 +124,87 @@ void safetensors_header(std::string_view in) {
   }
 }
 
+// config.json: accepted or std::invalid_argument; an accepted config keeps the invariants the engine sizes
+// buffers from (GQA divides, heads x head_dim = hidden, one expected tensor list of the right length, finite
+// RoPE frequencies), and a generation_config.json of the same bytes parses against it or is refused.
+void config_json(std::string_view in) {
+  aipe::llm::ModelConfig c;
+  try {
+    c = aipe::llm::parse_model_config(std::string(in), "fuzz/config.json");
+  } catch (const std::invalid_argument&) {
+    return;
+  }
+  if (c.num_attention_heads % c.num_key_value_heads != 0) broken("accepted heads not a multiple of kv heads");
+  if (c.head_dim * c.num_attention_heads != c.hidden_size) broken("accepted head_dim x heads != hidden_size");
+  if (c.parameter_count() <= 0) broken("accepted config with no parameters");
+  const std::size_t per = 9 + (c.qkv_bias ? 3 : 0) + (c.o_bias ? 1 : 0) + (c.mlp_bias ? 3 : 0);
+  if (c.num_hidden_layers <= 64 &&
+      aipe::llm::expected_tensors(c).size() !=
+          2 + per * static_cast<std::size_t>(c.num_hidden_layers) + (c.tie_word_embeddings ? 0 : 1))
+    broken("expected tensor list has the wrong length");
+  for (const double f : aipe::llm::rope_inv_freq(c))
+    if (!std::isfinite(f) || f <= 0) broken("a RoPE frequency is not finite and positive");
+  try {
+    const auto g = aipe::llm::parse_generation_config(std::string(in), "fuzz/generation_config.json", c);
+    if (!(g.temperature > 0) || !(g.top_p > 0 && g.top_p <= 1)) broken("accepted sampling parameters out of range");
+  } catch (const std::invalid_argument&) {
+  }
+}
+
+// tokenizer.json: accepted or refused with std::invalid_argument (std::runtime_error for a regex that exceeds
+// its match limits); an accepted tokenizer encodes a fixed text to ids it can decode.
+void tokenizer_json(std::string_view in) {
+  if (!aipe::llm::tokenizer_available()) return;
+  try {
+    const auto t = aipe::llm::Tokenizer::from_json(std::string(in), "fuzz/tokenizer.json");
+    const auto ids = t.encode("Hello, world! 1234 \xe4\xbd\xa0\xe5\xa5\xbd \xf0\x9f\x99\x82  \n\n<|eot_id|>", true);
+    for (const auto id : ids)
+      if (id < 0 || id >= t.id_limit()) broken("encode produced an id outside the tokenizer");
+    (void)t.decode(ids);
+  } catch (const std::invalid_argument&) {
+  } catch (const std::runtime_error&) {
+  }
+}
+
+// The hand-made tokenizer of tests/llm/data (byte-level: every byte string encodes). On arbitrary bytes:
+// decode(encode(s)) == s with and without special-token matching, and the streaming decoder's output, token by
+// token, equals the whole decode made valid UTF-8.
+const aipe::llm::Tokenizer& fuzz_tokenizer() {
+  static const aipe::llm::Tokenizer t = [] {
+    const std::string p = std::string(AIPE_SOURCE_DIR) + "/tests/llm/data/tiny-tokenizer.json";
+    std::ifstream f(p, std::ios::binary);
+    if (!f) broken("cannot read tests/llm/data/tiny-tokenizer.json (AIPE_SOURCE_DIR)");
+    std::ostringstream s;
+    s << f.rdbuf();
+    return aipe::llm::Tokenizer::from_json(s.str(), p);
+  }();
+  return t;
+}
+
+void tokenizer_encode(std::string_view in) {
+  if (!aipe::llm::tokenizer_available()) return;
+  // Pieces are local (a regex match, then merges within it): bytes past 8 KB reach no new state, only cost time
+  // (the seed corpus holds 100 KB results files).
+  in = in.substr(0, 8192);
+  const auto& t = fuzz_tokenizer();
+  for (const bool split : {false, true}) {
+    const auto ids = t.encode(in, false, split);
+    if (t.decode(ids) != in) broken("decode(encode(s)) != s");
+    if (ids.size() > in.size()) broken("more tokens than bytes");
+  }
+  const auto ids = t.encode(in, true);
+  aipe::llm::StreamDecoder d(t, false);
+  std::string streamed;
+  for (const auto id : ids) streamed += d.push(id);
+  streamed += d.finish();
+  if (streamed != aipe::llm::utf8_lossy(t.decode(ids))) broken("streamed decode differs from the whole decode");
+}
+
 }  // namespace
 
 const std::vector<std::string>& target_names() {
-  static const std::vector<std::string> n = {"results_reader", "peak_cache", "compare", "report", "safetensors_header"};
+  static const std::vector<std::string> n = {"results_reader", "peak_cache", "compare", "report", "safetensors_header",
+                                              "config_json", "tokenizer_json", "tokenizer_encode"};
   return n;
 }
 
@@ -128,6 +215,9 @@ int run_target(const std::string& name, const std::uint8_t* data, std::size_t si
   else if (name == "compare") compare_target(in);
   else if (name == "report") report_target(in);
   else if (name == "safetensors_header") safetensors_header(in);
+  else if (name == "config_json") config_json(in);
+  else if (name == "tokenizer_json") tokenizer_json(in);
+  else if (name == "tokenizer_encode") tokenizer_encode(in);
   else throw std::invalid_argument("no fuzz target named '" + name + "'");
   return 0;
 }

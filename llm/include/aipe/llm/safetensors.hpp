@@ -54,6 +54,8 @@ class SafetensorsFile {
   const std::map<std::string, ParsedTensor>& tensors() const { return header_.tensors; }
   bool has(const std::string& name) const { return header_.tensors.count(name) != 0; }
   TensorView tensor(const std::string& name) const;  // throws naming file and tensor when absent
+  // Byte offset of the data section in the file: a tensor's bytes start at data_start() + its begin offset.
+  std::uint64_t data_start() const { return data_start_; }
 
  private:
   std::string path_;
@@ -71,6 +73,8 @@ class Checkpoint {
   bool has(const std::string& name) const { return where_.count(name) != 0; }
   TensorView tensor(const std::string& name) const;
   const std::string& file_of(const std::string& name) const;
+  const SafetensorsFile& file(const std::string& tensor) const;  // the shard holding it
+  const std::string& dir() const { return dir_; }
 
  private:
   std::vector<SafetensorsFile> files_;

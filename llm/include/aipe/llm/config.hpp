@@ -1,0 +1,71 @@
+#pragma once
+// Model configuration of the Llama family, read from a Hugging Face config.json or built in (synthetic:NAME).
+// Every key is validated for presence and type; an error is a std::invalid_argument naming the file and the key,
+// e.g. "config.json: num_key_value_heads: 32 num_attention_heads are not a multiple of 6 key/value heads".
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "aipe/llm/safetensors.hpp"
+
+namespace aipe::llm {
+
+// model_type "llama" (Llama 2/3.x: optional bias on q, k, v and o together) or "qwen2" (bias on q, k, v only).
+enum class Family { Llama, Qwen2 };
+const char* family_name(Family f);
+
+// rope_scaling {"rope_type": "llama3", ...}: the Llama 3.1 frequency-dependent stretch of the RoPE wavelengths.
+struct Llama3RopeScaling {
+  double factor = 0;                          // long-wavelength (low) frequencies are divided by this
+  double low_freq_factor = 0;                 // wavelength > original_max / low_freq_factor: fully scaled
+  double high_freq_factor = 0;                // wavelength < original_max / high_freq_factor: unchanged
+  std::int64_t original_max_position_embeddings = 0;  // the context length the model was pretrained at
+};
+
+struct ModelConfig {
+  std::string name;          // the folder or "synthetic:llama-3.2-1b"
+  bool synthetic = false;    // built in: no checkpoint behind it, weights are generated
+  Family family = Family::Llama;
+  std::string model_type;    // as written: "llama", "qwen2"
+  std::string architecture;  // architectures[0], e.g. "LlamaForCausalLM"
+  std::int64_t hidden_size = 0;
+  std::int64_t intermediate_size = 0;
+  std::int64_t num_hidden_layers = 0;
+  std::int64_t num_attention_heads = 0;
+  std::int64_t num_key_value_heads = 0;  // GQA: each K/V head serves heads / kv_heads query heads
+  std::int64_t head_dim = 0;             // default hidden_size / num_attention_heads
+  std::int64_t vocab_size = 0;
+  std::int64_t max_position_embeddings = 0;
+  double rms_norm_eps = 0;
+  double rope_theta = 10000.0;
+  std::optional<Llama3RopeScaling> rope_scaling;  // absent: plain RoPE
+  bool tie_word_embeddings = false;               // lm_head shares model.embed_tokens.weight
+  bool qkv_bias = false, o_bias = false, mlp_bias = false;
+  DType dtype = DType::BF16;  // torch_dtype (or "dtype"): the checkpoint's weight dtype
+  bool dtype_given = false;   // false: the file named none, so the checkpoint's own dtype is taken
+  std::optional<std::int64_t> bos_token_id;
+  std::vector<std::int64_t> eos_token_ids;  // an int or a list in the file
+
+  std::int64_t q_dim() const { return num_attention_heads * head_dim; }
+  std::int64_t kv_dim() const { return num_key_value_heads * head_dim; }
+  // Parameters of the model (lm_head counted once when tied), and per-token K+V cache bytes over all layers.
+  std::int64_t parameter_count() const;
+  std::int64_t kv_bytes_per_token(std::size_t elem_bytes) const {
+    return 2 * num_hidden_layers * kv_dim() * static_cast<std::int64_t>(elem_bytes);
+  }
+};
+
+// Parses config.json text; `where` names the file in errors. Pure function (tests and the fuzz target use it).
+ModelConfig parse_model_config(const std::string& json_text, const std::string& where = "config.json");
+// DIR/config.json, or a built-in shape when `model` starts with "synthetic:".
+ModelConfig load_model_config(const std::string& model);
+// The built-in shapes: the published config.json values of meta-llama/Llama-3.2-1B, Llama-3.1-8B, Llama-3.1-70B.
+ModelConfig synthetic_config(const std::string& name);  // name without the "synthetic:" prefix
+std::vector<std::string> synthetic_names();
+
+// RoPE inverse frequencies (head_dim / 2 of them, pair i rotates by position * inv_freq[i]), with the llama3
+// scaling applied when the config has it: the host-side table the RoPE kernel reads.
+std::vector<double> rope_inv_freq(const ModelConfig& c);
+
+}  // namespace aipe::llm

@@ -1,0 +1,329 @@
+#include "aipe/llm/config.hpp"
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <numbers>
+#include <sstream>
+#include <stdexcept>
+
+namespace aipe::llm {
+namespace {
+
+using nlohmann::json;
+
+[[noreturn]] void fail(const std::string& where, const std::string& key, const std::string& what) {
+  throw std::invalid_argument(where + ": " + key + ": " + what);
+}
+
+std::string type_of(const json& v) {
+  if (v.is_null()) return "null";
+  if (v.is_boolean()) return "a boolean";
+  if (v.is_number_integer()) return "an integer";
+  if (v.is_number()) return "a number";
+  if (v.is_string()) return "a string";
+  if (v.is_array()) return "an array";
+  return "an object";
+}
+
+// Field readers: `j` is the enclosing object, `key` its path for messages ("rope_scaling.factor").
+struct Reader {
+  const json& j;
+  const std::string& where;
+  std::string prefix;  // "" or "rope_scaling."
+
+  const json* find(const char* key) const {
+    const auto it = j.find(key);
+    return it == j.end() || it->is_null() ? nullptr : &*it;
+  }
+  std::string path(const char* key) const { return prefix + key; }
+
+  // A positive integer in [1, max]; integral floats (8192.0) are refused: a shape is written as an integer.
+  std::int64_t count(const char* key, std::int64_t max, std::optional<std::int64_t> dflt = {}) const {
+    const json* v = find(key);
+    if (!v) {
+      if (dflt) return *dflt;
+      fail(where, path(key), "missing (a positive integer is required)");
+    }
+    if (!v->is_number_integer()) fail(where, path(key), "must be an integer, not " + type_of(*v));
+    // nlohmann stores a non-negative literal as unsigned, a negative one as signed.
+    const bool in_range = v->is_number_unsigned()
+                              ? v->get<std::uint64_t>() >= 1 && v->get<std::uint64_t>() <= static_cast<std::uint64_t>(max)
+                              : v->get<std::int64_t>() >= 1 && v->get<std::int64_t>() <= max;
+    if (!in_range) fail(where, path(key), v->dump() + " is out of range [1, " + std::to_string(max) + "]");
+    return v->get<std::int64_t>();
+  }
+  // A finite number (integers accepted: rope_theta is often written 500000).
+  double number(const char* key, std::optional<double> dflt = {}) const {
+    const json* v = find(key);
+    if (!v) {
+      if (dflt) return *dflt;
+      fail(where, path(key), "missing (a number is required)");
+    }
+    if (!v->is_number()) fail(where, path(key), "must be a number, not " + type_of(*v));
+    const double d = v->get<double>();
+    if (!std::isfinite(d)) fail(where, path(key), "must be finite");
+    return d;
+  }
+  bool flag(const char* key, bool dflt) const {
+    const json* v = find(key);
+    if (!v) return dflt;
+    if (!v->is_boolean()) fail(where, path(key), "must be true or false, not " + type_of(*v));
+    return v->get<bool>();
+  }
+  std::optional<std::string> text(const char* key) const {
+    const json* v = find(key);
+    if (!v) return std::nullopt;
+    if (!v->is_string()) fail(where, path(key), "must be a string, not " + type_of(*v));
+    return v->get<std::string>();
+  }
+  // A token id, or a list of them (eos_token_id of the instruct models), each in [0, vocab).
+  std::vector<std::int64_t> ids(const char* key, std::int64_t vocab) const {
+    const json* v = find(key);
+    std::vector<std::int64_t> out;
+    if (!v) return out;
+    auto one = [&](const json& e, const std::string& p) {
+      if (!e.is_number_integer()) fail(where, p, "must be a token id (an integer), not " + type_of(e));
+      if (e.is_number_unsigned() ? e.get<std::uint64_t>() >= static_cast<std::uint64_t>(vocab)
+                                 : (e.get<std::int64_t>() < 0 || e.get<std::int64_t>() >= vocab))
+        fail(where, p, "token id " + e.dump() + " is outside the vocabulary [0, " + std::to_string(vocab) + ")");
+      out.push_back(e.get<std::int64_t>());
+    };
+    if (v->is_array()) {
+      for (std::size_t i = 0; i < v->size(); ++i) one((*v)[i], path(key) + "[" + std::to_string(i) + "]");
+    } else {
+      one(*v, path(key));
+    }
+    return out;
+  }
+};
+
+// Upper bounds that keep every product of shapes inside int64 (and refuse a corrupt file before it sizes a buffer).
+constexpr std::int64_t kMaxDim = 1 << 20, kMaxLayers = 4096, kMaxHeads = 4096, kMaxVocab = 1 << 24,
+                       kMaxPositions = std::int64_t{1} << 30;
+
+DType parse_torch_dtype(const std::string& where, const std::string& key, const std::string& s) {
+  if (s == "bfloat16") return DType::BF16;
+  if (s == "float16") return DType::F16;
+  if (s == "float32") return DType::F32;
+  fail(where, key, "'" + s + "' is not a supported weight dtype (bfloat16, float16, float32)");
+}
+
+}  // namespace
+
+const char* family_name(Family f) { return f == Family::Llama ? "llama" : "qwen2"; }
+
+std::int64_t ModelConfig::parameter_count() const {
+  const std::int64_t h = hidden_size;
+  std::int64_t layer = h * q_dim() + 2 * h * kv_dim() + q_dim() * h  // q, k, v, o
+                       + 3 * h * intermediate_size                   // gate, up, down
+                       + 2 * h;                                      // the two RMSNorm weights
+  if (qkv_bias) layer += q_dim() + 2 * kv_dim();
+  if (o_bias) layer += h;
+  if (mlp_bias) layer += 2 * intermediate_size + h;
+  return num_hidden_layers * layer + vocab_size * h * (tie_word_embeddings ? 1 : 2) + h;
+}
+
+ModelConfig parse_model_config(const std::string& json_text, const std::string& where) {
+  json j;
+  try {
+    j = json::parse(json_text);
+  } catch (const json::exception& e) {
+    throw std::invalid_argument(where + ": not valid JSON: " + e.what());
+  }
+  if (!j.is_object()) throw std::invalid_argument(where + ": not a JSON object");
+  const Reader r{j, where, ""};
+  ModelConfig c;
+  c.name = where;
+
+  const auto mt = r.text("model_type");
+  if (!mt) fail(where, "model_type", "missing (a supported family is required: llama, qwen2)");
+  c.model_type = *mt;
+  if (c.model_type == "llama") c.family = Family::Llama;
+  else if (c.model_type == "qwen2") c.family = Family::Qwen2;
+  else fail(where, "model_type", "'" + c.model_type + "' is not a supported family (llama, qwen2)");
+  if (const json* a = r.find("architectures")) {
+    if (!a->is_array() || a->empty() || !(*a)[0].is_string())
+      fail(where, "architectures", "must be a non-empty list of strings");
+    c.architecture = (*a)[0].get<std::string>();
+    const std::string suffix = "ForCausalLM";
+    if (c.architecture.size() < suffix.size() ||
+        c.architecture.compare(c.architecture.size() - suffix.size(), suffix.size(), suffix) != 0)
+      fail(where, "architectures", "'" + c.architecture + "' is not a causal language model (*ForCausalLM)");
+  }
+  if (const auto act = r.text("hidden_act"); act && *act != "silu")
+    fail(where, "hidden_act", "'" + *act + "' is not supported (the Llama MLP is SwiGLU: silu)");
+
+  c.hidden_size = r.count("hidden_size", kMaxDim);
+  c.intermediate_size = r.count("intermediate_size", 4 * kMaxDim);
+  c.num_hidden_layers = r.count("num_hidden_layers", kMaxLayers);
+  c.num_attention_heads = r.count("num_attention_heads", kMaxHeads);
+  // Absent num_key_value_heads means multi-head attention (HF's default: one K/V head per query head).
+  c.num_key_value_heads = r.count("num_key_value_heads", kMaxHeads, c.num_attention_heads);
+  if (c.num_attention_heads % c.num_key_value_heads != 0)
+    fail(where, "num_key_value_heads",
+         std::to_string(c.num_attention_heads) + " num_attention_heads are not a multiple of " +
+             std::to_string(c.num_key_value_heads) + " key/value heads");
+  if (!r.find("head_dim") && c.hidden_size % c.num_attention_heads != 0)
+    fail(where, "num_attention_heads",
+         "hidden_size " + std::to_string(c.hidden_size) + " is not divisible by " +
+             std::to_string(c.num_attention_heads) + " heads (and no head_dim is given)");
+  c.head_dim = r.count("head_dim", 4096, c.hidden_size / c.num_attention_heads);
+  if (c.head_dim % 2 != 0) fail(where, "head_dim", std::to_string(c.head_dim) + " is odd: RoPE rotates pairs");
+  if (c.head_dim * c.num_attention_heads != c.hidden_size)
+    fail(where, "head_dim",
+         std::to_string(c.head_dim) + " x " + std::to_string(c.num_attention_heads) + " heads = " +
+             std::to_string(c.head_dim * c.num_attention_heads) + ", not hidden_size " +
+             std::to_string(c.hidden_size) + " (the " + family_name(c.family) + " family projects back to hidden)");
+  c.vocab_size = r.count("vocab_size", kMaxVocab);
+  c.max_position_embeddings = r.count("max_position_embeddings", kMaxPositions);
+
+  c.rms_norm_eps = r.number("rms_norm_eps");
+  if (!(c.rms_norm_eps > 0 && c.rms_norm_eps < 1))
+    fail(where, "rms_norm_eps", std::to_string(c.rms_norm_eps) + " is not in (0, 1)");
+  c.rope_theta = r.number("rope_theta", 10000.0);
+  // Bounds keep every frequency a normal positive double (theta^(-2i/d) / factor); real models use 1e4..1e7.
+  if (!(c.rope_theta > 1 && c.rope_theta <= 1e12))
+    fail(where, "rope_theta", std::to_string(c.rope_theta) + " is not in (1, 1e12]");
+
+  if (const json* rs = r.find("rope_scaling")) {
+    if (!rs->is_object()) fail(where, "rope_scaling", "must be an object or null, not " + type_of(*rs));
+    const Reader s{*rs, where, "rope_scaling."};
+    // "type" is the key older transformers versions wrote.
+    const char* tkey = s.find("rope_type") ? "rope_type" : "type";
+    const auto type = s.text(tkey);
+    if (!type) fail(where, "rope_scaling.rope_type", "missing");
+    if (*type == "llama3") {
+      Llama3RopeScaling l;
+      l.factor = s.number("factor");
+      l.low_freq_factor = s.number("low_freq_factor");
+      l.high_freq_factor = s.number("high_freq_factor");
+      l.original_max_position_embeddings = s.count("original_max_position_embeddings", kMaxPositions);
+      if (!(l.factor >= 1 && l.factor <= 1024))
+        fail(where, "rope_scaling.factor", std::to_string(l.factor) + " is not in [1, 1024]");
+      if (!(l.low_freq_factor > 0 && l.low_freq_factor <= 1e4))
+        fail(where, "rope_scaling.low_freq_factor", std::to_string(l.low_freq_factor) + " is not in (0, 1e4]");
+      if (!(l.high_freq_factor > l.low_freq_factor && l.high_freq_factor <= 1e4))
+        fail(where, "rope_scaling.high_freq_factor",
+             std::to_string(l.high_freq_factor) + " must be greater than low_freq_factor " +
+                 std::to_string(l.low_freq_factor) + " (and at most 1e4)");
+      c.rope_scaling = l;
+    } else if (*type != "default") {
+      fail(where, std::string("rope_scaling.") + tkey,
+           "'" + *type + "' is not supported (llama3, default)");
+    }
+  }
+
+  c.tie_word_embeddings = r.flag("tie_word_embeddings", false);
+  if (c.family == Family::Llama) {
+    c.qkv_bias = c.o_bias = r.flag("attention_bias", false);
+  } else {
+    // Qwen2 always has q/k/v biases and none on o_proj; its config has no attention_bias key.
+    c.qkv_bias = true;
+    if (r.flag("use_sliding_window", false))
+      fail(where, "use_sliding_window", "sliding-window attention is not supported");
+  }
+  c.mlp_bias = r.flag("mlp_bias", false);
+
+  const char* dkey = r.find("torch_dtype") ? "torch_dtype" : "dtype";
+  if (const auto d = r.text(dkey)) c.dtype = parse_torch_dtype(where, dkey, *d);
+  c.dtype_given = r.find(dkey) != nullptr;
+
+  const auto bos = r.ids("bos_token_id", c.vocab_size);
+  if (bos.size() > 1) fail(where, "bos_token_id", "must be one token id, not a list");
+  if (!bos.empty()) c.bos_token_id = bos[0];
+  c.eos_token_ids = r.ids("eos_token_id", c.vocab_size);
+  return c;
+}
+
+ModelConfig load_model_config(const std::string& model) {
+  const std::string prefix = "synthetic:";
+  if (model.rfind(prefix, 0) == 0) return synthetic_config(model.substr(prefix.size()));
+  namespace fs = std::filesystem;
+  const fs::path p = fs::path(model) / "config.json";
+  std::ifstream in(p, std::ios::binary);
+  if (!in) throw std::invalid_argument(p.string() + ": cannot open (a model is a Hugging Face folder with "
+                                       "config.json, or synthetic:NAME)");
+  std::ostringstream s;
+  s << in.rdbuf();
+  ModelConfig c = parse_model_config(s.str(), p.string());
+  c.name = model;
+  return c;
+}
+
+// The published config.json files (meta-llama on the Hugging Face hub); only the fields aipe reads.
+ModelConfig synthetic_config(const std::string& name) {
+  ModelConfig c;
+  c.name = "synthetic:" + name;
+  c.synthetic = true;
+  c.family = Family::Llama;
+  c.model_type = "llama";
+  c.architecture = "LlamaForCausalLM";
+  c.vocab_size = 128256;
+  c.max_position_embeddings = 131072;
+  c.rms_norm_eps = 1e-5;
+  c.rope_theta = 500000.0;
+  c.dtype = DType::BF16;
+  c.bos_token_id = 128000;
+  c.eos_token_ids = {128001};  // the base models; the Instruct configs list 128001, 128008, 128009
+  c.num_key_value_heads = 8;
+  Llama3RopeScaling rs{.factor = 8.0, .low_freq_factor = 1.0, .high_freq_factor = 4.0,
+                       .original_max_position_embeddings = 8192};
+  if (name == "llama-3.2-1b") {
+    c.hidden_size = 2048;
+    c.intermediate_size = 8192;
+    c.num_hidden_layers = 16;
+    c.num_attention_heads = 32;
+    c.head_dim = 64;
+    c.tie_word_embeddings = true;
+    rs.factor = 32.0;
+  } else if (name == "llama-3.1-8b") {
+    c.hidden_size = 4096;
+    c.intermediate_size = 14336;
+    c.num_hidden_layers = 32;
+    c.num_attention_heads = 32;
+    c.head_dim = 128;
+  } else if (name == "llama-3.1-70b") {
+    c.hidden_size = 8192;
+    c.intermediate_size = 28672;
+    c.num_hidden_layers = 80;
+    c.num_attention_heads = 64;
+    c.head_dim = 128;
+  } else {
+    std::string all;
+    for (const auto& n : synthetic_names()) all += (all.empty() ? "" : ", ") + std::string("synthetic:") + n;
+    throw std::invalid_argument("no built-in model 'synthetic:" + name + "' (known: " + all + ")");
+  }
+  c.rope_scaling = rs;
+  return c;
+}
+
+std::vector<std::string> synthetic_names() { return {"llama-3.2-1b", "llama-3.1-8b", "llama-3.1-70b"}; }
+
+std::vector<double> rope_inv_freq(const ModelConfig& c) {
+  const std::int64_t half = c.head_dim / 2;
+  std::vector<double> f(static_cast<std::size_t>(half));
+  for (std::int64_t i = 0; i < half; ++i)
+    f[i] = 1.0 / std::pow(c.rope_theta, static_cast<double>(2 * i) / static_cast<double>(c.head_dim));
+  if (!c.rope_scaling) return f;
+  // Llama 3.1: wavelengths shorter than original/high_freq_factor keep their frequency, longer than
+  // original/low_freq_factor are stretched by `factor`, and those in between are interpolated linearly in
+  // original/wavelength.
+  const auto& s = *c.rope_scaling;
+  const double orig = static_cast<double>(s.original_max_position_embeddings);
+  const double low_wavelen = orig / s.low_freq_factor, high_wavelen = orig / s.high_freq_factor;
+  for (auto& x : f) {
+    const double wavelen = 2 * std::numbers::pi / x;
+    if (wavelen < high_wavelen) continue;
+    if (wavelen > low_wavelen) {
+      x /= s.factor;
+      continue;
+    }
+    const double smooth = (orig / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+    x = (1 - smooth) * x / s.factor + smooth * x;
+  }
+  return f;
+}
+
+}  // namespace aipe::llm
