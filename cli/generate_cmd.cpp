@@ -19,7 +19,6 @@
 #include "aipe/version.hpp"
 #include "aipe/buffer.hpp"
 #include "aipe/llm/engine.hpp"
-#include "aipe/llm/generation_config.hpp"
 #include "aipe/llm/loader.hpp"
 #include "aipe/llm/tokenizer.hpp"
 #include "app.hpp"
@@ -93,7 +92,7 @@ int check_model_arg(const ModelArgs& a, std::ostream& err) {
 }
 
 json model_json(const llm::LoadedModel& m) {
-  return {{"name", m.config.name}, {"synthetic", m.config.synthetic}, {"parameters", m.model->shape().parameters()},
+  return {{"name", m.config.name}, {"synthetic", m.config.synthetic}, {"parameters", m.config.parameter_count()},
           {"weight_bytes", m.weight_bytes}, {"kv_pages", m.model->cache_shape().num_pages},
           {"page_size", m.model->cache_shape().page_size}, {"load_s", m.load_s}};
 }
@@ -155,7 +154,7 @@ int cmd_generate(const GenerateArgs& a, std::ostream& out, std::ostream& err) {
   int context = 0;
   for (const auto& p : ids) context = std::max<int>(context, int(p.size()) + a.max_new);
   llm::LoadedModel m = load(a, int(ids.size()), context, err);
-  const llm::GenerationConfig gc = llm::load_generation_config(synthetic ? std::string() : a.model, m.config);
+  const llm::GenerationConfig& gc = m.generation;
 
   std::vector<llm::GenerationRequest> reqs;
   for (std::size_t i = 0; i < ids.size(); ++i) {

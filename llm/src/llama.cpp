@@ -29,16 +29,6 @@ void need(bool ok, const std::string& what) {
 
 }  // namespace
 
-std::size_t LlamaShape::parameters() const {
-  std::size_t n = 0;
-  for (const auto& s : llama_weight_specs(*this)) {
-    std::size_t e = 1;
-    for (auto d : s.shape) e *= std::size_t(d);
-    n += e;
-  }
-  return n;
-}
-
 void check_llama_shape(const LlamaShape& s) {
   need(s.hidden > 0 && s.intermediate > 0 && s.layers > 0 && s.heads > 0 && s.kv_heads > 0 && s.vocab > 0,
        "hidden, intermediate, layers, heads, kv_heads and vocab must be positive");
@@ -52,31 +42,6 @@ void check_llama_shape(const LlamaShape& s) {
   need(s.max_positions > 0, "max_positions must be positive");
   need(s.rms_eps >= 0.f, "rms_norm_eps must be >= 0");
   need(s.rope.dim == s.head_dim, "the rotary dimension must be head_dim (partial rotary is not supported)");
-}
-
-std::vector<TensorSpec> llama_weight_specs(const LlamaShape& s) {
-  const std::int64_t h = s.hidden, q = std::int64_t(s.heads) * s.head_dim, kv = std::int64_t(s.kv_heads) * s.head_dim;
-  std::vector<TensorSpec> w;
-  w.push_back({"model.embed_tokens.weight", DType::BF16, {s.vocab, h}, {}});
-  for (int l = 0; l < s.layers; ++l) {
-    w.push_back({layer_name(l, "input_layernorm.weight"), DType::BF16, {h}, {}});
-    w.push_back({layer_name(l, "self_attn.q_proj.weight"), DType::BF16, {q, h}, {}});
-    w.push_back({layer_name(l, "self_attn.k_proj.weight"), DType::BF16, {kv, h}, {}});
-    w.push_back({layer_name(l, "self_attn.v_proj.weight"), DType::BF16, {kv, h}, {}});
-    if (s.attention_bias) {
-      w.push_back({layer_name(l, "self_attn.q_proj.bias"), DType::BF16, {q}, {}});
-      w.push_back({layer_name(l, "self_attn.k_proj.bias"), DType::BF16, {kv}, {}});
-      w.push_back({layer_name(l, "self_attn.v_proj.bias"), DType::BF16, {kv}, {}});
-    }
-    w.push_back({layer_name(l, "self_attn.o_proj.weight"), DType::BF16, {h, q}, {}});
-    w.push_back({layer_name(l, "post_attention_layernorm.weight"), DType::BF16, {h}, {}});
-    w.push_back({layer_name(l, "mlp.gate_up_proj.weight"), DType::BF16, {2 * std::int64_t(s.intermediate), h},
-                 {layer_name(l, "mlp.gate_proj.weight"), layer_name(l, "mlp.up_proj.weight")}});
-    w.push_back({layer_name(l, "mlp.down_proj.weight"), DType::BF16, {h, s.intermediate}, {}});
-  }
-  w.push_back({"model.norm.weight", DType::BF16, {h}, {}});
-  if (!s.tied_embeddings) w.push_back({"lm_head.weight", DType::BF16, {s.vocab, h}, {}});
-  return w;
 }
 
 LlamaModel::LlamaModel(const LlamaShape& shape, DeviceWeights weights, const KvCacheShape& cache,
@@ -98,14 +63,8 @@ LlamaModel::LlamaModel(const LlamaShape& shape, DeviceWeights weights, const KvC
     LayerWeights w{};
     w.in_norm = g("input_layernorm.weight");
     w.post_norm = g("post_attention_layernorm.weight");
-    w.wq = g("self_attn.q_proj.weight");
-    w.wk = g("self_attn.k_proj.weight");
-    w.wv = g("self_attn.v_proj.weight");
-    if (shape_.attention_bias) {
-      w.bq = g("self_attn.q_proj.bias");
-      w.bk = g("self_attn.k_proj.bias");
-      w.bv = g("self_attn.v_proj.bias");
-    }
+    w.wqkv = g("self_attn.qkv_proj.weight");
+    w.bqkv = shape_.attention_bias ? g("self_attn.qkv_proj.bias") : nullptr;
     w.wo = g("self_attn.o_proj.weight");
     w.wgu = g("mlp.gate_up_proj.weight");
     w.wdown = g("mlp.down_proj.weight");
@@ -235,9 +194,11 @@ void LlamaModel::layer(int l, bool prefill, int T, int S, int max_context, cudaS
     k::gemm(k::matrix<const bf16>(in, T, in_cols), k::matrix(wt, out_cols, in_cols), k::matrix(out, T, out_cols),
             bias ? k::Epilogue::bias(bias) : k::Epilogue::none(), stream);
   };
-  proj(h_.get(), H, w.wq, w.bq, nq, q_.get());
-  proj(h_.get(), H, w.wk, w.bk, nkv, k_.get());
-  proj(h_.get(), H, w.wv, w.bv, nkv, v_.get());
+  // Q, K and V from the fused weight's row blocks (q rows, then k, then v): each lands packed, as the decode
+  // and append kernels read it.
+  proj(h_.get(), H, w.wqkv, w.bqkv, nq, q_.get());
+  proj(h_.get(), H, w.wqkv + std::size_t(nq) * H, w.bqkv ? w.bqkv + nq : nullptr, nkv, k_.get());
+  proj(h_.get(), H, w.wqkv + std::size_t(nq + nkv) * H, w.bqkv ? w.bqkv + nq + nkv : nullptr, nkv, v_.get());
   k::RopeArgs ra{};
   ra.q = q_.get();
   ra.q_stride = nq;

@@ -6,7 +6,9 @@
 
 #include "aipe/check.hpp"
 #include "aipe/llm/load_plan.hpp"
+#include "aipe/llm/model_files.hpp"
 #include "aipe/llm/safetensors.hpp"
+#include "aipe/llm/weight_specs.hpp"
 
 namespace aipe::llm {
 
@@ -49,17 +51,19 @@ LoadedModel load_llama(const std::string& name, const LoadOptions& opt, cudaStre
     throw std::invalid_argument("--gpu-memory must be in (0, 1], got " + std::to_string(opt.gpu_memory));
   const auto t0 = std::chrono::steady_clock::now();
   LoadedModel out;
-  out.config = load_model_config(name);
+  // config.json, the safetensors set (every tensor checked against the config), generation_config.json and
+  // tokenizer.json, checked against each other before the GPU is touched.
+  ModelFiles files = open_model_files(name);
+  out.config = files.config;
+  out.generation = files.generation;
+  out.tokenizer = std::move(files.tokenizer);
   const LlamaShape shape = llama_shape(out.config);
-  DeviceWeights w(llama_weight_specs(shape));
+  DeviceWeights w(weight_specs(out.config, DType::BF16));
   out.weight_bytes = w.bytes();
-  if (out.config.synthetic) {
+  if (out.config.synthetic)
     w.fill_synthetic({.seed = opt.seed}, stream);
-  } else {
-    const Checkpoint ck = Checkpoint::open_dir(name);
-    plan_checkpoint(out.config, ck);  // every tensor checked against the config, all problems listed
-    out.progress = w.load(ck, stream, opt.progress);
-  }
+  else
+    out.progress = w.load(*files.checkpoint, stream, opt.progress);
   AIPE_CUDA(cudaStreamSynchronize(stream));
 
   LlamaLimits lim = opt.limits;

@@ -16,6 +16,8 @@
 #include "aipe/device.hpp"
 #include "aipe/llm/engine.hpp"
 #include "aipe/llm/llama.hpp"
+#include "aipe/llm/loader.hpp"
+#include "aipe/llm/weight_specs.hpp"
 
 using namespace aipe::llm;
 
@@ -29,26 +31,28 @@ std::optional<std::string> no_hopper() {
   return std::nullopt;
 }
 
-LlamaShape tiny() {
-  LlamaShape s;
-  s.hidden = 256;
-  s.intermediate = 520;
-  s.layers = 2;
-  s.heads = 4;
-  s.kv_heads = 2;
-  s.head_dim = 64;
-  s.vocab = 1003;
-  s.max_positions = 1024;
-  s.rope.theta = 500000;
-  s.rope.dim = 64;
-  return s;
+ModelConfig tiny() {
+  ModelConfig c;
+  c.name = "tiny";
+  c.synthetic = true;
+  c.hidden_size = 256;
+  c.intermediate_size = 520;
+  c.num_hidden_layers = 2;
+  c.num_attention_heads = 4;
+  c.num_key_value_heads = 2;  // GQA
+  c.head_dim = 64;
+  c.vocab_size = 1003;        // not a multiple of any tile
+  c.max_position_embeddings = 1024;
+  c.rms_norm_eps = 1e-5;
+  c.rope_theta = 500000;
+  return c;
 }
 
 std::unique_ptr<LlamaModel> make(cudaStream_t st, int pages = 64) {
-  const LlamaShape s = tiny();
-  DeviceWeights w(llama_weight_specs(s));
+  const ModelConfig c = tiny();
+  DeviceWeights w(weight_specs(c, DType::BF16));
   w.fill_synthetic({.seed = 5, .scale = 2.f}, st);
-  return std::make_unique<LlamaModel>(s, std::move(w), KvCacheShape{pages, 16},
+  return std::make_unique<LlamaModel>(llama_shape(c), std::move(w), KvCacheShape{pages, 16},
                                       LlamaLimits{.max_tokens = 512, .max_seqs = 4, .max_pages_per_seq = 16}, st);
 }
 

@@ -7,7 +7,7 @@
 // One step runs a batch of sequences that are all prefilling (each its whole prompt, from position 0) or all
 // decoding (one new token each); per layer:
 //   h = rmsnorm(x)                         (fused with the previous block's residual add)
-//   q, k, v = h Wq^T (+bq), h Wk^T, h Wv^T  rope(q, k) at the tokens' positions
+//   q, k, v = h Wqkv^T (+b)                rope(q, k) at the tokens' positions
 //   append k, v to the sequence's pages    attn = attention(q, paged K/V)
 //   x += attn Wo^T;  h = rmsnorm(x)        gate_up = h Wgu^T (gate and up fused: one GEMM reads both)
 //   x += swiglu(gate_up) Wdown^T
@@ -32,13 +32,12 @@ struct LlamaShape {
   kernels::RopeConfig rope{};
   int max_positions = 0;
   bool tied_embeddings = false;
-  bool attention_bias = false;
-  std::size_t parameters() const;  // weights, elements
+  bool attention_bias = false;  // q, k and v projections carry a bias (Qwen2; Llama's attention_bias)
 };
 
-// The tensors of the model in Hugging Face's names, with q/k/v kept apart and gate/up fused into
-// model.layers.N.mlp.gate_up_proj.weight ([2 intermediate][hidden], parts gate_proj then up_proj).
-std::vector<TensorSpec> llama_weight_specs(const LlamaShape& s);
+// The weights the model reads are llm/weight_specs.hpp's fused form: model.layers.N.self_attn.qkv_proj.weight
+// ([(heads + 2 kv_heads) head_dim][hidden], q then k then v) and model.layers.N.mlp.gate_up_proj.weight
+// ([2 intermediate][hidden], gate then up), so one GEMM reads each.
 // Throws std::invalid_argument naming the field for shapes the kernels cannot take (head_dim not 64/128,
 // heads % kv_heads, hidden % 8 for TMA, ...). CPU-testable.
 void check_llama_shape(const LlamaShape& s);
@@ -100,7 +99,7 @@ class LlamaModel {
   LlamaLimits limits_;
   kernels::RopeTable rope_;
   struct LayerWeights {
-    const __nv_bfloat16 *in_norm, *post_norm, *wq, *wk, *wv, *bq, *bk, *bv, *wo, *wgu, *wdown;
+    const __nv_bfloat16 *in_norm, *post_norm, *wqkv, *bqkv, *wo, *wgu, *wdown;
   };
   std::vector<LayerWeights> lw_;
   const __nv_bfloat16 *embed_ = nullptr, *final_norm_ = nullptr, *lm_head_ = nullptr;

@@ -10,6 +10,8 @@
 #include <string>
 
 #include "aipe/llm/config.hpp"
+#include "aipe/llm/generation_config.hpp"
+#include "aipe/llm/tokenizer.hpp"
 #include "aipe/llm/llama.hpp"
 
 namespace aipe::llm {
@@ -29,6 +31,8 @@ struct LoadOptions {
 
 struct LoadedModel {
   ModelConfig config;
+  GenerationConfig generation;
+  std::optional<Tokenizer> tokenizer;  // absent for synthetic models and folders without tokenizer.json
   std::unique_ptr<LlamaModel> model;
   double load_s = 0;
   std::size_t weight_bytes = 0;
