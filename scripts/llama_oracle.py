@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Independent check of aipe's Llama engine against Hugging Face transformers (an oracle, not a dependency).
 
-  make DIR     writes a small random Llama checkpoint (config.json + model.safetensors, BF16) with transformers'
+  make DIR [VARIANT]
+               writes a small random Llama checkpoint (config.json + model.safetensors, BF16) with transformers'
                own initialisation, of shapes the kernels take but not multiples of their tiles (vocab 4099,
                intermediate 1416, GQA 8/2 heads of 64), and DIR/prompts.json (a few prompts of awkward lengths).
   check DIR AIPE_JSON
@@ -19,12 +20,21 @@ import sys
 TOL = 0.15  # logits of a BF16 model of this size: a few BF16 ulps of the top logit
 
 
-def make(d):
+VARIANTS = {
+    # name: overrides of the base config (each isolates one feature when a check fails)
+    "base": {},
+    "plain_rope": {"rope_scaling": None},
+    "mha": {"num_key_value_heads": 8},
+    "d128": {"num_attention_heads": 4, "num_key_value_heads": 1, "head_dim": 128},
+}
+
+
+def make(d, variant="base"):
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(1234)
-    cfg = LlamaConfig(
+    kw = dict(
         vocab_size=4099,
         hidden_size=512,
         intermediate_size=1416,
@@ -42,6 +52,8 @@ def make(d):
         eos_token_id=2,
         torch_dtype="bfloat16",
     )
+    kw.update(VARIANTS[variant])
+    cfg = LlamaConfig(**kw)
     model = LlamaForCausalLM(cfg)
     # transformers' default init (std 0.02) makes every logit nearly equal; a larger spread gives the greedy
     # choice real margins, so that a wrong kernel shows.
@@ -56,7 +68,7 @@ def make(d):
     prompts = [torch.randint(3, cfg.vocab_size, (n,), generator=g).tolist() for n in (1, 7, 77, 300)]
     with open(os.path.join(d, "prompts.json"), "w") as f:
         json.dump({"prompts": prompts}, f)
-    print(json.dumps({"made": d, "prompts": [len(p) for p in prompts]}))
+    print(json.dumps({"made": d, "variant": variant, "prompts": [len(p) for p in prompts]}))
 
 
 def check(d, aipe_json):
@@ -95,7 +107,7 @@ def check(d, aipe_json):
 
 if __name__ == "__main__":
     if len(sys.argv) >= 3 and sys.argv[1] == "make":
-        make(sys.argv[2])
+        make(sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else "base")
     elif len(sys.argv) >= 4 and sys.argv[1] == "check":
         sys.exit(check(sys.argv[2], sys.argv[3]))
     else:
