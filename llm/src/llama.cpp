@@ -91,10 +91,8 @@ LlamaModel::LlamaModel(const LlamaShape& shape, DeviceWeights weights, const KvC
   x_ = DeviceBuffer<bf16>(std::size_t(T) * shape_.hidden);
   h_ = DeviceBuffer<bf16>(std::size_t(T) * shape_.hidden);
   delta_ = DeviceBuffer<bf16>(std::size_t(T) * shape_.hidden);
-  q_ = DeviceBuffer<bf16>(T * q);
-  attn_ = DeviceBuffer<bf16>(T * q);
-  k_ = DeviceBuffer<bf16>(T * kv);
-  v_ = DeviceBuffer<bf16>(T * kv);
+  qkv_ = DeviceBuffer<bf16>(T * (q + 2 * kv));
+  attn_ = DeviceBuffer<bf16>(T * (q + 2 * kv));  // a prefill's O has qkv_'s row pitch
   gate_up_ = DeviceBuffer<bf16>(std::size_t(T) * 2 * shape_.intermediate);
   act_ = DeviceBuffer<bf16>(std::size_t(T) * shape_.intermediate);
   last_ = DeviceBuffer<bf16>(std::size_t(S) * shape_.hidden);
@@ -194,17 +192,19 @@ void LlamaModel::layer(int l, bool prefill, int T, int S, int max_context, cudaS
     k::gemm(k::matrix<const bf16>(in, T, in_cols), k::matrix(wt, out_cols, in_cols), k::matrix(out, T, out_cols),
             bias ? k::Epilogue::bias(bias) : k::Epilogue::none(), stream);
   };
-  // Q, K and V from the fused weight's row blocks (q rows, then k, then v): each lands packed, as the decode
-  // and append kernels read it.
-  proj(h_.get(), H, w.wqkv, w.bqkv, nq, q_.get());
-  proj(h_.get(), H, w.wqkv + std::size_t(nq) * H, w.bqkv ? w.bqkv + nq : nullptr, nkv, k_.get());
-  proj(h_.get(), H, w.wqkv + std::size_t(nq + nkv) * H, w.bqkv ? w.bqkv + nq + nkv : nullptr, nkv, v_.get());
+  // Q, K and V from one GEMM over the fused weight: each token's row of qkv_ holds q (heads x d), then k, then v
+  // (kv_heads x d each); RoPE, the cache append and both attention kernels read them in place by row stride.
+  const int nqkv = nq + 2 * nkv;
+  proj(h_.get(), H, w.wqkv, w.bqkv, nqkv, qkv_.get());
+  bf16* const qp = qkv_.get();
+  bf16* const kp = qkv_.get() + nq;
+  bf16* const vp = qkv_.get() + nq + nkv;
   k::RopeArgs ra{};
-  ra.q = q_.get();
-  ra.q_stride = nq;
+  ra.q = qp;
+  ra.q_stride = nqkv;
   ra.heads = shape_.heads;
-  ra.k = k_.get();
-  ra.k_stride = nkv;
+  ra.k = kp;
+  ra.k_stride = nqkv;
   ra.kv_heads = shape_.kv_heads;
   ra.positions = d_positions_.get();
   ra.tokens = T;
@@ -215,8 +215,9 @@ void LlamaModel::layer(int l, bool prefill, int T, int S, int max_context, cudaS
   bf16* kc = k_cache_.get() + l * layer_elems;
   bf16* vc = v_cache_.get() + l * layer_elems;
   ka::AppendKvArgs ap{};
-  ap.k_new = k_.get();
-  ap.v_new = v_.get();
+  ap.k_new = kp;
+  ap.v_new = vp;
+  ap.kv_row_stride = nqkv;
   ap.slot_mapping = d_slots_.get();
   ap.k_cache = kc;
   ap.v_cache = vc;
@@ -235,15 +236,17 @@ void LlamaModel::layer(int l, bool prefill, int T, int S, int max_context, cudaS
       const int n = h_q_lens_[s];
       ka::ForwardArgs fa{};
       fa.dtype = ka::DType::bf16;
-      fa.q = q_.get() + std::size_t(off) * nq;
-      fa.k = k_.get() + std::size_t(off) * nkv;
-      fa.v = v_.get() + std::size_t(off) * nkv;
-      fa.o = attn_.get() + std::size_t(off) * nq;
-      fa.q_batch = std::int64_t(n) * nq;
-      fa.q_row = nq;
+      // O takes Q's strides in forward(): attn_ rows are nqkv apart in a prefill step (the o_proj GEMM reads them
+      // with that pitch), nq apart after decode (its output is packed).
+      fa.q = qp + std::size_t(off) * nqkv;
+      fa.k = kp + std::size_t(off) * nqkv;
+      fa.v = vp + std::size_t(off) * nqkv;
+      fa.o = attn_.get() + std::size_t(off) * nqkv;
+      fa.q_batch = std::int64_t(n) * nqkv;
+      fa.q_row = nqkv;
       fa.q_head = d;
-      fa.kv_batch = std::int64_t(n) * nkv;
-      fa.kv_row = nkv;
+      fa.kv_batch = std::int64_t(n) * nqkv;
+      fa.kv_row = nqkv;
       fa.kv_head = d;
       fa.batch = 1;
       fa.heads = shape_.heads;
@@ -256,7 +259,8 @@ void LlamaModel::layer(int l, bool prefill, int T, int S, int max_context, cudaS
     }
   } else {
     ka::DecodeArgs da{};
-    da.q = q_.get();
+    da.q = qp;
+    da.q_row_stride = nqkv;
     da.out = attn_.get();
     da.cache.k = kc;
     da.cache.v = vc;
@@ -286,7 +290,8 @@ void LlamaModel::layer(int l, bool prefill, int T, int S, int max_context, cudaS
     ka::decode(da, stream);
   }
 
-  k::gemm(k::matrix<const bf16>(attn_.get(), T, nq), k::matrix(w.wo, H, nq), k::matrix(delta_.get(), T, H),
+  k::gemm(k::matrix<const bf16>(attn_.get(), T, nq, prefill ? nqkv : nq), k::matrix(w.wo, H, nq),
+          k::matrix(delta_.get(), T, H),
           k::Epilogue::none(), stream);
   k::fused_add_rmsnorm(x_.get(), delta_.get(), w.post_norm, h_.get(), T, H, shape_.rms_eps, stream);
   proj(h_.get(), H, w.wgu, nullptr, 2 * I, gate_up_.get());

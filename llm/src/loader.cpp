@@ -71,7 +71,7 @@ LoadedModel load_llama(const std::string& name, const LoadOptions& opt, cudaStre
   // Activation buffers (what LlamaModel allocates per step token / sequence), then the cache from what remains.
   const std::size_t T = lim.max_tokens, S = lim.max_seqs;
   const std::size_t q = std::size_t(shape.heads) * shape.head_dim, kv = std::size_t(shape.kv_heads) * shape.head_dim;
-  const std::size_t act = 2 * (T * (3 * shape.hidden + 2 * q + 2 * kv + 3 * std::size_t(shape.intermediate)) +
+  const std::size_t act = 2 * (T * (3 * shape.hidden + 2 * (q + 2 * kv) + 3 * std::size_t(shape.intermediate)) +
                                S * (shape.hidden + std::size_t(shape.vocab))) +
                           T * 24 + S * lim.max_pages_per_seq * 4 + (std::size_t(64) << 20);  // + decode workspace
   std::size_t free_b = 0, total_b = 0;

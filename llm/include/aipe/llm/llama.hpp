@@ -109,7 +109,7 @@ class LlamaModel {
   DeviceBuffer<std::int64_t> d_slots_;
   PinnedBuffer<unsigned char> h_stage_;
   // Activations.
-  DeviceBuffer<__nv_bfloat16> x_, h_, q_, k_, v_, attn_, gate_up_, act_, delta_, last_, logits_;
+  DeviceBuffer<__nv_bfloat16> x_, h_, qkv_, attn_, gate_up_, act_, delta_, last_, logits_;
   DeviceBuffer<unsigned char> workspace_;  // decode attention's split partials
   std::vector<int> h_q_lens_, h_context_lens_;  // of the last upload (prefill walks sequences on the host)
 };
