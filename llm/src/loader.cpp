@@ -1,0 +1,94 @@
+#include "aipe/llm/loader.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <stdexcept>
+
+#include "aipe/check.hpp"
+#include "aipe/llm/load_plan.hpp"
+#include "aipe/llm/model_files.hpp"
+#include "aipe/llm/safetensors.hpp"
+#include "aipe/llm/weight_specs.hpp"
+
+namespace aipe::llm {
+
+LlamaShape llama_shape(const ModelConfig& c) {
+  auto narrow = [&](std::int64_t v, const char* key) {
+    if (v <= 0 || v > (1 << 30)) throw std::invalid_argument(c.name + ": " + key + " " + std::to_string(v) + " is out of range");
+    return int(v);
+  };
+  if (c.o_bias || c.mlp_bias)
+    throw std::invalid_argument(c.name + ": a bias on o_proj or the MLP is not supported by the engine yet");
+  if (c.dtype != DType::BF16)
+    throw std::invalid_argument(c.name + ": the engine runs BF16 checkpoints; this one is " + dtype_name(c.dtype));
+  LlamaShape s;
+  s.hidden = narrow(c.hidden_size, "hidden_size");
+  s.intermediate = narrow(c.intermediate_size, "intermediate_size");
+  s.layers = narrow(c.num_hidden_layers, "num_hidden_layers");
+  s.heads = narrow(c.num_attention_heads, "num_attention_heads");
+  s.kv_heads = narrow(c.num_key_value_heads, "num_key_value_heads");
+  s.head_dim = narrow(c.head_dim, "head_dim");
+  s.vocab = narrow(c.vocab_size, "vocab_size");
+  s.max_positions = narrow(c.max_position_embeddings, "max_position_embeddings");
+  s.rms_eps = float(c.rms_norm_eps);
+  s.tied_embeddings = c.tie_word_embeddings;
+  s.attention_bias = c.qkv_bias;
+  s.rope.theta = c.rope_theta;
+  s.rope.dim = s.head_dim;
+  if (c.rope_scaling) {
+    s.rope.type = kernels::RopeType::llama3;
+    s.rope.factor = c.rope_scaling->factor;
+    s.rope.low_freq_factor = c.rope_scaling->low_freq_factor;
+    s.rope.high_freq_factor = c.rope_scaling->high_freq_factor;
+    s.rope.original_max_positions = int(c.rope_scaling->original_max_position_embeddings);
+  }
+  check_llama_shape(s);
+  return s;
+}
+
+LoadedModel load_llama(const std::string& name, const LoadOptions& opt, cudaStream_t stream) {
+  if (!(opt.gpu_memory > 0 && opt.gpu_memory <= 1))
+    throw std::invalid_argument("--gpu-memory must be in (0, 1], got " + std::to_string(opt.gpu_memory));
+  const auto t0 = std::chrono::steady_clock::now();
+  LoadedModel out;
+  // config.json, the safetensors set (every tensor checked against the config), generation_config.json and
+  // tokenizer.json, checked against each other before the GPU is touched.
+  ModelFiles files = open_model_files(name);
+  out.config = files.config;
+  out.generation = files.generation;
+  out.tokenizer = std::move(files.tokenizer);
+  const LlamaShape shape = llama_shape(out.config);
+  DeviceWeights w(weight_specs(out.config, DType::BF16));
+  out.weight_bytes = w.bytes();
+  if (out.config.synthetic)
+    w.fill_synthetic({.seed = opt.seed}, stream);
+  else
+    out.progress = w.load(*files.checkpoint, stream, opt.progress);
+  AIPE_CUDA(cudaStreamSynchronize(stream));
+
+  LlamaLimits lim = opt.limits;
+  if (lim.max_pages_per_seq == 0) lim.max_pages_per_seq = (shape.max_positions + opt.page_size - 1) / opt.page_size;
+  // Activation buffers (what LlamaModel allocates per step token / sequence), then the cache from what remains.
+  const std::size_t T = lim.max_tokens, S = lim.max_seqs;
+  const std::size_t q = std::size_t(shape.heads) * shape.head_dim, kv = std::size_t(shape.kv_heads) * shape.head_dim;
+  const std::size_t act = 2 * (T * (3 * shape.hidden + 2 * (q + 2 * kv) + 3 * std::size_t(shape.intermediate)) +
+                               S * (shape.hidden + std::size_t(shape.vocab))) +
+                          T * 24 + S * lim.max_pages_per_seq * 4 + (std::size_t(64) << 20);  // + decode workspace
+  std::size_t free_b = 0, total_b = 0;
+  AIPE_CUDA(cudaMemGetInfo(&free_b, &total_b));
+  const double budget = opt.gpu_memory * double(free_b + out.weight_bytes) - double(out.weight_bytes) - double(act);
+  const std::size_t page_bytes = std::size_t(opt.page_size) * 2 * shape.layers * kv * 2;
+  long long pages = budget > 0 ? (long long)(budget / double(page_bytes)) : 0;
+  if (opt.max_cache_pages > 0) pages = std::min<long long>(pages, opt.max_cache_pages);
+  if (pages < 1)
+    throw std::runtime_error(name + ": no GPU memory left for the KV cache after " +
+                             std::to_string(out.weight_bytes >> 20) + " MiB of weights (free " +
+                             std::to_string(free_b >> 20) + " MiB; raise --gpu-memory or use a smaller model)");
+  out.model = std::make_unique<LlamaModel>(shape, std::move(w), KvCacheShape{int(std::min<long long>(pages, 1 << 30)), opt.page_size},
+                                           lim, stream);
+  AIPE_CUDA(cudaStreamSynchronize(stream));
+  out.load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return out;
+}
+
+}  // namespace aipe::llm
