@@ -255,6 +255,8 @@ void kv_scheduler(std::string_view in) {
   const auto& bm = sched->block_manager();
   if (bm.num_used_pages() != 0 || bm.num_free_pages() + bm.num_cached_pages() != bm.num_pages())
     broken("pages leaked after every request ended");
+}
+
 // The rendezvous wire readers on what a peer could send: byte 0 picks the world size, then an 8-byte hello and a
 // 4-byte reply prefix (zero-padded when short). A hello is a stranger (-1), a rank in 1..world-1, or an error;
 // a blob size is at most kMaxBlobBytes or an error.
@@ -358,9 +360,8 @@ void tokenizer_encode(std::string_view in) {
 
 const std::vector<std::string>& target_names() {
   static const std::vector<std::string> n = {"results_reader", "peak_cache", "compare", "report", "safetensors_header",
-                                             "kv_scheduler",
-                                             "rendezvous_message"};
-                                              "config_json", "tokenizer_json", "tokenizer_encode"};
+                                             "kv_scheduler", "rendezvous_message", "config_json", "tokenizer_json",
+                                             "tokenizer_encode"};
   return n;
 }
 
