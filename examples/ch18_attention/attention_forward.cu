@@ -25,7 +25,6 @@
 //   5 intra_overlap  + within a warpgroup, the next tile's Q K^T is issued before this tile's softmax
 //   6 persistent     + one CTA per SM over a longest-first (causal-aware) tile queue
 //   cudnn            cuDNN 9's fused flash attention through the graph API (cudnn_sdpa.hpp)
-// Rungs 3-6 are compiled when the library kernel is (CMake AIPE_HAVE_ATTENTION_FORWARD), and skip otherwise.
 //
 // Napkin math at the default b = 4, h = 32, kv_heads = 8, s = 4096, d = 128, causal: each (b, h) sees
 // s (s + 1) / 2 = 8.39 M pairs (exactly: bottom-right, not s^2 / 2), so FLOPs = 4 d pairs b h = 550 GFLOP;
@@ -68,10 +67,6 @@
 #include "aipe/verify.hpp"
 #include "aipe/verify_device.cuh"
 #include "cudnn_sdpa.hpp"
-
-#ifndef AIPE_HAVE_ATTENTION_FORWARD
-#define AIPE_HAVE_ATTENTION_FORWARD 0
-#endif
 
 namespace {
 
@@ -668,7 +663,6 @@ class AttentionForward final : public aipe::Example {
   }
 
   // ---- 3-6 the library kernel ----
-#if AIPE_HAVE_ATTENTION_FORWARD
   att::ForwardArgs forward_args(att::ForwardSchedule sched) const {
     att::ForwardArgs a;
     a.dtype = att::DType::bf16;
@@ -681,27 +675,16 @@ class AttentionForward final : public aipe::Example {
     a.schedule = sched;
     return a;
   }
-#endif
   std::string library_skip(att::ForwardSchedule sched) const {
-#if AIPE_HAVE_ATTENTION_FORWARD
     try {
       att::check_forward_args(forward_args(sched));
     } catch (const std::invalid_argument& e) {
       return e.what();
     }
     return "";
-#else
-    (void)sched;
-    return "attention forward kernel not built";
-#endif
   }
   void launch_library(att::ForwardSchedule sched, cudaStream_t st) {
-#if AIPE_HAVE_ATTENTION_FORWARD
     att::forward(forward_args(sched), st);
-#else
-    (void)sched, (void)st;
-    throw std::logic_error("attention forward kernel not built");
-#endif
   }
 
   // ---- cudnn ----

@@ -312,29 +312,18 @@ ModelConfig synthetic_config(const std::string& name) {
 
 std::vector<std::string> synthetic_names() { return {"llama-3.2-1b", "llama-3.1-8b", "llama-3.1-70b"}; }
 
-std::vector<double> rope_inv_freq(const ModelConfig& c) {
-  const std::int64_t half = c.head_dim / 2;
-  std::vector<double> f(static_cast<std::size_t>(half));
-  for (std::int64_t i = 0; i < half; ++i)
-    f[i] = 1.0 / std::pow(c.rope_theta, static_cast<double>(2 * i) / static_cast<double>(c.head_dim));
-  if (!c.rope_scaling) return f;
-  // Llama 3.1: wavelengths shorter than original/high_freq_factor keep their frequency, longer than
-  // original/low_freq_factor are stretched by `factor`, and those in between are interpolated linearly in
-  // original/wavelength.
-  const auto& s = *c.rope_scaling;
-  const double orig = static_cast<double>(s.original_max_position_embeddings);
-  const double low_wavelen = orig / s.low_freq_factor, high_wavelen = orig / s.high_freq_factor;
-  for (auto& x : f) {
-    const double wavelen = 2 * std::numbers::pi / x;
-    if (wavelen < high_wavelen) continue;
-    if (wavelen > low_wavelen) {
-      x /= s.factor;
-      continue;
-    }
-    const double smooth = (orig / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
-    x = (1 - smooth) * x / s.factor + smooth * x;
+kernels::RopeConfig rope_config(const ModelConfig& c) {
+  kernels::RopeConfig r;
+  r.theta = c.rope_theta;
+  r.dim = int(c.head_dim);
+  if (c.rope_scaling) {
+    r.type = kernels::RopeType::llama3;
+    r.factor = c.rope_scaling->factor;
+    r.low_freq_factor = c.rope_scaling->low_freq_factor;
+    r.high_freq_factor = c.rope_scaling->high_freq_factor;
+    r.original_max_positions = int(c.rope_scaling->original_max_position_embeddings);
   }
-  return f;
+  return r;
 }
 
 }  // namespace aipe::llm

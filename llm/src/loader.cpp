@@ -33,15 +33,7 @@ LlamaShape llama_shape(const ModelConfig& c) {
   s.rms_eps = float(c.rms_norm_eps);
   s.tied_embeddings = c.tie_word_embeddings;
   s.attention_bias = c.qkv_bias;
-  s.rope.theta = c.rope_theta;
-  s.rope.dim = s.head_dim;
-  if (c.rope_scaling) {
-    s.rope.type = kernels::RopeType::llama3;
-    s.rope.factor = c.rope_scaling->factor;
-    s.rope.low_freq_factor = c.rope_scaling->low_freq_factor;
-    s.rope.high_freq_factor = c.rope_scaling->high_freq_factor;
-    s.rope.original_max_positions = int(c.rope_scaling->original_max_position_embeddings);
-  }
+  s.rope = rope_config(c);
   check_llama_shape(s);
   return s;
 }

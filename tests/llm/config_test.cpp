@@ -173,28 +173,32 @@ TEST(ModelConfig, MalformedConfigsNameTheKey) {
   has(error_of([] { aipe::llm::load_model_config("/nonexistent/model"); }), "config.json: cannot open");
 }
 
-// HF's _compute_llama3_parameters at three points: a high frequency (unchanged), a low one (divided by factor)
-// and one in the smooth band between.
+// The RoPE the config asks for, through the kernels' frequency function (FP32, as transformers computes it):
+// _compute_llama3_parameters at a high frequency (unchanged), a low one (divided by factor) and the smooth band.
 TEST(ModelConfig, Llama3RopeFrequencies) {
   const auto c = aipe::llm::synthetic_config("llama-3.1-8b");  // theta 5e5, d 128, factor 8, 1..4, 8192
-  const auto f = aipe::llm::rope_inv_freq(c);
+  const auto r = aipe::llm::rope_config(c);
+  EXPECT_EQ(r.type, aipe::kernels::RopeType::llama3);
+  EXPECT_EQ(r.dim, 128);
+  const auto f = aipe::kernels::rope_frequencies(r).inv_freq;
   ASSERT_EQ(f.size(), 64u);
   auto base = [&](int i) { return 1.0 / std::pow(500000.0, 2.0 * i / 128.0); };
-  EXPECT_DOUBLE_EQ(f[0], 1.0);
-  EXPECT_DOUBLE_EQ(f[10], base(10));  // wavelength 2 pi / base(10) = 48.6 < 8192 / 4
-  EXPECT_DOUBLE_EQ(f[63], base(63) / 8);
+  EXPECT_FLOAT_EQ(f[0], 1.0f);
+  EXPECT_NEAR(f[10], base(10), 1e-6 * base(10));  // wavelength 2 pi / base(10) = 48.6 < 8192 / 4
+  EXPECT_NEAR(f[63], base(63) / 8, 1e-6 * base(63));
   int smooth = 0;
   for (int i = 0; i < 64; ++i) {
     const double wl = 2 * std::numbers::pi / base(i);
     if (wl < 2048 || wl > 8192) continue;
     const double s = (8192 / wl - 1) / 3;
-    EXPECT_NEAR(f[i], (1 - s) * base(i) / 8 + s * base(i), 1e-15 * base(i)) << i;
+    EXPECT_NEAR(f[i], (1 - s) * base(i) / 8 + s * base(i), 1e-5 * base(i)) << i;
     ++smooth;
   }
   EXPECT_GT(smooth, 0);  // the band is not empty at this theta
   ModelConfig plain = c;
   plain.rope_scaling.reset();
-  EXPECT_DOUBLE_EQ(aipe::llm::rope_inv_freq(plain)[63], base(63));
+  EXPECT_EQ(aipe::llm::rope_config(plain).type, aipe::kernels::RopeType::plain);
+  EXPECT_NEAR(aipe::kernels::rope_frequencies(aipe::llm::rope_config(plain)).inv_freq[63], base(63), 1e-6 * base(63));
 }
 
 TEST(GenerationConfig, Llama31InstructAndDefaults) {

@@ -1,4 +1,5 @@
 #pragma once
+#include "aipe/kernels/rope.hpp"
 // Model configuration of the Llama family, read from a Hugging Face config.json or built in (synthetic:NAME).
 // Every key is validated for presence and type; an error is a std::invalid_argument naming the file and the key,
 // e.g. "config.json: num_key_value_heads: 32 num_attention_heads are not a multiple of 6 key/value heads".
@@ -64,8 +65,8 @@ ModelConfig load_model_config(const std::string& model);
 ModelConfig synthetic_config(const std::string& name);  // name without the "synthetic:" prefix
 std::vector<std::string> synthetic_names();
 
-// RoPE inverse frequencies (head_dim / 2 of them, pair i rotates by position * inv_freq[i]), with the llama3
-// scaling applied when the config has it: the host-side table the RoPE kernel reads.
-std::vector<double> rope_inv_freq(const ModelConfig& c);
+// The RoPE the kernels apply for this config (theta, the rotary dimension = head_dim, the llama3 scaling when
+// present); kernels::rope_frequencies computes the inverse frequencies from it as transformers does.
+kernels::RopeConfig rope_config(const ModelConfig& c);
 
 }  // namespace aipe::llm
