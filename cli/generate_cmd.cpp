@@ -75,15 +75,27 @@ llm::LoadedModel load(const ModelArgs& a, int seqs, int context, std::ostream& e
   return llm::load_llama(a.model, o, s.get());
 }
 
-int check_model_arg(const ModelArgs& a, std::ostream& err) {
-  if (a.model.rfind("synthetic:", 0) != 0 && !fs::is_directory(a.model))
+// The model name and the output path: usage errors (exit 2), found before anything looks for a GPU.
+void check_model_arg(const ModelArgs& a) {
+  const bool synthetic = a.model.rfind("synthetic:", 0) == 0;
+  if (!synthetic && !fs::is_directory(a.model))
     throw UsageError("--model " + a.model + ": no such folder (or use synthetic:NAME; names: " + [] {
       std::string n;
       for (const auto& x : llm::synthetic_names()) n += (n.empty() ? "" : ", ") + x;
       return n;
     }() + ")");
-  if (a.model.rfind("synthetic:", 0) == 0) llm::synthetic_config(a.model.substr(10));  // a bad name is an error now
+  if (synthetic) {
+    try {
+      llm::synthetic_config(a.model.substr(10));
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(e.what());
+    }
+  }
   check_output(a.json);
+}
+
+// kOk, or kNoGpu with the reason on err.
+int check_gpu(std::ostream& err) {
   if (auto why = gpu_unavailable_reason()) {
     err << "aipe: " << *why << "\n";
     return kNoGpu;
@@ -137,7 +149,7 @@ int cmd_generate(const GenerateArgs& a, std::ostream& out, std::ostream& err) {
     throw UsageError("give --prompt TEXT or --prompt-ids 1,2,3 (either may repeat: one sequence each), not both");
   std::vector<std::vector<int>> ids;
   for (const auto& p : a.prompt_ids) ids.push_back(parse_ids(p));
-  if (int rc = check_model_arg(a, err); rc != kOk) return rc;
+  check_model_arg(a);
 
   std::optional<llm::Tokenizer> tok;
   const bool synthetic = a.model.rfind("synthetic:", 0) == 0;
@@ -151,6 +163,7 @@ int cmd_generate(const GenerateArgs& a, std::ostream& out, std::ostream& err) {
         ids.push_back(tok->encode(p, true));
     }
   }
+  if (int rc = check_gpu(err); rc != kOk) return rc;
   int context = 0;
   for (const auto& p : ids) context = std::max<int>(context, int(p.size()) + a.max_new);
   llm::LoadedModel m = load(a, int(ids.size()), context, err);
@@ -226,14 +239,14 @@ struct BenchArgs : ModelArgs {
 };
 
 int cmd_bench_generate(const BenchArgs& a, std::ostream& out, std::ostream& err) {
-  if (int rc = check_model_arg(a, err); rc != kOk) return rc;
+  check_model_arg(a);
+  if (int rc = check_gpu(err); rc != kOk) return rc;
   const int max_batch = *std::max_element(a.batches.begin(), a.batches.end());
   const int context = a.input_len + a.output_len;
   ModelArgs ma = a;
   ma.max_tokens = std::max(a.max_tokens, a.input_len);
   llm::LoadedModel m = load(ma, max_batch, context, err);
   const llm::LlamaShape& sh = m.model->shape();
-  if (a.input_len > ma.max_tokens) throw UsageError("--input-len exceeds --max-step-tokens");
 
   const DeviceInfo dev = query_device(a.device);
   double dram_gbps = derive_spec_peaks(dev).dram_gbps;

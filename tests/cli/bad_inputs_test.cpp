@@ -107,6 +107,15 @@ std::vector<Case> cases() {
       {{"trace", "ch01", "-o", nodir}, 2, "cannot write '" + nodir + "'"},
       {{"trace", "ch01", "--seed", "-3"}, 2, "--seed: '-3' is negative"},
       // compare: the gate's numbers and its inputs
+      // the engine's commands: a bad model, prompt or flag is usage, found before any GPU is looked for
+      {{"generate", "--model", "synthetic:nope", "--prompt-ids", "1"}, 2, "no built-in model 'synthetic:nope'"},
+      {{"generate", "--model", "/nonexistent-aipe-model", "--prompt-ids", "1"}, 2,
+       "--model /nonexistent-aipe-model: no such folder"},
+      {{"generate", "--model", "synthetic:llama-3.2-1b", "--prompt-ids", "1,x"}, 2,
+       "--prompt-ids: 'x' is not a token id"},
+      {{"generate", "--model", "synthetic:llama-3.2-1b", "--prompt", "hi"}, 2, "--prompt needs the model's tokenizer.json"},
+      {{"generate", "--model", "synthetic:llama-3.2-1b"}, 2, "give --prompt TEXT or --prompt-ids"},
+      {{"bench", "generate", "--model", "synthetic:nope"}, 2, "no built-in model 'synthetic:nope'"},
       {{"compare", ok, ok, "--threshold", "nan"}, 2, "--threshold: 'nan' is not a finite number"},
       {{"compare", ok, ok, "--threshold", "-5"}, 2, "--threshold: '-5' is negative"},
       {{"compare", ok, ok, "--noise-factor", "inf"}, 2, "--noise-factor: 'inf' is not a finite number"},
