@@ -12,6 +12,8 @@
 #include <cuda_fp16.h>
 #include <gtest/gtest.h>
 
+#include "hopper_gpu.hpp"
+
 #include <algorithm>
 #include <climits>
 #include <cstdio>
@@ -36,16 +38,7 @@ namespace {
 namespace at = aipe::kernels::attention;
 using bf16 = __nv_bfloat16;
 
-std::optional<std::string> no_hopper() {
-  if (auto why = aipe::gpu_unavailable_reason()) return why;
-  if (!AIPE_HAVE_SM90A) return std::string("this build has no sm_90a code");
-  int dev = 0;
-  cudaDeviceProp p{};
-  AIPE_CUDA(cudaGetDevice(&dev));
-  AIPE_CUDA(cudaGetDeviceProperties(&p, dev));
-  if (p.major != 9 || p.minor != 0) return std::string("attention::forward needs an sm_90 GPU; ") + p.name + " is not";
-  return std::nullopt;
-}
+std::optional<std::string> no_hopper() { return aipe::test::no_hopper("attention::forward"); }
 
 struct Case {
   const char* name;

@@ -13,6 +13,8 @@
 #include <cuda_bf16.h>
 #include <gtest/gtest.h>
 
+#include "hopper_gpu.hpp"
+
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -34,16 +36,7 @@ namespace {
 namespace k = aipe::kernels;
 using k::bf16;
 
-std::optional<std::string> no_hopper() {
-  if (auto why = aipe::gpu_unavailable_reason()) return why;
-  if (!AIPE_HAVE_SM90A) return std::string("this build has no sm_90a code");
-  int dev = 0;
-  cudaDeviceProp p{};
-  AIPE_CUDA(cudaGetDevice(&dev));
-  AIPE_CUDA(cudaGetDeviceProperties(&p, dev));
-  if (p.major != 9 || p.minor != 0) return std::string("kernels::gemm needs an sm_90 GPU; ") + p.name + " is not";
-  return std::nullopt;
-}
+std::optional<std::string> no_hopper() { return aipe::test::no_hopper("kernels::gemm"); }
 
 double bf16_value(std::uint64_t seed, std::size_t i) {
   return double(__bfloat162float(__float2bfloat16_rn(aipe::uniform_at(seed, i, -1.f, 1.f))));

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include "error_of.hpp"
+
 #include <functional>
 #include <map>
 #include <numeric>
@@ -22,14 +24,7 @@ using aipe::llm::TokenId;
 
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::invalid_argument& e) {
-    return e.what();
-  }
-  return "(no std::invalid_argument)";
-}
+using aipe::test::error_of;
 
 std::vector<TokenId> iota_tokens(std::size_t n, TokenId first) {
   std::vector<TokenId> v(n);

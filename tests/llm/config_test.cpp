@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "error_of.hpp"
+
 #include <cmath>
 #include <functional>
 #include <nlohmann/json.hpp>
@@ -31,15 +33,7 @@ json llama32_1b() {
     "transformers_version": "4.45.0.dev0", "use_cache": true, "vocab_size": 128256})");
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::invalid_argument& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no std::invalid_argument thrown";
-  return {};
-}
+using aipe::test::error_of;
 
 // The error for config `j` after `edit`.
 std::string bad(const std::function<void(json&)>& edit) {

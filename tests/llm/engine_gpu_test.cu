@@ -8,6 +8,8 @@
 #include <cuda_bf16.h>
 #include <gtest/gtest.h>
 
+#include "../kernels/hopper_gpu.hpp"
+
 #include <cmath>
 #include <set>
 #include <vector>
@@ -23,13 +25,7 @@ using namespace aipe::llm;
 
 namespace {
 
-std::optional<std::string> no_hopper() {
-  if (auto why = aipe::gpu_unavailable_reason()) return why;
-  cudaDeviceProp p{};
-  cudaGetDeviceProperties(&p, 0);
-  if (p.major != 9) return std::string("the engine's kernels need an sm_90 GPU");
-  return std::nullopt;
-}
+std::optional<std::string> no_hopper() { return aipe::test::no_hopper("the Llama engine"); }
 
 ModelConfig tiny() {
   ModelConfig c;

@@ -8,6 +8,8 @@
 
 #include <gtest/gtest.h>
 
+#include "error_of.hpp"
+
 #include <unistd.h>
 
 #include <filesystem>
@@ -73,15 +75,7 @@ std::map<std::string, T> good(const ModelConfig& c) {
   return m;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::invalid_argument& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no std::invalid_argument thrown";
-  return {};
-}
+using aipe::test::error_of;
 
 }  // namespace
 

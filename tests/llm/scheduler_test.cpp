@@ -7,6 +7,8 @@
 
 #include <gtest/gtest.h>
 
+#include "error_of.hpp"
+
 #include <algorithm>
 #include <functional>
 #include <map>
@@ -32,14 +34,7 @@ namespace {
 
 constexpr std::int32_t kVocab = 1000;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::invalid_argument& e) {
-    return e.what();
-  }
-  return "(no std::invalid_argument)";
-}
+using aipe::test::error_of;
 
 std::vector<TokenId> prompt_of(std::size_t n, TokenId first) {
   std::vector<TokenId> v(n);

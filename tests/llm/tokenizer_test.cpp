@@ -7,6 +7,8 @@
 
 #include <gtest/gtest.h>
 
+#include "error_of.hpp"
+
 #include <chrono>
 #include <fstream>
 #include <functional>
@@ -35,15 +37,7 @@ const Tokenizer& tiny() {
   return t;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const std::invalid_argument& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "no std::invalid_argument thrown";
-  return {};
-}
+using aipe::test::error_of;
 
 // The tokenizer of tiny-tokenizer.json after `edit`, or its load error.
 std::string load_error(const std::function<void(nlohmann::json&)>& edit) {
