@@ -176,7 +176,7 @@ TEST(EngineCbGpu, StaggeredChunkedPreemptedGivesEachRequestsTokensAlone) {
       ASSERT_EQ(int(alone[s].size()), r.max_new_tokens);
     }
   }
-  // 14 pages of 16 = 224 tokens for 5 requests that reach 35 .. 123 tokens (445 together); a budget of 32 tokens
+  // 14 pages of 16 = 224 tokens for 5 requests that reach 35 .. 123 tokens (395 together); a budget of 32 tokens
   // a step cuts every prompt but the first into chunks.
   auto small = make(st.get(), 14);
   for (bool graphs : {false, true}) {
