@@ -79,7 +79,8 @@ BlockManagerConfig block_manager_config_for(const ModelInfo& info, const EngineO
 
 class Engine final : public StepEngine {
  public:
-  // Every step runs on `stream`.
+  // Every step runs on `stream`. The engine's block manager owns the model's KV cache: engines that take turns
+  // on one model must run without prefix caching (each would trust pages the other overwrote).
   Engine(Model& model, const EngineOptions& opt, cudaStream_t stream);
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
