@@ -95,7 +95,8 @@ void AttentionStep::plan_decode(int seqs) {
 }
 
 std::int64_t AttentionStep::out_row_stride(std::int64_t q_row) const {
-  return plan_.decode_only() ? std::int64_t(g_.heads) * g_.head_dim : q_row;
+  const std::int64_t packed = std::int64_t(g_.heads) * g_.head_dim;
+  return plan_.decode_only() || q_row <= 0 ? packed : q_row;
 }
 
 void AttentionStep::ensure_workspace(std::size_t bytes, cudaStream_t stream) {
@@ -114,7 +115,7 @@ void AttentionStep::ensure_workspace(std::size_t bytes, cudaStream_t stream) {
 void AttentionStep::run(const AttentionLayer& a, cudaStream_t stream) {
   if (plan_.seqs == 0) throw std::logic_error("attention step: run() before plan()");
   const int d = g_.head_dim, nq = g_.heads * d, nkv = g_.kv_heads * d;
-  const std::int64_t kv_row = a.kv_row > 0 ? a.kv_row : nkv;
+  const std::int64_t q_row = a.q_row > 0 ? a.q_row : nq, kv_row = a.kv_row > 0 ? a.kv_row : nkv;
 
   ka::AppendKvArgs ap{};
   ap.k_new = a.k;
@@ -142,7 +143,7 @@ void AttentionStep::run(const AttentionLayer& a, cudaStream_t stream) {
   if (plan_.decodes > 0) {
     ka::DecodeArgs da{};
     da.q = a.q;
-    da.q_row_stride = a.q_row;
+    da.q_row_stride = q_row;
     // A decode-only step writes the output packed, where the o_proj GEMM reads it; in a mixed step the decodes'
     // rows are moved to the q_row pitch that forward() gives the others.
     da.out = plan_.decode_only() ? a.out : decode_out_.get();
@@ -163,7 +164,7 @@ void AttentionStep::run(const AttentionLayer& a, cudaStream_t stream) {
     da.workspace_bytes = workspace_.size();
     ka::decode(da, stream);
     if (!plan_.decode_only())
-      AIPE_CUDA(cudaMemcpy2DAsync(a.out, std::size_t(a.q_row) * sizeof(bf16), decode_out_.get(), nq * sizeof(bf16),
+      AIPE_CUDA(cudaMemcpy2DAsync(a.out, std::size_t(q_row) * sizeof(bf16), decode_out_.get(), nq * sizeof(bf16),
                                   nq * sizeof(bf16), std::size_t(plan_.decodes), cudaMemcpyDeviceToDevice, stream));
   }
   if (plan_.prefills() == 0) return;
@@ -171,9 +172,9 @@ void AttentionStep::run(const AttentionLayer& a, cudaStream_t stream) {
   const int D = plan_.decodes, total_q = plan_.cu_q.back();
   ka::ForwardArgs fa{};
   fa.dtype = ka::DType::bf16;
-  fa.q = a.q + std::size_t(D) * a.q_row;  // a decode has one token: the chunks' rows start at token D
-  fa.o = a.out + std::size_t(D) * a.q_row;
-  fa.q_row = a.q_row;
+  fa.q = a.q + std::size_t(D) * q_row;  // a decode has one token: the chunks' rows start at token D
+  fa.o = a.out + std::size_t(D) * q_row;
+  fa.q_row = q_row;
   fa.q_head = d;
   if (plan_.from_start) {
     fa.k = a.k + std::size_t(D) * kv_row;

@@ -48,8 +48,8 @@ struct AttentionGeometry {
 };
 
 // One layer's operands. q, k and v are this step's token rows ([T] rows of heads x d, kv_heads x d), q_row and
-// kv_row elements apart (a fused QKV projection's output read in place). out receives [T] rows of heads x d,
-// out_row_stride(q_row) elements apart.
+// kv_row elements apart (a fused QKV projection's output read in place; 0: packed). out receives [T] rows of
+// heads x d, out_row_stride(q_row) elements apart, and must hold T rows of that pitch.
 struct AttentionLayer {
   const __nv_bfloat16* q = nullptr;
   const __nv_bfloat16* k = nullptr;
