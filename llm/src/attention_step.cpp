@@ -65,6 +65,10 @@ AttentionStep::AttentionStep(const AttentionGeometry& g, const int* d_block_tabl
 void AttentionStep::plan(const StepBatch& b, cudaStream_t stream) {
   plan_ = plan_attention_step(b);
   graph_decode_ = false;
+  if (plan_.seqs > g_.max_seqs || plan_.tokens > g_.max_tokens)
+    throw std::invalid_argument("attention step: " + std::to_string(plan_.seqs) + " sequences, " +
+                                std::to_string(plan_.tokens) + " tokens (limits " + std::to_string(g_.max_seqs) +
+                                ", " + std::to_string(g_.max_tokens) + ")");
   if (plan_.prefills() == 0) return;
   // The pinned stage is reused every step: the previous step's copies must have left it.
   AIPE_CUDA(cudaStreamSynchronize(stream));
@@ -74,8 +78,10 @@ void AttentionStep::plan(const StepBatch& b, cudaStream_t stream) {
   AIPE_CUDA(cudaMemcpyAsync(d_cu_q_.get(), h_cu_.get(), n * sizeof(int), cudaMemcpyHostToDevice, stream));
   AIPE_CUDA(cudaMemcpyAsync(d_cu_kv_.get(), h_cu_.get() + n, n * sizeof(int), cudaMemcpyHostToDevice, stream));
   if (!plan_.from_start && std::size_t(plan_.cu_kv.back()) * g_.kv_heads * g_.head_dim > k_gathered_.size()) {
-    // The stream was synchronized above: no earlier step still reads the old buffers.
-    const std::size_t elems = std::size_t(plan_.cu_kv.back()) * g_.kv_heads * g_.head_dim;
+    // The stream was synchronized above: no earlier step still reads the old buffers. Contexts grow chunk by
+    // chunk, so the buffers at least double: not an allocation every step.
+    const std::size_t elems =
+        std::max(std::size_t(plan_.cu_kv.back()) * g_.kv_heads * g_.head_dim, 2 * k_gathered_.size());
     k_gathered_ = DeviceBuffer<bf16>();
     v_gathered_ = DeviceBuffer<bf16>();
     k_gathered_ = DeviceBuffer<bf16>(elems);
