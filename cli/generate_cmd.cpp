@@ -13,6 +13,7 @@
 
 #include "aipe/ceilings.hpp"
 #include "aipe/check.hpp"
+#include "aipe/kernels/launch.cuh"
 #include "aipe/device.hpp"
 #include "aipe/random.hpp"
 #include "aipe/stats.hpp"
@@ -34,7 +35,7 @@ struct ModelArgs {
   std::string model;
   double gpu_memory = 0.9;
   int page_size = 16, max_tokens = 4096, max_seqs = 256, device = 0;
-  bool no_graphs = false, no_progress = false;
+  bool no_graphs = false, no_pdl = false, no_progress = false;
   std::uint64_t seed = 1;
   std::string json;
 };
@@ -49,6 +50,8 @@ void add_model_options(CLI::App* c, ModelArgs& a) {
       ->check(CLI::Range(1, 1 << 20));
   c->add_option("--device", a.device, "GPU ordinal")->check(non_negative_integer(kMaxDevice));
   c->add_flag("--no-graphs", a.no_graphs, "launch every decode step's kernels eagerly instead of replaying a CUDA graph");
+  c->add_flag("--no-pdl", a.no_pdl,
+              "launch the decode step's kernels without programmatic dependent launch (each waits for the last to end)");
   c->add_option("--seed", a.seed, "seed of synthetic weights and of sampling");
   c->add_flag("--no-progress", a.no_progress, "no progress lines on stderr");
   c->add_option("--json", a.json, "write the results as JSON to FILE ('-' for stdout)");
@@ -56,6 +59,7 @@ void add_model_options(CLI::App* c, ModelArgs& a) {
 
 llm::LoadedModel load(const ModelArgs& a, int seqs, int context, std::ostream& err) {
   AIPE_CUDA(cudaSetDevice(a.device));
+  kernels::set_programmatic_launch(!a.no_pdl);
   llm::LoadOptions o;
   o.gpu_memory = a.gpu_memory;
   o.page_size = a.page_size;
@@ -264,6 +268,7 @@ int cmd_bench_generate(const BenchArgs& a, std::ostream& out, std::ostream& err)
   j["input_len"] = a.input_len;
   j["output_len"] = a.output_len;
   j["cuda_graphs"] = !a.no_graphs;
+  j["programmatic_launch"] = !a.no_pdl;
   j["dram_gbps"] = dram_gbps;
   j["dram_source"] = dram_src;
   j["runs"] = json::array();
