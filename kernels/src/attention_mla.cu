@@ -3,7 +3,8 @@
 //
 // One CTA = (row tile, sequence b, split); 8 warps, 256 threads, one CTA per SM (shared memory).
 //   rows     the sequence's q_len x heads query rows, row r = qi * heads + h (q's own order, so a tile's rows are
-//            one contiguous run of q); a tile is 64 of them (128 heads: 2 tiles; 16 heads: one, 48 rows idle)
+//            one contiguous run of q); a tile is 64 of them (128 heads: 2 tiles; 16 heads: one, whose 3 padding
+//            row blocks skip the math)
 //   smem     Q [64][576] BF16 (73,728 B, loaded once) and the K tile [64 tokens][576] BF16 (73,728 B) of one
 //            page: its first 512 columns are the V tile. Rows of 1,152 B: 16-byte chunks XOR-swizzled by
 //            row & 7, so ldmatrix's 8 rows of one phase hit 8 different bank groups.
@@ -170,6 +171,9 @@ __global__ void __launch_bounds__(kThreads, 1) mla_kernel(const Params p) {
   for (int n = 0; n < kColsPerWarp / 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
   float m[2] = {-INFINITY, -INFINITY};  // running row max (log2 domain), equal in the 4 lanes of a row
   float l[2] = {0.f, 0.f};              // this lane's part of the running row sum
+  // A warp whose 16 rows are all padding (16 heads: 3 of the 4 row blocks) only helps load: the shared-memory
+  // reads and MMAs of the tile are what bound the kernel, not the loads.
+  const bool active = row0 + rw * 16 < p.rows;
 
   auto compute_tile = [&](int tile, const unsigned char* sk) {
     const int t0 = lo + tile * kTile;
@@ -256,7 +260,7 @@ __global__ void __launch_bounds__(kThreads, 1) mla_kernel(const Params p) {
       cp_async_commit();
       dequantize(sraw + (t % 2) * kRawTileBytes);
       __syncthreads();
-      compute_tile(t, skv);
+      if (active) compute_tile(t, skv);
     }
   } else if constexpr (Stages == 1) {
     for (int t = 0; t < n_tiles; ++t) {
@@ -264,7 +268,7 @@ __global__ void __launch_bounds__(kThreads, 1) mla_kernel(const Params p) {
       cp_async_commit();  // the first group also carries Q
       cp_async_wait<0>();
       __syncthreads();
-      compute_tile(t, skv);
+      if (active) compute_tile(t, skv);
       __syncthreads();
     }
   } else {
@@ -277,7 +281,7 @@ __global__ void __launch_bounds__(kThreads, 1) mla_kernel(const Params p) {
       __syncthreads();
       if (t + 1 < n_tiles) load_tile(t + 1, skv + ((t + 1) % 2) * kTileBytes);
       cp_async_commit();
-      compute_tile(t, skv + (t % 2) * kTileBytes);
+      if (active) compute_tile(t, skv + (t % 2) * kTileBytes);
     }
   }
   cp_async_commit();  // Q's copies form a group of their own when there was no tile
