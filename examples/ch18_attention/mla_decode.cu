@@ -200,7 +200,7 @@ class MlaDecode final : public aipe::Example {
               .help = "longest context; each sequence's is drawn in [context/2, context]",
               .max = 1 << 20},
              {.name = "heads", .def = 128, .quick = 128, .small = 80, .help = "query heads", .max = 256},
-             {.name = "q_len", .def = 1, .quick = 1, .small = 2, .help = "new tokens per sequence (1 or 2)",
+             {.name = "q_len", .def = 1, .quick = 1, .small = 1, .help = "new tokens per sequence (1 or 2)",
               .max = 2},
              {.name = "splits", .def = 0, .quick = 0, .small = 0,
               .help = "context splits of rungs 3-5; 0: the planner's choice", .min = 0, .max = 128}},
