@@ -29,9 +29,10 @@
 // keeps 3 mantissa bits (~2.5% rms per latent value).
 // Work: bytes = the cache rows read once per sequence, sum(ctx) x 1,152 B, plus Q (576 x 2 B) and O (512 x 2 B)
 // per query row; FLOPs = 2 x (576 + 512) per (query row, visible key). Napkin math at the defaults (64 x ~3,070
-// tokens, 128 heads, q_len 1): 226 MB for 55 GFLOP, 242 FLOP/B. At ~4.8 TB/s the DRAM floor is ~47 us and at
-// ~660 TFLOP/s (mma.sync-class) the compute floor is ~83 us: with 128 heads MLA decode is compute-bound, and
-// it takes ~16 heads (or FP8 pages) before the bytes set the time.
+// tokens, 128 heads, q_len 1): 244 MB for 55 GFLOP, 225 FLOP/B. At ~4.8 TB/s the DRAM floor is ~51 us; at the
+// H200's dense BF16 spec (989 TFLOP/s) the compute floor is ~55 us: with 128 heads MLA decode sits on the ridge
+// of the roofline, and below the spec peak (mma.sync, redundant work) it is compute-bound. With 16 heads
+// (--size heads=16, 30 FLOP/B) or FP8 pages the bytes set the time.
 #include <cuda_bf16.h>
 
 #include <algorithm>
@@ -189,7 +190,7 @@ class MlaDecode final : public aipe::Example {
             "Absorbed multi-head latent attention gives every query head of a sequence the same single latent KV "
             "head of 576 values a token. Read once per head, the cache costs 128 times its size; read once per "
             "tile of 64 heads, the heads become the M side of tensor-core tiles and the work turns from a GEMV "
-            "into a small GEMM, 242 FLOPs per byte at 128 heads. Splitting the context fills the SMs when the "
+            "into a small GEMM, 225 FLOPs per byte at 128 heads. Splitting the context fills the SMs when the "
             "batch does not, double-buffered page tiles hide the load, and FlashMLA's FP8 page format "
             "(E4M3 latent with per-128 scales, BF16 RoPE) cuts the bytes to 57%.",
             {{.name = "batch", .def = 64, .quick = 32, .small = 3, .help = "sequences", .max = 65535},
