@@ -10,8 +10,9 @@
 //   2 head_tiled  kernels::attention::mla_decode, one split, one stage: a CTA takes 64 query rows and streams
 //                 the sequence's pages once for all of them, S = Q K^T (d 576) and O += P V (512) on mma.sync
 //                 tensor cores; each page loaded with cp.async, waited for, then used
-//   3 split_kv    + flash decoding: the context cut so that batch x row tiles x splits fills the SMs, partial O
-//                 and LSE merged by kernels::attention::combine_splits (metric `splits`)
+//   3 split_kv    + flash decoding: the context cut into splits, partial O and LSE merged by
+//                 kernels::attention::combine_splits; the count (metric `splits`) from plan_mla_decode's time
+//                 model, which weighs the SMs' balance against the partial outputs (2 KiB a row a split)
 //   4 pipelined   + two page tiles in shared memory: the next page lands under this page's math
 //   5 fp8_kv      the same over FlashMLA's FP8 cache (656 B a token: E4M3 latent with one FP32 scale per 128
 //                 values, BF16 RoPE), dequantized in shared memory: 57% of the BF16 bytes. Its GB/s column

@@ -65,13 +65,38 @@ MlaDecodePlan plan_mla_decode(const MlaDecodeArgs& a, int sm_count) {
   MlaDecodePlan p;
   p.row_tiles = (a.q_len * a.heads + kRowTile - 1) / kRowTile;
   const int max_ctx = a.max_context > 0 ? a.max_context : a.max_pages_per_seq * kMlaPageTokens;
-  p.split = plan_splits({.sm_count = sm_count,
-                         .ctas_per_sm = 1,
-                         .ctas_per_split = a.batch * p.row_tiles,
-                         .max_context = max_ctx,
-                         .tile_tokens = kMlaPageTokens,
-                         .requested = a.schedule.num_splits,
-                         .work_tokens = a.total_context * p.row_tiles});
+  const int max_tiles = std::max(1, (max_ctx + kMlaPageTokens - 1) / kMlaPageTokens);
+  if (a.schedule.num_splits > 0) {
+    p.split = plan_splits({.sm_count = sm_count,
+                           .ctas_per_sm = 1,
+                           .ctas_per_split = a.batch * p.row_tiles,
+                           .max_context = max_ctx,
+                           .tile_tokens = kMlaPageTokens,
+                           .requested = a.schedule.num_splits});
+  } else {
+    // The time model of the header, in tiles per SM. The sum of contexts, unknown, is taken as 3/4 of
+    // batch x max_context (a ragged batch of lengths in [max/2, max]).
+    const double total_tiles = a.total_context > 0 ? double(a.total_context) / kMlaPageTokens
+                                                   : 0.75 * double(a.batch) * max_tiles;
+    const double tile_bytes = a.format == MlaKvFormat::bf16 ? double(kMlaPageTokens) * kMlaDimQk * 2
+                                                            : double(kMlaPageTokens) * kMlaFp8TokenBytes;
+    const double partial = 2.0 * kRowTile * kMlaDimV * sizeof(float) / tile_bytes;
+    double best = 0;
+    int best_tiles = max_tiles;
+    for (int s = 1; s <= std::min(max_tiles, 128); ++s) {
+      const int per_split = (max_tiles + s - 1) / s;
+      const int splits = (max_tiles + per_split - 1) / per_split;
+      if (splits != s) continue;  // the same cut as a smaller count
+      const double overhead = 1.0 + (s > 1 ? partial : 0.0);
+      const double all = double(p.row_tiles) * (total_tiles + double(a.batch) * s * overhead) / sm_count;
+      const double time = std::max(all, per_split + overhead);
+      if (s == 1 || time < best * 0.98) {  // a split must win clearly: each one adds a partial O
+        best = time;
+        best_tiles = per_split;
+      }
+    }
+    p.split = {.num_splits = (max_tiles + best_tiles - 1) / best_tiles, .tokens_per_split = best_tiles * kMlaPageTokens};
+  }
   if (p.split.num_splits > 1) {
     const std::size_t rows = std::size_t(a.batch) * a.q_len * a.heads;
     p.workspace_bytes = std::size_t(p.split.num_splits) * rows * (kMlaDimV + 1) * sizeof(float);

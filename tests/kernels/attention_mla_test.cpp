@@ -105,6 +105,27 @@ TEST(AttentionMla, PlanTilesRowsAndSplitsOnlyWhenTheGridIsSmall) {
   EXPECT_NE(error_of([&] { att::plan_mla_decode(good_args(), 0); }).find("sm_count"), std::string::npos);
 }
 
+// The ladder's default (batch 64, contexts in [2048, 4096], 128 heads): 128 CTAs on 132 SMs, unbalanced by the
+// ragged lengths; two splits even them out for 2 partial outputs a row, more would cost more in partial O
+// than they save. 128 sequences fill the SMs twice over: no split.
+TEST(AttentionMla, PlanWeighsThePartialOutputs) {
+  att::MlaDecodeArgs a = good_args();
+  a.max_pages_per_seq = 64;
+  a.max_context = 4096;
+  a.batch = 64;
+  a.total_context = 64ll * 3072;
+  EXPECT_EQ(att::plan_mla_decode(a, 132).split.num_splits, 2);
+  a.batch = 128;
+  a.total_context = 128ll * 3072;
+  EXPECT_EQ(att::plan_mla_decode(a, 132).split.num_splits, 1);
+  a.batch = 64;
+  a.total_context = 64ll * 3072;
+  a.heads = 16;  // one row tile a sequence: 64 CTAs
+  EXPECT_EQ(att::plan_mla_decode(a, 132).split.num_splits, 3);
+  a.schedule.num_splits = 5;  // a request is honoured
+  EXPECT_EQ(att::plan_mla_decode(a, 132).split.num_splits, 5);
+}
+
 TEST(AttentionMla, E4m3DecodesNormalsSubnormalsAndNan) {
   EXPECT_EQ(att::e4m3_to_float(0x00), 0.f);
   EXPECT_EQ(att::e4m3_to_float(0x38), 1.f);           // exponent 7 = bias
