@@ -86,6 +86,7 @@ __device__ __forceinline__ std::uint32_t e4m3x2_scaled(std::uint32_t two, float 
 // tiles and dequantizes into one BF16 tile.
 template <bool Fp8, int Stages>
 __global__ void __launch_bounds__(kThreads, 1) mla_kernel(const Params p) {
+  pdl_begin();  // launched with launch_pdl, like the rest of the decode step
   extern __shared__ __align__(128) unsigned char smem[];
   unsigned char* const sq = smem;
   unsigned char* const skv = smem + kTileBytes;               // BF16 tile(s)
@@ -390,7 +391,8 @@ void mla_decode(const MlaDecodeArgs& a, cudaStream_t stream) {
   void (*kernel)(Params) = fp8 ? mla_kernel<true, 2> : stages == 2 ? mla_kernel<false, 2> : mla_kernel<false, 1>;
   const std::size_t smem = smem_bytes(fp8, stages);
   set_max_dynamic_smem(kernel, smem);
-  kernel<<<dim3(unsigned(plan.row_tiles), unsigned(a.batch), unsigned(splits)), kThreads, smem, stream>>>(p);
+  launch_pdl(kernel, dim3(unsigned(plan.row_tiles), unsigned(a.batch), unsigned(splits)), dim3(kThreads), smem, stream,
+             p);
   AIPE_CHECK_LAUNCH();
   if (splits > 1)
     combine_splits({.o_partial = p.o_part,
