@@ -157,8 +157,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int wg = warpgroup_index();
   if (wg == 0) {
     const int t = threadIdx.x;  // this thread's A row and W row of every tile
-    if (t == 0) {
-      tma_prefetch_descriptor(&tma_w);
+    if (t == 0) {  // the maps in use (an unused one is all zeros)
+      if (!Mx) tma_prefetch_descriptor(&tma_w);
       if (!gather) tma_prefetch_descriptor(&tma_a);
     }
     const std::uint32_t tma_bytes = (gather ? 0 : kTileBytes) + (Mx ? 0 : kTileBytes);
