@@ -56,7 +56,8 @@ using bf16 = __nv_bfloat16;
 
 // Input generator: bytes lo + (random mod span), counter-based as aipe/random.hpp's fills.
 __global__ void random_bytes_kernel(std::uint8_t* p, std::size_t n, std::uint64_t seed, unsigned lo, unsigned span) {
-  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < n; i += std::size_t(gridDim.x) * blockDim.x)
+  for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < n;
+       i += std::size_t(gridDim.x) * blockDim.x)
     p[i] = static_cast<std::uint8_t>(lo + (span ? aipe::bits_at(seed, i) % span : aipe::bits_at(seed, i) & 255u));
 }
 void random_bytes(std::uint8_t* p, std::size_t n, std::uint64_t seed, unsigned lo, unsigned span, cudaStream_t s) {
@@ -85,29 +86,56 @@ class MoeLayer final : public aipe::Example {
             "the routing permutation instead of a gathered copy. At decode the layer is a weight stream (only the "
             "active experts' weights, once): MXFP4 weights, decoded to BF16 in the kernel, cut those bytes to 4.25 "
             "bits a weight.",
-            {{.name = "tokens", .def = 4096, .quick = 512, .small = 37, .help = "tokens (1..16: decode, above: prefill)",
-              .min = 1, .max = 1 << 16},
+            {{.name = "tokens",
+              .def = 4096,
+              .quick = 512,
+              .small = 37,
+              .help = "tokens (1..16: decode, above: prefill)",
+              .min = 1,
+              .max = 1 << 16},
              {.name = "experts", .def = 128, .quick = 128, .small = 16, .help = "experts", .min = 1, .max = 1024},
              {.name = "top_k", .def = 4, .quick = 4, .small = 3, .help = "experts per token", .min = 1, .max = 8},
-             {.name = "hidden", .def = 2880, .quick = 2880, .small = 288, .help = "hidden size (multiple of 32)",
-              .min = 32, .max = 1 << 16},
-             {.name = "inter", .def = 2880, .quick = 2880, .small = 160, .help = "expert intermediate size (multiple of 32)",
-              .min = 32, .max = 1 << 16}},
+             {.name = "hidden",
+              .def = 2880,
+              .quick = 2880,
+              .small = 288,
+              .help = "hidden size (multiple of 32)",
+              .min = 32,
+              .max = 1 << 16},
+             {.name = "inter",
+              .def = 2880,
+              .quick = 2880,
+              .small = 160,
+              .help = "expert intermediate size (multiple of 32)",
+              .min = 32,
+              .max = 1 << 16}},
             {.min_cc = 90}};
   }
 
   std::vector<aipe::Variant> variants() override {
     return {{.name = "cublas_loop",
              .summary = "gather_rows, then one cublasGemmEx per expert with rows (host-known counts)",
-             .launch = [this](cudaStream_t s) { gather(s); cublas_loop(s); },
+             .launch =
+                 [this](cudaStream_t s) {
+                   gather(s);
+                   cublas_loop(s);
+                 },
              .blocking = false},
             {.name = "cublas_grouped",
              .summary = "gather_rows, then one cublasGemmGroupedBatchedEx per GEMM (a group per expert with rows)",
-             .launch = [this](cudaStream_t s) { gather(s); cublas_grouped(s); },
+             .launch =
+                 [this](cudaStream_t s) {
+                   gather(s);
+                   cublas_grouped(s);
+                 },
              .skip_if = [] { return grouped_skip(); }},
             {.name = "grouped_wgmma",
              .summary = "gather_rows, then kernels::grouped_gemm: one launch, tiles found from the device offsets",
-             .launch = [this](cudaStream_t s) { gather(s); grouped(s, false, false); },
+             .launch =
+                 [this](cudaStream_t s) {
+                   gather(s);
+                   grouped(s, false, false);
+                 },
              .requires_ = {.sm90a = true}},
             {.name = "fused_gather",
              .summary = "the up GEMM reads the tokens through row_token: no gathered copy",
@@ -130,9 +158,11 @@ class MoeLayer final : public aipe::Example {
     k_ = static_cast<int>(ctx.size("top_k"));
     H_ = static_cast<int>(ctx.size("hidden"));
     I_ = static_cast<int>(ctx.size("inter"));
-    if (k_ > E_) throw aipe::BadInput("ch16/moe_layer: top_k (" + std::to_string(k_) + ") exceeds experts (" +
-                                      std::to_string(E_) + ")");
-    if (H_ % 32 || I_ % 32) throw aipe::BadInput("ch16/moe_layer: hidden and inter must be multiples of 32 (MXFP4 blocks)");
+    if (k_ > E_)
+      throw aipe::BadInput("ch16/moe_layer: top_k (" + std::to_string(k_) + ") exceeds experts (" + std::to_string(E_) +
+                           ")");
+    if (H_ % 32 || I_ % 32)
+      throw aipe::BadInput("ch16/moe_layer: hidden and inter must be multiples of 32 (MXFP4 blocks)");
     R_ = T_ * k_;
     const cudaStream_t s = ctx.stream();
     route(ctx.seed());
@@ -200,8 +230,8 @@ class MoeLayer final : public aipe::Example {
     w.w = aipe::DeviceBuffer<bf16>(elems);
     random_bytes(w.blocks.get(), w.blocks.size(), aipe::sub_seed(seed, 1), 0, 0, s);
     random_bytes(w.scales.get(), w.scales.size(), aipe::sub_seed(seed, 2), 118, 4, s);  // 2^-9 .. 2^-6
-    kn::moe::dequantize_mxfp4({.blocks = w.blocks.get(), .scales = w.scales.get(), .rows = std::int64_t(E_) * n, .cols = k},
-                              w.w.get(), s);
+    kn::moe::dequantize_mxfp4(
+        {.blocks = w.blocks.get(), .scales = w.scales.get(), .rows = std::int64_t(E_) * n, .cols = k}, w.w.get(), s);
   }
 
   void gather(cudaStream_t s) { kn::moe::gather_rows(x_.get(), H_, row_token_d_.get(), R_, H_, xg_.get(), H_, s); }
@@ -213,10 +243,10 @@ class MoeLayer final : public aipe::Example {
     for (int e = 0; e < E_; ++e) {
       const int m = counts_[e], r0 = offsets_[e];
       if (!m) continue;
-      AIPE_CUBLAS(cublasGemmEx(handle_, CUBLAS_OP_T, CUBLAS_OP_N, 2 * I_, m, H_, &one,
-                               up_.w.get() + std::size_t(e) * 2 * I_ * H_, CUDA_R_16BF, H_, xg_.get() + std::size_t(r0) * H_,
-                               CUDA_R_16BF, H_, &zero, y_up_.get() + std::size_t(r0) * 2 * I_, CUDA_R_16BF, 2 * I_,
-                               CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+      AIPE_CUBLAS(cublasGemmEx(
+          handle_, CUBLAS_OP_T, CUBLAS_OP_N, 2 * I_, m, H_, &one, up_.w.get() + std::size_t(e) * 2 * I_ * H_,
+          CUDA_R_16BF, H_, xg_.get() + std::size_t(r0) * H_, CUDA_R_16BF, H_, &zero,
+          y_up_.get() + std::size_t(r0) * 2 * I_, CUDA_R_16BF, 2 * I_, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
       AIPE_CUBLAS(cublasGemmEx(handle_, CUBLAS_OP_T, CUBLAS_OP_N, H_, m, I_, &one,
                                dn_.w.get() + std::size_t(e) * H_ * I_, CUDA_R_16BF, I_, h_.get() + std::size_t(r0) * I_,
                                CUDA_R_16BF, I_, &zero, y_dn_.get() + std::size_t(r0) * H_, CUDA_R_16BF, H_,
@@ -274,8 +304,8 @@ class MoeLayer final : public aipe::Example {
                                            CUBLAS_COMPUTE_32F));
     AIPE_CUBLAS(cublasGemmGroupedBatchedEx(handle_, ta.data(), tb.data(), n_dn.data(), g_rows_.data(), ld_i.data(),
                                            one.data(), p + 2 * g, CUDA_R_16BF, ld_i.data(), p + 3 * g, CUDA_R_16BF,
-                                           ld_i.data(), zero.data(), p + 5 * g, CUDA_R_16BF, ld_h.data(), g, ones.data(),
-                                           CUBLAS_COMPUTE_32F));
+                                           ld_i.data(), zero.data(), p + 5 * g, CUDA_R_16BF, ld_h.data(), g,
+                                           ones.data(), CUBLAS_COMPUTE_32F));
 #else
     (void)s;
 #endif
@@ -326,13 +356,14 @@ class MoeLayer final : public aipe::Example {
     for (int e = 0; e < E_; ++e) {
       const int m = counts_[e], r0 = offsets_[e];
       if (!m) continue;
-      AIPE_CUBLAS(cublasGemmEx(handle_, CUBLAS_OP_T, CUBLAS_OP_N, 2 * I_, m, H_, &one,
-                               up_.w.get() + std::size_t(e) * 2 * I_ * H_, CUDA_R_16BF, H_, xg_.get() + std::size_t(r0) * H_,
-                               CUDA_R_16BF, H_, &zero, up.get() + std::size_t(r0) * 2 * I_, CUDA_R_32F, 2 * I_,
+      AIPE_CUBLAS(cublasGemmEx(
+          handle_, CUBLAS_OP_T, CUBLAS_OP_N, 2 * I_, m, H_, &one, up_.w.get() + std::size_t(e) * 2 * I_ * H_,
+          CUDA_R_16BF, H_, xg_.get() + std::size_t(r0) * H_, CUDA_R_16BF, H_, &zero,
+          up.get() + std::size_t(r0) * 2 * I_, CUDA_R_32F, 2 * I_, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+      AIPE_CUBLAS(cublasGemmEx(handle_, CUBLAS_OP_T, CUBLAS_OP_N, H_, m, I_, &one,
+                               dn_.w.get() + std::size_t(e) * H_ * I_, CUDA_R_16BF, I_, h_.get() + std::size_t(r0) * I_,
+                               CUDA_R_16BF, I_, &zero, dn.get() + std::size_t(r0) * H_, CUDA_R_32F, H_,
                                CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-      AIPE_CUBLAS(cublasGemmEx(handle_, CUBLAS_OP_T, CUBLAS_OP_N, H_, m, I_, &one, dn_.w.get() + std::size_t(e) * H_ * I_,
-                               CUDA_R_16BF, I_, h_.get() + std::size_t(r0) * I_, CUDA_R_16BF, I_, &zero,
-                               dn.get() + std::size_t(r0) * H_, CUDA_R_32F, H_, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     }
     ref_up_ = aipe::to_host(up, s);
     ref_dn_ = aipe::to_host(dn, s);
