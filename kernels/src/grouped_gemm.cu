@@ -13,8 +13,8 @@
 //       Loads: A by TMA over [rows][K] in 128 x 64 boxes, or with `gather` by the producer's 128 threads, one
 //       grouped row each, with cp.async (16-byte chunks placed where the 128-byte swizzle puts them); BF16 W by
 //       TMA over [E][N][K] in 64 x 128 x 1 boxes (rows past N zero-filled per expert); MXFP4 W (Mx) by the
-//       producer threads, one W row each: 32 packed bytes and 2 scales per stage, decoded exactly to BF16 times
-//       2^(scale - 127) (aipe/kernels/mxfp4.cuh) and stored swizzled. Every producer thread arrives on a stage's
+//       producer threads, one W row each: 32 packed bytes and 2 scales per stage (loaded 4 stages ahead), decoded
+//       exactly to BF16 times 2^(scale - 127) (aipe/kernels/mxfp4.cuh) and stored swizzled. Every producer thread arrives on a stage's
 //       full barrier once, two stages after it filled it (its cp.async groups have landed by then; a proxy fence
 //       makes its generic writes visible to WGMMA), thread 0 also announcing the TMA bytes.
 //   grouped_stream_kernel<Mx>   decode (rows <= 64). Each CTA first lists the experts with rows, then takes work
@@ -77,7 +77,6 @@ __device__ __forceinline__ void expert_rows(const int* offsets, int e, int rows,
 constexpr int kBM = 128, kBN = 128, kBK = 64;
 constexpr int kStages = 6;
 constexpr int kThreads = 384;
-constexpr int kLag = 2;  // a producer thread signals a stage this many stages after it filled it (< kStages - 1)
 constexpr int kTileBytes = kBM * kBK * 2;  // 16 KiB, A's and W's alike
 constexpr int kStageBytes = 2 * kTileBytes;
 constexpr int kMaxExperts = 1024;
@@ -99,10 +98,6 @@ struct WgmmaArgs {
   long long ldc = 0;
 };
 
-// Offset of 16-byte chunk j of row r in a 128B-swizzled box of 128-byte rows (1024-byte aligned): what TMA writes
-// with CU_TENSOR_MAP_SWIZZLE_128B and wgmma_desc_sw128 reads.
-__device__ __forceinline__ int sw128(int r, int j) { return r * 128 + ((j ^ (r & 7)) << 4); }
-
 template <bool Mx>
 __global__ void __launch_bounds__(kThreads, 1)
     grouped_wgmma_kernel(const __grid_constant__ CUtensorMap tma_a, const __grid_constant__ CUtensorMap tma_w,
@@ -113,6 +108,9 @@ __global__ void __launch_bounds__(kThreads, 1)
       reinterpret_cast<unsigned char*>((reinterpret_cast<std::uintptr_t>(smem_raw) + 1023) & ~std::uintptr_t(1023));
   auto sA = [&](int s) { return smem + s * kStageBytes; };
   auto sW = [&](int s) { return smem + s * kStageBytes + kTileBytes; };
+  // Offset of 16-byte chunk j of row r in a 128B-swizzled box of 128-byte rows (1024-byte aligned): what TMA
+  // writes with CU_TENSOR_MAP_SWIZZLE_128B and wgmma_desc_sw128 reads.
+  auto sw128 = [](int r, int j) { return r * 128 + ((j ^ (r & 7)) << 4); };
   int* tile_begin = reinterpret_cast<int*>(smem + kStages * kStageBytes);  // [experts + 1]
   const Pipeline<kStages> pipe(reinterpret_cast<std::uint64_t*>(tile_begin + kMaxExperts + 4));
   using State = PipelineState<kStages>;
@@ -156,7 +154,9 @@ __global__ void __launch_bounds__(kThreads, 1)
 
   const int wg = warpgroup_index();
   if (wg == 0) {
-    const int t = threadIdx.x;  // this thread's A row and W row of every tile
+    constexpr int kLag = 2;       // a producer thread signals a stage this many stages after filling it (< kStages - 1)
+    constexpr int kPrefetch = 4;  // K steps of MXFP4 weight bytes each producer thread has in flight
+    const int t = threadIdx.x;    // this thread's A row and W row of every tile
     if (t == 0) {  // the maps in use (an unused one is all zeros)
       if (!Mx) tma_prefetch_descriptor(&tma_w);
       if (!gather) tma_prefetch_descriptor(&tma_a);
@@ -184,21 +184,28 @@ __global__ void __launch_bounds__(kThreads, 1)
       const bf16* a_row = args.a + (src >= 0 ? std::size_t(src) * args.lda : 0);
       const int n = n0 + t;
       const std::size_t wrow = std::size_t(tile.problem) * N + n;  // MXFP4 row of W_e, valid when n < N
-      for (int kt = 0; kt < ktiles; ++kt) {
-        const int s = st.index;
-        // MXFP4: this stage's packed bytes and scales, loaded before the slot is waited for.
-        uint4 raw[2] = {make_uint4(0, 0, 0, 0), make_uint4(0, 0, 0, 0)};
-        std::uint32_t sc[2] = {0, 0};
-        if constexpr (Mx) {
+      // MXFP4: the packed bytes and scales of this thread's row for K steps kt .. kt + kPrefetch - 1, in flight
+      // while the slots are waited for and filled (q[0] is step kt's; the queue shifts by one a step).
+      uint4 q[kPrefetch][2];
+      std::uint32_t qs[kPrefetch][2];
+      auto fetch = [&](int kt, uint4 (&raw)[2], std::uint32_t (&sc)[2]) {
 #pragma unroll
-          for (int b = 0; b < 2; ++b) {
-            const int kb = 2 * kt + b;
-            if (n < N && kb < kblocks) {
-              raw[b] = __ldg(reinterpret_cast<const uint4*>(args.w_blocks) + wrow * kblocks + kb);
-              sc[b] = __ldg(args.w_scales + wrow * kblocks + kb);
-            }
+        for (int b = 0; b < 2; ++b) {
+          const int kb = 2 * kt + b;
+          raw[b] = make_uint4(0, 0, 0, 0);
+          sc[b] = 0;
+          if (n < N && kb < kblocks) {
+            raw[b] = __ldg(reinterpret_cast<const uint4*>(args.w_blocks) + wrow * kblocks + kb);
+            sc[b] = __ldg(args.w_scales + wrow * kblocks + kb);
           }
         }
+      };
+      if constexpr (Mx) {
+#pragma unroll
+        for (int d = 0; d < kPrefetch; ++d) fetch(d, q[d], qs[d]);
+      }
+      for (int kt = 0; kt < ktiles; ++kt) {
+        const int s = st.index;
         pipe.producer_acquire(st);
         if (t == 0 && tma_bytes) {
           std::uint64_t* bar = pipe.full_bar(st);
@@ -218,14 +225,22 @@ __global__ void __launch_bounds__(kThreads, 1)
         if constexpr (Mx) {
 #pragma unroll
           for (int b = 0; b < 2; ++b) {
-            const __nv_bfloat162 scale = mxfp4::e8m0_to_bf16x2(sc[b]);
-            const std::uint32_t words[4] = {raw[b].x, raw[b].y, raw[b].z, raw[b].w};
+            const __nv_bfloat162 scale = mxfp4::e8m0_to_bf16x2(qs[0][b]);
+            const std::uint32_t words[4] = {q[0][b].x, q[0][b].y, q[0][b].z, q[0][b].w};
 #pragma unroll
-            for (int q = 0; q < 4; ++q) {  // 8 elements: chunk 4 b + q of the 64-element row
-              const uint4 v = mxfp4::e2m1x8_to_bf16x8(words[q], scale);
-              *reinterpret_cast<uint4*>(sW(s) + sw128(t, 4 * b + q)) = v;
+            for (int w = 0; w < 4; ++w) {  // 8 elements: chunk 4 b + w of the 64-element row
+              const uint4 v = mxfp4::e2m1x8_to_bf16x8(words[w], scale);
+              *reinterpret_cast<uint4*>(sW(s) + sw128(t, 4 * b + w)) = v;
             }
           }
+#pragma unroll
+          for (int d = 0; d + 1 < kPrefetch; ++d) {
+            q[d][0] = q[d + 1][0];
+            q[d][1] = q[d + 1][1];
+            qs[d][0] = qs[d + 1][0];
+            qs[d][1] = qs[d + 1][1];
+          }
+          fetch(kt + kPrefetch, q[kPrefetch - 1], qs[kPrefetch - 1]);
         }
         st.advance();
         if (++pending > kLag) {
