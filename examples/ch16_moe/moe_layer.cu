@@ -15,7 +15,7 @@
 // Ladder:
 //   1 cublas_loop     gather_rows (xg), then one cublasGemmEx per expert with rows, per GEMM: the counts are known
 //                     on the host (a real layer would have to copy them back, a sync per layer)
-//   2 cublas_grouped  gather_rows, then one cublasGemmGroupedBatchedEx per GEMM (a group per expert with rows,
+//   2 cublas          gather_rows, then one cublasGemmGroupedBatchedEx per GEMM (a group per expert with rows,
 //                     cuBLAS 12.5+): the library's grouped GEMM, still with host-known counts
 //   3 grouped_wgmma   gather_rows, then aipe::kernels::grouped_gemm per GEMM: one launch over every expert, the
 //                     tiles found from the device offsets (WGMMA tiles above 64 rows, weight streaming at or below)
@@ -121,7 +121,7 @@ class MoeLayer final : public aipe::Example {
                    cublas_loop(s);
                  },
              .blocking = false},
-            {.name = "cublas_grouped",
+            {.name = "cublas",
              .summary = "gather_rows, then one cublasGemmGroupedBatchedEx per GEMM (a group per expert with rows)",
              .launch =
                  [this](cudaStream_t s) {
