@@ -5,6 +5,7 @@
 #if AIPE_HAVE_HTTPLIB
 #include <httplib.h>
 #include <signal.h>
+#include <sys/socket.h>
 
 #include <atomic>
 #include <chrono>
@@ -59,6 +60,13 @@ struct Piece {
   std::string text;
 };
 
+// cpp-httplib 0.11 listens with a backlog of 5: a burst of connections (a load test's first second) overflows it,
+// and the kernel drops what does not fit. Listening again on the bound socket raises the backlog (POSIX allows it;
+// Linux applies it).
+struct HttpServer : httplib::Server {
+  void raise_backlog(int n) { ::listen(svr_sock_, n); }
+};
+
 }  // namespace
 
 struct Server::Impl {
@@ -67,7 +75,7 @@ struct Server::Impl {
   ServerOptions opt;
   openai::ModelLimits limits;
   ServeMetrics metrics;
-  httplib::Server http;
+  HttpServer http;
   std::thread http_thread, engine_thread;
   const std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
 
@@ -384,6 +392,7 @@ void Server::Impl::route() {
   http.new_task_queue = [n = std::max(1, opt.http_threads)] { return new httplib::ThreadPool(std::size_t(n)); };
   http.set_payload_max_length(opt.max_body_bytes);
   http.set_keep_alive_max_count(1000);
+  http.set_keep_alive_timeout(2);  // an idle keep-alive connection holds a pool thread, and shutdown waits for it
   http.set_read_timeout(30);
   http.set_write_timeout(30);
   http.Post("/v1/completions",
@@ -458,6 +467,7 @@ int Server::start() {
     throw std::runtime_error("aipe serve: cannot bind " + s.opt.host + ":" + std::to_string(port) +
                              " (in use, or not an address of this machine)");
   }
+  s.http.raise_backlog(SOMAXCONN);
   s.metrics.set_engine_stats(s.engine.stats());
   s.running = true;
   s.engine_thread = std::thread([&s] { s.engine_loop(); });

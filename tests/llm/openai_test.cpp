@@ -212,7 +212,9 @@ TEST(OpenAiFormat, StopMatcherCutsBeforeTheStopAcrossPieces) {
   EXPECT_EQ(out, "hello ");
   EXPECT_EQ(m.push("more"), "");
   StopMatcher n({"END"});
-  out = n.push("abcE") + n.push("Nx") + n.finish();
+  out = n.push("abcE");
+  out += n.push("Nx");
+  out += n.finish();
   EXPECT_FALSE(n.matched());
   EXPECT_EQ(out, "abcENx");
   // Held-back text never splits a UTF-8 character: every piece returned is whole characters.

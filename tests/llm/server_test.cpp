@@ -77,6 +77,7 @@ class ServeTest : public ::testing::Test {
     const auto res = cli.send(req);
     r.body = raw;
     if (res) r.status = res->status;
+    else r.body = "(no answer: " + httplib::to_string(res.error()) + ")";
     return r;
   }
   Reply get(const std::string& path) {
@@ -304,7 +305,7 @@ TEST_F(ServeTest, TwoHundredConcurrentRequestsWithMalformedOnesAllAnswered) {
   for (int i = 0; i < kN; ++i) {
     const Reply& r = replies[i];
     if (i % 5 < 2) {
-      EXPECT_EQ(r.status, 400) << i;
+      EXPECT_EQ(r.status, 400) << i << " " << r.body;
       EXPECT_TRUE(json::parse(r.body, nullptr, false).contains("error")) << i;
     } else if (i % 5 == 2) {
       ASSERT_EQ(r.status, 200) << i;
