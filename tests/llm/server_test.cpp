@@ -5,15 +5,19 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "aipe/llm/config.hpp"
 #include "aipe/llm/openai.hpp"
 #include "aipe/llm/serve_bench.hpp"
 #include "aipe/llm/server.hpp"
+#include "aipe/device.hpp"
 #include "cli/run_cli.hpp"
 #include "fake_step_engine.hpp"
 
@@ -365,6 +369,41 @@ TEST_F(ServeTest, ChatAndStopStringsWithATokenizer) {
   }
 }
 
+// The same answers as another HTTP client reads them (curl, where it is installed): the SSE framing line by line.
+TEST_F(ServeTest, CurlReadsTheStreamAndTheErrors) {
+  if (std::system("command -v curl >/dev/null 2>&1") != 0) GTEST_SKIP() << "curl is not installed";
+  start();
+  auto run = [](const std::string& cmd) {
+    std::string out;
+    FILE* p = ::popen(cmd.c_str(), "r");
+    if (!p) return out;
+    char buf[4096];
+    for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+    ::pclose(p);
+    return out;
+  };
+  const std::string url = "http://127.0.0.1:" + std::to_string(port) + "/v1/completions";
+  const std::string sse = run("curl -sN -X POST " + url + " -H 'Content-Type: application/json' -d "
+                              "'{\"prompt\": [3], \"max_tokens\": 3, \"stream\": true}'");
+  std::vector<std::string> lines;
+  std::size_t at = 0;
+  for (std::size_t nl; (nl = sse.find('\n', at)) != std::string::npos; at = nl + 1) lines.push_back(sse.substr(at, nl - at));
+  EXPECT_EQ(at, sse.size()) << "the stream does not end with a newline";
+  // 3 token events, the finish event, [DONE]: each a data line and a blank line.
+  ASSERT_EQ(lines.size(), 10u) << sse;
+  for (std::size_t i = 0; i < lines.size(); i += 2) {
+    EXPECT_EQ(lines[i].rfind("data: ", 0), 0u) << lines[i];
+    EXPECT_EQ(lines[i + 1], "");
+  }
+  EXPECT_EQ(lines[8], "data: [DONE]");
+  EXPECT_EQ(json::parse(lines[0].substr(6))["choices"][0]["token_ids"], json({4}));
+  EXPECT_EQ(json::parse(lines[6].substr(6))["choices"][0]["finish_reason"], "length");
+  const std::string err = run("curl -s -w ' %{http_code}' -X POST " + url + " -d '{\"prompt\": [1], \"top_p\": 2}'");
+  ASSERT_GT(err.size(), 4u);
+  EXPECT_EQ(err.substr(err.size() - 4), " 400") << err;
+  EXPECT_EQ(json::parse(err.substr(0, err.size() - 4))["error"]["param"], "top_p") << err;
+}
+
 TEST_F(ServeTest, BenchServeCountsEveryRequestAndToken) {
   start({.step_delay_s = 0.0005});
   const std::string url = "http://127.0.0.1:" + std::to_string(port);
@@ -449,6 +488,40 @@ TEST(BenchServe, UrlsAndSummaries) {
   EXPECT_DOUBLE_EQ(r.ttft.p50, 0.05);
   EXPECT_NEAR(r.tpot.mean, (0.01 + 0.01 + 0.05) / 3, 1e-12);
   EXPECT_EQ(llm::to_json(r)["completed"], 3);
+}
+
+TEST(ServeCli, BadArgumentsAreUsageErrorsFoundBeforeAnythingRuns) {
+  const std::vector<std::vector<std::string>> bad = {
+      {"bench", "serve", "--rate", "1", "--concurrency", "2"},
+      {"bench", "serve", "--rate", "1", "--sweep", "1,2"},
+      {"bench", "serve", "--rate", "-1"},
+      {"bench", "serve", "--sweep", "1,x"},
+      {"bench", "serve", "--url", "https://127.0.0.1:1"},
+      {"bench", "serve", "--url", "http://127.0.0.1:1/v1"},
+      {"bench", "serve", "--dataset", "/nonexistent/prompts.jsonl"},
+      {"bench", "serve", "--num-prompts", "0"},
+      {"serve", "--model", "/nonexistent/model"},
+      {"serve", "--model", "synthetic:no-such-model"},
+      {"serve", "--model", "synthetic:" + llm::synthetic_names().front(), "--port", "0"},
+      {"serve"},
+  };
+  for (const auto& args : bad) {
+    const auto r = test::run_cli(args);
+    std::string line;
+    for (const auto& a : args) line += a + " ";
+    EXPECT_EQ(r.code, 2) << line << "\n" << r.err;
+    EXPECT_FALSE(r.err.empty()) << line;
+  }
+}
+
+TEST(ServeCli, NoServerOrNoGpuIsSaidAsSuch) {
+  // Nothing listens on port 1: the server cannot be asked (exit 1, naming the URL).
+  const auto b = test::run_cli({"bench", "serve", "--url", "http://127.0.0.1:1", "--num-prompts", "1"});
+  EXPECT_EQ(b.code, 1) << b.err;
+  EXPECT_NE(b.err.find("127.0.0.1:1"), std::string::npos) << b.err;
+  if (!aipe::gpu_unavailable_reason()) GTEST_SKIP() << "a GPU is present: aipe serve would start";
+  const auto s = test::run_cli({"serve", "--model", "synthetic:" + llm::synthetic_names().front()});
+  EXPECT_EQ(s.code, 3) << s.err;
 }
 
 TEST(BenchServe, DatasetLinesAreCheckedAndUsedInTurn) {
