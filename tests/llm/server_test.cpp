@@ -110,6 +110,14 @@ class ServeTest : public ::testing::Test {
     return v;
   }
 
+  // A stream's request is in flight until its HTTP exchange is torn down, just after the client saw its end.
+  int wait_in_flight_zero() {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (server->in_flight() != 0 && std::chrono::steady_clock::now() < until)
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    return server->in_flight();
+  }
+
   std::unique_ptr<test::FakeStepEngine> engine;
   std::unique_ptr<llm::Server> server;
   int port = 0;
@@ -253,7 +261,7 @@ TEST_F(ServeTest, ClientThatDisconnectsMidStreamCancelsItsRequest) {
   EXPECT_EQ(wait_metric("aipe:request_success_total{" + kLab + ",finished_reason=\"cancelled\"}", 1), 1);
   EXPECT_LT(metric("aipe:generation_tokens_total{" + kLab + "}"), 200);
   EXPECT_EQ(wait_metric("aipe:kv_cache_pages_used{" + kLab + "}", 0), 0);
-  EXPECT_EQ(server->in_flight(), 0);
+  EXPECT_EQ(wait_in_flight_zero(), 0);
 }
 
 TEST_F(ServeTest, ShutdownLetsStreamsFinishWithinTheDeadline) {
@@ -325,6 +333,35 @@ TEST_F(ServeTest, TwoHundredConcurrentRequestsWithMalformedOnesAllAnswered) {
   }
   EXPECT_EQ(wait_metric("aipe:request_success_total{" + kLab + ",finished_reason=\"max_tokens\"}", 120), 120);
   EXPECT_EQ(wait_metric("aipe:kv_cache_pages_used{" + kLab + "}", 0), 0);
+}
+
+// Clients that go away mid-stream, malformed bodies and whole requests at once: every valid request completes, every
+// abandoned one is cancelled, and no KV page stays held.
+TEST_F(ServeTest, DisconnectsAndMalformedBodiesMixedLeakNoPage) {
+  start({.max_num_seqs = 16, .num_pages = 256, .step_delay_s = 0.001});
+  constexpr int kN = 120;
+  std::vector<Reply> replies(kN);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kN; ++i)
+    threads.emplace_back([&, i] {
+      const std::string id = std::to_string(i);
+      if (i % 4 == 0) replies[i] = post("/v1/completions", "{\"prompt\": [" + id + "], \"max_tokens\": 100, \"stream\": true}", 2);
+      else if (i % 4 == 1) replies[i] = post("/v1/completions", "{\"prompt\": [" + id + "], \"top_p\": -1}");
+      else if (i % 4 == 2) replies[i] = post("/v1/completions", "{\"prompt\": [" + id + "], \"max_tokens\": 9, \"stream\": true}");
+      else replies[i] = post("/v1/completions", "{\"prompt\": [" + id + "], \"max_tokens\": 9}");
+    });
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < kN; ++i) {
+    if (i % 4 == 1) EXPECT_EQ(replies[i].status, 400) << i;
+    if (i % 4 == 2) EXPECT_TRUE(replies[i].done) << i << " " << replies[i].body;
+    if (i % 4 == 3) EXPECT_EQ(json::parse(replies[i].body)["usage"]["completion_tokens"], 9) << i;
+  }
+  EXPECT_EQ(wait_metric("aipe:request_success_total{" + kLab + ",finished_reason=\"cancelled\"}", kN / 4), kN / 4);
+  EXPECT_EQ(wait_metric("aipe:request_success_total{" + kLab + ",finished_reason=\"max_tokens\"}", kN / 2), kN / 2);
+  EXPECT_EQ(wait_metric("aipe:kv_cache_pages_used{" + kLab + "}", 0), 0);
+  EXPECT_EQ(wait_metric("aipe:num_requests_waiting{" + kLab + "}", 0), 0);
+  EXPECT_EQ(engine->cancel_calls().size(), std::size_t(kN / 4));
+  EXPECT_EQ(wait_in_flight_zero(), 0);
 }
 
 TEST_F(ServeTest, ChatAndStopStringsWithATokenizer) {
