@@ -24,6 +24,7 @@
 #include "aipe/llm/tokenizer.hpp"
 #include "app.hpp"
 #include "command.hpp"
+#include "serve_cmd.hpp"
 
 namespace aipe::cli {
 namespace {
@@ -318,7 +319,7 @@ int cmd_bench_generate(const BenchArgs& a, std::ostream& out, std::ostream& err)
 }
 
 CLI::App* add_bench(CLI::App& app, Action& action) {
-  auto* c = app.add_subcommand("bench", "benchmarks of the engine: bench generate");
+  auto* c = app.add_subcommand("bench", "benchmarks of the engine: bench generate, bench serve");
   c->require_subcommand(1);
   auto* g = c->add_subcommand("generate", "decode throughput and latency of a batch of random prompts");
   auto a = std::make_shared<BenchArgs>();
@@ -326,7 +327,11 @@ CLI::App* add_bench(CLI::App& app, Action& action) {
   g->add_option("--batch", a->batches, "batch sizes (repeatable)")->check(CLI::Range(1, 4096));
   g->add_option("--input-len", a->input_len, "prompt tokens per sequence")->check(CLI::Range(1, 1 << 20));
   g->add_option("--output-len", a->output_len, "generated tokens per sequence")->check(CLI::Range(1, 1 << 20));
-  action = [a](std::ostream& out, std::ostream& err) { return cmd_bench_generate(*a, out, err); };
+  auto serve_action = std::make_shared<Action>();
+  add_bench_serve(c, [serve_action](Action act) { *serve_action = std::move(act); });
+  action = [a, g, serve_action](std::ostream& out, std::ostream& err) {
+    return g->parsed() ? cmd_bench_generate(*a, out, err) : (*serve_action)(out, err);
+  };
   return c;
 }
 AIPE_CLI_COMMAND(71, add_bench);
