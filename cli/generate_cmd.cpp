@@ -13,6 +13,7 @@
 
 #include "aipe/ceilings.hpp"
 #include "aipe/check.hpp"
+#include "aipe/kernels/launch.cuh"
 #include "aipe/device.hpp"
 #include "aipe/random.hpp"
 #include "aipe/stats.hpp"
@@ -23,6 +24,7 @@
 #include "aipe/llm/tokenizer.hpp"
 #include "app.hpp"
 #include "command.hpp"
+#include "serve_cmd.hpp"
 
 namespace aipe::cli {
 namespace {
@@ -35,7 +37,7 @@ struct ModelArgs {
   double gpu_memory = 0.9;
   int page_size = 16, max_tokens = 4096, max_seqs = 256, device = 0;
   int max_batched_tokens = 0;
-  bool no_graphs = false, no_progress = false;
+  bool no_graphs = false, no_pdl = false, no_progress = false;
   std::uint64_t seed = 1;
   std::string json;
 };
@@ -53,6 +55,8 @@ void add_model_options(CLI::App* c, ModelArgs& a) {
       ->check(CLI::Range(1, 1 << 20));
   c->add_option("--device", a.device, "GPU ordinal")->check(non_negative_integer(kMaxDevice));
   c->add_flag("--no-graphs", a.no_graphs, "launch every decode step's kernels eagerly instead of replaying a CUDA graph");
+  c->add_flag("--no-pdl", a.no_pdl,
+              "launch the decode step's kernels without programmatic dependent launch (each waits for the last to end)");
   c->add_option("--seed", a.seed, "seed of synthetic weights and of sampling");
   c->add_flag("--no-progress", a.no_progress, "no progress lines on stderr");
   c->add_option("--json", a.json, "write the results as JSON to FILE ('-' for stdout)");
@@ -60,6 +64,7 @@ void add_model_options(CLI::App* c, ModelArgs& a) {
 
 llm::LoadedModel load(const ModelArgs& a, int seqs, int context, std::ostream& err) {
   AIPE_CUDA(cudaSetDevice(a.device));
+  kernels::set_programmatic_launch(!a.no_pdl);
   llm::LoadOptions o;
   o.gpu_memory = a.gpu_memory;
   o.page_size = a.page_size;
@@ -272,6 +277,7 @@ int cmd_bench_generate(const BenchArgs& a, std::ostream& out, std::ostream& err)
   j["input_len"] = a.input_len;
   j["output_len"] = a.output_len;
   j["cuda_graphs"] = !a.no_graphs;
+  j["programmatic_launch"] = !a.no_pdl;
   j["dram_gbps"] = dram_gbps;
   j["dram_source"] = dram_src;
   j["bf16_tflops"] = bf16_tflops;
@@ -334,7 +340,7 @@ int cmd_bench_generate(const BenchArgs& a, std::ostream& out, std::ostream& err)
 }
 
 CLI::App* add_bench(CLI::App& app, Action& action) {
-  auto* c = app.add_subcommand("bench", "benchmarks of the engine: bench generate");
+  auto* c = app.add_subcommand("bench", "benchmarks of the engine: bench generate, bench serve");
   c->require_subcommand(1);
   auto* g = c->add_subcommand("generate", "decode throughput and latency of a batch of random prompts");
   auto a = std::make_shared<BenchArgs>();
@@ -342,7 +348,11 @@ CLI::App* add_bench(CLI::App& app, Action& action) {
   g->add_option("--batch", a->batches, "batch sizes (repeatable)")->check(CLI::Range(1, 4096));
   g->add_option("--input-len", a->input_len, "prompt tokens per sequence")->check(CLI::Range(1, 1 << 20));
   g->add_option("--output-len", a->output_len, "generated tokens per sequence")->check(CLI::Range(1, 1 << 20));
-  action = [a](std::ostream& out, std::ostream& err) { return cmd_bench_generate(*a, out, err); };
+  auto serve_action = std::make_shared<Action>();
+  add_bench_serve(c, [serve_action](Action act) { *serve_action = std::move(act); });
+  action = [a, g, serve_action](std::ostream& out, std::ostream& err) {
+    return g->parsed() ? cmd_bench_generate(*a, out, err) : (*serve_action)(out, err);
+  };
   return c;
 }
 AIPE_CLI_COMMAND(71, add_bench);

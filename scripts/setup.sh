@@ -4,7 +4,9 @@
 set -euo pipefail
 
 # libpcre2-dev: the tokenizer's split regex; libxxhash-dev: the KV cache's prefix-cache page hashes (both via pkg-config).
-need_pkgs=(cmake ninja-build g++ libgtest-dev nlohmann-json3-dev libcli11-dev ccache git pkg-config libpcre2-dev libxxhash-dev)
+# libcpp-httplib-dev: the HTTP server of `aipe serve` and the client of `aipe bench serve` (pkg-config cpp-httplib).
+need_pkgs=(cmake ninja-build g++ libgtest-dev nlohmann-json3-dev libcli11-dev ccache git pkg-config libpcre2-dev libxxhash-dev
+           libcpp-httplib-dev)
 # Opt-in (large): headless Chromium for the test that renders `aipe report`'s HTML (skipped without it).
 if [ "${AIPE_WITH_CHROMIUM:-0}" = 1 ]; then need_pkgs+=(chromium zlib1g-dev); fi
 # Opt-in: clang with its sanitizer and libFuzzer runtimes, for the 'asan' preset and scripts/fuzz.sh.

@@ -132,6 +132,7 @@ __device__ __forceinline__ int swz(int row, int chunk) {
 // ring depth for CTAs (the `stages` axis of ch18/paged_decode measures it).
 template <int D, int Stages, bool Fp8>
 __global__ void __launch_bounds__(kThreads, Stages == 2 ? 3 : 1) decode_kernel(const Params p) {
+  pdl_begin();  // launched with launch_pdl
   extern __shared__ __align__(128) unsigned char smem_raw[];
   unsigned char* ring = smem_raw;
   constexpr int kRowBytes = D * (Fp8 ? 1 : 2);                  // one token's d values of one KV head
@@ -447,6 +448,7 @@ __global__ void __launch_bounds__(kThreads, Stages == 2 ? 3 : 1) decode_kernel(c
 
 // One CTA per output row (b, qi, head): L = log(sum_s exp(lse_s) + exp(sink)), O = sum_s exp(lse_s - L) O_s.
 __global__ void __launch_bounds__(128) combine_kernel(const CombineArgs c) {
+  pdl_begin();  // launched with launch_pdl
   const int R = c.batch * c.q_len * c.heads;
   const int rowid = blockIdx.x;
   const int head = rowid % c.heads, bq = rowid / c.heads, qi = bq % c.q_len, b = bq / c.q_len;
@@ -478,6 +480,7 @@ __global__ void __launch_bounds__(128) combine_kernel(const CombineArgs c) {
 
 // One CTA per new token; 16-byte chunks of its kv_heads * d values, K and V.
 __global__ void append_kernel(const AppendKvArgs a) {
+  pdl_begin();  // launched with launch_pdl
   const std::int64_t slot = a.slot_mapping[blockIdx.x];
   if (slot < 0 || slot >= std::int64_t(a.num_pages) * a.page_size) return;
   const int chunks = a.kv_heads * a.d / 8;
@@ -629,7 +632,7 @@ void decode(const DecodeArgs& a, cudaStream_t stream) {
   p.scale_log2 = scale * kLog2e;
   const long long gx = static_cast<long long>(a.cache.kv_heads) * L.plan.row_blocks;
   if (gx > INT32_MAX) throw std::invalid_argument("decode: kv_heads * row blocks exceeds the grid");
-  L.kernel<<<dim3(unsigned(gx), unsigned(a.batch), unsigned(splits)), kThreads, L.smem, stream>>>(p);
+  launch_pdl(L.kernel, dim3(unsigned(gx), unsigned(a.batch), unsigned(splits)), dim3(kThreads), L.smem, stream, p);
   AIPE_CHECK_LAUNCH();
   if (splits > 1) {
     combine_splits({.o_partial = p.o_part,
@@ -657,14 +660,14 @@ void combine_splits(const CombineArgs& c, cudaStream_t stream) {
     throw std::invalid_argument("combine_splits: with context_lens, tokens_per_split must be >= 1 and context_cap >= 0");
   const long long rows = static_cast<long long>(c.batch) * c.q_len * c.heads;
   if (rows > INT32_MAX) throw std::invalid_argument("combine_splits: batch * q_len * heads exceeds the grid");
-  combine_kernel<<<unsigned(rows), 128, 0, stream>>>(c);
+  launch_pdl(combine_kernel, dim3(unsigned(rows)), dim3(128), 0, stream, c);
   AIPE_CHECK_LAUNCH();
 }
 
 void append_kv(const AppendKvArgs& a, cudaStream_t stream) {
   check_append_kv_args(a);
   if (a.tokens == 0) return;
-  append_kernel<<<unsigned(a.tokens), 128, 0, stream>>>(a);
+  launch_pdl(append_kernel, dim3(unsigned(a.tokens)), dim3(128), 0, stream, a);
   AIPE_CHECK_LAUNCH();
 }
 

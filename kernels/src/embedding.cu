@@ -2,6 +2,7 @@
 #include <algorithm>
 
 #include "aipe/check.hpp"
+#include "aipe/kernels/launch.cuh"
 #include "aipe/kernels/embedding.cuh"
 #include "aipe/kernels/embedding.hpp"
 #include "aipe/kernels/vec.cuh"
@@ -16,9 +17,9 @@ void embedding(const int* ids, const __nv_bfloat16* table, __nv_bfloat16* out, i
   const int vectors = v8 ? hidden / 8 : hidden;
   const int block = std::clamp((vectors + 31) / 32 * 32, 32, 512);
   if (v8)
-    embedding_detail::embedding_kernel<8><<<tokens, block, 0, stream>>>(ids, table, out, error, vocab, hidden);
+    launch_pdl(embedding_detail::embedding_kernel<8>, dim3(tokens), dim3(block), 0, stream, ids, table, out, error, vocab, hidden);
   else
-    embedding_detail::embedding_kernel<1><<<tokens, block, 0, stream>>>(ids, table, out, error, vocab, hidden);
+    launch_pdl(embedding_detail::embedding_kernel<1>, dim3(tokens), dim3(block), 0, stream, ids, table, out, error, vocab, hidden);
   AIPE_CHECK_LAUNCH();
 }
 

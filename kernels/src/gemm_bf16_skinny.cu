@@ -16,6 +16,9 @@
 //   * DS: grid (2, CTAs along N) in clusters of 2 along x, each CTA half of K; the CTA that does not own a
 //     warp's rows (owner = warp / 2) writes its FP32 fragment into the owner's idle ring through distributed
 //     shared memory, a cluster barrier, the owner adds and stores: no partials in DRAM, no second kernel.
+//   * launched as a programmatic dependent launch (PDL): while the kernel before it drains, each CTA sends the
+//     first ring of its weight tiles to L2, then waits for that kernel before it reads A (decode is a chain of
+//     such GEMMs and small kernels: their boundaries are where the weight stream would otherwise stop).
 // Token tiles MP in {8, 16, 32, 64, 128, 256} (skinny_token_tile): 6 instances of each switch, not 32.
 #include <cuda.h>
 #include <cuda_bf16.h>
@@ -95,7 +98,14 @@ __global__ void __launch_bounds__(kThreads, 1)
     tma_prefetch_descriptor(&tma_a);
     pipe.init(1, 2 * CM);  // empty: one arrive per consumer warpgroup of every CTA of the cluster
     fence_barrier_init();
+    // Launched with PDL, the CTA may be running while the kernel before it finishes (the previous GEMM's last
+    // tiles, a norm): the first ring's worth of this CTA's weight tiles goes to L2 meanwhile. An L2 prefetch
+    // writes neither global nor shared memory, so it is safe before the dependency wait whatever wrote B.
+    for (int kt = kt0; kt < min(kt1, kt0 + Cfg::kStages); ++kt) tma_prefetch_2d(&tma_w, kt * kBK, n0);
   }
+  // A (the activations) and C are the previous kernels' output and input: nothing touches them before this.
+  grid_dependency_wait();
+  launch_dependents();
   if constexpr (CM > 1) cluster_sync();  // the peer's barriers exist before any multicast or remote arrive
   else __syncthreads();
 
@@ -216,6 +226,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 
 // C[m][n] = BF16(alpha sum_s P[s][m][n] + bias[n]): the split-K partials (packed M x N) into C (pitch ldc).
 __global__ void reduce_splits(const float* __restrict__ P, const SkinnyArgs args, int splits) {
+  pdl_begin();  // launched with launch_pdl
   const std::size_t mn = std::size_t(args.M) * args.N;
   for (std::size_t i = blockIdx.x * std::size_t(blockDim.x) + threadIdx.x; i < mn; i += std::size_t(gridDim.x) * blockDim.x) {
     float acc = 0.f;
@@ -262,13 +273,13 @@ void launch_one(const Matrix<const bf16>& a, const Matrix<const bf16>& b, const 
   const CUtensorMap ta = matrix_map(kBf16, a.data, a.rows, a.cols, a.ld, MP / CM, kBK);
   const unsigned ctas_n = static_cast<unsigned>((b.rows + kRowsW - 1) / kRowsW);
   if constexpr (DS) {
-    launch_in_clusters(kernel, dim3(2, ctas_n), kThreads, SkinnyCfg<MP>::kSmem, 2, stream, tw, ta, args);
+    launch_in_clusters_pdl(kernel, dim3(2, ctas_n), kThreads, SkinnyCfg<MP>::kSmem, 2, stream, tw, ta, args);
   } else if constexpr (CM == 2) {
     const dim3 grid((ctas_n + 1) / 2 * 2, static_cast<unsigned>(cfg.splits));
-    launch_in_clusters(kernel, grid, kThreads, SkinnyCfg<MP>::kSmem, 2, stream, tw, ta, args);
+    launch_in_clusters_pdl(kernel, grid, kThreads, SkinnyCfg<MP>::kSmem, 2, stream, tw, ta, args);
   } else {
-    kernel<<<dim3(ctas_n, static_cast<unsigned>(cfg.splits)), kThreads, SkinnyCfg<MP>::kSmem, stream>>>(tw, ta, args);
-    AIPE_CHECK_LAUNCH();
+    launch_pdl(kernel, dim3(ctas_n, static_cast<unsigned>(cfg.splits)), dim3(kThreads), SkinnyCfg<MP>::kSmem, stream,
+               tw, ta, args);
   }
 }
 
@@ -315,7 +326,7 @@ void launch_skinny(const Matrix<const bf16>& a, const Matrix<const bf16>& b, con
   if (partials) {
     const std::size_t mn = std::size_t(args.M) * args.N;
     const int blocks = static_cast<int>(std::min<std::size_t>((mn + 255) / 256, 4096));
-    reduce_splits<<<blocks, 256, 0, stream>>>(args.P, args, cfg.splits);
+    launch_pdl(reduce_splits, dim3(blocks), dim3(256), 0, stream, args.P, args, cfg.splits);
     AIPE_CHECK_LAUNCH();
   }
 }

@@ -1,5 +1,6 @@
 #include <cuda_runtime_api.h>
 
+#include <atomic>
 #include <mutex>
 #include <set>
 #include <tuple>
@@ -18,7 +19,14 @@ std::set<std::tuple<const void*, int, int>>& opt_ins() {
   static std::set<std::tuple<const void*, int, int>> done;
   return done;
 }
+std::atomic<bool>& pdl_switch() {
+  static std::atomic<bool> on{true};
+  return on;
+}
 }  // namespace
+
+void set_programmatic_launch(bool on) { pdl_switch().store(on); }
+bool programmatic_launch() { return pdl_switch().load(); }
 
 namespace detail {
 bool first_smem_opt_in(const void* func, int device, int bytes) {

@@ -21,7 +21,7 @@ void launch(const bf16* x, bf16* hidden, const bf16* delta, const bf16* w, bf16*
   const std::size_t smem = std::size_t(cols) * sizeof(float);
   // Above the 48 KiB every kernel may use, an opt-in (made once per device): hidden > 12288.
   if (smem > 48 * 1024) set_max_dynamic_smem(kernel, smem);
-  kernel<<<tokens, block_for(cols / VEC), smem, stream>>>(x, hidden, delta, w, y, cols, eps);
+  launch_pdl(kernel, dim3(tokens), dim3(block_for(cols / VEC)), smem, stream, x, hidden, delta, w, y, cols, eps);
   AIPE_CHECK_LAUNCH();
 }
 

@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "aipe/check.hpp"
+#include "aipe/kernels/launch.cuh"
 #include "aipe/kernels/rope.cuh"
 #include "aipe/kernels/rope.hpp"
 
@@ -36,11 +37,11 @@ void apply_rope(const RopeArgs& a, const RopeTable& table, cudaStream_t stream) 
   const int items = (a.heads + a.kv_heads) * (half / vec);
   const int block = std::clamp((items + 31) / 32 * 32, 32, 256);
   if (v8)
-    rope::rope_kernel<8><<<a.tokens, block, 0, stream>>>(a.q, a.q_stride, a.heads, a.k, a.k_stride, a.kv_heads,
+    launch_pdl(rope::rope_kernel<8>, dim3(a.tokens), dim3(block), 0, stream, a.q, a.q_stride, a.heads, a.k, a.k_stride, a.kv_heads,
                                                          a.positions, table.data(), table.max_positions(), half,
                                                          a.error);
   else
-    rope::rope_kernel<1><<<a.tokens, block, 0, stream>>>(a.q, a.q_stride, a.heads, a.k, a.k_stride, a.kv_heads,
+    launch_pdl(rope::rope_kernel<1>, dim3(a.tokens), dim3(block), 0, stream, a.q, a.q_stride, a.heads, a.k, a.k_stride, a.kv_heads,
                                                          a.positions, table.data(), table.max_positions(), half,
                                                          a.error);
   AIPE_CHECK_LAUNCH();

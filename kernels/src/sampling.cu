@@ -2,6 +2,7 @@
 #include <stdexcept>
 
 #include "aipe/check.hpp"
+#include "aipe/kernels/launch.cuh"
 #include "aipe/kernels/sampling.cuh"
 #include "aipe/kernels/sampling.hpp"
 
@@ -13,7 +14,7 @@ void launch(const T* logits, std::int64_t ld, int batch, int vocab, const Sampli
             cudaStream_t stream) {
   check_sampling(logits, ld, batch, vocab, tokens);
   if (batch == 0) return;
-  sampling::sample_kernel<T><<<batch, sampling::kThreads, 0, stream>>>(logits, ld, vocab, params, tokens);
+  launch_pdl(sampling::sample_kernel<T>, dim3(batch), dim3(sampling::kThreads), 0, stream, logits, ld, vocab, params, tokens);
   AIPE_CHECK_LAUNCH();
 }
 

@@ -2,6 +2,7 @@
 #include <algorithm>
 
 #include "aipe/check.hpp"
+#include "aipe/kernels/launch.cuh"
 #include "aipe/kernels/swiglu.cuh"
 #include "aipe/kernels/swiglu.hpp"
 
@@ -15,9 +16,9 @@ void swiglu(const __nv_bfloat16* gate_up, __nv_bfloat16* out, int tokens, int in
   // Enough CTAs to fill the GPU several times over, never more than there are vectors.
   const int grid = int(std::clamp<std::int64_t>((vectors + 255) / 256, 1, 65536));
   if (v8)
-    swiglu_detail::swiglu_kernel<8><<<grid, 256, 0, stream>>>(gate_up, out, tokens, inter);
+    launch_pdl(swiglu_detail::swiglu_kernel<8>, dim3(grid), dim3(256), 0, stream, gate_up, out, tokens, inter);
   else
-    swiglu_detail::swiglu_kernel<1><<<grid, 256, 0, stream>>>(gate_up, out, tokens, inter);
+    launch_pdl(swiglu_detail::swiglu_kernel<1>, dim3(grid), dim3(256), 0, stream, gate_up, out, tokens, inter);
   AIPE_CHECK_LAUNCH();
 }
 

@@ -20,6 +20,8 @@
 #include "aipe/llm/config.hpp"
 #include "aipe/llm/generation_config.hpp"
 #include "aipe/llm/load_plan.hpp"
+#include "aipe/llm/openai.hpp"
+#include <nlohmann/json.hpp>
 #include "aipe/llm/safetensors.hpp"
 #include "aipe/llm/tokenizer.hpp"
 #include "aipe/profile/compare.hpp"
@@ -359,12 +361,48 @@ void tokenizer_encode(std::string_view in) {
   if (streamed != aipe::llm::utf8_lossy(t.decode(ids))) broken("streamed decode differs from the whole decode");
 }
 
+
+// aipe serve's request parser: any body is a request or an ApiError (400) whose body is JSON; a request it
+// accepts resolves against a small model to one that fits it, or to an ApiError. The SSE reader splits a stream
+// the same way whatever the pieces.
+void openai_request(std::string_view in) {
+  namespace oa = aipe::llm::openai;
+  in = in.substr(0, 1 << 16);
+  for (const auto ep : {oa::Endpoint::completions, oa::Endpoint::chat}) {
+    try {
+      const oa::ParsedRequest p = oa::parse_request(in, ep);
+      const oa::ModelLimits lim{.max_model_len = 64, .vocab_size = 100};
+      try {
+        const aipe::llm::Request r = oa::to_engine_request(p, nullptr, lim, 1, 0);
+        if (r.prompt.empty() || r.prompt.size() >= 64 || r.max_tokens < 1 || r.prompt.size() + r.max_tokens > 64)
+          broken("to_engine_request accepted a request that does not fit the context");
+        for (const auto t : r.prompt)
+          if (t < 0 || t >= 100) broken("to_engine_request accepted an id outside the vocabulary");
+        if (!(r.sampling.temperature >= 0 && r.sampling.temperature <= 2 && r.sampling.top_p > 0 &&
+              r.sampling.top_p <= 1))
+          broken("to_engine_request accepted sampling parameters out of range");
+      } catch (const oa::ApiError& e) {
+        if (e.status != 400) broken("to_engine_request: an error other than 400");
+      }
+    } catch (const oa::ApiError& e) {
+      if (e.status != 400) broken("parse_request: an error other than 400");
+      const nlohmann::json j = nlohmann::json::parse(oa::error_body(e), nullptr, false);
+      if (j.is_discarded() || !j["error"]["message"].is_string()) broken("error_body is not an OpenAI error object");
+    }
+  }
+  oa::SseParser whole, bytes;
+  const auto a = whole.push(in);
+  std::vector<std::string> b;
+  for (const char c : in)
+    for (auto& e : bytes.push(std::string_view(&c, 1))) b.push_back(std::move(e));
+  if (a != b) broken("SseParser splits differently by the piece");
+}
 }  // namespace
 
 const std::vector<std::string>& target_names() {
   static const std::vector<std::string> n = {"results_reader", "peak_cache", "compare", "report", "safetensors_header",
                                              "kv_scheduler", "rendezvous_message", "config_json", "tokenizer_json",
-                                             "tokenizer_encode"};
+                                             "tokenizer_encode", "openai_request"};
   return n;
 }
 
@@ -380,6 +418,7 @@ int run_target(const std::string& name, const std::uint8_t* data, std::size_t si
   else if (name == "config_json") config_json(in);
   else if (name == "tokenizer_json") tokenizer_json(in);
   else if (name == "tokenizer_encode") tokenizer_encode(in);
+  else if (name == "openai_request") openai_request(in);
   else throw std::invalid_argument("no fuzz target named '" + name + "'");
   return 0;
 }

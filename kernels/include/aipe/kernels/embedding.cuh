@@ -4,12 +4,14 @@
 #include <cuda_bf16.h>
 
 #include <cstdint>
+#include "aipe/kernels/ptx.cuh"
 
 namespace aipe::kernels::embedding_detail {
 
 template <int VEC>
 __global__ void embedding_kernel(const int* ids, const __nv_bfloat16* table, __nv_bfloat16* out, int* error, int vocab,
                                  int hidden) {
+  pdl_begin();  // launched with launch_pdl
   const int t = blockIdx.x;
   const int id = ids[t];
   const bool ok = id >= 0 && id < vocab;

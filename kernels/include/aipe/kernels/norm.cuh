@@ -11,12 +11,14 @@
 #include <cstdint>
 
 #include "aipe/kernels/vec.cuh"
+#include "aipe/kernels/ptx.cuh"
 
 namespace aipe::kernels::norm {
 
 template <int VEC, bool kFusedAdd>
 __global__ void rmsnorm_kernel(const __nv_bfloat16* x, __nv_bfloat16* hidden, const __nv_bfloat16* delta,
                                const __nv_bfloat16* w, __nv_bfloat16* y, int cols, float eps) {
+  pdl_begin();  // launched with launch_pdl
   extern __shared__ float row[];  // [cols]
   __shared__ float scratch[33];
   const std::int64_t off = std::int64_t(blockIdx.x) * cols;

@@ -229,6 +229,37 @@ __device__ __forceinline__ void tma_prefetch_2d(const void* map, int c0, int c1)
 }
 
 // ---------------------------------------------------------------------------------------------
+// Programmatic dependent launch (PDL)
+// ---------------------------------------------------------------------------------------------
+// A kernel launched with the programmatic-stream-serialization attribute (aipe/kernels/launch.cuh: launch_pdl)
+// may start while the kernel before it in the stream is still running. Before it reads anything that kernel
+// wrote, or writes anything that kernel reads, it calls grid_dependency_wait(): the wait returns once every
+// prerequisite grid has completed and its memory operations are visible. Only work that touches no such memory
+// (barrier set-up, tensor-map prefetch, L2 prefetch of operands no earlier kernel writes) goes before it.
+// launch_dependents() lets the next PDL kernel be scheduled onto SMs as this one's CTAs free them; it is a hint
+// on timing, never on memory (the dependent still waits for this grid's completion).
+// In a kernel launched without the attribute both are no-ops in effect (nothing is in flight before it).
+
+__device__ __forceinline__ void grid_dependency_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void launch_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
+// The first statement of a PDL kernel with nothing to do before its inputs are ready: wait for the kernel
+// before it, then let the next one be scheduled (its launch and prologue overlap this kernel's work).
+__device__ __forceinline__ void pdl_begin() {
+  grid_dependency_wait();
+  launch_dependents();
+}
+
+// ---------------------------------------------------------------------------------------------
 // TMA stores (shared -> global), tracked as bulk groups of the issuing thread
 // ---------------------------------------------------------------------------------------------
 // The usual sequence: every writing thread stores its part of the box into shared memory, then

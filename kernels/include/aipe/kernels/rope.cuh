@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "aipe/kernels/vec.cuh"
+#include "aipe/kernels/ptx.cuh"
 
 namespace aipe::kernels::rope {
 
@@ -33,6 +34,7 @@ template <int VEC>
 __global__ void rope_kernel(__nv_bfloat16* q, std::int64_t q_stride, int heads, __nv_bfloat16* k,
                             std::int64_t k_stride, int kv_heads, const int* positions, const float2* table,
                             int max_positions, int half, int* error) {
+  pdl_begin();  // launched with launch_pdl
   const int t = blockIdx.x;
   const int p = positions[t];
   if (p < 0 || p >= max_positions) {

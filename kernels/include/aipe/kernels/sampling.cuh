@@ -17,6 +17,7 @@
 #include "aipe/kernels/sampling.hpp"
 #include "aipe/kernels/vec.cuh"
 #include "aipe/random.hpp"
+#include "aipe/kernels/ptx.cuh"
 
 namespace aipe::kernels::sampling {
 
@@ -222,6 +223,7 @@ __device__ unsigned long long kept_mass(const T* row, int vocab, bool vec, float
 template <class T>
 __global__ void __launch_bounds__(kThreads) sample_kernel(const T* logits, std::int64_t ld, int vocab,
                                                           const SamplingParams* params, int* tokens) {
+  pdl_begin();  // launched with launch_pdl
   constexpr int V = Elems<T>::V;
   __shared__ Shared sh;
   const T* row = logits + std::int64_t(blockIdx.x) * ld;

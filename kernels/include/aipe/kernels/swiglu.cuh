@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "aipe/kernels/vec.cuh"
+#include "aipe/kernels/ptx.cuh"
 
 namespace aipe::kernels::swiglu_detail {
 
@@ -15,6 +16,7 @@ __device__ inline float silu_mul(float g, float u) { return g / (1.0f + expf(-g)
 
 template <int VEC>
 __global__ void swiglu_kernel(const __nv_bfloat16* gate_up, __nv_bfloat16* out, int tokens, int inter) {
+  pdl_begin();  // launched with launch_pdl
   const int per_row = inter / VEC;
   const std::int64_t n = std::int64_t(tokens) * per_row;
   for (std::int64_t v = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; v < n;
