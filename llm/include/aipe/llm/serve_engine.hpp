@@ -28,8 +28,9 @@ struct ServeBackend {
   std::optional<Tokenizer> tokenizer;  // absent: prompts are token ids
 };
 
-// std::runtime_error when the GPU engine cannot be built (no GPU, the model does not fit, or a build of aipe
-// without the continuous-batching engine); std::invalid_argument for a model name or option it cannot take.
+// The engine is llm/engine.hpp's Engine on load_model()'s model (the generation config's first eos id ends a
+// request). std::runtime_error when it cannot be built (no GPU, the model does not fit); std::invalid_argument
+// for a model name or option it cannot take.
 ServeBackend make_gpu_engine(const ServeEngineOptions& o);
 
 }  // namespace aipe::llm
