@@ -17,19 +17,24 @@ namespace {
 // (weights, KV cache, step buffers), the stream every step runs on, the engine.
 class GpuStepEngine final : public StepEngine {
  public:
-  GpuStepEngine(LoadedModel m, const EngineOptions& opt)
-      : loaded_(std::move(m)), engine_(*loaded_.model, opt, stream_.get()) {}
+  GpuStepEngine(LoadedModel m, const EngineOptions& opt, int device)
+      : device_(device), loaded_(std::move(m)), engine_(*loaded_.model, opt, stream_.get()) {}
 
   const ModelInfo& info() const override { return engine_.info(); }
   const SchedulerConfig& scheduler_config() const override { return engine_.scheduler_config(); }
   void add_request(Request r) override { engine_.add_request(std::move(r)); }
   bool cancel(RequestId id) override { return engine_.cancel(id); }
-  std::vector<TokenEvent> step(double now) override { return engine_.step(now); }
+  std::vector<TokenEvent> step(double now) override {
+    // The server steps from its own thread, and the current device is a per-thread setting.
+    AIPE_CUDA(cudaSetDevice(device_));
+    return engine_.step(now);
+  }
   bool has_unfinished() const override { return engine_.has_unfinished(); }
   SchedulerStats stats() const override { return engine_.stats(); }
   std::vector<FinishedRequest> take_finished() override { return engine_.take_finished(); }
 
  private:
+  int device_;
   LoadedModel loaded_;
   Stream stream_;
   Engine engine_;
@@ -62,7 +67,7 @@ ServeBackend make_gpu_engine(const ServeEngineOptions& o) {
                                        : TokenId(m.generation.eos_token_ids.front())};
   ServeBackend b;
   b.tokenizer = std::move(m.tokenizer);
-  b.engine = std::make_unique<GpuStepEngine>(std::move(m), eo);
+  b.engine = std::make_unique<GpuStepEngine>(std::move(m), eo, o.device);
   return b;
 }
 
