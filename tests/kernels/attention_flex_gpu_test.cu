@@ -2,7 +2,8 @@
 // the same mask and score functors; their element semantics are CPU-tested in attention_flex_test.cpp), at
 // sizes that are not tile multiples (seq 1000 and 777, batch 2, GQA 6:2), for every built-in modifier (causal,
 // sliding window, prefix-LM, document, ALiBi, soft-capping) and the combinations causal & document,
-// sliding window | prefix-LM and causal & document with soft-capping then ALiBi. Each runs dense (no block map:
+// sliding window | prefix-LM and causal & document with soft-capping then ALiBi, and learned sinks under a sliding
+// window. Each runs dense (no block map:
 // every tile masked element by element) and block-sparse (the map: empty tiles skipped, full ones unmasked), under
 // the production schedule and with pingpong and persistence off. O and LSE are poisoned (NaN) before every call.
 // The block map itself is checked against a host brute force of the document mask, with its visible-pair count.
@@ -60,6 +61,7 @@ std::vector<int> document_ids(int batch, int seq, std::uint64_t seed) {
 
 struct Shape {
   int b = 2, h = 6, kvh = 2, sq = 1000, sk = 1000, d = 128;
+  bool sinks = false;  // learned sink logits per head (forward()'s, which forward_flex keeps)
 };
 
 class Problem {
@@ -76,6 +78,10 @@ class Problem {
     aipe::fill_uniform(q_.get(), q_.size(), aipe::sub_seed(seed, 1), -2.f, 2.f, nullptr);
     aipe::fill_uniform(k_.get(), k_.size(), aipe::sub_seed(seed, 2), -2.f, 2.f, nullptr);
     aipe::fill_uniform(v_.get(), v_.size(), aipe::sub_seed(seed, 3), -1.f, 1.f, nullptr);
+    if (s.sinks) {
+      sinks_ = aipe::DeviceBuffer<float>(std::size_t(s.h));
+      aipe::fill_uniform(sinks_.get(), sinks_.size(), aipe::sub_seed(seed, 4), -1.f, 4.f, nullptr);
+    }
     ref_o_ = aipe::DeviceBuffer<float>(std::size_t(s.b) * s.sq * s.h * s.d);
     ref_lse_ = aipe::DeviceBuffer<float>(lse_.size());
     map_ = at::BlockMap::shape(s.b, 1, s.sq, s.sk);
@@ -90,6 +96,7 @@ class Problem {
     r.kv_batch = s_.sk * kv_row_, r.kv_row = kv_row_, r.kv_head = s_.d;
     r.batch = s_.b, r.heads = s_.h, r.kv_heads = s_.kvh, r.seq_q = s_.sq, r.seq_kv = s_.sk, r.d = s_.d;
     r.scale = 1.f / std::sqrt(float(s_.d));
+    r.sinks = s_.sinks ? sinks_.get() : nullptr;
     r.o = ref_o_.get();
     r.lse = ref_lse_.get();
     at::reference_attention(r, mask, score, nullptr);
@@ -117,6 +124,7 @@ class Problem {
     a.q_batch = s_.sq * q_row_, a.q_row = q_row_, a.q_head = s_.d;
     a.kv_batch = s_.sk * kv_row_, a.kv_row = kv_row_, a.kv_head = s_.d;
     a.batch = s_.b, a.heads = s_.h, a.kv_heads = s_.kvh, a.seq_q = s_.sq, a.seq_kv = s_.sk, a.d = s_.d;
+    a.sinks = s_.sinks ? sinks_.get() : nullptr;
     a.schedule = sched;
     if (sparse) {
       f.block_map = map_;
@@ -161,7 +169,7 @@ class Problem {
   Shape s_;
   std::int64_t q_row_ = 0, kv_row_ = 0;
   aipe::DeviceBuffer<bf16> q_, k_, v_, o_;
-  aipe::DeviceBuffer<float> lse_, ref_o_, ref_lse_;
+  aipe::DeviceBuffer<float> lse_, ref_o_, ref_lse_, sinks_;
   aipe::DeviceBuffer<std::uint8_t> classes_;
   at::BlockMap map_;
   std::vector<float> ref_o_h_, ref_lse_h_, out_lse_;
@@ -207,12 +215,14 @@ const Shape kLongQ{.sq = 1000, .sk = 777};   // seq_q > seq_kv: the first 223 ro
 
 TEST(AttentionFlexGpu, Causal) {
   if (auto why = no_hopper()) GTEST_SKIP() << *why;
-  for (const Shape& s : {kShortQ, kLongQ}) expect_matches(s, at::Causal::bottom_right(s.sq, s.sk), at::NoScoreMod{});
+  // With sinks on seq_q > seq_kv: the rows that see no key get O = 0 and LSE = the sink.
+  for (const Shape& s : {kShortQ, kLongQ, Shape{.sq = 1000, .sk = 777, .sinks = true}})
+    expect_matches(s, at::Causal::bottom_right(s.sq, s.sk), at::NoScoreMod{});
 }
 
 TEST(AttentionFlexGpu, SlidingWindow) {
   if (auto why = no_hopper()) GTEST_SKIP() << *why;
-  for (const Shape& s : {kSquare, kShortQ})
+  for (const Shape& s : {kSquare, kShortQ, Shape{.sq = 777, .sk = 1000, .sinks = true}})
     expect_matches(s, at::SlidingWindow::bottom_right(s.sq, s.sk, 200), at::NoScoreMod{});
 }
 

@@ -1,7 +1,8 @@
 // The host side of attention::forward_flex that needs no GPU: the mask combinators' and PrefixLM's block
 // classification against their element tests on every block of awkward shapes (empty must mean no element
 // visible, full every element; PrefixLM's is exact), the score modifiers' values, the standard ALiBi slopes, and
-// check_flex_args rejecting what the functor kernels cannot take with std::invalid_argument naming the rule.
+// the kernel's tile walk over a block map (FlexMods: exactly the tiles some row of the CTA sees, downwards, the
+// per-element mask wherever a consumer's rows are not all visible), and check_flex_args rejecting what the functor kernels cannot take with std::invalid_argument naming the rule.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "aipe/kernels/attention/forward_flex.hpp"
+#include "aipe/kernels/attention/forward_schedule.hpp"
 #include "aipe/kernels/attention/masks.cuh"
 #include "aipe/kernels/attention/score_mods.cuh"
 
@@ -112,6 +114,77 @@ TEST(AttentionFlexScoreMods, StandardAlibiSlopes) {
   for (int i = 0; i < 4; ++i) EXPECT_FLOAT_EQ(s12[8 + i], std::exp2(-0.5f - float(i)));
   EXPECT_FLOAT_EQ(at::alibi_slopes(1)[0], 1.f / 256);
   EXPECT_THROW(at::alibi_slopes(0), std::invalid_argument);
+}
+
+// The block map of `m` by brute force on the host (one head), as build_block_map computes it on the device.
+template <class Mask>
+std::vector<std::uint8_t> host_map(const Mask& m, int sq, int skv) {
+  const at::BlockMap shape = at::BlockMap::shape(1, 1, sq, skv);
+  std::vector<std::uint8_t> map(shape.bytes());
+  for (int qb = 0; qb < shape.q_blocks; ++qb)
+    for (int kb = 0; kb < shape.kv_blocks; ++kb)
+      map[std::size_t(qb) * shape.kv_blocks + kb] = std::uint8_t(
+          brute(m, qb * at::kMapRows, std::min((qb + 1) * at::kMapRows, sq), kb * at::kMapKeys,
+                std::min((kb + 1) * at::kMapKeys, skv)));
+  return map;
+}
+
+// Over every CTA row block: range, visited and below walk exactly the tiles with a visible element for some row
+// of the 128, from the last down; needs_mask is false only where every element of a consumer's rows is visible.
+template <class Mask>
+void expect_exact_walk(const Mask& m, int sq, int skv, bool dense) {
+  namespace sm90 = at::sm90;
+  const std::vector<std::uint8_t> map = host_map(m, sq, skv);
+  const at::BlockMap shape = at::BlockMap::shape(1, 1, sq, skv);
+  const sm90::FlexMods<Mask, at::NoScoreMod> mods{.m = m,
+                                                  .s = {},
+                                                  .map = dense ? nullptr : map.data(),
+                                                  .map_heads = 1,
+                                                  .q_blocks = shape.q_blocks,
+                                                  .kv_blocks = shape.kv_blocks};
+  sm90::Params p;
+  p.seq_q = sq;
+  p.seq_kv = skv;
+  const sm90::Seq seq{0, 0, sq, skv};
+  for (int mb = 0; mb * sm90::kBM < sq; ++mb) {
+    SCOPED_TRACE("row block " + std::to_string(mb) + (dense ? " dense" : " block map"));
+    const int q0 = mb * sm90::kBM, q1 = std::min(q0 + sm90::kBM, sq);
+    std::vector<int> want;
+    for (int j = shape.kv_blocks - 1; j >= 0; --j)
+      if (dense || brute(m, q0, q1, j * 128, std::min(j * 128 + 128, skv)) != at::TileClass::empty) want.push_back(j);
+    int jb = -1, je = -1;
+    mods.template range<128>(p, seq, 0, 0, mb, jb, je);
+    std::vector<int> got;
+    const int n = mods.visited(0, 0, mb, jb, je);
+    for (int i = 0, j = je - 1; i < n; ++i, j = mods.below(0, 0, mb, jb, j)) got.push_back(j);
+    EXPECT_EQ(got, want);
+    if (!got.empty()) {
+      EXPECT_EQ(got.front(), je - 1);
+      EXPECT_EQ(got.back(), jb);
+    }
+    for (const int j : got)
+      for (int c = 0; c < 2; ++c) {
+        const int r0 = q0 + 64 * c, r1 = std::min(r0 + 64, sq);
+        if (r0 >= sq) continue;  // a consumer past the sequence: nothing it computes is stored
+        const bool all = j * 128 + 128 <= skv && brute(m, r0, r1, j * 128, j * 128 + 128) == at::TileClass::full;
+        EXPECT_EQ(mods.template needs_mask<128>(m, seq, 0, 0, mb, c, r0, j), dense || !all)
+            << "tile " << j << " consumer " << c;
+      }
+  }
+}
+
+TEST(AttentionFlexWalk, VisitsExactlyTheTilesTheMaskOpens) {
+  const int shapes[][2] = {{1000, 777}, {777, 1000}, {1000, 1000}, {65, 129}, {300, 77}};
+  for (const auto& s : shapes) {
+    const int sq = s[0], skv = s[1];
+    SCOPED_TRACE(std::to_string(sq) + " x " + std::to_string(skv));
+    const auto wp = at::mask_or(at::SlidingWindow::bottom_right(sq, skv, 150), at::PrefixLM::bottom_right(sq, skv, 260));
+    for (const bool dense : {false, true}) {
+      expect_exact_walk(wp, sq, skv, dense);
+      expect_exact_walk(at::Causal::bottom_right(sq, skv), sq, skv, dense);
+      expect_exact_walk(at::SlidingWindow::bottom_right(sq, skv, 40), sq, skv, dense);
+    }
+  }
 }
 
 alignas(16) unsigned char g_buf[256];

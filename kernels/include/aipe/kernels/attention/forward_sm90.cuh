@@ -244,45 +244,6 @@ struct BuiltinMods {
   }
 };
 
-// FlexMods<Mask, Score>: forward_flex()'s functors and its block map (classes [batch][map_heads][q_blocks]
-// [kv_blocks] of 64-row x BN-key blocks; null: dense, every tile visited and masked).
-template <class Mask, class Score>
-struct FlexMods {
-  static constexpr bool kSparse = true;
-  static constexpr bool kScoreMod = !Score::kIdentity;
-  static constexpr bool kClampRows = true;  // functors may read arrays by position: rows past seq_q are clamped
-  Mask m;
-  Score s;
-  const std::uint8_t* map = nullptr;
-  int map_heads = 1, q_blocks = 0, kv_blocks = 0;
-
-  __device__ const Mask& mask(const Params&, const Seq&) const { return m; }
-  __device__ const Score& score() const { return s; }
-  // The class of 64-row block qb (past the last one: empty) against KV tile j.
-  __device__ TileClass cls(int b, int h, int qb, int j) const {
-    if (qb >= q_blocks) return TileClass::empty;
-    const int hm = map_heads > 1 ? h : 0;
-    return static_cast<TileClass>(map[((std::int64_t(b) * map_heads + hm) * q_blocks + qb) * kv_blocks + j]);
-  }
-  __device__ bool visits(int b, int h, int mb, int j) const {
-    return !map || cls(b, h, 2 * mb, j) != TileClass::empty || cls(b, h, 2 * mb + 1, j) != TileClass::empty;
-  }
-  template <int BN>
-  __device__ void range(const Params&, const Seq& sq, int b, int h, int mb, int& jb, int& je) const {
-    const int nkv = (sq.skv + BN - 1) / BN;
-    jb = 0;
-    je = mb * kBM >= sq.sq ? 0 : nkv;
-    if (!map) return;
-    while (je > 0 && !visits(b, h, mb, je - 1)) --je;
-    while (jb < je && !visits(b, h, mb, jb)) ++jb;
-  }
-  template <int BN, class M>
-  __device__ bool needs_mask(const M&, const Seq& sq, int b, int h, int mb, int c, int, int j) const {
-    if ((j + 1) * BN > sq.skv) return true;
-    return !map || cls(b, h, 2 * mb + c, j) != TileClass::full;
-  }
-};
-
 template <class T, int D, int BN, class Mods, bool IntraOverlap>
 __global__ void __launch_bounds__(kThreads, 1)
     forward_kernel(const __grid_constant__ CUtensorMap tma_q, const __grid_constant__ CUtensorMap tma_k,
@@ -407,14 +368,11 @@ __global__ void __launch_bounds__(kThreads, 1)
       int jb, je;
       mods.template range<BN>(p, sq, t.b, t.h, t.mb, jb, je);
       int n = je > jb ? je - jb : 0;
-      if constexpr (Mods::kSparse)
-        for (int j = jb; j < je; ++j) n -= mods.visits(t.b, t.h, t.mb, j) ? 0 : 1;
+      if constexpr (Mods::kSparse) n = mods.visited(t.b, t.h, t.mb, jb, je);
       // The tile visited after tile j (downwards): the next one the producer loads.
       auto below = [&](int j) {
-        --j;
-        if constexpr (Mods::kSparse)
-          while (j > jb && !mods.visits(t.b, t.h, t.mb, j)) --j;
-        return j;
+        if constexpr (Mods::kSparse) return mods.below(t.b, t.h, t.mb, jb, j);
+        else return j - 1;
       };
       const int row_lo = t.mb * kBM + 64 * c;  // this warpgroup's first row
       const int rows[2] = {row_lo + 16 * warp + lane / 4, row_lo + 16 * warp + lane / 4 + 8};

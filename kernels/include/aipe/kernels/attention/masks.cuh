@@ -9,6 +9,8 @@
 // Positions are within one sequence; keys at or beyond seq_kv are the kernel's business (masked always), not
 // the mask's. Host and device code both call these (the block map is built once per mask on either side).
 #pragma once
+#include <cuda_runtime_api.h>  // __host__ __device__
+
 #include <cstdint>
 
 #include "aipe/hd.hpp"
