@@ -26,14 +26,11 @@
 #include "aipe/check.hpp"
 #include "aipe/kernels/attention/forward.hpp"
 #include "aipe/kernels/tma.hpp"
+#include "attention_forward_host.hpp"
 #include "attention_forward_launch.cuh"
 
 namespace aipe::kernels::attention {
-namespace {
-
-using sm90::ForwardLaunch;
-using sm90::kBM;
-using sm90::kThreads;
+namespace detail {
 
 // Rank-4 map of a [batch][seq][heads][d] tensor with element strides (row, head, batch), read in boxes of `rows`
 // sequence positions x 64 elements of d. A dimension of extent 1 never steps: its stride is replaced by d, which
@@ -51,6 +48,15 @@ CUtensorMap head_map(CUtensorMapDataType dtype, const void* base, int batch, int
   s.swizzle = CU_TENSOR_MAP_SWIZZLE_128B;
   return make_tensor_map(s);
 }
+
+}  // namespace detail
+namespace {
+
+using detail::head_map;
+
+using sm90::ForwardLaunch;
+using sm90::kBM;
+using sm90::kThreads;
 
 struct DeviceState {
   int resident_ctas = 0;  // the persistent grid
@@ -86,6 +92,8 @@ const DeviceState& device_state(int device) {
 }
 
 }  // namespace
+
+int detail::resident_ctas(int device) { return device_state(device).resident_ctas; }
 
 void forward(const ForwardArgs& a, cudaStream_t stream) {
   check_forward_args(a);

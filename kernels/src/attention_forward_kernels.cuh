@@ -9,7 +9,7 @@ namespace aipe::kernels::attention::sm90 {
 
 template <class T, int D, bool Masked, bool Overlap>
 constexpr auto forward_kernel_of() {
-  return forward_kernel<T, D, kBNOf<D>, Masked, Overlap>;
+  return forward_kernel<T, D, kBNOf<D>, BuiltinMods<Masked>, Overlap>;
 }
 
 template <class T, int D>
@@ -30,9 +30,13 @@ int ForwardLaunch<T, D>::ctas_per_sm() {
 template <class T, int D>
 void ForwardLaunch<T, D>::run(bool masked, bool overlap, const CUtensorMap& tq, const CUtensorMap& tk,
                               const CUtensorMap& tv, const Params& p, int grid, cudaStream_t stream) {
-  auto* k = masked ? (overlap ? forward_kernel_of<T, D, true, true>() : forward_kernel_of<T, D, true, false>())
-                   : (overlap ? forward_kernel_of<T, D, false, true>() : forward_kernel_of<T, D, false, false>());
-  k<<<grid, kThreads, kSmem, stream>>>(tq, tk, tv, p);
+  if (masked) {
+    auto* k = overlap ? forward_kernel_of<T, D, true, true>() : forward_kernel_of<T, D, true, false>();
+    k<<<grid, kThreads, kSmem, stream>>>(tq, tk, tv, p, BuiltinMods<true>{});
+  } else {
+    auto* k = overlap ? forward_kernel_of<T, D, false, true>() : forward_kernel_of<T, D, false, false>();
+    k<<<grid, kThreads, kSmem, stream>>>(tq, tk, tv, p, BuiltinMods<false>{});
+  }
   AIPE_CHECK_LAUNCH();
 }
 

@@ -1,12 +1,13 @@
 // The work decomposition of the Hopper forward kernel (forward_sm90.cuh), host and device code so that the CPU
 // tests (tests/kernels/attention_forward_check_test.cpp) check it: the kernel's parameters, which (row block, head,
 // batch) tile a CTA takes in which order, each tile's sequence bounds (fixed-length or packed varlen batches), and
-// the KV tiles a row block must visit under its mask.
+// the KV tiles a row block must visit under its mask, and forward_flex's tile policy over a block map.
 #pragma once
 #include <climits>
 #include <cstdint>
 
 #include "aipe/hd.hpp"
+#include "aipe/kernels/attention/masks.cuh"
 
 namespace aipe::kernels::attention::sm90 {
 
@@ -83,5 +84,57 @@ AIPE_HD void kv_range(const Params& p, const Seq& sq, int mb, int& jb, int& je) 
     jb = kv_lo <= 0 ? 0 : (b < nkv ? static_cast<int>(b) : nkv);
   }
 }
+
+// FlexMods<Mask, Score>: the per-tile policy of forward_flex()'s kernels (forward_sm90.cuh: BuiltinMods is
+// forward()'s): the functors and the block map (classes [batch][map_heads][q_blocks]
+// [kv_blocks] of 64-row x BN-key blocks; null: dense, every tile visited and masked).
+template <class Mask, class Score>
+struct FlexMods {
+  static constexpr bool kSparse = true;
+  static constexpr bool kScoreMod = !Score::kIdentity;
+  static constexpr bool kClampRows = true;  // functors may read arrays by position: rows past seq_q are clamped
+  Mask m;
+  Score s;
+  const std::uint8_t* map = nullptr;
+  int map_heads = 1, q_blocks = 0, kv_blocks = 0;
+
+  AIPE_HD const Mask& mask(const Params&, const Seq&) const { return m; }
+  AIPE_HD const Score& score() const { return s; }
+  // The class of 64-row block qb (past the last one: empty) against KV tile j.
+  AIPE_HD TileClass cls(int b, int h, int qb, int j) const {
+    if (qb >= q_blocks) return TileClass::empty;
+    const int hm = map_heads > 1 ? h : 0;
+    return static_cast<TileClass>(map[((std::int64_t(b) * map_heads + hm) * q_blocks + qb) * kv_blocks + j]);
+  }
+  AIPE_HD bool visits(int b, int h, int mb, int j) const {
+    return !map || cls(b, h, 2 * mb, j) != TileClass::empty || cls(b, h, 2 * mb + 1, j) != TileClass::empty;
+  }
+  template <int BN>
+  AIPE_HD void range(const Params&, const Seq& sq, int b, int h, int mb, int& jb, int& je) const {
+    const int nkv = (sq.skv + BN - 1) / BN;
+    jb = 0;
+    je = mb * kBM >= sq.sq ? 0 : nkv;
+    if (!map) return;
+    while (je > 0 && !visits(b, h, mb, je - 1)) --je;
+    while (jb < je && !visits(b, h, mb, jb)) ++jb;
+  }
+  // Tiles of [jb, je) visited, and the one visited after j going down (jb is visited: range's bounds are).
+  AIPE_HD int visited(int b, int h, int mb, int jb, int je) const {
+    int n = 0;
+    for (int j = jb; j < je; ++j) n += visits(b, h, mb, j) ? 1 : 0;
+    return n;
+  }
+  AIPE_HD int below(int b, int h, int mb, int jb, int j) const {
+    --j;
+    while (j > jb && !visits(b, h, mb, j)) --j;
+    return j;
+  }
+  template <int BN, class M>
+  AIPE_HD bool needs_mask(const M&, const Seq& sq, int b, int h, int mb, int c, int, int j) const {
+    if ((j + 1) * BN > sq.skv) return true;
+    return !map || cls(b, h, 2 * mb + c, j) != TileClass::full;
+  }
+};
+
 
 }  // namespace aipe::kernels::attention::sm90

@@ -42,6 +42,7 @@
 
 #include "aipe/kernels/attention/forward_schedule.hpp"
 #include "aipe/kernels/attention/masks.cuh"
+#include "aipe/kernels/attention/score_mods.cuh"
 #include "aipe/kernels/pipeline.cuh"
 #include "aipe/kernels/ptx.cuh"
 #include "aipe/kernels/wgmma.cuh"
@@ -167,10 +168,11 @@ __device__ __forceinline__ void rescale(float (&o)[D / 2], const float (&corr)[2
     }
 }
 
-// -inf for every score the mask or the sequence end hides. rows[h]: this thread's two query rows.
+// -inf for every score the mask or the sequence end hides. rows[h]: this thread's two query rows; b, hd: the
+// batch and query head the mask is asked about.
 template <int BN, class Mask>
-__device__ __forceinline__ void apply_mask(float (&s)[BN / 2], const Mask& mask, const int (&rows)[2], int kv0,
-                                           int seq_kv) {
+__device__ __forceinline__ void apply_mask(float (&s)[BN / 2], const Mask& mask, int b, int hd, const int (&rows)[2],
+                                           int kv0, int seq_kv) {
   const int c0 = kv0 + 2 * (threadIdx.x % 4);
 #pragma unroll
   for (int j = 0; j < BN / 8; ++j)
@@ -179,7 +181,25 @@ __device__ __forceinline__ void apply_mask(float (&s)[BN / 2], const Mask& mask,
 #pragma unroll
       for (int e = 0; e < 2; ++e) {
         const int kv = c0 + 8 * j + e;
-        if (kv >= seq_kv || !mask(0, 0, rows[h], kv)) s[4 * j + 2 * h + e] = -INFINITY;
+        if (kv >= seq_kv || !mask(b, hd, rows[h], kv)) s[4 * j + 2 * h + e] = -INFINITY;
+      }
+}
+
+// Raw scores (q.k) -> score(scale q.k, b, h, q, kv): the logits in natural units, for a score modifier. Keys past
+// seq_kv (masked afterwards) are shown to the modifier as the last key, so that one reading arrays by position
+// stays inside them.
+template <int BN, class Score>
+__device__ __forceinline__ void apply_score(float (&s)[BN / 2], const Score& score, int b, int hd,
+                                            const int (&rows)[2], int kv0, int seq_kv, float scale) {
+  const int c0 = kv0 + 2 * (threadIdx.x % 4);
+#pragma unroll
+  for (int j = 0; j < BN / 8; ++j)
+#pragma unroll
+    for (int h = 0; h < 2; ++h)
+#pragma unroll
+      for (int e = 0; e < 2; ++e) {
+        const int kv = min(c0 + 8 * j + e, seq_kv - 1);
+        s[4 * j + 2 * h + e] = score(s[4 * j + 2 * h + e] * scale, b, hd, rows[h], kv);
       }
 }
 
@@ -196,10 +216,38 @@ struct MaskOf<true> {
   __device__ static type make(const Params& p, const Seq& sq) { return {sq.offset(), p.window}; }
 };
 
-template <class T, int D, int BN, bool Masked, bool IntraOverlap>
+// What the kernel does per tile beyond the two GEMMs and the softmax, as a policy: the mask, the KV tiles a row
+// block visits ([jb, je), walked downwards, skipping those visits() rejects), which of them need the
+// per-element mask (needs_mask), and the score modifier.
+//
+// BuiltinMods<Masked>: forward()'s masks from Params (none, or causal / sliding window), analytic ranges.
+template <bool Masked>
+struct BuiltinMods {
+  static constexpr bool kSparse = false;    // every tile of [jb, je) is visited
+  static constexpr bool kScoreMod = false;
+  static constexpr bool kClampRows = false;  // the mask may see rows past seq_q (they are never stored)
+  __device__ typename MaskOf<Masked>::type mask(const Params& p, const Seq& sq) const {
+    return MaskOf<Masked>::make(p, sq);
+  }
+  __device__ NoScoreMod score() const { return {}; }
+  template <int BN>
+  __device__ void range(const Params& p, const Seq& sq, int, int, int mb, int& jb, int& je) const {
+    kv_range<Masked, BN>(p, sq, mb, jb, je);
+  }
+  __device__ bool visits(int, int, int, int) const { return true; }
+  // Tile j of consumer c's 64 rows: keys past seq_kv, or a mask that is partial on these rows.
+  template <int BN, class M>
+  __device__ bool needs_mask(const M& mask, const Seq& sq, int, int, int, int, int row_lo, int j) const {
+    const int kv0 = j * BN;
+    if (kv0 + BN > sq.skv) return true;
+    return mask.classify(0, 0, row_lo, row_lo + 64, kv0, kv0 + BN) != TileClass::full;
+  }
+};
+
+template <class T, int D, int BN, class Mods, bool IntraOverlap>
 __global__ void __launch_bounds__(kThreads, 1)
     forward_kernel(const __grid_constant__ CUtensorMap tma_q, const __grid_constant__ CUtensorMap tma_k,
-                   const __grid_constant__ CUtensorMap tma_v, const Params p) {
+                   const __grid_constant__ CUtensorMap tma_v, const Params p, const __grid_constant__ Mods mods) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   using C = Cfg<D, BN>;
   constexpr MmaType kMma = kMmaOf<T>;
@@ -239,7 +287,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         const Tile t = tile_of(p, u);
         const Seq sq = seq_of(p, t.b);
         int jb, je;
-        kv_range<Masked, BN>(p, sq, t.mb, jb, je);
+        mods.template range<BN>(p, sq, t.b, t.h, t.mb, jb, je);
         if (je <= jb) continue;  // no key visible to the whole row block: the consumers write zeros
         const int hk = t.h / (p.heads / p.kv_heads);
         const int tb = p.cu_q ? 0 : t.b;  // packed batches: one sequence after the other along the rows
@@ -250,6 +298,8 @@ __global__ void __launch_bounds__(kThreads, 1)
           tma_load_4d(sQ + c * C::kQChunkBytes, &tma_q, qpipe.full_bar(qs), c * kChunk, t.h, sq.q0 + t.mb * kBM, tb);
         qs.advance();
         for (int j = je - 1; j >= jb; --j) {
+          if constexpr (Mods::kSparse)
+            if (!mods.visits(t.b, t.h, t.mb, j)) continue;  // an empty tile: never loaded
           kpipe.producer_acquire(ks);
           kpipe.producer_expect_tx(ks, C::kKVBytes);
 #pragma unroll
@@ -313,18 +363,33 @@ __global__ void __launch_bounds__(kThreads, 1)
     for (int u = first; u < p.tiles; u += stride) {
       const Tile t = tile_of(p, u);
       const Seq sq = seq_of(p, t.b);
-      const auto mask = MaskOf<Masked>::make(p, sq);  // aligned on this sequence's lengths
+      const auto& mask = mods.mask(p, sq);  // aligned on this sequence's lengths
+      const auto& score = mods.score();
       int jb, je;
-      kv_range<Masked, BN>(p, sq, t.mb, jb, je);
-      const int n = je > jb ? je - jb : 0;
+      mods.template range<BN>(p, sq, t.b, t.h, t.mb, jb, je);
+      int n = je > jb ? je - jb : 0;
+      if constexpr (Mods::kSparse) n = mods.visited(t.b, t.h, t.mb, jb, je);
+      // The tile visited after tile j (downwards): the next one the producer loads.
+      auto below = [&](int j) {
+        if constexpr (Mods::kSparse) return mods.below(t.b, t.h, t.mb, jb, j);
+        else return j - 1;
+      };
       const int row_lo = t.mb * kBM + 64 * c;  // this warpgroup's first row
       const int rows[2] = {row_lo + 16 * warp + lane / 4, row_lo + 16 * warp + lane / 4 + 8};
-      // Does tile j need the per-element test? (keys past seq_kv, or a mask that is partial on these 64 rows)
-      auto partial = [&](int j) {
-        const int kv0 = j * BN;
-        if (kv0 + BN > sq.skv) return true;
-        return mask.classify(0, 0, row_lo, row_lo + 64, kv0, kv0 + BN) != TileClass::full;
+      // The rows the functors see: clamped to the sequence where they may read arrays by position.
+      int mrows[2] = {rows[0], rows[1]};
+      if constexpr (Mods::kClampRows) {
+        mrows[0] = min(rows[0], sq.sq - 1);
+        mrows[1] = min(rows[1], sq.sq - 1);
+      }
+      // Tile j's scores -> logits: the score modifier (if any) on every tile, the mask on the tiles that need it.
+      auto modify = [&](float (&sc)[BN / 2], int j) {
+        if constexpr (Mods::kScoreMod) apply_score<BN>(sc, score, t.b, t.h, mrows, j * BN, sq.skv, p.scale);
+        if (mods.template needs_mask<BN>(mask, sq, t.b, t.h, t.mb, c, row_lo, j))
+          apply_mask<BN>(sc, mask, t.b, t.h, mrows, j * BN, sq.skv);
       };
+      // With a score modifier the logits are already scaled (natural units): the softmax only converts to base 2.
+      const float softmax_scale = Mods::kScoreMod ? 1.4426950408889634f : p.scale_log2;
 
       float o[D / 2];
 #pragma unroll
@@ -351,11 +416,12 @@ __global__ void __launch_bounds__(kThreads, 1)
           if (tid == 0) kpipe.consumer_release(ks.index);
           ks.advance();
           if (n == 1 && tid == 0) qpipe.consumer_release(0);
-          if (partial(je - 1)) apply_mask<BN>(s, mask, rows, (je - 1) * BN, sq.skv);
-          online_softmax<BN>(s, rs, corr, p.scale_log2);
+          int j = je - 1;
+          modify(s, j);
+          online_softmax<BN>(s, rs, corr, softmax_scale);
           to_a_fragments<T, BN>(s, pf);
           for (int i = 1; i < n; ++i) {
-            const int j = je - 1 - i;
+            j = below(j);
             // S of tile j and O += P V of the tile before it, in one turn.
             kpipe.consumer_wait(ks);
             vpipe.consumer_wait(vs);
@@ -374,8 +440,8 @@ __global__ void __launch_bounds__(kThreads, 1)
             if (tid == 0) kpipe.consumer_release(ks.index);
             ks.advance();
             if (i == n - 1 && tid == 0) qpipe.consumer_release(0);
-            if (partial(j)) apply_mask<BN>(s, mask, rows, j * BN, sq.skv);
-            online_softmax<BN>(s, rs, corr, p.scale_log2);
+            modify(s, j);
+            online_softmax<BN>(s, rs, corr, softmax_scale);
             wgmma_wait<0>();
             fence_regs(o);
             fence_u32(pf);
@@ -399,8 +465,7 @@ __global__ void __launch_bounds__(kThreads, 1)
           if (tid == 0) vpipe.consumer_release(vs.index);
           vs.advance();
         } else {
-          for (int i = 0; i < n; ++i) {
-            const int j = je - 1 - i;
+          for (int i = 0, j = je - 1; i < n; ++i, j = below(j)) {
             if (i == 0) qpipe.consumer_wait(qs);
             kpipe.consumer_wait(ks);
             turn_begin();
@@ -414,8 +479,8 @@ __global__ void __launch_bounds__(kThreads, 1)
             if (tid == 0) kpipe.consumer_release(ks.index);
             ks.advance();
             if (i == n - 1 && tid == 0) qpipe.consumer_release(0);
-            if (partial(j)) apply_mask<BN>(s, mask, rows, j * BN, sq.skv);
-            online_softmax<BN>(s, rs, corr, p.scale_log2);
+            modify(s, j);
+            online_softmax<BN>(s, rs, corr, softmax_scale);
             rescale<D>(o, corr);
             to_a_fragments<T, BN>(s, pf);
             vpipe.consumer_wait(vs);
@@ -443,7 +508,8 @@ __global__ void __launch_bounds__(kThreads, 1)
         float l = rs.l[h];
         l += __shfl_xor_sync(0xffffffffu, l, 1);
         l += __shfl_xor_sync(0xffffffffu, l, 2);
-        const float ms = rs.m[h] == -INFINITY ? -INFINITY : rs.m[h] * p.scale;  // the row max, natural units
+        // The row max in natural units (a score modifier's logits already are).
+        const float ms = rs.m[h] == -INFINITY ? -INFINITY : (Mods::kScoreMod ? rs.m[h] : rs.m[h] * p.scale);
         const float big = fmaxf(ms, sink);
         float f = 0.f, lse = -INFINITY;
         if (big != -INFINITY) {
@@ -467,7 +533,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     if (pingpong && c == 0) named_barrier_sync(kBarPingpong + 0, 256);
   }
 #else
-  (void)tma_q; (void)tma_k; (void)tma_v; (void)p;
+  (void)tma_q; (void)tma_k; (void)tma_v; (void)p; (void)mods;
   __trap();
 #endif
 }

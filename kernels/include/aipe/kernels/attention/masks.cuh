@@ -9,7 +9,11 @@
 // Positions are within one sequence; keys at or beyond seq_kv are the kernel's business (masked always), not
 // the mask's. Host and device code both call these (the block map is built once per mask on either side).
 #pragma once
+#include <cuda_runtime_api.h>  // __host__ __device__
+
 #include <cstdint>
+
+#include "aipe/hd.hpp"
 
 namespace aipe::kernels::attention {
 
@@ -55,6 +59,88 @@ struct SlidingWindow {
     if (dmin >= 0 && dmax < window) return TileClass::full;
     return TileClass::partial;
   }
+};
+
+
+// ---- FlexAttention-style masks for attention::forward_flex (forward_flex.hpp) ----
+// Each is a mask as above; any of them composes with and / or / not. classify() may answer partial where it
+// cannot tell without reading the data (Document): partial is always safe, the block map (block_map.cuh)
+// evaluates every element and is exact.
+namespace attention_detail {
+AIPE_HD constexpr TileClass class_and(TileClass a, TileClass b) {
+  if (a == TileClass::empty || b == TileClass::empty) return TileClass::empty;
+  return a == TileClass::full && b == TileClass::full ? TileClass::full : TileClass::partial;
+}
+AIPE_HD constexpr TileClass class_or(TileClass a, TileClass b) {
+  if (a == TileClass::full || b == TileClass::full) return TileClass::full;
+  return a == TileClass::empty && b == TileClass::empty ? TileClass::empty : TileClass::partial;
+}
+AIPE_HD constexpr TileClass class_not(TileClass a) {
+  return a == TileClass::full ? TileClass::empty : a == TileClass::empty ? TileClass::full : TileClass::partial;
+}
+}  // namespace attention_detail
+
+// Both masks let the pair through.
+template <class A, class B>
+struct And {
+  A a;
+  B b;
+  AIPE_HD bool operator()(int bi, int h, int q, int kv) const { return a(bi, h, q, kv) && b(bi, h, q, kv); }
+  AIPE_HD TileClass classify(int bi, int h, int q0, int q1, int kv0, int kv1) const {
+    return attention_detail::class_and(a.classify(bi, h, q0, q1, kv0, kv1), b.classify(bi, h, q0, q1, kv0, kv1));
+  }
+};
+// Either mask lets the pair through.
+template <class A, class B>
+struct Or {
+  A a;
+  B b;
+  AIPE_HD bool operator()(int bi, int h, int q, int kv) const { return a(bi, h, q, kv) || b(bi, h, q, kv); }
+  AIPE_HD TileClass classify(int bi, int h, int q0, int q1, int kv0, int kv1) const {
+    return attention_detail::class_or(a.classify(bi, h, q0, q1, kv0, kv1), b.classify(bi, h, q0, q1, kv0, kv1));
+  }
+};
+// The pairs the mask hides.
+template <class A>
+struct Not {
+  A a;
+  AIPE_HD bool operator()(int bi, int h, int q, int kv) const { return !a(bi, h, q, kv); }
+  AIPE_HD TileClass classify(int bi, int h, int q0, int q1, int kv0, int kv1) const {
+    return attention_detail::class_not(a.classify(bi, h, q0, q1, kv0, kv1));
+  }
+};
+template <class A, class B>
+AIPE_HD constexpr And<A, B> mask_and(A a, B b) { return {a, b}; }
+template <class A, class B>
+AIPE_HD constexpr Or<A, B> mask_or(A a, B b) { return {a, b}; }
+template <class A>
+AIPE_HD constexpr Not<A> mask_not(A a) { return {a}; }
+
+// Prefix-LM: the first `prefix` keys are visible to every query (a bidirectional prefix), the rest causally
+// (aligned bottom-right like Causal): q sees kv iff kv < prefix or kv <= q + offset.
+struct PrefixLM {
+  int offset = 0;  // seq_kv - seq_q
+  int prefix = 0;  // >= 0
+  AIPE_HD static constexpr PrefixLM bottom_right(int seq_q, int seq_kv, int prefix) { return {seq_kv - seq_q, prefix}; }
+  AIPE_HD constexpr bool operator()(int, int, int q, int kv) const { return kv < prefix || kv <= q + offset; }
+  AIPE_HD constexpr TileClass classify(int b, int h, int q0, int q1, int kv0, int kv1) const {
+    const TileClass pre = kv1 <= prefix ? TileClass::full : kv0 >= prefix ? TileClass::empty : TileClass::partial;
+    return attention_detail::class_or(pre, Causal{offset}.classify(b, h, q0, q1, kv0, kv1));
+  }
+};
+
+// Document (packed-sequence) masking: several documents packed into one sequence attend only within their own
+// document. q_ids [batch][seq_q] and kv_ids [batch][seq_kv] (device arrays, int32; the same array for
+// self-attention) hold each position's document id; q sees kv iff the ids are equal. Combine with Causal for
+// packed causal language modelling (mask_and). Positions are never past the sequence ends (the kernel's rule).
+struct Document {
+  const int* q_ids = nullptr;
+  const int* kv_ids = nullptr;
+  int seq_q = 0, seq_kv = 0;
+  AIPE_HD bool operator()(int b, int, int q, int kv) const {
+    return q_ids[std::int64_t(b) * seq_q + q] == kv_ids[std::int64_t(b) * seq_kv + kv];
+  }
+  AIPE_HD constexpr TileClass classify(int, int, int, int, int, int) const { return TileClass::partial; }
 };
 
 }  // namespace aipe::kernels::attention

@@ -10,6 +10,7 @@
 //   q = r * row_step, r < rows = ceil(seq_q / row_step): row_step > 1 samples the rows of a big problem.
 // softmax(scale * q.k) over the keys the mask lets through; a learned sink logit per head (gpt-oss), when
 // given, joins the denominator only. A row that sees no key (and has no sink) has O = 0 and LSE = -inf.
+// A score modifier (score_mods.cuh), when given, maps each visible scaled score before the softmax.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -20,6 +21,7 @@
 
 #include "aipe/check.hpp"
 #include "aipe/kernels/attention/masks.cuh"
+#include "aipe/kernels/attention/score_mods.cuh"
 
 namespace aipe::kernels::attention {
 
@@ -58,8 +60,8 @@ __device__ float block_reduce(float x, float* scratch) {
   return x;
 }
 
-template <class T, class Mask>
-__global__ void reference_kernel(ReferenceArgs<T> a, Mask mask) {
+template <class T, class Mask, class Score>
+__global__ void reference_kernel(ReferenceArgs<T> a, Mask mask, Score score) {
   extern __shared__ float smem[];  // [seq_kv] scores, then [d] query, then [32] scratch
   float* s = smem;
   float* qv = smem + a.seq_kv;
@@ -79,7 +81,7 @@ __global__ void reference_kernel(ReferenceArgs<T> a, Mask mask) {
       const T* kr = kb + std::int64_t(j) * a.kv_row;
       float acc = 0.f;
       for (int i = 0; i < a.d; ++i) acc = fmaf(qv[i], static_cast<float>(kr[i]), acc);
-      x = acc * a.scale;
+      x = score(acc * a.scale, b, h, qi, j);
     }
     s[j] = x;
     mx = fmaxf(mx, x);
@@ -111,8 +113,8 @@ __global__ void reference_kernel(ReferenceArgs<T> a, Mask mask) {
 
 // Runs the reference on `stream`. Throws std::invalid_argument for shapes it cannot take (the whole score row
 // must fit in one CTA's shared memory: seq_kv up to ~56K on Hopper).
-template <class T, class Mask = NoMask>
-void reference_attention(const ReferenceArgs<T>& a, Mask mask = {}, cudaStream_t stream = nullptr) {
+template <class T, class Mask, class Score>
+void reference_attention(const ReferenceArgs<T>& a, Mask mask, Score score, cudaStream_t stream) {
   if (a.batch < 1 || a.heads < 1 || a.kv_heads < 1 || a.seq_q < 1 || a.seq_kv < 1 || a.d < 1 || a.row_step < 1)
     throw std::invalid_argument("reference_attention: every size must be at least 1");
   if (a.heads % a.kv_heads != 0)
@@ -127,10 +129,14 @@ void reference_attention(const ReferenceArgs<T>& a, Mask mask = {}, cudaStream_t
   if (smem > std::size_t(optin))
     throw std::invalid_argument("reference_attention: seq_kv " + std::to_string(a.seq_kv) +
                                 " does not fit one CTA's shared memory (" + std::to_string(optin) + " bytes)");
-  auto* kern = detail::reference_kernel<T, Mask>;
+  auto* kern = detail::reference_kernel<T, Mask, Score>;
   AIPE_CUDA(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-  kern<<<dim3(a.rows(), a.heads, a.batch), 256, smem, stream>>>(a, mask);
+  kern<<<dim3(a.rows(), a.heads, a.batch), 256, smem, stream>>>(a, mask, score);
   AIPE_CHECK_LAUNCH();
+}
+template <class T, class Mask = NoMask>
+void reference_attention(const ReferenceArgs<T>& a, Mask mask = {}, cudaStream_t stream = nullptr) {
+  reference_attention(a, mask, NoScoreMod{}, stream);
 }
 
 }  // namespace aipe::kernels::attention
