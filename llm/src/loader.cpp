@@ -17,6 +17,8 @@ LlamaShape llama_shape(const ModelConfig& c) {
     if (v <= 0 || v > (1 << 30)) throw std::invalid_argument(c.name + ": " + key + " " + std::to_string(v) + " is out of range");
     return int(v);
   };
+  if (c.family == Family::GptOss)
+    throw std::invalid_argument(c.name + ": a gpt_oss model runs as GptOssModel (aipe/llm/gpt_oss.hpp), not as Llama");
   if (c.o_bias || c.mlp_bias)
     throw std::invalid_argument(c.name + ": a bias on o_proj or the MLP is not supported by the engine yet");
   if (c.dtype != DType::BF16)
