@@ -34,6 +34,7 @@ struct ModelArgs {
   std::string model;
   double gpu_memory = 0.9;
   int page_size = 16, max_tokens = 4096, max_seqs = 256, device = 0;
+  int max_batched_tokens = 0;
   bool no_graphs = false, no_progress = false;
   std::uint64_t seed = 1;
   std::string json;
@@ -45,7 +46,10 @@ void add_model_options(CLI::App* c, ModelArgs& a) {
   c->add_option("--gpu-memory", a.gpu_memory, "fraction of the free GPU memory for weights, buffers and KV cache")
       ->check(CLI::Range(0.01, 1.0));
   c->add_option("--page-size", a.page_size, "tokens per KV-cache page (16 or 64)")->check(CLI::IsMember({16, 64}));
-  c->add_option("--max-step-tokens", a.max_tokens, "tokens per forward step (a prompt is prefilled in one step)")
+  c->add_option("--max-step-tokens", a.max_tokens, "tokens one forward step can hold (the model's buffers)")
+      ->check(CLI::Range(1, 1 << 20));
+  c->add_option("--max-batched-tokens", a.max_batched_tokens,
+                "token budget of a step: prefill chunks and decodes together (chunked prefill); default: --max-step-tokens")
       ->check(CLI::Range(1, 1 << 20));
   c->add_option("--device", a.device, "GPU ordinal")->check(non_negative_integer(kMaxDevice));
   c->add_flag("--no-graphs", a.no_graphs, "launch every decode step's kernels eagerly instead of replaying a CUDA graph");
@@ -59,7 +63,7 @@ llm::LoadedModel load(const ModelArgs& a, int seqs, int context, std::ostream& e
   llm::LoadOptions o;
   o.gpu_memory = a.gpu_memory;
   o.page_size = a.page_size;
-  o.limits.max_tokens = std::max(a.max_tokens, seqs);
+  o.limits.max_tokens = std::max({a.max_tokens, a.max_batched_tokens, seqs});
   o.limits.max_seqs = std::max(1, seqs);
   o.limits.max_pages_per_seq = (context + a.page_size - 1) / a.page_size;
   o.seed = a.seed;
@@ -72,7 +76,7 @@ llm::LoadedModel load(const ModelArgs& a, int seqs, int context, std::ostream& e
             << std::flush;
     };
   Stream s;
-  return llm::load_llama(a.model, o, s.get());
+  return llm::load_model(a.model, o, s.get());
 }
 
 // The model name and the output path: usage errors (exit 2), found before anything looks for a GPU.
@@ -105,8 +109,8 @@ int check_gpu(std::ostream& err) {
 
 json model_json(const llm::LoadedModel& m) {
   return {{"name", m.config.name}, {"synthetic", m.config.synthetic}, {"parameters", m.config.parameter_count()},
-          {"weight_bytes", m.weight_bytes}, {"kv_pages", m.model->cache_shape().num_pages},
-          {"page_size", m.model->cache_shape().page_size}, {"load_s", m.load_s}};
+          {"weight_bytes", m.weight_bytes}, {"kv_pages", m.model->info().num_pages},
+          {"page_size", m.model->info().page_size}, {"load_s", m.load_s}};
 }
 json meta_json() {
   const DeviceInfo d = query_device();
@@ -182,9 +186,9 @@ int cmd_generate(const GenerateArgs& a, std::ostream& out, std::ostream& err) {
       for (auto e : gc.eos_token_ids) r.stop_ids.push_back(int(e));
     reqs.push_back(std::move(r));
   }
-  llm::Engine engine(*m.model, {.cuda_graphs = !a.no_graphs});
   Stream s;
-  const auto outs = engine.generate(reqs, s.get());
+  llm::Engine engine(*m.model, {.cuda_graphs = !a.no_graphs, .max_batched_tokens = a.max_batched_tokens}, s.get());
+  const auto outs = engine.generate(reqs);
 
   json j = meta_json();
   j["model"] = model_json(m);
@@ -243,18 +247,22 @@ int cmd_bench_generate(const BenchArgs& a, std::ostream& out, std::ostream& err)
   if (int rc = check_gpu(err); rc != kOk) return rc;
   const int max_batch = *std::max_element(a.batches.begin(), a.batches.end());
   const int context = a.input_len + a.output_len;
-  ModelArgs ma = a;
-  ma.max_tokens = std::max(a.max_tokens, a.input_len);
-  llm::LoadedModel m = load(ma, max_batch, context, err);
-  const llm::LlamaShape& sh = m.model->shape();
+  llm::LoadedModel m = load(a, max_batch, context, err);
+  const llm::ModelInfo& info = m.model->info();
 
   const DeviceInfo dev = query_device(a.device);
-  double dram_gbps = derive_spec_peaks(dev).dram_gbps;
-  std::string dram_src = "spec";
+  double dram_gbps = derive_spec_peaks(dev).dram_gbps, bf16_tflops = derive_spec_peaks(dev).bf16_tflops;
+  std::string dram_src = "spec", bf16_src = "spec";
   try {
-    if (auto mp = load_measured_peaks(dev.uuid); mp && mp->dram_gbps > 0) {
-      dram_gbps = mp->dram_gbps;
-      dram_src = "measured (aipe peak)";
+    if (auto mp = load_measured_peaks(dev.uuid); mp) {
+      if (mp->dram_gbps > 0) {
+        dram_gbps = mp->dram_gbps;
+        dram_src = "measured (aipe peak)";
+      }
+      if (mp->bf16_tflops > 0) {
+        bf16_tflops = mp->bf16_tflops;
+        bf16_src = "measured (aipe peak)";
+      }
     }
   } catch (const std::exception&) {
   }
@@ -266,28 +274,35 @@ int cmd_bench_generate(const BenchArgs& a, std::ostream& out, std::ostream& err)
   j["cuda_graphs"] = !a.no_graphs;
   j["dram_gbps"] = dram_gbps;
   j["dram_source"] = dram_src;
+  j["bf16_tflops"] = bf16_tflops;
+  j["bf16_source"] = bf16_src;
+  j["max_batched_tokens"] = a.max_batched_tokens ? a.max_batched_tokens : std::max(a.max_tokens, max_batch);
+  j["prefix_caching"] = false;
   j["runs"] = json::array();
   out << "model " << m.config.name << (m.config.synthetic ? " (synthetic weights)" : "") << ", "
       << std::fixed << std::setprecision(2) << double(m.weight_bytes) / 1e9 << " GB of weights; input " << a.input_len
       << ", output " << a.output_len << "; DRAM " << std::setprecision(0) << dram_gbps << " GB/s (" << dram_src << ")\n";
   out << " batch   TTFT ms   TPOT ms (p50 / p90 / p99)   tok/s   bound ms   % of bound\n";
-  llm::Engine engine(*m.model, {.cuda_graphs = !a.no_graphs});
   Stream s;
+  // No prefix caching: the warm-up and the batch sizes share prompts, and every run must prefill in full.
+  llm::Engine engine(*m.model,
+                     {.cuda_graphs = !a.no_graphs, .max_batched_tokens = a.max_batched_tokens, .prefix_caching = false},
+                     s.get());
   for (int B : a.batches) {
     std::vector<llm::GenerationRequest> reqs(B);
     for (int b = 0; b < B; ++b) {
       reqs[b].max_new_tokens = a.output_len;
       for (int i = 0; i < a.input_len; ++i)
-        reqs[b].prompt.push_back(int(uniform_at(a.seed * 7919 + b, i, 0.f, 1.f) * float(sh.vocab - 1)));
+        reqs[b].prompt.push_back(int(uniform_at(a.seed * 7919 + b, i, 0.f, 1.f) * float(info.vocab - 1)));
     }
     // Warm-up: the same shapes once (captures this batch size's graph, sizes the workspace, warms the clocks).
     {
       auto w = reqs;
       for (auto& r : w) r.max_new_tokens = std::min(a.output_len, 4);
-      engine.generate(w, s.get());
+      engine.generate(w);
     }
-    engine.generate(reqs, s.get());
-    const auto& st = engine.stats();
+    engine.generate(reqs);
+    const auto& st = engine.generation_stats();
     std::vector<double> steps = st.decode_step_s;
     std::sort(steps.begin(), steps.end());
     const double p50 = steps.empty() ? 0 : percentile_sorted(steps, 0.5);
@@ -295,18 +310,24 @@ int cmd_bench_generate(const BenchArgs& a, std::ostream& out, std::ostream& err)
     const double p99 = steps.empty() ? 0 : percentile_sorted(steps, 0.99);
     const double decode_total = std::accumulate(st.decode_step_s.begin(), st.decode_step_s.end(), 0.0);
     const double tok_s = decode_total > 0 ? double(B) * double(st.decode_step_s.size()) / decode_total : 0;
-    // A decode step must read every weight once and the KV cache of every sequence: at the middle of the run a
-    // sequence holds input + output / 2 tokens.
-    const double kv_bytes = double(B) * (a.input_len + a.output_len / 2.0) * double(m.model->kv_bytes_per_token());
-    const double bound_s = (double(m.weight_bytes) + kv_bytes) / (dram_gbps * 1e9);
+    // A decode step must read every weight once and the KV cache of every sequence (at the middle of the run a
+    // sequence holds input + output / 2 tokens), and compute B tokens' worth of weight FLOPs: the roofline bound
+    // is the larger of the two times.
+    const double kv_bytes = double(B) * (a.input_len + a.output_len / 2.0) * double(info.kv_bytes_per_token);
+    const double bytes = double(info.weight_bytes_per_token) + kv_bytes;
+    const double bytes_s = bytes / (dram_gbps * 1e9);
+    const double flops_s = bf16_tflops > 0 ? double(B) * info.flops_per_token / (bf16_tflops * 1e12) : 0.0;
+    const double bound_s = std::max(bytes_s, flops_s);
     out << std::setw(6) << B << std::setw(10) << std::setprecision(2) << st.prefill_s * 1e3 << std::setw(10) << p50 * 1e3
         << " / " << std::setw(6) << p90 * 1e3 << " / " << std::setw(6) << p99 * 1e3 << std::setw(9) << std::setprecision(0)
         << tok_s << std::setw(10) << std::setprecision(3) << bound_s * 1e3 << std::setw(10) << std::setprecision(1)
         << (p50 > 0 ? 100.0 * bound_s / p50 : 0.0) << "\n";
     j["runs"].push_back({{"batch", B}, {"ttft_s", st.prefill_s}, {"tpot_s", {{"p50", p50}, {"p90", p90}, {"p99", p99}}},
                          {"decode_tokens_per_s", tok_s}, {"decode_steps", st.decode_step_s.size()},
-                         {"bound_step_s", bound_s}, {"bound_bytes", double(m.weight_bytes) + kv_bytes},
-                         {"fraction_of_bound", p50 > 0 ? bound_s / p50 : 0.0}, {"graphs_captured", st.graphs_captured}});
+                         {"bound_step_s", bound_s}, {"bound_bytes", bytes}, {"bound_memory_s", bytes_s},
+                         {"bound_compute_s", flops_s}, {"bound", bytes_s >= flops_s ? "memory" : "compute"},
+                         {"fraction_of_bound", p50 > 0 ? bound_s / p50 : 0.0}, {"graphs_captured", st.graphs_captured},
+                         {"steps", st.steps}, {"mixed_steps", st.mixed_steps}, {"preemptions", st.preemptions}});
   }
   emit(a.json, j.dump(2) + "\n", out);
   return kOk;

@@ -45,7 +45,7 @@ void check_llama_shape(const LlamaShape& s) {
 }
 
 LlamaModel::LlamaModel(const LlamaShape& shape, DeviceWeights weights, const KvCacheShape& cache,
-                       const LlamaLimits& limits, cudaStream_t stream)
+                       const ModelLimits& limits, cudaStream_t stream, const ModelInfo& identity)
     : shape_(shape), weights_(std::move(weights)), cache_(cache), limits_(limits) {
   check_llama_shape(shape_);
   need(cache_.num_pages > 0 && cache_.page_size > 0, "the KV cache needs pages");
@@ -92,15 +92,32 @@ LlamaModel::LlamaModel(const LlamaShape& shape, DeviceWeights weights, const KvC
   h_ = DeviceBuffer<bf16>(std::size_t(T) * shape_.hidden);
   delta_ = DeviceBuffer<bf16>(std::size_t(T) * shape_.hidden);
   qkv_ = DeviceBuffer<bf16>(T * (q + 2 * kv));
-  attn_ = DeviceBuffer<bf16>(T * (q + 2 * kv));  // a prefill's O has qkv_'s row pitch
+  attn_ = DeviceBuffer<bf16>(T * (q + 2 * kv));  // forward() writes O with Q's row pitch (qkv_'s)
   gate_up_ = DeviceBuffer<bf16>(std::size_t(T) * 2 * shape_.intermediate);
   act_ = DeviceBuffer<bf16>(std::size_t(T) * shape_.intermediate);
   last_ = DeviceBuffer<bf16>(std::size_t(S) * shape_.hidden);
   logits_ = DeviceBuffer<bf16>(std::size_t(S) * shape_.vocab);
-}
+  attention_ = std::make_unique<AttentionStep>(
+      AttentionGeometry{.heads = shape_.heads, .kv_heads = shape_.kv_heads, .head_dim = shape_.head_dim,
+                        .num_pages = cache_.num_pages, .page_size = cache_.page_size, .max_tokens = T,
+                        .max_seqs = S, .max_pages_per_seq = limits_.max_pages_per_seq},
+      d_block_table_.get(), d_context_lens_.get(), d_slots_.get());
 
-std::size_t LlamaModel::kv_bytes_per_token() const {
-  return std::size_t(2) * shape_.layers * shape_.kv_heads * shape_.head_dim * sizeof(bf16);
+  info_.name = identity.name;
+  info_.family = identity.family;
+  info_.synthetic = identity.synthetic;
+  info_.vocab = shape_.vocab;
+  info_.max_positions = shape_.max_positions;
+  info_.page_size = cache_.page_size;
+  info_.num_pages = cache_.num_pages;
+  info_.kv_bytes_per_token = std::size_t(2) * shape_.layers * shape_.kv_heads * shape_.head_dim * sizeof(bf16);
+  info_.weight_bytes = weights_.bytes();
+  // A decode step reads every weight once, except an untied embedding table, of which it reads one row a token.
+  const std::size_t embed_bytes = std::size_t(shape_.vocab) * shape_.hidden * sizeof(bf16);
+  info_.weight_bytes_per_token = info_.weight_bytes - (shape_.tied_embeddings ? 0 : embed_bytes);
+  const double per_layer = double(shape_.hidden) * double(q + 2 * kv) + double(q) * shape_.hidden +
+                           3.0 * double(shape_.hidden) * shape_.intermediate;
+  info_.flops_per_token = 2.0 * (shape_.layers * per_layer + double(shape_.vocab) * shape_.hidden);
 }
 
 bool LlamaModel::take_error(cudaStream_t stream) {
@@ -124,15 +141,19 @@ void LlamaModel::upload(const StepBatch& b, cudaStream_t stream) {
        "block_table must be [seqs][max_pages_per_seq = " + std::to_string(limits_.max_pages_per_seq) + "]");
   int sum = 0;
   std::vector<int> last(S);
+  const int context_limit = std::min(shape_.max_positions, limits_.max_pages_per_seq * cache_.page_size);
   for (int s = 0; s < S; ++s) {
     const int ql = b.q_lens[s], ctx = b.context_lens[s];
-    need(ql >= 1, "sequence " + std::to_string(s) + " has no new token");
-    if (b.prefill)
-      need(ql == ctx, "a prefill step runs whole prompts from position 0 (sequence " + std::to_string(s) + ")");
-    else
-      need(ql == 1, "a decode step has one new token per sequence (sequence " + std::to_string(s) + ")");
-    need(ctx <= std::min(shape_.max_positions, limits_.max_pages_per_seq * cache_.page_size),
-         "sequence " + std::to_string(s) + ": context " + std::to_string(ctx) + " exceeds the model's limit");
+    const std::string who = "sequence " + std::to_string(s) + ": ";
+    need(ql >= 1, who + "no new token");
+    need(ctx >= ql, who + "context_len " + std::to_string(ctx) + " < q_len " + std::to_string(ql));
+    need(ctx <= context_limit, who + "context " + std::to_string(ctx) + " exceeds the model's limit of " +
+                                   std::to_string(context_limit));
+    need(sum <= T - ql, "q_lens add up to more than the " + std::to_string(T) + " tokens");
+    for (int i = 0; i < ql; ++i)
+      need(b.positions[std::size_t(sum + i)] == ctx - ql + i,
+           who + "token " + std::to_string(i) + " is at position " + std::to_string(b.positions[std::size_t(sum + i)]) +
+               ", expected " + std::to_string(ctx - ql + i) + " (the newest q_len of context_len positions)");
     sum += ql;
     last[s] = sum - 1;
   }
@@ -157,25 +178,24 @@ void LlamaModel::upload(const StepBatch& b, cudaStream_t stream) {
   put(d_context_lens_.get(), b.context_lens.data(), S * sizeof(int));
   put(d_block_table_.get(), b.block_table.data(), b.block_table.size() * sizeof(int));
   put(d_last_.get(), last.data(), S * sizeof(int));
-  h_q_lens_ = b.q_lens;
-  h_context_lens_ = b.context_lens;
+  attention_->plan(b, stream);
 }
 
 void LlamaModel::step(const StepBatch& b, cudaStream_t stream) {
   upload(b, stream);
-  const int max_ctx = *std::max_element(b.context_lens.begin(), b.context_lens.end());
-  run(b.prefill, int(b.tokens.size()), b.seqs(), max_ctx, stream);
+  run(b.num_tokens(), b.seqs(), stream);
 }
 
 void LlamaModel::run_decode(int seqs, cudaStream_t stream) {
-  run(false, seqs, seqs, limits_.max_pages_per_seq * cache_.page_size, stream);
+  attention_->plan_decode(seqs);
+  run(seqs, seqs, stream);
 }
 
-void LlamaModel::run(bool prefill, int T, int S, int max_context, cudaStream_t stream) {
+void LlamaModel::run(int T, int S, cudaStream_t stream) {
   const int H = shape_.hidden;
   k::embedding(d_tokens_.get(), embed_, x_.get(), d_error_.get(), T, shape_.vocab, H, stream);
   k::rmsnorm(x_.get(), lw_[0].in_norm, h_.get(), T, H, shape_.rms_eps, stream);
-  for (int l = 0; l < shape_.layers; ++l) layer(l, prefill, T, S, max_context, stream);
+  for (int l = 0; l < shape_.layers; ++l) layer(l, T, stream);
   // The last layer's MLP output joins the residual stream and the final norm in one pass (layer() leaves it in
   // delta_); then the last token of each sequence goes through the LM head.
   k::fused_add_rmsnorm(x_.get(), delta_.get(), final_norm_, h_.get(), T, H, shape_.rms_eps, stream);
@@ -184,7 +204,7 @@ void LlamaModel::run(bool prefill, int T, int S, int max_context, cudaStream_t s
           k::matrix(logits_.get(), S, shape_.vocab), k::Epilogue::none(), stream);
 }
 
-void LlamaModel::layer(int l, bool prefill, int T, int S, int max_context, cudaStream_t stream) {
+void LlamaModel::layer(int l, int T, cudaStream_t stream) {
   const LayerWeights& w = lw_[l];
   const int H = shape_.hidden, d = shape_.head_dim, nq = shape_.heads * d, nkv = shape_.kv_heads * d;
   const int I = shape_.intermediate;
@@ -212,85 +232,11 @@ void LlamaModel::layer(int l, bool prefill, int T, int S, int max_context, cudaS
   k::apply_rope(ra, rope_, stream);
 
   const std::size_t layer_elems = std::size_t(cache_.num_pages) * cache_.page_size * nkv;
-  bf16* kc = k_cache_.get() + l * layer_elems;
-  bf16* vc = v_cache_.get() + l * layer_elems;
-  ka::AppendKvArgs ap{};
-  ap.k_new = kp;
-  ap.v_new = vp;
-  ap.kv_row_stride = nqkv;
-  ap.slot_mapping = d_slots_.get();
-  ap.k_cache = kc;
-  ap.v_cache = vc;
-  ap.tokens = T;
-  ap.num_pages = cache_.num_pages;
-  ap.page_size = cache_.page_size;
-  ap.kv_heads = shape_.kv_heads;
-  ap.d = d;
-  ka::append_kv(ap, stream);
+  attention_->run({.q = qp, .k = kp, .v = vp, .q_row = nqkv, .kv_row = nqkv, .k_cache = k_cache_.get() + l * layer_elems,
+                   .v_cache = v_cache_.get() + l * layer_elems, .out = attn_.get()},
+                  stream);
 
-  if (prefill) {
-    // Each prompt attends over itself (causal), straight from this step's K and V: the cache holds the same
-    // values for the decode steps that follow.
-    int off = 0;
-    for (int s = 0; s < S; ++s) {
-      const int n = h_q_lens_[s];
-      ka::ForwardArgs fa{};
-      fa.dtype = ka::DType::bf16;
-      // O takes Q's strides in forward(): attn_ rows are nqkv apart in a prefill step (the o_proj GEMM reads them
-      // with that pitch), nq apart after decode (its output is packed).
-      fa.q = qp + std::size_t(off) * nqkv;
-      fa.k = kp + std::size_t(off) * nqkv;
-      fa.v = vp + std::size_t(off) * nqkv;
-      fa.o = attn_.get() + std::size_t(off) * nqkv;
-      fa.q_batch = std::int64_t(n) * nqkv;
-      fa.q_row = nqkv;
-      fa.q_head = d;
-      fa.kv_batch = std::int64_t(n) * nqkv;
-      fa.kv_row = nqkv;
-      fa.kv_head = d;
-      fa.batch = 1;
-      fa.heads = shape_.heads;
-      fa.kv_heads = shape_.kv_heads;
-      fa.seq_q = fa.seq_kv = n;
-      fa.d = d;
-      fa.mask = ka::MaskKind::causal;
-      ka::forward(fa, stream);
-      off += n;
-    }
-  } else {
-    ka::DecodeArgs da{};
-    da.q = qp;
-    da.q_row_stride = nqkv;
-    da.out = attn_.get();
-    da.cache.k = kc;
-    da.cache.v = vc;
-    da.cache.num_pages = cache_.num_pages;
-    da.cache.page_size = cache_.page_size;
-    da.cache.kv_heads = shape_.kv_heads;
-    da.cache.d = d;
-    da.cache.block_table = d_block_table_.get();
-    da.cache.max_pages_per_seq = limits_.max_pages_per_seq;
-    da.cache.context_lens = d_context_lens_.get();
-    da.batch = S;
-    da.q_len = 1;
-    da.heads = shape_.heads;
-    da.max_context = max_context;
-    const ka::DecodePlan plan = ka::decode_plan(da);
-    if (plan.workspace_bytes > workspace_.size()) {
-      // Grows outside a graph capture only: the engine runs one eager decode step of each batch size first.
-      cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
-      AIPE_CUDA(cudaStreamIsCapturing(stream, &cs));
-      if (cs != cudaStreamCaptureStatusNone)
-        throw std::logic_error("llama: decode workspace must be sized before a graph capture");
-      AIPE_CUDA(cudaStreamSynchronize(stream));
-      workspace_ = DeviceBuffer<unsigned char>(plan.workspace_bytes);
-    }
-    da.workspace = workspace_.get();
-    da.workspace_bytes = workspace_.size();
-    ka::decode(da, stream);
-  }
-
-  k::gemm(k::matrix<const bf16>(attn_.get(), T, nq, prefill ? nqkv : nq), k::matrix(w.wo, H, nq),
+  k::gemm(k::matrix<const bf16>(attn_.get(), T, nq, attention_->out_row_stride(nqkv)), k::matrix(w.wo, H, nq),
           k::matrix(delta_.get(), T, H),
           k::Epilogue::none(), stream);
   k::fused_add_rmsnorm(x_.get(), delta_.get(), w.post_norm, h_.get(), T, H, shape_.rms_eps, stream);

@@ -40,17 +40,11 @@ LlamaShape llama_shape(const ModelConfig& c) {
   return s;
 }
 
-LoadedModel load_llama(const std::string& name, const LoadOptions& opt, cudaStream_t stream) {
-  if (!(opt.gpu_memory > 0 && opt.gpu_memory <= 1))
-    throw std::invalid_argument("--gpu-memory must be in (0, 1], got " + std::to_string(opt.gpu_memory));
-  const auto t0 = std::chrono::steady_clock::now();
-  LoadedModel out;
-  // config.json, the safetensors set (every tensor checked against the config), generation_config.json and
-  // tokenizer.json, checked against each other before the GPU is touched.
-  ModelFiles files = open_model_files(name);
-  out.config = files.config;
-  out.generation = files.generation;
-  out.tokenizer = std::move(files.tokenizer);
+namespace {
+
+// The Llama family (llama, qwen2): weights, then the cache from what the budget leaves.
+std::unique_ptr<Model> load_llama(const std::string& name, ModelFiles& files, const LoadOptions& opt,
+                                  LoadedModel& out, cudaStream_t stream) {
   const LlamaShape shape = llama_shape(out.config);
   DeviceWeights w(weight_specs(out.config, DType::BF16));
   out.weight_bytes = w.bytes();
@@ -60,14 +54,17 @@ LoadedModel load_llama(const std::string& name, const LoadOptions& opt, cudaStre
     out.progress = w.load(*files.checkpoint, stream, opt.progress);
   AIPE_CUDA(cudaStreamSynchronize(stream));
 
-  LlamaLimits lim = opt.limits;
+  ModelLimits lim = opt.limits;
   if (lim.max_pages_per_seq == 0) lim.max_pages_per_seq = (shape.max_positions + opt.page_size - 1) / opt.page_size;
   // Activation buffers (what LlamaModel allocates per step token / sequence), then the cache from what remains.
   const std::size_t T = lim.max_tokens, S = lim.max_seqs;
   const std::size_t q = std::size_t(shape.heads) * shape.head_dim, kv = std::size_t(shape.kv_heads) * shape.head_dim;
   const std::size_t act = 2 * (T * (3 * shape.hidden + 2 * (q + 2 * kv) + 3 * std::size_t(shape.intermediate)) +
                                S * (shape.hidden + std::size_t(shape.vocab))) +
-                          T * 24 + S * lim.max_pages_per_seq * 4 + (std::size_t(64) << 20);  // + decode workspace
+                          T * 24 + S * lim.max_pages_per_seq * 4 + (std::size_t(64) << 20) +  // + decode workspace
+                          // + K and V gathered for chunks that continue over cached tokens: a step's chunks
+                          // and one full context
+                          2 * 2 * kv * (T + std::size_t(lim.max_pages_per_seq) * opt.page_size);
   std::size_t free_b = 0, total_b = 0;
   AIPE_CUDA(cudaMemGetInfo(&free_b, &total_b));
   const double budget = opt.gpu_memory * double(free_b + out.weight_bytes) - double(out.weight_bytes) - double(act);
@@ -78,8 +75,30 @@ LoadedModel load_llama(const std::string& name, const LoadOptions& opt, cudaStre
     throw std::runtime_error(name + ": no GPU memory left for the KV cache after " +
                              std::to_string(out.weight_bytes >> 20) + " MiB of weights (free " +
                              std::to_string(free_b >> 20) + " MiB; raise --gpu-memory or use a smaller model)");
-  out.model = std::make_unique<LlamaModel>(shape, std::move(w), KvCacheShape{int(std::min<long long>(pages, 1 << 30)), opt.page_size},
-                                           lim, stream);
+  const ModelInfo identity{.name = out.config.name, .family = out.config.model_type, .synthetic = out.config.synthetic};
+  return std::make_unique<LlamaModel>(shape, std::move(w),
+                                      KvCacheShape{int(std::min<long long>(pages, 1 << 30)), opt.page_size}, lim,
+                                      stream, identity);
+}
+
+}  // namespace
+
+LoadedModel load_model(const std::string& name, const LoadOptions& opt, cudaStream_t stream) {
+  if (!(opt.gpu_memory > 0 && opt.gpu_memory <= 1))
+    throw std::invalid_argument("--gpu-memory must be in (0, 1], got " + std::to_string(opt.gpu_memory));
+  const auto t0 = std::chrono::steady_clock::now();
+  LoadedModel out;
+  // config.json, the safetensors set (every tensor checked against the config), generation_config.json and
+  // tokenizer.json, checked against each other before the GPU is touched.
+  ModelFiles files = open_model_files(name);
+  out.config = files.config;
+  out.generation = files.generation;
+  out.tokenizer = std::move(files.tokenizer);
+  switch (out.config.family) {
+    case Family::Llama:
+    case Family::Qwen2: out.model = load_llama(name, files, opt, out, stream); break;
+    default: throw std::invalid_argument(name + ": model_type '" + out.config.model_type + "' has no model in the engine");
+  }
   AIPE_CUDA(cudaStreamSynchronize(stream));
   out.load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return out;

@@ -49,7 +49,7 @@ std::unique_ptr<LlamaModel> make(cudaStream_t st, int pages = 64) {
   DeviceWeights w(weight_specs(c, DType::BF16));
   w.fill_synthetic({.seed = 5, .scale = 2.f}, st);
   return std::make_unique<LlamaModel>(llama_shape(c), std::move(w), KvCacheShape{pages, 16},
-                                      LlamaLimits{.max_tokens = 512, .max_seqs = 4, .max_pages_per_seq = 16}, st);
+                                      ModelLimits{.max_tokens = 512, .max_seqs = 4, .max_pages_per_seq = 16}, st);
 }
 
 std::vector<float> logits_row(const LlamaModel& m, int row, cudaStream_t st) {
@@ -65,7 +65,6 @@ std::vector<float> logits_row(const LlamaModel& m, int row, cudaStream_t st) {
 // Prefill of `tokens` as one sequence on pages `pages` (in this order); returns the last row's logits.
 std::vector<float> prefill(LlamaModel& m, const std::vector<int>& tokens, const std::vector<int>& pages, cudaStream_t st) {
   StepBatch b;
-  b.prefill = true;
   const int n = int(tokens.size());
   for (int i = 0; i < n; ++i) {
     b.tokens.push_back(tokens[i]);
@@ -127,18 +126,18 @@ TEST(EngineGpu, GraphsAndEagerGiveTheSameTokensAndBatchingDoesNotChangeThem) {
     for (int i = 0; i < 5 + 40 * s; ++i) reqs[s].prompt.push_back((i * 13 + s * 101 + 7) % 1003);
     reqs[s].max_new_tokens = 20 + 7 * s;
   }
-  Engine eager(*m, {.cuda_graphs = false});
-  const auto a = eager.generate(reqs, st.get());
-  Engine graphs(*m, {.cuda_graphs = true});
-  const auto b = graphs.generate(reqs, st.get());
-  EXPECT_GT(graphs.stats().graphs_captured, 0);
+  Engine eager(*m, {.cuda_graphs = false}, st.get());
+  const auto a = eager.generate(reqs);
+  Engine graphs(*m, {.cuda_graphs = true}, st.get());
+  const auto b = graphs.generate(reqs);
+  EXPECT_GT(graphs.generation_stats().graphs_captured, 0);
   for (int s = 0; s < 3; ++s) {
     ASSERT_EQ(int(a[s].tokens.size()), reqs[s].max_new_tokens);
     // The split-KV plan differs between these runs (batch size, context bound), so the last bits of a logit may
     // differ and a near-tie could later fall the other way: the first 8 tokens must agree exactly.
     auto head = [](const std::vector<int>& t) { return std::vector<int>(t.begin(), t.begin() + 8); };
     EXPECT_EQ(head(a[s].tokens), head(b[s].tokens)) << "sequence " << s << ": graph replay changed the tokens";
-    const auto alone = eager.generate({reqs[s]}, st.get());
+    const auto alone = eager.generate({reqs[s]});
     EXPECT_EQ(head(alone[0].tokens), head(a[s].tokens)) << "sequence " << s << ": its tokens depend on its batch";
   }
   // Not a constant sequence: a broken model often repeats one token.
@@ -150,12 +149,17 @@ TEST(EngineGpu, BadRequestsAreErrorsNamingTheRequest) {
   if (auto why = no_hopper()) GTEST_SKIP() << *why;
   aipe::Stream st;
   auto m = make(st.get(), 8);
-  Engine e(*m, {});
+  Engine e(*m, {}, st.get());
   std::vector<GenerationRequest> r(1);
-  EXPECT_THROW(e.generate(r, st.get()), std::invalid_argument);  // empty prompt
+  EXPECT_THROW(e.generate(r), std::invalid_argument);  // empty prompt
   r[0].prompt = {5, 1003};
-  EXPECT_THROW(e.generate(r, st.get()), std::invalid_argument);  // id outside the vocabulary
+  EXPECT_THROW(e.generate(r), std::invalid_argument);  // id outside the vocabulary
+  r[0].prompt.assign(200, 1);  // 200 tokens: 13 pages of the cache's 8
+  EXPECT_THROW(e.generate(r), std::invalid_argument);
+  // Nothing was left queued: a good request still runs, and one that reaches the context ends with "length".
   r[0].prompt.assign(100, 1);
-  r[0].max_new_tokens = 100;  // 200 tokens: 13 pages of the cache's 8
-  EXPECT_THROW(e.generate(r, st.get()), std::invalid_argument);
+  r[0].max_new_tokens = 100;
+  const auto out = e.generate(r);
+  EXPECT_EQ(out[0].finish_reason, "length");
+  EXPECT_EQ(out[0].tokens.size(), 28u);  // 8 pages of 16: 128 tokens of context
 }

@@ -1,9 +1,8 @@
-// The Llama model's host side (CPU): the weight list of a config, its checks, and the pages a batch needs.
+// The Llama model's host side (CPU): the weight list of a config and its checks.
 #include <gtest/gtest.h>
 
 #include <set>
 
-#include "aipe/llm/engine.hpp"
 #include "aipe/llm/llama.hpp"
 #include "aipe/llm/loader.hpp"
 
@@ -57,14 +56,4 @@ TEST(Llama, ShapeChecksNameTheField) {
   LlamaShape c = s;
   c.hidden = 2050;
   EXPECT_NE(msg(c).find("hidden"), std::string::npos);
-}
-
-TEST(Llama, PagesNeededRoundsEachSequenceUp) {
-  std::vector<GenerationRequest> r(2);
-  r[0].prompt.assign(15, 1);
-  r[0].max_new_tokens = 1;   // 16 tokens: 1 page of 16
-  r[1].prompt.assign(16, 1);
-  r[1].max_new_tokens = 1;   // 17 tokens: 2 pages
-  EXPECT_EQ(pages_needed(r, 16), 3);
-  EXPECT_EQ(pages_needed(r, 64), 2);
 }
