@@ -47,15 +47,14 @@ CONFIG = dict(
     layer_types=["sliding_attention", "full_attention"],
     max_position_embeddings=4096,
     rms_norm_eps=1e-5,
-    rope_theta=150000.0,
-    rope_scaling={"rope_type": "yarn", "factor": 32.0, "beta_fast": 32.0, "beta_slow": 1.0, "truncate": False,
-                  "original_max_position_embeddings": 4096},
+    # transformers 5's spelling (rope_theta inside); aipe reads it and the older rope_theta + rope_scaling alike.
+    rope_parameters={"rope_type": "yarn", "rope_theta": 150000.0, "factor": 32.0, "beta_fast": 32.0,
+                     "beta_slow": 1.0, "truncate": False, "original_max_position_embeddings": 4096},
     attention_bias=True,
     swiglu_limit=7.0,
     tie_word_embeddings=False,
     eos_token_id=2,
     pad_token_id=0,
-    torch_dtype="bfloat16",
 )
 
 E2M1 = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0]
@@ -86,11 +85,19 @@ def quantize_mxfp4(w):
 def build_reference(cfg_dict):
     from transformers import GptOssConfig, GptOssForCausalLM
 
-    kw = {k: v for k, v in cfg_dict.items() if k not in ("quantization_config", "architectures", "model_type",
-                                                          "torch_dtype", "transformers_version")}
+    kw = {k: v for k, v in cfg_dict.items() if k in CONFIG}
     cfg = GptOssConfig(**kw)
     cfg._attn_implementation = "eager"
     return cfg, GptOssForCausalLM(cfg)
+
+
+def expert_layout(p, e, rows, cols):
+    """'out_in' when the experts' parameter is [E][rows][cols] (nn.Linear's), 'in_out' for [E][cols][rows]."""
+    if tuple(p.shape) == (e, rows, cols):
+        return "out_in"
+    if tuple(p.shape) == (e, cols, rows):
+        return "in_out"
+    raise SystemExit(f"unexpected expert parameter shape {tuple(p.shape)}")
 
 
 def make(d):
@@ -102,10 +109,13 @@ def make(d):
     model = model.cuda()
     # transformers' init (std 0.02, zero biases) makes every logit nearly equal; a spread of 1/sqrt(fan_in) and
     # non-zero biases and sinks give greedy choices real margins and exercise every term.
+    E, H, I = CONFIG["num_local_experts"], CONFIG["hidden_size"], CONFIG["intermediate_size"]
+    shapes = {"gate_up_proj": (2 * I, H), "down_proj": (H, I)}  # (out, in) of each expert projection
     with torch.no_grad():
         for name, p in model.named_parameters():
-            if name.endswith("experts.gate_up_proj") or name.endswith("experts.down_proj"):
-                p.normal_(0.0, 1.0 / p.shape[1] ** 0.5)  # [E][in][out]
+            kind = name.rsplit(".", 1)[-1]
+            if kind in shapes and ".experts." in name:
+                p.normal_(0.0, 1.0 / shapes[kind][1] ** 0.5)
             elif p.dim() == 2:
                 p.normal_(0.0, 1.0 / p.shape[1] ** 0.5)
             elif name.endswith("sinks"):
@@ -115,9 +125,12 @@ def make(d):
     model = model.to(torch.bfloat16)
     tensors = {}
     for name, p in model.state_dict().items():
-        if name.endswith("experts.gate_up_proj") or name.endswith("experts.down_proj"):
-            # The parameter is [E][in][out]; the checkpoint stores [E][out][in] in blocks along `in`.
-            w = p.transpose(1, 2).contiguous()
+        kind = name.rsplit(".", 1)[-1]
+        if kind in shapes and ".experts." in name:
+            # The checkpoint stores [E][out][in] in blocks along `in`; rows of gate_up interleave gate and up.
+            out_dim, in_dim = shapes[kind]
+            w = p if expert_layout(p, E, out_dim, in_dim) == "out_in" else p.transpose(1, 2)
+            w = w.contiguous()
             bl, sc = zip(*(quantize_mxfp4(w[e]) for e in range(w.shape[0])))
             tensors[name + "_blocks"] = torch.stack(bl).cpu()
             tensors[name + "_scales"] = torch.stack(sc).cpu()
@@ -126,7 +139,7 @@ def make(d):
     os.makedirs(d, exist_ok=True)
     save_file(tensors, os.path.join(d, "model.safetensors"), metadata={"format": "pt"})
     conf = dict(CONFIG)
-    conf.update(model_type="gpt_oss", architectures=["GptOssForCausalLM"],
+    conf.update(model_type="gpt_oss", architectures=["GptOssForCausalLM"], torch_dtype="bfloat16",
                 quantization_config={"quant_method": "mxfp4",
                                      "modules_to_not_convert": ["model.layers.*.self_attn", "model.layers.*.mlp.router",
                                                                 "model.embed_tokens", "lm_head"]})
@@ -141,18 +154,35 @@ def make(d):
 
 
 def load_reference(d):
+    """transformers' own loading of the checkpoint with its MXFP4 dequantization (Mxfp4Config(dequantize=True));
+    where that path is unavailable, the same conversion function applied here, tensor by tensor."""
     import torch
+
+    try:
+        from transformers import GptOssForCausalLM, Mxfp4Config
+
+        m = GptOssForCausalLM.from_pretrained(d, quantization_config=Mxfp4Config(dequantize=True),
+                                              dtype=torch.bfloat16, attn_implementation="eager")
+        print(json.dumps({"reference_load": "from_pretrained with Mxfp4Config(dequantize=True)"}), file=sys.stderr)
+        return m
+    except Exception as e:  # an older transformers, or a quantizer that wants kernels it cannot fetch
+        print(json.dumps({"reference_load": "convert_moe_packed_tensors", "from_pretrained_error": str(e)[:300]}),
+              file=sys.stderr)
     from safetensors.torch import load_file
     from transformers.integrations.mxfp4 import convert_moe_packed_tensors
 
     cfg_dict = json.load(open(os.path.join(d, "config.json")))
     _, model = build_reference(cfg_dict)
     st = load_file(os.path.join(d, "model.safetensors"))
+    params = dict(model.named_parameters())
     state = {}
     for name, t in st.items():
         if name.endswith("_blocks"):
             base = name[: -len("_blocks")]
-            state[base] = convert_moe_packed_tensors(t.cuda(), st[base + "_scales"].cuda()).to(torch.bfloat16).cpu()
+            w = convert_moe_packed_tensors(t.cuda(), st[base + "_scales"].cuda()).to(torch.bfloat16).cpu()
+            if tuple(w.shape) != tuple(params[base].shape):
+                w = w.transpose(1, 2)
+            state[base] = w.contiguous()
         elif not name.endswith("_scales"):
             state[name] = t
     missing, unexpected = model.load_state_dict(state, strict=False)
@@ -165,8 +195,7 @@ def load_reference(d):
 def check(d, aipe_json):
     import torch
 
-    base = load_reference(d).to(torch.bfloat16)
-    m16 = base.cuda().eval()
+    m16 = load_reference(d).to(torch.bfloat16).cuda().eval()
     m32 = load_reference(d).to(torch.bfloat16).float().cuda().eval()  # the BF16 weights, evaluated in FP32
     prompts = json.load(open(os.path.join(d, "prompts.json")))["prompts"]
     outs = json.load(open(aipe_json))["outputs"]

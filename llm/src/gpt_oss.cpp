@@ -6,7 +6,6 @@
 #include <string>
 
 #include "aipe/check.hpp"
-#include "aipe/kernels/attention/decode.hpp"
 #include "aipe/kernels/attention/forward.hpp"
 #include "aipe/kernels/attention/paged.hpp"
 #include "aipe/kernels/embedding.hpp"
@@ -105,7 +104,7 @@ GptOssModel::GptOssModel(const GptOssShape& shape, DeviceWeights weights, const 
   h_ = DeviceBuffer<bf16>(std::size_t(T) * H);
   delta_ = DeviceBuffer<bf16>(std::size_t(T) * H);
   qkv_ = DeviceBuffer<bf16>(T * nqkv);
-  attn_ = DeviceBuffer<bf16>(T * nqkv);  // rows nqkv apart in a prefill or mixed step (forward's O takes Q's pitch)
+  attn_ = DeviceBuffer<bf16>(T * nqkv);  // forward() writes O with Q's row pitch (qkv_'s)
   router_logits_ = DeviceBuffer<bf16>(std::size_t(T) * E);
   gate_up_ = DeviceBuffer<bf16>(TK * 2 * I);
   act_ = DeviceBuffer<bf16>(TK * I);
@@ -118,6 +117,11 @@ GptOssModel::GptOssModel(const GptOssShape& shape, DeviceWeights weights, const 
   routing_ws_ = DeviceBuffer<unsigned char>(std::max<std::size_t>(km::routing_workspace_bytes(T, K, E), 16));
   last_ = DeviceBuffer<bf16>(std::size_t(S) * H);
   logits_ = DeviceBuffer<bf16>(std::size_t(S) * shape_.vocab);
+  attention_ = std::make_unique<AttentionStep>(
+      AttentionGeometry{.heads = shape_.heads, .kv_heads = shape_.kv_heads, .head_dim = shape_.head_dim,
+                        .num_pages = cache_.num_pages, .page_size = cache_.page_size, .max_tokens = T,
+                        .max_seqs = S, .max_pages_per_seq = limits_.max_pages_per_seq},
+      d_block_table_.get(), d_context_lens_.get(), d_slots_.get());
 
   info_.family = "gpt_oss";
   info_.vocab = shape_.vocab;
@@ -159,10 +163,6 @@ void GptOssModel::upload(const StepBatch& b, cudaStream_t stream) {
     need(ql >= 1, seq + " has no new token");
     need(ctx >= ql && ctx <= cap, seq + ": context " + std::to_string(ctx) + " outside [q_len " +
                                       std::to_string(ql) + ", the model's limit " + std::to_string(cap) + "]");
-    // The attention paths: a whole prompt from position 0 (prefill over this step's K and V), or one token
-    // over the cache (decode). A longer chunk over a cached prefix needs paged prefill attention.
-    need(ql == 1 || ql == ctx, seq + ": a chunk of " + std::to_string(ql) + " tokens over " +
-                                   std::to_string(ctx - ql) + " cached ones (gpt_oss takes whole prompts or one token)");
     need(sum + ql <= T, "q_lens add up to more than the " + std::to_string(T) + " tokens");
     for (int i = 0; i < ql; ++i)
       need(b.positions[std::size_t(sum + i)] == ctx - ql + i,
@@ -192,42 +192,27 @@ void GptOssModel::upload(const StepBatch& b, cudaStream_t stream) {
   put(d_context_lens_.get(), b.context_lens.data(), S * sizeof(int));
   put(d_block_table_.get(), b.block_table.data(), b.block_table.size() * sizeof(int));
   put(d_last_.get(), last.data(), S * sizeof(int));
-  h_q_lens_ = b.q_lens;
-  h_context_lens_ = b.context_lens;
+  attention_->plan(b, stream);
 }
 
 void GptOssModel::step(const StepBatch& b, cudaStream_t stream) {
   upload(b, stream);
-  const bool decode_only = std::all_of(b.q_lens.begin(), b.q_lens.end(), [](int q) { return q == 1; });
-  const int max_ctx = *std::max_element(b.context_lens.begin(), b.context_lens.end());
-  run(decode_only, b.num_tokens(), b.seqs(), max_ctx, stream);
+  run(b.num_tokens(), b.seqs(), stream);
 }
 
 void GptOssModel::run_decode(int seqs, cudaStream_t stream) {
   need(seqs >= 1 && seqs <= limits_.max_seqs, "run_decode of " + std::to_string(seqs) + " sequences");
-  run(true, seqs, seqs, limits_.max_pages_per_seq * cache_.page_size, stream);
+  attention_->plan_decode(seqs);
+  run(seqs, seqs, stream);
 }
 
-void* GptOssModel::decode_workspace(std::size_t bytes, cudaStream_t stream) {
-  if (bytes > workspace_.size()) {
-    // Grows outside a graph capture only: one eager decode step of each batch size comes first.
-    cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
-    AIPE_CUDA(cudaStreamIsCapturing(stream, &cs));
-    if (cs != cudaStreamCaptureStatusNone)
-      throw std::logic_error("gpt_oss: decode workspace must be sized before a graph capture");
-    AIPE_CUDA(cudaStreamSynchronize(stream));
-    workspace_ = DeviceBuffer<unsigned char>(bytes);
-  }
-  return workspace_.get();
-}
-
-void GptOssModel::run(bool decode_only, int T, int S, int max_context, cudaStream_t stream) {
+void GptOssModel::run(int T, int S, cudaStream_t stream) {
   const int H = shape_.hidden;
   k::embedding(d_tokens_.get(), embed_, x_.get(), d_error_.get(), T, shape_.vocab, H, stream);
   for (int l = 0; l < shape_.layers; ++l) {
     // x holds the residual stream; the MoE's combine adds into it, so each layer starts with a plain norm.
     k::rmsnorm(x_.get(), lw_[l].in_norm, h_.get(), T, H, shape_.rms_eps, stream);
-    attention(l, decode_only, T, S, max_context, stream);
+    attention(l, T, stream);
     moe(l, T, stream);
   }
   k::rmsnorm(x_.get(), final_norm_, h_.get(), T, H, shape_.rms_eps, stream);
@@ -236,7 +221,7 @@ void GptOssModel::run(bool decode_only, int T, int S, int max_context, cudaStrea
           k::matrix(logits_.get(), S, shape_.vocab), k::Epilogue::none(), stream);
 }
 
-void GptOssModel::attention(int l, bool decode_only, int T, int S, int max_context, cudaStream_t stream) {
+void GptOssModel::attention(int l, int T, cudaStream_t stream) {
   const LayerWeights& w = lw_[l];
   const int H = shape_.hidden, d = shape_.head_dim, nq = shape_.heads * d, nkv = shape_.kv_heads * d;
   const int nqkv = nq + 2 * nkv;
@@ -261,91 +246,15 @@ void GptOssModel::attention(int l, bool decode_only, int T, int S, int max_conte
   ra.head_dim = d;
   k::apply_rope(ra, rope_, stream);
 
+  // The cache append, then paged decode for the decodes and forward() for the prefill chunks (one plan per step).
   const std::size_t layer_elems = std::size_t(cache_.num_pages) * cache_.page_size * nkv;
-  bf16* kc = k_cache_.get() + l * layer_elems;
-  bf16* vc = v_cache_.get() + l * layer_elems;
-  ka::AppendKvArgs ap{};
-  ap.k_new = kp;
-  ap.v_new = vp;
-  ap.kv_row_stride = nqkv;
-  ap.slot_mapping = d_slots_.get();
-  ap.k_cache = kc;
-  ap.v_cache = vc;
-  ap.tokens = T;
-  ap.num_pages = cache_.num_pages;
-  ap.page_size = cache_.page_size;
-  ap.kv_heads = shape_.kv_heads;
-  ap.d = d;
-  ka::append_kv(ap, stream);
-
-  // One token per sequence over its pages (the sequence's own K and V already appended above).
-  auto decode = [&](int first_seq, int seqs, int row, int ctx_bound, bf16* out) {
-    ka::DecodeArgs da{};
-    da.q = qp + std::size_t(row) * nqkv;
-    da.q_row_stride = nqkv;
-    da.out = out;
-    da.cache.k = kc;
-    da.cache.v = vc;
-    da.cache.num_pages = cache_.num_pages;
-    da.cache.page_size = cache_.page_size;
-    da.cache.kv_heads = shape_.kv_heads;
-    da.cache.d = d;
-    da.cache.block_table = d_block_table_.get() + std::size_t(first_seq) * limits_.max_pages_per_seq;
-    da.cache.max_pages_per_seq = limits_.max_pages_per_seq;
-    da.cache.context_lens = d_context_lens_.get() + first_seq;
-    da.batch = seqs;
-    da.q_len = 1;
-    da.heads = shape_.heads;
-    da.max_context = ctx_bound;
-    da.sinks = w.sinks;
-    da.window = sliding ? shape_.sliding_window : 0;
-    const ka::DecodePlan plan = ka::decode_plan(da);
-    da.workspace = decode_workspace(plan.workspace_bytes, stream);
-    da.workspace_bytes = workspace_.size();
-    ka::decode(da, stream);
-  };
-
-  int o_ld = nqkv;
-  if (decode_only) {
-    // The whole batch in one call; its output is packed (rows nq apart).
-    decode(0, S, 0, max_context, attn_.get());
-    o_ld = nq;
-  } else {
-    // Sequence by sequence: a prompt attends over itself (causal, from this step's K and V, which the cache now
-    // also holds); a one-token sequence decodes over its pages. Either writes its rows nqkv apart.
-    int off = 0;
-    for (int s = 0; s < S; ++s) {
-      const int n = h_q_lens_[std::size_t(s)];
-      if (n == 1) {
-        decode(s, 1, off, h_context_lens_[std::size_t(s)], attn_.get() + std::size_t(off) * nqkv);
-      } else {
-        ka::ForwardArgs fa{};
-        fa.dtype = ka::DType::bf16;
-        fa.q = qp + std::size_t(off) * nqkv;
-        fa.k = kp + std::size_t(off) * nqkv;
-        fa.v = vp + std::size_t(off) * nqkv;
-        fa.o = attn_.get() + std::size_t(off) * nqkv;
-        fa.q_batch = std::int64_t(n) * nqkv;
-        fa.q_row = nqkv;
-        fa.q_head = d;
-        fa.kv_batch = std::int64_t(n) * nqkv;
-        fa.kv_row = nqkv;
-        fa.kv_head = d;
-        fa.batch = 1;
-        fa.heads = shape_.heads;
-        fa.kv_heads = shape_.kv_heads;
-        fa.seq_q = fa.seq_kv = n;
-        fa.d = d;
-        fa.mask = sliding ? ka::MaskKind::sliding_window : ka::MaskKind::causal;
-        fa.window = sliding ? shape_.sliding_window : 0;
-        fa.sinks = w.sinks;
-        ka::forward(fa, stream);
-      }
-      off += n;
-    }
-  }
-  k::gemm(k::matrix<const bf16>(attn_.get(), T, nq, o_ld), k::matrix(w.wo, H, nq), k::matrix(delta_.get(), T, H),
-          k::Epilogue::bias(w.bo), stream);
+  attention_->run({.q = qp, .k = kp, .v = vp, .q_row = nqkv, .kv_row = nqkv, .k_cache = k_cache_.get() + l * layer_elems,
+                   .v_cache = v_cache_.get() + l * layer_elems, .out = attn_.get(),
+                   .mask = sliding ? ka::MaskKind::sliding_window : ka::MaskKind::causal,
+                   .window = sliding ? shape_.sliding_window : 0, .sinks = w.sinks},
+                  stream);
+  k::gemm(k::matrix<const bf16>(attn_.get(), T, nq, attention_->out_row_stride(nqkv)), k::matrix(w.wo, H, nq),
+          k::matrix(delta_.get(), T, H), k::Epilogue::bias(w.bo), stream);
   // x += attn Wo^T + bo, and h = rmsnorm(x) for the router and the experts.
   k::fused_add_rmsnorm(x_.get(), delta_.get(), w.post_norm, h_.get(), T, H, shape_.rms_eps, stream);
 }
@@ -392,7 +301,8 @@ void GptOssModel::moe(int l, int T, cudaStream_t stream) {
   km::combine(yg_.get(), H, pair_row_.get(), route_weights_.get(), T, K, H, x_.get(), x_.get(), H, stream);
 }
 
-std::unique_ptr<GptOssModel> load_gpt_oss(const ModelFiles& files, const GptOssLoadOptions& opt, cudaStream_t stream) {
+std::unique_ptr<GptOssModel> load_gpt_oss(const ModelFiles& files, const LoadOptions& opt, cudaStream_t stream,
+                                          LoadProgress* progress) {
   if (!(opt.gpu_memory > 0 && opt.gpu_memory <= 1))
     throw std::invalid_argument("--gpu-memory must be in (0, 1], got " + std::to_string(opt.gpu_memory));
   const ModelConfig& c = files.config;
@@ -401,6 +311,8 @@ std::unique_ptr<GptOssModel> load_gpt_oss(const ModelFiles& files, const GptOssL
   const std::size_t weight_bytes = w.bytes();
   if (c.synthetic)
     w.fill_synthetic({.seed = opt.seed}, stream);
+  else if (progress)
+    *progress = w.load(*files.checkpoint, stream, opt.progress);
   else
     w.load(*files.checkpoint, stream, opt.progress);
   AIPE_CUDA(cudaStreamSynchronize(stream));
@@ -414,7 +326,9 @@ std::unique_ptr<GptOssModel> load_gpt_oss(const ModelFiles& files, const GptOssL
   const std::size_t act = 2 * (T * (3 * std::size_t(shape.hidden) + 2 * nqkv + shape.experts) +
                                TK * (3 * std::size_t(shape.intermediate) + shape.hidden) +
                                S * (shape.hidden + std::size_t(shape.vocab))) +
-                          TK * 16 + T * 24 + S * lim.max_pages_per_seq * 4 + (std::size_t(64) << 20);
+                          TK * 16 + T * 24 + S * lim.max_pages_per_seq * 4 + (std::size_t(64) << 20) +
+                          // + K and V gathered for chunks that continue over cached tokens (AttentionStep)
+                          2 * 2 * nkv * (T + std::size_t(lim.max_pages_per_seq) * opt.page_size);
   std::size_t free_b = 0, total_b = 0;
   AIPE_CUDA(cudaMemGetInfo(&free_b, &total_b));
   const double budget = opt.gpu_memory * double(free_b + weight_bytes) - double(weight_bytes) - double(act);
@@ -425,9 +339,7 @@ std::unique_ptr<GptOssModel> load_gpt_oss(const ModelFiles& files, const GptOssL
     throw std::runtime_error(c.name + ": no GPU memory left for the KV cache after " +
                              std::to_string(weight_bytes >> 20) + " MiB of weights (free " +
                              std::to_string(free_b >> 20) + " MiB)");
-  ModelInfo info;
-  info.name = c.name;
-  info.synthetic = c.synthetic;
+  ModelInfo info{.name = c.name, .family = c.model_type, .synthetic = c.synthetic};
   auto m = std::make_unique<GptOssModel>(shape, std::move(w),
                                          GptOssCache{int(std::min<long long>(pages, 1 << 30)), opt.page_size}, lim,
                                          std::move(info), stream);

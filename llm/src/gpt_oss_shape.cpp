@@ -1,5 +1,5 @@
 // The host side of the gpt-oss family (aipe/llm/gpt_oss.hpp): its shape from a config, the checks, and what a
-// decode step reads. Apart from gpt_oss.cpp so that it builds and is tested without the model's kernels.
+// decode step reads: host logic, CPU-tested.
 #include <algorithm>
 #include <stdexcept>
 #include <string>

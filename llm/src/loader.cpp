@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "aipe/check.hpp"
+#include "aipe/llm/gpt_oss.hpp"
 #include "aipe/llm/load_plan.hpp"
 #include "aipe/llm/model_files.hpp"
 #include "aipe/llm/safetensors.hpp"
@@ -97,6 +98,12 @@ LoadedModel load_model(const std::string& name, const LoadOptions& opt, cudaStre
   switch (out.config.family) {
     case Family::Llama:
     case Family::Qwen2: out.model = load_llama(name, files, opt, out, stream); break;
+    case Family::GptOss: {
+      auto m = load_gpt_oss(files, opt, stream, &out.progress);
+      out.weight_bytes = m->info().weight_bytes;
+      out.model = std::move(m);
+      break;
+    }
     default: throw std::invalid_argument(name + ": model_type '" + out.config.model_type + "' has no model in the engine");
   }
   AIPE_CUDA(cudaStreamSynchronize(stream));

@@ -2,8 +2,8 @@
 // dequantized here from their codes and exponents), at small awkward shapes: hidden 160, intermediate 96, 4 query
 // heads and 2 K/V heads of 64, 8 experts top-2, vocab 301, YaRN RoPE, a 5-token sliding window under prompts of 9
 // to 14 tokens. One model of one layer per kind (sliding with sinks, full with sinks): a prefill step of two
-// prompts, batched decode steps, then a mixed step (a decode beside a new prompt); every sequence's logits
-// against the reference's. The reference rounds to BF16 where the model stores BF16, so the difference is GEMM
+// prompts, batched decode steps, then mixed steps (a decode beside a new prompt, a decode beside a 6-token chunk
+// over 12 cached tokens); every sequence's logits against the reference's. The reference rounds to BF16 where the model stores BF16, so the difference is GEMM
 // summation order; a step whose last token's top-2 experts the reference cannot separate from the third within
 // two BF16 ulps is skipped (the model may pick either), and most steps must be checked. Then a two-layer model:
 // decode eager and replayed from a CUDA graph give bit-identical logits.
@@ -128,7 +128,7 @@ std::vector<float> rmsnorm(const std::vector<float>& x, const std::vector<float>
 
 // y[n] = sum_k x[k] W[n][k] (+ b[n]), W rows `ld` apart from `w0`.
 std::vector<double> linear(const std::vector<float>& x, const float* w0, int n, const float* b) {
-  std::vector<double> y(std::size_t(n));
+  std::vector<double> y(static_cast<std::size_t>(n));
   const std::size_t k = x.size();
   for (int i = 0; i < n; ++i) {
     double s = b ? b[i] : 0.0;
@@ -182,7 +182,7 @@ std::vector<double> reference(const GptOssShape& s, const HostWeights& w, const 
   const bool sliding = s.sliding[0];
   const int lo = sliding ? std::max(0, p - s.sliding_window + 1) : 0;
   const std::vector<float>& sinks = w[L + "self_attn.sinks"];
-  std::vector<float> o(std::size_t(nq));
+  std::vector<float> o(static_cast<std::size_t>(nq));
   for (int hh = 0; hh < s.heads; ++hh) {
     const int g = hh / (s.heads / s.kv_heads);
     std::vector<double> sc;
@@ -202,11 +202,11 @@ std::vector<double> reference(const GptOssShape& s, const HostWeights& w, const 
     }
   }
   const auto delta = round_all(linear(o, w[L + "self_attn.o_proj.weight"].data(), H, w[L + "self_attn.o_proj.bias"].data()));
-  std::vector<float> x(std::size_t(H));
+  std::vector<float> x(static_cast<std::size_t>(H));
   for (int i = 0; i < H; ++i) x[std::size_t(i)] = bf(double(xs[p][std::size_t(i)]) + delta[std::size_t(i)]);
   const auto h = rmsnorm(x, w[L + "post_attention_layernorm.weight"], s.rms_eps);
   const auto r = round_all(linear(h, w[L + "mlp.router.weight"].data(), s.experts, w[L + "mlp.router.bias"].data()));
-  std::vector<int> order(std::size_t(s.experts));
+  std::vector<int> order(static_cast<std::size_t>(s.experts));
   for (int e = 0; e < s.experts; ++e) order[std::size_t(e)] = e;
   std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return r[std::size_t(a)] > r[std::size_t(b)]; });
   const double kth = r[std::size_t(order[std::size_t(s.top_k - 1)])], next = r[std::size_t(order[std::size_t(s.top_k)])];
@@ -220,7 +220,7 @@ std::vector<double> reference(const GptOssShape& s, const HostWeights& w, const 
     const double wt = std::exp(r[std::size_t(e)] - mx) / den;
     const auto wgu = dequant(w, L + "mlp.experts.gate_up_proj", e, 2 * I, H);
     const auto gu = round_all(linear(h, wgu.data(), 2 * I, w[L + "mlp.experts.gate_up_proj_bias"].data() + std::size_t(e) * 2 * I));
-    std::vector<float> a(std::size_t(I));
+    std::vector<float> a(static_cast<std::size_t>(I));
     for (int i = 0; i < I; ++i) {
       const double g = std::min<double>(gu[std::size_t(2 * i)], s.act.limit);
       const double u = std::clamp<double>(gu[std::size_t(2 * i + 1)], -s.act.limit, s.act.limit);
@@ -267,7 +267,7 @@ std::unique_ptr<GptOssModel> make_model(const ModelConfig& c, HostWeights& host,
   const ModelLimits lim{.max_tokens = 64, .max_seqs = kSeqs, .max_pages_per_seq = kPagesPerSeq};
   return std::make_unique<GptOssModel>(aipe::llm::gpt_oss_shape(c), std::move(w),
                                        aipe::llm::GptOssCache{.num_pages = kSeqs * kPagesPerSeq, .page_size = kPage},
-                                       lim, aipe::llm::ModelInfo{.name = "small"}, stream);
+                                       lim, aipe::llm::ModelInfo{.name = "small", .family = "gpt_oss"}, stream);
 }
 
 }  // namespace
@@ -328,6 +328,9 @@ TEST(GptOssGpu, OneLayerOfEachKindMatchesTheFloatReference) {
     seq[0].push_back(token());
     for (int i = 0; i < 11; ++i) seq[2].push_back(token());
     run({{0, 1}, {2, 11}}, "a decode beside a new prompt");
+    seq[0].push_back(token());
+    for (int i = 0; i < 6; ++i) seq[1].push_back(token());
+    run({{0, 1}, {1, 6}}, "a decode beside a chunk over a cached prefix");
     EXPECT_GE(checked, 2 * skipped + 4) << checked << " sequences checked, " << skipped << " ambiguous";
   }
 }
@@ -380,7 +383,7 @@ TEST(GptOssGpu, OracleCheckpointGreedy) {
   const int new_tokens = pj.value("max_new_tokens", 16);
   aipe::Stream stream;
   const aipe::llm::ModelFiles files = aipe::llm::open_model_files(dir);
-  aipe::llm::GptOssLoadOptions opt;
+  aipe::llm::LoadOptions opt;
   opt.limits = {.max_tokens = 512, .max_seqs = 1, .max_pages_per_seq = 0};
   opt.max_cache_pages = 64;
   auto m = aipe::llm::load_gpt_oss(files, opt, stream.get());

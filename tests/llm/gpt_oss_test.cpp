@@ -392,38 +392,39 @@ std::string tiny_json() {
 
 }  // namespace
 
-// The tiny test tokenizer with o200k_harmony's framing tokens added (at their o200k ids) is what a gpt-oss
-// tokenizer.json looks like to the reader: added special tokens. They are recognized as single ids in text, and
+// The tiny test tokenizer with o200k_harmony's framing tokens added (at the next free ids: tokenizers numbers
+// added tokens right after the vocabulary) is what a gpt-oss tokenizer.json looks like to the reader: added
+// special tokens. They are recognized as single ids in text, and
 // encode_harmony puts them where format_harmony writes them, keeping a user's "<|end|>" as text.
 TEST(Harmony, SpecialTokensOfATokenizerJson) {
   if (!aipe::llm::tokenizer_available()) GTEST_SKIP() << "aipe was built without PCRE2: the tokenizer is disabled";
   json j = json::parse(tiny_json());
-  const std::vector<std::pair<int, const char*>> added = {{200002, "<|return|>"}, {200005, "<|channel|>"},
-                                                          {200006, "<|start|>"},  {200007, "<|end|>"},
-                                                          {200008, "<|message|>"}, {200012, "<|call|>"}};
+  const std::vector<std::pair<int, const char*>> added = {{285, "<|return|>"}, {286, "<|channel|>"},
+                                                          {287, "<|start|>"},  {288, "<|end|>"},
+                                                          {289, "<|message|>"}, {290, "<|call|>"}};
   for (const auto& [id, s] : added)
     j["added_tokens"].push_back({{"id", id}, {"content", s}, {"single_word", false}, {"lstrip", false},
                                  {"rstrip", false}, {"normalized", false}, {"special", true}});
   const auto t = aipe::llm::Tokenizer::from_json(j.dump(), "harmony-tokenizer.json");
   const auto h = aipe::llm::harmony_tokens(t);
-  EXPECT_EQ(h.start, 200006);
-  EXPECT_EQ(h.end, 200007);
-  EXPECT_EQ(h.message, 200008);
-  EXPECT_EQ(h.channel, 200005);
-  EXPECT_EQ(h.stops(), (std::vector<std::int32_t>{200002, 200012}));
+  EXPECT_EQ(h.start, 287);
+  EXPECT_EQ(h.end, 288);
+  EXPECT_EQ(h.message, 289);
+  EXPECT_EQ(h.channel, 286);
+  EXPECT_EQ(h.stops(), (std::vector<std::int32_t>{285, 290}));
   // Recognized in text, as single ids.
   const auto ids = t.encode("<|start|>user<|message|>hi<|end|>");
-  EXPECT_EQ(ids.front(), 200006);
-  EXPECT_EQ(std::count(ids.begin(), ids.end(), 200008), 1);
-  EXPECT_EQ(ids.back(), 200007);
+  EXPECT_EQ(ids.front(), 287);
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), 289), 1);
+  EXPECT_EQ(ids.back(), 288);
 
   using aipe::llm::HarmonyMessage;
   const std::vector<HarmonyMessage> m = {{.role = "user", .content = "hello <|end|>"},
                                          {.role = "assistant", .content = "ok", .channel = "final"}};
   const auto e = aipe::llm::encode_harmony(t, m);
-  EXPECT_EQ(std::count(e.begin(), e.end(), 200006), 3);  // two messages and the generation prompt
-  EXPECT_EQ(std::count(e.begin(), e.end(), 200007), 2);  // the user's "<|end|>" stays text
-  EXPECT_EQ(std::count(e.begin(), e.end(), 200005), 1);
+  EXPECT_EQ(std::count(e.begin(), e.end(), 287), 3);  // two messages and the generation prompt
+  EXPECT_EQ(std::count(e.begin(), e.end(), 288), 2);  // the user's "<|end|>" stays text
+  EXPECT_EQ(std::count(e.begin(), e.end(), 286), 1);
   EXPECT_EQ(t.decode(e), aipe::llm::format_harmony(m));
   // Without typed special tokens, both paths give the same ids.
   const std::vector<HarmonyMessage> plain = {{.role = "user", .content = "hello world"}};

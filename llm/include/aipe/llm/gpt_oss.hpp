@@ -3,9 +3,9 @@
 // once, as transformers' modeling_gpt_oss.py computes it. Per layer:
 //   h = rmsnorm(x)
 //   q, k, v = h Wqkv^T + bqkv                 rope(q, k) (YaRN: cos and sin carry its attention factor)
-//   append k, v to the sequence's pages       attn = attention(q, K, V): causal; sliding layers see the last 128
-//                                             positions (the query's own included); a learned sink logit per
-//                                             head joins each softmax denominator
+//   attn = AttentionStep (attention_step.hpp): k, v appended to the pages, attention causal; sliding layers see
+//                                             the last 128 positions (the query's own included); a learned sink
+//                                             logit per head joins each softmax denominator
 //   x += attn Wo^T + bo;  h = rmsnorm(x)
 //   logits_r = h Wr^T + br                    ids, w = top-4 of the experts, softmax over the 4 chosen logits
 //   gate_up = h[tokens of e] W_gu,e^T + b_gu,e     every expert in one grouped GEMM, MXFP4 weights
@@ -14,22 +14,22 @@
 // then the last token of each sequence: logits = rmsnorm(x) Wlm^T. Every GEMM, attention, routing and small
 // kernel is from kernels/; none lives here.
 //
-// A step takes any mix of sequences that prefill their whole prompt (q_len == context, from position 0) and
-// sequences that add one token over their cache (q_len 1). A decode-only step is one batched decode-attention
-// call per layer and nothing on the host inside run_decode (CUDA-graph capturable).
+// A step takes any mix of decodes and prefill chunks (model.hpp); a decode-only step runs nothing on the host
+// inside run_decode (CUDA-graph capturable).
 #include <cuda_bf16.h>
 #include <cuda_runtime_api.h>
 
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <vector>
 
 #include "aipe/buffer.hpp"
 #include "aipe/kernels/rope.hpp"
 #include "aipe/kernels/swiglu.hpp"
+#include "aipe/llm/attention_step.hpp"
 #include "aipe/llm/config.hpp"
+#include "aipe/llm/loader.hpp"
 #include "aipe/llm/model.hpp"
 #include "aipe/llm/model_files.hpp"
 #include "aipe/llm/weights.hpp"
@@ -84,11 +84,9 @@ class GptOssModel final : public Model {
   const DeviceWeights& weights() const { return weights_; }
 
  private:
-  // decode_only: every sequence has one new token (the batched decode path).
-  void run(bool decode_only, int tokens, int seqs, int max_context, cudaStream_t stream);
-  void attention(int l, bool decode_only, int tokens, int seqs, int max_context, cudaStream_t stream);
+  void run(int tokens, int seqs, cudaStream_t stream);
+  void attention(int l, int tokens, cudaStream_t stream);
   void moe(int l, int tokens, cudaStream_t stream);
-  void* decode_workspace(std::size_t bytes, cudaStream_t stream);
 
   GptOssShape shape_;
   DeviceWeights weights_;
@@ -114,22 +112,15 @@ class GptOssModel final : public Model {
   DeviceBuffer<__nv_bfloat16> x_, h_, qkv_, attn_, delta_, router_logits_, gate_up_, act_, yg_, last_, logits_;
   DeviceBuffer<int> ids_, offsets_, row_token_, pair_row_;
   DeviceBuffer<float> route_weights_;
-  DeviceBuffer<unsigned char> routing_ws_, workspace_;  // build_routing's; decode attention's split partials
-  std::vector<int> h_q_lens_, h_context_lens_;          // of the last upload (a mixed step walks sequences)
+  DeviceBuffer<unsigned char> routing_ws_;  // build_routing's
+  std::unique_ptr<AttentionStep> attention_;  // planned once per step, run per layer
 };
 
-struct GptOssLoadOptions {
-  double gpu_memory = 0.9;  // fraction of the GPU's free memory the model may take (weights + cache + buffers)
-  int page_size = 16;
-  ModelLimits limits{};
-  int max_cache_pages = 0;  // > 0: at most this many pages
-  std::uint64_t seed = 1;   // synthetic weights
-  std::function<void(const LoadProgress&)> progress;
-};
-
-// The model of open_model_files(name): the checkpoint's tensors (each checked against the config: dtype, shape;
-// the MXFP4 blocks and scales U8) or synthetic weights of the exact shapes and formats generated on the GPU; the KV
-// cache takes what the memory budget leaves.
-std::unique_ptr<GptOssModel> load_gpt_oss(const ModelFiles& files, const GptOssLoadOptions& opt, cudaStream_t stream);
+// The model of open_model_files(name) (load_model's gpt_oss case): the checkpoint's tensors (each checked against
+// the config: dtype, shape; the MXFP4 blocks and scales U8) or synthetic weights of the exact shapes and formats
+// generated on the GPU; the KV cache takes what the memory budget leaves. `progress`, when given, receives the
+// checkpoint load's final progress.
+std::unique_ptr<GptOssModel> load_gpt_oss(const ModelFiles& files, const LoadOptions& opt, cudaStream_t stream,
+                                          LoadProgress* progress = nullptr);
 
 }  // namespace aipe::llm
