@@ -223,7 +223,7 @@ int cmd_generate(const GenerateArgs& a, std::ostream& out, std::ostream& err) {
 }
 
 CLI::App* add_generate(CLI::App& app, Action& action) {
-  auto* c = app.add_subcommand("generate", "generate tokens with the llm/ engine (Llama family)");
+  auto* c = app.add_subcommand("generate", "generate tokens with the llm/ engine (Llama family, gpt-oss)");
   auto a = std::make_shared<GenerateArgs>();
   add_model_options(c, *a);
   c->add_option("--prompt", a->prompts, "prompt text (needs tokenizer.json; repeatable: one sequence each)");
