@@ -13,10 +13,10 @@
 //       Loads: A by TMA over [rows][K] in 128 x 64 boxes, or with `gather` by the producer's 128 threads, one
 //       grouped row each, with cp.async (16-byte chunks placed where the 128-byte swizzle puts them); BF16 W by
 //       TMA over [E][N][K] in 64 x 128 x 1 boxes (rows past N zero-filled per expert); MXFP4 W (Mx) by the
-//       producer threads, one W row each: 32 packed bytes and 2 scales per stage, decoded to BF16 times
-//       2^(scale - 127) and stored swizzled. Every producer thread arrives on a stage's full barrier once, two
-//       stages after it filled it (its cp.async groups have landed by then; a proxy fence makes its generic
-//       writes visible to WGMMA), thread 0 also announcing the TMA bytes.
+//       producer threads, one W row each: 32 packed bytes and 2 scales per stage, decoded exactly to BF16 times
+//       2^(scale - 127) (aipe/kernels/mxfp4.cuh) and stored swizzled. Every producer thread arrives on a stage's
+//       full barrier once, two stages after it filled it (its cp.async groups have landed by then; a proxy fence
+//       makes its generic writes visible to WGMMA), thread 0 also announcing the TMA bytes.
 //   grouped_stream_kernel<Mx>   decode (rows <= 64). Each CTA first lists the experts with rows, then takes work
 //       items (active expert, 32 columns of N): the expert's rows, 4 at a time, staged as FP32 in shared memory
 //       (gathered when asked), and each warp streams 4 rows of W_e once per 4 activation rows, 16 bytes per lane
@@ -37,6 +37,7 @@
 #include "aipe/kernels/epilogue.cuh"
 #include "aipe/kernels/grouped_gemm.hpp"
 #include "aipe/kernels/launch.cuh"
+#include "aipe/kernels/mxfp4.cuh"
 #include "aipe/kernels/pipeline.cuh"
 #include "aipe/kernels/ptx.cuh"
 #include "aipe/kernels/scheduler.hpp"
@@ -63,19 +64,6 @@ __device__ __forceinline__ float e2m1_to_float(std::uint32_t code) {
 __device__ __forceinline__ float e8m0_to_float(std::uint32_t s) {
   return s == 255u ? __uint_as_float(0x7FC00000u) : s == 0u ? __uint_as_float(0x00400000u) : __uint_as_float(s << 23);
 }
-// 8 E2M1 codes (one 32-bit word of a block: elements 2i low nibble, 2i + 1 high nibble of byte i) times `scale`,
-// as 8 BF16 in element order. Exact: the product is a power-of-two multiple of an E2M1 value (or +-inf / NaN).
-__device__ __forceinline__ uint4 e2m1x8_to_bf16x8(std::uint32_t w, float scale) {
-  std::uint32_t out[4];
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const __nv_bfloat162 v = __floats2bfloat162_rn(e2m1_to_float(w >> (8 * i)) * scale,
-                                                   e2m1_to_float(w >> (8 * i + 4)) * scale);
-    out[i] = *reinterpret_cast<const std::uint32_t*>(&v);
-  }
-  return make_uint4(out[0], out[1], out[2], out[3]);
-}
-
 // The clamped row range of expert e: [lo, hi) within [0, rows).
 __device__ __forceinline__ void expert_rows(const int* offsets, int e, int rows, int& lo, int& hi) {
   lo = min(max(__ldg(offsets + e), 0), rows);
@@ -169,8 +157,8 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int wg = warpgroup_index();
   if (wg == 0) {
     const int t = threadIdx.x;  // this thread's A row and W row of every tile
-    if (t == 0) {
-      tma_prefetch_descriptor(&tma_w);
+    if (t == 0) {  // the maps in use (an unused one is all zeros)
+      if (!Mx) tma_prefetch_descriptor(&tma_w);
       if (!gather) tma_prefetch_descriptor(&tma_a);
     }
     const std::uint32_t tma_bytes = (gather ? 0 : kTileBytes) + (Mx ? 0 : kTileBytes);
@@ -230,11 +218,11 @@ __global__ void __launch_bounds__(kThreads, 1)
         if constexpr (Mx) {
 #pragma unroll
           for (int b = 0; b < 2; ++b) {
-            const float scale = e8m0_to_float(sc[b]);
+            const __nv_bfloat162 scale = mxfp4::e8m0_to_bf16x2(sc[b]);
             const std::uint32_t words[4] = {raw[b].x, raw[b].y, raw[b].z, raw[b].w};
 #pragma unroll
             for (int q = 0; q < 4; ++q) {  // 8 elements: chunk 4 b + q of the 64-element row
-              const uint4 v = e2m1x8_to_bf16x8(words[q], scale);
+              const uint4 v = mxfp4::e2m1x8_to_bf16x8(words[q], scale);
               *reinterpret_cast<uint4*>(sW(s) + sw128(t, 4 * b + q)) = v;
             }
           }
@@ -377,7 +365,8 @@ __global__ void __launch_bounds__(kStreamThreads, 2) grouped_stream_kernel(const
           int src = lo + r0 + r;
           if (args.gather) src = __ldg(args.gather + src);
           uint4 v = make_uint4(0, 0, 0, 0);
-          if (src >= 0 && src < args.a_rows) v = __ldg(reinterpret_cast<const uint4*>(args.a + std::size_t(src) * args.lda + k0 + k8));
+          if (src >= 0 && src < args.a_rows)
+            v = __ldg(reinterpret_cast<const uint4*>(args.a + std::size_t(src) * args.lda + k0 + k8));
           float4* d = reinterpret_cast<float4*>(&xs[r][k8]);
           d[0] = make_float4(bf16_lo(v.x), bf16_hi(v.x), bf16_lo(v.y), bf16_hi(v.y));
           d[1] = make_float4(bf16_lo(v.z), bf16_hi(v.z), bf16_lo(v.w), bf16_hi(v.w));

@@ -47,7 +47,8 @@ void check_grouped_gemm_args(const GroupedGemmArgs& g) {
     bad("a has " + std::to_string(g.a.rows) + " rows, fewer than rows = " + std::to_string(g.rows));
   }
   if (!g.c.data) bad("c is null");
-  if (g.c.rows < g.rows) bad("c has " + std::to_string(g.c.rows) + " rows, fewer than rows = " + std::to_string(g.rows));
+  if (g.c.rows < g.rows)
+    bad("c has " + std::to_string(g.c.rows) + " rows, fewer than rows = " + std::to_string(g.rows));
   if (g.c.cols != g.n) bad("c has " + std::to_string(g.c.cols) + " columns, n is " + std::to_string(g.n));
   if (g.c.ld < g.c.cols) bad("c's ld (" + std::to_string(g.c.ld) + ") is below its columns");
   if (!aligned(g.c.data, 4)) bad("c must be 4-byte aligned");

@@ -282,4 +282,59 @@ TEST(GroupedGemmGpu, NothingRouted) {
   }
 }
 
+// Captured once in a CUDA graph, the call follows new offsets written into the same device buffer between replays
+// (the host knows only `rows`): each replay equals a direct call on those offsets, bit for bit, for both kernels.
+TEST(GroupedGemmGpu, GraphReplayFollowsDeviceOffsets) {
+  if (auto why = no_hopper()) GTEST_SKIP() << *why;
+  for (const bool mx : {false, true})
+    for (int rows : {40, 300}) {
+      const int E = 8, N = 136, K = 96;
+      aipe::DeviceBuffer<bf16> a(std::size_t(rows) * K), w(std::size_t(E) * N * K), c1(std::size_t(rows) * N),
+          c2(std::size_t(rows) * N);
+      aipe::DeviceBuffer<std::uint8_t> blocks(std::size_t(E) * N * K / 2), scales(std::size_t(E) * N * K / 32);
+      aipe::DeviceBuffer<int> off(E + 1);
+      aipe::fill_uniform(a.get(), a.size(), 11, -1.f, 1.f, nullptr);
+      aipe::fill_uniform(w.get(), w.size(), 12, -1.f, 1.f, nullptr);
+      AIPE_CUDA(cudaMemset(blocks.get(), 0x9C, blocks.bytes()));
+      AIPE_CUDA(cudaMemset(scales.get(), 126, scales.bytes()));
+      k::GroupedGemmArgs g;
+      g.a = k::matrix<const bf16>(a.get(), rows, K);
+      g.rows = rows;
+      g.experts = E;
+      g.n = N;
+      g.k = K;
+      g.offsets = off.get();
+      if (mx) {
+        g.w_blocks = blocks.get();
+        g.w_scales = scales.get();
+      } else {
+        g.w = w.get();
+      }
+      aipe::Stream s;
+      g.c = k::matrix(c2.get(), rows, N);
+      const aipe::Graph graph = aipe::Graph::capture(s, [&](cudaStream_t cs) { k::grouped_gemm(g, cs); });
+      const aipe::GraphExec exec(graph.get());
+      for (int trial = 0; trial < 3; ++trial) {
+        std::vector<int> o(E + 1, 0);
+        for (int e = 0; e < E; ++e)
+          o[e + 1] = std::min(rows - 1, o[e] + int(aipe::bits_at(21 + trial, e) % unsigned(2 * rows / E + 1)));
+        AIPE_CUDA(cudaMemcpy(off.get(), o.data(), o.size() * 4, cudaMemcpyHostToDevice));
+        AIPE_CUDA(cudaMemset(c1.get(), 0xFF, c1.bytes()));
+        AIPE_CUDA(cudaMemset(c2.get(), 0xFF, c2.bytes()));
+        exec.launch(s);
+        k::GroupedGemmArgs direct = g;
+        direct.c = k::matrix(c1.get(), rows, N);
+        k::grouped_gemm(direct, s);
+        const std::vector<bf16> h1 = aipe::to_host(c1, s), h2 = aipe::to_host(c2, s);
+        int differ = 0, written = 0;
+        for (std::size_t i = 0; i < h1.size(); ++i) {
+          differ += bits_of(h1[i]) != bits_of(h2[i]);
+          written += bits_of(h1[i]) != 0xFFFF;
+        }
+        EXPECT_EQ(differ, 0) << (mx ? "mxfp4" : "bf16") << " rows=" << rows << " trial " << trial;
+        EXPECT_EQ(written, o[E] * N) << (mx ? "mxfp4" : "bf16") << " rows=" << rows << " trial " << trial;
+      }
+    }
+}
+
 }  // namespace
