@@ -105,9 +105,10 @@ void AttentionStep::ensure_workspace(std::size_t bytes, cudaStream_t stream) {
   AIPE_CUDA(cudaStreamIsCapturing(stream, &cs));
   if (cs != cudaStreamCaptureStatusNone)
     throw std::logic_error("attention step: the decode workspace must be sized before a graph capture");
-  AIPE_CUDA(cudaStreamSynchronize(stream));
-  workspace_ = DeviceBuffer<unsigned char>();
-  workspace_ = DeviceBuffer<unsigned char>(bytes);
+  // Graphs captured earlier hold the old workspace's address: it is kept, never freed while this step lives.
+  // Doubling bounds what the retired ones add up to.
+  retired_.push_back(std::move(workspace_));
+  workspace_ = DeviceBuffer<unsigned char>(std::max(bytes, 2 * retired_.back().size()));
 }
 
 void AttentionStep::run(const AttentionLayer& a, cudaStream_t stream) {

@@ -97,6 +97,7 @@ class AttentionStep {
   DeviceBuffer<__nv_bfloat16> decode_out_;          // [max_seqs][heads][d]: decodes of a mixed step
   DeviceBuffer<__nv_bfloat16> k_gathered_, v_gathered_;  // [sum of context_lens][kv_heads][d], grown on demand
   DeviceBuffer<unsigned char> workspace_;           // split-KV decode partials
+  std::vector<DeviceBuffer<unsigned char>> retired_;  // earlier workspaces, which captured graphs may still use
 };
 
 }  // namespace aipe::llm
