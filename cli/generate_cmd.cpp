@@ -20,6 +20,7 @@
 #include "aipe/version.hpp"
 #include "aipe/buffer.hpp"
 #include "aipe/llm/engine.hpp"
+#include "aipe/llm/harmony.hpp"
 #include "aipe/llm/loader.hpp"
 #include "aipe/llm/tokenizer.hpp"
 #include "app.hpp"
@@ -166,7 +167,9 @@ int cmd_generate(const GenerateArgs& a, std::ostream& out, std::ostream& err) {
   if (!a.prompts.empty()) {
     if (!tok) throw UsageError("--prompt needs the model's tokenizer.json (" + a.model + " has none): use --prompt-ids");
     for (const auto& p : a.prompts) {
-      if (a.chat)
+      if (a.chat && tok->token_to_id("<|start|>") && tok->token_to_id("<|message|>"))
+        ids.push_back(llm::encode_harmony(*tok, llm::harmony_prompt(p)));  // gpt-oss's o200k_harmony vocabulary
+      else if (a.chat)
         ids.push_back(llm::encode_llama3_chat(*tok, {{"user", p}}, true));
       else
         ids.push_back(tok->encode(p, true));
@@ -225,12 +228,12 @@ int cmd_generate(const GenerateArgs& a, std::ostream& out, std::ostream& err) {
 }
 
 CLI::App* add_generate(CLI::App& app, Action& action) {
-  auto* c = app.add_subcommand("generate", "generate tokens with the llm/ engine (Llama family)");
+  auto* c = app.add_subcommand("generate", "generate tokens with the llm/ engine (Llama family, gpt-oss)");
   auto a = std::make_shared<GenerateArgs>();
   add_model_options(c, *a);
   c->add_option("--prompt", a->prompts, "prompt text (needs tokenizer.json; repeatable: one sequence each)");
   c->add_option("--prompt-ids", a->prompt_ids, "prompt as token ids, e.g. 128000,9906 (repeatable)");
-  c->add_flag("--chat", a->chat, "wrap each --prompt in the Llama 3 chat template");
+  c->add_flag("--chat", a->chat, "wrap each --prompt in the chat format: harmony for a gpt-oss tokenizer, else Llama 3's");
   c->add_option("--max-tokens", a->max_new, "tokens to generate per sequence")->check(CLI::Range(1, 1 << 20));
   c->add_option("--temperature", a->temperature, "0: greedy; default: generation_config.json's")->check(CLI::Range(0.0, 100.0));
   c->add_option("--top-p", a->top_p, "nucleus sampling mass (with --temperature)")->check(CLI::Range(0.0, 1.0));

@@ -84,6 +84,13 @@ void check_swiglu(const void* gate_up, const void* out, int tokens, int inter) {
   if (o < g + in_bytes && g < o + out_bytes) bad(k, "out overlaps gate_up (the kernel reads gate_up after writing out)");
 }
 
+void check_swiglu_clamped(const void* gate_up, const void* out, int rows, int inter, const ClampedSwiglu& act) {
+  check_swiglu(gate_up, out, rows, inter);
+  const char* k = "swiglu_clamped";
+  if (!(std::isfinite(act.alpha) && act.alpha > 0.f)) bad(k, "alpha must be finite and > 0, got " + std::to_string(act.alpha));
+  if (!(std::isfinite(act.limit) && act.limit > 0.f)) bad(k, "limit must be finite and > 0, got " + std::to_string(act.limit));
+}
+
 void check_embedding(const int* ids, const void* table, const void* out, const int* error, int tokens, int vocab,
                      int hidden) {
   const char* k = "embedding";

@@ -22,4 +22,19 @@ void swiglu(const __nv_bfloat16* gate_up, __nv_bfloat16* out, int tokens, int in
   AIPE_CHECK_LAUNCH();
 }
 
+void swiglu_clamped_interleaved(const __nv_bfloat16* gate_up, __nv_bfloat16* out, int rows, int inter,
+                                const ClampedSwiglu& act, cudaStream_t stream) {
+  check_swiglu_clamped(gate_up, out, rows, inter, act);
+  if (rows == 0) return;
+  // Row r's inputs start at 4 r inter bytes and output i's at 4 i: 16-byte aligned when inter % 4 == 0.
+  const bool v4 = inter % 4 == 0 && vec::aligned16(gate_up) && vec::aligned16(out);
+  const std::int64_t items = std::int64_t(rows) * (v4 ? inter / 4 : inter);
+  const int grid = int(std::clamp<std::int64_t>((items + 255) / 256, 1, 65536));
+  if (v4)
+    swiglu_detail::swiglu_clamped_kernel<4><<<grid, 256, 0, stream>>>(gate_up, out, rows, inter, act.alpha, act.limit);
+  else
+    swiglu_detail::swiglu_clamped_kernel<1><<<grid, 256, 0, stream>>>(gate_up, out, rows, inter, act.alpha, act.limit);
+  AIPE_CHECK_LAUNCH();
+}
+
 }  // namespace aipe::kernels

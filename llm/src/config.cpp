@@ -110,12 +110,80 @@ DType parse_torch_dtype(const std::string& where, const std::string& key, const 
   fail(where, key, "'" + s + "' is not a supported weight dtype (bfloat16, float16, float32)");
 }
 
+// The gpt-oss fields (configuration_gpt_oss.py's names and defaults).
+void parse_gpt_oss(const Reader& r, ModelConfig& c) {
+  const std::string& where = r.where;
+  GptOssConfig& g = c.gpt_oss;
+  // The routing kernels take up to 256 experts and k <= 8 (aipe/kernels/moe.hpp).
+  g.num_local_experts = r.count("num_local_experts", 256);
+  g.num_experts_per_tok = r.count("num_experts_per_tok", 8);
+  if (g.num_experts_per_tok > g.num_local_experts)
+    fail(where, "num_experts_per_tok",
+         std::to_string(g.num_experts_per_tok) + " exceeds num_local_experts " + std::to_string(g.num_local_experts));
+  g.sliding_window = r.count("sliding_window", kMaxPositions);
+  g.swiglu_alpha = r.number("swiglu_alpha", 1.702);
+  g.swiglu_limit = r.number("swiglu_limit", 7.0);
+  if (!(g.swiglu_alpha > 0 && g.swiglu_alpha <= 100))
+    fail(where, "swiglu_alpha", std::to_string(g.swiglu_alpha) + " is not in (0, 100]");
+  if (!(g.swiglu_limit > 0 && g.swiglu_limit <= 1e4))
+    fail(where, "swiglu_limit", std::to_string(g.swiglu_limit) + " is not in (0, 1e4]");
+  // layer_types: one entry per layer; absent, transformers alternates sliding (even layers) and full (odd).
+  g.sliding.assign(std::size_t(c.num_hidden_layers), false);
+  if (const json* lt = r.find("layer_types")) {
+    if (!lt->is_array()) fail(where, "layer_types", "must be a list of strings, not " + type_of(*lt));
+    if (std::int64_t(lt->size()) != c.num_hidden_layers)
+      fail(where, "layer_types", "has " + std::to_string(lt->size()) + " entries for " +
+                                     std::to_string(c.num_hidden_layers) + " num_hidden_layers");
+    for (std::size_t i = 0; i < lt->size(); ++i) {
+      const json& e = (*lt)[i];
+      const std::string p = "layer_types[" + std::to_string(i) + "]";
+      if (!e.is_string()) fail(where, p, "must be a string, not " + type_of(e));
+      const std::string t = e.get<std::string>();
+      if (t == "sliding_attention") g.sliding[i] = true;
+      else if (t != "full_attention")
+        fail(where, p, "'" + t + "' is not a layer type (sliding_attention, full_attention)");
+    }
+  } else {
+    for (std::size_t i = 0; i < g.sliding.size(); ++i) g.sliding[i] = i % 2 == 0;
+  }
+  // The experts' format. transformers writes {"quant_method": "mxfp4", "modules_to_not_convert": [...]}.
+  const json* q = r.find("quantization_config");
+  if (!q) fail(where, "quantization_config", "missing (the experts must be MXFP4: quant_method \"mxfp4\")");
+  if (!q->is_object()) fail(where, "quantization_config", "must be an object, not " + type_of(*q));
+  const Reader qr{*q, where, "quantization_config."};
+  const auto qm = qr.text("quant_method");
+  if (!qm) fail(where, "quantization_config.quant_method", "missing (\"mxfp4\" is required)");
+  if (*qm != "mxfp4") fail(where, "quantization_config.quant_method", "'" + *qm + "' is not supported (mxfp4)");
+  g.quant_method = *qm;
+  // MXFP4 blocks hold 32 elements along the input dimension of both expert projections.
+  if (c.hidden_size % 32 != 0)
+    fail(where, "hidden_size", std::to_string(c.hidden_size) + " is not a multiple of 32 (MXFP4 blocks)");
+  if (c.intermediate_size % 32 != 0)
+    fail(where, "intermediate_size", std::to_string(c.intermediate_size) + " is not a multiple of 32 (MXFP4 blocks)");
+  if (c.rope_scaling) fail(where, "rope_scaling", "llama3 scaling is not gpt-oss's (yarn)");
+}
+
 }  // namespace
 
-const char* family_name(Family f) { return f == Family::Llama ? "llama" : "qwen2"; }
+const char* family_name(Family f) {
+  switch (f) {
+    case Family::Llama: return "llama";
+    case Family::Qwen2: return "qwen2";
+    case Family::GptOss: return "gpt_oss";
+  }
+  return "?";
+}
 
 std::int64_t ModelConfig::parameter_count() const {
   const std::int64_t h = hidden_size;
+  if (family == Family::GptOss) {
+    // Attention with biases on q, k, v, o and a sink per head; the router; every expert's gate_up and down with
+    // their biases (MXFP4 elements counted as parameters, scales not); two norms.
+    const std::int64_t e = gpt_oss.num_local_experts, f = intermediate_size;
+    const std::int64_t layer = h * q_dim() + 2 * h * kv_dim() + q_dim() * h + q_dim() + 2 * kv_dim() + h +
+                               num_attention_heads + e * h + e + e * (2 * f * h + 2 * f + h * f + h) + 2 * h;
+    return num_hidden_layers * layer + vocab_size * h * (tie_word_embeddings ? 1 : 2) + h;
+  }
   std::int64_t layer = h * q_dim() + 2 * h * kv_dim() + q_dim() * h  // q, k, v, o
                        + 3 * h * intermediate_size                   // gate, up, down
                        + 2 * h;                                      // the two RMSNorm weights
@@ -138,11 +206,12 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
   c.name = where;
 
   const auto mt = r.text("model_type");
-  if (!mt) fail(where, "model_type", "missing (a supported family is required: llama, qwen2)");
+  if (!mt) fail(where, "model_type", "missing (a supported family is required: llama, qwen2, gpt_oss)");
   c.model_type = *mt;
   if (c.model_type == "llama") c.family = Family::Llama;
   else if (c.model_type == "qwen2") c.family = Family::Qwen2;
-  else fail(where, "model_type", "'" + c.model_type + "' is not a supported family (llama, qwen2)");
+  else if (c.model_type == "gpt_oss") c.family = Family::GptOss;
+  else fail(where, "model_type", "'" + c.model_type + "' is not a supported family (llama, qwen2, gpt_oss)");
   if (const json* a = r.find("architectures")) {
     if (!a->is_array() || a->empty() || !(*a)[0].is_string())
       fail(where, "architectures", "must be a non-empty list of strings");
@@ -171,7 +240,8 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
              std::to_string(c.num_attention_heads) + " heads (and no head_dim is given)");
   c.head_dim = r.count("head_dim", 4096, c.hidden_size / c.num_attention_heads);
   if (c.head_dim % 2 != 0) fail(where, "head_dim", std::to_string(c.head_dim) + " is odd: RoPE rotates pairs");
-  if (c.head_dim * c.num_attention_heads != c.hidden_size)
+  // gpt-oss projects 64 heads x 64 = 4096 back to hidden 2880; the Llama family's heads tile hidden exactly.
+  if (c.family != Family::GptOss && c.head_dim * c.num_attention_heads != c.hidden_size)
     fail(where, "head_dim",
          std::to_string(c.head_dim) + " x " + std::to_string(c.num_attention_heads) + " heads = " +
              std::to_string(c.head_dim * c.num_attention_heads) + ", not hidden_size " +
@@ -220,15 +290,41 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
              std::to_string(l.high_freq_factor) + " must be greater than low_freq_factor " +
                  std::to_string(l.low_freq_factor) + " (and at most 1e4)");
       c.rope_scaling = l;
+    } else if (*type == "yarn") {
+      const std::string p = std::string(rs_name) + ".";
+      YarnRopeScaling y;
+      y.factor = s.number("factor");
+      y.beta_fast = s.number("beta_fast", 32.0);
+      y.beta_slow = s.number("beta_slow", 1.0);
+      y.truncate = s.flag("truncate", true);
+      y.attention_factor = s.number("attention_factor", 0.0);
+      y.mscale = s.number("mscale", 0.0);
+      y.mscale_all_dim = s.number("mscale_all_dim", 0.0);
+      y.original_max_position_embeddings = s.count("original_max_position_embeddings", kMaxPositions);
+      if (!(y.factor >= 1 && y.factor <= 1024))
+        fail(where, p + "factor", std::to_string(y.factor) + " is not in [1, 1024]");
+      if (!(y.beta_slow > 0 && y.beta_fast > y.beta_slow && y.beta_fast <= 1e4))
+        fail(where, p + "beta_fast", "need 0 < beta_slow < beta_fast <= 1e4, got beta_fast " +
+                                         std::to_string(y.beta_fast) + ", beta_slow " + std::to_string(y.beta_slow));
+      if (!(y.attention_factor >= 0 && y.attention_factor <= 100))
+        fail(where, p + "attention_factor", std::to_string(y.attention_factor) + " is not in (0, 100]");
+      if (!(y.mscale >= 0 && y.mscale <= 100 && y.mscale_all_dim >= 0 && y.mscale_all_dim <= 100))
+        fail(where, p + "mscale", "mscale and mscale_all_dim must be in [0, 100]");
+      c.yarn = y;
     } else if (*type != "default") {
       fail(where, std::string(rs_name) + "." + tkey,
-           "'" + *type + "' is not supported (llama3, default)");
+           "'" + *type + "' is not supported (llama3, yarn, default)");
     }
   }
 
   c.tie_word_embeddings = r.flag("tie_word_embeddings", false);
   if (c.family == Family::Llama) {
     c.qkv_bias = c.o_bias = r.flag("attention_bias", false);
+  } else if (c.family == Family::GptOss) {
+    // The released models have biases on q, k, v and o (transformers' default attention_bias true).
+    c.qkv_bias = c.o_bias = r.flag("attention_bias", true);
+    if (!c.qkv_bias) fail(where, "attention_bias", "false is not supported (gpt-oss has biases on q, k, v and o)");
+    parse_gpt_oss(r, c);
   } else {
     // Qwen2 always has q/k/v biases and none on o_proj; its config has no attention_bias key.
     c.qkv_bias = true;
@@ -263,8 +359,46 @@ ModelConfig load_model_config(const std::string& model) {
   return c;
 }
 
-// The published config.json files (meta-llama on the Hugging Face hub); only the fields aipe reads.
+namespace {
+
+// openai/gpt-oss-20b and gpt-oss-120b's config.json: they differ only in depth and expert count.
+ModelConfig gpt_oss_config(const std::string& name, std::int64_t layers, std::int64_t experts) {
+  ModelConfig c;
+  c.name = "synthetic:" + name;
+  c.synthetic = true;
+  c.family = Family::GptOss;
+  c.model_type = "gpt_oss";
+  c.architecture = "GptOssForCausalLM";
+  c.hidden_size = 2880;
+  c.intermediate_size = 2880;
+  c.num_hidden_layers = layers;
+  c.num_attention_heads = 64;
+  c.num_key_value_heads = 8;
+  c.head_dim = 64;
+  c.vocab_size = 201088;
+  c.max_position_embeddings = 131072;
+  c.rms_norm_eps = 1e-5;
+  c.rope_theta = 150000.0;
+  c.yarn = YarnRopeScaling{.factor = 32.0, .beta_fast = 32.0, .beta_slow = 1.0, .truncate = false,
+                           .original_max_position_embeddings = 4096};
+  c.qkv_bias = c.o_bias = true;
+  c.dtype = DType::BF16;
+  c.eos_token_ids = {200002};  // <|return|>
+  c.gpt_oss.num_local_experts = experts;
+  c.gpt_oss.num_experts_per_tok = 4;
+  c.gpt_oss.sliding_window = 128;
+  c.gpt_oss.sliding.assign(std::size_t(layers), false);
+  for (std::size_t i = 0; i < c.gpt_oss.sliding.size(); ++i) c.gpt_oss.sliding[i] = i % 2 == 0;
+  c.gpt_oss.quant_method = "mxfp4";
+  return c;
+}
+
+}  // namespace
+
+// The published config.json files (meta-llama and openai on the Hugging Face hub); only the fields aipe reads.
 ModelConfig synthetic_config(const std::string& name) {
+  if (name == "gpt-oss-20b") return gpt_oss_config(name, 24, 32);
+  if (name == "gpt-oss-120b") return gpt_oss_config(name, 36, 128);
   ModelConfig c;
   c.name = "synthetic:" + name;
   c.synthetic = true;
@@ -310,7 +444,9 @@ ModelConfig synthetic_config(const std::string& name) {
   return c;
 }
 
-std::vector<std::string> synthetic_names() { return {"llama-3.2-1b", "llama-3.1-8b", "llama-3.1-70b"}; }
+std::vector<std::string> synthetic_names() {
+  return {"llama-3.2-1b", "llama-3.1-8b", "llama-3.1-70b", "gpt-oss-20b", "gpt-oss-120b"};
+}
 
 kernels::RopeConfig rope_config(const ModelConfig& c) {
   kernels::RopeConfig r;
@@ -322,6 +458,16 @@ kernels::RopeConfig rope_config(const ModelConfig& c) {
     r.low_freq_factor = c.rope_scaling->low_freq_factor;
     r.high_freq_factor = c.rope_scaling->high_freq_factor;
     r.original_max_positions = int(c.rope_scaling->original_max_position_embeddings);
+  } else if (c.yarn) {
+    r.type = kernels::RopeType::yarn;
+    r.factor = c.yarn->factor;
+    r.beta_fast = c.yarn->beta_fast;
+    r.beta_slow = c.yarn->beta_slow;
+    r.truncate = c.yarn->truncate;
+    r.attention_factor = c.yarn->attention_factor;
+    r.mscale = c.yarn->mscale;
+    r.mscale_all_dim = c.yarn->mscale_all_dim;
+    r.original_max_positions = int(c.yarn->original_max_position_embeddings);
   }
   return r;
 }

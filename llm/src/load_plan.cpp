@@ -26,6 +26,37 @@ std::vector<ExpectedTensor> expected_tensors(const ModelConfig& c) {
   const std::int64_t h = c.hidden_size, q = c.q_dim(), kv = c.kv_dim(), f = c.intermediate_size;
   std::vector<ExpectedTensor> v;
   v.push_back({"model.embed_tokens.weight", {c.vocab_size, h}});
+  if (c.family == Family::GptOss) {
+    const std::int64_t e = c.gpt_oss.num_local_experts;
+    for (std::int64_t l = 0; l < c.num_hidden_layers; ++l) {
+      const std::string p = "model.layers." + std::to_string(l) + ".";
+      auto add = [&](const std::string& n, std::vector<std::int64_t> s, std::optional<DType> dt = {}) {
+        v.push_back({p + n, std::move(s), l, dt});
+      };
+      add("input_layernorm.weight", {h});
+      add("self_attn.q_proj.weight", {q, h});
+      add("self_attn.k_proj.weight", {kv, h});
+      add("self_attn.v_proj.weight", {kv, h});
+      add("self_attn.q_proj.bias", {q});
+      add("self_attn.k_proj.bias", {kv});
+      add("self_attn.v_proj.bias", {kv});
+      add("self_attn.o_proj.weight", {h, q});
+      add("self_attn.o_proj.bias", {h});
+      add("self_attn.sinks", {c.num_attention_heads});
+      add("post_attention_layernorm.weight", {h});
+      add("mlp.router.weight", {e, h});
+      add("mlp.router.bias", {e});
+      add("mlp.experts.gate_up_proj_blocks", {e, 2 * f, h / 32, 16}, DType::U8);
+      add("mlp.experts.gate_up_proj_scales", {e, 2 * f, h / 32}, DType::U8);
+      add("mlp.experts.gate_up_proj_bias", {e, 2 * f});
+      add("mlp.experts.down_proj_blocks", {e, h, f / 32, 16}, DType::U8);
+      add("mlp.experts.down_proj_scales", {e, h, f / 32}, DType::U8);
+      add("mlp.experts.down_proj_bias", {e, h});
+    }
+    v.push_back({"model.norm.weight", {h}});
+    if (!c.tie_word_embeddings) v.push_back({"lm_head.weight", {c.vocab_size, h}});
+    return v;
+  }
   for (std::int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
     auto add = [&](const std::string& n, std::vector<std::int64_t> s) { v.push_back({p + n, std::move(s), l}); };
@@ -83,8 +114,9 @@ LoadPlan plan_checkpoint(const ModelConfig& c, const Checkpoint& ckpt) {
                          base(c.name));
       continue;
     }
-    if (t.dtype != plan.dtype) {
-      problems.push_back(w + "is " + dtype_name(t.dtype) + ", expected " + dtype_name(plan.dtype) + from);
+    if (t.dtype != e.dtype.value_or(plan.dtype)) {
+      problems.push_back(w + "is " + dtype_name(t.dtype) + ", expected " + dtype_name(e.dtype.value_or(plan.dtype)) +
+                         (e.dtype ? " (MXFP4 blocks and scales are bytes)" : from));
       continue;
     }
     const TensorView view = f.tensor(e.name);

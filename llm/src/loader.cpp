@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "aipe/check.hpp"
+#include "aipe/llm/gpt_oss.hpp"
 #include "aipe/llm/load_plan.hpp"
 #include "aipe/llm/model_files.hpp"
 #include "aipe/llm/safetensors.hpp"
@@ -17,6 +18,8 @@ LlamaShape llama_shape(const ModelConfig& c) {
     if (v <= 0 || v > (1 << 30)) throw std::invalid_argument(c.name + ": " + key + " " + std::to_string(v) + " is out of range");
     return int(v);
   };
+  if (c.family == Family::GptOss)
+    throw std::invalid_argument(c.name + ": a gpt_oss model runs as GptOssModel (aipe/llm/gpt_oss.hpp), not as Llama");
   if (c.o_bias || c.mlp_bias)
     throw std::invalid_argument(c.name + ": a bias on o_proj or the MLP is not supported by the engine yet");
   if (c.dtype != DType::BF16)
@@ -95,6 +98,12 @@ LoadedModel load_model(const std::string& name, const LoadOptions& opt, cudaStre
   switch (out.config.family) {
     case Family::Llama:
     case Family::Qwen2: out.model = load_llama(name, files, opt, out, stream); break;
+    case Family::GptOss: {
+      auto m = load_gpt_oss(files, opt, stream, &out.progress);
+      out.weight_bytes = m->info().weight_bytes;
+      out.model = std::move(m);
+      break;
+    }
     default: throw std::invalid_argument(name + ": model_type '" + out.config.model_type + "' has no model in the engine");
   }
   AIPE_CUDA(cudaStreamSynchronize(stream));

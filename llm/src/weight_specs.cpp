@@ -12,7 +12,7 @@ std::vector<TensorSpec> weight_specs(const ModelConfig& c, DType dtype, bool fus
   };
   for (const auto& e : want) {
     if (!fuse || e.layer < 0) {
-      out.push_back({e.name, dtype, e.shape, {}});
+      out.push_back({e.name, e.dtype.value_or(dtype), e.shape, {}});
       continue;
     }
     const std::string p = "model.layers." + std::to_string(e.layer) + ".";
@@ -34,7 +34,7 @@ std::vector<TensorSpec> weight_specs(const ModelConfig& c, DType dtype, bool fus
                         ends(e.name, "v_proj.weight") || ends(e.name, "q_proj.bias") || ends(e.name, "k_proj.bias") ||
                         ends(e.name, "v_proj.bias") || ends(e.name, "gate_proj.weight") ||
                         ends(e.name, "up_proj.weight") || ends(e.name, "gate_proj.bias") || ends(e.name, "up_proj.bias");
-    if (!folded) out.push_back({e.name, dtype, e.shape, {}});
+    if (!folded) out.push_back({e.name, e.dtype.value_or(dtype), e.shape, {}});
   }
   return out;
 }

@@ -26,6 +26,30 @@ std::string shape_str(const std::vector<std::int64_t>& s) {
   return o.str();
 }
 
+// MXFP4 tensors (aipe/kernels/moe.hpp's format: U8 `*_blocks` [..][K/32][16] and `*_scales` [..][K/32]): random
+// E2M1 codes (two per byte, every bit pattern equally likely: RMS value sqrt(68.5/8) = 2.93) and one E8M0 exponent
+// for every block, 2^e with e chosen so that the elements' RMS is that of the BF16 matrices' uniform draw,
+// scale / sqrt(3 K). K = 2880: 0.0108 / 2.93 = 2^-8.1, so e = -8 (byte 119).
+void fill_mxfp4(const TensorSpec& s, void* p, std::size_t n, std::uint64_t seed, float scale, cudaStream_t stream) {
+  auto ends = [&](const char* suffix) {
+    const std::string x = suffix;
+    return s.name.size() >= x.size() && s.name.compare(s.name.size() - x.size(), x.size(), x) == 0;
+  };
+  if (ends("_blocks") && s.shape.size() >= 2 && s.shape.back() == 16 && n % 4 == 0) {
+    // 32 random bits per int: the full int range (span 2^32).
+    fill_uniform_int(static_cast<int*>(p), n / 4, seed, std::numeric_limits<int>::min(),
+                     std::numeric_limits<int>::max(), stream);
+  } else if (ends("_scales") && !s.shape.empty()) {
+    const double k = double(s.shape.back()) * 32.0;
+    const double e = std::round(std::log2(double(scale) / std::sqrt(3.0 * k) / std::sqrt(68.5 / 8.0)));
+    const int byte = int(std::clamp(127.0 + e, 1.0, 254.0));
+    AIPE_CUDA(cudaMemsetAsync(p, byte, n, stream));
+  } else {
+    throw std::invalid_argument("synthetic weights: U8 tensor '" + s.name +
+                                "' is neither MXFP4 blocks ([..][16], *_blocks) nor scales (*_scales)");
+  }
+}
+
 }  // namespace
 
 std::size_t TensorSpec::bytes() const {
@@ -180,6 +204,7 @@ void DeviceWeights::fill_synthetic(const SyntheticInit& init, cudaStream_t strea
       case DType::F16: fill_uniform(static_cast<__half*>(p), n, seed, lo, hi, stream); break;
       case DType::F32: fill_uniform(static_cast<float*>(p), n, seed, lo, hi, stream); break;
       case DType::F8_E4M3: fill_uniform(static_cast<__nv_fp8_e4m3*>(p), n, seed, lo, hi, stream); break;
+      case DType::U8: fill_mxfp4(s, p, n, seed, init.scale, stream); break;
       default:
         throw std::invalid_argument(std::string("synthetic weights: no generator for dtype ") + dtype_name(s.dtype) +
                                     " (tensor '" + s.name + "')");

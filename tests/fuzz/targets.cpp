@@ -293,9 +293,16 @@ void config_json(std::string_view in) {
     return;
   }
   if (c.num_attention_heads % c.num_key_value_heads != 0) broken("accepted heads not a multiple of kv heads");
-  if (c.head_dim * c.num_attention_heads != c.hidden_size) broken("accepted head_dim x heads != hidden_size");
+  const bool moe = c.family == aipe::llm::Family::GptOss;
+  if (!moe && c.head_dim * c.num_attention_heads != c.hidden_size) broken("accepted head_dim x heads != hidden_size");
   if (c.parameter_count() <= 0) broken("accepted config with no parameters");
-  const std::size_t per = 9 + (c.qkv_bias ? 3 : 0) + (c.o_bias ? 1 : 0) + (c.mlp_bias ? 3 : 0);
+  if (c.yarn && c.rope_scaling) broken("accepted two RoPE scalings");
+  // gpt-oss: one layer type per layer, top-k within the experts, MXFP4 blocks along both expert inputs.
+  if (moe && (c.gpt_oss.sliding.size() != std::size_t(c.num_hidden_layers) ||
+              c.gpt_oss.num_experts_per_tok > c.gpt_oss.num_local_experts || c.hidden_size % 32 != 0 ||
+              c.intermediate_size % 32 != 0))
+    broken("accepted gpt_oss config breaks its invariants");
+  const std::size_t per = moe ? 19 : 9 + (c.qkv_bias ? 3 : 0) + (c.o_bias ? 1 : 0) + (c.mlp_bias ? 3 : 0);
   if (c.num_hidden_layers <= 64 &&
       aipe::llm::expected_tensors(c).size() !=
           2 + per * static_cast<std::size_t>(c.num_hidden_layers) + (c.tie_word_embeddings ? 0 : 1))

@@ -153,6 +153,9 @@ TEST(LlmKernelChecks, SwiGluAndEmbedding) {
   expect_invalid([] { k::swiglu(P, P2, 3, 0); }, "inter");
   expect_invalid([] { k::swiglu(nullptr, P2, 3, 8); }, "gate_up is null");
   expect_invalid([] { k::swiglu(P, P + 8, 3, 8); }, "overlaps");
+  expect_invalid([] { k::swiglu_clamped_interleaved(P, P2, 3, 8, {.alpha = 0.f, .limit = 7.f}); }, "alpha");
+  expect_invalid([] { k::swiglu_clamped_interleaved(P, P2, 3, 8, {.alpha = 1.702f, .limit = std::nanf("")}); }, "limit");
+  expect_invalid([] { k::swiglu_clamped_interleaved(P, P + 8, 3, 8, {}); }, "overlaps");
   expect_invalid([] { k::embedding(I, P, P2, nullptr, 3, 10, 8); }, "error");
   expect_invalid([] { k::embedding(nullptr, P, P2, I, 3, 10, 8); }, "ids is null");
   expect_invalid([] { k::embedding(I, P, P2, I, 3, 0, 8); }, "vocab");

@@ -328,6 +328,35 @@ TEST(LlmKernels, SwiGluOfFusedGateUpMatchesFloat64) {
     }
 }
 
+// gpt-oss's clamped SwiGLU on interleaved gate/up columns. Inputs in [-10, 10] cross both clamps (limit 7) on
+// either side; inter 2880 (gpt-oss) takes the 16-byte path, 2049 and 77 the 2-byte one, as does a gate_up base
+// 2 bytes off alignment.
+TEST(LlmKernels, ClampedSwiGluOfInterleavedGateUpMatchesFloat64) {
+  SKIP_WITHOUT_GPU();
+  const k::ClampedSwiglu act{.alpha = 1.702f, .limit = 7.0f};
+  for (const int rows : {1, 3, 77})
+    for (const int inter : {2880, 2049, 77, 64})
+      for (const int shift : {0, 1}) {
+        SCOPED_TRACE("rows " + std::to_string(rows) + ", inter " + std::to_string(inter) + ", shift " +
+                     std::to_string(shift));
+        const std::size_t n = std::size_t(rows) * inter;
+        auto gu = bf16_device(53, 2 * n + 1, -10.f, 10.f);
+        aipe::DeviceBuffer<bf16> out(n);
+        poison(out);
+        k::swiglu_clamped_interleaved(gu.get() + shift, out.get(), rows, inter, act);
+        AIPE_CUDA(cudaDeviceSynchronize());
+        const auto g = bf16_values(53, 2 * n + 1, -10.f, 10.f);
+        std::vector<double> ref(n);
+        for (int r = 0; r < rows; ++r)
+          for (int i = 0; i < inter; ++i) {
+            const std::size_t at = shift + std::size_t(r) * 2 * inter + 2 * std::size_t(i);
+            const double gate = std::min<double>(g[at], 7.0), up = std::clamp<double>(g[at + 1], -7.0, 7.0);
+            ref[std::size_t(r) * inter + i] = (up + 1) * gate / (1 + std::exp(-1.702 * gate));
+          }
+        expect_close(to_floats(out), ref, kBf16Ulp, 1e-6, "clamped swiglu out", nullptr, token_col(inter));
+      }
+}
+
 // ---------------------------------------------------------------------------------------------------- embedding
 TEST(LlmKernels, EmbeddingGathersRowsAndFlagsBadIds) {
   SKIP_WITHOUT_GPU();

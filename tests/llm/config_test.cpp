@@ -144,8 +144,8 @@ TEST(ModelConfig, MalformedConfigsNameTheKey) {
   has(bad([](json& j) { j["head_dim"] = 63; }), "head_dim: 63 is odd");
   has(bad([](json& j) { j.erase("head_dim"); j["num_attention_heads"] = 30; j["num_key_value_heads"] = 10; }),
       "num_attention_heads: hidden_size 2048 is not divisible by 30 heads");
-  has(bad([](json& j) { j["rope_scaling"]["rope_type"] = "yarn"; }),
-      "rope_scaling.rope_type: 'yarn' is not supported (llama3, default)");
+  has(bad([](json& j) { j["rope_scaling"]["rope_type"] = "longrope"; }),
+      "rope_scaling.rope_type: 'longrope' is not supported (llama3, yarn, default)");
   has(bad([](json& j) { j["rope_scaling"].erase("rope_type"); }), "rope_scaling.rope_type: missing");
   has(bad([](json& j) { j["rope_scaling"].erase("factor"); }), "rope_scaling.factor: missing");
   has(bad([](json& j) { j["rope_scaling"]["high_freq_factor"] = 0.5; }),

@@ -4,6 +4,7 @@
 // A missing tensor, an unexpected one, a wrong shape or a wrong dtype is a std::invalid_argument naming the
 // tensor and the file; all problems are listed (the first 8), not only the first.
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,10 +21,19 @@ namespace aipe::llm {
 //   model.layers.N.mlp.{gate,up}_proj      [intermediate, hidden]; mlp.down_proj [hidden, intermediate]
 //   model.layers.N.{input,post_attention}_layernorm.weight, model.norm.weight  [hidden]
 //   lm_head.weight                         [vocab, hidden] unless tie_word_embeddings
+// gpt-oss (Family::GptOss) has no mlp.{gate,up,down}_proj; per layer instead:
+//   model.layers.N.self_attn.{q,k,v,o}_proj.{weight,bias}, self_attn.sinks [heads]
+//   model.layers.N.mlp.router.weight [experts, hidden], .bias [experts]
+//   model.layers.N.mlp.experts.gate_up_proj_blocks [experts, 2*intermediate, hidden/32, 16] U8 (MXFP4 codes; the
+//     rows interleave gate and up: row 2i is gate i, row 2i+1 up i), _scales [experts, 2*intermediate, hidden/32]
+//     U8 (E8M0), gate_up_proj_bias [experts, 2*intermediate]
+//   model.layers.N.mlp.experts.down_proj_blocks [experts, hidden, intermediate/32, 16] U8, _scales
+//     [experts, hidden, intermediate/32] U8, down_proj_bias [experts, hidden]
 struct ExpectedTensor {
   std::string name;
   std::vector<std::int64_t> shape;
-  std::int64_t layer = -1;  // -1: not in a decoder layer
+  std::int64_t layer = -1;         // -1: not in a decoder layer
+  std::optional<DType> dtype = {};  // fixed by its format (MXFP4 blocks and scales: U8); absent: the weight dtype
 };
 std::vector<ExpectedTensor> expected_tensors(const ModelConfig& c);
 

@@ -37,7 +37,8 @@ ArenaLayout plan_arena(const std::vector<TensorSpec>& specs, std::size_t align =
 
 // How synthetic weights are drawn: uniform in [-a, a] with a = scale / sqrt(fan_in) for matrices (fan_in = the
 // last dimension: nn.Linear's in_features), 1 +- 0.02 for vectors (norm weights), so activations stay O(1)
-// through many layers and the numbers a synthetic model produces are finite and meaningful to time.
+// through many layers and the numbers a synthetic model produces are finite and meaningful to time. MXFP4 tensors
+// (U8 *_blocks and *_scales) get random E2M1 codes and one exponent per block that gives the elements the same RMS.
 struct SyntheticInit {
   std::uint64_t seed = 1;
   float scale = 1.f;
