@@ -167,7 +167,10 @@ TEST(MoeRoutingGpu, TopkSoftmaxMatchesAStableSort) {
       const float x = c.ties ? float(int(rng() % 5) - 2) * 0.75f : std::uniform_real_distribution<float>(-4, 4)(rng);
       v = to_bf16(x);
     }
-    if (c.ties && c.experts > 8) lg[3] = to_bf16(-INFINITY);  // an -inf logit is ranked, not skipped
+    if (c.ties && c.experts > 8) {
+      lg[3] = to_bf16(-INFINITY);  // an -inf logit is ranked, not skipped
+      lg[5] = to_bf16(NAN);        // a NaN logit ranks as -inf
+    }
     auto dl = upload(lg);
     aipe::DeviceBuffer<int> ids(std::size_t(c.tokens) * c.k);
     aipe::DeviceBuffer<float> w(std::size_t(c.tokens) * c.k);
@@ -181,7 +184,10 @@ TEST(MoeRoutingGpu, TopkSoftmaxMatchesAStableSort) {
     for (int t = 0; t < c.tokens; ++t) {
       std::vector<int> order(static_cast<std::size_t>(c.experts));
       std::iota(order.begin(), order.end(), 0);
-      auto at = [&](int e) { return value(lg[std::size_t(t) * c.ld + std::size_t(e)]); };
+      auto at = [&](int e) {
+        const float v = value(lg[std::size_t(t) * c.ld + std::size_t(e)]);
+        return std::isnan(v) ? -INFINITY : v;
+      };
       std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return at(a) > at(b); });
       double sum = 0;
       for (int j = 0; j < c.k; ++j) sum += std::exp(double(at(order[std::size_t(j)])) - at(order[0]));

@@ -37,7 +37,7 @@ __device__ __forceinline__ void e2m1x8_to_bf16x8(std::uint32_t codes, __nv_bfloa
     const std::uint32_t w = ((b & 0x7u) << 6) | ((b & 0x8u) << 12) | ((b & 0x70u) << 18) | ((b & 0x80u) << 24);
     __nv_bfloat162 v;
     *reinterpret_cast<std::uint32_t*>(&v) = w;
-    out[i] = __hmul2(__hmul2(v, two126), scale);
+    out[i] = __hmul2_rn(__hmul2_rn(v, two126), scale);  // _rn: never contracted into a neighbouring add
   }
 }
 
