@@ -26,7 +26,13 @@ AIPE_HD std::uint64_t splitmix64(std::uint64_t x) {
 AIPE_HD float uniform_at(std::uint64_t seed, std::uint64_t i, float lo, float hi) {
   const std::uint64_t h = splitmix64(seed * 0x632BE59BD9B4E019ull ^ splitmix64(i));
   const float u = static_cast<float>(h >> 40) * (1.0f / 16777216.0f);
+  // Two roundings on both sides: nvcc would contract the device expression into one FMA, and a value that then
+  // lands on the other side of a BF16 rounding boundary than the host's makes a host reference disagree.
+#if defined(__CUDA_ARCH__)
+  return __fadd_rn(lo, __fmul_rn(hi - lo, u));
+#else
   return lo + (hi - lo) * u;
+#endif
 }
 
 AIPE_HD std::uint32_t bits_at(std::uint64_t seed, std::uint64_t i) {
