@@ -92,11 +92,13 @@ def build_reference(cfg_dict):
 
 
 def expert_layout(p, e, rows, cols):
-    """'out_in' when the experts' parameter is [E][rows][cols] (nn.Linear's), 'in_out' for [E][cols][rows]."""
-    if tuple(p.shape) == (e, rows, cols):
-        return "out_in"
+    """'in_out' when the experts' parameter is [E][cols][rows] (transformers' GptOssExperts: x @ W), 'out_in' for
+    [E][rows][cols] (nn.Linear's). Square projections (intermediate == hidden) match both shapes: transformers'
+    definition decides, so in_out is tried first."""
     if tuple(p.shape) == (e, cols, rows):
         return "in_out"
+    if tuple(p.shape) == (e, rows, cols):
+        return "out_in"
     raise SystemExit(f"unexpected expert parameter shape {tuple(p.shape)}")
 
 
@@ -153,12 +155,14 @@ def make(d):
                       "prompts": [len(p) for p in prompts]}))
 
 
-def load_reference(d):
+def load_reference(d, manual=False):
     """transformers' own loading of the checkpoint with its MXFP4 dequantization (Mxfp4Config(dequantize=True));
     where that path is unavailable, the same conversion function applied here, tensor by tensor."""
     import torch
 
     try:
+        if manual:
+            raise RuntimeError("the conversion function itself was asked for")
         from transformers import GptOssForCausalLM, Mxfp4Config
 
         m = GptOssForCausalLM.from_pretrained(d, quantization_config=Mxfp4Config(dequantize=True),
@@ -180,8 +184,10 @@ def load_reference(d):
         if name.endswith("_blocks"):
             base = name[: -len("_blocks")]
             w = convert_moe_packed_tensors(t.cuda(), st[base + "_scales"].cuda()).to(torch.bfloat16).cpu()
+            # The checkpoint's blocks are [E][out][in / 32][16]; GptOssExperts holds [E][in][out] (x @ W).
+            w = w.transpose(1, 2)
             if tuple(w.shape) != tuple(params[base].shape):
-                w = w.transpose(1, 2)
+                raise SystemExit(f"{base}: dequantized {tuple(w.shape)}, the reference holds {tuple(params[base].shape)}")
             state[base] = w.contiguous()
         elif not name.endswith("_scales"):
             state[name] = t
@@ -197,6 +203,9 @@ def check(d, aipe_json):
 
     m16 = load_reference(d).to(torch.bfloat16).cuda().eval()
     m32 = load_reference(d).to(torch.bfloat16).float().cuda().eval()  # the BF16 weights, evaluated in FP32
+    # The same checkpoint through transformers' conversion function, oriented by hand: where it disagrees with
+    # from_pretrained's own loading, one of the two loads is wrong, not aipe.
+    m32_manual = load_reference(d, manual=True).to(torch.bfloat16).float().cuda().eval()
     prompts = json.load(open(os.path.join(d, "prompts.json")))["prompts"]
     outs = json.load(open(aipe_json))["outputs"]
     if len(outs) != len(prompts):
@@ -210,10 +219,14 @@ def check(d, aipe_json):
             l32 = m32(ids).logits[0].float()
             l16 = m16(ids).logits[0].float()
         pre32 = l32[len(p) - 1]
+        with torch.no_grad():
+            pre_manual = m32_manual(ids).logits[0].float()[len(p) - 1]
         pre_aipe = torch.tensor(o["prefill_logits"], device="cuda", dtype=torch.float32)
         scale = pre32.abs().max().item()
         rel_aipe = (pre_aipe - pre32).abs().max().item() / scale
         rel_hf16 = (l16[len(p) - 1] - pre32).abs().max().item() / scale
+        rel_manual = (pre_manual - pre32).abs().max().item() / scale
+        rel_aipe_manual = (pre_aipe - pre_manual).abs().max().item() / scale
         rows = l32[len(p) - 1: len(p) - 1 + len(toks)]
         top2 = rows.topk(2, dim=1)
         margin = (top2.values[:, 0] - top2.values[:, 1]).tolist()
@@ -223,7 +236,8 @@ def check(d, aipe_json):
         bad += int(not ok)
         print(json.dumps({"prompt": i, "prompt_len": len(p), "tokens": len(toks), "ok": ok,
                           "prefill_rel_err_aipe": round(rel_aipe, 5), "prefill_rel_err_transformers_bf16": round(rel_hf16, 5),
-                          "rel_tol": REL_TOL, "greedy_checked": sum(m > MARGIN for m in margin),
+                          "prefill_rel_err_manual_load": round(rel_manual, 5),
+                          "prefill_rel_err_aipe_vs_manual_load": round(rel_aipe_manual, 5), "rel_tol": REL_TOL, "greedy_checked": sum(m > MARGIN for m in margin),
                           "greedy_wrong_at": wrong, "margin": MARGIN,
                           "argmax_matches_fp32": sum(int(t == w) for t, w in zip(toks, want))}))
     return 1 if bad else 0

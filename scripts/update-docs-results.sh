@@ -33,3 +33,34 @@ for doc in docs/ch[0-9][0-9]*.md; do
   n=$((n + 1))
 done
 echo "update-docs-results: rewrote the measured block of $n chapter note(s) from $results"
+
+# Blocks from other recorded runs (a GPU or a commit other than the whole-suite run's), each naming its file and
+# examples in its begin marker:
+#   <!-- measured-from docs/results/FILE.json examples ch16/moe_layer,ch18/mla_decode -->
+#   ...generated...
+#   <!-- measured-from:end -->
+m=0
+for doc in docs/*.md; do
+  grep -q '^<!-- measured-from [^ ]* examples [^ ]* -->$' "$doc" || continue
+  : >"$block.doc"
+  skip=0
+  while IFS= read -r line; do
+    if [[ $line =~ ^\<!--\ measured-from\ ([^ ]+)\ examples\ ([^ ]+)\ --\>$ ]]; then
+      printf '%s\n' "$line" >>"$block.doc"
+      file=${BASH_REMATCH[1]} examples=${BASH_REMATCH[2]}
+      [ -f "$file" ] || { echo "update-docs-results: $doc names '$file', which does not exist" >&2; exit 2; }
+      args=()
+      IFS=, read -ra names <<<"$examples"
+      for e in "${names[@]}"; do args+=(--examples "$e"); done
+      "$aipe" report "$file" --markdown - "${args[@]}" | sed 's/^### /#### /' >>"$block.doc"
+      skip=1
+      m=$((m + 1))
+      continue
+    fi
+    if [ "$line" = '<!-- measured-from:end -->' ]; then skip=0; fi
+    [ "$skip" = 1 ] || printf '%s\n' "$line" >>"$block.doc"
+  done <"$doc"
+  [ "$skip" = 0 ] || { echo "update-docs-results: $doc has a measured-from block without its end marker" >&2; exit 2; }
+  mv "$block.doc" "$doc"
+done
+[ "$m" = 0 ] || echo "update-docs-results: rewrote $m measured-from block(s)"
