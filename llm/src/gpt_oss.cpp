@@ -6,6 +6,7 @@
 #include <string>
 
 #include "aipe/check.hpp"
+#include "aipe/llm/step_inputs.hpp"
 #include "aipe/kernels/attention/forward.hpp"
 #include "aipe/kernels/attention/paged.hpp"
 #include "aipe/kernels/embedding.hpp"
@@ -89,17 +90,11 @@ GptOssModel::GptOssModel(const GptOssShape& shape, DeviceWeights weights, const 
 
   const int T = limits_.max_tokens, S = limits_.max_seqs;
   const std::size_t TK = std::size_t(T) * K;
-  d_tokens_ = DeviceBuffer<int>(T);
-  d_positions_ = DeviceBuffer<int>(T);
-  d_slots_ = DeviceBuffer<std::int64_t>(T);
-  d_q_lens_ = DeviceBuffer<int>(S);
-  d_context_lens_ = DeviceBuffer<int>(S);
-  d_block_table_ = DeviceBuffer<int>(std::size_t(S) * limits_.max_pages_per_seq);
-  d_last_ = DeviceBuffer<int>(S);
-  d_error_ = DeviceBuffer<int>(1);
-  AIPE_CUDA(cudaMemsetAsync(d_error_.get(), 0, sizeof(int), stream));
-  h_stage_ = PinnedBuffer<unsigned char>(std::size_t(T) * (2 * sizeof(int) + sizeof(std::int64_t)) +
-                                          std::size_t(S) * (3 + limits_.max_pages_per_seq) * sizeof(int));
+  in_ = std::make_unique<StepInputs>(StepGeometry{.max_tokens = T, .max_seqs = S,
+                                                 .max_pages_per_seq = limits_.max_pages_per_seq,
+                                                 .page_size = cache_.page_size, .num_pages = cache_.num_pages,
+                                                 .max_positions = shape_.max_positions},
+                                    stream);
   x_ = DeviceBuffer<bf16>(std::size_t(T) * H);
   h_ = DeviceBuffer<bf16>(std::size_t(T) * H);
   delta_ = DeviceBuffer<bf16>(std::size_t(T) * H);
@@ -121,7 +116,7 @@ GptOssModel::GptOssModel(const GptOssShape& shape, DeviceWeights weights, const 
       AttentionGeometry{.heads = shape_.heads, .kv_heads = shape_.kv_heads, .head_dim = shape_.head_dim,
                         .num_pages = cache_.num_pages, .page_size = cache_.page_size, .max_tokens = T,
                         .max_seqs = S, .max_pages_per_seq = limits_.max_pages_per_seq},
-      d_block_table_.get(), d_context_lens_.get(), d_slots_.get());
+      in_->block_table(), in_->context_lens(), in_->slots());
 
   info_.family = "gpt_oss";
   info_.vocab = shape_.vocab;
@@ -134,64 +129,10 @@ GptOssModel::GptOssModel(const GptOssShape& shape, DeviceWeights weights, const 
   info_.flops_per_token = gpt_oss_active_flops(shape_);
 }
 
-bool GptOssModel::take_error(cudaStream_t stream) {
-  int e = 0;
-  AIPE_CUDA(cudaMemcpyAsync(&e, d_error_.get(), sizeof(int), cudaMemcpyDeviceToHost, stream));
-  AIPE_CUDA(cudaStreamSynchronize(stream));
-  if (e) AIPE_CUDA(cudaMemsetAsync(d_error_.get(), 0, sizeof(int), stream));
-  return e != 0;
-}
+bool GptOssModel::take_error(cudaStream_t stream) { return in_->take_error(stream); }
 
 void GptOssModel::upload(const StepBatch& b, cudaStream_t stream) {
-  const int T = b.num_tokens(), S = b.seqs();
-  need(T > 0 && S > 0, "an empty step");
-  need(T <= limits_.max_tokens,
-       "a step of " + std::to_string(T) + " tokens (limit " + std::to_string(limits_.max_tokens) + ")");
-  need(S <= limits_.max_seqs,
-       "a step of " + std::to_string(S) + " sequences (limit " + std::to_string(limits_.max_seqs) + ")");
-  need(b.positions.size() == std::size_t(T) && b.slots.size() == std::size_t(T),
-       "positions and slots need one entry per token");
-  need(b.context_lens.size() == std::size_t(S), "context_lens needs one entry per sequence");
-  need(b.block_table.size() == std::size_t(S) * limits_.max_pages_per_seq,
-       "block_table must be [seqs][max_pages_per_seq = " + std::to_string(limits_.max_pages_per_seq) + "]");
-  const int cap = std::min(shape_.max_positions, limits_.max_pages_per_seq * cache_.page_size);
-  int sum = 0;
-  std::vector<int> last(S);
-  for (int s = 0; s < S; ++s) {
-    const int ql = b.q_lens[s], ctx = b.context_lens[s];
-    const std::string seq = "sequence " + std::to_string(s);
-    need(ql >= 1, seq + " has no new token");
-    need(ctx >= ql && ctx <= cap, seq + ": context " + std::to_string(ctx) + " outside [q_len " +
-                                      std::to_string(ql) + ", the model's limit " + std::to_string(cap) + "]");
-    need(sum + ql <= T, "q_lens add up to more than the " + std::to_string(T) + " tokens");
-    for (int i = 0; i < ql; ++i)
-      need(b.positions[std::size_t(sum + i)] == ctx - ql + i,
-           seq + ": token " + std::to_string(i) + " at position " + std::to_string(b.positions[std::size_t(sum + i)]) +
-               ", expected " + std::to_string(ctx - ql + i));
-    sum += ql;
-    last[s] = sum - 1;
-  }
-  need(sum == T, "q_lens must add up to the token count");
-  ka::check_block_table(b.block_table, b.context_lens, limits_.max_pages_per_seq, cache_.page_size, cache_.num_pages);
-  for (int t = 0; t < T; ++t)
-    need(b.slots[t] >= 0 && b.slots[t] < std::int64_t(cache_.num_pages) * cache_.page_size,
-         "token " + std::to_string(t) + ": slot " + std::to_string(b.slots[t]) + " outside the cache");
-
-  // The stage is reused every step: the previous step's copies must have left it.
-  AIPE_CUDA(cudaStreamSynchronize(stream));
-  unsigned char* p = h_stage_.get();
-  auto put = [&](void* dst, const void* src, std::size_t bytes) {
-    std::memcpy(p, src, bytes);
-    AIPE_CUDA(cudaMemcpyAsync(dst, p, bytes, cudaMemcpyHostToDevice, stream));
-    p += bytes;
-  };
-  put(d_tokens_.get(), b.tokens.data(), T * sizeof(int));
-  put(d_positions_.get(), b.positions.data(), T * sizeof(int));
-  put(d_slots_.get(), b.slots.data(), T * sizeof(std::int64_t));
-  put(d_q_lens_.get(), b.q_lens.data(), S * sizeof(int));
-  put(d_context_lens_.get(), b.context_lens.data(), S * sizeof(int));
-  put(d_block_table_.get(), b.block_table.data(), b.block_table.size() * sizeof(int));
-  put(d_last_.get(), last.data(), S * sizeof(int));
+  in_->upload(b, stream);
   attention_->plan(b, stream);
 }
 
@@ -208,7 +149,7 @@ void GptOssModel::run_decode(int seqs, cudaStream_t stream) {
 
 void GptOssModel::run(int T, int S, cudaStream_t stream) {
   const int H = shape_.hidden;
-  k::embedding(d_tokens_.get(), embed_, x_.get(), d_error_.get(), T, shape_.vocab, H, stream);
+  k::embedding(in_->tokens(), embed_, x_.get(), in_->error(), T, shape_.vocab, H, stream);
   for (int l = 0; l < shape_.layers; ++l) {
     // x holds the residual stream; the MoE's combine adds into it, so each layer starts with a plain norm.
     k::rmsnorm(x_.get(), lw_[l].in_norm, h_.get(), T, H, shape_.rms_eps, stream);
@@ -216,7 +157,7 @@ void GptOssModel::run(int T, int S, cudaStream_t stream) {
     moe(l, T, stream);
   }
   k::rmsnorm(x_.get(), final_norm_, h_.get(), T, H, shape_.rms_eps, stream);
-  k::embedding(d_last_.get(), h_.get(), last_.get(), d_error_.get(), S, T, H, stream);
+  k::embedding(in_->last(), h_.get(), last_.get(), in_->error(), S, T, H, stream);
   k::gemm(k::matrix<const bf16>(last_.get(), S, H), k::matrix(lm_head_, shape_.vocab, H),
           k::matrix(logits_.get(), S, shape_.vocab), k::Epilogue::none(), stream);
 }
@@ -240,9 +181,9 @@ void GptOssModel::attention(int l, int T, cudaStream_t stream) {
   ra.k = kp;
   ra.k_stride = nqkv;
   ra.kv_heads = shape_.kv_heads;
-  ra.positions = d_positions_.get();
+  ra.positions = in_->positions();
   ra.tokens = T;
-  ra.error = d_error_.get();
+  ra.error = in_->error();
   ra.head_dim = d;
   k::apply_rope(ra, rope_, stream);
 
@@ -267,7 +208,7 @@ void GptOssModel::moe(int l, int T, cudaStream_t stream) {
           k::Epilogue::bias(w.router_b), stream);
   km::topk_softmax(router_logits_.get(), E, T, E, K, ids_.get(), route_weights_.get(), stream);
   const km::Routing routing{.offsets = offsets_.get(), .row_token = row_token_.get(), .pair_row = pair_row_.get()};
-  km::build_routing(ids_.get(), T, K, E, routing, routing_ws_.get(), routing_ws_.size(), d_error_.get(), stream);
+  km::build_routing(ids_.get(), T, K, E, routing, routing_ws_.get(), routing_ws_.size(), in_->error(), stream);
 
   // gate_up of every pair, the activations gathered by row_token inside the GEMM (the fused permutation).
   k::GroupedGemmArgs gu{};

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "aipe/check.hpp"
+#include "aipe/llm/step_inputs.hpp"
 #include "aipe/kernels/attention/decode.hpp"
 #include "aipe/kernels/attention/forward.hpp"
 #include "aipe/kernels/attention/paged.hpp"
@@ -77,17 +78,11 @@ LlamaModel::LlamaModel(const LlamaShape& shape, DeviceWeights weights, const KvC
 
   const int T = limits_.max_tokens, S = limits_.max_seqs;
   const std::size_t q = std::size_t(shape_.heads) * shape_.head_dim, kv = std::size_t(shape_.kv_heads) * shape_.head_dim;
-  d_tokens_ = DeviceBuffer<int>(T);
-  d_positions_ = DeviceBuffer<int>(T);
-  d_slots_ = DeviceBuffer<std::int64_t>(T);
-  d_q_lens_ = DeviceBuffer<int>(S);
-  d_context_lens_ = DeviceBuffer<int>(S);
-  d_block_table_ = DeviceBuffer<int>(std::size_t(S) * limits_.max_pages_per_seq);
-  d_last_ = DeviceBuffer<int>(S);
-  d_error_ = DeviceBuffer<int>(1);
-  AIPE_CUDA(cudaMemsetAsync(d_error_.get(), 0, sizeof(int), stream));
-  h_stage_ = PinnedBuffer<unsigned char>(std::size_t(T) * (2 * sizeof(int) + sizeof(std::int64_t)) +
-                                          std::size_t(S) * (3 + limits_.max_pages_per_seq) * sizeof(int));
+  in_ = std::make_unique<StepInputs>(StepGeometry{.max_tokens = T, .max_seqs = S,
+                                                 .max_pages_per_seq = limits_.max_pages_per_seq,
+                                                 .page_size = cache_.page_size, .num_pages = cache_.num_pages,
+                                                 .max_positions = shape_.max_positions},
+                                    stream);
   x_ = DeviceBuffer<bf16>(std::size_t(T) * shape_.hidden);
   h_ = DeviceBuffer<bf16>(std::size_t(T) * shape_.hidden);
   delta_ = DeviceBuffer<bf16>(std::size_t(T) * shape_.hidden);
@@ -101,7 +96,7 @@ LlamaModel::LlamaModel(const LlamaShape& shape, DeviceWeights weights, const KvC
       AttentionGeometry{.heads = shape_.heads, .kv_heads = shape_.kv_heads, .head_dim = shape_.head_dim,
                         .num_pages = cache_.num_pages, .page_size = cache_.page_size, .max_tokens = T,
                         .max_seqs = S, .max_pages_per_seq = limits_.max_pages_per_seq},
-      d_block_table_.get(), d_context_lens_.get(), d_slots_.get());
+      in_->block_table(), in_->context_lens(), in_->slots());
 
   info_.name = identity.name;
   info_.family = identity.family;
@@ -120,64 +115,10 @@ LlamaModel::LlamaModel(const LlamaShape& shape, DeviceWeights weights, const KvC
   info_.flops_per_token = 2.0 * (shape_.layers * per_layer + double(shape_.vocab) * shape_.hidden);
 }
 
-bool LlamaModel::take_error(cudaStream_t stream) {
-  int e = 0;
-  AIPE_CUDA(cudaMemcpyAsync(&e, d_error_.get(), sizeof(int), cudaMemcpyDeviceToHost, stream));
-  AIPE_CUDA(cudaStreamSynchronize(stream));
-  if (e) AIPE_CUDA(cudaMemsetAsync(d_error_.get(), 0, sizeof(int), stream));
-  return e != 0;
-}
+bool LlamaModel::take_error(cudaStream_t stream) { return in_->take_error(stream); }
 
 void LlamaModel::upload(const StepBatch& b, cudaStream_t stream) {
-  const int T = int(b.tokens.size()), S = b.seqs();
-  need(T > 0 && S > 0, "an empty step");
-  need(T <= limits_.max_tokens, "a step of " + std::to_string(T) + " tokens (limit " +
-                                    std::to_string(limits_.max_tokens) + ")");
-  need(S <= limits_.max_seqs, "a step of " + std::to_string(S) + " sequences (limit " +
-                                  std::to_string(limits_.max_seqs) + ")");
-  need(b.positions.size() == std::size_t(T) && b.slots.size() == std::size_t(T), "positions and slots need one entry per token");
-  need(b.context_lens.size() == std::size_t(S), "context_lens needs one entry per sequence");
-  need(b.block_table.size() == std::size_t(S) * limits_.max_pages_per_seq,
-       "block_table must be [seqs][max_pages_per_seq = " + std::to_string(limits_.max_pages_per_seq) + "]");
-  int sum = 0;
-  std::vector<int> last(S);
-  const int context_limit = std::min(shape_.max_positions, limits_.max_pages_per_seq * cache_.page_size);
-  for (int s = 0; s < S; ++s) {
-    const int ql = b.q_lens[s], ctx = b.context_lens[s];
-    const std::string who = "sequence " + std::to_string(s) + ": ";
-    need(ql >= 1, who + "no new token");
-    need(ctx >= ql, who + "context_len " + std::to_string(ctx) + " < q_len " + std::to_string(ql));
-    need(ctx <= context_limit, who + "context " + std::to_string(ctx) + " exceeds the model's limit of " +
-                                   std::to_string(context_limit));
-    need(sum <= T - ql, "q_lens add up to more than the " + std::to_string(T) + " tokens");
-    for (int i = 0; i < ql; ++i)
-      need(b.positions[std::size_t(sum + i)] == ctx - ql + i,
-           who + "token " + std::to_string(i) + " is at position " + std::to_string(b.positions[std::size_t(sum + i)]) +
-               ", expected " + std::to_string(ctx - ql + i) + " (the newest q_len of context_len positions)");
-    sum += ql;
-    last[s] = sum - 1;
-  }
-  need(sum == T, "q_lens must add up to the token count");
-  ka::check_block_table(b.block_table, b.context_lens, limits_.max_pages_per_seq, cache_.page_size, cache_.num_pages);
-  for (int t = 0; t < T; ++t)
-    need(b.slots[t] >= 0 && b.slots[t] < std::int64_t(cache_.num_pages) * cache_.page_size,
-         "token " + std::to_string(t) + ": slot " + std::to_string(b.slots[t]) + " outside the cache");
-
-  // The stage is reused every step: the previous step's copies must have left it.
-  AIPE_CUDA(cudaStreamSynchronize(stream));
-  unsigned char* p = h_stage_.get();
-  auto put = [&](void* dst, const void* src, std::size_t bytes) {
-    std::memcpy(p, src, bytes);
-    AIPE_CUDA(cudaMemcpyAsync(dst, p, bytes, cudaMemcpyHostToDevice, stream));
-    p += bytes;
-  };
-  put(d_tokens_.get(), b.tokens.data(), T * sizeof(int));
-  put(d_positions_.get(), b.positions.data(), T * sizeof(int));
-  put(d_slots_.get(), b.slots.data(), T * sizeof(std::int64_t));
-  put(d_q_lens_.get(), b.q_lens.data(), S * sizeof(int));
-  put(d_context_lens_.get(), b.context_lens.data(), S * sizeof(int));
-  put(d_block_table_.get(), b.block_table.data(), b.block_table.size() * sizeof(int));
-  put(d_last_.get(), last.data(), S * sizeof(int));
+  in_->upload(b, stream);
   attention_->plan(b, stream);
 }
 
@@ -193,13 +134,13 @@ void LlamaModel::run_decode(int seqs, cudaStream_t stream) {
 
 void LlamaModel::run(int T, int S, cudaStream_t stream) {
   const int H = shape_.hidden;
-  k::embedding(d_tokens_.get(), embed_, x_.get(), d_error_.get(), T, shape_.vocab, H, stream);
+  k::embedding(in_->tokens(), embed_, x_.get(), in_->error(), T, shape_.vocab, H, stream);
   k::rmsnorm(x_.get(), lw_[0].in_norm, h_.get(), T, H, shape_.rms_eps, stream);
   for (int l = 0; l < shape_.layers; ++l) layer(l, T, stream);
   // The last layer's MLP output joins the residual stream and the final norm in one pass (layer() leaves it in
   // delta_); then the last token of each sequence goes through the LM head.
   k::fused_add_rmsnorm(x_.get(), delta_.get(), final_norm_, h_.get(), T, H, shape_.rms_eps, stream);
-  k::embedding(d_last_.get(), h_.get(), last_.get(), d_error_.get(), S, T, H, stream);
+  k::embedding(in_->last(), h_.get(), last_.get(), in_->error(), S, T, H, stream);
   k::gemm(k::matrix<const bf16>(last_.get(), S, H), k::matrix(lm_head_, shape_.vocab, H),
           k::matrix(logits_.get(), S, shape_.vocab), k::Epilogue::none(), stream);
 }
@@ -226,9 +167,9 @@ void LlamaModel::layer(int l, int T, cudaStream_t stream) {
   ra.k = kp;
   ra.k_stride = nqkv;
   ra.kv_heads = shape_.kv_heads;
-  ra.positions = d_positions_.get();
+  ra.positions = in_->positions();
   ra.tokens = T;
-  ra.error = d_error_.get();
+  ra.error = in_->error();
   k::apply_rope(ra, rope_, stream);
 
   const std::size_t layer_elems = std::size_t(cache_.num_pages) * cache_.page_size * nkv;

@@ -31,6 +31,7 @@
 #include "aipe/llm/config.hpp"
 #include "aipe/llm/loader.hpp"
 #include "aipe/llm/model.hpp"
+#include "aipe/llm/step_inputs.hpp"
 #include "aipe/llm/model_files.hpp"
 #include "aipe/llm/weights.hpp"
 
@@ -104,10 +105,7 @@ class GptOssModel final : public Model {
   const __nv_bfloat16 *embed_ = nullptr, *final_norm_ = nullptr, *lm_head_ = nullptr;
   DeviceBuffer<float> sinks_;                      // [layers][heads]
   DeviceBuffer<__nv_bfloat16> k_cache_, v_cache_;  // [layers][pages][page][kvh][d]
-  // Step inputs on the device, at fixed addresses (what a captured graph reads).
-  DeviceBuffer<int> d_tokens_, d_positions_, d_q_lens_, d_context_lens_, d_block_table_, d_last_, d_error_;
-  DeviceBuffer<std::int64_t> d_slots_;
-  PinnedBuffer<unsigned char> h_stage_;
+  std::unique_ptr<StepInputs> in_;  // the step's inputs on the device (what a captured graph reads)
   // Activations: token rows, then the routed (token, expert) rows of the MoE.
   DeviceBuffer<__nv_bfloat16> x_, h_, qkv_, attn_, delta_, router_logits_, gate_up_, act_, yg_, last_, logits_;
   DeviceBuffer<int> ids_, offsets_, row_token_, pair_row_;

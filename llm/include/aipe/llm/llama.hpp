@@ -24,6 +24,7 @@
 #include "aipe/kernels/rope.hpp"
 #include "aipe/llm/attention_step.hpp"
 #include "aipe/llm/model.hpp"
+#include "aipe/llm/step_inputs.hpp"
 #include "aipe/llm/weights.hpp"
 
 namespace aipe::llm {
@@ -86,10 +87,7 @@ class LlamaModel final : public Model {
   std::vector<LayerWeights> lw_;
   const __nv_bfloat16 *embed_ = nullptr, *final_norm_ = nullptr, *lm_head_ = nullptr;
   DeviceBuffer<__nv_bfloat16> k_cache_, v_cache_;  // [layers][pages][page][kvh][d]
-  // Step inputs on the device, at fixed addresses (what a captured graph reads).
-  DeviceBuffer<int> d_tokens_, d_positions_, d_q_lens_, d_context_lens_, d_block_table_, d_last_, d_error_;
-  DeviceBuffer<std::int64_t> d_slots_;
-  PinnedBuffer<unsigned char> h_stage_;
+  std::unique_ptr<StepInputs> in_;  // the step's inputs on the device (what a captured graph reads)
   // Activations.
   DeviceBuffer<__nv_bfloat16> x_, h_, qkv_, attn_, gate_up_, act_, delta_, last_, logits_;
   std::unique_ptr<AttentionStep> attention_;  // planned once per step, run per layer
