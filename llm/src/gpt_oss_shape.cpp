@@ -28,32 +28,18 @@ GptOssShape gpt_oss_shape(const ModelConfig& c) {
     return int(v);
   };
   GptOssShape s;
-  s.hidden = narrow(c.hidden_size, "hidden_size");
-  s.intermediate = narrow(c.intermediate_size, "intermediate_size");
-  s.layers = narrow(c.num_hidden_layers, "num_hidden_layers");
-  s.heads = narrow(c.num_attention_heads, "num_attention_heads");
-  s.kv_heads = narrow(c.num_key_value_heads, "num_key_value_heads");
-  s.head_dim = narrow(c.head_dim, "head_dim");
-  s.vocab = narrow(c.vocab_size, "vocab_size");
+  static_cast<DecoderShape&>(s) = decoder_shape(c);
   s.experts = narrow(c.gpt_oss.num_local_experts, "num_local_experts");
   s.top_k = narrow(c.gpt_oss.num_experts_per_tok, "num_experts_per_tok");
   s.sliding_window = narrow(c.gpt_oss.sliding_window, "sliding_window");
   s.sliding = c.gpt_oss.sliding;
-  s.max_positions = narrow(c.max_position_embeddings, "max_position_embeddings");
-  s.rms_eps = float(c.rms_norm_eps);
-  s.rope = rope_config(c);
   s.act = {.alpha = float(c.gpt_oss.swiglu_alpha), .limit = float(c.gpt_oss.swiglu_limit)};
   check_gpt_oss_shape(s);
   return s;
 }
 
 void check_gpt_oss_shape(const GptOssShape& s) {
-  need(s.hidden > 0 && s.intermediate > 0 && s.layers > 0 && s.heads > 0 && s.kv_heads > 0 && s.vocab > 0,
-       "hidden, intermediate, layers, heads, kv_heads and vocab must be positive");
-  need(s.heads % s.kv_heads == 0, "heads (" + std::to_string(s.heads) + ") must be a multiple of kv_heads (" +
-                                      std::to_string(s.kv_heads) + ")");
-  need(s.head_dim == 64 || s.head_dim == 128,
-       "head_dim " + std::to_string(s.head_dim) + " (the attention kernels take 64 and 128)");
+  check_decoder_shape(s, "gpt_oss");
   // MXFP4 blocks run along K of both expert GEMMs; TMA rows are multiples of 16 bytes.
   need(s.hidden % 32 == 0, "hidden " + std::to_string(s.hidden) + " must be a multiple of 32 (MXFP4 blocks)");
   need(s.intermediate % 32 == 0,
@@ -64,9 +50,6 @@ void check_gpt_oss_shape(const GptOssShape& s) {
   need(s.sliding_window >= 1, "sliding_window must be >= 1");
   need(s.sliding.size() == std::size_t(s.layers),
        "sliding has " + std::to_string(s.sliding.size()) + " entries for " + std::to_string(s.layers) + " layers");
-  need(s.max_positions > 0, "max_positions must be positive");
-  need(s.rms_eps >= 0.f, "rms_norm_eps must be >= 0");
-  need(s.rope.dim == s.head_dim, "the rotary dimension must be head_dim (partial rotary is not supported)");
   need(s.act.alpha > 0.f && s.act.limit > 0.f, "swiglu_alpha and swiglu_limit must be > 0");
 }
 

@@ -30,20 +30,7 @@ void need(bool ok, const std::string& what) {
 
 }  // namespace
 
-void check_llama_shape(const LlamaShape& s) {
-  need(s.hidden > 0 && s.intermediate > 0 && s.layers > 0 && s.heads > 0 && s.kv_heads > 0 && s.vocab > 0,
-       "hidden, intermediate, layers, heads, kv_heads and vocab must be positive");
-  need(s.heads % s.kv_heads == 0, "heads (" + std::to_string(s.heads) + ") must be a multiple of kv_heads (" +
-                                      std::to_string(s.kv_heads) + ")");
-  need(s.head_dim == 64 || s.head_dim == 128,
-       "head_dim " + std::to_string(s.head_dim) + " (the attention kernels take 64 and 128)");
-  // TMA reads every GEMM operand row: rows must be a multiple of 16 bytes (8 BF16).
-  need(s.hidden % 8 == 0, "hidden " + std::to_string(s.hidden) + " must be a multiple of 8");
-  need(s.intermediate % 8 == 0, "intermediate " + std::to_string(s.intermediate) + " must be a multiple of 8");
-  need(s.max_positions > 0, "max_positions must be positive");
-  need(s.rms_eps >= 0.f, "rms_norm_eps must be >= 0");
-  need(s.rope.dim == s.head_dim, "the rotary dimension must be head_dim (partial rotary is not supported)");
-}
+void check_llama_shape(const LlamaShape& s) { check_decoder_shape(s, "llama"); }
 
 LlamaModel::LlamaModel(const LlamaShape& shape, DeviceWeights weights, const KvCacheShape& cache,
                        const ModelLimits& limits, cudaStream_t stream, const ModelInfo& identity)

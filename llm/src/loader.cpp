@@ -14,10 +14,6 @@
 namespace aipe::llm {
 
 LlamaShape llama_shape(const ModelConfig& c) {
-  auto narrow = [&](std::int64_t v, const char* key) {
-    if (v <= 0 || v > (1 << 30)) throw std::invalid_argument(c.name + ": " + key + " " + std::to_string(v) + " is out of range");
-    return int(v);
-  };
   if (c.family == Family::GptOss)
     throw std::invalid_argument(c.name + ": a gpt_oss model runs as GptOssModel (aipe/llm/gpt_oss.hpp), not as Llama");
   if (c.o_bias || c.mlp_bias)
@@ -25,18 +21,9 @@ LlamaShape llama_shape(const ModelConfig& c) {
   if (c.dtype != DType::BF16)
     throw std::invalid_argument(c.name + ": the engine runs BF16 checkpoints; this one is " + dtype_name(c.dtype));
   LlamaShape s;
-  s.hidden = narrow(c.hidden_size, "hidden_size");
-  s.intermediate = narrow(c.intermediate_size, "intermediate_size");
-  s.layers = narrow(c.num_hidden_layers, "num_hidden_layers");
-  s.heads = narrow(c.num_attention_heads, "num_attention_heads");
-  s.kv_heads = narrow(c.num_key_value_heads, "num_key_value_heads");
-  s.head_dim = narrow(c.head_dim, "head_dim");
-  s.vocab = narrow(c.vocab_size, "vocab_size");
-  s.max_positions = narrow(c.max_position_embeddings, "max_position_embeddings");
-  s.rms_eps = float(c.rms_norm_eps);
+  static_cast<DecoderShape&>(s) = decoder_shape(c);
   s.tied_embeddings = c.tie_word_embeddings;
   s.attention_bias = c.qkv_bias;
-  s.rope = rope_config(c);
   check_llama_shape(s);
   return s;
 }

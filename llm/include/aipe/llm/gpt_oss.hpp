@@ -30,6 +30,7 @@
 #include "aipe/llm/attention_step.hpp"
 #include "aipe/llm/config.hpp"
 #include "aipe/llm/loader.hpp"
+#include "aipe/llm/decoder_shape.hpp"
 #include "aipe/llm/model.hpp"
 #include "aipe/llm/step_inputs.hpp"
 #include "aipe/llm/model_files.hpp"
@@ -38,15 +39,11 @@
 namespace aipe::llm {
 
 // The shapes a gpt-oss model needs (config.json after validation).
-struct GptOssShape {
-  int hidden = 0, intermediate = 0, layers = 0, heads = 0, kv_heads = 0, head_dim = 0, vocab = 0;
+struct GptOssShape : DecoderShape {
   int experts = 0, top_k = 0;
   int sliding_window = 0;
   std::vector<bool> sliding;  // [layers]: true for a sliding-window layer
-  float rms_eps = 1e-5f;
-  kernels::RopeConfig rope{};
   kernels::ClampedSwiglu act{};
-  int max_positions = 0;
 };
 
 // From a config (std::invalid_argument naming the field for a family other than gpt_oss, a dtype other than BF16,

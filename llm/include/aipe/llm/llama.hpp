@@ -23,6 +23,7 @@
 #include "aipe/buffer.hpp"
 #include "aipe/kernels/rope.hpp"
 #include "aipe/llm/attention_step.hpp"
+#include "aipe/llm/decoder_shape.hpp"
 #include "aipe/llm/model.hpp"
 #include "aipe/llm/step_inputs.hpp"
 #include "aipe/llm/weights.hpp"
@@ -30,11 +31,7 @@
 namespace aipe::llm {
 
 // The shapes a Llama model needs (what config.json says, after validation).
-struct LlamaShape {
-  int hidden = 0, intermediate = 0, layers = 0, heads = 0, kv_heads = 0, head_dim = 0, vocab = 0;
-  float rms_eps = 1e-5f;
-  kernels::RopeConfig rope{};
-  int max_positions = 0;
+struct LlamaShape : DecoderShape {
   bool tied_embeddings = false;
   bool attention_bias = false;  // q, k and v projections carry a bias (Qwen2; Llama's attention_bias)
 };
