@@ -225,14 +225,17 @@ double nice_step(double hi) {
 void xy_chart(std::ostream& os, const std::string& cls, const std::string& xlabel, const std::string& ylabel,
               const std::vector<Series>& series, bool log2_x) {
   double xlo = log2_x ? 1e30 : 0, xhi = 0, yhi = 0;
+  bool any = false;
   for (const auto& s : series)
     for (const auto& p : s.points) {
       if (!plottable(p.x) || !plottable(p.y) || (log2_x && p.x < 1)) continue;
+      any = true;
       xlo = std::min(xlo, p.x);
       xhi = std::max(xhi, p.x);
       yhi = std::max(yhi, p.y);
     }
-  if (xhi <= 0) return;
+  if (!any) return;
+  if (xhi <= 0) xhi = 1;  // every point at 0 (e.g. no request completed): still drawn, at the left edge
   const double W = 860, H = 380, L = 80, R = 150, T = 20, B = 50;
   if (log2_x) {
     xlo = std::pow(2, std::floor(std::log2(xlo)));
@@ -262,7 +265,7 @@ void xy_chart(std::ostream& os, const std::string& cls, const std::string& xlabe
   };
   // Tick counts are bounded by counters, whatever the input.
   if (log2_x) {
-    for (int k = 0; k < 64 && xlo * std::pow(2, k) <= xhi * 1.001; ++k) xtick(xlo * std::pow(2, k), f("%.0f", xlo * std::pow(2, k)));
+    for (int k = 0; k < 64 && xlo * std::pow(2, k) <= xhi * 1.001; ++k) xtick(xlo * std::pow(2, k), f("%g", xlo * std::pow(2, k)));
   } else {
     const double step = nice_step(xhi);
     for (int k = 0; k < 64 && k * step <= xhi; ++k) xtick(k * step, f("%g", k * step));

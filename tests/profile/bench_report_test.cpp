@@ -198,6 +198,16 @@ TEST(BenchReport, PagePlacesOnePointPerRun) {
   EXPECT_EQ(placed_runs(std::get<BenchServeReport>(parse(s))), int(s["runs"].size()));
 }
 
+TEST(BenchReport, RunsWithNothingCompletedStillGetTheirPoints) {
+  json s = load(kServe);
+  for (auto& x : s["runs"]) x["output_throughput"] = 0;
+  const std::string html = html_of({named_report("s.json", parse(s))});
+  EXPECT_EQ(count(html, "class=\"point\" data-series=\"tpot-p50\""), s["runs"].size()) << html;
+  json g = load(kGenerateFiles[2]);  // one batch size: the axis still spans it
+  const std::string page = html_of({named_report("g.json", parse(g))});
+  EXPECT_EQ(count(page, "class=\"point\" data-batch=\"1\""), 1u) << page;
+}
+
 // Each malformed file is rejected with the field named.
 TEST(BenchReport, MalformedFilesNameTheField) {
   struct Case {

@@ -1,5 +1,5 @@
 // The files `aipe bench generate --json` and `aipe bench serve --json` write, read back for `aipe report`
-// (schemas "aipe.bench.generate/1" and "aipe.bench.serve/1"; docs/json-schema.md). Files recorded before
+// (schemas "aipe.bench.generate/1" and "aipe.bench.serve/1"). Files recorded before
 // the schema field existed are recognized by their shape: a serve file by "benchmark": "serve", a generate
 // file by runs[] holding batch and tpot_s. Every field is checked against its type and range; an error
 // names the field ("runs[1].tpot_s.p99: ..."). Host-only.
