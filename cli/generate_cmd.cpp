@@ -11,6 +11,7 @@
 #include <numeric>
 #include <sstream>
 
+#include "aipe/bench_report.hpp"
 #include "aipe/ceilings.hpp"
 #include "aipe/check.hpp"
 #include "aipe/kernels/launch.cuh"
@@ -276,6 +277,7 @@ int cmd_bench_generate(const BenchArgs& a, std::ostream& out, std::ostream& err)
   }
 
   json j = meta_json();
+  j["schema"] = kBenchGenerateSchema;  // what `aipe report` reads it as
   j["model"] = model_json(m);
   j["input_len"] = a.input_len;
   j["output_len"] = a.output_len;

@@ -1,4 +1,5 @@
-// aipe report RESULTS.json...: an HTML page (roofline, speedup bars, table) and/or Markdown.
+// aipe report RESULTS.json...: an HTML page (roofline, speedup bars, table) and/or Markdown, of `aipe run`
+// reports and of `aipe bench generate` / `aipe bench serve` files (each in its own section).
 #include <algorithm>
 #include <fstream>
 #include <memory>
@@ -6,6 +7,8 @@
 #include <sstream>
 
 #include "aipe/printable.hpp"
+#include "aipe/bench_report.hpp"
+#include "aipe/profile/bench_report.hpp"
 #include "aipe/profile/html_report.hpp"
 #include "aipe/registry.hpp"
 #include "aipe/report.hpp"
@@ -29,7 +32,7 @@ std::vector<NamedReport> read_reports(const std::vector<std::string>& paths) {
     std::ifstream f(p);
     if (!f) throw UsageError("cannot read '" + p + "'");
     try {
-      v.push_back({p, read_json(f)});
+      v.push_back(named_report(p, read_any_report(f)));
     } catch (const std::exception& e) {  // every reader error is bad input: exit 2, with the file named
       throw UsageError(p + ": " + e.what());
     }
@@ -41,6 +44,11 @@ std::vector<NamedReport> read_reports(const std::vector<std::string>& paths) {
 // not an empty report.
 void filter_examples(std::vector<NamedReport>& reports, const std::vector<std::string>& patterns) {
   if (patterns.empty()) return;
+  // Bench files hold no examples: they are kept whole, and a filter with nothing else to act on is a mistake.
+  if (std::none_of(reports.begin(), reports.end(), [](const NamedReport& r) { return !r.generate && !r.serve; }))
+    throw UsageError("--examples selects examples of 'aipe run' reports, and " + printable(reports.front().source) +
+                     " is an 'aipe bench " + (reports.front().generate ? "generate" : "serve") +
+                     "' file (leave --examples out)");
   std::set<std::string> ids;
   for (const auto& r : reports)
     for (const auto& x : r.report.results) ids.insert(x.example);
@@ -76,16 +84,19 @@ int cmd_report(const ReportArgs& a, std::ostream& out, std::ostream&) {
     emit(a.markdown, s.str(), out);
   }
   if (a.html.empty() && a.markdown.empty()) write_report_markdown(out, reports, true);
-  for (const auto& r : reports)
-    if (a.html.size() && a.html != "-")
-      out << printable(r.source) << ": " << placed_variants(r.report) << " variants placed on the charts\n";
+  for (const auto& r : reports) {
+    if (a.html.empty() || a.html == "-") continue;
+    if (r.generate) out << printable(r.source) << ": " << placed_runs(*r.generate) << " runs placed on the chart\n";
+    else if (r.serve) out << printable(r.source) << ": " << placed_runs(*r.serve) << " runs placed on the charts\n";
+    else out << printable(r.source) << ": " << placed_variants(r.report) << " variants placed on the charts\n";
+  }
   return kOk;
 }
 
 CLI::App* add_report(CLI::App& app, Action& action) {
   auto* c = app.add_subcommand("report", "render results JSON as a self-contained HTML page and/or Markdown");
   auto a = std::make_shared<ReportArgs>();
-  c->add_option("results", a->inputs, "results files written by 'aipe run --json'")->required();
+  c->add_option("results", a->inputs, "results files written by 'aipe run --json', 'aipe bench generate --json' or 'aipe bench serve --json'")->required();
   c->add_option("--html", a->html, "write the HTML page (roofline, speedups, table) to FILE ('-' for stdout)");
   c->add_option("--markdown", a->markdown, "write Markdown to FILE ('-' for stdout)");
   c->add_option("--examples", a->examples, "only these examples: ids, chapter prefixes (ch07) or globs (repeatable)");

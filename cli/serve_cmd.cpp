@@ -10,6 +10,7 @@
 #include <sstream>
 #include <thread>
 
+#include "aipe/bench_report.hpp"
 #include "aipe/device.hpp"
 #include "aipe/llm/config.hpp"
 #include "aipe/llm/serve_bench.hpp"
@@ -150,7 +151,7 @@ int cmd_bench_serve(const BenchServeArgs& a, std::ostream& out, std::ostream& er
   }
   std::vector<double> rates = a.sweep.empty() ? std::vector<double>{o.rate} : a.sweep;
 
-  json j = {{"aipe", version()},        {"git_revision", git_revision()}, {"timestamp", now_iso8601()},
+  json j = {{"schema", kBenchServeSchema},  {"aipe", version()},        {"git_revision", git_revision()}, {"timestamp", now_iso8601()},
             {"command", command_line()}, {"benchmark", "serve"},          {"url", o.url},
             {"model", info.model},       {"num_prompts", o.num_prompts},  {"input_len", o.input_len},
             {"output_len", o.output_len}, {"dataset", o.dataset},          {"seed", o.seed},

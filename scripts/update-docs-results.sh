@@ -38,6 +38,8 @@ echo "update-docs-results: rewrote the measured block of $n chapter note(s) from
 # examples in its begin marker:
 #   <!-- measured-from docs/results/FILE.json examples ch16/moe_layer,ch18/mla_decode -->
 #   ...generated...
+# "examples -" takes the whole file: what an `aipe bench generate` or `aipe bench serve` file needs (it holds no
+# examples to select).
 #   <!-- measured-from:end -->
 m=0
 for doc in docs/*.md; do
@@ -50,9 +52,11 @@ for doc in docs/*.md; do
       file=${BASH_REMATCH[1]} examples=${BASH_REMATCH[2]}
       [ -f "$file" ] || { echo "update-docs-results: $doc names '$file', which does not exist" >&2; exit 2; }
       args=()
-      IFS=, read -ra names <<<"$examples"
-      for e in "${names[@]}"; do args+=(--examples "$e"); done
-      "$aipe" report "$file" --markdown - "${args[@]}" | sed 's/^### /#### /' >>"$block.doc"
+      if [ "$examples" != - ]; then
+        IFS=, read -ra names <<<"$examples"
+        for e in "${names[@]}"; do args+=(--examples "$e"); done
+      fi
+      "$aipe" report "$file" --markdown - ${args[@]+"${args[@]}"} | sed 's/^### /#### /' >>"$block.doc"
       skip=1
       m=$((m + 1))
       continue

@@ -392,6 +392,10 @@ RunReport read_json(std::istream& is) {
   } catch (const nlohmann::json::exception& e) {
     throw std::runtime_error(std::string("not valid JSON: ") + e.what());
   }
+  return run_report_from_json(j);
+}
+
+RunReport run_report_from_json(const nlohmann::json& j) {
   namespace F = fields;
   try {
     if (!j.is_object() || !j.contains("schema") || j.at("schema") != "aipe.run/1")

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "aipe/printable.hpp"
+#include "aipe/profile/bench_report.hpp"
 
 namespace aipe::profile {
 
@@ -348,6 +349,23 @@ void table(std::ostream& os, const RunReport& r) {
 
 }  // namespace
 
+NamedReport named_report(std::string source, AnyReport r) {
+  NamedReport n{.source = std::move(source), .report = {}, .generate = {}, .serve = {}};
+  if (auto* run = std::get_if<RunReport>(&r)) n.report = std::move(*run);
+  else if (auto* g = std::get_if<BenchGenerateReport>(&r)) n.generate = std::move(*g);
+  else n.serve = std::move(std::get<BenchServeReport>(r));
+  return n;
+}
+
+namespace {
+std::vector<NamedGenerate> generate_files(const std::vector<NamedReport>& reports) {
+  std::vector<NamedGenerate> v;
+  for (const auto& nr : reports)
+    if (nr.generate) v.push_back({.source = nr.source, .report = &*nr.generate});
+  return v;
+}
+}  // namespace
+
 int placed_variants(const RunReport& r) {
   return int(std::count_if(r.results.begin(), r.results.end(), [](const Result& x) { return placed(x); }));
 }
@@ -363,6 +381,14 @@ void write_html(std::ostream& os, const std::vector<NamedReport>& reports) {
         "height:10px;border-radius:5px;margin-right:4px}\n.meta{color:#555;font-size:13px}\n</style></head><body>\n";
   os << "<h1>aipe results</h1>\n";
   for (const auto& nr : reports) {
+    if (nr.generate) {
+      write_generate_html(os, nr.source, *nr.generate);
+      continue;
+    }
+    if (nr.serve) {
+      write_serve_html(os, nr.source, *nr.serve);
+      continue;
+    }
     const RunReport& r = nr.report;
     std::vector<std::string> order;
     const auto col = colours(r, &order);
@@ -394,11 +420,21 @@ void write_html(std::ostream& os, const std::vector<NamedReport>& reports) {
     table(os, r);
     os << "</section>\n";
   }
+  write_generate_side_by_side_html(os, generate_files(reports));
   os << "</body></html>\n";
 }
 
 void write_report_markdown(std::ostream& os, const std::vector<NamedReport>& reports, bool summary_only) {
   for (const auto& nr : reports) {
+    // A bench file's table is its summary: --summary does not shorten it.
+    if (nr.generate) {
+      write_generate_markdown(os, nr.source, *nr.generate);
+      continue;
+    }
+    if (nr.serve) {
+      write_serve_markdown(os, nr.source, *nr.serve);
+      continue;
+    }
     const RunReport& r = nr.report;
     os << "Results from `" << printable(nr.source) << "`";
     if (r.device) os << " on **" << printable(r.device->name) << "**";
@@ -441,6 +477,7 @@ void write_report_markdown(std::ostream& os, const std::vector<NamedReport>& rep
       os << "\n";
     }
   }
+  write_generate_side_by_side_markdown(os, generate_files(reports));
 }
 
 }  // namespace aipe::profile

@@ -26,6 +26,7 @@
 #include "aipe/llm/tokenizer.hpp"
 #include "aipe/profile/compare.hpp"
 #include "aipe/profile/html_report.hpp"
+#include "aipe/bench_report.hpp"
 #include "aipe/report.hpp"
 
 #ifndef AIPE_SOURCE_DIR
@@ -110,6 +111,28 @@ void report_target(std::string_view in) {
   if (md.str().size() > bound) broken("write_report_markdown output out of proportion to its input");
   for (char ch : md.str())
     if (ch == '\x1b') broken("the Markdown report holds a raw escape character");
+}
+
+// The bench reports (aipe bench generate / serve files, by schema or shape) through `aipe report`'s reader and both
+// renderers: an error is std::runtime_error; what is read renders to bounded output with no raw escape character.
+void bench_report(std::string_view in) {
+  std::istringstream is{std::string(in)};
+  profile::NamedReport nr;
+  try {
+    nr = profile::named_report("fuzz.json", read_any_report(is));
+  } catch (const std::runtime_error&) {
+    return;
+  }
+  if (!nr.generate && !nr.serve) return;  // a run report: the results_reader and report targets' ground
+  const std::size_t runs = nr.generate ? nr.generate->runs.size() : nr.serve->runs.size();
+  std::ostringstream html, md;
+  profile::write_html(html, {nr, nr});  // twice: the side-by-side table too
+  profile::write_report_markdown(md, {nr, nr}, false);
+  const std::size_t bound = 64 * 1024 + 8192 * runs + 64 * in.size();
+  if (html.str().size() > bound) broken("bench write_html output out of proportion to its input");
+  if (md.str().size() > bound) broken("bench write_report_markdown output out of proportion to its input");
+  for (char ch : md.str())
+    if (ch == '\x1b') broken("the bench Markdown report holds a raw escape character");
 }
 
 // The safetensors header parser on a whole file's bytes: it accepts or throws std::runtime_error, and every
@@ -409,7 +432,7 @@ void openai_request(std::string_view in) {
 const std::vector<std::string>& target_names() {
   static const std::vector<std::string> n = {"results_reader", "peak_cache", "compare", "report", "safetensors_header",
                                              "kv_scheduler", "rendezvous_message", "config_json", "tokenizer_json",
-                                             "tokenizer_encode", "openai_request"};
+                                             "tokenizer_encode", "openai_request", "bench_report"};
   return n;
 }
 
@@ -426,6 +449,7 @@ int run_target(const std::string& name, const std::uint8_t* data, std::size_t si
   else if (name == "tokenizer_json") tokenizer_json(in);
   else if (name == "tokenizer_encode") tokenizer_encode(in);
   else if (name == "openai_request") openai_request(in);
+  else if (name == "bench_report") bench_report(in);
   else throw std::invalid_argument("no fuzz target named '" + name + "'");
   return 0;
 }

@@ -488,6 +488,14 @@ TEST_F(ServeTest, BenchServeCountsEveryRequestAndToken) {
     EXPECT_EQ(run["good"], 0);
   }
   EXPECT_EQ(j["runs"][1]["rate"], 100.0);
+  // Schema-tagged, and `aipe report` draws it: one row per rate, in order.
+  EXPECT_EQ(j["schema"], "aipe.bench.serve/1");
+  const auto md = test::run_cli({"report", path, "--markdown", "-"});
+  ASSERT_EQ(md.code, 0) << md.err;
+  const auto all_at_once = md.out.find("| all at once | 8 | 0 |"), at_100 = md.out.find("| 100 req/s | 8 | 0 |");
+  EXPECT_NE(all_at_once, std::string::npos) << md.out;
+  EXPECT_NE(at_100, std::string::npos) << md.out;
+  EXPECT_LT(all_at_once, at_100) << md.out;
   std::filesystem::remove_all(dir);
 }
 

@@ -92,6 +92,8 @@ void write_markdown(std::ostream& os, const RunReport& r);
 
 // Reads a report written by write_json; throws std::runtime_error naming what is malformed.
 RunReport read_json(std::istream& is);
+// The same on JSON already parsed.
+RunReport run_report_from_json(const nlohmann::json& j);
 
 void to_json(nlohmann::json& j, const Result& r);
 void from_json(const nlohmann::json& j, Result& r);

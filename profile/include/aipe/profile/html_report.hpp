@@ -4,10 +4,12 @@
 // that do no arithmetic are placed against the bandwidth roof), per-example speedup bars and the
 // full table. And a Markdown summary for docs (README's results block is generated with it).
 #pragma once
+#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
 
+#include "aipe/bench_report.hpp"
 #include "aipe/report.hpp"
 
 namespace aipe::profile {
@@ -15,7 +17,14 @@ namespace aipe::profile {
 struct NamedReport {
   std::string source;  // file it was read from (shown on the page)
   RunReport report;
+  // A file of `aipe bench generate` or `aipe bench serve` instead (then `report` is empty): rendered in its
+  // own section (profile/bench_report.hpp).
+  std::optional<BenchGenerateReport> generate;
+  std::optional<BenchServeReport> serve;
 };
+
+// A file of any of the three kinds, read into a NamedReport.
+NamedReport named_report(std::string source, AnyReport r);
 
 void write_html(std::ostream& os, const std::vector<NamedReport>& reports);
 
