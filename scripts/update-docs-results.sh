@@ -36,7 +36,7 @@ echo "update-docs-results: rewrote the measured block of $n chapter note(s) from
 
 # Blocks from other recorded runs (a GPU or a commit other than the whole-suite run's), each naming its file and
 # examples in its begin marker:
-#   <!-- measured-from docs/results/FILE.json examples ch16/moe_layer,ch18/mla_decode -->
+#   <!-- measured-from docs/results/FILE.json[,FILE2.json...] examples ch16/moe_layer,ch18/mla_decode -->
 #   ...generated...
 # "examples -" takes the whole file: what an `aipe bench generate` or `aipe bench serve` file needs (it holds no
 # examples to select).
@@ -49,14 +49,17 @@ for doc in docs/*.md; do
   while IFS= read -r line; do
     if [[ $line =~ ^\<!--\ measured-from\ ([^ ]+)\ examples\ ([^ ]+)\ --\>$ ]]; then
       printf '%s\n' "$line" >>"$block.doc"
-      file=${BASH_REMATCH[1]} examples=${BASH_REMATCH[2]}
-      [ -f "$file" ] || { echo "update-docs-results: $doc names '$file', which does not exist" >&2; exit 2; }
+      files=${BASH_REMATCH[1]} examples=${BASH_REMATCH[2]}
+      IFS=, read -ra file_list <<<"$files"
+      for file in "${file_list[@]}"; do
+        [ -f "$file" ] || { echo "update-docs-results: $doc names '$file', which does not exist" >&2; exit 2; }
+      done
       args=()
       if [ "$examples" != - ]; then
         IFS=, read -ra names <<<"$examples"
         for e in "${names[@]}"; do args+=(--examples "$e"); done
       fi
-      "$aipe" report "$file" --markdown - ${args[@]+"${args[@]}"} | sed 's/^### /#### /' >>"$block.doc"
+      "$aipe" report "${file_list[@]}" --markdown - ${args[@]+"${args[@]}"} | sed 's/^### /#### /' >>"$block.doc"
       skip=1
       m=$((m + 1))
       continue
