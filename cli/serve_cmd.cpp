@@ -133,6 +133,7 @@ int cmd_bench_serve(const BenchServeArgs& a, std::ostream& out, std::ostream& er
   if (a.rate_given && !a.sweep.empty()) throw UsageError("give --rate R or --sweep R1,R2,..., not both");
   try {
     llm::parse_http_url(o.url);
+    llm::check_bench_options(o);
   } catch (const std::invalid_argument& e) {
     throw UsageError(e.what());
   }
@@ -156,15 +157,23 @@ int cmd_bench_serve(const BenchServeArgs& a, std::ostream& out, std::ostream& er
             {"model", info.model},       {"num_prompts", o.num_prompts},  {"input_len", o.input_len},
             {"output_len", o.output_len}, {"dataset", o.dataset},          {"seed", o.seed},
             {"slo_ttft_ms", o.slo_ttft_ms}, {"slo_tpot_ms", o.slo_tpot_ms}, {"runs", json::array()}};
+  j["shared_prefix"] = o.shared_prefix;
+  j["malformed_fraction"] = o.malformed_fraction;
+  j["disconnect_fraction"] = o.disconnect_fraction;
+  j["check_metrics"] = o.check_metrics;
   out << "aipe bench serve: " << info.model << " at " << o.url << "; " << o.num_prompts << " requests, "
       << (o.dataset.empty() ? "input " + std::to_string(o.input_len) + " tokens, " : "dataset " + o.dataset + ", ")
-      << "output " << o.output_len << " tokens\n";
+      << "output " << o.output_len << " tokens"
+      << (o.shared_prefix > 0 ? ", the first " + std::to_string(o.shared_prefix) + " the same in every prompt" : "")
+      << "\n";
+  if (o.malformed_fraction > 0 || o.disconnect_fraction > 0)
+    out << "   mixed in: " << o.malformed_fraction << " of the requests malformed (each must get a 400), "
+        << o.disconnect_fraction << " hanging up mid-stream; the latencies are the other requests'\n";
   out << "   rate  done fail  req/s  out tok/s   TTFT ms p50 / p90 / p99   TPOT ms p50 / p90 / p99   ITL ms p99"
          "  goodput\n";
   int failed = 0;
   for (const double rate : rates) {
     const llm::BenchServeResult r = llm::run_bench_serve(o, info, prompts, rate, o.concurrency);
-    failed += r.failed;
     std::ostringstream row;
     row << std::fixed << std::setw(7)
         << (o.concurrency > 0 ? "c" + std::to_string(o.concurrency) : rate > 0 ? std::to_string(rate).substr(0, 6) : "inf")
@@ -174,8 +183,26 @@ int cmd_bench_serve(const BenchServeArgs& a, std::ostream& out, std::ostream& er
         << " / " << ms(r.tpot.p90) << " / " << ms(r.tpot.p99) << std::setw(11) << ms(r.itl.p99) << std::setw(9)
         << std::setprecision(2) << r.goodput << "\n";
     out << row.str();
+    if (r.malformed > 0 || r.disconnected > 0 || o.disconnect_fraction > 0)
+      out << "         " << r.disconnected << " hung up as planned; " << r.malformed << " malformed: "
+          << r.malformed_rejected << " answered 400, " << r.malformed_unexpected << " otherwise\n";
     for (const auto& e : r.errors) err << "aipe bench serve: a request failed: " << e << "\n";
-    j["runs"].push_back(llm::to_json(r));
+    for (const auto& e : r.malformed_errors) err << "aipe bench serve: " << e << "\n";
+    if (!r.passed()) ++failed;
+    json run = llm::to_json(r);
+    if (o.check_metrics) {
+      const std::vector<std::string> left = llm::wait_drained(o.url, o.metrics_wait_s);
+      run["metrics_drained"] = left.empty();
+      run["metrics_not_drained"] = left;
+      if (left.empty()) {
+        out << "         /metrics: nothing running or waiting, no KV page held\n";
+      } else {
+        ++failed;
+        for (const auto& l : left)
+          err << "aipe bench serve: the server is not drained " << o.metrics_wait_s << " s after the run: " << l << "\n";
+      }
+    }
+    j["runs"].push_back(run);
   }
   emit(a.json, j.dump(2) + "\n", out);
   return failed > 0 ? kFailed : kOk;
@@ -206,6 +233,16 @@ void add_bench_serve(CLI::App* bench, std::function<void(Action)> set_action) {
   s->add_option("--slo-tpot-ms", o.slo_tpot_ms, "goodput counts requests with TPOT at most this")
       ->check(non_negative_number());
   s->add_option("--timeout", o.timeout_s, "seconds one request may take")->check(CLI::Range(1.0, 86400.0));
+  s->add_option("--shared-prefix", o.shared_prefix, "the first N prompt ids the same in every prompt (of --input-len)")
+      ->check(CLI::Range(0, 1 << 24));
+  s->add_option("--malformed-fraction", o.malformed_fraction, "share of requests sent malformed; each must get a 400")
+      ->check(CLI::Range(0.0, 1.0));
+  s->add_option("--disconnect-fraction", o.disconnect_fraction, "share of streams that hang up after a random token")
+      ->check(CLI::Range(0.0, 1.0));
+  s->add_flag("--check-metrics", o.check_metrics,
+              "after each run, require /metrics to show nothing running or waiting and no KV page held");
+  s->add_option("--metrics-wait", o.metrics_wait_s, "seconds the server gets to drain, with --check-metrics")
+      ->check(CLI::Range(0.0, 600.0));
   s->add_option("--json", a->json, "write the results as JSON to FILE ('-' for stdout)");
   set_action([a](std::ostream& out, std::ostream& err) { return cmd_bench_serve(*a, out, err); });
 }

@@ -513,13 +513,17 @@ TEST(BenchServe, UrlsAndSummaries) {
   o.slo_tpot_ms = 10;
   std::vector<llm::RequestRecord> recs(4);
   recs[0] = {.ok = true, .error = "", .prompt_tokens = 3, .output_tokens = 5, .start_s = 0, .ttft_s = 0.05,
-             .latency_s = 0.09, .itl_s = {0.01, 0.01, 0.01, 0.01}};  // TPOT 10 ms: good
+             .latency_s = 0.09, .itl_s = {0.01, 0.01, 0.01, 0.01},
+             .malformed = false, .disconnected = false};  // TPOT 10 ms: good
   recs[1] = {.ok = true, .error = "", .prompt_tokens = 3, .output_tokens = 5, .start_s = 0, .ttft_s = 0.2,
-             .latency_s = 0.24, .itl_s = {0.01, 0.01, 0.01, 0.01}};  // TTFT over
+             .latency_s = 0.24, .itl_s = {0.01, 0.01, 0.01, 0.01},
+             .malformed = false, .disconnected = false};  // TTFT over
   recs[2] = {.ok = true, .error = "", .prompt_tokens = 3, .output_tokens = 3, .start_s = 0, .ttft_s = 0.05,
-             .latency_s = 0.15, .itl_s = {0.05, 0.05}};               // TPOT 50 ms over
+             .latency_s = 0.15, .itl_s = {0.05, 0.05},
+             .malformed = false, .disconnected = false};  // TPOT 50 ms over
   recs[3] = {.ok = false, .error = "HTTP 400: x", .prompt_tokens = 0, .output_tokens = 0, .start_s = 0, .ttft_s = 0,
-             .latency_s = 0, .itl_s = {}};
+             .latency_s = 0, .itl_s = {},
+             .malformed = false, .disconnected = false};
   const llm::BenchServeResult r = llm::summarize(recs, 2.0, o, 1.0, 0);
   EXPECT_EQ(r.completed, 3);
   EXPECT_EQ(r.failed, 1);
