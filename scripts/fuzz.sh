@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build-asan}
 seconds=${2:-60}
-targets=(results_reader peak_cache compare report safetensors_header kv_scheduler rendezvous_message config_json tokenizer_json tokenizer_encode openai_request bench_report)
+targets=(results_reader peak_cache compare report safetensors_header kv_scheduler rendezvous_message config_json tokenizer_json tokenizer_encode openai_request bench_report prometheus_text)
 for t in "${targets[@]}"; do
   if [ ! -x "$build/bin/aipe_fuzz_$t" ]; then
     echo "fuzz: $build/bin/aipe_fuzz_$t is not built (configure with the 'asan' preset; it needs clang)" >&2

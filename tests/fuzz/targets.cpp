@@ -1,6 +1,7 @@
 #include "targets.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <algorithm>
@@ -21,6 +22,7 @@
 #include "aipe/llm/generation_config.hpp"
 #include "aipe/llm/load_plan.hpp"
 #include "aipe/llm/openai.hpp"
+#include "aipe/llm/serve_bench.hpp"
 #include <nlohmann/json.hpp>
 #include "aipe/llm/safetensors.hpp"
 #include "aipe/llm/tokenizer.hpp"
@@ -427,12 +429,31 @@ void openai_request(std::string_view in) {
     for (auto& e : bytes.push(std::string_view(&c, 1))) b.push_back(std::move(e));
   if (a != b) broken("SseParser splits differently by the piece");
 }
+
+// aipe bench serve's reader of a server's /metrics text: any input is samples or an error naming its line; every
+// name read is a metric name, and the drain check can be asked of whatever was read.
+void prometheus_text(std::string_view in) {
+  in = in.substr(0, 1 << 16);
+  try {
+    const auto m = aipe::llm::parse_prometheus_text(in);
+    for (const auto& [name, v] : m) {
+      if (name.empty()) broken("parse_prometheus_text: an empty metric name");
+      for (const char c : name)
+        if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == ':'))
+          broken("parse_prometheus_text: a metric name with a character outside [A-Za-z0-9_:]");
+    }
+    (void)aipe::llm::undrained(m);
+  } catch (const std::invalid_argument& e) {
+    if (std::string_view(e.what()).rfind("/metrics line ", 0) != 0) broken("parse_prometheus_text: an error without its line");
+  }
+}
 }  // namespace
 
 const std::vector<std::string>& target_names() {
   static const std::vector<std::string> n = {"results_reader", "peak_cache", "compare", "report", "safetensors_header",
                                              "kv_scheduler", "rendezvous_message", "config_json", "tokenizer_json",
-                                             "tokenizer_encode", "openai_request", "bench_report"};
+                                             "tokenizer_encode", "openai_request", "bench_report",
+                                             "prometheus_text"};
   return n;
 }
 
@@ -450,6 +471,7 @@ int run_target(const std::string& name, const std::uint8_t* data, std::size_t si
   else if (name == "tokenizer_encode") tokenizer_encode(in);
   else if (name == "openai_request") openai_request(in);
   else if (name == "bench_report") bench_report(in);
+  else if (name == "prometheus_text") prometheus_text(in);
   else throw std::invalid_argument("no fuzz target named '" + name + "'");
   return 0;
 }
