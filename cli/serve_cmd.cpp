@@ -12,6 +12,7 @@
 
 #include "aipe/bench_report.hpp"
 #include "aipe/device.hpp"
+#include "aipe/llm/block_manager.hpp"
 #include "aipe/llm/config.hpp"
 #include "aipe/llm/serve_bench.hpp"
 #include "aipe/llm/serve_engine.hpp"
@@ -34,12 +35,14 @@ struct ServeArgs {
   int port = 8000, http_threads = 128;
   std::string served_name;
   double drain_s = 30;
+  bool no_prefix_caching = false;
 };
 
 volatile std::sig_atomic_t g_stop_signal = 0;
 extern "C" void on_stop_signal(int sig) { g_stop_signal = sig; }
 
-int cmd_serve(const ServeArgs& a, std::ostream& out, std::ostream& err) {
+int cmd_serve(ServeArgs a, std::ostream& out, std::ostream& err) {
+  a.engine.prefix_caching = !a.no_prefix_caching;
   const std::string& m = a.engine.model;
   if (m.rfind("synthetic:", 0) == 0) {
     try {
@@ -72,7 +75,8 @@ int cmd_serve(const ServeArgs& a, std::ostream& out, std::ostream& err) {
   const auto& cfg = b.engine->scheduler_config();
   out << "aipe serve: " << m << " on http://" << a.host << ":" << port << " (context " << cfg.max_model_len
       << " tokens, up to " << cfg.max_num_seqs << " requests at once, " << cfg.max_num_batched_tokens
-      << " tokens a step" << (b.tokenizer ? "" : "; no tokenizer: prompts are token ids") << ")\n"
+      << " tokens a step" << (a.engine.prefix_caching && llm::prefix_caching_available() ? "" : "; no prefix caching")
+      << (b.tokenizer ? "" : "; no tokenizer: prompts are token ids") << ")\n"
       << std::flush;
   while (!g_stop_signal) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   out << "aipe serve: signal " << int(g_stop_signal) << ": finishing " << server.in_flight()
@@ -104,6 +108,8 @@ CLI::App* add_serve(CLI::App& app, Action& action) {
   c->add_option("--seed", a->engine.seed, "seed of synthetic weights");
   c->add_option("--http-threads", a->http_threads, "connections served at once (a stream holds one)")
       ->check(CLI::Range(1, 4096));
+  c->add_flag("--no-prefix-caching", a->no_prefix_caching,
+              "prefill every prompt in full (the baseline of a shared-prefix workload)");
   c->add_option("--drain-timeout", a->drain_s, "seconds in-flight requests get to finish on SIGINT/SIGTERM")
       ->check(non_negative_number());
   action = [a](std::ostream& out, std::ostream& err) { return cmd_serve(*a, out, err); };

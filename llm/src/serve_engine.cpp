@@ -62,6 +62,7 @@ ServeBackend make_gpu_engine(const ServeEngineOptions& o) {
   }
   const EngineOptions eo{.max_batched_tokens = o.max_batched_tokens,
                          .max_seqs = o.max_batch,
+                         .prefix_caching = o.prefix_caching,
                          .eos_id = m.config.synthetic || m.generation.eos_token_ids.empty()
                                        ? TokenId(-1)
                                        : TokenId(m.generation.eos_token_ids.front())};

@@ -21,6 +21,7 @@ struct ServeEngineOptions {
   int page_size = 16;
   int device = 0;
   std::uint64_t seed = 1;            // synthetic weights
+  bool prefix_caching = true;        // where the build has it (block_manager.hpp's prefix_caching_available())
 };
 
 struct ServeBackend {
