@@ -122,7 +122,7 @@ AIPE_CLI_COMMAND(72, add_serve);
 struct BenchServeArgs {
   llm::BenchServeOptions o;
   std::vector<double> sweep;
-  std::string json;
+  std::string json, outputs;
   bool rate_given = false;
 };
 
@@ -145,6 +145,8 @@ int cmd_bench_serve(const BenchServeArgs& a, std::ostream& out, std::ostream& er
   }
   if (!o.dataset.empty() && !fs::is_regular_file(o.dataset)) throw UsageError("--dataset " + o.dataset + ": no such file");
   check_output(a.json, o.dataset.empty() ? std::vector<std::string>{} : std::vector<std::string>{o.dataset});
+  check_output(a.outputs, o.dataset.empty() ? std::vector<std::string>{} : std::vector<std::string>{o.dataset});
+  if (!a.outputs.empty() && a.outputs == a.json) throw UsageError("--outputs and --json name the same file");
   if (!llm::http_available()) {
     err << "aipe: aipe bench serve needs cpp-httplib, and this build has none (Debian: libcpp-httplib-dev)\n";
     return kFailed;
@@ -178,6 +180,7 @@ int cmd_bench_serve(const BenchServeArgs& a, std::ostream& out, std::ostream& er
   out << "   rate  done fail  req/s  out tok/s   TTFT ms p50 / p90 / p99   TPOT ms p50 / p90 / p99   ITL ms p99"
          "  goodput\n";
   int failed = 0;
+  std::string outputs;
   for (const double rate : rates) {
     const llm::BenchServeResult r = llm::run_bench_serve(o, info, prompts, rate, o.concurrency);
     std::ostringstream row;
@@ -208,8 +211,10 @@ int cmd_bench_serve(const BenchServeArgs& a, std::ostream& out, std::ostream& er
           err << "aipe bench serve: the server is not drained " << o.metrics_wait_s << " s after the run: " << l << "\n";
       }
     }
+    outputs += llm::outputs_jsonl(r, int(j["runs"].size()));
     j["runs"].push_back(run);
   }
+  if (!a.outputs.empty()) emit(a.outputs, outputs, out);
   emit(a.json, j.dump(2) + "\n", out);
   return failed > 0 ? kFailed : kOk;
 }
@@ -250,6 +255,8 @@ void add_bench_serve(CLI::App* bench, std::function<void(Action)> set_action) {
   s->add_option("--metrics-wait", o.metrics_wait_s, "seconds the server gets to drain, with --check-metrics")
       ->check(CLI::Range(0.0, 600.0));
   s->add_option("--json", a->json, "write the results as JSON to FILE ('-' for stdout)");
+  s->add_option("--outputs", a->outputs,
+                "write what each completed request generated to FILE, as JSON lines (compare two runs with diff)");
   set_action([a](std::ostream& out, std::ostream& err) { return cmd_bench_serve(*a, out, err); });
 }
 

@@ -143,6 +143,19 @@ json to_json(const BenchServeResult& r) {
           {"malformed_errors", r.malformed_errors}};
 }
 
+std::string outputs_jsonl(const BenchServeResult& r, int run) {
+  std::string out;
+  for (std::size_t i = 0; i < r.output_ids.size(); ++i) {
+    const std::string text = i < r.output_text.size() ? r.output_text[i] : std::string{};
+    if (r.output_ids[i].empty() && text.empty()) continue;
+    // Lossy UTF-8 replacement: a token's bytes may split a character, and the line must stay JSON.
+    out += json{{"run", run}, {"request", i}, {"token_ids", r.output_ids[i]}, {"text", text}}
+               .dump(-1, ' ', false, json::error_handler_t::replace) +
+           "\n";
+  }
+  return out;
+}
+
 void check_bench_options(const BenchServeOptions& o) {
   if (o.shared_prefix < 0) throw std::invalid_argument("--shared-prefix must be >= 0");
   if (o.shared_prefix > 0 && !o.dataset.empty())
@@ -448,8 +461,13 @@ RequestRecord send_malformed(const HttpUrl& u, const BenchPrompt& p, double time
   return rec;
 }
 
+struct Generated {
+  std::vector<TokenId> ids;
+  std::string text;
+};
+
 RequestRecord send_one(const HttpUrl& u, const std::string& model, const BenchPrompt& p, double timeout_s,
-                       Clock::time_point run_start) {
+                       Clock::time_point run_start, Generated& gen) {
   if (!p.malformed.empty()) return send_malformed(u, p, timeout_s, run_start);
   RequestRecord rec;
   rec.prompt_tokens = std::int64_t(p.ids.size());
@@ -503,8 +521,12 @@ RequestRecord send_one(const HttpUrl& u, const std::string& model, const BenchPr
       if (!j.contains("choices") || !j["choices"].is_array() || j["choices"].empty()) continue;
       const json& c = j["choices"][0];
       std::size_t k = 0;
-      if (c.is_object() && c.contains("token_ids") && c["token_ids"].is_array()) k = c["token_ids"].size();
-      else if (c.is_object() && c.contains("text") && c["text"].is_string() && !c["text"].get<std::string>().empty()) k = 1;
+      if (c.is_object() && c.contains("text") && c["text"].is_string()) gen.text += c["text"].get<std::string>();
+      if (c.is_object() && c.contains("token_ids") && c["token_ids"].is_array()) {
+        k = c["token_ids"].size();
+        for (const auto& t : c["token_ids"])
+          if (t.is_number_integer()) gen.ids.push_back(t.get<TokenId>());
+      } else if (c.is_object() && c.contains("text") && c["text"].is_string() && !c["text"].get<std::string>().empty()) k = 1;
       const double t = seconds_since(t0);
       for (std::size_t i = 0; i < k; ++i) token_times.push_back(t);
       if (p.disconnect_after > 0 && token_times.size() >= std::size_t(p.disconnect_after)) {
@@ -547,6 +569,7 @@ BenchServeResult run_bench_serve(const BenchServeOptions& o, const ServerInfo& s
                                  double rate, int concurrency) {
   const HttpUrl u = parse_http_url(o.url);
   std::vector<RequestRecord> recs(prompts.size());
+  std::vector<Generated> gen(prompts.size());
   const Clock::time_point start = Clock::now();
   if (concurrency > 0) {
     std::atomic<std::size_t> next{0};
@@ -554,7 +577,7 @@ BenchServeResult run_bench_serve(const BenchServeOptions& o, const ServerInfo& s
     for (int w = 0; w < concurrency; ++w)
       workers.emplace_back([&] {
         for (std::size_t i; (i = next.fetch_add(1)) < prompts.size();)
-          recs[i] = send_one(u, s.model, prompts[i], o.timeout_s, start);
+          recs[i] = send_one(u, s.model, prompts[i], o.timeout_s, start, gen[i]);
       });
     for (auto& t : workers) t.join();
   } else {
@@ -568,11 +591,17 @@ BenchServeResult run_bench_serve(const BenchServeOptions& o, const ServerInfo& s
         if (i > 0) t += gap(g);
         std::this_thread::sleep_until(start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(t)));
       }
-      threads.emplace_back([&, i] { recs[i] = send_one(u, s.model, prompts[i], o.timeout_s, start); });
+      threads.emplace_back([&, i] { recs[i] = send_one(u, s.model, prompts[i], o.timeout_s, start, gen[i]); });
     }
     for (auto& th : threads) th.join();
   }
-  return summarize(recs, seconds_since(start), o, rate, concurrency);
+  BenchServeResult r = summarize(recs, seconds_since(start), o, rate, concurrency);
+  for (std::size_t i = 0; i < recs.size(); ++i) {
+    const bool whole = recs[i].ok && !recs[i].malformed && !recs[i].disconnected;
+    r.output_ids.push_back(whole ? std::move(gen[i].ids) : std::vector<TokenId>{});
+    r.output_text.push_back(whole ? std::move(gen[i].text) : std::string{});
+  }
+  return r;
 }
 
 #else

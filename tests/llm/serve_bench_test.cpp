@@ -9,9 +9,11 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "aipe/llm/openai.hpp"
@@ -240,6 +242,36 @@ TEST_F(BenchServeRun, SharedPrefixReachesTheEngineShared) {
   const json j = read_json(path);
   EXPECT_EQ(j["shared_prefix"], 32);
   EXPECT_EQ(j["runs"][0]["completed"], 12);
+
+  // --outputs: what each request generated, by prompt index; the same workload again gives the same file.
+  const auto outputs = [&](const std::string& name) {
+    const std::string f = (dir / name).string();
+    const auto o = test::run_cli({"bench", "serve", "--url", url, "--num-prompts", "12", "--input-len", "40",
+                                  "--shared-prefix", "32", "--output-len", "4", "--sweep", "0,500", "--outputs", f});
+    EXPECT_EQ(o.code, 0) << o.err;
+    std::ifstream in(f);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  const std::string first = outputs("a.jsonl");
+  EXPECT_EQ(outputs("b.jsonl"), first);
+  llm::BenchServeOptions o;
+  o.num_prompts = 12;
+  o.input_len = 40;
+  o.shared_prefix = 32;
+  o.output_len = 4;
+  const auto prompts = llm::make_prompts(o, llm::query_server(url));
+  std::istringstream lines(first);
+  int n = 0;
+  for (std::string line; std::getline(lines, line); ++n) {
+    const json l = json::parse(line);
+    const std::size_t i = l["request"];
+    ASSERT_LT(i, prompts.size());
+    EXPECT_EQ(l["run"], n / 12);  // the sweep's runs in turn
+    std::vector<int> want;
+    for (int k = 0; k < 4; ++k) want.push_back((prompts[i].ids.back() + 1 + k) % 1000);  // the stand-in's rule
+    EXPECT_EQ(l["token_ids"], json(want)) << line;
+  }
+  EXPECT_EQ(n, 24);
 }
 
 // Malformed bodies and hang-ups mixed in: counted apart, every valid request completes, the server drains.

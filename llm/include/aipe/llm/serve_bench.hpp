@@ -98,7 +98,13 @@ struct BenchServeResult {
   std::vector<std::string> errors;  // the first few failures
   std::vector<std::string> malformed_errors;  // the first few malformed requests answered otherwise than 400
   bool passed() const { return failed == 0 && malformed_unexpected == 0; }
+  // What each request generated, by prompt index (empty unless it completed): greedy runs with and without a
+  // server feature (prefix caching) must agree. Filled by run_bench_serve, not by summarize.
+  std::vector<std::vector<TokenId>> output_ids;
+  std::vector<std::string> output_text;
 };
+// Those outputs as JSON lines {"run": RUN, "request": I, "token_ids": [...], "text": "..."}, completed requests only.
+std::string outputs_jsonl(const BenchServeResult& r, int run);
 // A run's numbers from its records (pure: what the tests check).
 BenchServeResult summarize(const std::vector<RequestRecord>& records, double duration_s, const BenchServeOptions& o,
                            double rate, int concurrency);
