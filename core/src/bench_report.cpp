@@ -124,6 +124,9 @@ BenchServeReport bench_serve_from_json(const json& j) {
     r.output_len = F::integer(j, "output_len", "", 0, kMaxCount, 0);
     r.slo_ttft_ms = optional(j, "slo_ttft_ms", "");
     r.slo_tpot_ms = optional(j, "slo_tpot_ms", "");
+    r.shared_prefix = F::integer(j, "shared_prefix", "", 0, kMaxCount, 0);
+    r.malformed_fraction = F::number(j, "malformed_fraction", "", 0.0, 0.0, 1.0);
+    r.disconnect_fraction = F::number(j, "disconnect_fraction", "", 0.0, 0.0, 1.0);
     const auto& runs = runs_array(j);
     for (std::size_t i = 0; i < runs.size(); ++i) {
       const std::string w = "runs[" + std::to_string(i) + "]";
@@ -144,6 +147,12 @@ BenchServeReport bench_serve_from_json(const json& j) {
       if (x.contains("e2e_s") && !x.at("e2e_s").is_null()) s.e2e_s = percentiles(x, "e2e_s", w);
       s.good = F::integer(x, "good", w, 0, kMaxCount, 0);
       s.goodput = optional(x, "goodput", w);
+      s.disconnected = F::integer(x, "disconnected", w, 0, kMaxCount, 0);
+      s.malformed = F::integer(x, "malformed", w, 0, kMaxCount, 0);
+      s.malformed_rejected = F::integer(x, "malformed_rejected", w, 0, s.malformed, 0);
+      s.malformed_unexpected = F::integer(x, "malformed_unexpected", w, 0, s.malformed - s.malformed_rejected, 0);
+      if (x.contains("metrics_drained") && !x.at("metrics_drained").is_null())
+        s.metrics_drained = F::boolean(x, "metrics_drained", w);
       r.runs.push_back(s);
     }
     return r;

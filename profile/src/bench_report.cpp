@@ -133,7 +133,19 @@ std::string slo_line(const BenchServeReport& r) {
 std::string workload_line(const BenchServeReport& r) {
   return std::to_string(r.num_prompts) + " requests, " +
          (r.dataset.empty() ? "input " + std::to_string(r.input_len) + " tokens" : "dataset " + r.dataset) + ", output " +
-         std::to_string(r.output_len) + " tokens";
+         std::to_string(r.output_len) + " tokens" +
+         (r.shared_prefix > 0 ? ", the first " + std::to_string(r.shared_prefix) + " shared by every prompt" : "") +
+         (r.malformed_fraction > 0 || r.disconnect_fraction > 0
+              ? ", " + f("%g", r.malformed_fraction) + " of the requests malformed and " +
+                    f("%g", r.disconnect_fraction) + " hanging up mid-stream (counted apart; the latencies are the others')"
+              : "");
+}
+
+// Runs with faults mixed in, or a drain check, get the columns that count them; other files keep their table.
+bool has_mixed_in(const BenchServeReport& r) {
+  return std::any_of(r.runs.begin(), r.runs.end(), [](const BenchServeRun& x) {
+    return x.disconnected > 0 || x.malformed > 0 || x.metrics_drained.has_value();
+  });
 }
 
 TextTable serve_table(const BenchServeReport& r) {
@@ -145,6 +157,17 @@ TextTable serve_table(const BenchServeReport& r) {
     t.rows.push_back({load(x), std::to_string(x.completed), std::to_string(x.failed), f("%.2f", x.request_throughput),
                       f("%.1f", x.output_throughput), ms2(x.ttft_s.p50), ms2(x.ttft_s.p90), ms2(x.ttft_s.p99),
                       ms3(x.tpot_s.p50), ms3(x.tpot_s.p90), ms3(x.tpot_s.p99), ms3(x.itl_s.p99), f("%.2f", x.goodput)});
+  if (has_mixed_in(r)) {
+    for (const char* h : {"hung up", "malformed", "answered 400", "drained"}) {
+      t.header.push_back(h);
+      t.right.push_back(true);
+    }
+    for (std::size_t i = 0; i < r.runs.size(); ++i) {
+      const BenchServeRun& x = r.runs[i];
+      for (const std::int64_t n : {x.disconnected, x.malformed, x.malformed_rejected}) t.rows[i].push_back(std::to_string(n));
+      t.rows[i].push_back(!x.metrics_drained ? "" : *x.metrics_drained ? "yes" : "no");
+    }
+  }
   return t;
 }
 

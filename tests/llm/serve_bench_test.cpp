@@ -190,7 +190,7 @@ class RecordingEngine : public test::FakeStepEngine {
   std::vector<std::vector<llm::TokenId>> prompts_;
 };
 
-class BenchServeRun : public ::testing::Test {
+class BenchServeAgainstServer : public ::testing::Test {
  protected:
   void start(test::FakeStepEngine::Options o = {}) {
     engine = std::make_unique<RecordingEngine>(o);
@@ -223,7 +223,7 @@ class BenchServeRun : public ::testing::Test {
   std::filesystem::path dir;
 };
 
-TEST_F(BenchServeRun, SharedPrefixReachesTheEngineShared) {
+TEST_F(BenchServeAgainstServer, SharedPrefixReachesTheEngineShared) {
   start();
   const std::string path = (dir / "prefix.json").string();
   const auto r = test::run_cli({"bench", "serve", "--url", url, "--num-prompts", "12", "--input-len", "40",
@@ -275,7 +275,7 @@ TEST_F(BenchServeRun, SharedPrefixReachesTheEngineShared) {
 }
 
 // Malformed bodies and hang-ups mixed in: counted apart, every valid request completes, the server drains.
-TEST_F(BenchServeRun, MalformedBodiesAndHangUpsAreCountedApartAndTheServerDrains) {
+TEST_F(BenchServeAgainstServer, MalformedBodiesAndHangUpsAreCountedApartAndTheServerDrains) {
   start({.max_num_seqs = 16, .num_pages = 512, .step_delay_s = 0.001});
   const std::string path = (dir / "faults.json").string();
   const auto r = test::run_cli({"bench", "serve", "--url", url, "--num-prompts", "40", "--input-len", "6",

@@ -148,6 +148,33 @@ TEST(BenchReport, ServeLoadAndSlosAreNamed) {
   expect_rows_in_order(md, {"| all at once | 64 |", "| concurrency 8 | 64 |"});
 }
 
+// A shared prefix is stated with the workload; hang-ups, malformed bodies and the drain check get columns of their
+// own, and only in files that have them.
+TEST(BenchReport, ServeMixedInWorkloadsGetTheirColumns) {
+  json j = load(kServe);
+  EXPECT_EQ(markdown_of({named_report("plain.json", parse(j))}).find("hung up"), std::string::npos);
+  j["shared_prefix"] = 64;
+  j["malformed_fraction"] = 0.1;
+  j["disconnect_fraction"] = 0.2;
+  j["runs"][0]["disconnected"] = 12;
+  j["runs"][0]["malformed"] = 6;
+  j["runs"][0]["malformed_rejected"] = 5;
+  j["runs"][0]["malformed_unexpected"] = 1;
+  j["runs"][0]["metrics_drained"] = false;
+  const AnyReport r = parse(j);
+  const auto& s = std::get<BenchServeReport>(r);
+  EXPECT_EQ(s.shared_prefix, 64);
+  EXPECT_EQ(s.runs[0].malformed_unexpected, 1);
+  EXPECT_EQ(s.runs[1].metrics_drained, std::nullopt);
+  const std::string md = markdown_of({named_report("mixed.json", r)});
+  EXPECT_NE(md.find("output 64 tokens, the first 64 shared by every prompt, 0.1 of the requests malformed and 0.2 "
+                    "hanging up mid-stream"), std::string::npos) << md;
+  EXPECT_NE(md.find("| goodput req/s | hung up | malformed | answered 400 | drained |"), std::string::npos) << md;
+  expect_rows_in_order(md, {"| 4 req/s | 64 |", fmt("| %.2f | 12 | 6 | 5 | no |", j["runs"][0]["goodput"].get<double>()),
+                            "| 16 req/s | 64 |", fmt("| %.2f | 0 | 0 | 0 |  |", j["runs"][1]["goodput"].get<double>())});
+  EXPECT_NE(html_of({named_report("mixed.json", r)}).find("answered 400"), std::string::npos);
+}
+
 TEST(BenchReport, SchemaTaggedFilesReadAsTheirShapeDoes) {
   json g = load(kGenerateFiles[0]);
   g["schema"] = kBenchGenerateSchema;
@@ -231,6 +258,13 @@ TEST(BenchReport, MalformedFilesNameTheField) {
       {kServe, [](json& j) { j["runs"][1]["ttft_s"]["p50"] = std::numeric_limits<double>::quiet_NaN(); }, "runs[1].ttft_s.p50"},
       {kServe, [](json& j) { j["runs"][0] = "x"; }, "runs[0]: not an object"},
       {kServe, [](json& j) { j = json{{"runs", json::array()}}; }, "not an aipe report"},
+      {kServe, [](json& j) { j["runs"][0]["malformed"] = 2; j["runs"][0]["malformed_rejected"] = 3; }, "runs[0].malformed_rejected"},
+      {kServe, [](json& j) { j["runs"][1]["malformed"] = 4; j["runs"][1]["malformed_rejected"] = 3;
+                             j["runs"][1]["malformed_unexpected"] = 2; }, "runs[1].malformed_unexpected"},
+      {kServe, [](json& j) { j["runs"][1]["disconnected"] = -1; }, "runs[1].disconnected"},
+      {kServe, [](json& j) { j["runs"][1]["metrics_drained"] = "yes"; }, "runs[1].metrics_drained"},
+      {kServe, [](json& j) { j["malformed_fraction"] = 1.5; }, "malformed_fraction"},
+      {kServe, [](json& j) { j["shared_prefix"] = -2; }, "shared_prefix"},
   };
   for (const auto& c : cases) {
     json j = load(c.file);

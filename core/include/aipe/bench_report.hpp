@@ -63,12 +63,17 @@ struct BenchServeRun {
   Percentiles ttft_s, tpot_s, itl_s, e2e_s;
   std::int64_t good = 0;
   double goodput = 0;            // requests/s that met both SLOs
+  // Mixed in (0 in files that predate them): hang-ups as planned; malformed bodies, those answered 400 and the rest.
+  std::int64_t disconnected = 0, malformed = 0, malformed_rejected = 0, malformed_unexpected = 0;
+  std::optional<bool> metrics_drained;  // with --check-metrics: the server's gauges came back to 0
 };
 
 struct BenchServeReport {
   std::string aipe_version, git_revision, timestamp, command, model, url, dataset;
   std::int64_t num_prompts = 0, input_len = 0, output_len = 0;
   double slo_ttft_ms = 0, slo_tpot_ms = 0;  // 0: no SLO
+  std::int64_t shared_prefix = 0;           // the first N prompt ids the same in every prompt
+  double malformed_fraction = 0, disconnect_fraction = 0;
   std::vector<BenchServeRun> runs;
 };
 
